@@ -1,0 +1,52 @@
+# lastseen - the two commands a user needs are `make run` and `make test`.
+# CMake does the build; this file installs what is missing and drives it.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+PYTHON     ?= /usr/bin/python3
+ARGS       ?=
+
+# Debian 12 packages needed to build, test and run.
+DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
+           libxxhash-dev libcmocka-dev python3 python3-pytest curl
+
+.PHONY: all deps build run test unit blackbox test-asan bench clean format
+
+all: build
+
+deps:
+	@./scripts/deps.sh $(DEB_PKGS)
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	$(BUILD)/lastseen $(ARGS)
+
+test: deps build unit blackbox
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+blackbox: build
+	LASTSEEN_BIN=$(CURDIR)/$(BUILD)/lastseen $(PYTHON) -m pytest -q tests/blackbox
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+bench: deps build
+	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000
+	$(BUILD)/lastseen-bench engine --devices 1000000 --updates 20000000
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

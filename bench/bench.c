@@ -1,0 +1,176 @@
+/*
+ * bench.c - lastseen-bench: in-process benchmarks of the engine.
+ *
+ *   lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S]
+ *
+ * Creates N devices with 36-character UUID-shaped ids, then applies M
+ * activities to devices in random order (the ids are generated up front so
+ * the timing covers only the engine), then lets every device expire and
+ * measures the expiries.  Prints updates/s, expiries/s, and bytes per
+ * device (process RSS growth over the device load, divided by N; the ids
+ * array of the benchmark itself is excluded).
+ *
+ * The clock is simulated: one engine tick every 1000 updates advancing
+ * 1 ms, so the wheel does the work it does in the daemon.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+static double secs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rng(void)
+{
+    /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void make_uuid(char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rng(), b = rng();
+    for (int i = 0, k = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            out[i] = '-';
+            continue;
+        }
+        uint64_t *src = k < 16 ? &a : &b;
+        out[i] = hex[*src & 15];
+        *src >>= 4;
+        k++;
+    }
+    out[36] = '\0';
+}
+
+static uint64_t events_seen;
+static void count_cb(void *ud, const ls_event *ev)
+{
+    (void)ud;
+    (void)ev;
+    events_seen++;
+}
+
+static int bench_engine(uint64_t n, uint64_t m, int64_t timeout)
+{
+    char *ids = malloc(n * 37);
+    uint32_t *order = malloc(m * sizeof(uint32_t));
+    if (!ids || !order) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (uint64_t i = 0; i < n; i++) make_uuid(ids + i * 37);
+    for (uint64_t i = 0; i < m; i++) order[i] = (uint32_t)(rng() % n);
+
+    ls_engine *e;
+    ls_engine_config cfg = {.default_timeout_ms = timeout, .max_clock_skew_ms = 5000, .seed = rng()};
+    if (ls_engine_new(&e, &cfg, count_cb, NULL) < 0) return 1;
+    ls_now now = {.mono = 1000, .wall = 1700000000000};
+
+    long rss0 = rss_bytes();
+    double t0 = secs();
+    for (uint64_t i = 0; i < n; i++) {
+        if (ls_engine_activity(e, ids + i * 37, 36, 0, now) < 0) return 1;
+        if ((i & 1023) == 1023) {
+            now.mono++;
+            now.wall++;
+            ls_engine_tick(e, now);
+        }
+    }
+    double t_load = secs() - t0;
+    long rss1 = rss_bytes();
+
+    t0 = secs();
+    for (uint64_t i = 0; i < m; i++) {
+        ls_engine_activity(e, ids + (uint64_t)order[i] * 37, 36, 0, now);
+        if ((i & 1023) == 1023) {
+            now.mono++;
+            now.wall++;
+            ls_engine_tick(e, now);
+        }
+    }
+    double t_upd = secs() - t0;
+
+    uint64_t before = events_seen;
+    now.mono += timeout + 1;
+    now.wall += timeout + 1;
+    t0 = secs();
+    uint64_t fired = ls_engine_tick(e, now);
+    double t_exp = secs() - t0;
+
+    ls_engine_stats st;
+    ls_engine_get_stats(e, &st);
+    printf("engine: devices=%llu updates=%llu timeout=%lldms\n", (unsigned long long)n,
+           (unsigned long long)m, (long long)timeout);
+    printf("  insert:    %.0f devices/s (%.3f s)\n", (double)n / t_load, t_load);
+    printf("  update:    %.0f updates/s (%.1f ns/update, %.3f s)\n", (double)m / t_upd, t_upd * 1e9 / (double)m,
+           t_upd);
+    printf("  expire:    %.0f expiries/s (%llu fired, %llu events, %.3f s)\n", (double)fired / t_exp,
+           (unsigned long long)fired, (unsigned long long)(events_seen - before), t_exp);
+    printf("  memory:    %.1f bytes/device (RSS growth %.1f MiB)\n", (double)(rss1 - rss0) / (double)n,
+           (double)(rss1 - rss0) / 1048576.0);
+    printf("  check:     active=%llu inactive=%llu\n", (unsigned long long)st.active,
+           (unsigned long long)st.inactive);
+    ls_engine_close(e);
+    free(ids);
+    free(order);
+    return fired == n ? 0 : 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S]\n");
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t n = 1000000, m = 20000000;
+    int64_t timeout = 600000;
+    if (argc < 2 || strcmp(argv[1], "engine")) {
+        usage();
+        return 2;
+    }
+    for (int i = 2; i + 1 < argc; i += 2) {
+        char *end;
+        unsigned long long v = strtoull(argv[i + 1], &end, 10);
+        if (*end || v == 0) {
+            fprintf(stderr, "bad value for %s: %s\n", argv[i], argv[i + 1]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--devices")) n = v;
+        else if (!strcmp(argv[i], "--updates")) m = v;
+        else if (!strcmp(argv[i], "--timeout-ms")) timeout = (int64_t)v;
+        else if (!strcmp(argv[i], "--seed")) rng_state = v;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (n > UINT32_MAX) {
+        fprintf(stderr, "--devices must be below 2^32\n");
+        return 2;
+    }
+    return bench_engine(n, m, timeout);
+}

@@ -1,0 +1,46 @@
+/*
+ * api.h - what the route handlers share: the request, responses, errors.
+ */
+#ifndef LS_API_H
+#define LS_API_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "app/buf.h"
+#include "app/daemon.h"
+
+typedef struct ls_req {
+    struct MHD_Connection *conn;
+    ls_daemon *d;
+    const char *method;
+    ls_buf body;
+    int too_big;   /* body passed http.max_body: answered 413 */
+    int responded; /* a response is queued */
+    unsigned status;
+} ls_req;
+
+/* Queues `status` with a JSON body (NULL = empty).  Returns MHD_YES/NO. */
+enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
+
+/* Queues {"error": code, "detail": printf(...)}. */
+enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* 405 with an Allow header. */
+enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow);
+
+/* Maps an engine error to its HTTP error response. */
+enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what);
+
+/* A query argument, percent-decoded into buf; NULL if absent. */
+const char *ls_api_arg(ls_req *r, const char *key, char *buf, size_t len);
+
+/* Route handlers.  `id` is the percent-decoded device id (len bytes). */
+enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);
+enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action);
+enum MHD_Result ls_api_device_list(ls_req *r);
+enum MHD_Result ls_api_bulk_activity(ls_req *r);
+enum MHD_Result ls_api_stats(ls_req *r);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * devices.c - the device routes: state, configuration, activity, sessions,
+ * listing and stats.
+ *
+ * Every handler validates its whole input first, then takes the engine
+ * lock once (bulk requests take it per 4096 items, so a large bulk never
+ * holds the timer loop back for long), and answers after unlocking, which
+ * is also when the events it caused have been written to the event log.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "app/clock.h"
+#include "out/format.h"
+
+#define BULK_LOCK_ITEMS 4096
+#define BULK_REJECTED_MAX 1000
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX 1000
+#define LIST_SCAN_MAX 200000 /* slots looked at per page, bounding lock time */
+
+static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
+{
+    enum MHD_Result ok = ls_api_respond(r, status, b);
+    ls_buf_free(b);
+    return ok;
+}
+
+/* Is the body empty or only whitespace? */
+static int body_blank(const ls_req *r)
+{
+    for (size_t i = 0; i < r->body.len; i++)
+        if (!strchr(" \t\r\n", r->body.p[i])) return 0;
+    return 1;
+}
+
+/* Parses the body as one JSON object; on failure answers 400 and returns NULL. */
+static json_t *body_object(ls_req *r, enum MHD_Result *ok)
+{
+    json_error_t err;
+    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        *ok = ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line,
+                           err.column, err.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *ok = ls_api_error(r, 400, "bad_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* Reads an optional "ts": 0 when absent; < 0 with *why set when invalid. */
+static int64_t parse_ts(json_t *v, const char **why)
+{
+    if (!v) return 0;
+    if (!json_is_integer(v)) {
+        *why = "ts must be an integer: ms since the Unix epoch";
+        return -1;
+    }
+    json_int_t ts = json_integer_value(v);
+    if (ts <= 0) {
+        *why = "ts must be > 0: ms since the Unix epoch";
+        return -1;
+    }
+    return (int64_t)ts;
+}
+
+static enum MHD_Result device_json(ls_req *r, unsigned status, const char *id, size_t len)
+{
+    ls_buf b;
+    ls_buf_init(&b, 1 << 16);
+    ls_daemon_lock(r->d);
+    const ls_device *dev = ls_engine_find(r->d->engine, id, len);
+    if (dev) ls_format_device(&b, r->d->engine, dev);
+    ls_daemon_unlock(r->d);
+    if (!dev) {
+        ls_buf_free(&b);
+        return ls_api_error(r, 404, "not_found", "no such device");
+    }
+    return respond_buf(r, status, &b);
+}
+
+static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
+{
+    enum MHD_Result ok;
+    json_t *j = body_object(r, &ok);
+    if (!j) return ok;
+
+    ls_device_config c = {0};
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (strcmp(key, "inactivityTimeout") == 0) {
+            c.set_timeout = 1;
+            if (json_is_null(v)) {
+                c.timeout_ms = 0;
+            } else if (!json_is_integer(v) || json_integer_value(v) < LS_TIMEOUT_MIN_MS ||
+                       json_integer_value(v) > LS_TIMEOUT_MAX_MS) {
+                json_decref(j);
+                return ls_api_error(r, 422, "invalid",
+                                    "inactivityTimeout must be an integer of ms between %d and %lld, or null",
+                                    LS_TIMEOUT_MIN_MS, (long long)LS_TIMEOUT_MAX_MS);
+            } else {
+                c.timeout_ms = json_integer_value(v);
+            }
+        } else if (strcmp(key, "type") == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > LS_TYPE_MAX ||
+                ls_id_check(json_string_value(v), json_string_length(v))) {
+                json_decref(j);
+                return ls_api_error(r, 422, "invalid",
+                                    "type must be a string of 1..%d bytes of UTF-8 without control characters",
+                                    LS_TYPE_MAX);
+            }
+            c.type = json_string_value(v);
+            c.type_len = json_string_length(v);
+        } else if (strcmp(key, "id") == 0) {
+            if (!json_is_string(v) || json_string_length(v) != len || memcmp(json_string_value(v), id, len)) {
+                json_decref(j);
+                return ls_api_error(r, 422, "invalid", "id in the body differs from the id in the path");
+            }
+        } else {
+            json_decref(j);
+            return ls_api_error(r, 422, "invalid", "unknown field \"%.64s\"; known: inactivityTimeout, type, id",
+                                key);
+        }
+    }
+    int created = 0;
+    ls_daemon_lock(r->d);
+    int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
+    ls_daemon_unlock(r->d);
+    json_decref(j);
+    if (rc < 0) return ls_api_engine_error(r, rc, "device");
+    return device_json(r, created ? 201 : 200, id, len);
+}
+
+enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
+{
+    if (strcmp(r->method, "GET") == 0) return device_json(r, 200, id, len);
+    if (strcmp(r->method, "PUT") == 0) return device_put(r, id, len);
+    ls_daemon_lock(r->d);
+    int rc = ls_engine_delete(r->d->engine, id, len);
+    ls_daemon_unlock(r->d);
+    if (rc < 0) return ls_api_engine_error(r, rc, "device");
+    return ls_api_respond(r, 204, NULL);
+}
+
+enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action)
+{
+    int64_t ts = 0;
+    if (strcmp(action, "activity") == 0 && !body_blank(r)) {
+        enum MHD_Result ok;
+        json_t *j = body_object(r, &ok);
+        if (!j) return ok;
+        const char *why = NULL;
+        ts = parse_ts(json_object_get(j, "ts"), &why);
+        json_decref(j);
+        if (ts < 0) return ls_api_error(r, 422, "invalid", "%s", why);
+    }
+    ls_buf b;
+    ls_buf_init(&b, 256);
+    int rc;
+    ls_daemon_lock(r->d);
+    ls_now now = ls_clock_now();
+    if (action[0] == 'a') {
+        rc = ls_engine_activity(r->d->engine, id, len, ts, now);
+        if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
+    } else {
+        rc = action[0] == 'c' ? ls_engine_connect(r->d->engine, id, len, now)
+                              : ls_engine_disconnect(r->d->engine, id, len, now);
+        const ls_device *dev = rc == 0 ? ls_engine_find(r->d->engine, id, len) : NULL;
+        if (dev) ls_buf_printf(&b, "{\"sessions\":%u}", dev->sessions);
+    }
+    ls_daemon_unlock(r->d);
+    if (rc < 0) {
+        ls_buf_free(&b);
+        return ls_api_engine_error(r, rc, "device");
+    }
+    return respond_buf(r, 202, &b);
+}
+
+/* One bulk item: a string id or {"id": "...", "ts": ms}.  0 or sets *why. */
+static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, const char **why)
+{
+    json_t *jid = item;
+    *ts = 0;
+    if (json_is_object(item)) {
+        jid = json_object_get(item, "id");
+        *ts = parse_ts(json_object_get(item, "ts"), why);
+        if (*ts < 0) return -1;
+    }
+    if (!json_is_string(jid)) {
+        *why = json_is_object(item) ? "missing \"id\" string" : "item must be an id string or an object";
+        return -1;
+    }
+    *id = json_string_value(jid);
+    *len = json_string_length(jid);
+    const char *bad = ls_id_check(*id, *len);
+    if (bad) {
+        *why = bad;
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct bulk_state {
+    ls_req *r;
+    ls_buf rejected;
+    uint64_t accepted, nrejected;
+    size_t in_lock; /* items applied since the lock was taken */
+    ls_now now;     /* read once each time the lock is taken */
+} bulk_state;
+
+static void bulk_reject(bulk_state *s, size_t index, const char *why)
+{
+    if (s->nrejected++ >= BULK_REJECTED_MAX) return;
+    if (s->rejected.len > 1) ls_buf_putc(&s->rejected, ',');
+    ls_buf_printf(&s->rejected, "{\"index\":%zu,\"error\":", index);
+    ls_buf_json_str(&s->rejected, why, strlen(why));
+    ls_buf_putc(&s->rejected, '}');
+}
+
+static void bulk_apply(bulk_state *s, size_t index, json_t *item)
+{
+    const char *id, *why = NULL;
+    size_t len;
+    int64_t ts;
+    if (bulk_item(item, &id, &len, &ts, &why) < 0) {
+        bulk_reject(s, index, why);
+        return;
+    }
+    if (s->in_lock == 0) {
+        ls_daemon_lock(s->r->d);
+        s->now = ls_clock_now();
+    }
+    int rc = ls_engine_activity(s->r->d->engine, id, len, ts, s->now);
+    if (++s->in_lock == BULK_LOCK_ITEMS) {
+        ls_daemon_unlock(s->r->d);
+        s->in_lock = 0;
+    }
+    if (rc < 0) bulk_reject(s, index, rc == LS_EFULL ? "state.max_devices reached" : ls_strerror(rc));
+    else s->accepted++;
+}
+
+enum MHD_Result ls_api_bulk_activity(ls_req *r)
+{
+    bulk_state s = {.r = r};
+    ls_buf_init(&s.rejected, (size_t)1 << 20);
+    ls_buf_putc(&s.rejected, '[');
+    const char *p = r->body.p ? r->body.p : "";
+    size_t n = r->body.len, i = 0;
+    while (i < n && strchr(" \t\r\n", p[i])) i++;
+
+    if (i < n && p[i] == '[') {
+        json_error_t err;
+        json_t *arr = json_loadb(p, n, 0, &err);
+        if (!arr) {
+            ls_buf_free(&s.rejected);
+            return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line,
+                                err.column, err.text);
+        }
+        size_t idx;
+        json_t *item;
+        json_array_foreach(arr, idx, item) bulk_apply(&s, idx, item);
+        json_decref(arr);
+    } else {
+        /* NDJSON: one JSON value a line; blank lines are skipped. */
+        size_t index = 0;
+        while (i < n) {
+            const char *nl = memchr(p + i, '\n', n - i);
+            size_t end = nl ? (size_t)(nl - p) : n;
+            size_t a = i, b = end;
+            while (a < b && strchr(" \t\r", p[a])) a++;
+            while (b > a && strchr(" \t\r", p[b - 1])) b--;
+            if (b > a) {
+                json_error_t err;
+                json_t *item = json_loadb(p + a, b - a, JSON_DECODE_ANY, &err);
+                if (!item) bulk_reject(&s, index, "malformed JSON line");
+                else bulk_apply(&s, index, item);
+                json_decref(item);
+                index++;
+            }
+            i = end + 1;
+        }
+    }
+    if (s.in_lock) ls_daemon_unlock(r->d);
+    ls_buf_putc(&s.rejected, ']');
+
+    ls_buf b;
+    ls_buf_init(&b, s.rejected.len + 128);
+    ls_buf_printf(&b, "{\"accepted\":%llu,\"rejectedCount\":%llu,\"rejected\":", (unsigned long long)s.accepted,
+                  (unsigned long long)s.nrejected);
+    ls_buf_append(&b, s.rejected.p, s.rejected.len);
+    ls_buf_putc(&b, '}');
+    ls_buf_free(&s.rejected);
+    return respond_buf(r, 202, &b);
+}
+
+typedef struct list_state {
+    const ls_engine *e;
+    ls_buf *b;
+    size_t n;
+} list_state;
+
+static void list_visit(void *ud, const ls_device *d)
+{
+    list_state *s = ud;
+    if (s->n++) ls_buf_putc(s->b, ',');
+    ls_format_device(s->b, s->e, d);
+}
+
+/* Parses a decimal in [min, max]; 0 or -1. */
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (!s[0] || s[0] == '-' || s[0] == '+' || s[0] == ' ') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+enum MHD_Result ls_api_device_list(ls_req *r)
+{
+    char abuf[16], lbuf[32], cbuf[32];
+    const char *active = ls_api_arg(r, "active", abuf, sizeof(abuf));
+    const char *limit_s = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
+    const char *after = ls_api_arg(r, "after", cbuf, sizeof(cbuf));
+    int filter = -1;
+    uint64_t limit = LIST_LIMIT_DEFAULT, cursor = 0;
+
+    if (active) {
+        if (strcmp(active, "true") == 0) filter = 1;
+        else if (strcmp(active, "false") == 0) filter = 0;
+        else return ls_api_error(r, 422, "invalid", "active must be true or false");
+    }
+    if (limit_s && parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
+        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", LIST_LIMIT_MAX);
+    if (after && after[0] && parse_u64(after, 0, UINT32_MAX, &cursor) < 0)
+        return ls_api_error(r, 422, "invalid", "after must be a cursor returned as \"next\"");
+
+    ls_buf b;
+    ls_buf_init(&b, (size_t)64 << 20);
+    ls_buf_append(&b, "{\"devices\":[", 12);
+    list_state s = {.e = r->d->engine, .b = &b};
+    ls_daemon_lock(r->d);
+    uint64_t next = ls_engine_scan(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX, list_visit, &s);
+    ls_daemon_unlock(r->d);
+    if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
+    else ls_buf_append(&b, "],\"next\":null}", 14);
+    return respond_buf(r, 200, &b);
+}
+
+enum MHD_Result ls_api_stats(ls_req *r)
+{
+    ls_engine_stats st;
+    ls_daemon_lock(r->d);
+    ls_engine_get_stats(r->d->engine, &st);
+    uint64_t seq = r->d->events.seq;
+    uint64_t werr = r->d->events.write_errors;
+    ls_daemon_unlock(r->d);
+
+    ls_buf b;
+    ls_buf_init(&b, 4096);
+    ls_buf_printf(&b,
+                  "{\"devices\":%llu,\"active\":%llu,\"inactive\":%llu,\"sessions\":%llu,"
+                  "\"activities\":%llu,\"staleActivities\":%llu,\"clampedFutureTimestamps\":%llu,"
+                  "\"events\":{",
+                  (unsigned long long)st.devices, (unsigned long long)st.active,
+                  (unsigned long long)st.inactive, (unsigned long long)st.sessions,
+                  (unsigned long long)st.activities, (unsigned long long)st.stale_activities,
+                  (unsigned long long)st.clamped_future);
+    for (int t = 0; t < LS_EV__COUNT; t++)
+        ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
+                      (unsigned long long)st.events[t]);
+    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu}", (unsigned long long)seq,
+                  (unsigned long long)werr);
+    return respond_buf(r, 200, &b);
+}

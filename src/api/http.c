@@ -1,0 +1,332 @@
+/*
+ * http.c - the HTTP server: libmicrohttpd setup, bodies, routing, errors.
+ *
+ * Mode: MHD's internal polling thread with poll(2) (or a pool of them with
+ * http.threads > 1).  epoll mode is avoided: it was measured collapsing
+ * under hundreds of keep-alive connections with this MHD version.
+ *
+ * Bodies are collected into a per-request buffer capped at http.max_body;
+ * a request announcing a larger Content-Length is answered 413 at once,
+ * and a chunked one is answered 413 as soon as it passes the cap (MHD
+ * then closes the connection).  The first call of the access handler only
+ * sets up the request, which keeps MHD from closing kept-alive connections.
+ *
+ * Paths are routed raw and each segment is percent-decoded afterwards
+ * (MHD's own unescaping is turned off), so a device id may contain an
+ * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
+ */
+#include "api/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "app/log.h"
+
+struct ls_http {
+    struct MHD_Daemon *mhd;
+    ls_daemon *d;
+};
+
+enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        json ? json->len : 0, json ? json->p : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    if (json) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    r->status = status;
+    return ok;
+}
+
+static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
+                               const char *fmt, va_list ap)
+{
+    char detail[512];
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    ls_buf b;
+    ls_buf_init(&b, 4096);
+    ls_buf_printf(&b, "{\"error\":\"%s\",\"detail\":", code);
+    /* details may quote outside input: escape, and keep only valid text */
+    ls_buf_json_str(&b, detail, strlen(detail));
+    ls_buf_putc(&b, '}');
+    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_COPY);
+    ls_buf_free(&b);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    r->status = status;
+    return ok;
+}
+
+enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result ok = error_v(r, status, code, NULL, fmt, ap);
+    va_end(ap);
+    return ok;
+}
+
+static enum MHD_Result error_allow(ls_req *r, const char *allow, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result ok = error_v(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", allow, fmt, ap);
+    va_end(ap);
+    return ok;
+}
+
+enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow)
+{
+    return error_allow(r, allow, "method %s not allowed here; allowed: %s", r->method, allow);
+}
+
+enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what)
+{
+    switch (rc) {
+    case LS_EBADID: return ls_api_error(r, 422, "invalid", "invalid device id");
+    case LS_ENOTFOUND: return ls_api_error(r, 404, "not_found", "no such device");
+    case LS_EFULL:
+        return ls_api_error(r, 507, "device_limit", "state.max_devices (%lld) reached; %s refused",
+                            (long long)r->d->cfg.state_max_devices, what);
+    case LS_EINVAL: return ls_api_error(r, 422, "invalid", "invalid %s", what);
+    default: return ls_api_error(r, 500, "internal", "%s: %s", what, ls_strerror(rc));
+    }
+}
+
+const char *ls_api_arg(ls_req *r, const char *key, char *buf, size_t len)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    if (!v) return NULL;
+    snprintf(buf, len, "%s", v);
+    MHD_http_unescape(buf);
+    return buf;
+}
+
+/* MHD's unescaping is replaced by a no-op: routing needs the raw path. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void log_cb(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    ls_warn("http", "%s", msg);
+}
+
+#define DEVICES_PREFIX "/api/v1/devices/"
+
+/* Decodes a raw path segment of n bytes into out (>= n + 1 bytes). */
+static size_t decode_segment(const char *raw, size_t n, char *out)
+{
+    memcpy(out, raw, n);
+    out[n] = '\0';
+    /* MHD_http_unescape stops at NUL, so count the decoded length itself:
+     * it returns the new length, embedded %00 included. */
+    return MHD_http_unescape(out);
+}
+
+static enum MHD_Result route(ls_req *r, const char *url)
+{
+    const char *m = r->method;
+    if (strcmp(url, "/healthz") == 0) {
+        if (strcmp(m, "GET") && strcmp(m, "HEAD")) return ls_api_method_not_allowed(r, "GET, HEAD");
+        ls_buf b;
+        ls_buf_init(&b, 64);
+        ls_buf_printf(&b, "{\"status\":\"ok\"}");
+        enum MHD_Result ok = ls_api_respond(r, 200, &b);
+        ls_buf_free(&b);
+        return ok;
+    }
+    if (strcmp(url, "/api/v1/stats") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_stats(r);
+    }
+    if (strcmp(url, "/api/v1/activity") == 0) {
+        if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
+        return ls_api_bulk_activity(r);
+    }
+    if (strcmp(url, "/api/v1/devices") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_device_list(r);
+    }
+    if (strncmp(url, DEVICES_PREFIX, strlen(DEVICES_PREFIX)) == 0) {
+        const char *rest = url + strlen(DEVICES_PREFIX);
+        const char *slash = strchr(rest, '/');
+        size_t raw_len = slash ? (size_t)(slash - rest) : strlen(rest);
+        const char *action = slash ? slash + 1 : NULL;
+        if (action && strchr(action, '/'))
+            return ls_api_error(r, 404, "not_found", "no route for %s", url);
+        /* A decoded id is never longer than its raw form; reject early. */
+        if (raw_len > LS_ID_MAX * 3)
+            return ls_api_error(r, 422, "invalid", "invalid device id: longer than 256 bytes");
+        char id[LS_ID_MAX * 3 + 1];
+        size_t len = decode_segment(rest, raw_len, id);
+        const char *why = ls_id_check(id, len);
+        if (action) {
+            if (strcmp(action, "activity") && strcmp(action, "connect") && strcmp(action, "disconnect"))
+                return ls_api_error(r, 404, "not_found", "no route for %s", url);
+            if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
+            if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
+            return ls_api_device_action(r, id, len, action);
+        }
+        if (strcmp(m, "GET") && strcmp(m, "PUT") && strcmp(m, "DELETE"))
+            return ls_api_method_not_allowed(r, "GET, PUT, DELETE");
+        if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
+        return ls_api_device(r, id, len);
+    }
+    return ls_api_error(r, 404, "not_found", "no route for %s", url);
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    struct ls_http *h = cls;
+    ls_req *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r) return MHD_NO;
+        r->conn = conn;
+        r->d = h->d;
+        r->method = method;
+        ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body);
+        *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || *end || n > (unsigned long long)h->d->cfg.http_max_body) {
+                r->too_big = 1;
+                return ls_api_error(r, 413, "payload_too_large", "body of %s bytes is over http.max_body (%lld)",
+                                    cl, (long long)h->d->cfg.http_max_body);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->responded && ls_buf_append(&r->body, upload, *upload_size) < 0) {
+            r->too_big = 1;
+            *upload_size = 0;
+            return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld)",
+                                (long long)h->d->cfg.http_max_body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->responded) return MHD_YES;
+    return route(r, url);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    ls_req *r = *con_cls;
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (!r) return;
+    ls_buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* Parses "host:port" or "[v6]:port" into a socket address. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char host[256];
+    const char *colon = strrchr(s, ':');
+    if (!colon) return -EINVAL;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= sizeof(host)) return -EINVAL;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || end == colon + 1) return -EINVAL;
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1) return -EINVAL;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*a);
+        return AF_INET6;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -EINVAL;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    *sl = sizeof(*a);
+    return AF_INET;
+}
+
+int ls_http_start(struct ls_http **out, ls_daemon *d)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int family = parse_listen(d->cfg.http_listen, &ss, &sl);
+    if (family < 0) {
+        ls_error("http", "http.listen = \"%s\": expected host:port with a numeric address", d->cfg.http_listen);
+        return -EINVAL;
+    }
+    struct ls_http *h = calloc(1, sizeof(*h));
+    if (!h) return -ENOMEM;
+    h->d = d;
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (family == AF_INET6) flags |= MHD_USE_IPv6;
+    /* MHD warns about a pool of one: pass the option only for a real pool. */
+    unsigned pool = d->cfg.http_threads > 1 ? (unsigned)d->cfg.http_threads : 0;
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h,
+                              MHD_OPTION_EXTERNAL_LOGGER, log_cb, h,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_THREAD_POOL_SIZE, pool,
+                              MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
+                              MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h,
+                              MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                              MHD_OPTION_END);
+    if (!h->mhd) {
+        ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
+        free(h);
+        return -EADDRINUSE;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    char host[256];
+    snprintf(host, sizeof(host), "%s", d->cfg.http_listen);
+    char *colon = strrchr(host, ':');
+    if (colon) *colon = '\0';
+    ls_info("http", "listening on %s:%u", host, info ? info->port : 0);
+    *out = h;
+    return 0;
+}
+
+void ls_http_stop(struct ls_http *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->mhd);
+    free(h);
+}

@@ -1,0 +1,58 @@
+/*
+ * config.h - lastseen's configuration: one table, four layers.
+ *
+ * Every key is one row of the table in config.c (name, type, default,
+ * bounds, doc line); the INI parser, --set, the LASTSEEN_SECTION_KEY
+ * environment variables, --help and docs/configuration.md are all driven by
+ * it, so they cannot disagree.  Precedence: --set > env > file > default.
+ */
+#ifndef LS_CONFIG_H
+#define LS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum { LS_LOG_DEBUG = 0, LS_LOG_INFO, LS_LOG_WARN, LS_LOG_ERROR };
+
+typedef struct ls_config {
+    char http_listen[256];                   /* http.listen, host:port */
+    int64_t http_max_body;                   /* http.max_body, bytes */
+    int64_t http_threads;                    /* http.threads */
+    char data_dir[4096];                     /* store.data_dir */
+    int64_t state_default_inactivity_timeout; /* ms */
+    int64_t state_max_clock_skew;             /* ms */
+    int64_t state_max_devices;                /* 0 = unlimited */
+    int events_stdout;                        /* bool */
+    int log_level;                            /* LS_LOG_* */
+} ls_config;
+
+/* Fills every key with its default. */
+void ls_config_defaults(ls_config *c);
+
+/*
+ * Loads an INI file over *c.  On error returns a negative code and writes one
+ * line into err naming the file, line, key, value and what is allowed.
+ */
+int ls_config_load_file(ls_config *c, const char *path, char *err, size_t errlen);
+
+/* Applies LASTSEEN_SECTION_KEY variables from envp (NULL-terminated). */
+int ls_config_apply_env(ls_config *c, char *const *envp, char *err, size_t errlen);
+
+/* Applies one "section.key=value" assignment (from --set). */
+int ls_config_set(ls_config *c, const char *assignment, char *err, size_t errlen);
+
+/* Applies one key by name ("section.key"); `origin` prefixes error messages. */
+int ls_config_set_key(ls_config *c, const char *name, const char *value, const char *origin,
+                      char *err, size_t errlen);
+
+/* Writes the key table for --help, and as the Markdown of docs/configuration.md. */
+void ls_config_print_help(FILE *f);
+void ls_config_print_markdown(FILE *f);
+
+/* Value parsers shared with the rest of the daemon (0 or negative). */
+int ls_parse_duration_ms(const char *s, int64_t *out); /* "250ms", "30s", "10m", "2h", "1d" */
+int ls_parse_size(const char *s, int64_t *out);        /* "512", "64KiB", "16MiB", "1GiB" */
+int ls_parse_bool(const char *s, int *out);            /* true/false/yes/no/on/off/1/0 */
+
+#endif

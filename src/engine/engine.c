@@ -1,0 +1,309 @@
+/*
+ * engine.c - the device state machine.
+ *
+ * States: a device is inactive (new devices start so) or active.  An
+ * activity makes an inactive device active (ACTIVITY_EVENT) and arms its
+ * timer at last_activity_mono + timeout; an active device's activity only
+ * stores the new times (lazy re-arm: the timer is not touched on the hot
+ * path).  When the timer fires, the device's real deadline is recomputed:
+ * if it moved out, the timer is re-armed there (O(1)); otherwise the device
+ * goes inactive (INACTIVITY_EVENT).  So a device heard every minute with a
+ * ten-minute timeout costs one hash lookup and two stores per message, and
+ * one wheel re-arm per ten minutes.
+ *
+ * Two clocks: deadlines run on the monotonic clock (now.mono), so a wall
+ * clock step fires nothing early and delays nothing; reported times are
+ * wall ms.  Each device keeps both its lastActivityTime (wall, what users
+ * see) and its monotonic twin.  An activity carrying a device timestamp
+ * maps to the monotonic clock by its age at arrival: mono = now.mono -
+ * (now.wall - ts).  Each of the two only moves forward.
+ *
+ * Late reports: an activity whose ts is already older than now - timeout is
+ * recorded (lastActivityTime moves if it is newer) but never makes an
+ * inactive device active; otherwise a device that reports a backlog after
+ * an outage would flip active and, a moment later, inactive again.
+ *
+ * Sessions: CONNECT_EVENT on every session opened (it counts as an
+ * activity), DISCONNECT_EVENT when the last open session closes.
+ *
+ * Events are emitted synchronously, after the state change, through the
+ * callback; the callback must not call back into the engine.
+ */
+#include "engine/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/table.h"
+
+#define MAX_TYPES 65535
+
+struct ls_engine {
+    ls_engine_config cfg;
+    ls_event_cb cb;
+    void *ud;
+    ls_table table;
+    ls_wheel wheel;
+    char **types; /* interned type names; 0 = "default" */
+    uint32_t ntypes;
+    ls_engine_stats st;
+    int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
+};
+
+static void emit(ls_engine *e, ls_event_type type, const ls_device *d, int64_t ts, int64_t at)
+{
+    ls_event ev = {.type = type, .dev = d, .ts = ts, .detected_at = at};
+    e->st.events[type]++;
+    if (e->cb) e->cb(e->ud, &ev);
+}
+
+int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, void *ud)
+{
+    if (cfg->default_timeout_ms < LS_TIMEOUT_MIN_MS || cfg->default_timeout_ms > LS_TIMEOUT_MAX_MS ||
+        cfg->max_clock_skew_ms < 0)
+        return LS_EINVAL;
+    ls_engine *e = calloc(1, sizeof(*e));
+    if (!e) return LS_ENOMEM;
+    e->cfg = *cfg;
+    e->cb = cb;
+    e->ud = ud;
+    e->types = malloc(sizeof(char *));
+    if (!e->types || !(e->types[0] = strdup("default")) || ls_table_init(&e->table, cfg->seed) < 0) {
+        if (e->types) free(e->types[0]);
+        free(e->types);
+        free(e);
+        return LS_ENOMEM;
+    }
+    e->ntypes = 1;
+    ls_wheel_init(&e->wheel, 0);
+    *out = e;
+    return 0;
+}
+
+void ls_engine_close(ls_engine *e)
+{
+    if (!e) return;
+    ls_table_close(&e->table);
+    for (uint32_t i = 0; i < e->ntypes; i++) free(e->types[i]);
+    free(e->types);
+    free(e);
+}
+
+int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source)
+{
+    if (d->timeout_ms) {
+        if (source) *source = "device";
+        return d->timeout_ms;
+    }
+    if (source) *source = "default";
+    return e->cfg.default_timeout_ms;
+}
+
+const char *ls_engine_type_name(const ls_engine *e, const ls_device *d)
+{
+    return e->types[d->type];
+}
+
+static int lookup(ls_engine *e, const char *id, size_t len, int create, ls_device **out, int *created)
+{
+    if (ls_id_check(id, len)) return LS_EBADID;
+    uint32_t tag = ls_table_hash(&e->table, id, len);
+    ls_device *d = ls_table_find(&e->table, id, len, tag);
+    if (created) *created = 0;
+    if (!d) {
+        if (!create) return LS_ENOTFOUND;
+        if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) return LS_EFULL;
+        int rc = ls_table_insert(&e->table, id, len, tag, &d);
+        if (rc < 0) return rc;
+        if (created) *created = 1;
+    }
+    *out = d;
+    return 0;
+}
+
+const ls_device *ls_engine_find(const ls_engine *e, const char *id, size_t len)
+{
+    if (ls_id_check(id, len)) return NULL;
+    return ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len));
+}
+
+/* Makes d inactive, detected at wall time `at`. */
+static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
+{
+    ls_wheel_remove(&e->wheel, &d->timer);
+    d->active = 0;
+    d->inactivity_alarm = at;
+    e->st.active--;
+    emit(e, LS_EV_INACTIVITY, d, d->last_activity + ls_engine_timeout(e, d, NULL), at);
+}
+
+/*
+ * Applies an activity at wall time `wall` (0 = now).  Returns 1 when the
+ * device became active (the caller emits ACTIVITY_EVENT), else 0.
+ */
+static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now)
+{
+    if (wall == 0) wall = now.wall;
+    if (wall > now.wall + e->cfg.max_clock_skew_ms) {
+        wall = now.wall;
+        e->st.clamped_future++;
+    }
+    int64_t mono = now.mono - (now.wall - wall);
+    int64_t timeout = ls_engine_timeout(e, d, NULL);
+
+    e->st.activities++;
+    if (mono > d->last_activity_mono || d->last_activity == 0) d->last_activity_mono = mono;
+    if (wall > d->last_activity) d->last_activity = wall;
+    if (now.wall - wall >= timeout) {
+        e->st.stale_activities++;
+        return 0;
+    }
+    if (d->active) return 0;
+    d->active = 1;
+    e->st.active++;
+    ls_wheel_add(&e->wheel, &d->timer, d->last_activity_mono + timeout);
+    return 1;
+}
+
+int ls_engine_activity(ls_engine *e, const char *id, size_t len, int64_t ts, ls_now now)
+{
+    ls_device *d;
+    int rc;
+    if (ts < 0) return LS_EINVAL;
+    if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
+    if (apply_activity(e, d, ts, now)) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
+    return 0;
+}
+
+int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now)
+{
+    ls_device *d;
+    int rc;
+    if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
+    d->sessions++;
+    e->st.sessions++;
+    d->last_connect = now.wall;
+    int became = apply_activity(e, d, 0, now);
+    emit(e, LS_EV_CONNECT, d, now.wall, now.wall);
+    if (became) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
+    return 0;
+}
+
+int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
+{
+    ls_device *d;
+    int rc;
+    if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
+    if (d->sessions == 0) return 0;
+    d->sessions--;
+    e->st.sessions--;
+    if (d->sessions == 0) {
+        d->last_disconnect = now.wall;
+        emit(e, LS_EV_DISCONNECT, d, now.wall, now.wall);
+    }
+    return 0;
+}
+
+static int intern_type(ls_engine *e, const char *name, size_t len, uint16_t *out)
+{
+    if (len == 0 || len > LS_TYPE_MAX || ls_id_check(name, len)) return LS_EINVAL;
+    for (uint32_t i = 0; i < e->ntypes; i++) {
+        if (strlen(e->types[i]) == len && memcmp(e->types[i], name, len) == 0) {
+            *out = (uint16_t)i;
+            return 0;
+        }
+    }
+    if (e->ntypes >= MAX_TYPES) return LS_EFULL;
+    char **nt = realloc(e->types, (e->ntypes + 1) * sizeof(*nt));
+    if (!nt) return LS_ENOMEM;
+    e->types = nt;
+    if (!(nt[e->ntypes] = strndup(name, len))) return LS_ENOMEM;
+    *out = (uint16_t)e->ntypes++;
+    return 0;
+}
+
+int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_config *c, ls_now now,
+                  int *created)
+{
+    ls_device *d;
+    int rc;
+    uint16_t type = 0;
+
+    if (c->set_timeout && c->timeout_ms != 0 &&
+        (c->timeout_ms < LS_TIMEOUT_MIN_MS || c->timeout_ms > LS_TIMEOUT_MAX_MS))
+        return LS_EINVAL;
+    if (c->type && (rc = intern_type(e, c->type, c->type_len, &type)) < 0) return rc;
+    if ((rc = lookup(e, id, len, 1, &d, created)) < 0) return rc;
+    if (c->type) d->type = type;
+    if (!c->set_timeout || c->timeout_ms == d->timeout_ms) return 0;
+
+    d->timeout_ms = c->timeout_ms;
+    if (!d->active) return 0;
+    /* Re-evaluate at once: expired under the new timeout, or move the timer. */
+    int64_t deadline = d->last_activity_mono + ls_engine_timeout(e, d, NULL);
+    if (deadline <= now.mono) go_inactive(e, d, now.wall);
+    else ls_wheel_add(&e->wheel, &d->timer, deadline);
+    return 0;
+}
+
+int ls_engine_delete(ls_engine *e, const char *id, size_t len)
+{
+    ls_device *d;
+    int rc;
+    if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
+    ls_wheel_remove(&e->wheel, &d->timer);
+    if (d->active) e->st.active--;
+    e->st.sessions -= d->sessions;
+    ls_table_remove(&e->table, d);
+    return 0;
+}
+
+static void fire_cb(void *ud, ls_wheel_entry *ent, int64_t t)
+{
+    ls_engine *e = ud;
+    ls_device *d = (ls_device *)ent; /* timer is the record's first member */
+    if (!d->active) return;
+    int64_t deadline = d->last_activity_mono + ls_engine_timeout(e, d, NULL);
+    if (deadline > t) {
+        ls_wheel_add(&e->wheel, &d->timer, deadline); /* heard from since: re-arm */
+        return;
+    }
+    go_inactive(e, d, e->tick_wall);
+}
+
+uint64_t ls_engine_tick(ls_engine *e, ls_now now)
+{
+    uint64_t before = e->st.events[LS_EV_INACTIVITY];
+    e->tick_wall = now.wall;
+    ls_wheel_run(&e->wheel, now.mono, fire_cb, e);
+    return e->st.events[LS_EV_INACTIVITY] - before;
+}
+
+int64_t ls_engine_next_wakeup(const ls_engine *e)
+{
+    return ls_wheel_next(&e->wheel);
+}
+
+void ls_engine_get_stats(const ls_engine *e, ls_engine_stats *out)
+{
+    *out = e->st;
+    out->devices = e->table.count;
+    out->inactive = out->devices - out->active;
+}
+
+uint64_t ls_engine_scan(const ls_engine *e, uint64_t cursor, int filter, size_t limit,
+                        uint64_t max_scan, ls_visit_cb cb, void *ud)
+{
+    const ls_table *t = &e->table;
+    size_t found = 0;
+    uint64_t scanned = 0;
+    for (uint64_t i = cursor; i < t->high; i++) {
+        const ls_device *d = ls_table_slot(t, (uint32_t)i);
+        if (d->live && (filter < 0 || d->active == filter)) {
+            cb(ud, d);
+            if (++found == limit) return i + 1 < t->high ? i + 1 : 0;
+        }
+        if (max_scan && ++scanned >= max_scan) return i + 1 < t->high ? i + 1 : 0;
+    }
+    return 0;
+}

@@ -1,0 +1,182 @@
+/*
+ * engine.h - lastseen's device state engine: the pure core.
+ *
+ * The engine owns the device table, the timing wheel and the per-device
+ * state machine.  It performs no I/O and never reads a clock: every call
+ * takes `ls_now`, a pair of monotonic milliseconds (which drive deadlines)
+ * and wall-clock milliseconds since the Unix epoch (which are reported).
+ * Observable changes are reported synchronously through the event callback
+ * given to ls_engine_init(); the adapters around the engine (HTTP, event
+ * log, later the store and other sinks) turn them into I/O.
+ *
+ * The engine is single-threaded: one writer.  Callers that share it between
+ * threads serialise access themselves.
+ *
+ * Errors: every function that can fail returns 0 or a negative LS_E* code;
+ * ls_strerror() names it.
+ */
+#ifndef LS_ENGINE_H
+#define LS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/wheel.h"
+
+/* Error codes, all negative. */
+enum {
+    LS_OK = 0,
+    LS_EINVAL = -1,    /* invalid argument value (bad timeout, ts, type...) */
+    LS_EBADID = -2,    /* device id not 1..256 bytes of UTF-8 without controls */
+    LS_ENOTFOUND = -3, /* no such device */
+    LS_EFULL = -4,     /* state.max_devices reached */
+    LS_ENOMEM = -5,    /* allocation failed */
+};
+
+#define LS_ID_MAX 256
+#define LS_TYPE_MAX 64
+/* Timeouts are bounded so that deadlines never overflow the wheel. */
+#define LS_TIMEOUT_MIN_MS 1
+#define LS_TIMEOUT_MAX_MS (10LL * 365 * 24 * 3600 * 1000)
+
+typedef struct ls_now {
+    int64_t mono; /* monotonic ms: deadlines */
+    int64_t wall; /* ms since the Unix epoch: what is reported */
+} ls_now;
+
+typedef enum ls_event_type {
+    LS_EV_ACTIVITY = 0,
+    LS_EV_INACTIVITY,
+    LS_EV_CONNECT,
+    LS_EV_DISCONNECT,
+    LS_EV__COUNT
+} ls_event_type;
+
+/*
+ * A device record.  Records live in fixed-size chunks that never move, so a
+ * pointer to one stays valid until the device is deleted.  Field names follow
+ * ThingsBoard's server-side attributes; all times are wall ms, 0 = never.
+ */
+typedef struct ls_device {
+    ls_wheel_entry timer;        /* intrusive: armed while active */
+    char *id;                    /* NUL-terminated copy, id_len bytes */
+    int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
+    int64_t last_activity;       /* lastActivityTime */
+    int64_t last_connect;        /* lastConnectTime */
+    int64_t last_disconnect;     /* lastDisconnectTime */
+    int64_t inactivity_alarm;    /* inactivityAlarmTime */
+    int64_t timeout_ms;          /* own inactivityTimeout, 0 = use default */
+    uint32_t hash;               /* high bits of the id's hash */
+    uint32_t sessions;           /* open sessions */
+    uint16_t id_len;
+    uint16_t type;               /* index into the engine's type names */
+    uint8_t active;
+    uint8_t live;                /* slot holds a device */
+} ls_device;
+
+typedef struct ls_event {
+    ls_event_type type;
+    const ls_device *dev; /* state after the change */
+    int64_t ts;           /* when it happened (for INACTIVITY: the deadline) */
+    int64_t detected_at;  /* wall ms when the engine saw it */
+} ls_event;
+
+typedef void (*ls_event_cb)(void *ud, const ls_event *ev);
+
+typedef struct ls_engine_config {
+    int64_t default_timeout_ms; /* state.default_inactivity_timeout */
+    int64_t max_clock_skew_ms;  /* state.max_clock_skew */
+    uint64_t max_devices;       /* state.max_devices, 0 = unlimited */
+    uint64_t seed;              /* hash seed (randomised by the daemon) */
+} ls_engine_config;
+
+typedef struct ls_engine_stats {
+    uint64_t devices;
+    uint64_t active;
+    uint64_t inactive;
+    uint64_t sessions;             /* open sessions, all devices */
+    uint64_t activities;           /* activities accepted */
+    uint64_t stale_activities;     /* older than now - timeout: recorded only */
+    uint64_t clamped_future;       /* ts beyond max_clock_skew, clamped */
+    uint64_t events[LS_EV__COUNT]; /* by type */
+} ls_engine_stats;
+
+/* Device configuration for ls_engine_put().  Unset fields keep their value. */
+typedef struct ls_device_config {
+    int set_timeout;     /* apply timeout_ms */
+    int64_t timeout_ms;  /* 0 = back to the default */
+    const char *type;    /* NULL = keep; "" is invalid */
+    size_t type_len;
+} ls_device_config;
+
+typedef struct ls_engine ls_engine;
+
+/* Creates an engine; *out is owned by the caller until ls_engine_close(). */
+int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, void *ud);
+void ls_engine_close(ls_engine *e);
+
+/*
+ * Records an activity of device `id` at `ts` (wall ms; 0 = now), creating
+ * the device if it is new.  A stale activity (ts older than now - timeout)
+ * is recorded but does not make an inactive device active.  A ts more than
+ * max_clock_skew in the future is clamped to now.  Returns 0 or LS_EBADID,
+ * LS_EINVAL (ts < 0), LS_EFULL, LS_ENOMEM.
+ */
+int ls_engine_activity(ls_engine *e, const char *id, size_t len, int64_t ts, ls_now now);
+
+/* Opens a session (CONNECT_EVENT; counts as an activity at now). */
+int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now);
+
+/*
+ * Closes a session; the last one closing emits DISCONNECT_EVENT.  Closing
+ * with no open session changes nothing.  LS_ENOTFOUND if unknown.
+ */
+int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now);
+
+/*
+ * Creates or updates a device's configuration.  A changed timeout is applied
+ * at once: an active device whose new deadline has passed goes inactive now.
+ * *created (if not NULL) is set to 1 when the device is new.
+ */
+int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_config *c, ls_now now,
+                  int *created);
+
+/* Removes a device and cancels its timer.  LS_ENOTFOUND if unknown. */
+int ls_engine_delete(ls_engine *e, const char *id, size_t len);
+
+/* Looks a device up; NULL if unknown or the id is invalid. */
+const ls_device *ls_engine_find(const ls_engine *e, const char *id, size_t len);
+
+/* Advances time: fires every deadline <= now.mono.  Returns events emitted. */
+uint64_t ls_engine_tick(ls_engine *e, ls_now now);
+
+/* Monotonic ms of the next wheel event, INT64_MAX when nothing is armed. */
+int64_t ls_engine_next_wakeup(const ls_engine *e);
+
+/* The effective timeout and where it comes from ("device" or "default"). */
+int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source);
+const char *ls_engine_type_name(const ls_engine *e, const ls_device *d);
+
+void ls_engine_get_stats(const ls_engine *e, ls_engine_stats *out);
+
+/*
+ * Paged iteration in slot order, stable under concurrent change: a device
+ * that exists during the whole walk is visited exactly once.  Starts after
+ * `cursor` (0 = from the beginning), visits at most `limit` devices matching
+ * `filter` (-1 any, 0 inactive, 1 active), scanning at most `max_scan` slots
+ * (0 = no bound).  Returns the cursor to continue from, 0 at the end.
+ */
+typedef void (*ls_visit_cb)(void *ud, const ls_device *d);
+uint64_t ls_engine_scan(const ls_engine *e, uint64_t cursor, int filter, size_t limit,
+                        uint64_t max_scan, ls_visit_cb cb, void *ud);
+
+/*
+ * Validates a device id: 1..256 bytes of well-formed UTF-8 with no control
+ * characters (C0, DEL, C1).  Returns NULL if valid, else a short reason.
+ */
+const char *ls_id_check(const char *id, size_t len);
+
+const char *ls_strerror(int rc);
+const char *ls_event_name(ls_event_type t);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * id.c - device id validation and the engine's names.
+ *
+ * A device id is 1..256 bytes of well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF) without control characters:
+ * C0 (U+0000..U+001F), DEL (U+007F) and C1 (U+0080..U+009F).  Ids end up in
+ * JSON, log lines, MQTT topics and file names; rejecting these at the door
+ * keeps every one of those safe.
+ */
+#include "engine/engine.h"
+
+const char *ls_id_check(const char *id, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)id;
+    if (len == 0) return "empty";
+    if (len > LS_ID_MAX) return "longer than 256 bytes";
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        if (c < 0x20 || c == 0x7f) return "control character";
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if ((c & 0xe0) == 0xc0) n = 2, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) n = 3, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) n = 4, cp = c & 0x07, min = 0x10000;
+        else return "invalid UTF-8";
+        if (i + n > len) return "truncated UTF-8";
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) return "invalid UTF-8";
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if (cp < min) return "overlong UTF-8";
+        if (cp >= 0xd800 && cp <= 0xdfff) return "UTF-16 surrogate in UTF-8";
+        if (cp > 0x10ffff) return "code point above U+10FFFF";
+        if (cp >= 0x80 && cp <= 0x9f) return "control character";
+        i += n;
+    }
+    return NULL;
+}
+
+const char *ls_strerror(int rc)
+{
+    switch (rc) {
+    case LS_OK: return "ok";
+    case LS_EINVAL: return "invalid value";
+    case LS_EBADID: return "invalid device id";
+    case LS_ENOTFOUND: return "no such device";
+    case LS_EFULL: return "limit reached";
+    case LS_ENOMEM: return "out of memory";
+    default: return "unknown error";
+    }
+}
+
+const char *ls_event_name(ls_event_type t)
+{
+    static const char *const names[LS_EV__COUNT] = {
+        [LS_EV_ACTIVITY] = "ACTIVITY_EVENT",
+        [LS_EV_INACTIVITY] = "INACTIVITY_EVENT",
+        [LS_EV_CONNECT] = "CONNECT_EVENT",
+        [LS_EV_DISCONNECT] = "DISCONNECT_EVENT",
+    };
+    return (unsigned)t < LS_EV__COUNT ? names[t] : "UNKNOWN";
+}

@@ -1,0 +1,55 @@
+/*
+ * table.h - the device table: stable slab of records + open-addressing index.
+ * Internal to the engine; see table.c for the design.
+ */
+#ifndef LS_TABLE_H
+#define LS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+
+#define LS_TABLE_CHUNK_BITS 12 /* 4096 records a chunk */
+#define LS_TABLE_CHUNK (1u << LS_TABLE_CHUNK_BITS)
+
+typedef struct ls_table {
+    uint64_t seed;
+    /* Slab: records never move; slot i is chunks[i >> BITS][i & (CHUNK-1)]. */
+    ls_device **chunks;
+    uint32_t nchunks;
+    uint32_t high;  /* slots ever used: [0, high) */
+    uint32_t *free; /* stack of released slots */
+    uint32_t nfree, free_cap;
+    /* Index: bucket = hash tag << 32 | (slot + 1); 0 = empty. */
+    uint64_t *buckets;
+    uint64_t mask;
+    uint64_t count;
+} ls_table;
+
+int ls_table_init(ls_table *t, uint64_t seed);
+void ls_table_close(ls_table *t);
+
+/* Hash tag of an id; the index position derives from it. */
+uint32_t ls_table_hash(const ls_table *t, const char *id, size_t len);
+
+ls_device *ls_table_find(const ls_table *t, const char *id, size_t len, uint32_t tag);
+
+/*
+ * Inserts a new zeroed record for id (which must not be present), copying
+ * the id.  Returns 0 and *out, or LS_ENOMEM.
+ */
+int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_device **out);
+
+/* Removes d from the index and releases its slot and id. */
+void ls_table_remove(ls_table *t, ls_device *d);
+
+static inline ls_device *ls_table_slot(const ls_table *t, uint32_t i)
+{
+    return &t->chunks[i >> LS_TABLE_CHUNK_BITS][i & (LS_TABLE_CHUNK - 1)];
+}
+
+/* Bytes held by the table's own arrays (not the ids). */
+size_t ls_table_overhead(const ls_table *t);
+
+#endif
