@@ -1,0 +1,797 @@
+/*
+ * test_config.c - unit tests for src/app/config.c.
+ *
+ * Covers each value parser (good values, bad values, overflow, bounds), INI
+ * loading from temporary files (errors must name file:line, key and value;
+ * a failed load must leave the configuration untouched), the environment
+ * and --set layers and their precedence, and that the help text, the
+ * Markdown table, docs/configuration.md and lastseen.ini.example all agree
+ * with the key table.  Runs from the repository root (ctest sets it).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/config.h"
+
+#define MS_DAY (INT64_C(86400000))
+
+/* Every key, written independently of the table in config.c. */
+static const char *const all_keys[][2] = {
+    {"http.listen", "LASTSEEN_HTTP_LISTEN"},
+    {"http.max_body", "LASTSEEN_HTTP_MAX_BODY"},
+    {"http.threads", "LASTSEEN_HTTP_THREADS"},
+    {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
+    {"state.default_inactivity_timeout", "LASTSEEN_STATE_DEFAULT_INACTIVITY_TIMEOUT"},
+    {"state.max_clock_skew", "LASTSEEN_STATE_MAX_CLOCK_SKEW"},
+    {"state.max_devices", "LASTSEEN_STATE_MAX_DEVICES"},
+    {"events.stdout", "LASTSEEN_EVENTS_STDOUT"},
+    {"log.level", "LASTSEEN_LOG_LEVEL"},
+};
+#define NKEYS (sizeof all_keys / sizeof all_keys[0])
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Writes `text` to a fresh file in /tmp; its name goes into path[64]. */
+static void ini_write(char *path, const char *text)
+{
+    size_t n = strlen(text);
+    int fd;
+
+    snprintf(path, 64, "/tmp/lastseen-test-config-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    assert_int_equal(close(fd), 0);
+}
+
+/* Loads `text` as an INI file over *c; returns the result, error in err. */
+static int ini_load(ls_config *c, const char *text, char *path, char *err, size_t errlen)
+{
+    int rc;
+
+    ini_write(path, text);
+    rc = ls_config_load_file(c, path, err, errlen);
+    unlink(path);
+    return rc;
+}
+
+/* Applies one --set and expects success. */
+static void set_ok(ls_config *c, const char *assignment)
+{
+    char err[512] = "";
+    int rc = ls_config_set(c, assignment, err, sizeof err);
+    if (rc != 0) fail_msg("--set %s failed: %s", assignment, err);
+}
+
+/* Applies one --set, expects failure, and checks err contains `want`. */
+static void set_bad(const char *assignment, const char *want)
+{
+    ls_config c, before;
+    char err[512] = "";
+
+    ls_config_defaults(&c);
+    before = c;
+    if (ls_config_set(&c, assignment, err, sizeof err) >= 0)
+        fail_msg("--set %s unexpectedly succeeded", assignment);
+    if (want && !strstr(err, want))
+        fail_msg("--set %s: error \"%s\" lacks \"%s\"", assignment, err, want);
+    assert_memory_equal(&c, &before, sizeof c);
+}
+
+static char *capture(void (*print)(FILE *))
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    assert_non_null(f);
+    print(f);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+static char *file_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    if (!f) fail_msg("cannot open %s (tests run from the repository root)", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* ---- defaults --------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    ls_config c;
+    (void)state;
+
+    memset(&c, 0xaa, sizeof c);
+    ls_config_defaults(&c);
+    assert_string_equal(c.http_listen, "127.0.0.1:8080");
+    assert_int_equal(c.http_max_body, 16 * 1024 * 1024);
+    assert_int_equal(c.http_threads, 1);
+    assert_string_equal(c.data_dir, "./data");
+    assert_int_equal(c.state_default_inactivity_timeout, 600000);
+    assert_int_equal(c.state_max_clock_skew, 5000);
+    assert_int_equal(c.state_max_devices, 0);
+    assert_int_equal(c.events_stdout, 0);
+    assert_int_equal(c.log_level, LS_LOG_INFO);
+}
+
+/* ---- parsers ---------------------------------------------------------- */
+
+static void test_parse_duration(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {
+        {"250ms", 250},
+        {"30s", 30000},
+        {"10m", 600000},
+        {"2h", 7200000},
+        {"1d", MS_DAY},
+        {"0ms", 0},
+        {"0s", 0},
+        {"  5s\t", 5000},
+        {"5 s", 5000},
+        {"007s", 7000},
+        {"9223372036854775807ms", INT64_MAX},
+        {"106751991167d", 106751991167 * MS_DAY},
+    };
+    static const char *const bad[] = {
+        "",   "   ",  "5",  "600",  "-5s", "+5s",   "5x",    "5 parsecs", "s",
+        "ms", "1.5s", "5S", "5sec", "5s5", "5 s s", "0x10s", "5ms ms",
+    };
+    static const char *const overflow[] = {
+        "9223372036854775808ms",
+        "99999999999999999999s",
+        "9223372036854776s",
+        "106751991168d",
+    };
+    int64_t v;
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+        v = -1;
+        if (ls_parse_duration_ms(good[i].s, &v) != 0)
+            fail_msg("duration \"%s\" rejected", good[i].s);
+        assert_int_equal(v, good[i].ms);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 42;
+        if (ls_parse_duration_ms(bad[i], &v) >= 0) fail_msg("duration \"%s\" accepted", bad[i]);
+        assert_int_equal(v, 42); /* untouched on failure */
+    }
+    for (i = 0; i < sizeof overflow / sizeof overflow[0]; i++)
+        if (ls_parse_duration_ms(overflow[i], &v) != -ERANGE)
+            fail_msg("duration \"%s\" did not overflow", overflow[i]);
+}
+
+static void test_parse_size(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t bytes;
+    } good[] = {
+        {"0", 0},
+        {"512", 512},
+        {" 512 ", 512},
+        {"10B", 10},
+        {"64KiB", 64 * 1024},
+        {"2K", 2048},
+        {"3KB", 3072},
+        {"16MiB", 16 * 1024 * 1024},
+        {"1M", 1024 * 1024},
+        {"1MB", 1024 * 1024},
+        {"16mib", 16 * 1024 * 1024},
+        {"1GiB", INT64_C(1) << 30},
+        {"1G", INT64_C(1) << 30},
+        {"1GB", INT64_C(1) << 30},
+        {"4 KiB", 4096},
+        {"9223372036854775807", INT64_MAX},
+    };
+    static const char *const bad[] = {"",          "KiB",   "-1",    "1.5MiB", "12XB",
+                                      "5 parsecs", "1KiB2", "0x400", "1 K B"};
+    static const char *const overflow[] = {"9223372036854775808", "9007199254740992KiB",
+                                           "8589934592GiB"};
+    int64_t v;
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+        v = -1;
+        if (ls_parse_size(good[i].s, &v) != 0) fail_msg("size \"%s\" rejected", good[i].s);
+        assert_int_equal(v, good[i].bytes);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (ls_parse_size(bad[i], &v) >= 0) fail_msg("size \"%s\" accepted", bad[i]);
+    for (i = 0; i < sizeof overflow / sizeof overflow[0]; i++)
+        if (ls_parse_size(overflow[i], &v) != -ERANGE)
+            fail_msg("size \"%s\" did not overflow", overflow[i]);
+}
+
+static void test_parse_bool(void **state)
+{
+    static const char *const yes[] = {"true", "TRUE", "True", "yes",   "YES",
+                                      "on",   "On",   "1",    " true "};
+    static const char *const no[] = {"false", "FALSE", "no", "No", "off", "OFF", "0", "\toff\n"};
+    static const char *const bad[] = {"", "maybe", "2", "t", "y", "enable", "truee", "-1"};
+    size_t i;
+    int v;
+    (void)state;
+
+    for (i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        v = -1;
+        assert_int_equal(ls_parse_bool(yes[i], &v), 0);
+        assert_int_equal(v, 1);
+    }
+    for (i = 0; i < sizeof no / sizeof no[0]; i++) {
+        v = -1;
+        assert_int_equal(ls_parse_bool(no[i], &v), 0);
+        assert_int_equal(v, 0);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 7;
+        if (ls_parse_bool(bad[i], &v) >= 0) fail_msg("bool \"%s\" accepted", bad[i]);
+        assert_int_equal(v, 7);
+    }
+}
+
+static void test_int_keys(void **state)
+{
+    ls_config c;
+    (void)state;
+
+    ls_config_defaults(&c);
+    set_ok(&c, "http.threads=64");
+    assert_int_equal(c.http_threads, 64);
+    set_ok(&c, "http.threads= +8 ");
+    assert_int_equal(c.http_threads, 8);
+    set_ok(&c, "state.max_devices=4294967295");
+    assert_int_equal(c.state_max_devices, INT64_C(4294967295));
+    set_ok(&c, "state.max_devices=0");
+    assert_int_equal(c.state_max_devices, 0);
+
+    set_bad("http.threads=0", "between 1 and 64");
+    set_bad("http.threads=65", "between 1 and 64");
+    set_bad("http.threads=-1", "between 1 and 64");
+    set_bad("http.threads=abc", "expected an integer");
+    set_bad("http.threads=1.5", "expected an integer");
+    set_bad("http.threads=4s", "expected an integer");
+    set_bad("http.threads=", "expected an integer");
+    set_bad("http.threads=0x10", "expected an integer");
+    set_bad("state.max_devices=4294967296", "between 0 and 4294967295");
+    set_bad("state.max_devices=99999999999999999999", "too large");
+    set_bad("state.max_devices=-99999999999999999999", "too large");
+}
+
+static void test_duration_size_keys(void **state)
+{
+    ls_config c;
+    (void)state;
+
+    ls_config_defaults(&c);
+    set_ok(&c, "state.default_inactivity_timeout=1ms");
+    assert_int_equal(c.state_default_inactivity_timeout, 1);
+    set_ok(&c, "state.default_inactivity_timeout=3650d");
+    assert_int_equal(c.state_default_inactivity_timeout, 3650 * MS_DAY);
+    set_ok(&c, "state.max_clock_skew=0s");
+    assert_int_equal(c.state_max_clock_skew, 0);
+    set_ok(&c, "state.max_clock_skew=24h");
+    assert_int_equal(c.state_max_clock_skew, MS_DAY);
+    set_ok(&c, "http.max_body=1KiB");
+    assert_int_equal(c.http_max_body, 1024);
+    set_ok(&c, "http.max_body=1GiB");
+    assert_int_equal(c.http_max_body, INT64_C(1) << 30);
+    set_ok(&c, "http.max_body=2048");
+    assert_int_equal(c.http_max_body, 2048);
+
+    set_bad("state.default_inactivity_timeout=0ms", "between 1ms and 3650d");
+    set_bad("state.default_inactivity_timeout=3651d", "between 1ms and 3650d");
+    set_bad("state.default_inactivity_timeout=600", "unit");
+    set_bad("state.max_clock_skew=25h", "between 0ms and 1d");
+    set_bad("state.max_clock_skew=-1s", "negative");
+    set_bad("state.max_clock_skew=99999999999999999999d", "too large");
+    set_bad("http.max_body=1023", "between 1KiB and 1GiB");
+    set_bad("http.max_body=1025MiB", "between 1KiB and 1GiB");
+    set_bad("http.max_body=lots", "expected a size");
+}
+
+static void test_bool_enum_keys(void **state)
+{
+    ls_config c;
+    (void)state;
+
+    ls_config_defaults(&c);
+    set_ok(&c, "events.stdout=yes");
+    assert_int_equal(c.events_stdout, 1);
+    set_ok(&c, "events.stdout=OFF");
+    assert_int_equal(c.events_stdout, 0);
+    set_ok(&c, "log.level=debug");
+    assert_int_equal(c.log_level, LS_LOG_DEBUG);
+    set_ok(&c, "log.level=warn");
+    assert_int_equal(c.log_level, LS_LOG_WARN);
+    set_ok(&c, "log.level=ERROR");
+    assert_int_equal(c.log_level, LS_LOG_ERROR);
+    set_ok(&c, "log.level=info");
+    assert_int_equal(c.log_level, LS_LOG_INFO);
+
+    set_bad("events.stdout=maybe", "expected true/false");
+    set_bad("log.level=verbose", "expected one of debug, info, warn, error");
+    set_bad("log.level=", "expected one of");
+}
+
+static void test_string_keys(void **state)
+{
+    static const char *const good_listen[] = {"0.0.0.0:80",    "localhost:0", "example.org:65535",
+                                              "[::1]:8080",    "[::]:80",     "[fe80::1%eth0]:9000",
+                                              "my_host-1:8080"};
+    static const char *const bad_listen[][2] = {
+        {":8080", "empty host"},        {"localhost", "missing :port"},
+        {"localhost:", "port"},         {"localhost:65536", "port"},
+        {"localhost:80x", "port"},      {"localhost:-1", "port"},
+        {"localhost:000080", "port"},   {"::1:8080", "brackets"},
+        {"[::1]8080", "missing :port"}, {"[::1]", "missing :port"},
+        {"[]:80", "empty host"},        {"[::1:80", "missing ]"},
+        {"[localhost]:80", "IPv6"},     {"local host:80", "invalid character"},
+        {"", "missing :port"},
+    };
+    char buf[600], long_dir[5000];
+    ls_config c;
+    size_t i;
+    (void)state;
+
+    ls_config_defaults(&c);
+    for (i = 0; i < sizeof good_listen / sizeof good_listen[0]; i++) {
+        snprintf(buf, sizeof buf, "http.listen=%s", good_listen[i]);
+        set_ok(&c, buf);
+        assert_string_equal(c.http_listen, good_listen[i]);
+    }
+    set_ok(&c, "http.listen =  10.0.0.1:9  ");
+    assert_string_equal(c.http_listen, "10.0.0.1:9");
+    for (i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {
+        snprintf(buf, sizeof buf, "http.listen=%s", bad_listen[i][0]);
+        set_bad(buf, bad_listen[i][1]);
+    }
+    memset(buf, 'a', 300);
+    memcpy(buf, "http.listen=", 12);
+    snprintf(buf + 300, sizeof buf - 300, ":80");
+    set_bad(buf, "too long");
+
+    set_ok(&c, "store.data_dir=/var/lib/lastseen");
+    assert_string_equal(c.data_dir, "/var/lib/lastseen");
+    set_bad("store.data_dir=", "must not be empty");
+    set_bad("store.data_dir=   ", "must not be empty");
+    set_bad("store.data_dir=a\x01z", "control character");
+
+    /* The longest path that fits, and one byte more. */
+    snprintf(long_dir, sizeof long_dir, "store.data_dir=");
+    memset(long_dir + 15, 'd', 4095);
+    long_dir[15 + 4095] = '\0';
+    set_ok(&c, long_dir);
+    assert_int_equal(strlen(c.data_dir), 4095);
+    long_dir[15 + 4095] = 'd';
+    long_dir[15 + 4096] = '\0';
+    set_bad(long_dir, "too long");
+}
+
+static void test_set_errors(void **state)
+{
+    ls_config c;
+    char err[512];
+    (void)state;
+
+    ls_config_defaults(&c);
+    assert_int_equal(ls_config_set(&c, "http.listen", err, sizeof err), -EINVAL);
+    assert_string_equal(err, "--set http.listen: expected section.key=value");
+    assert_true(ls_config_set(&c, "http.lisen=x:1", err, sizeof err) < 0);
+    assert_string_equal(
+        err, "--set http.lisen=x:1: unknown key \"http.lisen\" (did you mean http.listen?)");
+    assert_true(ls_config_set(&c, "listen=x:1", err, sizeof err) < 0);
+    assert_non_null(strstr(err, "did you mean http.listen?"));
+    assert_true(ls_config_set(&c, "nothing.like.it=1", err, sizeof err) < 0);
+    assert_null(strstr(err, "did you mean"));
+    assert_true(ls_config_set(&c, "=1", err, sizeof err) < 0);
+    assert_true(ls_config_set(&c, "state.max_devices=many", err, sizeof err) < 0);
+    assert_string_equal(err, "--set state.max_devices=many: state.max_devices = \"many\": "
+                             "expected an integer between 0 and 4294967295");
+    /* Blanks around the key are fine; errors never overflow or need a buffer. */
+    set_ok(&c, "  http.threads  = 3");
+    assert_int_equal(c.http_threads, 3);
+    assert_true(ls_config_set(&c, "bogus", NULL, 0) < 0);
+    assert_true(ls_config_set(&c, "http.threads=0", err, 8) < 0);
+    assert_int_equal(strlen(err), 7);
+}
+
+static void test_set_key(void **state)
+{
+    ls_config c;
+    char err[512];
+    (void)state;
+
+    ls_config_defaults(&c);
+    assert_int_equal(ls_config_set_key(&c, "log.level", "warn", "api", err, sizeof err), 0);
+    assert_int_equal(c.log_level, LS_LOG_WARN);
+    assert_true(ls_config_set_key(&c, "log.level", "loud", "api", err, sizeof err) < 0);
+    assert_string_equal(err, "api: log.level = \"loud\": expected one of debug, info, warn, error");
+    assert_true(ls_config_set_key(&c, "log", "warn", "api", err, sizeof err) < 0);
+    assert_string_equal(err, "api: unknown key \"log\"");
+}
+
+/* ---- file ------------------------------------------------------------- */
+
+static void test_file_good(void **state)
+{
+    ls_config c;
+    char path[64], err[512] = "";
+    int rc;
+    (void)state;
+
+    ls_config_defaults(&c);
+    rc = ini_load(&c,
+                  "\xEF\xBB\xBF; lastseen test config\n"
+                  "# comments of both kinds\n"
+                  "\n"
+                  "[http]\n"
+                  "listen = [::1]:9090\n"
+                  "max_body = 1MiB ; inline comment\n"
+                  "threads: 4\n"
+                  "\n"
+                  "[store]\n"
+                  "data_dir = /srv/lastseen\r\n"
+                  "[state]\n"
+                  "default_inactivity_timeout = 90s\n"
+                  "max_clock_skew = 250ms\n"
+                  "max_devices = 1000000\n"
+                  "[events]\n"
+                  "stdout = on\n"
+                  "[log]\n"
+                  "level = debug\n",
+                  path, err, sizeof err);
+    if (rc != 0) fail_msg("load failed: %s", err);
+    assert_string_equal(c.http_listen, "[::1]:9090");
+    assert_int_equal(c.http_max_body, 1024 * 1024);
+    assert_int_equal(c.http_threads, 4);
+    assert_string_equal(c.data_dir, "/srv/lastseen");
+    assert_int_equal(c.state_default_inactivity_timeout, 90000);
+    assert_int_equal(c.state_max_clock_skew, 250);
+    assert_int_equal(c.state_max_devices, 1000000);
+    assert_int_equal(c.events_stdout, 1);
+    assert_int_equal(c.log_level, LS_LOG_DEBUG);
+}
+
+static void test_file_empty(void **state)
+{
+    ls_config c, d;
+    char path[64], err[512];
+    (void)state;
+
+    ls_config_defaults(&c);
+    ls_config_defaults(&d);
+    assert_int_equal(ini_load(&c, "", path, err, sizeof err), 0);
+    assert_int_equal(ini_load(&c, "; nothing\n[http]\n", path, err, sizeof err), 0);
+    assert_memory_equal(&c, &d, sizeof c);
+}
+
+/* Loads `text`, expects failure with exactly "<path>:<want>", config untouched. */
+static void file_bad(const char *text, const char *want)
+{
+    ls_config c, before;
+    char path[64], err[512] = "", expect[600];
+
+    ls_config_defaults(&c);
+    set_ok(&c, "http.threads=7"); /* not a default, so "untouched" means something */
+    before = c;
+    if (ini_load(&c, text, path, err, sizeof err) >= 0) fail_msg("load of \"%s\" succeeded", text);
+    snprintf(expect, sizeof expect, "%s:%s", path, want);
+    assert_string_equal(err, expect);
+    assert_memory_equal(&c, &before, sizeof c);
+}
+
+static void test_file_errors(void **state)
+{
+    (void)state;
+
+    file_bad("[http]\nthreads = 2\nlisen = 1.2.3.4:80\n",
+             "3: unknown key \"http.lisen\" (did you mean http.listen?)");
+    file_bad("[state]\n\n\n\n\n\n\n\n\n\n\nmax_clock_skew = 5 parsecs\n",
+             "12: state.max_clock_skew = \"5 parsecs\": expected a duration with a unit "
+             "(250ms, 30s, 10m, 2h, 1d) between 0ms and 1d");
+    file_bad("[state]\ndefault_inactivity_timeout = 600\n",
+             "2: state.default_inactivity_timeout = \"600\": a unit is required; expected a "
+             "duration with a unit (250ms, 30s, 10m, 2h, 1d) between 1ms and 3650d");
+    file_bad("[htp]\nlisten = 1.2.3.4:80\n",
+             "2: unknown key \"htp.listen\" (did you mean http.listen?)");
+    file_bad("[http]\ndata_dir = /x\n",
+             "2: unknown key \"http.data_dir\" (did you mean store.data_dir?)");
+    file_bad("threads = 2\n", "1: key \"threads\" is outside any [section]");
+    /* inih's own syntax errors carry their line number. */
+    file_bad("[http]\nthreads = 2\nthis line has no equals sign\n",
+             "3: syntax error: expected [section], key = value or a comment");
+    file_bad("[http\nthreads = 2\n",
+             "1: syntax error: expected [section], key = value or a comment");
+    /* The first error wins, whichever kind it is. */
+    file_bad("[http]\nnonsense\nthreads = 0\n",
+             "2: syntax error: expected [section], key = value or a comment");
+    file_bad("[http]\nthreads = 0\nnonsense\n",
+             "2: http.threads = \"0\": out of range; expected an integer between 1 and 64");
+    /* A good value before a bad one is not applied either (checked in file_bad). */
+    file_bad("[log]\nlevel = debug\n[events]\nstdout = perhaps\n",
+             "4: events.stdout = \"perhaps\": expected true/false, yes/no, on/off or 1/0");
+}
+
+static void test_file_long_line(void **state)
+{
+    char text[400], want[200];
+
+    /* inih's buffer holds 198 characters plus newline: longer lines are errors, not cut. */
+    static const size_t lens[] = {199 - 11, 250}; /* "data_dir = " is 11 */
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        snprintf(text, sizeof text, "[store]\ndata_dir = ");
+        memset(text + 19, 'x', lens[i]);
+        text[19 + lens[i]] = '\0';
+        snprintf(text + strlen(text), sizeof text - strlen(text), "\n[http]\nthreads = 2\n");
+        snprintf(want, sizeof want,
+                 "2: line longer than 198 characters (use the environment or --set for longer "
+                 "values)");
+        file_bad(text, want);
+    }
+}
+
+static void test_file_long_line_fits(void **state)
+{
+    char text[400], path[64], err[512] = "";
+    ls_config c;
+    size_t prefix;
+    (void)state;
+
+    ls_config_defaults(&c);
+    snprintf(text, sizeof text, "[store]\ndata_dir = ");
+    prefix = strlen(text);
+    memset(text + prefix, 'y', 198 - 11);
+    text[prefix + 198 - 11] = '\0';
+    snprintf(text + strlen(text), sizeof text - strlen(text), "\n[http]\nthreads = 9\n");
+    if (ini_load(&c, text, path, err, sizeof err) != 0) fail_msg("load failed: %s", err);
+    assert_int_equal(strlen(c.data_dir), 198 - 11);
+    assert_int_equal(c.http_threads, 9);
+}
+
+static void test_file_missing(void **state)
+{
+    ls_config c, before;
+    char err[512], want[600];
+    (void)state;
+
+    ls_config_defaults(&c);
+    before = c;
+    assert_int_equal(ls_config_load_file(&c, "/nonexistent/lastseen.ini", err, sizeof err),
+                     -ENOENT);
+    snprintf(want, sizeof want, "/nonexistent/lastseen.ini: cannot open: %s", strerror(ENOENT));
+    assert_string_equal(err, want);
+    assert_true(ls_config_load_file(&c, "/tmp", err, sizeof err) < 0);
+    assert_non_null(strstr(err, "/tmp: cannot read:"));
+    assert_memory_equal(&c, &before, sizeof c);
+}
+
+/* ---- environment and precedence --------------------------------------- */
+
+static void test_env(void **state)
+{
+    char *env[] = {
+        "PATH=/usr/bin",
+        "LASTSEEN_HTTP_LISTEN=0.0.0.0:9999",
+        "LASTSEEN_STATE_DEFAULT_INACTIVITY_TIMEOUT=2m",
+        "LASTSEEN_BIN=/usr/bin/lastseen",
+        "LASTSEEN_BINDIR=/x",
+        "LASTSEEN_TEST_PORT=1234",
+        "LASTSEEN_TESTING=1",
+        "lastseen_http_threads=9",
+        "LASTSEEN_LOG_LEVEL=warn",
+        NULL,
+    };
+    ls_config c;
+    char err[512] = "";
+    (void)state;
+
+    ls_config_defaults(&c);
+    if (ls_config_apply_env(&c, env, err, sizeof err) != 0) fail_msg("env failed: %s", err);
+    assert_string_equal(c.http_listen, "0.0.0.0:9999");
+    assert_int_equal(c.state_default_inactivity_timeout, 120000);
+    assert_int_equal(c.http_threads, 1);
+    assert_int_equal(c.log_level, LS_LOG_WARN);
+    assert_int_equal(ls_config_apply_env(&c, NULL, err, sizeof err), 0);
+}
+
+static void test_env_errors(void **state)
+{
+    char *unknown[] = {"LASTSEEN_LOG_LEVEL=debug", "LASTSEEN_FOO=1", NULL};
+    char *typo[] = {"LASTSEEN_HTTP_LISEN=1.2.3.4:5", NULL};
+    char *bad[] = {"LASTSEEN_HTTP_THREADS=2", "LASTSEEN_HTTP_LISTEN=nowhere", NULL};
+    ls_config c, before;
+    char err[512];
+    (void)state;
+
+    ls_config_defaults(&c);
+    before = c;
+    assert_true(ls_config_apply_env(&c, unknown, err, sizeof err) < 0);
+    assert_string_equal(err, "environment: unknown variable LASTSEEN_FOO");
+    assert_memory_equal(&c, &before, sizeof c); /* LOG_LEVEL not applied */
+    assert_true(ls_config_apply_env(&c, typo, err, sizeof err) < 0);
+    assert_string_equal(err, "environment: unknown variable LASTSEEN_HTTP_LISEN (did you mean "
+                             "LASTSEEN_HTTP_LISTEN?)");
+    assert_true(ls_config_apply_env(&c, bad, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "environment LASTSEEN_HTTP_LISTEN: http.listen = \"nowhere\": "
+                                "missing :port; expected host:port"));
+    assert_int_equal(strncmp(err, "environment LASTSEEN_HTTP_LISTEN: ", 34), 0);
+    assert_memory_equal(&c, &before, sizeof c); /* HTTP_THREADS not applied */
+}
+
+static void test_precedence(void **state)
+{
+    char *env[] = {"LASTSEEN_HTTP_THREADS=3", "LASTSEEN_STATE_MAX_DEVICES=30", NULL};
+    ls_config c;
+    char path[64], err[512] = "";
+    (void)state;
+
+    ls_config_defaults(&c);
+    assert_int_equal(ini_load(&c,
+                              "[http]\nthreads = 2\n"
+                              "[state]\nmax_devices = 20\nmax_clock_skew = 2s\n",
+                              path, err, sizeof err),
+                     0);
+    assert_int_equal(ls_config_apply_env(&c, env, err, sizeof err), 0);
+    set_ok(&c, "http.threads=4");
+
+    assert_int_equal(c.http_threads, 4);                 /* --set > env > file */
+    assert_int_equal(c.state_max_devices, 30);           /* env > file */
+    assert_int_equal(c.state_max_clock_skew, 2000);      /* file > default */
+    assert_int_equal(c.http_max_body, 16 * 1024 * 1024); /* default */
+}
+
+/* ---- help, Markdown, docs, example ------------------------------------ */
+
+static void test_help(void **state)
+{
+    char *out = capture(ls_config_print_help);
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < NKEYS; i++)
+        if (!strstr(out, all_keys[i][0])) fail_msg("help lacks %s", all_keys[i][0]);
+    assert_non_null(strstr(out, "libmicrohttpd worker threads"));
+    assert_non_null(strstr(out, "127.0.0.1:8080"));
+    free(out);
+}
+
+static void test_markdown(void **state)
+{
+    char *out = capture(ls_config_print_markdown), *line, *save = NULL;
+    char want[256];
+    size_t i, rows = 0;
+    (void)state;
+
+    static const char header[] = "| key | type | default | allowed | description |\n"
+                                 "| --- | --- | --- | --- | --- |\n";
+    assert_int_equal(strncmp(out, header, strlen(header)), 0);
+    for (i = 0; i < NKEYS; i++) {
+        snprintf(want, sizeof want, "| `%s`<br>`%s` |", all_keys[i][0], all_keys[i][1]);
+        if (!strstr(out, want)) fail_msg("markdown lacks the row of %s", all_keys[i][0]);
+    }
+    assert_non_null(strstr(out, "| int | `1` | 1 .. 64 | libmicrohttpd worker threads |"));
+    assert_non_null(strstr(out, "| duration | `5s` | 0ms .. 1d |"));
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        rows++;
+    assert_int_equal(rows, NKEYS + 2);
+    free(out);
+}
+
+static void test_docs_agree(void **state)
+{
+    static const char begin[] = "<!-- BEGIN KEYS -->\n", end[] = "<!-- END KEYS -->";
+    char *doc = file_slurp("docs/configuration.md");
+    char *out = capture(ls_config_print_markdown);
+    char *b = strstr(doc, begin), *e;
+    (void)state;
+
+    assert_non_null(b);
+    b += strlen(begin);
+    e = strstr(b, end);
+    assert_non_null(e);
+    *e = '\0';
+    if (strcmp(b, out) != 0)
+        fail_msg("docs/configuration.md is out of date; regenerate the table between the "
+                 "markers from ls_config_print_markdown()");
+    free(out);
+    free(doc);
+}
+
+/*
+ * lastseen.ini.example writes prose as "; text" and each key, php.ini
+ * style, as ";key = default".  As is it must load to the defaults; with those
+ * ';' removed it must still load to the defaults and name every key.
+ */
+static void test_example_file(void **state)
+{
+    char *text = file_slurp("lastseen.ini.example"), *p, *q;
+    ls_config c, d;
+    char path[64], err[512] = "";
+    size_t i;
+    (void)state;
+
+    ls_config_defaults(&d);
+    ls_config_defaults(&c);
+    if (ls_config_load_file(&c, "lastseen.ini.example", err, sizeof err) != 0)
+        fail_msg("example: %s", err);
+    assert_memory_equal(&c, &d, sizeof c);
+
+    for (p = q = text; *p; p++)
+        if (!(*p == ';' && (p == text || p[-1] == '\n') && p[1] != ' ' && p[1] != '\n')) *q++ = *p;
+    *q = '\0';
+    for (i = 0; i < NKEYS; i++) {
+        const char *dot = strchr(all_keys[i][0], '.');
+        char want[80];
+        snprintf(want, sizeof want, "\n%s = ", dot + 1);
+        if (!strstr(text, want)) fail_msg("lastseen.ini.example lacks %s", all_keys[i][0]);
+    }
+    memset(&c, 0, sizeof c);
+    c.http_threads = 99; /* every key must be set by the file itself */
+    if (ini_load(&c, text, path, err, sizeof err) != 0) fail_msg("uncommented example: %s", err);
+    assert_memory_equal(&c, &d, sizeof c);
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_bool),
+        cmocka_unit_test(test_int_keys),
+        cmocka_unit_test(test_duration_size_keys),
+        cmocka_unit_test(test_bool_enum_keys),
+        cmocka_unit_test(test_string_keys),
+        cmocka_unit_test(test_set_errors),
+        cmocka_unit_test(test_set_key),
+        cmocka_unit_test(test_file_good),
+        cmocka_unit_test(test_file_empty),
+        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_file_long_line),
+        cmocka_unit_test(test_file_long_line_fits),
+        cmocka_unit_test(test_file_missing),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_errors),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_markdown),
+        cmocka_unit_test(test_docs_agree),
+        cmocka_unit_test(test_example_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
