@@ -4,6 +4,7 @@
 #ifndef LS_API_H
 #define LS_API_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stddef.h>
 
@@ -16,6 +17,7 @@ typedef struct ls_req {
     const char *method;
     ls_buf body;
     int too_big;   /* body passed http.max_body: answered 413 */
+    uint64_t discarded; /* body bytes dropped after too_big */
     int responded; /* a response is queued */
     unsigned status;
 } ls_req;
@@ -33,8 +35,21 @@ enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow);
 /* Maps an engine error to its HTTP error response. */
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what);
 
-/* A query argument, percent-decoded into buf; NULL if absent. */
-const char *ls_api_arg(ls_req *r, const char *key, char *buf, size_t len);
+/*
+ * Strict percent-decoding of n bytes into out (room for n + 1): "%" must be
+ * followed by two hex digits.  Sets *outlen (a %00 stays in, as a NUL).
+ * Returns 0, or -1 on a malformed escape.
+ */
+int ls_api_pct_decode(const char *in, size_t n, char *out, size_t *outlen);
+
+/* A query argument, percent-decoded into buf: 1 present, 0 absent, -1 malformed
+ * (bad escape, NUL, or longer than buf). */
+int ls_api_arg(ls_req *r, const char *key, char *buf, size_t len);
+
+/* json_loadb() for request bodies: NULs allowed in strings (ids are checked
+ * later), and integers too big for int64 read as reals, so that they fail
+ * the value's own integer check (422) instead of the whole body (400). */
+json_t *ls_api_json_parse(const char *p, size_t n, size_t flags, json_error_t *err);
 
 /* Route handlers.  `id` is the percent-decoded device id (len bytes). */
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);

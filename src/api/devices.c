@@ -42,7 +42,7 @@ static int body_blank(const ls_req *r)
 static json_t *body_object(ls_req *r, enum MHD_Result *ok)
 {
     json_error_t err;
-    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j = ls_api_json_parse(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
         *ok = ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line,
                            err.column, err.text);
@@ -209,24 +209,50 @@ static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, co
     return 0;
 }
 
+/*
+ * Bulk items are validated as they are parsed and applied in batches of
+ * BULK_LOCK_ITEMS through the engine's pipelined batch path, one lock
+ * acquisition and one clock read per batch.  The JSON values the batch
+ * points into are kept alive until it is applied.
+ */
+typedef struct bulk_reject_rec {
+    size_t index;
+    const char *why; /* static text */
+} bulk_reject_rec;
+
 typedef struct bulk_state {
     ls_req *r;
-    ls_buf rejected;
     uint64_t accepted, nrejected;
-    size_t in_lock; /* items applied since the lock was taken */
-    ls_now now;     /* read once each time the lock is taken */
+    bulk_reject_rec rejected[BULK_REJECTED_MAX];
+    size_t n; /* items pending */
+    ls_activity items[BULK_LOCK_ITEMS];
+    size_t index[BULK_LOCK_ITEMS];
+    json_t *keep[BULK_LOCK_ITEMS];
+    int rcs[BULK_LOCK_ITEMS];
 } bulk_state;
 
 static void bulk_reject(bulk_state *s, size_t index, const char *why)
 {
-    if (s->nrejected++ >= BULK_REJECTED_MAX) return;
-    if (s->rejected.len > 1) ls_buf_putc(&s->rejected, ',');
-    ls_buf_printf(&s->rejected, "{\"index\":%zu,\"error\":", index);
-    ls_buf_json_str(&s->rejected, why, strlen(why));
-    ls_buf_putc(&s->rejected, '}');
+    if (s->nrejected < BULK_REJECTED_MAX) s->rejected[s->nrejected] = (bulk_reject_rec){index, why};
+    s->nrejected++;
 }
 
-static void bulk_apply(bulk_state *s, size_t index, json_t *item)
+static void bulk_flush(bulk_state *s)
+{
+    if (!s->n) return;
+    ls_daemon_lock(s->r->d);
+    ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
+    ls_daemon_unlock(s->r->d);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->rcs[i] == 0) s->accepted++;
+        else bulk_reject(s, s->index[i], s->rcs[i] == LS_EFULL ? "state.max_devices reached" : ls_strerror(s->rcs[i]));
+        json_decref(s->keep[i]);
+    }
+    s->n = 0;
+}
+
+/* Queues one item; takes a reference to it while it is pending. */
+static void bulk_add(bulk_state *s, size_t index, json_t *item)
 {
     const char *id, *why = NULL;
     size_t len;
@@ -235,39 +261,39 @@ static void bulk_apply(bulk_state *s, size_t index, json_t *item)
         bulk_reject(s, index, why);
         return;
     }
-    if (s->in_lock == 0) {
-        ls_daemon_lock(s->r->d);
-        s->now = ls_clock_now();
-    }
-    int rc = ls_engine_activity(s->r->d->engine, id, len, ts, s->now);
-    if (++s->in_lock == BULK_LOCK_ITEMS) {
-        ls_daemon_unlock(s->r->d);
-        s->in_lock = 0;
-    }
-    if (rc < 0) bulk_reject(s, index, rc == LS_EFULL ? "state.max_devices reached" : ls_strerror(rc));
-    else s->accepted++;
+    s->items[s->n] = (ls_activity){.id = id, .len = (uint32_t)len, .ts = ts};
+    s->index[s->n] = index;
+    s->keep[s->n] = json_incref(item);
+    if (++s->n == BULK_LOCK_ITEMS) bulk_flush(s);
+}
+
+static int cmp_reject(const void *a, const void *b)
+{
+    size_t x = ((const bulk_reject_rec *)a)->index, y = ((const bulk_reject_rec *)b)->index;
+    return x < y ? -1 : x > y;
 }
 
 enum MHD_Result ls_api_bulk_activity(ls_req *r)
 {
-    bulk_state s = {.r = r};
-    ls_buf_init(&s.rejected, (size_t)1 << 20);
-    ls_buf_putc(&s.rejected, '[');
+    bulk_state *s = calloc(1, sizeof(*s));
+    if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
+    s->r = r;
     const char *p = r->body.p ? r->body.p : "";
     size_t n = r->body.len, i = 0;
     while (i < n && strchr(" \t\r\n", p[i])) i++;
 
     if (i < n && p[i] == '[') {
         json_error_t err;
-        json_t *arr = json_loadb(p, n, 0, &err);
+        json_t *arr = ls_api_json_parse(p, n, 0, &err);
         if (!arr) {
-            ls_buf_free(&s.rejected);
+            free(s);
             return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line,
                                 err.column, err.text);
         }
         size_t idx;
         json_t *item;
-        json_array_foreach(arr, idx, item) bulk_apply(&s, idx, item);
+        json_array_foreach(arr, idx, item) bulk_add(s, idx, item);
+        bulk_flush(s);
         json_decref(arr);
     } else {
         /* NDJSON: one JSON value a line; blank lines are skipped. */
@@ -280,25 +306,30 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
             while (b > a && strchr(" \t\r", p[b - 1])) b--;
             if (b > a) {
                 json_error_t err;
-                json_t *item = json_loadb(p + a, b - a, JSON_DECODE_ANY, &err);
-                if (!item) bulk_reject(&s, index, "malformed JSON line");
-                else bulk_apply(&s, index, item);
+                json_t *item = ls_api_json_parse(p + a, b - a, JSON_DECODE_ANY, &err);
+                if (!item) bulk_reject(s, index, "malformed JSON line");
+                else bulk_add(s, index, item);
                 json_decref(item);
                 index++;
             }
             i = end + 1;
         }
     }
-    if (s.in_lock) ls_daemon_unlock(r->d);
-    ls_buf_putc(&s.rejected, ']');
+    bulk_flush(s);
 
+    size_t kept = s->nrejected < BULK_REJECTED_MAX ? (size_t)s->nrejected : BULK_REJECTED_MAX;
+    qsort(s->rejected, kept, sizeof(s->rejected[0]), cmp_reject);
     ls_buf b;
-    ls_buf_init(&b, s.rejected.len + 128);
-    ls_buf_printf(&b, "{\"accepted\":%llu,\"rejectedCount\":%llu,\"rejected\":", (unsigned long long)s.accepted,
-                  (unsigned long long)s.nrejected);
-    ls_buf_append(&b, s.rejected.p, s.rejected.len);
-    ls_buf_putc(&b, '}');
-    ls_buf_free(&s.rejected);
+    ls_buf_init(&b, (size_t)1 << 20);
+    ls_buf_printf(&b, "{\"accepted\":%llu,\"rejectedCount\":%llu,\"rejected\":[", (unsigned long long)s->accepted,
+                  (unsigned long long)s->nrejected);
+    for (size_t k = 0; k < kept; k++) {
+        ls_buf_printf(&b, "%s{\"index\":%zu,\"error\":", k ? "," : "", s->rejected[k].index);
+        ls_buf_json_str(&b, s->rejected[k].why, strlen(s->rejected[k].why));
+        ls_buf_putc(&b, '}');
+    }
+    ls_buf_append(&b, "]}", 2);
+    free(s);
     return respond_buf(r, 202, &b);
 }
 
@@ -330,9 +361,11 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 enum MHD_Result ls_api_device_list(ls_req *r)
 {
     char abuf[16], lbuf[32], cbuf[32];
-    const char *active = ls_api_arg(r, "active", abuf, sizeof(abuf));
-    const char *limit_s = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
-    const char *after = ls_api_arg(r, "after", cbuf, sizeof(cbuf));
+    int ha = ls_api_arg(r, "active", abuf, sizeof(abuf));
+    int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
+    int hc = ls_api_arg(r, "after", cbuf, sizeof(cbuf));
+    if (ha < 0 || hl < 0 || hc < 0) return ls_api_error(r, 422, "invalid", "malformed query parameter");
+    const char *active = ha ? abuf : NULL, *limit_s = hl ? lbuf : NULL, *after = hc ? cbuf : NULL;
     int filter = -1;
     uint64_t limit = LIST_LIMIT_DEFAULT, cursor = 0;
 

@@ -6,9 +6,10 @@
  * under hundreds of keep-alive connections with this MHD version.
  *
  * Bodies are collected into a per-request buffer capped at http.max_body;
- * a request announcing a larger Content-Length is answered 413 at once,
- * and a chunked one is answered 413 as soon as it passes the cap (MHD
- * then closes the connection).  The first call of the access handler only
+ * a request announcing a larger Content-Length is answered 413 at once
+ * (MHD then closes the connection); a chunked one that passes the cap is
+ * answered 413 at its end, its excess discarded, not stored (up to 64 MiB
+ * past the cap; beyond that the connection is closed without an answer).  The first call of the access handler only
  * sets up the request, which keeps MHD from closing kept-alive connections.
  *
  * Paths are routed raw and each segment is percent-decoded afterwards
@@ -104,13 +105,37 @@ enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what)
     }
 }
 
-const char *ls_api_arg(ls_req *r, const char *key, char *buf, size_t len)
+int ls_api_pct_decode(const char *in, size_t n, char *out, size_t *outlen)
+{
+    static const signed char hexval[256] = {
+        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+        ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+    };
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (i + 2 >= n) return -1; /* "%" or "%x" at the end */
+        int hi = hexval[(unsigned char)in[i + 1]], lo = hexval[(unsigned char)in[i + 2]];
+        if (!hi || !lo) return -1;
+        out[o++] = (char)((hi - 1) << 4 | (lo - 1));
+        i += 2;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return 0;
+}
+
+int ls_api_arg(ls_req *r, const char *key, char *buf, size_t len)
 {
     const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-    if (!v) return NULL;
-    snprintf(buf, len, "%s", v);
-    MHD_http_unescape(buf);
-    return buf;
+    if (!v) return 0;
+    size_t n = strlen(v), out;
+    if (n >= len || ls_api_pct_decode(v, n, buf, &out) < 0 || out != strlen(buf)) return -1;
+    return 1;
 }
 
 /* MHD's unescaping is replaced by a no-op: routing needs the raw path. */
@@ -132,16 +157,7 @@ static void log_cb(void *cls, const char *fmt, va_list ap)
 }
 
 #define DEVICES_PREFIX "/api/v1/devices/"
-
-/* Decodes a raw path segment of n bytes into out (>= n + 1 bytes). */
-static size_t decode_segment(const char *raw, size_t n, char *out)
-{
-    memcpy(out, raw, n);
-    out[n] = '\0';
-    /* MHD_http_unescape stops at NUL, so count the decoded length itself:
-     * it returns the new length, embedded %00 included. */
-    return MHD_http_unescape(out);
-}
+#define DISCARD_MAX ((uint64_t)64 << 20)
 
 static enum MHD_Result route(ls_req *r, const char *url)
 {
@@ -178,7 +194,9 @@ static enum MHD_Result route(ls_req *r, const char *url)
         if (raw_len > LS_ID_MAX * 3)
             return ls_api_error(r, 422, "invalid", "invalid device id: longer than 256 bytes");
         char id[LS_ID_MAX * 3 + 1];
-        size_t len = decode_segment(rest, raw_len, id);
+        size_t len;
+        if (ls_api_pct_decode(rest, raw_len, id, &len) < 0)
+            return ls_api_error(r, 400, "bad_request", "malformed percent-encoding in the device id");
         const char *why = ls_id_check(id, len);
         if (action) {
             if (strcmp(action, "activity") && strcmp(action, "connect") && strcmp(action, "disconnect"))
@@ -209,7 +227,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->conn = conn;
         r->d = h->d;
         r->method = method;
-        ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body);
+        ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -225,16 +243,24 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->responded && ls_buf_append(&r->body, upload, *upload_size) < 0) {
+        /* MHD accepts a response only before or after the body, so a body
+         * that passes the cap is discarded until its end, then answered
+         * 413; past DISCARD_MAX more the connection is simply closed. */
+        if (!r->responded && !r->too_big && ls_buf_append(&r->body, upload, *upload_size) < 0) {
             r->too_big = 1;
-            *upload_size = 0;
-            return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld)",
-                                (long long)h->d->cfg.http_max_body);
+            ls_buf_free(&r->body);
+        }
+        if (r->too_big) {
+            r->discarded += *upload_size;
+            if (r->discarded > DISCARD_MAX + (uint64_t)h->d->cfg.http_max_body) return MHD_NO;
         }
         *upload_size = 0;
         return MHD_YES;
     }
     if (r->responded) return MHD_YES;
+    if (r->too_big)
+        return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld bytes)",
+                            (long long)h->d->cfg.http_max_body);
     return route(r, url);
 }
 

@@ -53,26 +53,48 @@ typedef enum ls_event_type {
 } ls_event_type;
 
 /*
- * A device record.  Records live in fixed-size chunks that never move, so a
- * pointer to one stays valid until the device is deleted.  Field names follow
- * ThingsBoard's server-side attributes; all times are wall ms, 0 = never.
+ * A device record: 128 bytes, two cache lines, 128-byte aligned.  Records
+ * live in chunks that never move, so a pointer to one stays valid until the
+ * device is deleted.  What an activity touches (times, timeout, flags, the
+ * id) comes first.  Ids shorter than LS_ID_INLINE bytes (36-character UUIDs
+ * among them) are stored in the record itself; longer ones on the heap.
+ * Field names follow ThingsBoard's server-side attributes; all times are
+ * wall ms, 0 = never.
  */
+#define LS_ID_INLINE 40
 typedef struct ls_device {
-    ls_wheel_entry timer;        /* intrusive: armed while active */
-    char *id;                    /* NUL-terminated copy, id_len bytes */
-    int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
-    int64_t last_activity;       /* lastActivityTime */
-    int64_t last_connect;        /* lastConnectTime */
-    int64_t last_disconnect;     /* lastDisconnectTime */
-    int64_t inactivity_alarm;    /* inactivityAlarmTime */
-    int64_t timeout_ms;          /* own inactivityTimeout, 0 = use default */
     uint32_t hash;               /* high bits of the id's hash */
-    uint32_t sessions;           /* open sessions */
     uint16_t id_len;
     uint16_t type;               /* index into the engine's type names */
     uint8_t active;
     uint8_t live;                /* slot holds a device */
+    uint16_t spare;
+    uint32_t sessions;           /* open sessions */
+    int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
+    int64_t last_activity;       /* lastActivityTime */
+    int64_t timeout_ms;          /* own inactivityTimeout, 0 = use default */
+    union {
+        char inl[LS_ID_INLINE];  /* id_len < LS_ID_INLINE: NUL-terminated */
+        char *heap;              /* else: malloc'd, NUL-terminated */
+    } id;
+    ls_wheel_entry timer;        /* intrusive: armed while active */
+    int64_t last_connect;        /* lastConnectTime */
+    int64_t last_disconnect;     /* lastDisconnectTime */
+    int64_t inactivity_alarm;    /* inactivityAlarmTime */
 } ls_device;
+
+/* The device's id, NUL-terminated, id_len bytes. */
+static inline const char *ls_device_id(const ls_device *d)
+{
+    return d->id_len < LS_ID_INLINE ? d->id.inl : d->id.heap;
+}
+
+/* One activity of a batch (see ls_engine_activity_batch). */
+typedef struct ls_activity {
+    const char *id;
+    uint32_t len;
+    int64_t ts; /* wall ms, 0 = now */
+} ls_activity;
 
 typedef struct ls_event {
     ls_event_type type;
@@ -123,6 +145,14 @@ void ls_engine_close(ls_engine *e);
  * LS_EINVAL (ts < 0), LS_EFULL, LS_ENOMEM.
  */
 int ls_engine_activity(ls_engine *e, const char *id, size_t len, int64_t ts, ls_now now);
+
+/*
+ * Applies n activities in order, as ls_engine_activity() would one by one,
+ * but pipelined: the index buckets and records of later items are
+ * prefetched while earlier ones are applied, hiding memory latency.  If
+ * rcs is not NULL, rcs[i] gets item i's result.  Returns the number applied.
+ */
+size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls_now now, int *rcs);
 
 /* Opens a session (CONNECT_EVENT; counts as an activity at now). */
 int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now);

@@ -9,12 +9,28 @@
  */
 #include "engine/engine.h"
 
+#include <string.h>
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* Bytes of x below n (n <= 128), for words without high bits set. */
+#define HAS_LESS(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
+
 const char *ls_id_check(const char *id, size_t len)
 {
     const unsigned char *p = (const unsigned char *)id;
     if (len == 0) return "empty";
     if (len > LS_ID_MAX) return "longer than 256 bytes";
     for (size_t i = 0; i < len;) {
+        /* Fast path: eight printable ASCII bytes at a time. */
+        if (i + 8 <= len) {
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            if (!(x & HIGHS) && !HAS_LESS(x, 0x20) && !HAS_LESS(x ^ (ONES * 0x7f), 1)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned c = p[i];
         if (c < 0x20 || c == 0x7f) return "control character";
         if (c < 0x80) {

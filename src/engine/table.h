@@ -10,7 +10,7 @@
 
 #include "engine/engine.h"
 
-#define LS_TABLE_CHUNK_BITS 12 /* 4096 records a chunk */
+#define LS_TABLE_CHUNK_BITS 14 /* 16384 records of 128 B: one 2 MiB huge page */
 #define LS_TABLE_CHUNK (1u << LS_TABLE_CHUNK_BITS)
 
 typedef struct ls_table {
@@ -47,6 +47,23 @@ void ls_table_remove(ls_table *t, ls_device *d);
 static inline ls_device *ls_table_slot(const ls_table *t, uint32_t i)
 {
     return &t->chunks[i >> LS_TABLE_CHUNK_BITS][i & (LS_TABLE_CHUNK - 1)];
+}
+
+/* Prefetch hints for pipelined lookups: the home bucket of a tag, and the
+ * record that bucket points to if its tag matches (it usually does). */
+static inline void ls_table_prefetch_bucket(const ls_table *t, uint32_t tag)
+{
+    __builtin_prefetch(&t->buckets[tag & t->mask]);
+}
+
+static inline void ls_table_prefetch_record(const ls_table *t, uint32_t tag)
+{
+    uint64_t b = t->buckets[tag & t->mask];
+    if (b && (uint32_t)(b >> 32) == tag) {
+        const char *rec = (const char *)ls_table_slot(t, (uint32_t)b - 1);
+        __builtin_prefetch(rec, 1);
+        __builtin_prefetch(rec + 64, 1);
+    }
 }
 
 /* Bytes held by the table's own arrays (not the ids). */

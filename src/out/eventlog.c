@@ -106,7 +106,7 @@ void ls_eventlog_append(ls_eventlog *l, const ls_engine *e, const ls_event *ev)
         l->pending.overflow = 0;
         l->write_errors++;
         ls_error("eventlog", "buffer full: event seq %llu (%s %s) not logged", (unsigned long long)l->seq,
-                 ls_event_name(ev->type), ev->dev->id);
+                 ls_event_name(ev->type), ls_device_id(ev->dev));
     }
 }
 

@@ -17,7 +17,7 @@ int ls_format_device(ls_buf *b, const ls_engine *e, const ls_device *d)
     while (type[tlen]) tlen++;
 
     ls_buf_append(b, "{\"id\":", 6);
-    ls_buf_json_str(b, d->id, d->id_len);
+    ls_buf_json_str(b, ls_device_id(d), d->id_len);
     ls_buf_append(b, ",\"type\":", 8);
     ls_buf_json_str(b, type, tlen);
     ls_buf_printf(b,
@@ -34,7 +34,7 @@ int ls_format_event(ls_buf *b, const ls_engine *e, uint64_t seq, const ls_event 
 {
     ls_buf_printf(b, "{\"seq\":%llu,\"type\":\"%s\",\"device\":", (unsigned long long)seq,
                   ls_event_name(ev->type));
-    ls_buf_json_str(b, ev->dev->id, ev->dev->id_len);
+    ls_buf_json_str(b, ls_device_id(ev->dev), ev->dev->id_len);
     ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,\"state\":", (long long)ev->ts,
                   (long long)ev->detected_at);
     ls_format_device(b, e, ev->dev);
