@@ -212,7 +212,7 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
         if (i >= 2 * PIPE_D) {
             size_t j = i - 2 * PIPE_D, k = j & (PIPE_W - 1);
             ls_device *d;
-            int rc = bad[k] ? LS_EBADID : a[j].ts < 0 ? LS_EINVAL : 0;
+            int rc = a[j].ts < 0 ? LS_EINVAL : bad[k] ? LS_EBADID : 0; /* as the single call */
             if (rc == 0) rc = lookup_tagged(e, a[j].id, a[j].len, tags[k], 1, &d, NULL);
             if (rc == 0) {
                 applied++;
@@ -282,8 +282,11 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
     if (c->set_timeout && c->timeout_ms != 0 &&
         (c->timeout_ms < LS_TIMEOUT_MIN_MS || c->timeout_ms > LS_TIMEOUT_MAX_MS))
         return LS_EINVAL;
-    if (c->type && (rc = intern_type(e, c->type, c->type_len, &type)) < 0) return rc;
+    if (c->type && (c->type_len == 0 || c->type_len > LS_TYPE_MAX || ls_id_check(c->type, c->type_len)))
+        return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, created)) < 0) return rc;
+    /* Interned only once the device exists: a refused put adds no type. */
+    if (c->type && (rc = intern_type(e, c->type, c->type_len, &type)) < 0) return rc;
     if (c->type) d->type = type;
     if (!c->set_timeout || c->timeout_ms == d->timeout_ms) return 0;
 

@@ -146,9 +146,10 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
 {
     int rc;
     if ((t->count + 1) * 4 > (t->mask + 1) * 3 && (rc = grow_index(t)) < 0) return rc;
-    if (t->nfree == t->free_cap) {
+    if (t->free_cap < t->high + 1) {
         /* Keep room to release every slot, so remove never allocates. */
         uint32_t cap = t->free_cap ? t->free_cap * 2 : 1024;
+        if (cap < t->high + 1) cap = t->high + 1;
         uint32_t *nf = realloc(t->free, cap * sizeof(*nf));
         if (!nf) return LS_ENOMEM;
         t->free = nf;

@@ -1,0 +1,233 @@
+/*
+ * test_wheel.c - the timing wheel against a brute-force reference.
+ *
+ * Every entry must fire exactly once, in the run whose `now` first reaches
+ * its expiry, with the callback's time equal to its expiry (1 ms
+ * precision), never earlier; removed entries never fire; moved entries
+ * fire at their new time only.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "engine/wheel.h"
+
+typedef struct item {
+    ls_wheel_entry e;
+    int64_t want;   /* expiry, or -1 when not armed */
+    int64_t fired;  /* time fired at, -1 if not */
+    int fire_count;
+} item;
+
+static int64_t run_now;
+
+static void record_cb(void *ud, ls_wheel_entry *e, int64_t t)
+{
+    (void)ud;
+    item *it = (item *)e;
+    it->fired = t;
+    it->fire_count++;
+    assert_true(t <= run_now);
+}
+
+static uint64_t rng_s = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+    rng_s ^= rng_s << 13;
+    rng_s ^= rng_s >> 7;
+    rng_s ^= rng_s << 17;
+    return rng_s;
+}
+
+static void test_fires_exactly_at_expiry(void **state)
+{
+    (void)state;
+    ls_wheel w;
+    ls_wheel_init(&w, 1000);
+    static item items[5000];
+    int64_t spans[] = {1, 63, 64, 65, 4095, 4096, 4097, 262144, 300000, 16777216 + 5};
+    for (int i = 0; i < 5000; i++) {
+        int64_t exp = 1000 + spans[i % 10] + (int64_t)(rnd() % 50);
+        items[i] = (item){.want = exp, .fired = -1};
+        ls_wheel_add(&w, &items[i].e, exp);
+    }
+    assert_int_equal(w.count, 5000);
+    /* Step with irregular strides, checking each fires at its own ms. */
+    int64_t now = 1000;
+    while (w.count) {
+        int64_t next = ls_wheel_next(&w);
+        assert_true(next > now);
+        now += 1 + (int64_t)(rnd() % 3000);
+        run_now = now;
+        ls_wheel_run(&w, now, record_cb, NULL);
+    }
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(items[i].fire_count, 1);
+        assert_int_equal(items[i].fired, items[i].want);
+    }
+}
+
+static void test_next_is_exact_for_level0(void **state)
+{
+    (void)state;
+    ls_wheel w;
+    ls_wheel_init(&w, 0);
+    item a = {.fired = -1};
+    ls_wheel_add(&w, &a.e, 17);
+    assert_int_equal(ls_wheel_next(&w), 17);
+    run_now = 16;
+    assert_int_equal(ls_wheel_run(&w, 16, record_cb, NULL), 0);
+    run_now = 17;
+    assert_int_equal(ls_wheel_run(&w, 17, record_cb, NULL), 1);
+    assert_int_equal(a.fired, 17);
+    assert_int_equal(ls_wheel_next(&w), INT64_MAX);
+}
+
+static void test_remove_and_move(void **state)
+{
+    (void)state;
+    ls_wheel w;
+    ls_wheel_init(&w, 0);
+    item a = {.fired = -1}, b = {.fired = -1}, c = {.fired = -1};
+    ls_wheel_add(&w, &a.e, 5000);
+    ls_wheel_add(&w, &b.e, 5000);
+    ls_wheel_add(&w, &c.e, 70);
+    ls_wheel_remove(&w, &a.e);
+    assert_false(ls_wheel_armed(&a.e));
+    ls_wheel_remove(&w, &a.e); /* idempotent */
+    ls_wheel_add(&w, &b.e, 100000); /* moved out */
+    ls_wheel_add(&w, &c.e, 30);     /* moved in */
+    assert_int_equal(w.count, 2);
+    run_now = 99999;
+    ls_wheel_run(&w, 99999, record_cb, NULL);
+    assert_int_equal(a.fire_count, 0);
+    assert_int_equal(b.fire_count, 0);
+    assert_int_equal(c.fired, 30);
+    run_now = 100000;
+    ls_wheel_run(&w, 100000, record_cb, NULL);
+    assert_int_equal(b.fired, 100000);
+    assert_int_equal(w.count, 0);
+}
+
+static void test_past_expiry_fires_next_tick(void **state)
+{
+    (void)state;
+    ls_wheel w;
+    ls_wheel_init(&w, 500);
+    item a = {.fired = -1};
+    ls_wheel_add(&w, &a.e, 10);
+    run_now = 501;
+    ls_wheel_run(&w, 501, record_cb, NULL);
+    assert_int_equal(a.fired, 501);
+}
+
+/* A callback that re-arms itself (as the engine's does) and removes its
+ * partner, which may be waiting in the same millisecond's due list. */
+static item *pair[2];
+static void rearm_cb(void *ud, ls_wheel_entry *e, int64_t t)
+{
+    ls_wheel *w = ud;
+    item *it = (item *)e;
+    it->fire_count++;
+    it->fired = t;
+    if (it->fire_count < 3) ls_wheel_add(w, e, t + 1000);
+    if (pair[0]) ls_wheel_remove(w, &pair[it == pair[0]]->e);
+}
+
+static void test_callback_rearms_and_removes(void **state)
+{
+    (void)state;
+    ls_wheel w;
+    ls_wheel_init(&w, 0);
+    item a = {.fired = -1}, b = {.fired = -1};
+    ls_wheel_add(&w, &a.e, 100);
+    ls_wheel_add(&w, &b.e, 100); /* due in the same ms: the first removes the other */
+    pair[0] = &a;
+    pair[1] = &b;
+    ls_wheel_run(&w, 100, rearm_cb, &w);
+    /* Exactly one of them fired in that ms; the other was removed. */
+    assert_int_equal(a.fire_count + b.fire_count, 1);
+    assert_false(ls_wheel_armed(a.fire_count ? &b.e : &a.e));
+    item *live = a.fire_count ? &a : &b;
+    ls_wheel_run(&w, 10000, rearm_cb, &w);
+    assert_int_equal(live->fire_count, 3);
+    assert_int_equal(live->fired, 2100);
+    assert_int_equal(w.count, 0);
+}
+
+static void test_random_against_reference(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static item items[N];
+    ls_wheel w;
+    int64_t now = (int64_t)(rnd() % 100000);
+    ls_wheel_init(&w, now);
+    for (int i = 0; i < N; i++) items[i] = (item){.want = -1, .fired = -1};
+    for (int round = 0; round < 2000; round++) {
+        /* Arm, move or cancel some entries. */
+        for (int k = 0; k < 20; k++) {
+            item *it = &items[rnd() % N];
+            uint64_t op = rnd() % 10;
+            if (op < 7) {
+                int64_t span = (int64_t)(rnd() % (rnd() % 2 ? 100 : 5000000)) + 1;
+                it->want = now + span;
+                it->fired = -1;
+                it->fire_count = 0;
+                ls_wheel_add(&w, &it->e, it->want);
+            } else if (ls_wheel_armed(&it->e)) {
+                ls_wheel_remove(&w, &it->e);
+                it->want = -1;
+            }
+        }
+        now += (int64_t)(rnd() % 5000);
+        run_now = now;
+        ls_wheel_run(&w, now, record_cb, NULL);
+        for (int i = 0; i < N; i += 97) {
+            item *it = &items[i];
+            if (it->want < 0) continue;
+            if (it->want <= now) {
+                assert_int_equal(it->fire_count, 1);
+                assert_int_equal(it->fired, it->want);
+            } else {
+                assert_int_equal(it->fire_count, 0);
+                assert_true(ls_wheel_armed(&it->e));
+            }
+        }
+    }
+}
+
+static void test_large_clock_values(void **state)
+{
+    (void)state;
+    ls_wheel w;
+    int64_t base = ((int64_t)1 << 48) - 3; /* crossing high bit groups */
+    ls_wheel_init(&w, base);
+    item a = {.fired = -1}, b = {.fired = -1};
+    ls_wheel_add(&w, &a.e, base + 5);
+    ls_wheel_add(&w, &b.e, base + ((int64_t)1 << 40));
+    run_now = base + 5;
+    ls_wheel_run(&w, base + 5, record_cb, NULL);
+    assert_int_equal(a.fired, base + 5);
+    run_now = base + ((int64_t)1 << 40);
+    ls_wheel_run(&w, run_now, record_cb, NULL);
+    assert_int_equal(b.fired, base + ((int64_t)1 << 40));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fires_exactly_at_expiry),
+        cmocka_unit_test(test_next_is_exact_for_level0),
+        cmocka_unit_test(test_remove_and_move),
+        cmocka_unit_test(test_past_expiry_fires_next_tick),
+        cmocka_unit_test(test_callback_rearms_and_removes),
+        cmocka_unit_test(test_random_against_reference),
+        cmocka_unit_test(test_large_clock_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
