@@ -40,6 +40,8 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LASTSEEN_BIN=$(CURDIR)/$(ASAN_BUILD)/lastseen $(PYTHON) -m pytest -q tests/blackbox
 
 bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000

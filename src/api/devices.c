@@ -126,9 +126,10 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
                 return ls_api_error(r, 422, "invalid", "id in the body differs from the id in the path");
             }
         } else {
-            json_decref(j);
-            return ls_api_error(r, 422, "invalid", "unknown field \"%.64s\"; known: inactivityTimeout, type, id",
-                                key);
+            enum MHD_Result res = ls_api_error(
+                r, 422, "invalid", "unknown field \"%.64s\"; known: inactivityTimeout, type, id", key);
+            json_decref(j); /* key lives in j */
+            return res;
         }
     }
     int created = 0;
