@@ -323,18 +323,20 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     h->d = d;
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* MHD warns about a pool of one: pass the option only for a real pool. */
-    unsigned pool = d->cfg.http_threads > 1 ? (unsigned)d->cfg.http_threads : 0;
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h,
-                              MHD_OPTION_EXTERNAL_LOGGER, log_cb, h,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_THREAD_POOL_SIZE, pool,
-                              MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
-                              MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h,
-                              MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                              MHD_OPTION_END);
+    /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_cb, h},
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, h},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, h},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {d->cfg.http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)d->cfg.http_threads,
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
         free(h);
