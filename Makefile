@@ -46,6 +46,7 @@ test-asan: deps
 bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000
 	$(BUILD)/lastseen-bench engine --devices 1000000 --updates 20000000
+	$(PYTHON) bench/lateness.py --bin $(BUILD)/lastseen
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
