@@ -4,7 +4,8 @@
  * Each event becomes one line `{"seq":..,...}\n`.  Lines are formatted into
  * a buffer as the engine emits them and written with one write(2) per
  * flush; the daemon flushes after every engine call that emitted events,
- * so a line reaches the file within the same loop turn.  The buffer is
+ * so a line reaches the file within the same loop turn, and a burst (a
+ * fleet expiring in one tick) is written every 1 MiB.  The buffer is
  * capped at 256 MiB; on a write error lines stay buffered and are retried
  * on the next flush (counted in write_errors).
  *
@@ -28,7 +29,8 @@
 #include "out/format.h"
 
 #define TAIL_MAX 65536
-#define PENDING_MAX ((size_t)256 << 20)
+#define PENDING_MAX ((size_t)256 << 20) /* only reached while writes fail */
+#define FLUSH_AT ((size_t)1 << 20)
 
 /* Finds the seq of the last complete line; truncates a torn tail. */
 static int recover_seq(ls_eventlog *l)
@@ -108,6 +110,8 @@ void ls_eventlog_append(ls_eventlog *l, const ls_engine *e, const ls_event *ev)
         ls_error("eventlog", "buffer full: event seq %llu (%s %s) not logged", (unsigned long long)l->seq,
                  ls_event_name(ev->type), ls_device_id(ev->dev));
     }
+    /* A tick that expires a whole fleet writes as it goes, in 1 MiB pieces. */
+    if (l->pending.len >= FLUSH_AT) ls_eventlog_flush(l);
 }
 
 static int write_all(int fd, const char *p, size_t n, size_t *done)
