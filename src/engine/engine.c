@@ -49,7 +49,28 @@ struct ls_engine {
     uint32_t ntypes;
     ls_engine_stats st;
     int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
+    ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
+    size_t ndirty, dirty_cap;
+    int dirty_lost;    /* the list could not grow: drain scans every slot */
 };
+
+/* Marks d changed.  The list only grows while it is below the device count. */
+static inline void mark(ls_engine *e, ls_device *d)
+{
+    if (d->flags & LS_DEV_DIRTY) return;
+    d->flags |= LS_DEV_DIRTY;
+    if (e->ndirty == e->dirty_cap) {
+        size_t cap = e->dirty_cap ? e->dirty_cap * 2 : 4096;
+        ls_device **nd = realloc(e->dirty, cap * sizeof(*nd));
+        if (!nd) {
+            e->dirty_lost = 1; /* the flag alone still records it */
+            return;
+        }
+        e->dirty = nd;
+        e->dirty_cap = cap;
+    }
+    e->dirty[e->ndirty++] = d;
+}
 
 static void emit(ls_engine *e, ls_event_type type, const ls_device *d, int64_t ts, int64_t at)
 {
@@ -85,6 +106,7 @@ void ls_engine_close(ls_engine *e)
 {
     if (!e) return;
     ls_table_close(&e->table);
+    free(e->dirty);
     for (uint32_t i = 0; i < e->ntypes; i++) free(e->types[i]);
     free(e->types);
     free(e);
@@ -137,6 +159,7 @@ const ls_device *ls_engine_find(const ls_engine *e, const char *id, size_t len)
 /* Makes d inactive, detected at wall time `at`. */
 static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
 {
+    mark(e, d);
     ls_wheel_remove(&e->wheel, &d->timer);
     d->active = 0;
     d->inactivity_alarm = at;
@@ -159,6 +182,7 @@ static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now)
     int64_t timeout = ls_engine_timeout(e, d, NULL);
 
     e->st.activities++;
+    mark(e, d);
     if (mono > d->last_activity_mono || d->last_activity == 0) d->last_activity_mono = mono;
     if (wall > d->last_activity) d->last_activity = wall;
     if (now.wall - wall >= timeout) {
@@ -230,6 +254,7 @@ int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now)
     ls_device *d;
     int rc;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
+    mark(e, d);
     d->sessions++;
     e->st.sessions++;
     d->last_connect = now.wall;
@@ -245,6 +270,7 @@ int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
     int rc;
     if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
     if (d->sessions == 0) return 0;
+    mark(e, d);
     d->sessions--;
     e->st.sessions--;
     if (d->sessions == 0) {
@@ -285,6 +311,7 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
     if (c->type && (c->type_len == 0 || c->type_len > LS_TYPE_MAX || ls_id_check(c->type, c->type_len)))
         return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, created)) < 0) return rc;
+    mark(e, d);
     /* Interned only once the device exists: a refused put adds no type. */
     if (c->type && (rc = intern_type(e, c->type, c->type_len, &type)) < 0) return rc;
     if (c->type) d->type = type;
@@ -357,6 +384,69 @@ uint64_t ls_engine_scan(const ls_engine *e, uint64_t cursor, int filter, size_t 
             if (++found == limit) return i + 1 < t->high ? i + 1 : 0;
         }
         if (max_scan && ++scanned >= max_scan) return i + 1 < t->high ? i + 1 : 0;
+    }
+    return 0;
+}
+
+size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud)
+{
+    size_t n = 0;
+    if (e->dirty_lost) {
+        /* The list missed some marks: the flags are the truth. */
+        for (uint32_t i = 0; i < e->table.high; i++) {
+            ls_device *d = ls_table_slot(&e->table, i);
+            if (d->live && (d->flags & LS_DEV_DIRTY)) {
+                d->flags &= (uint16_t)~LS_DEV_DIRTY;
+                cb(ud, d);
+                n++;
+            }
+        }
+        e->dirty_lost = 0;
+    } else {
+        for (size_t i = 0; i < e->ndirty; i++) {
+            ls_device *d = e->dirty[i];
+            /* Deleted records are zeroed (flag gone); a reused slot may be
+             * listed twice but is visited once. */
+            if (!d->live || !(d->flags & LS_DEV_DIRTY)) continue;
+            d->flags &= (uint16_t)~LS_DEV_DIRTY;
+            cb(ud, d);
+            n++;
+        }
+    }
+    e->ndirty = 0;
+    return n;
+}
+
+int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now)
+{
+    ls_device *d;
+    int rc;
+    uint16_t type = 0;
+    if (st->timeout_ms != 0 && (st->timeout_ms < LS_TIMEOUT_MIN_MS || st->timeout_ms > LS_TIMEOUT_MAX_MS))
+        return LS_EINVAL;
+    if (st->type && st->type_len && (rc = intern_type(e, st->type, st->type_len, &type)) < 0) return rc;
+    if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
+    /* Replace whatever was there. */
+    ls_wheel_remove(&e->wheel, &d->timer);
+    if (d->active) e->st.active--;
+    e->st.sessions -= d->sessions;
+
+    d->type = type;
+    d->timeout_ms = st->timeout_ms;
+    d->last_activity = st->last_activity;
+    d->last_connect = st->last_connect;
+    d->last_disconnect = st->last_disconnect;
+    d->inactivity_alarm = st->inactivity_alarm;
+    d->sessions = st->sessions;
+    e->st.sessions += st->sessions;
+    d->active = st->active ? 1 : 0;
+    /* The activity's place on this process's monotonic clock, by its age. */
+    d->last_activity_mono = now.mono - (now.wall - st->last_activity);
+    if (d->active) {
+        e->st.active++;
+        if (policy == LS_RESTART_GRACE && d->last_activity_mono < now.mono) d->last_activity_mono = now.mono;
+        ls_wheel_add(&e->wheel, &d->timer, d->last_activity_mono + ls_engine_timeout(e, d, NULL));
     }
     return 0;
 }

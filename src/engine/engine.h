@@ -68,7 +68,7 @@ typedef struct ls_device {
     uint16_t type;               /* index into the engine's type names */
     uint8_t active;
     uint8_t live;                /* slot holds a device */
-    uint16_t spare;
+    uint16_t flags;              /* LS_DEV_* */
     uint32_t sessions;           /* open sessions */
     int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
     int64_t last_activity;       /* lastActivityTime */
@@ -82,6 +82,8 @@ typedef struct ls_device {
     int64_t last_disconnect;     /* lastDisconnectTime */
     int64_t inactivity_alarm;    /* inactivityAlarmTime */
 } ls_device;
+
+#define LS_DEV_DIRTY 1 /* changed since the last ls_engine_drain_dirty() */
 
 /* The device's id, NUL-terminated, id_len bytes. */
 static inline const char *ls_device_id(const ls_device *d)
@@ -205,6 +207,41 @@ uint64_t ls_engine_scan(const ls_engine *e, uint64_t cursor, int filter, size_t 
  * characters (C0, DEL, C1).  Returns NULL if valid, else a short reason.
  */
 const char *ls_id_check(const char *id, size_t len);
+
+/*
+ * Persistence support.  Every change to a device (activity, session, config,
+ * transition) marks it dirty; ls_engine_drain_dirty() visits each dirty
+ * device once and clears the marks, so a store can write exactly what
+ * changed.  Marking costs one flag test on the hot path.
+ */
+size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud);
+
+/* How devices that were active when the daemon stopped are restored. */
+typedef enum ls_restart_policy {
+    LS_RESTART_GRACE = 0, /* deadline = max(old deadline, now + timeout) */
+    LS_RESTART_STRICT,    /* deadline = old deadline; passed ones fire at once */
+} ls_restart_policy;
+
+/* A device's persisted state, as loaded from a store. */
+typedef struct ls_device_state {
+    const char *type; /* NULL = default */
+    size_t type_len;
+    int64_t timeout_ms; /* 0 = default */
+    int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
+    uint32_t sessions;
+    uint8_t active;
+} ls_device_state;
+
+/*
+ * Re-creates a device from its persisted state at start-up (no event; the
+ * device is not marked dirty).  An active device is re-armed per `policy`:
+ * under STRICT a deadline that passed while the daemon was down fires on the
+ * next tick, with ts = the real deadline; under GRACE the daemon's own
+ * downtime never makes a device inactive.  Returns 0, LS_EBADID, LS_EINVAL
+ * (bad type or timeout), LS_EFULL, LS_ENOMEM; an existing id is replaced.
+ */
+int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now);
 
 const char *ls_strerror(int rc);
 const char *ls_event_name(ls_event_type t);

@@ -1,0 +1,97 @@
+/*
+ * store.h - lastseen's durable state on LMDB: devices, the event outbox,
+ * sink cursors and metadata.  See store.c for the on-disk format.
+ *
+ * Writes are batches: the caller fills an ls_store_batch in memory (no
+ * LMDB transaction is open meanwhile) and ls_store_write() applies it in
+ * one write transaction, growing the map and retrying when it is full.
+ * One writer thread at a time; reads may run from any thread.
+ */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LS_STORE_FORMAT 1 /* on-disk format version written by this build */
+
+/* Errors beyond negative errno values. */
+enum {
+    LS_STORE_EVERSION = -2001, /* written by a newer lastseen: refuse */
+    LS_STORE_ECORRUPT = -2002, /* not a lastseen store, or damaged */
+    LS_STORE_EFULL = -2003,    /* store.max_size reached */
+};
+
+/* The persisted form of a device: its config and its last known state. */
+typedef struct ls_store_device {
+    const char *id;
+    size_t id_len;
+    const char *type; /* NULL or "" = "default" */
+    size_t type_len;
+    int64_t timeout_ms; /* own inactivityTimeout, 0 = default */
+    int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
+    uint32_t sessions;
+    uint8_t active;
+} ls_store_device;
+
+typedef struct ls_store_options {
+    uint64_t initial_size; /* map size to start with (bytes), e.g. 64 MiB */
+    uint64_t max_size;     /* store.max_size: never grow past this; 0 = no cap */
+    int sync;              /* 1 = fsync each commit (durable against power loss) */
+} ls_store_options;
+
+typedef struct ls_store ls_store;
+
+/*
+ * Opens (creating) the store in directory `dir`.  A store written with a
+ * newer format returns LS_STORE_EVERSION; a file that is not an LMDB store
+ * or is damaged returns LS_STORE_ECORRUPT.  Each failure is logged once with
+ * the path and the reason.
+ */
+int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o);
+void ls_store_close(ls_store *s);
+
+/* A batch of writes, built in memory.  Every op copies its arguments. */
+typedef struct ls_store_batch ls_store_batch;
+ls_store_batch *ls_store_batch_new(void);
+void ls_store_batch_free(ls_store_batch *b);
+void ls_store_batch_clear(ls_store_batch *b);
+size_t ls_store_batch_ops(const ls_store_batch *b);
+int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d);
+int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
+/* An outbox event: seq must increase across the batches of a store. */
+int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len);
+int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
+/* Deletes outbox events with seq <= upto. */
+int ls_store_batch_prune(ls_store_batch *b, uint64_t upto);
+
+/*
+ * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
+ * map is doubled (capped at max_size) and the batch retried; past the cap,
+ * LS_STORE_EFULL and nothing of the batch is applied.  0 or negative.
+ */
+int ls_store_write(ls_store *s, const ls_store_batch *b);
+
+/* Reads. */
+typedef int (*ls_store_device_cb)(void *ud, const ls_store_device *d);
+/* Calls cb for every device (in key order); a negative cb result stops and is returned. */
+int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud);
+uint64_t ls_store_device_count(ls_store *s);
+
+typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
+/* Calls cb for up to `max` events with seq > after, in seq order.  Returns the count or < 0. */
+int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb, void *ud);
+/* Highest seq in the outbox, or the highest ever pruned; 0 if none ever. */
+uint64_t ls_store_last_seq(ls_store *s);
+/* Lowest seq still in the outbox, 0 if empty. */
+uint64_t ls_store_first_seq(ls_store *s);
+
+/* A sink's durable cursor (last delivered seq); 0 if never set. */
+uint64_t ls_store_cursor(ls_store *s, const char *sink);
+
+/* Current map size and bytes in use, for metrics and logs. */
+void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used);
+
+const char *ls_store_strerror(int rc);
+
+#endif

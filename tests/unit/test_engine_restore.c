@@ -1,0 +1,212 @@
+/*
+ * test_engine_restore.c - restart semantics and dirty tracking of the engine.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+
+#define WALL0 1700000000000LL
+
+typedef struct captured {
+    int n;
+    ls_event_type type[64];
+    int64_t ts[64], at[64];
+    char id[64][LS_ID_INLINE];
+} captured;
+
+static void capture_cb(void *ud, const ls_event *ev)
+{
+    captured *c = ud;
+    if (c->n >= 64) return;
+    c->type[c->n] = ev->type;
+    c->ts[c->n] = ev->ts;
+    c->at[c->n] = ev->detected_at;
+    snprintf(c->id[c->n], sizeof(c->id[0]), "%s", ls_device_id(ev->dev));
+    c->n++;
+}
+
+static ls_engine *make(captured *c)
+{
+    ls_engine *e;
+    ls_engine_config cfg = {.default_timeout_ms = 10000, .max_clock_skew_ms = 5000, .seed = 7};
+    assert_int_equal(ls_engine_new(&e, &cfg, capture_cb, c), 0);
+    return e;
+}
+
+static ls_now at(int64_t mono, int64_t wall)
+{
+    ls_now n = {mono, wall};
+    return n;
+}
+
+/* Down for 60 s: the device's old deadline (last + 10 s) passed meanwhile. */
+static void test_grace_holds_deadline_past_downtime(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state st = {.active = 1, .last_activity = WALL0 - 60000};
+    ls_now now = at(500, WALL0);
+    assert_int_equal(ls_engine_restore(e, "d1", 2, &st, LS_RESTART_GRACE, now), 0);
+    const ls_device *d = ls_engine_find(e, "d1", 2);
+    assert_non_null(d);
+    assert_true(d->active);
+    assert_int_equal(d->last_activity, WALL0 - 60000); /* reported time unchanged */
+    ls_engine_tick(e, at(500 + 9999, WALL0 + 9999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(500 + 10000, WALL0 + 10000));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.type[0], LS_EV_INACTIVITY);
+    assert_int_equal(c.at[0], WALL0 + 10000);
+    ls_engine_stats s;
+    ls_engine_get_stats(e, &s);
+    assert_int_equal(s.active, 0);
+    ls_engine_close(e);
+}
+
+/* Grace keeps a later old deadline: max(old, restart + timeout).  The old
+ * one is later only for a last activity in the (skew-tolerated) future. */
+static void test_grace_keeps_later_old_deadline(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state st = {.active = 1, .timeout_ms = 100000, .last_activity = WALL0 + 3000};
+    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
+    ls_engine_tick(e, at(102999, WALL0 + 102999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(103000, WALL0 + 103000));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.ts[0], WALL0 + 103000);
+    ls_engine_close(e);
+}
+
+/* And restart + timeout when that is later (the usual case). */
+static void test_grace_uses_restart_plus_timeout(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state st = {.active = 1, .timeout_ms = 100000, .last_activity = WALL0 - 1000};
+    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
+    ls_engine_tick(e, at(99999, WALL0 + 99999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(100000, WALL0 + 100000));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.ts[0], WALL0 - 1000 + 100000); /* reported: its wall deadline */
+    ls_engine_close(e);
+}
+
+static void test_strict_fires_passed_deadline_with_real_ts(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state late = {.active = 1, .last_activity = WALL0 - 60000};
+    ls_device_state ok = {.active = 1, .last_activity = WALL0 - 2000};
+    ls_now now = at(100, WALL0);
+    assert_int_equal(ls_engine_restore(e, "late", 4, &late, LS_RESTART_STRICT, now), 0);
+    assert_int_equal(ls_engine_restore(e, "ok", 2, &ok, LS_RESTART_STRICT, now), 0);
+    ls_engine_tick(e, at(101, WALL0 + 1));
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.id[0], "late");
+    assert_int_equal(c.ts[0], WALL0 - 60000 + 10000); /* the real deadline */
+    /* The other keeps its old deadline: last + 10 s = WALL0 + 8000. */
+    ls_engine_tick(e, at(100 + 7999, WALL0 + 7999));
+    assert_int_equal(c.n, 1);
+    ls_engine_tick(e, at(100 + 8000, WALL0 + 8000));
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.id[1], "ok");
+    assert_int_equal(c.ts[1], WALL0 + 8000);
+    ls_engine_close(e);
+}
+
+static void test_restore_inactive_and_fields(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state st = {.type = "meter", .type_len = 5, .timeout_ms = 1234, .last_activity = 11,
+                          .last_connect = 22, .last_disconnect = 33, .inactivity_alarm = 44, .sessions = 2};
+    assert_int_equal(ls_engine_restore(e, "m", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
+    const ls_device *d = ls_engine_find(e, "m", 1);
+    assert_false(d->active);
+    assert_string_equal(ls_engine_type_name(e, d), "meter");
+    assert_int_equal(d->timeout_ms, 1234);
+    assert_int_equal(d->last_connect, 22);
+    assert_int_equal(d->last_disconnect, 33);
+    assert_int_equal(d->inactivity_alarm, 44);
+    assert_int_equal(d->sessions, 2);
+    assert_int_equal(ls_engine_next_wakeup(e), INT64_MAX); /* inactive: no timer */
+    ls_engine_stats s;
+    ls_engine_get_stats(e, &s);
+    assert_int_equal(s.sessions, 2);
+    assert_int_equal(s.devices, 1);
+    /* A restored device is not dirty: nothing to write back. */
+    assert_int_equal(ls_engine_drain_dirty(e, (ls_visit_cb)capture_cb, NULL), 0);
+    /* Bad input. */
+    ls_device_state bad = {.timeout_ms = -5};
+    assert_int_equal(ls_engine_restore(e, "x", 1, &bad, LS_RESTART_GRACE, at(0, WALL0)), LS_EINVAL);
+    assert_int_equal(ls_engine_restore(e, "", 0, &st, LS_RESTART_GRACE, at(0, WALL0)), LS_EBADID);
+    assert_int_equal(c.n, 0);
+    ls_engine_close(e);
+}
+
+static int visited;
+static char visited_ids[16][LS_ID_INLINE];
+static void visit(void *ud, const ls_device *d)
+{
+    (void)ud;
+    if (visited < 16) snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d));
+    visited++;
+}
+
+static void test_dirty_tracking(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_now now = at(1000, WALL0);
+    assert_int_equal(ls_engine_activity(e, "a", 1, 0, now), 0);
+    assert_int_equal(ls_engine_activity(e, "a", 1, 0, now), 0);
+    assert_int_equal(ls_engine_connect(e, "b", 1, now), 0);
+    ls_device_config cfg = {.set_timeout = 1, .timeout_ms = 500};
+    assert_int_equal(ls_engine_put(e, "c", 1, &cfg, now, NULL), 0);
+    visited = 0;
+    assert_int_equal(ls_engine_drain_dirty(e, visit, NULL), 3); /* a once, b, c */
+    assert_int_equal(visited, 3);
+    visited = 0;
+    assert_int_equal(ls_engine_drain_dirty(e, visit, NULL), 0);
+    /* A transition by the wheel marks the device too. */
+    ls_engine_tick(e, at(1000 + 10000, WALL0 + 10000));
+    visited = 0;
+    assert_int_equal(ls_engine_drain_dirty(e, visit, NULL), 2); /* a and b expired */
+    /* A deleted device is not visited; a re-created one in its slot is, once. */
+    assert_int_equal(ls_engine_activity(e, "d", 1, 0, now), 0);
+    assert_int_equal(ls_engine_delete(e, "d", 1), 0);
+    assert_int_equal(ls_engine_activity(e, "f", 1, 0, now), 0);
+    visited = 0;
+    assert_int_equal(ls_engine_drain_dirty(e, visit, NULL), 1);
+    assert_string_equal(visited_ids[0], "f");
+    ls_engine_close(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grace_holds_deadline_past_downtime),
+        cmocka_unit_test(test_grace_keeps_later_old_deadline),
+        cmocka_unit_test(test_grace_uses_restart_plus_timeout),
+        cmocka_unit_test(test_strict_fires_passed_deadline_with_real_ts),
+        cmocka_unit_test(test_restore_inactive_and_fields),
+        cmocka_unit_test(test_dirty_tracking),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
