@@ -1,0 +1,161 @@
+/*
+ * batch.c - a batch of store writes, built in memory with no LMDB
+ * transaction open.
+ *
+ * Every op is appended to one growable arena as a 24-byte header (type,
+ * key length, value length, a number) followed by the key and value bytes,
+ * padded to 8 bytes.  Device records are encoded here, at batch time, so
+ * ls_store_write() only copies bytes into LMDB and a retry after a map
+ * resize re-encodes nothing.  The arena doubles when full and never grows
+ * past STORE__BATCH_CAP (1 GiB): an op that would cross it fails with
+ * -ENOMEM and leaves the batch as it was.  ls_store_batch_clear() keeps the
+ * arena for reuse, so a steady-state writer allocates nothing.
+ *
+ * Arguments are validated here (key lengths LMDB accepts, seq > 0, type
+ * length fitting the record's u16), so a batch that was built can only
+ * fail to apply for reasons of the disk or the map.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define OP_HDR 24
+
+struct ls_store_batch {
+    unsigned char *buf;
+    size_t len, cap;
+    size_t nops;
+};
+
+ls_store_batch *ls_store_batch_new(void)
+{
+    return calloc(1, sizeof(ls_store_batch));
+}
+
+void ls_store_batch_free(ls_store_batch *b)
+{
+    if (!b) return;
+    free(b->buf);
+    free(b);
+}
+
+void ls_store_batch_clear(ls_store_batch *b)
+{
+    b->len = 0;
+    b->nops = 0;
+}
+
+size_t ls_store_batch_ops(const ls_store_batch *b)
+{
+    return b->nops;
+}
+
+static size_t pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/*
+ * Reserves room for one op with a key of klen and a value of vlen bytes,
+ * writes its header and returns a pointer to where the key goes (the value
+ * follows it), or NULL when the cap or malloc refuses.
+ */
+static unsigned char *op_reserve(ls_store_batch *b, int type, size_t klen, size_t vlen,
+                                 uint64_t num)
+{
+    if (klen > STORE__BATCH_CAP || vlen > STORE__BATCH_CAP) return NULL;
+    size_t need = OP_HDR + pad8(klen + vlen);
+    if (need > STORE__BATCH_CAP - b->len) return NULL;
+    if (b->len + need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + need)
+            cap *= 2;
+        if (cap > STORE__BATCH_CAP) cap = STORE__BATCH_CAP;
+        unsigned char *nb = realloc(b->buf, cap);
+        if (!nb) return NULL;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    unsigned char *p = b->buf + b->len;
+    store__put_le32(p, (uint32_t)type);
+    store__put_le32(p + 4, (uint32_t)klen);
+    store__put_le64(p + 8, (uint64_t)vlen);
+    store__put_le64(p + 16, num);
+    /* Zero the padding so the arena never holds uninitialised bytes. */
+    if (pad8(klen + vlen) > klen + vlen)
+        memset(p + OP_HDR + klen + vlen, 0, pad8(klen + vlen) - (klen + vlen));
+    b->len += need;
+    b->nops++;
+    return p + OP_HDR;
+}
+
+int store__batch_next(const ls_store_batch *b, size_t *pos, store__op *op)
+{
+    if (*pos >= b->len) return 0;
+    const unsigned char *p = b->buf + *pos;
+    op->type = (int)store__get_le32(p);
+    op->klen = store__get_le32(p + 4);
+    op->vlen = (size_t)store__get_le64(p + 8);
+    op->num = store__get_le64(p + 16);
+    op->key = p + OP_HDR;
+    op->val = p + OP_HDR + op->klen;
+    *pos += OP_HDR + pad8(op->klen + op->vlen);
+    return 1;
+}
+
+int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d)
+{
+    size_t tlen = d->type ? d->type_len : 0;
+    if (!d->id || d->id_len == 0 || d->id_len > STORE__MAX_KEY || tlen > UINT16_MAX) return -EINVAL;
+    unsigned char *k =
+        op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED + tlen, 0);
+    if (!k) return -ENOMEM;
+    memcpy(k, d->id, d->id_len);
+    unsigned char *v = k + d->id_len;
+    v[0] = STORE__DEVICE_VERSION;
+    v[1] = d->active ? 1 : 0;
+    store__put_le16(v + 2, (uint16_t)tlen);
+    store__put_le32(v + 4, d->sessions);
+    store__put_le64(v + 8, (uint64_t)d->timeout_ms);
+    store__put_le64(v + 16, (uint64_t)d->last_activity);
+    store__put_le64(v + 24, (uint64_t)d->last_connect);
+    store__put_le64(v + 32, (uint64_t)d->last_disconnect);
+    store__put_le64(v + 40, (uint64_t)d->inactivity_alarm);
+    if (tlen) memcpy(v + STORE__DEVICE_FIXED, d->type, tlen);
+    return 0;
+}
+
+int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len)
+{
+    if (!id || len == 0 || len > STORE__MAX_KEY) return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_DEL_DEVICE, len, 0, 0);
+    if (!k) return -ENOMEM;
+    memcpy(k, id, len);
+    return 0;
+}
+
+int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len)
+{
+    if (seq == 0 || (!line && len)) return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_EVENT, 0, len, seq);
+    if (!k) return -ENOMEM;
+    if (len) memcpy(k, line, len);
+    return 0;
+}
+
+int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq)
+{
+    size_t len = sink ? strlen(sink) : 0;
+    if (len == 0 || len > STORE__MAX_KEY) return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_CURSOR, len, 0, seq);
+    if (!k) return -ENOMEM;
+    memcpy(k, sink, len);
+    return 0;
+}
+
+int ls_store_batch_prune(ls_store_batch *b, uint64_t upto)
+{
+    return op_reserve(b, STORE__OP_PRUNE, 0, 0, upto) ? 0 : -ENOMEM;
+}

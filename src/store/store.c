@@ -1,0 +1,757 @@
+/*
+ * store.c - lastseen's durable state in one LMDB environment.
+ *
+ * FORMAT (LS_STORE_FORMAT 1).  The directory `dir` is the LMDB environment:
+ * dir/data.mdb holds the data, dir/lock.mdb the reader table.  Four named
+ * databases, all with LMDB's default byte-wise key order:
+ *
+ *   "meta"     "format"      -> u32 LE, the format version (1)
+ *              "pruned_upto" -> u64 LE, the highest outbox seq ever pruned
+ *   "devices"  device id (1..511 bytes, as given) -> device record:
+ *                u8  record version (1)
+ *                u8  active (0 or 1)
+ *                u16 type_len
+ *                u32 sessions
+ *                i64 timeout_ms, last_activity, last_connect,
+ *                    last_disconnect, inactivity_alarm
+ *                type_len bytes of type (0 bytes for NULL or "")
+ *              all integers little-endian: 48 bytes plus the type.
+ *   "outbox"   seq as u64 BIG-endian (so key order is seq order) -> the
+ *              event's JSON line, without the newline.
+ *   "cursors"  sink name -> u64 LE, the last seq the sink delivered.
+ *
+ * A new store is created with all four databases and "format" in one
+ * transaction, so a store with entries but no "meta"/"format" is not ours
+ * (LS_STORE_ECORRUPT); one with a higher format is refused untouched
+ * (LS_STORE_EVERSION).  Each device record carries its own version so a
+ * later format can convert records lazily; this build reads version 1 only
+ * and reports anything else, or a length that does not add up, as damage
+ * naming the device.
+ *
+ * DURABILITY.  Every ls_store_write() is one LMDB transaction: all of a
+ * batch or nothing, in every mode, and a crash of the process (kill -9)
+ * never loses a committed batch.  opts->sync = 1: the commit fsyncs the data
+ * pages and then the meta page, so a returned write survives power loss.
+ * opts->sync = 0 adds MDB_NOMETASYNC: the data pages are still synced but
+ * the meta page is only synced by the next commit, so an OS crash or power
+ * loss may lose the last committed batch, never consistency.  MDB_NOSYNC and
+ * MDB_WRITEMAP are never used (NOSYNC is only safe on ordering filesystems,
+ * WRITEMAP lets a stray pointer write scribble on the file).
+ *
+ * GROWTH.  LMDB's map size is the largest the file may become.  It starts
+ * at max(opts->initial_size, the file's size rounded up to 1 MiB).  When a
+ * write hits MDB_MAP_FULL (in a put or in the commit) the transaction is
+ * aborted, the map doubled, capped at opts->max_size, and the whole batch
+ * applied again; at the cap the write fails with LS_STORE_EFULL, nothing of
+ * the batch applied, and the store stays usable for smaller batches.  The
+ * file never shrinks: pages freed by deletes and prunes are reused.
+ * Resizing remaps the file, which LMDB allows only while this process has
+ * no transaction open; the read functions below hold a read lock on
+ * `map_lock` for the life of their read transaction and the resize takes it
+ * exclusively.  So a read callback must never call ls_store_write() (a
+ * resize would deadlock), and a read that runs long (loading millions of
+ * devices) delays a resize and pins old pages, growing the file.
+ *
+ * DAMAGED FILES.  LMDB trusts its file: it maps it and follows page
+ * numbers, so a data.mdb shorter than its last committed page (a truncated
+ * copy, a restored partial backup) would kill the process with SIGBUS on
+ * the first read of a missing page.  ls_store_open() therefore compares the
+ * file size with the last committed page before any transaction and refuses
+ * a short file.  LMDB may legitimately leave the last page(s) unwritten when
+ * they were allocated and freed in the same transaction; ls_store_write()
+ * extends the file over such pages after each commit (a sparse ftruncate)
+ * so the check never refuses a store this code wrote, except after a crash
+ * in the microseconds between a commit and that extension: then
+ * `truncate -s <size from the log> data.mdb` makes it openable again.  A
+ * file whose header is not LMDB's gives MDB_INVALID; both are logged with
+ * the path and reported as LS_STORE_ECORRUPT.  Damage inside pages that
+ * LMDB does not check is out of reach of this layer.
+ *
+ * COSTS.  A write costs one transaction (with sync = 1, two fsyncs) plus
+ * O(log n) per op; batch as much as the loss window allows.  Outbox events
+ * with increasing seq are appended with MDB_APPEND (no search, full pages).
+ * Prune deletes from the front, O(log n) each.  A retry after MAP_FULL
+ * re-applies the whole batch, so a first big load starting from a small
+ * map costs about twice its size in work.  Reads are zero-copy from the
+ * map inside their transaction: device id and type are copied to
+ * NUL-terminated buffers for the callback, event lines are passed as
+ * pointers into the map, valid only during the callback.  Each read
+ * function opens and closes its own read transaction (MDB_NOTLS, so any
+ * thread may read); one writer thread at a time.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "app/log.h"
+#include "store/store_int.h"
+
+#define MOD "store"
+#define MIB ((uint64_t)1 << 20)
+#define DEFAULT_INITIAL_SIZE (64 * MIB)
+
+struct ls_store {
+    MDB_env *env;
+    MDB_dbi meta, devices, outbox, cursors;
+    pthread_rwlock_t map_lock; /* read: a read txn is open; write: resizing */
+    uint64_t map_size;         /* writer thread only */
+    uint64_t max_size;
+    int full_logged;
+    char *dir;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Maps an LMDB or errno result to the store's convention. */
+static int map_rc(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_MAP_FULL:
+        return LS_STORE_EFULL;
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INCOMPATIBLE:
+        return LS_STORE_ECORRUPT;
+    case MDB_TXN_FULL:
+        return -E2BIG;
+    case MDB_READERS_FULL:
+    case MDB_MAP_RESIZED:
+        return -EAGAIN;
+    default:
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+/* Logs "DIR: what: LMDB's reason" once and returns the mapped code. */
+static int fail(const ls_store *s, const char *what, int rc)
+{
+    ls_error(MOD, "%s: %s: %s", s->dir, what, mdb_strerror(rc));
+    return map_rc(rc);
+}
+
+const char *ls_store_strerror(int rc)
+{
+    switch (rc) {
+    case 0:
+        return "success";
+    case LS_STORE_EVERSION:
+        return "store written by a newer lastseen";
+    case LS_STORE_ECORRUPT:
+        return "store damaged or not a lastseen store";
+    case LS_STORE_EFULL:
+        return "store.max_size reached";
+    }
+    if (rc < 0 && rc > -4096) return strerror(-rc);
+    return "unknown store error";
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static uint64_t round_up(uint64_t v, uint64_t unit)
+{
+    return (v + unit - 1) / unit * unit;
+}
+
+/*
+ * Refuses a data.mdb shorter than its last committed page, which LMDB
+ * would fault on (see DAMAGED FILES above).  Reads only the meta pages,
+ * which mdb_env_open() has already read and checked.
+ */
+static int check_tail(ls_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    int fd, rc;
+
+    if ((rc = mdb_env_info(s->env, &info)) || (rc = mdb_env_stat(s->env, &st)) ||
+        (rc = mdb_env_get_fd(s->env, &fd)))
+        return fail(s, "reading the store header", rc);
+    if (fstat(fd, &sb) < 0) return fail(s, "fstat data.mdb", errno);
+    if (st.ms_psize < 512) {
+        ls_error(MOD, "%s/data.mdb: page size %u in the header: damaged", s->dir, st.ms_psize);
+        return LS_STORE_ECORRUPT;
+    }
+    uint64_t pages = (uint64_t)sb.st_size / st.ms_psize;
+    if ((uint64_t)info.me_last_pgno >= pages) {
+        ls_error(MOD,
+                 "%s/data.mdb: file is %lld bytes but its last committed page ends at %llu: "
+                 "truncated or damaged; refusing to open",
+                 s->dir, (long long)sb.st_size,
+                 (unsigned long long)((uint64_t)info.me_last_pgno + 1) * st.ms_psize);
+        return LS_STORE_ECORRUPT;
+    }
+    return 0;
+}
+
+/*
+ * Makes data.mdb cover every page up to the last committed one, extending
+ * it (sparse) over pages LMDB allocated and freed without writing.  Writer
+ * thread only.  A failure is logged and otherwise ignored: the store is
+ * consistent, only the next open's size check could refuse it.
+ */
+static void cover_tail(ls_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    int fd;
+
+    if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st) || mdb_env_get_fd(s->env, &fd) ||
+        fstat(fd, &sb) < 0)
+        return;
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)sb.st_size >= need) return;
+    if (ftruncate(fd, (off_t)need) < 0)
+        ls_warn(MOD, "%s/data.mdb: cannot extend to %llu bytes: %s", s->dir,
+                (unsigned long long)need, strerror(errno));
+}
+
+/* Opens one named database of an existing store; not finding it is damage. */
+static int open_db(ls_store *s, MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+    int rc = mdb_dbi_open(txn, name, flags, dbi);
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+        ls_error(MOD, "%s: not a lastseen store (no \"%s\" database)", s->dir, name);
+        return LS_STORE_ECORRUPT;
+    }
+    if (rc) return fail(s, "opening a database", rc);
+    return 0;
+}
+
+/* Checks meta "format" of an existing store (the txn has "meta" open). */
+static int check_format(ls_store *s, MDB_txn *txn)
+{
+    MDB_val k = {6, "format"}, v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        ls_error(MOD, "%s: not a lastseen store (no format version)", s->dir);
+        return LS_STORE_ECORRUPT;
+    }
+    if (rc) return fail(s, "reading the format version", rc);
+    if (v.mv_size != 4) {
+        ls_error(MOD, "%s: format version is %zu bytes, not 4: damaged", s->dir, v.mv_size);
+        return LS_STORE_ECORRUPT;
+    }
+    uint32_t f = store__get_le32(v.mv_data);
+    if (f > LS_STORE_FORMAT) {
+        ls_error(MOD,
+                 "%s: store format %u is newer than this lastseen supports (%d); refusing to open",
+                 s->dir, f, LS_STORE_FORMAT);
+        return LS_STORE_EVERSION;
+    }
+    if (f == 0) {
+        ls_error(MOD, "%s: store format 0 is not valid: damaged", s->dir);
+        return LS_STORE_ECORRUPT;
+    }
+    return 0;
+}
+
+/* Creates the databases of a new store, or opens and checks an existing one. */
+static int open_dbs(ls_store *s)
+{
+    static const char *const names[] = {"meta", "devices", "outbox", "cursors"};
+    MDB_dbi *dbis[] = {&s->meta, &s->devices, &s->outbox, &s->cursors};
+    MDB_txn *txn;
+    MDB_dbi main;
+    MDB_stat ms;
+    int rc;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) return fail(s, "begin", rc);
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) || (rc = mdb_stat(txn, main, &ms))) {
+        rc = fail(s, "reading the main database", rc);
+        goto abort;
+    }
+    if (ms.ms_entries == 0) {
+        unsigned char f[4];
+        store__put_le32(f, LS_STORE_FORMAT);
+        MDB_val k = {6, "format"}, v = {4, f};
+        for (int i = 0; i < 4; i++)
+            if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]))) break;
+        if (!rc) rc = mdb_put(txn, s->meta, &k, &v, 0);
+        if (!rc)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        if (rc) return fail(s, "creating the store", rc);
+        cover_tail(s);
+        ls_info(MOD, "%s: created store (format %d)", s->dir, LS_STORE_FORMAT);
+        return 0;
+    }
+    /* Existing: "meta" and the format first, so a newer store is refused as such. */
+    if ((rc = open_db(s, txn, "meta", 0, &s->meta)) < 0) goto abort;
+    if ((rc = check_format(s, txn)) < 0) goto abort;
+    for (int i = 1; i < 4; i++)
+        if ((rc = open_db(s, txn, names[i], 0, dbis[i])) < 0) goto abort;
+    /* Nothing was written: this commit keeps the handles and touches no page. */
+    if ((rc = mdb_txn_commit(txn))) return fail(s, "opening the databases", rc);
+    return 0;
+abort:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
+{
+    static const ls_store_options defaults = {DEFAULT_INITIAL_SIZE, 0, 1};
+    char path[PATH_MAX];
+    struct stat sb;
+    int rc;
+
+    *out = NULL;
+    if (!o) o = &defaults;
+    if (!dir || !*dir) return -EINVAL;
+    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) >= (int)sizeof(path)) {
+        ls_error(MOD, "%s: path too long", dir);
+        return -ENAMETOOLONG;
+    }
+    ls_store *s = calloc(1, sizeof(*s));
+    if (!s || !(s->dir = strdup(dir))) {
+        free(s);
+        return -ENOMEM;
+    }
+    pthread_rwlock_init(&s->map_lock, NULL);
+    s->max_size = o->max_size;
+
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        rc = -errno;
+        ls_error(MOD, "%s: cannot create the store directory: %s", dir, strerror(errno));
+        goto fail;
+    }
+    uint64_t fsize = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    uint64_t map = o->initial_size ? o->initial_size : DEFAULT_INITIAL_SIZE;
+    if (s->max_size && map > s->max_size) map = s->max_size;
+    if (round_up(fsize, MIB) > map) map = round_up(fsize, MIB);
+    map = round_up(map, (uint64_t)sysconf(_SC_PAGESIZE));
+    if (map > SIZE_MAX) {
+        ls_error(MOD, "%s: map size %llu does not fit this machine", dir, (unsigned long long)map);
+        rc = -EFBIG;
+        goto fail;
+    }
+
+    if ((rc = mdb_env_create(&s->env))) {
+        rc = fail(s, "mdb_env_create", rc);
+        goto fail;
+    }
+    if ((rc = mdb_env_set_maxdbs(s->env, 4)) || (rc = mdb_env_set_mapsize(s->env, (size_t)map))) {
+        rc = fail(s, "configuring LMDB", rc);
+        goto fail;
+    }
+    unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOMETASYNC);
+    if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
+        const char *why = rc == MDB_INVALID ? " (not an LMDB file, or its header is damaged)"
+                          : rc == MDB_VERSION_MISMATCH ? " (written by an incompatible LMDB)"
+                                                       : "";
+        ls_error(MOD, "%s: cannot open the store: %s%s", dir, mdb_strerror(rc), why);
+        rc = map_rc(rc);
+        goto fail;
+    }
+    if ((rc = check_tail(s)) < 0 || (rc = open_dbs(s)) < 0) goto fail;
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+    *out = s;
+    return 0;
+fail:
+    ls_store_close(s);
+    return rc;
+}
+
+void ls_store_close(ls_store *s)
+{
+    if (!s) return;
+    if (s->env) mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->map_lock);
+    free(s->dir);
+    free(s);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+/* The highest seq in the outbox, 0 if empty. */
+static int outbox_last(ls_store *s, MDB_txn *txn, uint64_t *last)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, s->outbox, &c);
+    if (rc) return rc;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    *last = 0;
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    else if (!rc && k.mv_size != 8)
+        rc = MDB_CORRUPTED;
+    else if (!rc)
+        *last = store__get_be64(k.mv_data);
+    mdb_cursor_close(c);
+    return rc;
+}
+
+static int meta_get_u64(ls_store *s, MDB_txn *txn, const char *key, uint64_t *out)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    *out = 0;
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.mv_size != 8) return MDB_CORRUPTED;
+    *out = store__get_le64(v.mv_data);
+    return 0;
+}
+
+/* Deletes outbox events with seq <= upto and raises meta "pruned_upto". */
+static int prune(ls_store *s, MDB_txn *txn, uint64_t upto)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t top = 0, old;
+    int rc = mdb_cursor_open(txn, s->outbox, &c);
+    if (rc) return rc;
+    /* After mdb_cursor_del the cursor sits on the next record; MDB_NEXT returns it. */
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t seq = store__get_be64(k.mv_data);
+        if (seq > upto) break;
+        if ((rc = mdb_cursor_del(c, 0))) break;
+        top = seq;
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    if (top == 0) return 0;
+    if ((rc = meta_get_u64(s, txn, "pruned_upto", &old))) return rc;
+    if (top <= old) return 0;
+    unsigned char b[8];
+    store__put_le64(b, top);
+    MDB_val mk = {11, "pruned_upto"}, mv = {8, b};
+    return mdb_put(txn, s->meta, &mk, &mv, 0);
+}
+
+/* Applies every op of `b` in order; returns an LMDB result. */
+static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
+{
+    size_t pos = 0;
+    store__op op;
+    uint64_t last = 0;
+    int have_last = 0, rc = 0;
+    unsigned char nb[8];
+
+    while (store__batch_next(b, &pos, &op)) {
+        MDB_val k = {op.klen, (void *)op.key}, v = {op.vlen, (void *)op.val};
+        switch (op.type) {
+        case STORE__OP_PUT_DEVICE:
+            rc = mdb_put(txn, s->devices, &k, &v, 0);
+            break;
+        case STORE__OP_DEL_DEVICE:
+            rc = mdb_del(txn, s->devices, &k, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+            break;
+        case STORE__OP_EVENT:
+            if (!have_last) {
+                if ((rc = outbox_last(s, txn, &last))) break;
+                have_last = 1;
+            }
+            store__put_be64(nb, op.num);
+            k = (MDB_val){8, nb};
+            rc = mdb_put(txn, s->outbox, &k, &v, op.num > last ? MDB_APPEND : 0);
+            if (!rc && op.num > last) last = op.num;
+            break;
+        case STORE__OP_CURSOR:
+            store__put_le64(nb, op.num);
+            v = (MDB_val){8, nb};
+            rc = mdb_put(txn, s->cursors, &k, &v, 0);
+            break;
+        case STORE__OP_PRUNE:
+            rc = prune(s, txn, op.num);
+            break;
+        default:
+            rc = EINVAL;
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Doubles the map, capped at max_size; LS_STORE_EFULL at the cap. Writer thread, no txn open. */
+static int grow(ls_store *s)
+{
+    uint64_t cur = s->map_size, next = cur > UINT64_MAX / 2 ? UINT64_MAX : cur * 2;
+    if (s->max_size && next > s->max_size) next = s->max_size;
+    if (next > SIZE_MAX) next = SIZE_MAX;
+    if (next <= cur) {
+        if (!s->full_logged)
+            ls_error(MOD, "%s: store.max_size reached (%llu bytes)", s->dir,
+                     (unsigned long long)(s->max_size ? s->max_size : cur));
+        s->full_logged = 1;
+        return LS_STORE_EFULL;
+    }
+    pthread_rwlock_wrlock(&s->map_lock);
+    int rc = mdb_env_set_mapsize(s->env, (size_t)next);
+    pthread_rwlock_unlock(&s->map_lock);
+    if (rc) return fail(s, "growing the map", rc);
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+    ls_info(MOD, "%s: map grown from %llu to %llu bytes", s->dir, (unsigned long long)cur,
+            (unsigned long long)s->map_size);
+    return 0;
+}
+
+int ls_store_write(ls_store *s, const ls_store_batch *b)
+{
+    int rc;
+
+    if (!b || ls_store_batch_ops(b) == 0) return 0;
+    for (;;) {
+        MDB_txn *txn;
+        if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) == MDB_MAP_RESIZED) {
+            /* Another process grew the map: adopt its size. */
+            pthread_rwlock_wrlock(&s->map_lock);
+            rc = mdb_env_set_mapsize(s->env, 0);
+            pthread_rwlock_unlock(&s->map_lock);
+            if (rc) return fail(s, "adopting the map size", rc);
+            continue;
+        }
+        if (rc) return fail(s, "begin write", rc);
+        if ((rc = apply(s, txn, b)) == 0) {
+            rc = mdb_txn_commit(txn); /* frees txn, also on failure */
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (rc == 0) break;
+        if (rc != MDB_MAP_FULL) {
+            if (rc == MDB_TXN_FULL)
+                ls_error(MOD, "%s: batch of %zu ops dirties too many pages for one transaction",
+                         s->dir, ls_store_batch_ops(b));
+            return fail(s, "write", rc);
+        }
+        if ((rc = grow(s)) < 0) return rc;
+    }
+    cover_tail(s);
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+/* Begins a read txn under the map lock; on success rd_end() must follow. */
+static int rd_begin(ls_store *s, MDB_txn **txn)
+{
+    pthread_rwlock_rdlock(&s->map_lock);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    if (rc) {
+        pthread_rwlock_unlock(&s->map_lock);
+        return fail(s, "begin read", rc);
+    }
+    return 0;
+}
+
+static void rd_end(ls_store *s, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* Decodes a version-1 device record; NULL or a reason why it is damaged. */
+static const char *device_decode(const MDB_val *v, ls_store_device *d)
+{
+    const unsigned char *p = v->mv_data;
+    if (v->mv_size < STORE__DEVICE_FIXED) return "record too short";
+    if (p[0] != STORE__DEVICE_VERSION) return "unknown record version";
+    if (p[1] > 1) return "bad active flag";
+    size_t tlen = store__get_le16(p + 2);
+    if (v->mv_size != STORE__DEVICE_FIXED + tlen) return "length does not match type length";
+    d->active = p[1];
+    d->type_len = tlen;
+    d->sessions = store__get_le32(p + 4);
+    d->timeout_ms = (int64_t)store__get_le64(p + 8);
+    d->last_activity = (int64_t)store__get_le64(p + 16);
+    d->last_connect = (int64_t)store__get_le64(p + 24);
+    d->last_disconnect = (int64_t)store__get_le64(p + 32);
+    d->inactivity_alarm = (int64_t)store__get_le64(p + 40);
+    return NULL;
+}
+
+int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud)
+{
+    char id[STORE__MAX_KEY + 1], small_type[256];
+    char *big_type = NULL;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc, out = 0;
+
+    if ((rc = rd_begin(s, &txn)) < 0) return rc;
+    if ((rc = mdb_cursor_open(txn, s->devices, &c))) {
+        out = fail(s, "opening a cursor", rc);
+        goto end;
+    }
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        ls_store_device d = {0};
+        const char *why = k.mv_size > STORE__MAX_KEY ? "id too long" : device_decode(&v, &d);
+        if (why) {
+            ls_error(MOD, "%s: device record '%.*s' is damaged: %s (%zu bytes)", s->dir,
+                     (int)(k.mv_size > STORE__MAX_KEY ? STORE__MAX_KEY : k.mv_size),
+                     (const char *)k.mv_data, why, v.mv_size);
+            out = LS_STORE_ECORRUPT;
+            break;
+        }
+        memcpy(id, k.mv_data, k.mv_size);
+        id[k.mv_size] = '\0';
+        d.id = id;
+        d.id_len = k.mv_size;
+        if (d.type_len) {
+            char *t = small_type;
+            if (d.type_len >= sizeof(small_type)) {
+                if (!big_type && !(big_type = malloc(UINT16_MAX + 1))) {
+                    out = -ENOMEM;
+                    break;
+                }
+                t = big_type;
+            }
+            memcpy(t, (const unsigned char *)v.mv_data + STORE__DEVICE_FIXED, d.type_len);
+            t[d.type_len] = '\0';
+            d.type = t;
+        }
+        if ((out = cb(ud, &d)) < 0) break;
+        out = 0;
+    }
+    if (!out && rc && rc != MDB_NOTFOUND) out = fail(s, "reading devices", rc);
+    mdb_cursor_close(c);
+end:
+    rd_end(s, txn);
+    free(big_type);
+    return out;
+}
+
+uint64_t ls_store_device_count(ls_store *s)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    int rc;
+    if (rd_begin(s, &txn) < 0) return 0;
+    if ((rc = mdb_stat(txn, s->devices, &st))) {
+        fail(s, "counting devices", rc);
+        st.ms_entries = 0;
+    }
+    rd_end(s, txn);
+    return st.ms_entries;
+}
+
+int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb,
+                             void *ud)
+{
+    unsigned char kb[8];
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int64_t n = 0;
+    int rc;
+
+    if (max == 0 || after == UINT64_MAX) return 0;
+    if ((rc = rd_begin(s, &txn)) < 0) return rc;
+    if ((rc = mdb_cursor_open(txn, s->outbox, &c))) {
+        n = fail(s, "opening a cursor", rc);
+        goto end;
+    }
+    store__put_be64(kb, after + 1);
+    k = (MDB_val){8, kb};
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc && (size_t)n < max;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8) {
+            ls_error(MOD, "%s: outbox key of %zu bytes, not 8: damaged", s->dir, k.mv_size);
+            n = LS_STORE_ECORRUPT;
+            break;
+        }
+        int r = cb(ud, store__get_be64(k.mv_data), v.mv_data, v.mv_size);
+        if (r < 0) {
+            n = r;
+            break;
+        }
+        n++;
+    }
+    if (n >= 0 && rc && rc != MDB_NOTFOUND) n = fail(s, "reading events", rc);
+    mdb_cursor_close(c);
+end:
+    rd_end(s, txn);
+    return n;
+}
+
+uint64_t ls_store_last_seq(ls_store *s)
+{
+    MDB_txn *txn;
+    uint64_t last = 0, pruned = 0;
+    int rc;
+    if (rd_begin(s, &txn) < 0) return 0;
+    if ((rc = outbox_last(s, txn, &last)) || (rc = meta_get_u64(s, txn, "pruned_upto", &pruned)))
+        fail(s, "reading the last seq", rc);
+    rd_end(s, txn);
+    return last > pruned ? last : pruned;
+}
+
+uint64_t ls_store_first_seq(ls_store *s)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t first = 0;
+    int rc;
+    if (rd_begin(s, &txn) < 0) return 0;
+    if ((rc = mdb_cursor_open(txn, s->outbox, &c)) == 0) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (!rc && k.mv_size == 8)
+            first = store__get_be64(k.mv_data);
+        else if (!rc)
+            rc = MDB_CORRUPTED;
+        mdb_cursor_close(c);
+    }
+    if (rc && rc != MDB_NOTFOUND) fail(s, "reading the first seq", rc);
+    rd_end(s, txn);
+    return first;
+}
+
+uint64_t ls_store_cursor(ls_store *s, const char *sink)
+{
+    MDB_txn *txn;
+    MDB_val k = {sink ? strlen(sink) : 0, (void *)sink}, v;
+    uint64_t seq = 0;
+    int rc;
+    if (k.mv_size == 0 || k.mv_size > STORE__MAX_KEY) return 0;
+    if (rd_begin(s, &txn) < 0) return 0;
+    rc = mdb_get(txn, s->cursors, &k, &v);
+    if (!rc && v.mv_size == 8)
+        seq = store__get_le64(v.mv_data);
+    else if (!rc)
+        rc = MDB_CORRUPTED;
+    if (rc && rc != MDB_NOTFOUND) fail(s, "reading a sink cursor", rc);
+    rd_end(s, txn);
+    return seq;
+}
+
+void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    *map_size = *used = 0;
+    pthread_rwlock_rdlock(&s->map_lock);
+    if (!mdb_env_info(s->env, &info) && !mdb_env_stat(s->env, &st)) {
+        *map_size = info.me_mapsize;
+        *used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    }
+    pthread_rwlock_unlock(&s->map_lock);
+}

@@ -1,0 +1,90 @@
+/*
+ * store_int.h - internals shared by store.c and batch.c: the batch's op
+ * records and the little-endian / big-endian helpers of the on-disk format.
+ * Not for use outside src/store/.
+ */
+#ifndef LS_STORE_INT_H
+#define LS_STORE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Longest key LMDB 0.9 accepts (mdb_env_get_maxkeysize() with the default build). */
+#define STORE__MAX_KEY 511
+/* Fixed part of a device record (see the format in store.c). */
+#define STORE__DEVICE_FIXED 48
+#define STORE__DEVICE_VERSION 1
+/* A batch never holds more than this many bytes of op records. */
+#define STORE__BATCH_CAP ((size_t)1 << 30)
+
+enum {
+    STORE__OP_PUT_DEVICE = 1, /* key = id, val = encoded record */
+    STORE__OP_DEL_DEVICE,     /* key = id */
+    STORE__OP_EVENT,          /* num = seq, val = line */
+    STORE__OP_CURSOR,         /* key = sink, num = seq */
+    STORE__OP_PRUNE,          /* num = upto */
+};
+
+/* One decoded op: views into the batch's arena. */
+typedef struct store__op {
+    int type;
+    const unsigned char *key;
+    size_t klen;
+    const unsigned char *val;
+    size_t vlen;
+    uint64_t num;
+} store__op;
+
+/* Iterates the ops of `b` in order: start with *pos = 0; returns 1 with *op filled, 0 at the end.
+ */
+int store__batch_next(const ls_store_batch *b, size_t *pos, store__op *op);
+
+static inline void store__put_le16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+static inline void store__put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void store__put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void store__put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+static inline uint16_t store__get_le16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t store__get_le32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t store__get_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t store__get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+#endif

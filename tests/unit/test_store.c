@@ -1,0 +1,900 @@
+/*
+ * test_store.c - unit tests for src/store/ (the LMDB state store).
+ *
+ * Each test works in its own mkdtemp directory under /tmp (removed after),
+ * with the store in a "db" subdirectory that ls_store_open() must create.
+ * Covers device round trips across reopen (every field, 256-byte and UTF-8
+ * ids, type NULL/""/set), deletes, the outbox (ranges, prune, first/last
+ * seq, including after pruning everything), sink cursors, one 100k-op
+ * batch, map growth from 1 MiB to ~50 MiB, the max_size cap (EFULL, nothing
+ * of the batch applied, store still usable), and damaged stores: a newer
+ * format, a foreign LMDB file, garbage and truncated data.mdb, a short
+ * device record.  Damage is made with raw LMDB calls or file writes while
+ * the store is closed (LMDB forbids opening one env twice in a process).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define MIB (1024 * 1024)
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+typedef struct fixture {
+    char tmp[64];
+    char dir[96];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->tmp, sizeof(f->tmp), "/tmp/lastseen-test-store-XXXXXX");
+    if (!mkdtemp(f->tmp)) return -1;
+    snprintf(f->dir, sizeof(f->dir), "%s/db", f->tmp);
+    *state = f;
+    return 0;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    nftw(f->tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static ls_store *open_ok(const fixture *f, uint64_t initial, uint64_t max)
+{
+    ls_store_options o = {.initial_size = initial, .max_size = max, .sync = 0};
+    ls_store *s = NULL;
+    assert_int_equal(ls_store_open(&s, f->dir, &o), 0);
+    assert_non_null(s);
+    return s;
+}
+
+static int open_rc(const fixture *f)
+{
+    ls_store_options o = {.initial_size = MIB, .max_size = 0, .sync = 0};
+    ls_store *s = (ls_store *)&o; /* must be reset to NULL on failure */
+    int rc = ls_store_open(&s, f->dir, &o);
+    if (rc == 0)
+        ls_store_close(s);
+    else
+        assert_null(s);
+    return rc;
+}
+
+static char *path_in(const fixture *f, const char *name)
+{
+    static char p[160];
+    snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+    return p;
+}
+
+/* Puts one raw key/value into database `db` (created if missing) of the closed store. */
+static void raw_put(const fixture *f, const char *db, const void *k, size_t klen, const void *v,
+                    size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64 * MIB), 0);
+    mkdir(f->dir, 0755);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
+    MDB_val kv = {klen, (void *)k}, vv = {vlen, (void *)v};
+    assert_int_equal(mdb_put(txn, dbi, &kv, &vv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+/* ---- device collection ------------------------------------------------- */
+
+typedef struct got_dev {
+    ls_store_device d;
+    char id[512];
+    char type[512];
+    int type_null;
+} got_dev;
+
+typedef struct got {
+    got_dev *v;
+    size_t n, cap;
+    int stop_after; /* >0: return -77 on that call */
+} got;
+
+static int collect_cb(void *ud, const ls_store_device *d)
+{
+    got *g = ud;
+    if (g->stop_after && (int)g->n == g->stop_after) return -77;
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->v = realloc(g->v, g->cap * sizeof(*g->v));
+        assert_non_null(g->v);
+    }
+    got_dev *x = &g->v[g->n++];
+    x->d = *d;
+    assert_true(d->id_len < sizeof(x->id));
+    memcpy(x->id, d->id, d->id_len);
+    x->id[d->id_len] = 0;
+    assert_int_equal(d->id[d->id_len], '\0'); /* the store NUL-terminates */
+    x->type_null = d->type == NULL;
+    if (d->type) {
+        assert_true(d->type_len < sizeof(x->type));
+        memcpy(x->type, d->type, d->type_len);
+        x->type[d->type_len] = 0;
+    }
+    return 0;
+}
+
+static got load_all(ls_store *s)
+{
+    got g = {0};
+    assert_int_equal(ls_store_load_devices(s, collect_cb, &g), 0);
+    return g;
+}
+
+static const got_dev *find(const got *g, const char *id, size_t len)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->v[i].d.id_len == len && memcmp(g->v[i].id, id, len) == 0) return &g->v[i];
+    return NULL;
+}
+
+static void put_dev(ls_store_batch *b, const char *id, const char *type, int64_t t)
+{
+    ls_store_device d = {.id = id,
+                         .id_len = strlen(id),
+                         .type = type,
+                         .type_len = type ? strlen(type) : 0,
+                         .timeout_ms = t,
+                         .last_activity = t + 1,
+                         .last_connect = t + 2,
+                         .last_disconnect = t + 3,
+                         .inactivity_alarm = t + 4,
+                         .sessions = (uint32_t)t,
+                         .active = (uint8_t)(t & 1)};
+    assert_int_equal(ls_store_batch_put_device(b, &d), 0);
+}
+
+/* ---- event collection -------------------------------------------------- */
+
+typedef struct evs {
+    uint64_t seq[256];
+    char line[256][64];
+    size_t n;
+} evs;
+
+static int ev_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    evs *e = ud;
+    assert_true(e->n < 256 && len < 64);
+    e->seq[e->n] = seq;
+    memcpy(e->line[e->n], line, len);
+    e->line[e->n][len] = 0;
+    e->n++;
+    return 0;
+}
+
+static void add_events(ls_store *s, uint64_t from, uint64_t to)
+{
+    ls_store_batch *b = ls_store_batch_new();
+    char line[64];
+    for (uint64_t q = from; q <= to; q++) {
+        int n = snprintf(line, sizeof(line), "{\"seq\":%llu}", (unsigned long long)q);
+        assert_int_equal(ls_store_batch_event(b, q, line, (size_t)n), 0);
+    }
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+}
+
+static void check_range(ls_store *s, uint64_t after, size_t max, uint64_t first, size_t count)
+{
+    evs e = {0};
+    char want[64];
+    assert_int_equal(ls_store_read_events(s, after, max, ev_cb, &e), (int64_t)count);
+    assert_int_equal(e.n, count);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal(e.seq[i], first + i);
+        snprintf(want, sizeof(want), "{\"seq\":%llu}", (unsigned long long)(first + i));
+        assert_string_equal(e.line[i], want);
+    }
+}
+
+/* ---- tests: contents --------------------------------------------------- */
+
+static void test_devices_roundtrip(void **state)
+{
+    fixture *f = *state;
+    char long_id[257];
+    memset(long_id, 'L', 256);
+    long_id[0] = 'z';
+    long_id[256] = 0;
+    const char *utf8 = "датчик-温度-📡";
+    char big_type[300];
+    memset(big_type, 't', 299);
+    big_type[299] = 0;
+
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_device_count(s), 0);
+    ls_store_batch *b = ls_store_batch_new();
+    ls_store_device full = {.id = "full",
+                            .id_len = 4,
+                            .type = "thermo",
+                            .type_len = 6,
+                            .timeout_ms = INT64_MAX,
+                            .last_activity = INT64_MIN,
+                            .last_connect = -1,
+                            .last_disconnect = 1700000000123,
+                            .inactivity_alarm = 42,
+                            .sessions = UINT32_MAX,
+                            .active = 1};
+    assert_int_equal(ls_store_batch_put_device(b, &full), 0);
+    put_dev(b, long_id, NULL, 5);
+    put_dev(b, utf8, "", 6);
+    put_dev(b, "typed", "sensor", 7);
+    put_dev(b, "bigtype", big_type, 8);
+    assert_int_equal(ls_store_batch_ops(b), 5);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_device_count(s), 5);
+    got g = load_all(s);
+    assert_int_equal(g.n, 5);
+    for (size_t i = 1; i < g.n; i++) /* key order */
+        assert_true(strcmp(g.v[i - 1].id, g.v[i].id) < 0);
+
+    const got_dev *x = find(&g, "full", 4);
+    assert_non_null(x);
+    assert_string_equal(x->type, "thermo");
+    assert_int_equal(x->d.type_len, 6);
+    assert_true(x->d.timeout_ms == INT64_MAX);
+    assert_true(x->d.last_activity == INT64_MIN);
+    assert_true(x->d.last_connect == -1);
+    assert_true(x->d.last_disconnect == 1700000000123);
+    assert_true(x->d.inactivity_alarm == 42);
+    assert_true(x->d.sessions == UINT32_MAX);
+    assert_int_equal(x->d.active, 1);
+
+    x = find(&g, long_id, 256);
+    assert_non_null(x);
+    assert_int_equal(x->d.id_len, 256);
+    assert_true(x->type_null);
+    assert_int_equal(x->d.type_len, 0);
+    assert_true(x->d.timeout_ms == 5 && x->d.last_activity == 6 && x->d.last_connect == 7);
+    assert_true(x->d.last_disconnect == 8 && x->d.inactivity_alarm == 9);
+    assert_int_equal(x->d.sessions, 5);
+    assert_int_equal(x->d.active, 1);
+
+    x = find(&g, utf8, strlen(utf8));
+    assert_non_null(x);
+    assert_true(x->type_null); /* "" and NULL both mean "default" and load as NULL */
+    assert_int_equal(x->d.active, 0);
+
+    x = find(&g, "typed", 5);
+    assert_non_null(x);
+    assert_false(x->type_null);
+    assert_string_equal(x->type, "sensor");
+
+    x = find(&g, "bigtype", 7);
+    assert_non_null(x);
+    assert_string_equal(x->type, big_type);
+    free(g.v);
+
+    /* A negative callback result stops the walk and is returned. */
+    got stop = {.stop_after = 2};
+    assert_int_equal(ls_store_load_devices(s, collect_cb, &stop), -77);
+    assert_int_equal(stop.n, 2);
+    free(stop.v);
+
+    /* Overwrite keeps one record per id. */
+    b = ls_store_batch_new();
+    put_dev(b, "typed", "other", 70);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    g = load_all(s);
+    assert_int_equal(g.n, 5);
+    assert_string_equal(find(&g, "typed", 5)->type, "other");
+    free(g.v);
+    ls_store_close(s);
+}
+
+static void test_delete(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "a", NULL, 1);
+    put_dev(b, "b", NULL, 2);
+    put_dev(b, "c", NULL, 3);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_clear(b);
+    assert_int_equal(ls_store_batch_ops(b), 0);
+    assert_int_equal(ls_store_batch_del_device(b, "b", 1), 0);
+    assert_int_equal(ls_store_batch_del_device(b, "nope", 4), 0); /* missing: not an error */
+    put_dev(b, "d", NULL, 4);
+    assert_int_equal(ls_store_batch_del_device(b, "d", 1), 0); /* ops apply in order */
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    got g = load_all(s);
+    assert_int_equal(g.n, 2);
+    assert_non_null(find(&g, "a", 1));
+    assert_null(find(&g, "b", 1));
+    assert_non_null(find(&g, "c", 1));
+    assert_null(find(&g, "d", 1));
+    assert_int_equal(ls_store_device_count(s), 2);
+    free(g.v);
+    ls_store_close(s);
+}
+
+static void test_outbox(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_last_seq(s), 0);
+    assert_int_equal(ls_store_first_seq(s), 0);
+    assert_int_equal(ls_store_read_events(s, 0, 10, ev_cb, &(evs){0}), 0);
+
+    add_events(s, 1, 60);
+    add_events(s, 61, 100);
+    assert_int_equal(ls_store_first_seq(s), 1);
+    assert_int_equal(ls_store_last_seq(s), 100);
+    check_range(s, 0, 10, 1, 10);
+    check_range(s, 10, 5, 11, 5);
+    check_range(s, 95, 10, 96, 5);
+    check_range(s, 99, 200, 100, 1);
+    check_range(s, 100, 10, 0, 0);
+    check_range(s, UINT64_MAX, 10, 0, 0);
+    check_range(s, 0, 0, 0, 0);
+
+    ls_store_batch *b = ls_store_batch_new();
+    assert_int_equal(ls_store_batch_prune(b, 50), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    assert_int_equal(ls_store_first_seq(s), 51);
+    assert_int_equal(ls_store_last_seq(s), 100);
+    check_range(s, 0, 3, 51, 3);
+    check_range(s, 49, 3, 51, 3);
+    ls_store_close(s);
+
+    /* Pruning everything keeps last_seq, across a reopen. */
+    s = open_ok(f, MIB, 0);
+    check_range(s, 0, 100, 51, 50);
+    ls_store_batch_clear(b);
+    assert_int_equal(ls_store_batch_prune(b, 1000), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    assert_int_equal(ls_store_first_seq(s), 0);
+    assert_int_equal(ls_store_last_seq(s), 100); /* highest actually pruned, not 1000 */
+    check_range(s, 0, 10, 0, 0);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_last_seq(s), 100);
+    assert_int_equal(ls_store_first_seq(s), 0);
+    add_events(s, 101, 110);
+    assert_int_equal(ls_store_first_seq(s), 101);
+    assert_int_equal(ls_store_last_seq(s), 110);
+    check_range(s, 0, 100, 101, 10);
+
+    /* Events, a prune and more events in one batch apply in order. */
+    ls_store_batch_clear(b);
+    assert_int_equal(ls_store_batch_event(b, 111, "{\"seq\":111}", 11), 0);
+    assert_int_equal(ls_store_batch_prune(b, 105), 0);
+    assert_int_equal(ls_store_batch_event(b, 112, "{\"seq\":112}", 11), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    assert_int_equal(ls_store_first_seq(s), 106);
+    assert_int_equal(ls_store_last_seq(s), 112);
+    check_range(s, 0, 100, 106, 7);
+
+    /* An empty line is a valid value; seq 0 is not a valid seq. */
+    ls_store_batch_clear(b);
+    assert_int_equal(ls_store_batch_event(b, 0, "x", 1), -EINVAL);
+    assert_int_equal(ls_store_batch_event(b, 113, "", 0), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    evs e = {0};
+    assert_int_equal(ls_store_read_events(s, 112, 10, ev_cb, &e), 1);
+    assert_int_equal(e.seq[0], 113);
+    assert_string_equal(e.line[0], "");
+    ls_store_batch_free(b);
+    ls_store_close(s);
+}
+
+static int stop_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    int *n = ud;
+    if (++*n == 3) return -5;
+    assert_true(seq > 0);
+    return 0;
+}
+
+static void test_read_events_cb_stops(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    add_events(s, 1, 10);
+    int n = 0;
+    assert_int_equal(ls_store_read_events(s, 0, 10, stop_cb, &n), -5);
+    assert_int_equal(n, 3);
+    ls_store_close(s);
+}
+
+static void test_cursors(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_cursor(s, "http"), 0);
+    ls_store_batch *b = ls_store_batch_new();
+    assert_int_equal(ls_store_batch_cursor(b, "http", 5), 0);
+    assert_int_equal(ls_store_batch_cursor(b, "mqtt", 7), 0);
+    assert_int_equal(ls_store_batch_cursor(b, "http", 9), 0);
+    assert_int_equal(ls_store_batch_cursor(b, "", 9), -EINVAL);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_cursor(s, "http"), 9);
+    assert_int_equal(ls_store_cursor(s, "mqtt"), 7);
+    assert_int_equal(ls_store_cursor(s, "missing"), 0);
+    assert_int_equal(ls_store_cursor(s, ""), 0);
+    ls_store_close(s);
+}
+
+static void test_batch_args(void **state)
+{
+    (void)state;
+    ls_store_batch *b = ls_store_batch_new();
+    char id[600];
+    memset(id, 'x', sizeof(id));
+    ls_store_device d = {.id = id, .id_len = 0};
+    assert_int_equal(ls_store_batch_put_device(b, &d), -EINVAL);
+    d.id_len = 512;
+    assert_int_equal(ls_store_batch_put_device(b, &d), -EINVAL);
+    d.id_len = 511;
+    assert_int_equal(ls_store_batch_put_device(b, &d), 0);
+    d.type = id;
+    d.type_len = 70000;
+    assert_int_equal(ls_store_batch_put_device(b, &d), -EINVAL);
+    assert_int_equal(ls_store_batch_del_device(b, id, 0), -EINVAL);
+    assert_int_equal(ls_store_batch_del_device(b, id, 512), -EINVAL);
+    assert_int_equal(ls_store_batch_ops(b), 1);
+    /* Clearing keeps the arena: refilling after a clear reuses it. */
+    for (int round = 0; round < 3; round++) {
+        ls_store_batch_clear(b);
+        for (int i = 0; i < 1000; i++)
+            assert_int_equal(ls_store_batch_prune(b, (uint64_t)i), 0);
+        assert_int_equal(ls_store_batch_ops(b), 1000);
+    }
+    ls_store_batch_free(b);
+    ls_store_batch_free(NULL);
+}
+
+static void test_big_batch(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, 64 * MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    char id[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(id, sizeof(id), "dev-%07d", i);
+        put_dev(b, id, (i % 3) ? "sensor" : NULL, i);
+    }
+    assert_int_equal(ls_store_batch_ops(b), 100000);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    assert_int_equal(ls_store_device_count(s), 100000);
+    ls_store_close(s);
+
+    s = open_ok(f, 64 * MIB, 0);
+    got g = load_all(s);
+    assert_int_equal(g.n, 100000);
+    for (int i = 0; i < 100000; i++) {
+        snprintf(id, sizeof(id), "dev-%07d", i);
+        assert_string_equal(g.v[i].id, id);
+        assert_int_equal(g.v[i].d.sessions, (uint32_t)i);
+        assert_int_equal(g.v[i].type_null, (i % 3) == 0);
+    }
+    free(g.v);
+    ls_store_close(s);
+}
+
+/* ---- tests: growth and the cap ----------------------------------------- */
+
+static void fill_line(char *buf, size_t len, uint64_t seq)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)('a' + (seq * 31 + i) % 26);
+}
+
+/* Writes events [from, from + n) of `len` bytes each in one batch. */
+static int write_big_events(ls_store *s, uint64_t from, int n, size_t len)
+{
+    ls_store_batch *b = ls_store_batch_new();
+    char *line = malloc(len);
+    for (int i = 0; i < n; i++) {
+        fill_line(line, len, from + (uint64_t)i);
+        assert_int_equal(ls_store_batch_event(b, from + (uint64_t)i, line, len), 0);
+    }
+    int rc = ls_store_write(s, b);
+    free(line);
+    ls_store_batch_free(b);
+    return rc;
+}
+
+typedef struct verify {
+    uint64_t next;
+    size_t len;
+    char *want;
+} verify;
+
+static int verify_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    verify *v = ud;
+    assert_int_equal(seq, v->next);
+    assert_int_equal(len, v->len);
+    fill_line(v->want, len, seq);
+    assert_memory_equal(line, v->want, len);
+    v->next++;
+    return 0;
+}
+
+static void verify_events(ls_store *s, uint64_t first, uint64_t last, size_t len)
+{
+    verify v = {.next = first, .len = len, .want = malloc(len)};
+    uint64_t after = first - 1;
+    while (after < last) {
+        uint64_t want = last - after < 1000 ? last - after : 1000;
+        int64_t n = ls_store_read_events(s, after, (size_t)want, verify_cb, &v);
+        assert_true(n >= 0);
+        if (n == 0) break;
+        after = v.next - 1;
+    }
+    assert_int_equal(v.next, last + 1);
+    free(v.want);
+}
+
+static void test_map_growth(void **state)
+{
+    fixture *f = *state;
+    uint64_t map, used, map0;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_usage(s, &map0, &used);
+    assert_int_equal(map0, MIB);
+    /* 50 batches of 1000 x 1000-byte events: ~50 MiB through a 1 MiB map. */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(write_big_events(s, 1 + (uint64_t)i * 1000, 1000, 1000), 0);
+    /* And one batch far bigger than the map at that point: several doublings in one write. */
+    ls_store_usage(s, &map, &used);
+    assert_true(map >= used);
+    assert_true(used >= 50 * 1000 * 1000);
+    assert_int_equal(write_big_events(s, 50001, 20000, 3000), 0);
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "after-growth", "t", 1);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    /* Reopen with a small initial size: the map starts at least at the file size. */
+    s = open_ok(f, MIB, 0);
+    ls_store_usage(s, &map, &used);
+    assert_true(map >= (uint64_t)file_size(path_in(f, "data.mdb")));
+    verify_events(s, 1, 50000, 1000);
+    verify_events(s, 50001, 70000, 3000);
+    assert_int_equal(ls_store_device_count(s), 1);
+    ls_store_close(s);
+}
+
+static void test_max_size(void **state)
+{
+    fixture *f = *state;
+    uint64_t map, used;
+    ls_store *s = open_ok(f, MIB, 4 * MIB);
+    assert_int_equal(write_big_events(s, 1, 1000, 1000), 0); /* ~1 MiB: fits after growth */
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "keep", "x", 3);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_clear(b);
+
+    /* 8 MiB in one batch, mixed with other ops: refused whole. */
+    put_dev(b, "lost", NULL, 4);
+    assert_int_equal(ls_store_batch_cursor(b, "sink", 99), 0);
+    char *line = malloc(1000);
+    for (int i = 0; i < 8000; i++) {
+        fill_line(line, 1000, 1001 + (uint64_t)i);
+        assert_int_equal(ls_store_batch_event(b, 1001 + (uint64_t)i, line, 1000), 0);
+    }
+    free(line);
+    assert_int_equal(ls_store_write(s, b), LS_STORE_EFULL);
+    assert_int_equal(ls_store_write(s, b), LS_STORE_EFULL); /* again: logged once, same result */
+    ls_store_usage(s, &map, &used);
+    assert_int_equal(map, 4 * MIB);
+    assert_int_equal(ls_store_last_seq(s), 1000);
+    assert_int_equal(ls_store_cursor(s, "sink"), 0);
+    assert_int_equal(ls_store_device_count(s), 1);
+    verify_events(s, 1, 1000, 1000);
+
+    /* Still usable for small writes. */
+    ls_store_batch_clear(b);
+    put_dev(b, "small", NULL, 5);
+    assert_int_equal(ls_store_batch_event(b, 1001, "{}", 2), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    assert_int_equal(ls_store_device_count(s), 2);
+    assert_int_equal(ls_store_last_seq(s), 1001);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 4 * MIB);
+    got g = load_all(s);
+    assert_int_equal(g.n, 2);
+    assert_non_null(find(&g, "keep", 4));
+    assert_non_null(find(&g, "small", 5));
+    free(g.v);
+    verify_events(s, 1, 1000, 1000);
+    ls_store_close(s);
+}
+
+typedef struct reader_arg {
+    ls_store *s;
+    volatile int stop;
+    long reads;
+} reader_arg;
+
+static int count_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    (void)seq;
+    (void)ud;
+    /* Touch every byte: a remap under a reader would fault here. */
+    unsigned sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += (unsigned char)line[i];
+    return sum == 0xFFFFFFFFu ? -1 : 0;
+}
+
+static void *reader_main(void *p)
+{
+    reader_arg *a = p;
+    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+        uint64_t first = ls_store_first_seq(a->s), map, used;
+        assert_true(ls_store_read_events(a->s, first ? first - 1 : 0, 200, count_cb, NULL) >= 0);
+        ls_store_usage(a->s, &map, &used);
+        assert_true(used <= map);
+        a->reads++;
+    }
+    return NULL;
+}
+
+/* Readers on other threads while the writer grows the map several times. */
+static void test_reads_during_growth(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(write_big_events(s, 1, 100, 1000), 0);
+    reader_arg a[2] = {{.s = s}, {.s = s}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, reader_main, &a[i]), 0);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(write_big_events(s, 101 + (uint64_t)i * 1000, 1000, 1000), 0);
+    for (int i = 0; i < 2; i++) {
+        __atomic_store_n(&a[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t[i], NULL);
+        assert_true(a[i].reads > 0);
+    }
+    verify_events(s, 1, 16100, 1000);
+    ls_store_close(s);
+}
+
+/* ---- tests: damaged and foreign stores --------------------------------- */
+
+static void test_format_newer(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_close(s);
+    unsigned char v2[4] = {2, 0, 0, 0};
+    raw_put(f, "meta", "format", 6, v2, 4);
+    off_t before = file_size(path_in(f, "data.mdb"));
+    assert_int_equal(open_rc(f), LS_STORE_EVERSION);
+    assert_int_equal(open_rc(f), LS_STORE_EVERSION); /* and nothing was changed */
+    assert_int_equal(file_size(path_in(f, "data.mdb")), before);
+    assert_string_equal(ls_store_strerror(LS_STORE_EVERSION), "store written by a newer lastseen");
+
+    unsigned char bad[3] = {1, 0, 0};
+    raw_put(f, "meta", "format", 6, bad, 3);
+    assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
+    unsigned char v1[4] = {1, 0, 0, 0};
+    raw_put(f, "meta", "format", 6, v1, 4);
+    assert_int_equal(open_rc(f), 0);
+}
+
+static void test_foreign_lmdb(void **state)
+{
+    fixture *f = *state;
+    /* Some other program's LMDB store: not ours. */
+    raw_put(f, "other", "k", 1, "v", 1);
+    assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
+}
+
+static void test_meta_without_format(void **state)
+{
+    fixture *f = *state;
+    raw_put(f, "meta", "something", 9, "v", 1);
+    assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void test_garbage_file(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mkdir(f->dir, 0755), 0);
+    size_t sizes[] = {100, 4096, 65536};
+    unsigned char *junk = malloc(65536);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < 65536; i++) {
+        x = x * 1103515245 + 12345;
+        junk[i] = (unsigned char)(x >> 16);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        write_file(path_in(f, "data.mdb"), junk, sizes[i]);
+        assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
+    }
+    free(junk);
+    /* A garbage lock file alone is rebuilt by LMDB: a store with a bad lock.mdb still opens. */
+    unlink(path_in(f, "data.mdb"));
+    write_file(path_in(f, "lock.mdb"), "garbage garbage garbage", 23);
+    assert_int_equal(open_rc(f), 0);
+}
+
+static void test_truncated_file(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(write_big_events(s, 1, 2000, 1000), 0);
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "d", NULL, 1);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    const char *p = path_in(f, "data.mdb");
+    off_t full = file_size(p);
+    assert_true(full > 2 * MIB);
+    /* One page short, half, just the meta pages, one meta page: each refused, never a crash. */
+    off_t cuts[] = {full - 4096, full / 2, 8192, 4096};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        assert_int_equal(truncate(p, cuts[i]), 0);
+        int rc = open_rc(f);
+        assert_int_equal(rc, LS_STORE_ECORRUPT);
+    }
+    /* An empty data.mdb is what LMDB leaves after a crash while creating: a new store. */
+    assert_int_equal(truncate(p, 0), 0);
+    assert_int_equal(open_rc(f), 0);
+}
+
+static void test_corrupt_device_record(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "aaa", NULL, 1);
+    put_dev(b, "zzz", NULL, 2);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    raw_put(f, "devices", "mmm", 3, "abc", 3); /* short */
+    s = open_ok(f, MIB, 0);
+    got g = {0};
+    assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
+    assert_int_equal(g.n, 1); /* "aaa" came first, then the walk stopped */
+    free(g.v);
+    ls_store_close(s);
+
+    /* Right length, unknown record version. */
+    unsigned char rec[48] = {9};
+    raw_put(f, "devices", "mmm", 3, rec, sizeof(rec));
+    s = open_ok(f, MIB, 0);
+    g = (got){0};
+    assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
+    free(g.v);
+    ls_store_close(s);
+
+    /* Version 1, but the type length runs past the end. */
+    rec[0] = 1;
+    rec[2] = 10;
+    raw_put(f, "devices", "mmm", 3, rec, sizeof(rec));
+    s = open_ok(f, MIB, 0);
+    g = (got){0};
+    assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
+    free(g.v);
+    ls_store_close(s);
+
+    /* Fixing the record makes the store whole again. */
+    rec[2] = 0;
+    raw_put(f, "devices", "mmm", 3, rec, sizeof(rec));
+    s = open_ok(f, MIB, 0);
+    g = load_all(s);
+    assert_int_equal(g.n, 3);
+    free(g.v);
+    ls_store_close(s);
+}
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    assert_string_equal(ls_store_strerror(LS_STORE_EFULL), "store.max_size reached");
+    assert_string_equal(ls_store_strerror(LS_STORE_ECORRUPT),
+                        "store damaged or not a lastseen store");
+    assert_string_equal(ls_store_strerror(-ENOENT), strerror(ENOENT));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_devices_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_events_cb_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursors, setup, teardown),
+        cmocka_unit_test(test_batch_args),
+        cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_during_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_lmdb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_without_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_device_record, setup, teardown),
+        cmocka_unit_test(test_strerror),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
