@@ -11,7 +11,7 @@ ARGS       ?=
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
            libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl
 
-.PHONY: all deps build run test unit blackbox test-asan bench clean format
+.PHONY: all deps build run test unit blackbox test-asan bench fuzz clean format
 
 all: build
 
@@ -48,8 +48,14 @@ bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 1000000 --updates 20000000
 	$(PYTHON) bench/lateness.py --bin $(BUILD)/lastseen
 
+# libFuzzer targets (clang): run e.g. build-fuzz/fuzz_input -max_total_time=60
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DLS_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_input
+	build-fuzz/fuzz_input -max_total_time=60
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -47,6 +47,8 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
 }
 
 static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
+                               const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
                                const char *fmt, va_list ap)
 {
     char detail[512];
@@ -78,6 +80,8 @@ enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const
     return ok;
 }
 
+static enum MHD_Result error_allow(ls_req *r, const char *allow, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static enum MHD_Result error_allow(ls_req *r, const char *allow, const char *fmt, ...)
 {
     va_list ap;
@@ -146,6 +150,7 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+static void log_cb(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void log_cb(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
