@@ -550,36 +550,32 @@ static int nonempty_check(const char *s, size_t n, const char **why)
 
 /* ---- applying one value ----------------------------------------------- */
 
-static void fmt_duration(char *buf, size_t len, int64_t ms)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"d", MS_DAY}, {"h", MS_HOUR}, {"m", MS_MINUTE}, {"s", MS_SECOND}};
-    size_t i;
+typedef struct unit_def {
+    const char *unit;
+    int64_t scale;
+} unit_def;
 
-    for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ms != 0 && ms % units[i].ms == 0) {
-            snprintf(buf, len, "%" PRId64 "%s", ms / units[i].ms, units[i].unit);
+/* Writes v in the largest unit that divides it exactly, else in `base`. */
+static void fmt_units(char *buf, size_t len, int64_t v, const unit_def *units, size_t n, const char *base)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v != 0 && v % units[i].scale == 0) {
+            snprintf(buf, len, "%" PRId64 "%s", v / units[i].scale, units[i].unit);
             return;
         }
-    snprintf(buf, len, "%" PRId64 "ms", ms);
+    snprintf(buf, len, "%" PRId64 "%s", v, base);
+}
+
+static void fmt_duration(char *buf, size_t len, int64_t ms)
+{
+    static const unit_def units[] = {{"d", MS_DAY}, {"h", MS_HOUR}, {"m", MS_MINUTE}, {"s", MS_SECOND}};
+    fmt_units(buf, len, ms, units, sizeof units / sizeof units[0], "ms");
 }
 
 static void fmt_size(char *buf, size_t len, int64_t b)
 {
-    static const struct {
-        const char *unit;
-        int64_t bytes;
-    } units[] = {{"TiB", TIB}, {"GiB", GIB}, {"MiB", MIB}, {"KiB", KIB}};
-    size_t i;
-
-    for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (b != 0 && b % units[i].bytes == 0) {
-            snprintf(buf, len, "%" PRId64 "%s", b / units[i].bytes, units[i].unit);
-            return;
-        }
-    snprintf(buf, len, "%" PRId64 "B", b);
+    static const unit_def units[] = {{"TiB", TIB}, {"GiB", GIB}, {"MiB", MIB}, {"KiB", KIB}};
+    fmt_units(buf, len, b, units, sizeof units / sizeof units[0], "B");
 }
 
 static void fmt_value(const cfg_key *row, char *buf, size_t len, int64_t v)
