@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "app/clock.h"
+#include "app/persist.h"
 #include "out/format.h"
 
 #define BULK_LOCK_ITEMS 4096
@@ -135,7 +136,8 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
     int created = 0;
     ls_daemon_lock(r->d);
     int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
-    ls_daemon_unlock(r->d);
+    if (rc < 0) ls_daemon_unlock(r->d);
+    else ls_daemon_commit_unlock(r->d);
     json_decref(j);
     if (rc < 0) return ls_api_engine_error(r, rc, "device");
     return device_json(r, created ? 201 : 200, id, len);
@@ -147,7 +149,12 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
     if (strcmp(r->method, "PUT") == 0) return device_put(r, id, len);
     ls_daemon_lock(r->d);
     int rc = ls_engine_delete(r->d->engine, id, len);
-    ls_daemon_unlock(r->d);
+    if (rc < 0) {
+        ls_daemon_unlock(r->d);
+    } else {
+        ls_persist_delete(r->d, id, len);
+        ls_daemon_commit_unlock(r->d);
+    }
     if (rc < 0) return ls_api_engine_error(r, rc, "device");
     return ls_api_respond(r, 204, NULL);
 }
@@ -168,6 +175,7 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     ls_buf_init(&b, 256);
     int rc;
     ls_daemon_lock(r->d);
+    uint64_t seq0 = r->d->seq;
     ls_now now = ls_clock_now();
     if (action[0] == 'a') {
         rc = ls_engine_activity(r->d->engine, id, len, ts, now);
@@ -178,7 +186,10 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
         const ls_device *dev = rc == 0 ? ls_engine_find(r->d->engine, id, len) : NULL;
         if (dev) ls_buf_printf(&b, "{\"sessions\":%u}", dev->sessions);
     }
-    ls_daemon_unlock(r->d);
+    /* Sessions and transitions are acknowledged once committed; a plain
+     * activity is flushed with the next batch. */
+    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0)) ls_daemon_commit_unlock(r->d);
+    else ls_daemon_unlock(r->d);
     if (rc < 0) {
         ls_buf_free(&b);
         return ls_api_engine_error(r, rc, "device");
@@ -242,8 +253,10 @@ static void bulk_flush(bulk_state *s)
 {
     if (!s->n) return;
     ls_daemon_lock(s->r->d);
+    uint64_t seq0 = s->r->d->seq;
     ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
-    ls_daemon_unlock(s->r->d);
+    if (s->r->d->seq != seq0) ls_daemon_commit_unlock(s->r->d); /* transitions: durable first */
+    else ls_daemon_unlock(s->r->d);
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
         else bulk_reject(s, s->index[i], s->rcs[i] == LS_EFULL ? "state.max_devices reached" : ls_strerror(s->rcs[i]));
@@ -397,7 +410,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
     ls_engine_stats st;
     ls_daemon_lock(r->d);
     ls_engine_get_stats(r->d->engine, &st);
-    uint64_t seq = r->d->events.seq;
+    uint64_t seq = r->d->seq;
     uint64_t werr = r->d->events.write_errors;
     ls_daemon_unlock(r->d);
 

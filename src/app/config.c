@@ -103,6 +103,7 @@ static int listen_check(const char *s, size_t n, const char **why);
 static int nonempty_check(const char *s, size_t n, const char **why);
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
+static const char *const policy_words[] = {"grace", "strict", NULL};
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -122,6 +123,15 @@ static const cfg_key cfg_table[] = {
     {.section = "store", .key = "data_dir", .type = CFG_STRING, FIELD_STR(data_dir),
      .def = "./data", .check = nonempty_check, .allowed = "a non-empty path",
      .doc = "directory where lastseen keeps its files"},
+    {.section = "store", .key = "flush_interval", .type = CFG_DURATION, FIELD_I64(store_flush_interval),
+     .def = "1s", .min = 1, .max = MS_HOUR,
+     .doc = "how often lastActivityTime of busy devices is written to the store (the most a crash can lose of it)"},
+    {.section = "store", .key = "max_size", .type = CFG_SIZE, FIELD_I64(store_max_size),
+     .def = "0", .min = 0, .max = 64 * TIB,
+     .doc = "largest the store file may grow; 0 = no cap"},
+    {.section = "store", .key = "sync", .type = CFG_BOOL, FIELD_INT(store_sync),
+     .def = "true",
+     .doc = "fsync every commit (false: an OS crash may lose the last commit; a process crash never does)"},
     {.section = "state", .key = "default_inactivity_timeout", .type = CFG_DURATION,
      FIELD_I64(state_default_inactivity_timeout),
      .def = "600s", .min = 1, .max = 3650 * MS_DAY,
@@ -133,6 +143,9 @@ static const cfg_key cfg_table[] = {
     {.section = "state", .key = "max_devices", .type = CFG_INT, FIELD_I64(state_max_devices),
      .def = "0", .min = 0, .max = INT64_C(4294967295),
      .doc = "most devices tracked at once; 0 = unlimited"},
+    {.section = "state", .key = "restart_policy", .type = CFG_ENUM, FIELD_INT(state_restart_policy),
+     .def = "grace", .words = policy_words,
+     .doc = "devices active at shutdown: grace = full timeout from restart, strict = keep old deadlines"},
     {.section = "events", .key = "stdout", .type = CFG_BOOL, FIELD_INT(events_stdout),
      .def = "false",
      .doc = "also print each event line to stdout"},

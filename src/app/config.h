@@ -20,9 +20,13 @@ typedef struct ls_config {
     int64_t http_max_body;                   /* http.max_body, bytes */
     int64_t http_threads;                    /* http.threads */
     char data_dir[4096];                     /* store.data_dir */
+    int64_t store_flush_interval;            /* ms */
+    int64_t store_max_size;                  /* bytes, 0 = no cap */
+    int store_sync;                          /* bool */
     int64_t state_default_inactivity_timeout; /* ms */
     int64_t state_max_clock_skew;             /* ms */
     int64_t state_max_devices;                /* 0 = unlimited */
+    int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
     int events_stdout;                        /* bool */
     int log_level;                            /* LS_LOG_* */
 } ls_config;

@@ -24,13 +24,14 @@
 #include "api/http.h"
 #include "app/clock.h"
 #include "app/log.h"
+#include "app/persist.h"
 
 #define IDLE_WAKE_MS 1000
 
 static void on_event(void *ud, const ls_event *ev)
 {
     ls_daemon *d = ud;
-    ls_eventlog_append(&d->events, d->engine, ev);
+    ls_persist_event(d, ev);
 }
 
 /* mkdir -p */
@@ -56,20 +57,6 @@ static int make_dirs(const char *path)
 void ls_daemon_lock(ls_daemon *d)
 {
     pthread_mutex_lock(&d->lock);
-}
-
-void ls_daemon_unlock(ls_daemon *d)
-{
-    ls_eventlog_flush(&d->events);
-    int64_t next = ls_engine_next_wakeup(d->engine);
-    int wake = next < d->wake_at;
-    if (wake) d->wake_at = next;
-    pthread_mutex_unlock(&d->lock);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t w = write(d->wake_fd, &one, sizeof(one));
-        (void)w;
-    }
 }
 
 int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
@@ -111,10 +98,11 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         ls_error("daemon", "engine: %s", ls_strerror(rc));
         return rc;
     }
+    if ((rc = ls_persist_start(d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
-            (unsigned long long)d->events.seq);
+            (unsigned long long)d->seq);
     return 0;
 }
 
@@ -127,7 +115,7 @@ int ls_daemon_run(ls_daemon *d)
         int64_t next = ls_engine_next_wakeup(d->engine);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;
-        ls_eventlog_flush(&d->events);
+        if (d->want_commit) pthread_cond_signal(&d->work_cv);
         pthread_mutex_unlock(&d->lock);
 
         int64_t wait_ns = next * 1000000 - ls_clock_mono_ns();
@@ -158,6 +146,7 @@ void ls_daemon_stop(ls_daemon *d)
 {
     if (d->http) ls_http_stop(d->http);
     d->http = NULL;
+    ls_persist_stop(d);
     ls_eventlog_close(&d->events);
     ls_engine_close(d->engine);
     d->engine = NULL;

@@ -2,9 +2,9 @@
  * daemon.h - the running daemon: the engine, its lock, its sinks, its loop.
  *
  * Threads: libmicrohttpd's threads serve the API; the main thread runs the
- * timer loop.  Both touch the engine under `lock` (one writer at a time);
- * every critical section is short and flushes the events it produced
- * before unlocking, so the event log sees events in seq order.
+ * timer loop; the committer thread writes the store (persist.c).  All
+ * touch the engine under `lock` (one writer at a time) and keep their
+ * critical sections short; events get their seq inside them.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "engine/engine.h"
 #include "out/eventlog.h"
+#include "store/store.h"
 
 typedef struct ls_daemon {
     ls_config cfg;
@@ -26,6 +27,25 @@ typedef struct ls_daemon {
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
+
+    /* Durability (persist.c).  Fields below `lock` are guarded by it, except
+     * where noted. */
+    ls_store *store;
+    ls_store_batch *pending; /* the outbox and changes of the next commit */
+    ls_store_batch *spare;
+    ls_buf line;             /* formatting buffer for event lines */
+    uint64_t seq;            /* last event seq assigned */
+    uint64_t pending_gen;    /* generation `pending` will commit as */
+    uint64_t committed_gen;  /* last generation on disk and delivered */
+    int want_commit;
+    int stopping;
+    int committer_gone;
+    int committer_running;
+    pthread_t committer;
+    pthread_cond_t work_cv;   /* wakes the committer */
+    pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
+    uint64_t delivered;       /* committer thread: last seq given to the sinks */
+    uint64_t commits, commit_ns, persist_errors;
 } ls_daemon;
 
 /* Sets up everything but the loop: engine, event log, HTTP.  0 or < 0. */
@@ -36,9 +56,13 @@ int ls_daemon_run(ls_daemon *d);
 
 void ls_daemon_stop(ls_daemon *d);
 
-/* Enter/leave the engine's critical section; leaving flushes new events
- * and wakes the timer loop if its next deadline moved earlier. */
+/* Enter/leave the engine's critical section; leaving wakes the timer loop
+ * if its next deadline moved earlier, and the committer if events wait. */
 void ls_daemon_lock(ls_daemon *d);
 void ls_daemon_unlock(ls_daemon *d);
+
+/* Leaves the critical section once everything changed in it is committed
+ * to the store and its events delivered: for changes the API acknowledges. */
+void ls_daemon_commit_unlock(ls_daemon *d);
 
 #endif

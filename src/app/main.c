@@ -44,6 +44,9 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--version")) {
             printf("lastseen %s\n", LS_VERSION);
             return 0;
+        } else if (!strcmp(a, "--config-markdown")) {
+            ls_config_print_markdown(stdout); /* the table of docs/configuration.md */
+            return 0;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             ls_config_print_help(stdout);

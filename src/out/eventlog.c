@@ -26,7 +26,6 @@
 #include <jansson.h>
 
 #include "app/log.h"
-#include "out/format.h"
 
 #define TAIL_MAX 65536
 #define PENDING_MAX ((size_t)256 << 20) /* only reached while writes fail */
@@ -90,6 +89,7 @@ int ls_eventlog_open(ls_eventlog *l, const char *dir, int to_stdout)
         return -err;
     }
     int rc = recover_seq(l);
+    l->written = l->seq;
     if (rc < 0) {
         if (rc != -EINVAL) ls_error("eventlog", "cannot read %s: %s", l->path, strerror(-rc));
         close(l->fd);
@@ -99,17 +99,18 @@ int ls_eventlog_open(ls_eventlog *l, const char *dir, int to_stdout)
     return 0;
 }
 
-void ls_eventlog_append(ls_eventlog *l, const ls_engine *e, const ls_event *ev)
+void ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len)
 {
+    if (seq <= l->seq) return; /* already in the file */
     size_t mark = l->pending.len;
-    l->seq++;
-    if (ls_format_event(&l->pending, e, l->seq, ev) < 0 || ls_buf_putc(&l->pending, '\n') < 0) {
+    if (ls_buf_append(&l->pending, line, len) < 0 || ls_buf_putc(&l->pending, '\n') < 0) {
         l->pending.len = mark; /* never a partial line */
         l->pending.overflow = 0;
         l->write_errors++;
-        ls_error("eventlog", "buffer full: event seq %llu (%s %s) not logged", (unsigned long long)l->seq,
-                 ls_event_name(ev->type), ls_device_id(ev->dev));
+        ls_error("eventlog", "buffer full: event seq %llu not written", (unsigned long long)seq);
+        return;
     }
+    l->seq = seq;
     /* A tick that expires a whole fleet writes as it goes, in 1 MiB pieces. */
     if (l->pending.len >= FLUSH_AT) ls_eventlog_flush(l);
 }
@@ -130,7 +131,10 @@ static int write_all(int fd, const char *p, size_t n, size_t *done)
 
 int ls_eventlog_flush(ls_eventlog *l)
 {
-    if (l->pending.len == 0) return 0;
+    if (l->pending.len == 0) {
+        l->written = l->seq;
+        return 0;
+    }
     size_t done;
     int rc = write_all(l->fd, l->pending.p, l->pending.len, &done);
     if (rc < 0) {
@@ -144,6 +148,7 @@ int ls_eventlog_flush(ls_eventlog *l)
     }
     memmove(l->pending.p, l->pending.p + done, l->pending.len - done);
     l->pending.len -= done;
+    if (l->pending.len == 0) l->written = l->seq;
     return rc < 0 ? -1 : 0;
 }
 

@@ -12,7 +12,8 @@
 typedef struct ls_eventlog {
     int fd;
     int to_stdout;    /* events.stdout */
-    uint64_t seq;     /* last seq assigned */
+    uint64_t seq;     /* last seq buffered or written */
+    uint64_t written; /* last seq known to be in the file */
     ls_buf pending;   /* formatted lines not yet written */
     uint64_t write_errors;
     char path[4200];
@@ -24,8 +25,9 @@ typedef struct ls_eventlog {
  */
 int ls_eventlog_open(ls_eventlog *l, const char *dir, int to_stdout);
 
-/* Assigns the next seq and buffers the event's line. */
-void ls_eventlog_append(ls_eventlog *l, const ls_engine *e, const ls_event *ev);
+/* Buffers an already formatted event line (without its newline), unless
+ * the file already holds seq (at-least-once delivery made idempotent). */
+void ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len);
 
 /* Writes buffered lines.  0, or -1 on a write error (lines kept for retry). */
 int ls_eventlog_flush(ls_eventlog *l);

@@ -31,9 +31,13 @@ static const char *const all_keys[][2] = {
     {"http.max_body", "LASTSEEN_HTTP_MAX_BODY"},
     {"http.threads", "LASTSEEN_HTTP_THREADS"},
     {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
+    {"store.flush_interval", "LASTSEEN_STORE_FLUSH_INTERVAL"},
+    {"store.max_size", "LASTSEEN_STORE_MAX_SIZE"},
+    {"store.sync", "LASTSEEN_STORE_SYNC"},
     {"state.default_inactivity_timeout", "LASTSEEN_STATE_DEFAULT_INACTIVITY_TIMEOUT"},
     {"state.max_clock_skew", "LASTSEEN_STATE_MAX_CLOCK_SKEW"},
     {"state.max_devices", "LASTSEEN_STATE_MAX_DEVICES"},
+    {"state.restart_policy", "LASTSEEN_STATE_RESTART_POLICY"},
     {"events.stdout", "LASTSEEN_EVENTS_STDOUT"},
     {"log.level", "LASTSEEN_LOG_LEVEL"},
 };
