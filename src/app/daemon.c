@@ -59,6 +59,24 @@ void ls_daemon_lock(ls_daemon *d)
     pthread_mutex_lock(&d->lock);
 }
 
+void ls_daemon__wake_timer(ls_daemon *d)
+{
+    int64_t next = ls_engine_next_wakeup(d->engine);
+    if (next < d->wake_at) {
+        d->wake_at = next;
+        uint64_t one = 1;
+        ssize_t w = write(d->wake_fd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
+void ls_daemon_unlock(ls_daemon *d)
+{
+    ls_daemon__wake_timer(d);
+    if (d->want_commit) pthread_cond_signal(&d->work_cv);
+    pthread_mutex_unlock(&d->lock);
+}
+
 int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
 {
     int rc;

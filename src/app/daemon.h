@@ -65,4 +65,8 @@ void ls_daemon_unlock(ls_daemon *d);
  * to the store and its events delivered: for changes the API acknowledges. */
 void ls_daemon_commit_unlock(ls_daemon *d);
 
+/* Under the lock: wakes the timer loop if the engine's next deadline moved
+ * earlier than the time it sleeps until (for daemon.c and persist.c). */
+void ls_daemon__wake_timer(ls_daemon *d);
+
 #endif

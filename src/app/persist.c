@@ -79,28 +79,10 @@ void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
     if (ls_store_batch_del_device(d->pending, id, len) < 0) d->persist_errors++;
 }
 
-static void wake_timer_loop(ls_daemon *d)
-{
-    int64_t next = ls_engine_next_wakeup(d->engine);
-    if (next < d->wake_at) {
-        d->wake_at = next;
-        uint64_t one = 1;
-        ssize_t w = write(d->wake_fd, &one, sizeof(one));
-        (void)w;
-    }
-}
-
-void ls_daemon_unlock(ls_daemon *d)
-{
-    wake_timer_loop(d);
-    if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    pthread_mutex_unlock(&d->lock);
-}
-
 void ls_daemon_commit_unlock(ls_daemon *d)
 {
     uint64_t gen = d->pending_gen;
-    wake_timer_loop(d);
+    ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
     while (d->committed_gen < gen && !d->committer_gone) pthread_cond_wait(&d->commit_cv, &d->lock);
@@ -248,17 +230,14 @@ int ls_persist_start(ls_daemon *d)
         ls_error("persist", "cannot load devices from %s: %s", dir, ls_store_strerror(rc));
         return rc;
     }
-    /* Loading is not a change: nothing to write back. */
-    ls_engine_drain_dirty(d->engine, put_dirty_cb, d);
-    ls_store_batch_clear(d->pending);
-
     /* seq continues after both the outbox and the file. */
     uint64_t last = ls_store_last_seq(d->store);
     d->seq = last > d->events.seq ? last : d->events.seq;
+    /* Delivered: the sink's cursor (never past the outbox), or what the file
+     * itself already holds if that is more. */
     uint64_t cursor = ls_store_cursor(d->store, SINK_JSONL);
+    if (cursor > last) cursor = last;
     d->delivered = cursor > d->events.seq ? cursor : d->events.seq;
-    if (d->delivered > last) d->delivered = last; /* the file may hold events the store never had */
-    if (d->events.seq > d->delivered) d->delivered = d->events.seq;
     d->pending_gen = 1;
     d->committed_gen = 0;
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
@@ -268,11 +247,9 @@ int ls_persist_start(ls_daemon *d)
 
     /* Catch the file up with what the store committed but never delivered. */
     deliver(d, last);
-    pthread_cond_init(&d->work_cv, NULL);
-    pthread_condattr_t ca;
+    pthread_condattr_t ca; /* the committer's timed waits run on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_destroy(&d->work_cv);
     pthread_cond_init(&d->work_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&d->commit_cv, NULL);

@@ -73,6 +73,18 @@ def test_kill9_cycles_lose_nothing_acknowledged(start_daemon, tmp_path):
     assert not [e for e in events if e["type"] == "INACTIVITY_EVENT"]
 
 
+def _wait_inactivity_events(d, seconds=5.0):
+    """Polls events.jsonl (bounded) until an INACTIVITY_EVENT is there.  The
+    device's in-memory state turns inactive a moment before the event's
+    commit reaches the file."""
+    deadline = time.time() + seconds
+    while True:
+        inact = [e for e in d.events() if e["type"] == "INACTIVITY_EVENT"]
+        if inact or time.time() > deadline:
+            return inact
+        time.sleep(0.02)
+
+
 def _active_device(c, dev, timeout):
     assert c.put(dev_path(dev), json_body={"inactivityTimeout": timeout}).status in (200, 201)
     assert c.post(dev_path(dev, "/activity")).status == 202
@@ -93,11 +105,9 @@ def test_grace_restart_raises_no_inactivity_for_downtime(start_daemon, tmp_path)
     assert d2.client().device("g").body["active"] is True
     assert not [e for e in d2.events() if e["type"] == "INACTIVITY_EVENT"]
     # Silent for a full timeout after the restart: then it is inactive.
-    deadline = time.time() + 5
-    while time.time() < deadline and d2.client().device("g").body["active"]:
-        time.sleep(0.05)
-    inact = [e for e in d2.events() if e["type"] == "INACTIVITY_EVENT"]
+    inact = _wait_inactivity_events(d2)
     assert len(inact) == 1
+    assert d2.client().device("g").body["active"] is False
     assert inact[0]["detectedAt"] >= restarted + 1000 - 5
     assert inact[0]["ts"] == last + 1000
 
@@ -111,11 +121,9 @@ def test_strict_restart_fires_passed_deadlines_with_real_ts(start_daemon, tmp_pa
     d.stop_and_check()
     time.sleep(1.5)
     d2 = start_daemon(data_dir=data, sets=["state.restart_policy=strict"])
-    deadline = time.time() + 5
-    while time.time() < deadline and d2.client().device("s").body["active"]:
-        time.sleep(0.02)
-    inact = [e for e in d2.events() if e["type"] == "INACTIVITY_EVENT"]
+    inact = _wait_inactivity_events(d2)
     assert len(inact) == 1
+    assert d2.client().device("s").body["active"] is False
     assert inact[0]["ts"] == last + 1000  # its real deadline, during the downtime
 
 
