@@ -69,7 +69,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
         d->persist_errors++;
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
-                 ls_event_name(ev->type), ls_device_id(ev->dev));
+                 ls_event_name(ev->type), ev->dev ? ls_device_id(ev->dev) : ev->source);
     }
     d->want_commit = 1;
 }

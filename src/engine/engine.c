@@ -26,6 +26,19 @@
  * Sessions: CONNECT_EVENT on every session opened (it counts as an
  * activity), DISCONNECT_EVENT when the last open session closes.
  *
+ * Source gating: a device's flags name the input source it was last heard
+ * through.  While a gated source is held (down, or catching up a backlog)
+ * a timer of one of its devices that fires is re-armed one timeout later
+ * instead of raising INACTIVITY_EVENT; after the source is released, the
+ * deadline is at least release time + timeout.  deadline_at() below is the
+ * one place that decides; holding and releasing only flip a flag and store
+ * a time, so an outage costs nothing up front, and each held device costs
+ * one re-arm per timeout while it lasts (what a device that keeps
+ * reporting costs anyway).  Devices restored under the grace policy belong
+ * to the pseudo-source LS_SOURCE_RESTORED, held while any gated source is
+ * not up: after a restart nobody knows yet which source they report
+ * through.
+ *
  * Events are emitted synchronously, after the state change, through the
  * callback; the callback must not call back into the engine.
  */
@@ -38,6 +51,16 @@
 #include "engine/table.h"
 
 #define MAX_TYPES 65535
+
+enum { SRC_UNKNOWN = 0, SRC_DOWN, SRC_UP };
+
+typedef struct ls_source {
+    char name[LS_SOURCE_NAME_MAX + 1];
+    uint8_t gate;
+    uint8_t state;       /* SRC_* */
+    uint8_t released;    /* released_at is set */
+    int64_t released_at; /* mono ms of the last release */
+} ls_source;
 
 struct ls_engine {
     ls_engine_config cfg;
@@ -52,6 +75,11 @@ struct ls_engine {
     ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
     size_t ndirty, dirty_cap;
     int dirty_lost;    /* the list could not grow: drain scans every slot */
+    ls_source src[LS_SOURCE_MAX + 1]; /* [1..nsrc] */
+    unsigned nsrc;
+    unsigned nheld;      /* gated sources not up */
+    uint8_t all_released;
+    int64_t all_up_at;   /* mono ms when the last gated source came up */
 };
 
 /* Marks d changed.  The list only grows while it is below the device count. */
@@ -75,6 +103,13 @@ static inline void mark(ls_engine *e, ls_device *d)
 static void emit(ls_engine *e, ls_event_type type, const ls_device *d, int64_t ts, int64_t at)
 {
     ls_event ev = {.type = type, .dev = d, .ts = ts, .detected_at = at};
+    e->st.events[type]++;
+    if (e->cb) e->cb(e->ud, &ev);
+}
+
+static void emit_source(ls_engine *e, ls_event_type type, const ls_source *s, int64_t at)
+{
+    ls_event ev = {.type = type, .source = s->name, .ts = at, .detected_at = at};
     e->st.events[type]++;
     if (e->cb) e->cb(e->ud, &ev);
 }
@@ -120,6 +155,42 @@ int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **s
     }
     if (source) *source = "default";
     return e->cfg.default_timeout_ms;
+}
+
+static inline void set_source(ls_device *d, unsigned source)
+{
+    d->flags = (uint16_t)((d->flags & ~LS_SOURCE_MASK) | (source << LS_SOURCE_SHIFT));
+}
+
+/*
+ * The monotonic time active device d is due at, looked at from mono time t.
+ * Its own deadline, unless its source gates it: while the source is held,
+ * a deadline that has come is pushed one timeout past t (looked at again
+ * then); after the release, it is at least release + timeout.
+ */
+static int64_t deadline_at(const ls_engine *e, const ls_device *d, int64_t t)
+{
+    int64_t timeout = ls_engine_timeout(e, d, NULL);
+    int64_t dl = d->last_activity_mono + timeout;
+    unsigned s = ls_device_source(d);
+    int held, released;
+    int64_t released_at;
+
+    if (s == 0) return dl;
+    if (s == LS_SOURCE_RESTORED) {
+        held = e->nheld > 0;
+        released = e->all_released;
+        released_at = e->all_up_at;
+    } else {
+        const ls_source *src = &e->src[s];
+        if (s > e->nsrc || !src->gate) return dl;
+        held = src->state != SRC_UP;
+        released = src->released;
+        released_at = src->released_at;
+    }
+    if (held) return dl > t ? dl : t + timeout;
+    if (released && released_at + timeout > dl) dl = released_at + timeout;
+    return dl;
 }
 
 const char *ls_engine_type_name(const ls_engine *e, const ls_device *d)
@@ -171,7 +242,7 @@ static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
  * Applies an activity at wall time `wall` (0 = now).  Returns 1 when the
  * device became active (the caller emits ACTIVITY_EVENT), else 0.
  */
-static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now)
+static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, unsigned source, ls_now now)
 {
     if (wall == 0) wall = now.wall;
     if (wall > now.wall + e->cfg.max_clock_skew_ms) {
@@ -183,6 +254,7 @@ static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now)
 
     e->st.activities++;
     mark(e, d);
+    set_source(d, source);
     if (mono > d->last_activity_mono || d->last_activity == 0) d->last_activity_mono = mono;
     if (wall > d->last_activity) d->last_activity = wall;
     if (now.wall - wall >= timeout) {
@@ -202,7 +274,7 @@ int ls_engine_activity(ls_engine *e, const char *id, size_t len, int64_t ts, ls_
     int rc;
     if (ts < 0) return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
-    if (apply_activity(e, d, ts, now)) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
+    if (apply_activity(e, d, ts, 0, now)) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
     return 0;
 }
 
@@ -236,11 +308,11 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
         if (i >= 2 * PIPE_D) {
             size_t j = i - 2 * PIPE_D, k = j & (PIPE_W - 1);
             ls_device *d;
-            int rc = a[j].ts < 0 ? LS_EINVAL : bad[k] ? LS_EBADID : 0; /* as the single call */
+            int rc = a[j].ts < 0 || a[j].source > LS_SOURCE_MAX ? LS_EINVAL : bad[k] ? LS_EBADID : 0;
             if (rc == 0) rc = lookup_tagged(e, a[j].id, a[j].len, tags[k], 1, &d, NULL);
             if (rc == 0) {
                 applied++;
-                if (apply_activity(e, d, a[j].ts, now))
+                if (apply_activity(e, d, a[j].ts, a[j].source, now))
                     emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
             }
             if (rcs) rcs[j] = rc;
@@ -251,14 +323,20 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
 
 int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now)
 {
+    return ls_engine_connect_src(e, id, len, 0, now);
+}
+
+int ls_engine_connect_src(ls_engine *e, const char *id, size_t len, unsigned source, ls_now now)
+{
     ls_device *d;
     int rc;
+    if (source > LS_SOURCE_MAX) return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
     mark(e, d);
     d->sessions++;
     e->st.sessions++;
     d->last_connect = now.wall;
-    int became = apply_activity(e, d, 0, now);
+    int became = apply_activity(e, d, 0, source, now);
     emit(e, LS_EV_CONNECT, d, now.wall, now.wall);
     if (became) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
     return 0;
@@ -320,7 +398,7 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
     d->timeout_ms = c->timeout_ms;
     if (!d->active) return 0;
     /* Re-evaluate at once: expired under the new timeout, or move the timer. */
-    int64_t deadline = d->last_activity_mono + ls_engine_timeout(e, d, NULL);
+    int64_t deadline = deadline_at(e, d, now.mono);
     if (deadline <= now.mono) go_inactive(e, d, now.wall);
     else ls_wheel_add(&e->wheel, &d->timer, deadline);
     return 0;
@@ -343,9 +421,9 @@ static void fire_cb(void *ud, ls_wheel_entry *ent, int64_t t)
     ls_engine *e = ud;
     ls_device *d = (ls_device *)((char *)ent - offsetof(ls_device, timer));
     if (!d->active) return;
-    int64_t deadline = d->last_activity_mono + ls_engine_timeout(e, d, NULL);
+    int64_t deadline = deadline_at(e, d, t);
     if (deadline > t) {
-        ls_wheel_add(&e->wheel, &d->timer, deadline); /* heard from since: re-arm */
+        ls_wheel_add(&e->wheel, &d->timer, deadline); /* heard from since, or held: re-arm */
         return;
     }
     go_inactive(e, d, e->tick_wall);
@@ -441,6 +519,7 @@ int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_
     d->sessions = st->sessions;
     e->st.sessions += st->sessions;
     d->active = st->active ? 1 : 0;
+    set_source(d, policy == LS_RESTART_GRACE ? LS_SOURCE_RESTORED : 0);
     /* The activity's place on this process's monotonic clock, by its age. */
     d->last_activity_mono = now.mono - (now.wall - st->last_activity);
     if (d->active) {
@@ -449,4 +528,58 @@ int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_
         ls_wheel_add(&e->wheel, &d->timer, d->last_activity_mono + ls_engine_timeout(e, d, NULL));
     }
     return 0;
+}
+
+/* ---- sources ------------------------------------------------------------ */
+
+int ls_engine_source_add(ls_engine *e, const char *name, int gate)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > LS_SOURCE_NAME_MAX || ls_id_check(name, n)) return LS_EINVAL;
+    if (e->nsrc >= LS_SOURCE_MAX) return LS_EFULL;
+    ls_source *s = &e->src[++e->nsrc];
+    memcpy(s->name, name, n + 1);
+    s->gate = gate ? 1 : 0;
+    s->state = SRC_UNKNOWN;
+    if (s->gate) e->nheld++;
+    return (int)e->nsrc;
+}
+
+int ls_engine_source_down(ls_engine *e, unsigned source, ls_now now)
+{
+    if (source == 0 || source > e->nsrc) return LS_EINVAL;
+    ls_source *s = &e->src[source];
+    if (s->state == SRC_DOWN) return 0;
+    if (s->state == SRC_UP && s->gate) e->nheld++;
+    s->state = SRC_DOWN;
+    emit_source(e, LS_EV_SOURCE_DOWN, s, now.wall);
+    return 0;
+}
+
+int ls_engine_source_up(ls_engine *e, unsigned source, ls_now now)
+{
+    if (source == 0 || source > e->nsrc) return LS_EINVAL;
+    ls_source *s = &e->src[source];
+    if (s->state == SRC_UP) return 0;
+    s->state = SRC_UP;
+    s->released = 1;
+    s->released_at = now.mono;
+    if (s->gate && --e->nheld == 0) {
+        e->all_released = 1;
+        e->all_up_at = now.mono;
+    }
+    emit_source(e, LS_EV_SOURCE_UP, s, now.wall);
+    return 0;
+}
+
+int ls_engine_source_is_up(const ls_engine *e, unsigned source)
+{
+    if (source == 0 || source > e->nsrc) return LS_EINVAL;
+    return e->src[source].state == SRC_UP;
+}
+
+const char *ls_engine_source_name(const ls_engine *e, unsigned source)
+{
+    if (source == 0 || source > e->nsrc) return NULL;
+    return e->src[source].name;
 }

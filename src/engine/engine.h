@@ -49,6 +49,8 @@ typedef enum ls_event_type {
     LS_EV_INACTIVITY,
     LS_EV_CONNECT,
     LS_EV_DISCONNECT,
+    LS_EV_SOURCE_DOWN, /* an input source stopped being heard (no device) */
+    LS_EV_SOURCE_UP,   /* it is heard live again (no device) */
     LS_EV__COUNT
 } ls_event_type;
 
@@ -85,6 +87,24 @@ typedef struct ls_device {
 
 #define LS_DEV_DIRTY 1 /* changed since the last ls_engine_drain_dirty() */
 
+/*
+ * Input sources.  The top four bits of `flags` name the source a device was
+ * last heard through: 0 = none of the registered ones (HTTP, or never
+ * heard), 1..LS_SOURCE_MAX = a source from ls_engine_source_add(), and
+ * LS_SOURCE_RESTORED = restored at start-up under the grace policy and not
+ * heard from since (held while any gated source is not up).
+ */
+#define LS_SOURCE_SHIFT 12
+#define LS_SOURCE_MASK 0xF000u
+#define LS_SOURCE_MAX 14
+#define LS_SOURCE_RESTORED 15
+#define LS_SOURCE_NAME_MAX 31
+
+static inline unsigned ls_device_source(const ls_device *d)
+{
+    return (d->flags & LS_SOURCE_MASK) >> LS_SOURCE_SHIFT;
+}
+
 /* The device's id, NUL-terminated, id_len bytes. */
 static inline const char *ls_device_id(const ls_device *d)
 {
@@ -95,12 +115,14 @@ static inline const char *ls_device_id(const ls_device *d)
 typedef struct ls_activity {
     const char *id;
     uint32_t len;
-    int64_t ts; /* wall ms, 0 = now */
+    uint8_t source; /* 0 or a source from ls_engine_source_add() */
+    int64_t ts;     /* wall ms, 0 = now */
 } ls_activity;
 
 typedef struct ls_event {
     ls_event_type type;
-    const ls_device *dev; /* state after the change */
+    const ls_device *dev; /* state after the change; NULL for SOURCE_* */
+    const char *source;   /* SOURCE_*: the source's name; else NULL */
     int64_t ts;           /* when it happened (for INACTIVITY: the deadline) */
     int64_t detected_at;  /* wall ms when the engine saw it */
 } ls_event;
@@ -158,6 +180,8 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
 
 /* Opens a session (CONNECT_EVENT; counts as an activity at now). */
 int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now);
+/* The same, heard through `source` (0 = none). */
+int ls_engine_connect_src(ls_engine *e, const char *id, size_t len, unsigned source, ls_now now);
 
 /*
  * Closes a session; the last one closing emits DISCONNECT_EVENT.  Closing
@@ -237,11 +261,42 @@ typedef struct ls_device_state {
  * device is not marked dirty).  An active device is re-armed per `policy`:
  * under STRICT a deadline that passed while the daemon was down fires on the
  * next tick, with ts = the real deadline; under GRACE the daemon's own
- * downtime never makes a device inactive.  Returns 0, LS_EBADID, LS_EINVAL
+ * downtime never makes a device inactive, and the device is attributed to
+ * LS_SOURCE_RESTORED until it is heard from again, so that a source that is
+ * not up yet after the restart does not make it inactive either.  Returns 0, LS_EBADID, LS_EINVAL
  * (bad type or timeout), LS_EFULL, LS_ENOMEM; an existing id is replaced.
  */
 int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
                       ls_restart_policy policy, ls_now now);
+
+/*
+ * Source health gating.  Each input source (an MQTT connection, ...) is
+ * registered once; every activity and connect names the source it came
+ * through, and the device remembers the last one.  While a gated source is
+ * held (down, or catching up a backlog) its devices do not go inactive:
+ * when such a device's timer fires it is re-armed one timeout later
+ * instead.  Once the source is up again, a device whose deadline is earlier
+ * than release time + its timeout gets that instead (the grace of a
+ * restart).  All of it is decided lazily when a timer fires: holding and
+ * releasing cost O(1), never a scan of the devices.
+ *
+ * ls_engine_source_add() registers `name` (1..31 bytes, copied) and returns
+ * its index 1..LS_SOURCE_MAX, or LS_EINVAL / LS_EFULL.  A new source is in
+ * state "unknown": held (if gated), never announced.
+ */
+int ls_engine_source_add(ls_engine *e, const char *name, int gate);
+
+/* Marks the source down (held if gated).  Emits SOURCE_DOWN unless it was
+ * already down.  Returns 0 or LS_EINVAL for an unknown index. */
+int ls_engine_source_down(ls_engine *e, unsigned source, ls_now now);
+
+/* Marks the source up (released at now.mono).  Emits SOURCE_UP unless it
+ * was already up.  Returns 0 or LS_EINVAL. */
+int ls_engine_source_up(ls_engine *e, unsigned source, ls_now now);
+
+/* 1 if the source is up, 0 if down or unknown, LS_EINVAL if no such source. */
+int ls_engine_source_is_up(const ls_engine *e, unsigned source);
+const char *ls_engine_source_name(const ls_engine *e, unsigned source);
 
 const char *ls_strerror(int rc);
 const char *ls_event_name(ls_event_type t);

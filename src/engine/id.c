@@ -77,6 +77,8 @@ const char *ls_event_name(ls_event_type t)
         [LS_EV_INACTIVITY] = "INACTIVITY_EVENT",
         [LS_EV_CONNECT] = "CONNECT_EVENT",
         [LS_EV_DISCONNECT] = "DISCONNECT_EVENT",
+        [LS_EV_SOURCE_DOWN] = "SOURCE_DOWN",
+        [LS_EV_SOURCE_UP] = "SOURCE_UP",
     };
     return (unsigned)t < LS_EV__COUNT ? names[t] : "UNKNOWN";
 }

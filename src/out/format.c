@@ -34,6 +34,16 @@ int ls_format_event(ls_buf *b, const ls_engine *e, uint64_t seq, const ls_event 
 {
     ls_buf_printf(b, "{\"seq\":%llu,\"type\":\"%s\",\"device\":", (unsigned long long)seq,
                   ls_event_name(ev->type));
+    if (!ev->dev) {
+        /* SOURCE_DOWN / SOURCE_UP: about an input, not a device. */
+        const char *name = ev->source ? ev->source : "";
+        size_t n = 0;
+        while (name[n]) n++;
+        ls_buf_json_str(b, name, n);
+        ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,\"source\":true}", (long long)ev->ts,
+                      (long long)ev->detected_at);
+        return b->overflow ? -1 : 0;
+    }
     ls_buf_json_str(b, ls_device_id(ev->dev), ev->dev->id_len);
     ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,\"state\":", (long long)ev->ts,
                   (long long)ev->detected_at);

@@ -11,7 +11,9 @@
 /* {"id":..,"type":..,"active":..,"lastActivityTime":..,...,"sessions":..} */
 int ls_format_device(ls_buf *b, const ls_engine *e, const ls_device *d);
 
-/* {"seq":..,"type":..,"device":..,"ts":..,"detectedAt":..,"state":{device}} */
+/* {"seq":..,"type":..,"device":..,"ts":..,"detectedAt":..,"state":{device}}, or for
+ * SOURCE_DOWN/SOURCE_UP {"seq":..,"type":..,"device":source name,"ts":..,"detectedAt":..,
+ * "source":true} (no state: there is no device). */
 int ls_format_event(ls_buf *b, const ls_engine *e, uint64_t seq, const ls_event *ev);
 
 #endif

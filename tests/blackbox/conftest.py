@@ -48,7 +48,8 @@ DEVICE_FIELDS = {
     "inactivityTimeoutSource",
     "sessions",
 }
-EVENT_TYPES = ("ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT")
+EVENT_TYPES = ("ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT", "SOURCE_DOWN",
+               "SOURCE_UP")
 
 
 # --------------------------------------------------------------------------

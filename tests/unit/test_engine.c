@@ -2163,9 +2163,9 @@ static void test_batch_edges(void **state)
     fx_open(f, T_TIMEOUT, T_SKEW, 2);
     assert_int_equal(ls_engine_activity_batch(f->e, NULL, 0, f->now, NULL), 0);
     ls_activity a[] = {
-        {ID("x"), 0},  {ID("x"), 0}, /* same device, right after its creation */
-        {ID("y"), -5}, {"", 0, 0},   {ID("y"), 0}, {ID("z"), 0}, /* the third device: full */
-        {ID("x"), 0},
+        {ID("x"), 0, 0},  {ID("x"), 0, 0}, /* same device, right after its creation */
+        {ID("y"), 0, -5}, {"", 0, 0, 0},   {ID("y"), 0, 0}, {ID("z"), 0, 0}, /* the third: full */
+        {ID("x"), 0, 0},
     };
     int rcs[7];
     memset(rcs, 0x55, sizeof(rcs));
@@ -2186,7 +2186,7 @@ static void test_batch_error_order(void **state)
 {
     fx *f = *state;
     int single = ls_engine_activity(f->e, "\xc0\xaf", 2, -1, f->now);
-    ls_activity a[] = {{"\xc0\xaf", 2, -1}};
+    ls_activity a[] = {{"\xc0\xaf", 2, 0, -1}};
     int rc = 12345;
     assert_int_equal(ls_engine_activity_batch(f->e, a, 1, f->now, &rc), 0);
     assert_int_equal(rc, single);
