@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "app/clock.h"
 #include "app/persist.h"
+#include "in/mqtt.h"
 #include "out/format.h"
 
 #define BULK_LOCK_ITEMS 4096
@@ -427,7 +428,12 @@ enum MHD_Result ls_api_stats(ls_req *r)
     for (int t = 0; t < LS_EV__COUNT; t++)
         ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
                       (unsigned long long)st.events[t]);
-    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu}", (unsigned long long)seq,
+    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
+    if (r->d->mqtt) {
+        ls_buf_append(&b, ",\"mqtt\":", 8);
+        ls_mqtt_stats_json(r->d->mqtt, &b);
+    }
+    ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }

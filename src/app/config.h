@@ -29,7 +29,38 @@ typedef struct ls_config {
     int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
     int events_stdout;                        /* bool */
     int log_level;                            /* LS_LOG_* */
+
+    /* [mqtt]: off while host is empty (see src/in/mqtt.c). */
+    char mqtt_host[256];
+    int64_t mqtt_port;
+    int mqtt_protocol; /* LS_MQTT_V311, LS_MQTT_V5 */
+    char mqtt_client_id[128];
+    char mqtt_username[256];
+    char mqtt_password[256];
+    char mqtt_cafile[1024];
+    char mqtt_certfile[1024];
+    char mqtt_keyfile[1024];
+    int mqtt_tls_insecure;
+    int64_t mqtt_keepalive;      /* ms */
+    int64_t mqtt_qos;
+    int mqtt_clean_session;
+    int64_t mqtt_session_expiry; /* ms, MQTT 5 */
+    char mqtt_topics[4096];
+    char mqtt_payload_ts[128];
+    char mqtt_status_topic[520];
+    char mqtt_online_payload[64];
+    char mqtt_offline_payload[64];
+    int mqtt_sparkplug;
+    char mqtt_event_topic[520];
+    char mqtt_state_topic[520];
+    int mqtt_gate;
+    int64_t mqtt_reconnect_min; /* ms */
+    int64_t mqtt_reconnect_max; /* ms */
+    char mqtt_sync_topic[520];
+    int64_t mqtt_sync_timeout;  /* ms */
 } ls_config;
+
+enum { LS_MQTT_V311 = 0, LS_MQTT_V5 };
 
 /* Fills every key with its default. */
 void ls_config_defaults(ls_config *c);

@@ -25,6 +25,7 @@
 #include "app/clock.h"
 #include "app/log.h"
 #include "app/persist.h"
+#include "in/mqtt.h"
 
 #define IDLE_WAKE_MS 1000
 
@@ -117,6 +118,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         return rc;
     }
     if ((rc = ls_persist_start(d)) < 0) return rc;
+    if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
@@ -162,6 +164,8 @@ int ls_daemon_run(ls_daemon *d)
 
 void ls_daemon_stop(ls_daemon *d)
 {
+    ls_mqtt_stop(d->mqtt); /* first: what it read is applied before the final commit */
+    d->mqtt = NULL;
     if (d->http) ls_http_stop(d->http);
     d->http = NULL;
     ls_persist_stop(d);

@@ -2,7 +2,8 @@
  * daemon.h - the running daemon: the engine, its lock, its sinks, its loop.
  *
  * Threads: libmicrohttpd's threads serve the API; the main thread runs the
- * timer loop; the committer thread writes the store (persist.c).  All
+ * timer loop; the committer thread writes the store (persist.c); with MQTT
+ * on, one thread reads the broker (src/in/mqtt.c).  All
  * touch the engine under `lock` (one writer at a time) and keep their
  * critical sections short; events get their seq inside them.
  */
@@ -27,6 +28,7 @@ typedef struct ls_daemon {
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
+    struct ls_mqtt *mqtt; /* MQTT input (src/in/mqtt.c), NULL when off */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */

@@ -583,3 +583,26 @@ def client(daemon):
     c = daemon.client()
     yield c
     c.close()
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    """A factory of real Mosquitto brokers (tests/blackbox/mqtt_util.py), each on
+    its own free loopback port; all are killed at teardown."""
+    import mqtt_util
+
+    brokers = []
+
+    def make(**kw):
+        b = mqtt_util.Broker(tmp_path, **kw)
+        brokers.append(b)
+        return b
+
+    yield make
+    for b in brokers:
+        b.kill()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory()

@@ -1,0 +1,29 @@
+/*
+ * mqtt.h - the MQTT input: device activity and presence from a broker.
+ * See mqtt.c.
+ */
+#ifndef LS_MQTT_H
+#define LS_MQTT_H
+
+#include "app/buf.h"
+#include "app/daemon.h"
+
+typedef struct ls_mqtt ls_mqtt;
+
+/*
+ * Registers the "mqtt" source with the engine, creates the client from
+ * d->cfg's [mqtt] keys and starts the reader thread, which connects (and
+ * keeps reconnecting) on its own.  Call from ls_daemon_start() after the
+ * store is loaded, only when mqtt.host is set.  Returns 0, or a negative
+ * value after logging why (bad TLS files, a topic that would read back
+ * lastseen's own events, ...).
+ */
+int ls_mqtt_start(ls_mqtt **out, ls_daemon *d);
+
+/* Stops the thread (applying what it read), disconnects cleanly, frees. */
+void ls_mqtt_stop(ls_mqtt *m);
+
+/* Appends the reader's counters as a JSON object (for /api/v1/stats). */
+void ls_mqtt_stats_json(ls_mqtt *m, ls_buf *b);
+
+#endif
