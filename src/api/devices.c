@@ -410,9 +410,15 @@ enum MHD_Result ls_api_stats(ls_req *r)
     ls_engine_stats st;
     ls_daemon_lock(r->d);
     ls_engine_get_stats(r->d->engine, &st);
-    uint64_t seq = r->d->seq;
-    uint64_t werr = r->d->events.write_errors;
-    ls_daemon_unlock(r->d);
+    ls_daemon *d = r->d;
+    uint64_t seq = d->seq;
+    uint64_t committed = d->committed_seq;
+    int nsinks = d->nsinks;
+    ls_sink sinks[LS_SINKS_MAX];
+    memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
+    ls_daemon_unlock(d);
+    uint64_t werr = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
+    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
 
     ls_buf b;
     ls_buf_init(&b, 4096);
@@ -427,7 +433,24 @@ enum MHD_Result ls_api_stats(ls_req *r)
     for (int t = 0; t < LS_EV__COUNT; t++)
         ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
                       (unsigned long long)st.events[t]);
-    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu}", (unsigned long long)seq,
+    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
+    ls_buf_printf(&b,
+                  ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
+                  "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
+                  "\"lag\":%llu}",
+                  (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
+                  (unsigned long long)committed,
+                  (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
+                  (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
+                  (unsigned long long)written,
+                  (unsigned long long)(committed > written ? committed - written : 0));
+    for (int i = 0; i < nsinks; i++) {
+        ls_buf_append(&b, ",{\"name\":", 9);
+        ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
+        ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
+                      (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
+    }
+    ls_buf_append(&b, "]}}", 3);
     return respond_buf(r, 200, &b);
 }

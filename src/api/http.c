@@ -39,6 +39,7 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
         json ? json->len : 0, json ? json->p : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     if (json) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
@@ -169,13 +170,21 @@ static enum MHD_Result route(ls_req *r, const char *url)
     const char *m = r->method;
     if (strcmp(url, "/healthz") == 0) {
         if (strcmp(m, "GET") && strcmp(m, "HEAD")) return ls_api_method_not_allowed(r, "GET, HEAD");
+        int ready = __atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE);
         ls_buf b;
-        ls_buf_init(&b, 64);
-        ls_buf_printf(&b, "{\"status\":\"ok\"}");
-        enum MHD_Result ok = ls_api_respond(r, 200, &b);
+        ls_buf_init(&b, 128);
+        if (ready)
+            ls_buf_printf(&b, "{\"status\":\"ok\"}");
+        else
+            ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
+                          (unsigned long long)__atomic_load_n(&r->d->loaded, __ATOMIC_RELAXED));
+        enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
         ls_buf_free(&b);
         return ok;
     }
+    /* Nothing else may touch the engine before the devices are loaded. */
+    if (!__atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE))
+        return ls_api_error(r, 503, "starting", "lastseen is loading its devices; retry shortly");
     if (strcmp(url, "/api/v1/stats") == 0) {
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
         return ls_api_stats(r);

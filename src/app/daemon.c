@@ -116,8 +116,11 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         ls_error("daemon", "engine: %s", ls_strerror(rc));
         return rc;
     }
-    if ((rc = ls_persist_start(d)) < 0) return rc;
+    /* HTTP answers /healthz with "starting" while the devices load. */
+    if ((rc = ls_persist_open(d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
+    if ((rc = ls_persist_start(d)) < 0) return rc;
+    __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
     ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
             (unsigned long long)d->seq);

@@ -17,6 +17,16 @@
 #include "out/eventlog.h"
 #include "store/store.h"
 
+/* A durable event consumer besides the events file (see persist.h). */
+#define LS_SINKS_MAX 32
+#define LS_SINK_NAME_MAX 64
+typedef struct ls_sink {
+    char name[LS_SINK_NAME_MAX];
+    uint64_t acked; /* last seq the sink reported delivered */
+    uint64_t saved; /* last cursor written to the store */
+    int behind;     /* holding events older than events.retention */
+} ls_sink;
+
 typedef struct ls_daemon {
     ls_config cfg;
     ls_engine *engine;
@@ -46,6 +56,21 @@ typedef struct ls_daemon {
     pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
     uint64_t commits, commit_ns, persist_errors;
+
+    /* Sinks other than the events file (persist.c), under `lock`. */
+    ls_sink sinks[LS_SINKS_MAX];
+    int nsinks;
+    uint64_t committed_seq;    /* every event <= it is in the store */
+    pthread_cond_t sink_cv;    /* broadcast when committed_seq moves */
+    uint64_t pruned_upto;      /* committer thread: outbox holds seq > it */
+    uint64_t pruned_events;    /* total pruned by retention */
+    uint64_t sinks_behind;     /* sinks holding events past events.retention */
+    int64_t last_mark_wall;    /* committer thread: last retention mark */
+    int64_t last_retention_mono;
+    int events_behind;         /* the events file, like ls_sink.behind */
+    int cvs_ready;             /* the condition variables exist */
+    int ready;                 /* atomic: devices loaded, API open */
+    uint64_t loaded;           /* atomic: devices restored so far */
 } ls_daemon;
 
 /* Sets up everything but the loop: engine, event log, HTTP.  0 or < 0. */

@@ -62,8 +62,10 @@ int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
 /* An outbox event: seq must increase across the batches of a store. */
 int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len);
 int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
-/* Deletes outbox events with seq <= upto. */
+/* Deletes outbox events with seq <= upto (and their retention marks). */
 int ls_store_batch_prune(ls_store_batch *b, uint64_t upto);
+/* Retention mark: events from `seq` on were committed at or after `wall` (ms). */
+int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall);
 
 /*
  * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
@@ -85,6 +87,13 @@ int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_e
 uint64_t ls_store_last_seq(ls_store *s);
 /* Lowest seq still in the outbox, 0 if empty. */
 uint64_t ls_store_first_seq(ls_store *s);
+
+/*
+ * The highest seq that was certainly committed before `cutoff` (wall ms),
+ * judged by the retention marks: prune up to it to keep what is younger.
+ * 0 when nothing is known to be that old.
+ */
+uint64_t ls_store_prunable(ls_store *s, int64_t cutoff);
 
 /* A sink's durable cursor (last delivered seq); 0 if never set. */
 uint64_t ls_store_cursor(ls_store *s, const char *sink);

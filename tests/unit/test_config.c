@@ -39,6 +39,7 @@ static const char *const all_keys[][2] = {
     {"state.max_devices", "LASTSEEN_STATE_MAX_DEVICES"},
     {"state.restart_policy", "LASTSEEN_STATE_RESTART_POLICY"},
     {"events.stdout", "LASTSEEN_EVENTS_STDOUT"},
+    {"events.retention", "LASTSEEN_EVENTS_RETENTION"},
     {"log.level", "LASTSEEN_LOG_LEVEL"},
 };
 #define NKEYS (sizeof all_keys / sizeof all_keys[0])

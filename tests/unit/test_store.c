@@ -792,6 +792,43 @@ static void test_garbage_file(void **state)
     assert_int_equal(open_rc(f), 0);
 }
 
+static void test_retention_marks(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_prunable(s, INT64_MAX), 0); /* no marks: nothing known old */
+    for (int i = 0; i < 3; i++) {
+        ls_store_batch *b = ls_store_batch_new();
+        uint64_t first = 1 + (uint64_t)i * 10;
+        assert_int_equal(ls_store_batch_mark(b, first, 1000 * (i + 1)), 0);
+        for (uint64_t q = first; q < first + 10; q++)
+            assert_int_equal(ls_store_batch_event(b, q, "{}", 2), 0);
+        assert_int_equal(ls_store_write(s, b), 0);
+        ls_store_batch_free(b);
+    }
+    assert_int_equal(ls_store_prunable(s, 999), 0);
+    assert_int_equal(ls_store_prunable(s, 1000), 0); /* events from 1 on: none older */
+    assert_int_equal(ls_store_prunable(s, 2500), 10);
+    assert_int_equal(ls_store_prunable(s, 3000), 20);
+    assert_int_equal(ls_store_prunable(s, INT64_MAX), 20); /* the last batch has no later mark */
+
+    ls_store_batch *b = ls_store_batch_new();
+    assert_int_equal(ls_store_batch_prune(b, 10), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    assert_int_equal(ls_store_first_seq(s), 11);
+    assert_int_equal(ls_store_prunable(s, 2500), 10); /* mark 11 stays: it bounds what is left */
+    assert_int_equal(ls_store_prunable(s, 5000), 20);
+    assert_int_equal(ls_store_batch_mark(NULL, 0, 1), -EINVAL);
+    ls_store_close(s);
+
+    /* Marks survive a reopen. */
+    s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_prunable(s, 5000), 20);
+    assert_int_equal(ls_store_last_seq(s), 30);
+    ls_store_close(s);
+}
+
 static void test_truncated_file(void **state)
 {
     fixture *f = *state;
@@ -801,11 +838,20 @@ static void test_truncated_file(void **state)
     put_dev(b, "d", NULL, 1);
     assert_int_equal(ls_store_write(s, b), 0);
     ls_store_batch_free(b);
+    uint64_t map, used;
+    ls_store_usage(s, &map, &used);
     ls_store_close(s);
 
     const char *p = path_in(f, "data.mdb");
-    off_t full = file_size(p);
+    /* The file always spans the whole map, so no commit can end past it. */
+    assert_int_equal((uint64_t)file_size(p), map);
+    off_t full = (off_t)used;
     assert_true(full > 2 * MIB);
+    /* Up to the map's end the tail is unused: losing it is harmless. */
+    assert_int_equal(truncate(p, full), 0);
+    assert_int_equal(open_rc(f), 0);
+    assert_true(file_size(p) > full); /* extended again to the (new) map */
+    assert_int_equal(truncate(p, full), 0);
     /* One page short, half, just the meta pages, one meta page: each refused, never a crash. */
     off_t cuts[] = {full - 4096, full / 2, 8192, 4096};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
@@ -886,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_batch_args),
         cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_during_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_newer, setup, teardown),
