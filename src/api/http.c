@@ -33,18 +33,25 @@ struct ls_http {
     ls_daemon *d;
 };
 
-enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
+/* Queues `json` (NULL: no body) with status and, if not NULL, an Allow header. */
+static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         json ? json->len : 0, json ? json->p : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     if (json) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
     r->status = status;
     return ok;
+}
+
+enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
+{
+    return respond(r, status, json, NULL);
 }
 
 static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
@@ -60,15 +67,8 @@ static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, con
     /* details may quote outside input: escape, and keep only valid text */
     ls_buf_json_str(&b, detail, strlen(detail));
     ls_buf_putc(&b, '}');
-    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ok = respond(r, status, &b, allow);
     ls_buf_free(&b);
-    if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    r->responded = 1;
-    r->status = status;
     return ok;
 }
 
