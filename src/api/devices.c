@@ -134,13 +134,20 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
         }
     }
     int created = 0;
+    ls_buf b;
+    ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
     int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
-    if (rc < 0) ls_daemon_unlock(r->d);
-    else ls_daemon_commit_unlock(r->d);
     json_decref(j);
-    if (rc < 0) return ls_api_engine_error(r, rc, "device");
-    return device_json(r, created ? 201 : 200, id, len);
+    if (rc < 0) {
+        ls_daemon_unlock(r->d);
+        ls_buf_free(&b);
+        return ls_api_engine_error(r, rc, "device");
+    }
+    /* The answer shows the device as committed. */
+    ls_format_device(&b, r->d->engine, ls_engine_find(r->d->engine, id, len));
+    uint64_t gen = ls_daemon_unlock_to_commit(r->d);
+    return ls_api_respond_committed(r, gen, created ? 201 : 200, &b);
 }
 
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
@@ -151,12 +158,10 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
     int rc = ls_engine_delete(r->d->engine, id, len);
     if (rc < 0) {
         ls_daemon_unlock(r->d);
-    } else {
-        ls_persist_delete(r->d, id, len);
-        ls_daemon_commit_unlock(r->d);
+        return ls_api_engine_error(r, rc, "device");
     }
-    if (rc < 0) return ls_api_engine_error(r, rc, "device");
-    return ls_api_respond(r, 204, NULL);
+    ls_persist_delete(r->d, id, len);
+    return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 204, NULL);
 }
 
 enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action)
@@ -188,8 +193,9 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     }
     /* Sessions and transitions are acknowledged once committed; a plain
      * activity is flushed with the next batch. */
-    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0)) ls_daemon_commit_unlock(r->d);
-    else ls_daemon_unlock(r->d);
+    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0))
+        return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 202, &b);
+    ls_daemon_unlock(r->d);
     if (rc < 0) {
         ls_buf_free(&b);
         return ls_api_engine_error(r, rc, "device");
@@ -237,6 +243,7 @@ typedef struct bulk_state {
     uint64_t accepted, nrejected;
     bulk_reject_rec rejected[BULK_REJECTED_MAX];
     size_t n; /* items pending */
+    uint64_t gen; /* commit the answer waits for, 0 = none */
     ls_activity items[BULK_LOCK_ITEMS];
     size_t index[BULK_LOCK_ITEMS];
     json_t *keep[BULK_LOCK_ITEMS];
@@ -255,7 +262,7 @@ static void bulk_flush(bulk_state *s)
     ls_daemon_lock(s->r->d);
     uint64_t seq0 = s->r->d->seq;
     ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
-    if (s->r->d->seq != seq0) ls_daemon_commit_unlock(s->r->d); /* transitions: durable first */
+    if (s->r->d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(s->r->d); /* transitions: durable first */
     else ls_daemon_unlock(s->r->d);
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
@@ -343,7 +350,9 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
         ls_buf_putc(&b, '}');
     }
     ls_buf_append(&b, "]}", 2);
+    uint64_t gen = s->gen;
     free(s);
+    if (gen) return ls_api_respond_committed(r, gen, 202, &b);
     return respond_buf(r, 202, &b);
 }
 

@@ -165,9 +165,15 @@ int ls_daemon_run(ls_daemon *d)
 
 void ls_daemon_stop(ls_daemon *d)
 {
-    if (d->http) ls_http_stop(d->http);
+    /* Commit what requests wait for, so they get their real answer. */
+    if (d->committer_running) {
+        ls_daemon_lock(d);
+        ls_daemon_commit_unlock(d);
+    }
+    ls_http_stop(d->http);
+    ls_persist_stop(d); /* the committer's last commit hook finds HTTP stopped */
+    ls_http_free(d->http);
     d->http = NULL;
-    ls_persist_stop(d);
     ls_eventlog_close(&d->events);
     ls_engine_close(d->engine);
     d->engine = NULL;

@@ -70,6 +70,10 @@ typedef struct ls_daemon {
     int events_behind;         /* the events file, like ls_sink.behind */
     int cvs_ready;             /* the condition variables exist */
     int ready;                 /* atomic: devices loaded, API open */
+    /* Called by the committer, without `lock`, after each commit with the
+     * committed generation: the HTTP server answers requests waiting on it. */
+    void (*on_commit)(void *ud, uint64_t gen);
+    void *on_commit_ud;
     uint64_t loaded;           /* atomic: devices restored so far */
 } ls_daemon;
 
@@ -89,6 +93,12 @@ void ls_daemon_unlock(ls_daemon *d);
 /* Leaves the critical section once everything changed in it is committed
  * to the store and its events delivered: for changes the API acknowledges. */
 void ls_daemon_commit_unlock(ls_daemon *d);
+
+/* Leaves the critical section at once, asking for a commit of everything
+ * changed in it; returns the generation that commit will have.  The change
+ * is durable once ls_daemon_committed_gen() reaches it (on_commit says when). */
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
+uint64_t ls_daemon_committed_gen(ls_daemon *d);
 
 /* Under the lock: wakes the timer loop if the engine's next deadline moved
  * earlier than the time it sleeps until (for daemon.c and persist.c). */

@@ -107,6 +107,21 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     pthread_mutex_unlock(&d->lock);
 }
 
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
+{
+    uint64_t gen = d->pending_gen;
+    ls_daemon__wake_timer(d);
+    d->want_commit = 1;
+    pthread_cond_signal(&d->work_cv);
+    pthread_mutex_unlock(&d->lock);
+    return gen;
+}
+
+uint64_t ls_daemon_committed_gen(ls_daemon *d)
+{
+    return __atomic_load_n(&d->committed_gen, __ATOMIC_ACQUIRE);
+}
+
 static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
     ls_daemon *d = ud;
@@ -246,12 +261,19 @@ static void *committer_main(void *arg)
         }
         ls_store_batch_clear(batch);
         d->spare = batch;
-        d->committed_gen = gen;
+        __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&d->commit_cv);
         if (rc == 0) {
             batched = upto;
             __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
             pthread_cond_broadcast(&d->sink_cv);
+        }
+        if (d->on_commit) {
+            void (*hook)(void *, uint64_t) = d->on_commit;
+            void *ud = d->on_commit_ud;
+            pthread_mutex_unlock(&d->lock);
+            hook(ud, gen);
+            pthread_mutex_lock(&d->lock);
         }
         if (stopping && !d->want_commit && ls_store_batch_ops(d->pending) == 0) break;
     }

@@ -141,3 +141,42 @@ def test_healthz_reports_starting_while_loading(start_daemon, tmp_path):
         proc.wait(timeout=30)
         err.close()
     assert proc.returncode == 0
+
+
+@pytest.mark.bb_timeout(60)
+def test_concurrent_changes_share_commits_and_survive_kill9(start_daemon):
+    """Many clients changing state at once: each answer waits for its commit
+    (connections are parked, not threads), and every acknowledged change
+    survives kill -9."""
+    import threading
+
+    d = start_daemon()
+    acked, errors = [], []
+
+    def worker(k):
+        c = d.client(timeout=10)
+        for i in range(25):
+            dev = "cc-%d-%d" % (k, i)
+            r = c.put(dev_path(dev), json_body={"inactivityTimeout": 1000 + i})
+            if r.status == 201 and r.body["inactivityTimeout"] == 1000 + i:
+                acked.append(dev)
+            else:
+                errors.append(r)
+            r = c.post(dev_path(dev, "/connect"))
+            if r.status != 202 or r.body != {"sessions": 1}:
+                errors.append(r)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(48)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    assert len(acked) == 48 * 25
+    d.kill()
+    d2 = start_daemon(data_dir=d.data_dir)
+    c2 = d2.client()
+    assert c2.stats()["devices"] == len(acked)
+    for dev in acked[::37]:
+        r = c2.device(dev)
+        assert r.status == 200 and r.body["sessions"] == 1 and r.body["lastConnectTime"] > 0
