@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "app/clock.h"
 #include "app/persist.h"
+#include "in/udp.h"
 #include "out/format.h"
 
 #define BULK_LOCK_ITEMS 4096
@@ -460,6 +461,17 @@ enum MHD_Result ls_api_stats(ls_req *r)
         ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
                       (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
     }
-    ls_buf_append(&b, "]}}", 3);
+    ls_buf_append(&b, "]}", 2);
+    if (d->udp) {
+        ls_udp_stats us;
+        ls_udp_get_stats(d->udp, &us);
+        ls_buf_printf(&b, ",\"udp\":{\"datagrams\":%llu,\"activities\":%llu,\"rejected\":{",
+                      (unsigned long long)us.datagrams, (unsigned long long)us.activities);
+        for (int i = 0; i < LS_UDP__REJECTS; i++)
+            ls_buf_printf(&b, "%s\"%s\":%llu", i ? "," : "", ls_udp_reject_name((ls_udp_reject)i),
+                          (unsigned long long)us.rejected[i]);
+        ls_buf_append(&b, "}}", 2);
+    }
+    ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }

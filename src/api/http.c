@@ -35,6 +35,7 @@
 
 #include "api/api.h"
 #include "app/log.h"
+#include "app/net.h"
 
 struct ls_http {
     struct MHD_Daemon *mhd;
@@ -367,43 +368,11 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Parses "host:port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
-{
-    char host[256];
-    const char *colon = strrchr(s, ':');
-    if (!colon) return -EINVAL;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof(host)) return -EINVAL;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || end == colon + 1) return -EINVAL;
-    memset(ss, 0, sizeof(*ss));
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        host[hl - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1) return -EINVAL;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        *sl = sizeof(*a);
-        return AF_INET6;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
-    if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -EINVAL;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    *sl = sizeof(*a);
-    return AF_INET;
-}
-
 int ls_http_start(struct ls_http **out, ls_daemon *d)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int family = parse_listen(d->cfg.http_listen, &ss, &sl);
+    int family = ls_net_parse_addr(d->cfg.http_listen, &ss, &sl);
     if (family < 0) {
         ls_error("http", "http.listen = \"%s\": expected host:port with a numeric address", d->cfg.http_listen);
         return -EINVAL;
@@ -440,9 +409,7 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     pthread_mutex_unlock(&d->lock);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
-    snprintf(host, sizeof(host), "%s", d->cfg.http_listen);
-    char *colon = strrchr(host, ':');
-    if (colon) *colon = '\0';
+    ls_net_host_part(d->cfg.http_listen, host, sizeof(host));
     ls_info("http", "listening on %s:%u", host, info ? info->port : 0);
     *out = h;
     return 0;

@@ -25,6 +25,7 @@
 #include "app/clock.h"
 #include "app/log.h"
 #include "app/persist.h"
+#include "in/udp.h"
 
 #define IDLE_WAKE_MS 1000
 
@@ -120,6 +121,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_persist_open(d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     if ((rc = ls_persist_start(d)) < 0) return rc;
+    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
     __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
     ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
@@ -171,6 +173,8 @@ void ls_daemon_stop(ls_daemon *d)
         ls_daemon_commit_unlock(d);
     }
     ls_http_stop(d->http);
+    ls_udp_stop(d->udp);
+    d->udp = NULL;
     ls_persist_stop(d); /* the committer's last commit hook finds HTTP stopped */
     ls_http_free(d->http);
     d->http = NULL;

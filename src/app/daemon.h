@@ -37,6 +37,7 @@ typedef struct ls_daemon {
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
+    struct ls_udp *udp; /* NULL unless udp.listen is set */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */
