@@ -106,7 +106,8 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         ls_error("daemon", "cannot create store.data_dir %s: %s", cfg->data_dir, strerror(-rc));
         return rc;
     }
-    if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it", &d->lock_fd)) < 0)
+    if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
+                                  &d->lock_fd)) < 0)
         return rc;
     if ((rc = ls_eventlog_open(&d->events, cfg->data_dir, cfg->events_stdout)) < 0) return rc;
 

@@ -41,25 +41,24 @@ static void usage(FILE *f, const char *name)
 {
     if (!strcmp(name, "export"))
         fprintf(f,
-                "usage: lastseen export [--data-dir DIR] [-c FILE] [--set section.key=value]...\n"
+                "usage: lastseen export [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
                 "\n"
                 "Writes every device of the store in DIR (default: store.data_dir) to stdout\n"
                 "as JSON lines, one device a line, with the fields of GET /api/v1/devices/{id}.\n"
                 "Reads only: works while a daemon runs on the same directory.\n");
     else
         fprintf(f,
-                "usage: lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set section.key=value]...\n"
+                "usage: lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
                 "\n"
                 "Loads devices from JSON lines (as written by lastseen export; - reads stdin)\n"
                 "into the store in DIR (default: store.data_dir), replacing devices with the same\n"
                 "id.  Every line is checked first: one bad line and nothing is imported.  Refused\n"
                 "while a daemon runs on the directory.\n");
-    fprintf(f,
-            "\n"
-            "  --data-dir DIR      the data directory (beats store.data_dir)\n"
-            "  -c, --config FILE   read an INI configuration file\n"
-            "  --set KEY=VALUE     set one configuration key\n"
-            "  --help              print this help and exit\n");
+    fprintf(f, "\n"
+               "  --data-dir DIR      the data directory (beats store.data_dir)\n"
+               "  -c, --config FILE   read an INI configuration file\n"
+               "  --set KEY=VALUE     set one configuration key (section.key=value)\n"
+               "  --help              print this help and exit\n");
 }
 
 /* "--opt VALUE" or "--opt=VALUE": the value, or NULL when argv[*i] is not opt. */
@@ -108,8 +107,8 @@ int ls_cli__setup(ls_cli *c, int argc, char **argv, int want_file)
         } else if (want_file && !c->file && (a[0] != '-' || !strcmp(a, "-"))) {
             c->file = a;
         } else {
-            fprintf(stderr, "lastseen %s: unexpected argument \"%s\" (see lastseen %s --help)\n", c->name,
-                    a, c->name);
+            fprintf(stderr, "lastseen %s: unexpected argument \"%s\" (see lastseen %s --help)\n",
+                    c->name, a, c->name);
             return 2;
         }
     }
@@ -134,11 +133,13 @@ int ls_cli__setup(ls_cli *c, int argc, char **argv, int want_file)
             return 2;
         }
     }
-    if (data_dir && ls_config_set_key(&c->cfg, "store.data_dir", data_dir, "--data-dir", err, sizeof(err)) < 0) {
+    if (data_dir && ls_config_set_key(&c->cfg, "store.data_dir", data_dir, "--data-dir", err,
+                                      sizeof(err)) < 0) {
         fprintf(stderr, "lastseen %s: %s\n", c->name, err);
         return 2;
     }
-    if (snprintf(c->store_dir, sizeof(c->store_dir), "%s/store", c->cfg.data_dir) >= (int)sizeof(c->store_dir)) {
+    if (snprintf(c->store_dir, sizeof(c->store_dir), "%s/store", c->cfg.data_dir) >=
+        (int)sizeof(c->store_dir)) {
         fprintf(stderr, "lastseen %s: store.data_dir is too long\n", c->name);
         return 2;
     }
@@ -172,7 +173,8 @@ static int export_cb(void *ud, const ls_store_device *d)
         .sessions = d->sessions,
     };
     ls_buf_reset(&st->line);
-    if (ls_format_device_fields(&st->line, &f) < 0 || ls_buf_putc(&st->line, '\n') < 0) return -ENOMEM;
+    if (ls_format_device_fields(&st->line, &f) < 0 || ls_buf_putc(&st->line, '\n') < 0)
+        return -ENOMEM;
     errno = 0;
     if (fwrite(st->line.p, 1, st->line.len, st->out) != st->line.len) {
         st->write_errno = errno ? errno : EIO;
@@ -192,7 +194,8 @@ int ls_export_main(int argc, char **argv)
     ls_store_options o = {.read_only = 1};
     if ((rc = ls_store_open(&s, c.store_dir, &o)) < 0) {
         if (rc == -ENOENT)
-            fprintf(stderr, "lastseen export: no store in %s (store.data_dir %s): nothing to export\n",
+            fprintf(stderr,
+                    "lastseen export: no store in %s (store.data_dir %s): nothing to export\n",
                     c.store_dir, c.cfg.data_dir);
         else
             fprintf(stderr, "lastseen export: cannot open the store in %s: %s\n", c.store_dir,
@@ -205,14 +208,15 @@ int ls_export_main(int argc, char **argv)
     ls_store_close(s);
     ls_buf_free(&st.line);
     errno = 0;
-    if ((fflush(stdout) != 0 || ferror(stdout)) && !st.write_errno) st.write_errno = errno ? errno : EIO;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && !st.write_errno)
+        st.write_errno = errno ? errno : EIO;
     if (st.write_errno) {
         fprintf(stderr, "lastseen export: cannot write to stdout: %s\n", strerror(st.write_errno));
         return 1;
     }
     if (rc < 0) {
-        fprintf(stderr, "lastseen export: stopped after %llu devices: %s\n", (unsigned long long)st.devices,
-                ls_store_strerror(rc));
+        fprintf(stderr, "lastseen export: stopped after %llu devices: %s\n",
+                (unsigned long long)st.devices, ls_store_strerror(rc));
         return 1;
     }
     fprintf(stderr, "exported %llu devices\n", (unsigned long long)st.devices);

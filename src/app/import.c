@@ -46,12 +46,14 @@
 /* ---- one line -------------------------------------------------------- */
 
 /* An optional integer field in [lo, hi]: 0 absent or set, -1 invalid. */
-static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out, char *why, size_t whylen)
+static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out, char *why,
+                   size_t whylen)
 {
     json_t *v = json_object_get(o, key);
     if (!v) return 0;
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        snprintf(why, whylen, "%s must be an integer between %lld and %lld", key, (long long)lo, (long long)hi);
+        snprintf(why, whylen, "%s must be an integer between %lld and %lld", key, (long long)lo,
+                 (long long)hi);
         return -1;
     }
     *out = json_integer_value(v);
@@ -89,9 +91,11 @@ int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t
     }
 
     if ((v = json_object_get(o, "type"))) {
-        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > LS_TYPE_MAX ||
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > LS_TYPE_MAX ||
             ls_id_check(json_string_value(v), json_string_length(v))) {
-            snprintf(why, whylen, "type must be a string of 1..%d bytes of UTF-8 without control characters",
+            snprintf(why, whylen,
+                     "type must be a string of 1..%d bytes of UTF-8 without control characters",
                      LS_TYPE_MAX);
             goto out;
         }
@@ -120,12 +124,14 @@ int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t
 
     v = json_object_get(o, "inactivityTimeout");
     if (v && !json_is_null(v) &&
-        get_int(o, "inactivityTimeout", LS_TIMEOUT_MIN_MS, LS_TIMEOUT_MAX_MS, &timeout, why, whylen) < 0)
+        get_int(o, "inactivityTimeout", LS_TIMEOUT_MIN_MS, LS_TIMEOUT_MAX_MS, &timeout, why,
+                whylen) < 0)
         goto out;
     json_t *src = json_object_get(o, "inactivityTimeoutSource");
     if (json_is_string(src) && strcmp(json_string_value(src), "device") == 0) {
         if (timeout == 0) {
-            snprintf(why, whylen, "inactivityTimeoutSource is \"device\" but there is no inactivityTimeout");
+            snprintf(why, whylen,
+                     "inactivityTimeoutSource is \"device\" but there is no inactivityTimeout");
             goto out;
         }
         d.timeout_ms = timeout;
@@ -228,10 +234,12 @@ static long parse_input(FILE *f, const char *name, batches *bs, uint64_t *device
         }
         if (bad++ < BAD_LINES_SHOWN) fprintf(stderr, "%s:%lu: %s\n", name, lineno, why);
     }
-    if (r < 0 && ferror(f)) fprintf(stderr, "lastseen import: cannot read %s: %s\n", name, strerror(errno));
+    if (r < 0 && ferror(f))
+        fprintf(stderr, "lastseen import: cannot read %s: %s\n", name, strerror(errno));
     ls_buf_free(&line);
     if (r < 0) return -1;
-    if (bad > BAD_LINES_SHOWN) fprintf(stderr, "%s: ... and %ld more bad lines\n", name, bad - BAD_LINES_SHOWN);
+    if (bad > BAD_LINES_SHOWN)
+        fprintf(stderr, "%s: ... and %ld more bad lines\n", name, bad - BAD_LINES_SHOWN);
     return bad;
 }
 
@@ -251,7 +259,8 @@ int ls_import_main(int argc, char **argv)
         fprintf(stderr, "lastseen import: cannot open %s: %s\n", c.file, strerror(errno));
         return 1;
     }
-    if ((rc = ls_lockfile_acquire(c.cfg.data_dir, "stop the daemon first or use the HTTP API", &lock_fd)) < 0) {
+    if ((rc = ls_lockfile_acquire(c.cfg.data_dir, "stop the daemon first or use the HTTP API",
+                                  &lock_fd)) < 0) {
         fprintf(stderr, "lastseen import: %s %s; nothing imported\n", c.cfg.data_dir,
                 rc == -EBUSY ? "is in use by another lastseen process" : "cannot be locked");
         goto out;
@@ -259,8 +268,10 @@ int ls_import_main(int argc, char **argv)
 
     long bad = parse_input(f, name, &bs, &devices);
     if (bad != 0) {
-        if (bad > 0) fprintf(stderr, "lastseen import: %ld bad lines in %s; nothing imported\n", bad, name);
-        else fprintf(stderr, "lastseen import: nothing imported\n");
+        if (bad > 0)
+            fprintf(stderr, "lastseen import: %ld bad lines in %s; nothing imported\n", bad, name);
+        else
+            fprintf(stderr, "lastseen import: nothing imported\n");
         goto out;
     }
 
@@ -269,15 +280,17 @@ int ls_import_main(int argc, char **argv)
                           .max_size = (uint64_t)c.cfg.store_max_size,
                           .sync = c.cfg.store_sync};
     if ((rc = ls_store_open(&s, c.store_dir, &o)) < 0) {
-        fprintf(stderr, "lastseen import: cannot open the store in %s: %s; nothing imported\n", c.store_dir,
-                ls_store_strerror(rc));
+        fprintf(stderr, "lastseen import: cannot open the store in %s: %s; nothing imported\n",
+                c.store_dir, ls_store_strerror(rc));
         goto out;
     }
     for (size_t i = 0; i < bs.n; i++) {
         uint64_t in_batch = i + 1 < bs.n ? IMPORT_BATCH : bs.in_last;
         if ((rc = ls_store_write(s, bs.v[i])) < 0) {
-            fprintf(stderr, "lastseen import: writing to %s failed after %llu of %llu devices: %s\n", c.store_dir,
-                    (unsigned long long)written, (unsigned long long)devices, ls_store_strerror(rc));
+            fprintf(stderr,
+                    "lastseen import: writing to %s failed after %llu of %llu devices: %s\n",
+                    c.store_dir, (unsigned long long)written, (unsigned long long)devices,
+                    ls_store_strerror(rc));
             break;
         }
         written += in_batch;

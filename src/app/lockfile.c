@@ -82,8 +82,8 @@ int ls_lockfile_acquire(const char *data_dir, const char *refusal, int *fd_out)
             long pid = read_pid(fd);
             char who[48] = "";
             if (pid) snprintf(who, sizeof(who), "pid %ld, ", pid);
-            ls_error(MOD, "%s is in use by another lastseen process (%sholding %s): %s", data_dir, who,
-                     path, refusal ? refusal : "refusing to use it");
+            ls_error(MOD, "%s is in use by another lastseen process (%sholding %s): %s", data_dir,
+                     who, path, refusal ? refusal : "refusing to use it");
         } else {
             ls_error(MOD, "%s: flock: %s", path, strerror(-rc));
         }
@@ -94,7 +94,8 @@ int ls_lockfile_acquire(const char *data_dir, const char *refusal, int *fd_out)
     char line[32];
     int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n)
-        ls_warn(MOD, "%s: cannot write the pid: %s (the lock is held anyway)", path, strerror(errno));
+        ls_warn(MOD, "%s: cannot write the pid: %s (the lock is held anyway)", path,
+                strerror(errno));
     *fd_out = fd;
     return 0;
 }

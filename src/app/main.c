@@ -19,8 +19,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: lastseen [-c FILE] [--set section.key=value]... [--check-config]\n"
             "                [--version] [--help]\n"
-            "       lastseen export [--data-dir DIR] [-c FILE] [--set section.key=value]...\n"
-            "       lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set section.key=value]...\n"
+            "       lastseen export [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
+            "       lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
             "\n"
             "Tracks the last activity of every device and raises INACTIVITY_EVENT the\n"
             "moment a device's inactivity timeout elapses.  HTTP API: docs/api.md.\n"

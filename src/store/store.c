@@ -283,7 +283,8 @@ static int open_dbs(ls_store *s)
     MDB_stat ms;
     int rc;
 
-    if ((rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn))) return fail(s, "begin", rc);
+    if ((rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn)))
+        return fail(s, "begin", rc);
     if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) || (rc = mdb_stat(txn, main, &ms))) {
         rc = fail(s, "reading the main database", rc);
         goto abort;

@@ -855,7 +855,8 @@ static void test_read_only_other_process_grows(void **state)
         ls_store_options o = {.initial_size = MIB};
         ls_store *w;
         int ok = ls_store_open(&w, f->dir, &o) == 0;
-        for (int i = 0; ok && i < 20; i++) ok = write_big_events(w, 1 + (uint64_t)i * 1000, 1000, 1000) == 0;
+        for (int i = 0; ok && i < 20; i++)
+            ok = write_big_events(w, 1 + (uint64_t)i * 1000, 1000, 1000) == 0;
         ls_store_batch *wb = ls_store_batch_new();
         char id[32];
         for (int i = 0; ok && i < 1000; i++) {
