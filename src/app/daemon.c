@@ -23,6 +23,7 @@
 
 #include "api/http.h"
 #include "app/clock.h"
+#include "app/lockfile.h"
 #include "app/log.h"
 #include "app/persist.h"
 #include "in/udp.h"
@@ -83,6 +84,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     int rc;
     *d = (ls_daemon){.cfg = *cfg, .wake_fd = -1, .signal_fd = -1, .wake_at = INT64_MAX};
     d->events.fd = -1;
+    d->lock_fd = -1;
     pthread_mutex_init(&d->lock, NULL);
     d->started_wall = ls_clock_now().wall;
 
@@ -105,6 +107,9 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         ls_error("daemon", "cannot create store.data_dir %s: %s", cfg->data_dir, strerror(-rc));
         return rc;
     }
+    if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
+                                  &d->lock_fd)) < 0)
+        return rc;
     if ((rc = ls_eventlog_open(&d->events, cfg->data_dir, cfg->events_stdout)) < 0) return rc;
 
     ls_engine_config ec = {
@@ -185,4 +190,6 @@ void ls_daemon_stop(ls_daemon *d)
     if (d->signal_fd >= 0) close(d->signal_fd);
     d->wake_fd = d->signal_fd = -1;
     pthread_mutex_destroy(&d->lock);
+    ls_lockfile_release(d->lock_fd);
+    d->lock_fd = -1;
 }

@@ -34,6 +34,7 @@ typedef struct ls_daemon {
     pthread_mutex_t lock;
     int wake_fd;     /* eventfd: wakes the timer loop */
     int signal_fd;   /* signalfd: SIGINT, SIGTERM */
+    int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;

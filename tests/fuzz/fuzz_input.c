@@ -2,7 +2,8 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), and the configuration value parsers.
+ * big-integer fallback), the configuration value parsers, and the line
+ * parser of `lastseen import`.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -15,6 +16,7 @@
 
 #include "api/api.h"
 #include "app/config.h"
+#include "app/export.h"
 #include "engine/engine.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -59,6 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         int b;
         (void)ls_parse_bool(s, &b);
+        break;
+    }
+    case 5: {
+        char why[256];
+        ls_store_batch *b = ls_store_batch_new();
+        /* A refused line adds nothing and always says why; an accepted one adds one device. */
+        int rc = b ? ls_import_line(b, p, n, why, sizeof(why)) : 0;
+        if (b && rc < 0 && (ls_store_batch_ops(b) != 0 || !why[0])) abort();
+        if (b && rc == 0 && ls_store_batch_ops(b) != 1) abort();
+        ls_store_batch_free(b);
         break;
     }
     }
