@@ -36,26 +36,6 @@ static void on_event(void *ud, const ls_event *ev)
     ls_persist_event(d, ev);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(tmp)) return -ENAMETOOLONG;
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-            tmp[i] = c;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) < 0) return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 void ls_daemon_lock(ls_daemon *d)
 {
     pthread_mutex_lock(&d->lock);
@@ -103,10 +83,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         return -errno;
     }
 
-    if ((rc = make_dirs(cfg->data_dir)) < 0) {
-        ls_error("daemon", "cannot create store.data_dir %s: %s", cfg->data_dir, strerror(-rc));
-        return rc;
-    }
+    /* Creates store.data_dir if needed; one daemon per directory. */
     if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
                                   &d->lock_fd)) < 0)
         return rc;

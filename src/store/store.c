@@ -228,6 +228,7 @@ static void extend_file(ls_store *s)
     struct stat sb;
     int fd;
 
+    if (s->read_only) return;
     if (mdb_env_info(s->env, &info) || mdb_env_get_fd(s->env, &fd) || fstat(fd, &sb) < 0) return;
     if ((uint64_t)sb.st_size >= (uint64_t)info.me_mapsize) return;
     if (ftruncate(fd, (off_t)info.me_mapsize) < 0)

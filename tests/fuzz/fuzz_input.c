@@ -2,8 +2,8 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), the configuration value parsers, and the line
- * parser of `lastseen import`.
+ * big-integer fallback), the configuration value parsers, the line parser
+ * of `lastseen import` and the UDP heartbeat line parser.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -18,6 +18,7 @@
 #include "app/config.h"
 #include "app/export.h"
 #include "engine/engine.h"
+#include "in/udp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -71,6 +72,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (b && rc < 0 && (ls_store_batch_ops(b) != 0 || !why[0])) abort();
         if (b && rc == 0 && ls_store_batch_ops(b) != 1) abort();
         ls_store_batch_free(b);
+        break;
+    }
+    case 6: {
+        /* A UDP heartbeat line: an accepted id is valid and inside the line. */
+        const char *id;
+        size_t len;
+        int64_t ts;
+        ls_udp_reject why;
+        int rc = ls_udp_parse_line(p, n, &id, &len, &ts, &why);
+        if (rc == 0 && (id < p || id + len > p + n || ls_id_check(id, len) || ts < 0)) abort();
+        if (rc < 0 && (unsigned)why >= LS_UDP__REJECTS) abort();
         break;
     }
     }
