@@ -20,10 +20,26 @@ typedef struct ls_req {
     uint64_t discarded; /* body bytes dropped after too_big */
     int responded; /* a response is queued */
     unsigned status;
+    /* A reply held until the commit of generation wait_gen (suspended). */
+    struct ls_http *http;
+    uint64_t wait_gen;
+    int waiting, reply_ready, reply_empty;
+    unsigned reply_status;
+    ls_buf reply;
+    struct ls_req *wnext;
 } ls_req;
 
 /* Queues `status` with a JSON body (NULL = empty).  Returns MHD_YES/NO. */
 enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
+
+/*
+ * Answers `status` with `json` once the commit of generation `gen` (from
+ * ls_daemon_unlock_to_commit()) is on disk: at once if it already is, else
+ * the connection is suspended and resumed by the commit, so one thread can
+ * hold any number of requests waiting for one group commit.  Takes over
+ * `json` (frees it); NULL = no body.
+ */
+enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json);
 
 /* Queues {"error": code, "detail": printf(...)}. */
 enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const char *fmt, ...)

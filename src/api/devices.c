@@ -17,6 +17,7 @@
 #include "app/clock.h"
 #include "app/persist.h"
 #include "in/mqtt.h"
+#include "in/udp.h"
 #include "out/format.h"
 
 #define BULK_LOCK_ITEMS 4096
@@ -135,13 +136,20 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
         }
     }
     int created = 0;
+    ls_buf b;
+    ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
     int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
-    if (rc < 0) ls_daemon_unlock(r->d);
-    else ls_daemon_commit_unlock(r->d);
     json_decref(j);
-    if (rc < 0) return ls_api_engine_error(r, rc, "device");
-    return device_json(r, created ? 201 : 200, id, len);
+    if (rc < 0) {
+        ls_daemon_unlock(r->d);
+        ls_buf_free(&b);
+        return ls_api_engine_error(r, rc, "device");
+    }
+    /* The answer shows the device as committed. */
+    ls_format_device(&b, r->d->engine, ls_engine_find(r->d->engine, id, len));
+    uint64_t gen = ls_daemon_unlock_to_commit(r->d);
+    return ls_api_respond_committed(r, gen, created ? 201 : 200, &b);
 }
 
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
@@ -152,12 +160,10 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
     int rc = ls_engine_delete(r->d->engine, id, len);
     if (rc < 0) {
         ls_daemon_unlock(r->d);
-    } else {
-        ls_persist_delete(r->d, id, len);
-        ls_daemon_commit_unlock(r->d);
+        return ls_api_engine_error(r, rc, "device");
     }
-    if (rc < 0) return ls_api_engine_error(r, rc, "device");
-    return ls_api_respond(r, 204, NULL);
+    ls_persist_delete(r->d, id, len);
+    return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 204, NULL);
 }
 
 enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action)
@@ -189,8 +195,9 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     }
     /* Sessions and transitions are acknowledged once committed; a plain
      * activity is flushed with the next batch. */
-    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0)) ls_daemon_commit_unlock(r->d);
-    else ls_daemon_unlock(r->d);
+    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0))
+        return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 202, &b);
+    ls_daemon_unlock(r->d);
     if (rc < 0) {
         ls_buf_free(&b);
         return ls_api_engine_error(r, rc, "device");
@@ -238,6 +245,7 @@ typedef struct bulk_state {
     uint64_t accepted, nrejected;
     bulk_reject_rec rejected[BULK_REJECTED_MAX];
     size_t n; /* items pending */
+    uint64_t gen; /* commit the answer waits for, 0 = none */
     ls_activity items[BULK_LOCK_ITEMS];
     size_t index[BULK_LOCK_ITEMS];
     json_t *keep[BULK_LOCK_ITEMS];
@@ -256,7 +264,7 @@ static void bulk_flush(bulk_state *s)
     ls_daemon_lock(s->r->d);
     uint64_t seq0 = s->r->d->seq;
     ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
-    if (s->r->d->seq != seq0) ls_daemon_commit_unlock(s->r->d); /* transitions: durable first */
+    if (s->r->d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(s->r->d); /* transitions: durable first */
     else ls_daemon_unlock(s->r->d);
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
@@ -344,7 +352,9 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
         ls_buf_putc(&b, '}');
     }
     ls_buf_append(&b, "]}", 2);
+    uint64_t gen = s->gen;
     free(s);
+    if (gen) return ls_api_respond_committed(r, gen, 202, &b);
     return respond_buf(r, 202, &b);
 }
 
@@ -411,9 +421,15 @@ enum MHD_Result ls_api_stats(ls_req *r)
     ls_engine_stats st;
     ls_daemon_lock(r->d);
     ls_engine_get_stats(r->d->engine, &st);
-    uint64_t seq = r->d->seq;
-    uint64_t werr = r->d->events.write_errors;
-    ls_daemon_unlock(r->d);
+    ls_daemon *d = r->d;
+    uint64_t seq = d->seq;
+    uint64_t committed = d->committed_seq;
+    int nsinks = d->nsinks;
+    ls_sink sinks[LS_SINKS_MAX];
+    memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
+    ls_daemon_unlock(d);
+    uint64_t werr = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
+    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
 
     ls_buf b;
     ls_buf_init(&b, 4096);
@@ -430,9 +446,36 @@ enum MHD_Result ls_api_stats(ls_req *r)
                       (unsigned long long)st.events[t]);
     ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
-    if (r->d->mqtt) {
+    ls_buf_printf(&b,
+                  ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
+                  "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
+                  "\"lag\":%llu}",
+                  (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
+                  (unsigned long long)committed,
+                  (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
+                  (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
+                  (unsigned long long)written,
+                  (unsigned long long)(committed > written ? committed - written : 0));
+    for (int i = 0; i < nsinks; i++) {
+        ls_buf_append(&b, ",{\"name\":", 9);
+        ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
+        ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
+                      (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
+    }
+    ls_buf_append(&b, "]}", 2);
+    if (d->udp) {
+        ls_udp_stats us;
+        ls_udp_get_stats(d->udp, &us);
+        ls_buf_printf(&b, ",\"udp\":{\"datagrams\":%llu,\"activities\":%llu,\"rejected\":{",
+                      (unsigned long long)us.datagrams, (unsigned long long)us.activities);
+        for (int i = 0; i < LS_UDP__REJECTS; i++)
+            ls_buf_printf(&b, "%s\"%s\":%llu", i ? "," : "", ls_udp_reject_name((ls_udp_reject)i),
+                          (unsigned long long)us.rejected[i]);
+        ls_buf_append(&b, "}}", 2);
+    }
+    if (d->mqtt) {
         ls_buf_append(&b, ",\"mqtt\":", 8);
-        ls_mqtt_stats_json(r->d->mqtt, &b);
+        ls_mqtt_stats_json(d->mqtt, &b);
     }
     ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);

@@ -102,6 +102,7 @@ typedef struct cfg_key {
 #define TIB (1024 * GIB)
 
 static int listen_check(const char *s, size_t n, const char **why);
+static int optional_listen_check(const char *s, size_t n, const char **why);
 static int nonempty_check(const char *s, size_t n, const char **why);
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
@@ -149,9 +150,19 @@ static const cfg_key cfg_table[] = {
     {.section = "state", .key = "restart_policy", .type = CFG_ENUM, FIELD_INT(state_restart_policy),
      .def = "grace", .words = policy_words,
      .doc = "devices active at shutdown: grace = full timeout from restart, strict = keep old deadlines"},
+    {.section = "udp", .key = "listen", .type = CFG_STRING, FIELD_STR(udp_listen),
+     .def = "", .check = optional_listen_check,
+     .allowed = "empty (off) or host:port, IPv6 in brackets",
+     .doc = "address and port of the UDP heartbeat input; empty = off"},
+    {.section = "udp", .key = "rcvbuf", .type = CFG_SIZE, FIELD_I64(udp_rcvbuf),
+     .def = "8MiB", .min = 64 * KIB, .max = GIB,
+     .doc = "socket receive buffer of the UDP input (absorbs bursts; too small drops datagrams)"},
     {.section = "events", .key = "stdout", .type = CFG_BOOL, FIELD_INT(events_stdout),
      .def = "false",
      .doc = "also print each event line to stdout"},
+    {.section = "events", .key = "retention", .type = CFG_DURATION, FIELD_I64(events_retention),
+     .def = "7d", .min = MS_SECOND, .max = 3650 * MS_DAY,
+     .doc = "how long delivered events stay in the outbox for replay; undelivered ones are kept until delivered"},
     {.section = "log", .key = "level", .type = CFG_ENUM, FIELD_INT(log_level),
      .def = "info", .words = log_words,
      .doc = "least severe log message written"},
@@ -588,6 +599,11 @@ static int port_check(const char *p, const char *end, const char **why)
 }
 
 /* "host:port" or "[ipv6]:port". */
+static int optional_listen_check(const char *s, size_t n, const char **why)
+{
+    return n == 0 ? 0 : listen_check(s, n, why);
+}
+
 static int listen_check(const char *s, size_t n, const char **why)
 {
     const char *end = s + n, *colon = NULL, *p;

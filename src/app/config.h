@@ -27,7 +27,10 @@ typedef struct ls_config {
     int64_t state_max_clock_skew;             /* ms */
     int64_t state_max_devices;                /* 0 = unlimited */
     int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
+    char udp_listen[256];                     /* udp.listen, "" = off */
+    int64_t udp_rcvbuf;                       /* bytes */
     int events_stdout;                        /* bool */
+    int64_t events_retention;                 /* ms */
     int log_level;                            /* LS_LOG_* */
 
     /* [mqtt]: off while host is empty (see src/in/mqtt.c). */

@@ -18,6 +18,16 @@
 #include "out/eventlog.h"
 #include "store/store.h"
 
+/* A durable event consumer besides the events file (see persist.h). */
+#define LS_SINKS_MAX 32
+#define LS_SINK_NAME_MAX 64
+typedef struct ls_sink {
+    char name[LS_SINK_NAME_MAX];
+    uint64_t acked; /* last seq the sink reported delivered */
+    uint64_t saved; /* last cursor written to the store */
+    int behind;     /* holding events older than events.retention */
+} ls_sink;
+
 typedef struct ls_daemon {
     ls_config cfg;
     ls_engine *engine;
@@ -25,9 +35,11 @@ typedef struct ls_daemon {
     pthread_mutex_t lock;
     int wake_fd;     /* eventfd: wakes the timer loop */
     int signal_fd;   /* signalfd: SIGINT, SIGTERM */
+    int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
+    struct ls_udp *udp;   /* NULL unless udp.listen is set */
     struct ls_mqtt *mqtt; /* MQTT input (src/in/mqtt.c), NULL when off */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
@@ -48,6 +60,25 @@ typedef struct ls_daemon {
     pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
     uint64_t commits, commit_ns, persist_errors;
+
+    /* Sinks other than the events file (persist.c), under `lock`. */
+    ls_sink sinks[LS_SINKS_MAX];
+    int nsinks;
+    uint64_t committed_seq;    /* every event <= it is in the store */
+    pthread_cond_t sink_cv;    /* broadcast when committed_seq moves */
+    uint64_t pruned_upto;      /* committer thread: outbox holds seq > it */
+    uint64_t pruned_events;    /* total pruned by retention */
+    uint64_t sinks_behind;     /* sinks holding events past events.retention */
+    int64_t last_mark_wall;    /* committer thread: last retention mark */
+    int64_t last_retention_mono;
+    int events_behind;         /* the events file, like ls_sink.behind */
+    int cvs_ready;             /* the condition variables exist */
+    int ready;                 /* atomic: devices loaded, API open */
+    /* Called by the committer, without `lock`, after each commit with the
+     * committed generation: the HTTP server answers requests waiting on it. */
+    void (*on_commit)(void *ud, uint64_t gen);
+    void *on_commit_ud;
+    uint64_t loaded;           /* atomic: devices restored so far */
 } ls_daemon;
 
 /* Sets up everything but the loop: engine, event log, HTTP.  0 or < 0. */
@@ -66,6 +97,12 @@ void ls_daemon_unlock(ls_daemon *d);
 /* Leaves the critical section once everything changed in it is committed
  * to the store and its events delivered: for changes the API acknowledges. */
 void ls_daemon_commit_unlock(ls_daemon *d);
+
+/* Leaves the critical section at once, asking for a commit of everything
+ * changed in it; returns the generation that commit will have.  The change
+ * is durable once ls_daemon_committed_gen() reaches it (on_commit says when). */
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
+uint64_t ls_daemon_committed_gen(ls_daemon *d);
 
 /* Under the lock: wakes the timer loop if the engine's next deadline moved
  * earlier than the time it sleeps until (for daemon.c and persist.c). */

@@ -22,6 +22,20 @@
  * its cursor it skips what the file already has: at least once, in order,
  * and in practice exactly once for the file.
  *
+ * Other sinks (MQTT, webhooks: persist.h) run on their own threads, read
+ * the committed outbox themselves and acknowledge; their cursors go into
+ * the next batch like the file's.
+ *
+ * Retention.  Every RETENTION_CHECK_MS (or a quarter of events.retention if
+ * shorter) the committer prunes events older than events.retention that
+ * every sink has delivered.  Age comes from retention marks (store.h): at
+ * most one a minute (an eighth of the retention if shorter), "events from
+ * seq S on were committed at or after T", so an event may outlive the
+ * retention by up to that step, never the other way.  A sink still holding such events
+ * keeps them: it is logged once and counted, and nothing is pruned past it.
+ * One commit prunes at most PRUNE_MAX events, so a first prune after a
+ * long outage is spread over several commits.
+ *
  * Failure.  A write that fails (disk full, store.max_size) is retried every
  * second with the same batch plus whatever accumulated; nothing is dropped
  * and waiters keep waiting, so the API stalls rather than lies.
@@ -40,6 +54,10 @@
 
 #define SINK_JSONL "events.jsonl"
 #define DELIVER_BATCH 4096
+/* Retention works in steps of a fraction of events.retention, at most these. */
+#define RETENTION_CHECK_MS 10000
+#define MARK_EVERY_MS 60000
+#define PRUNE_MAX 100000
 
 static void put_dirty_cb(void *ud, const ls_device *dev)
 {
@@ -89,10 +107,25 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     pthread_mutex_unlock(&d->lock);
 }
 
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
+{
+    uint64_t gen = d->pending_gen;
+    ls_daemon__wake_timer(d);
+    d->want_commit = 1;
+    pthread_cond_signal(&d->work_cv);
+    pthread_mutex_unlock(&d->lock);
+    return gen;
+}
+
+uint64_t ls_daemon_committed_gen(ls_daemon *d)
+{
+    return __atomic_load_n(&d->committed_gen, __ATOMIC_ACQUIRE);
+}
+
 static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
     ls_daemon *d = ud;
-    ls_eventlog_append_line(&d->events, seq, line, len);
+    if (ls_eventlog_append_line(&d->events, seq, line, len) < 0) return -1; /* full: later */
     d->delivered = seq;
     return 0;
 }
@@ -103,6 +136,8 @@ static void deliver(ls_daemon *d, uint64_t upto)
     while (d->delivered < upto) {
         uint64_t before = d->delivered;
         int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, d);
+        if (n == -1 && d->delivered > before) continue; /* the buffer filled: written, go on */
+        if (n == -1) break;                              /* buffer full of unwritable lines */
         if (n < 0 || d->delivered == before) {
             ls_error("persist", "cannot read events after seq %llu from the store",
                      (unsigned long long)d->delivered);
@@ -112,11 +147,53 @@ static void deliver(ls_daemon *d, uint64_t upto)
     }
 }
 
+/* Notes whether a sink holds events older than the retention; logs changes. */
+static int held(const char *name, uint64_t cursor, uint64_t upto, int *behind)
+{
+    int now_behind = cursor < upto;
+    if (now_behind && !*behind)
+        ls_warn("persist",
+                "sink %s is behind events.retention: it has not delivered seq %llu, older than the "
+                "retention; its events are kept until it does",
+                name, (unsigned long long)cursor + 1);
+    else if (!now_behind && *behind)
+        ls_info("persist", "sink %s has caught up with events.retention", name);
+    *behind = now_behind;
+    return now_behind;
+}
+
+/* Adds to `batch` the prune of events older than events.retention that
+ * every sink has delivered.  Committer thread, without the lock. */
+static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
+{
+    uint64_t upto = ls_store_prunable(d->store, now_wall - d->cfg.events_retention);
+    if (upto <= d->pruned_upto) return;
+    uint64_t keep = d->events.written;
+    uint64_t behind = (uint64_t)held(SINK_JSONL, keep, upto, &d->events_behind);
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < d->nsinks; i++) {
+        ls_sink *k = &d->sinks[i];
+        behind += (uint64_t)held(k->name, k->acked, upto, &k->behind);
+        if (k->acked < keep) keep = k->acked;
+    }
+    pthread_mutex_unlock(&d->lock);
+    __atomic_store_n(&d->sinks_behind, behind, __ATOMIC_RELAXED);
+    if (keep < upto) upto = keep;
+    if (upto - d->pruned_upto > PRUNE_MAX) upto = d->pruned_upto + PRUNE_MAX;
+    if (upto <= d->pruned_upto || ls_store_batch_prune(batch, upto) < 0) return;
+    __atomic_fetch_add(&d->pruned_events, upto - d->pruned_upto, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->pruned_upto, upto, __ATOMIC_RELAXED);
+}
+
 static void *committer_main(void *arg)
 {
     ls_daemon *d = arg;
     int64_t last_flush = ls_clock_mono_ns();
     uint64_t cursor_saved = d->delivered;
+    uint64_t batched = d->seq; /* last seq put in a batch */
+    int64_t mark_every = d->cfg.events_retention / 8, check_every = d->cfg.events_retention / 4;
+    if (mark_every > MARK_EVERY_MS) mark_every = MARK_EVERY_MS;
+    if (check_every > RETENTION_CHECK_MS) check_every = RETENTION_CHECK_MS;
 
     pthread_mutex_lock(&d->lock);
     for (;;) {
@@ -140,13 +217,28 @@ static void *committer_main(void *arg)
             ls_store_batch_cursor(d->pending, SINK_JSONL, d->events.written);
             cursor_saved = d->events.written;
         }
+        for (int i = 0; i < d->nsinks; i++) {
+            ls_sink *k = &d->sinks[i];
+            if (k->acked > k->saved && ls_store_batch_cursor(d->pending, k->name, k->acked) == 0)
+                k->saved = k->acked;
+        }
         ls_store_batch *batch = d->pending;
         d->pending = d->spare;
         d->spare = NULL;
         uint64_t gen = d->pending_gen++;
         uint64_t upto = d->seq;
         d->want_commit = 0;
+        int ready = __atomic_load_n(&d->ready, __ATOMIC_ACQUIRE);
         pthread_mutex_unlock(&d->lock);
+
+        ls_now now = ls_clock_now();
+        if (upto > batched && now.wall - d->last_mark_wall >= mark_every &&
+            ls_store_batch_mark(batch, batched + 1, now.wall) == 0)
+            d->last_mark_wall = now.wall;
+        if (ready && now.mono - d->last_retention_mono >= check_every) {
+            d->last_retention_mono = now.mono;
+            retention(d, batch, now.wall);
+        }
 
         int rc = 0;
         if (ls_store_batch_ops(batch) > 0) {
@@ -169,8 +261,20 @@ static void *committer_main(void *arg)
         }
         ls_store_batch_clear(batch);
         d->spare = batch;
-        d->committed_gen = gen;
+        __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&d->commit_cv);
+        if (rc == 0) {
+            batched = upto;
+            __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
+            pthread_cond_broadcast(&d->sink_cv);
+        }
+        if (d->on_commit) {
+            void (*hook)(void *, uint64_t) = d->on_commit;
+            void *ud = d->on_commit_ud;
+            pthread_mutex_unlock(&d->lock);
+            hook(ud, gen);
+            pthread_mutex_lock(&d->lock);
+        }
         if (stopping && !d->want_commit && ls_store_batch_ops(d->pending) == 0) break;
     }
     d->committer_gone = 1;
@@ -207,10 +311,11 @@ static int load_cb(void *ud, const ls_store_device *rec)
         return 0;
     }
     ls->loaded++;
+    if ((ls->loaded & 0xffff) == 0) __atomic_store_n(&ls->d->loaded, ls->loaded, __ATOMIC_RELAXED);
     return 0;
 }
 
-int ls_persist_start(ls_daemon *d)
+int ls_persist_open(ls_daemon *d)
 {
     char dir[4200];
     int rc;
@@ -224,15 +329,12 @@ int ls_persist_start(ls_daemon *d)
     ls_buf_init(&d->line, 1 << 20);
     if (!d->pending || !d->spare) return -ENOMEM;
 
-    int64_t t0 = ls_clock_mono_ns();
-    load_state ls = {.d = d, .now = ls_clock_now()};
-    if ((rc = ls_store_load_devices(d->store, load_cb, &ls)) < 0) {
-        ls_error("persist", "cannot load devices from %s: %s", dir, ls_store_strerror(rc));
-        return rc;
-    }
     /* seq continues after both the outbox and the file. */
     uint64_t last = ls_store_last_seq(d->store);
     d->seq = last > d->events.seq ? last : d->events.seq;
+    d->committed_seq = last;
+    uint64_t first = ls_store_first_seq(d->store);
+    d->pruned_upto = first ? first - 1 : last;
     /* Delivered: the sink's cursor (never past the outbox), or what the file
      * itself already holds if that is more. */
     uint64_t cursor = ls_store_cursor(d->store, SINK_JSONL);
@@ -240,22 +342,89 @@ int ls_persist_start(ls_daemon *d)
     d->delivered = cursor > d->events.seq ? cursor : d->events.seq;
     d->pending_gen = 1;
     d->committed_gen = 0;
+
+    pthread_condattr_t ca; /* timed waits run on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->work_cv, &ca);
+    pthread_cond_init(&d->sink_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&d->commit_cv, NULL);
+    d->cvs_ready = 1;
+    return 0;
+}
+
+int ls_persist_start(ls_daemon *d)
+{
+    int rc;
+    int64_t t0 = ls_clock_mono_ns();
+    load_state ls = {.d = d, .now = ls_clock_now()};
+    if ((rc = ls_store_load_devices(d->store, load_cb, &ls)) < 0) {
+        ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
+        return rc;
+    }
+    __atomic_store_n(&d->loaded, ls.loaded, __ATOMIC_RELAXED);
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
             (double)(ls_clock_mono_ns() - t0) / 1e6, d->cfg.state_restart_policy ? "strict" : "grace",
             (unsigned long long)d->seq);
 
     /* Catch the file up with what the store committed but never delivered. */
-    deliver(d, last);
-    pthread_condattr_t ca; /* the committer's timed waits run on the monotonic clock */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->work_cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_cond_init(&d->commit_cv, NULL);
+    deliver(d, d->committed_seq);
     if ((rc = pthread_create(&d->committer, NULL, committer_main, d)) != 0) return -rc;
     d->committer_running = 1;
     return 0;
+}
+
+int ls_persist_sink_open(ls_daemon *d, const char *name, uint64_t *cursor)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= LS_SINK_NAME_MAX || !strcmp(name, SINK_JSONL)) return -EINVAL;
+    pthread_mutex_lock(&d->lock);
+    int id = -ENOSPC;
+    for (int i = 0; i < d->nsinks; i++)
+        if (!strcmp(d->sinks[i].name, name)) id = -EEXIST;
+    if (id == -ENOSPC && d->nsinks < LS_SINKS_MAX) {
+        uint64_t c = ls_store_cursor(d->store, name);
+        if (c > d->committed_seq) c = d->committed_seq; /* never past the outbox */
+        id = d->nsinks++;
+        ls_sink *k = &d->sinks[id];
+        memcpy(k->name, name, n + 1);
+        k->acked = k->saved = c;
+        *cursor = c;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (id < 0) ls_error("persist", "sink %s: cannot register: %s", name, strerror(-id));
+    return id;
+}
+
+void ls_persist_sink_ack(ls_daemon *d, int sink, uint64_t seq)
+{
+    if (sink < 0) return;
+    pthread_mutex_lock(&d->lock);
+    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->committed_seq)
+        d->sinks[sink].acked = seq;
+    pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t ls_persist_committed(ls_daemon *d)
+{
+    return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
+}
+
+uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)timeout_ms * 1000000;
+    ts.tv_sec = abs / 1000000000;
+    ts.tv_nsec = abs % 1000000000;
+    pthread_mutex_lock(&d->lock);
+    while (d->committed_seq <= after && !d->stopping)
+        if (pthread_cond_timedwait(&d->sink_cv, &d->lock, &ts) != 0) break;
+    uint64_t c = d->committed_seq;
+    pthread_mutex_unlock(&d->lock);
+    return c;
 }
 
 void ls_persist_stop(ls_daemon *d)
@@ -265,11 +434,16 @@ void ls_persist_stop(ls_daemon *d)
         d->stopping = 1;
         d->want_commit = 1;
         pthread_cond_signal(&d->work_cv);
+        pthread_cond_broadcast(&d->sink_cv);
         pthread_mutex_unlock(&d->lock);
         pthread_join(d->committer, NULL);
         d->committer_running = 0;
+    }
+    if (d->cvs_ready) {
         pthread_cond_destroy(&d->work_cv);
         pthread_cond_destroy(&d->commit_cv);
+        pthread_cond_destroy(&d->sink_cv);
+        d->cvs_ready = 0;
     }
     ls_store_batch_free(d->pending);
     ls_store_batch_free(d->spare);

@@ -7,8 +7,11 @@
 
 #include "app/daemon.h"
 
-/* Opens the store under data_dir/store, restores every device into the
- * engine, catches the sinks up and starts the committer thread. */
+/* Opens the store under data_dir/store.  The engine must exist. */
+int ls_persist_open(ls_daemon *d);
+
+/* Restores every device into the engine (counting d->loaded as it goes),
+ * catches the events file up and starts the committer thread. */
 int ls_persist_start(ls_daemon *d);
 
 /* Commits what is pending, stops the committer, closes the store. */
@@ -17,5 +20,33 @@ void ls_persist_stop(ls_daemon *d);
 /* Under the engine lock: queue an event (assigns its seq) / a deletion. */
 void ls_persist_event(ls_daemon *d, const ls_event *ev);
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len);
+
+/*
+ * Sinks: durable consumers of committed events (MQTT, webhooks, ...).  A
+ * sink runs on its own thread: it reads committed events in seq order with
+ * ls_store_read_events(d->store, after, ...), never past
+ * ls_persist_committed(), delivers them and acknowledges with
+ * ls_persist_sink_ack(); the next commit makes the acknowledgement its
+ * durable cursor, and after a restart it resumes after that cursor: at
+ * least once, in seq order.  Events a sink has not acknowledged are never
+ * pruned by events.retention (a sink holding older ones is logged and
+ * counted instead).
+ */
+
+/* Registers sink `name` (1..63 bytes) after ls_persist_open() and before the
+ * daemon is ready; *cursor gets its last acknowledged seq (0 if never).
+ * Returns the sink id >= 0, or -ENOSPC / -EINVAL / -EEXIST. */
+int ls_persist_sink_open(ls_daemon *d, const char *name, uint64_t *cursor);
+
+/* Sink `sink` delivered every event up to `seq`.  Any thread. */
+void ls_persist_sink_ack(ls_daemon *d, int sink, uint64_t seq);
+
+/* Highest seq in the store: every event up to it can be read.  Any thread. */
+uint64_t ls_persist_committed(ls_daemon *d);
+
+/* Blocks until an event after `after` is committed, the daemon stops, or
+ * timeout_ms passes; returns ls_persist_committed().  Any thread but the
+ * committer; must not hold the engine lock. */
+uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms);
 
 #endif

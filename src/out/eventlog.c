@@ -99,20 +99,19 @@ int ls_eventlog_open(ls_eventlog *l, const char *dir, int to_stdout)
     return 0;
 }
 
-void ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len)
+int ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len)
 {
-    if (seq <= l->seq) return; /* already in the file */
+    if (seq <= l->seq) return 0; /* already in the file */
     size_t mark = l->pending.len;
     if (ls_buf_append(&l->pending, line, len) < 0 || ls_buf_putc(&l->pending, '\n') < 0) {
         l->pending.len = mark; /* never a partial line */
         l->pending.overflow = 0;
-        l->write_errors++;
-        ls_error("eventlog", "buffer full: event seq %llu not written", (unsigned long long)seq);
-        return;
+        return -1;
     }
     l->seq = seq;
     /* A tick that expires a whole fleet writes as it goes, in 1 MiB pieces. */
     if (l->pending.len >= FLUSH_AT) ls_eventlog_flush(l);
+    return 0;
 }
 
 static int write_all(int fd, const char *p, size_t n, size_t *done)
@@ -138,7 +137,7 @@ int ls_eventlog_flush(ls_eventlog *l)
     size_t done;
     int rc = write_all(l->fd, l->pending.p, l->pending.len, &done);
     if (rc < 0) {
-        l->write_errors++;
+        __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
         ls_error("eventlog", "write to %s failed: %s; %zu bytes kept for retry", l->path, strerror(-rc),
                  l->pending.len - done);
     }

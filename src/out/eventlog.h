@@ -26,8 +26,10 @@ typedef struct ls_eventlog {
 int ls_eventlog_open(ls_eventlog *l, const char *dir, int to_stdout);
 
 /* Buffers an already formatted event line (without its newline), unless
- * the file already holds seq (at-least-once delivery made idempotent). */
-void ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len);
+ * the file already holds seq (at-least-once delivery made idempotent).
+ * Returns -1, buffering nothing, when the buffer is full because writes
+ * keep failing: the caller stops and offers the line again later. */
+int ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len);
 
 /* Writes buffered lines.  0, or -1 on a write error (lines kept for retry). */
 int ls_eventlog_flush(ls_eventlog *l);

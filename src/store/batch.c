@@ -159,3 +159,12 @@ int ls_store_batch_prune(ls_store_batch *b, uint64_t upto)
 {
     return op_reserve(b, STORE__OP_PRUNE, 0, 0, upto) ? 0 : -ENOMEM;
 }
+
+int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall)
+{
+    if (seq == 0) return -EINVAL;
+    unsigned char *v = op_reserve(b, STORE__OP_MARK, 0, 8, seq);
+    if (!v) return -ENOMEM;
+    store__put_le64(v, (uint64_t)wall);
+    return 0;
+}

@@ -7,6 +7,10 @@
  *
  *   "meta"     "format"      -> u32 LE, the format version (1)
  *              "pruned_upto" -> u64 LE, the highest outbox seq ever pruned
+ *              "mark" + u64 BE seq -> i64 LE wall ms: events with this seq
+ *                            and later were committed at or after that
+ *                            time (one mark a minute at most; for
+ *                            events.retention, see ls_store_prunable())
  *   "devices"  device id (1..511 bytes, as given) -> device record:
  *                u8  record version (1)
  *                u8  active (0 or 1)
@@ -58,11 +62,12 @@
  * the first read of a missing page.  ls_store_open() therefore compares the
  * file size with the last committed page before any transaction and refuses
  * a short file.  LMDB may legitimately leave the last page(s) unwritten when
- * they were allocated and freed in the same transaction; ls_store_write()
- * extends the file over such pages after each commit (a sparse ftruncate)
- * so the check never refuses a store this code wrote, except after a crash
- * in the microseconds between a commit and that extension: then
- * `truncate -s <size from the log> data.mdb` makes it openable again.  A
+ * they were allocated and freed in the same transaction, and it commits
+ * before the file is extended over them; so the store keeps data.mdb as
+ * long as the whole map at all times (a sparse ftruncate at open and after
+ * each growth: holes cost no disk) and a commit can never reference a page
+ * past the end of the file.  The check thus refuses only a file that lost
+ * its tail after it was written.  A
  * file whose header is not LMDB's gives MDB_INVALID; both are logged with
  * the path and reported as LS_STORE_ECORRUPT.  Damage inside pages that
  * LMDB does not check is out of reach of this layer.
@@ -78,6 +83,17 @@
  * pointers into the map, valid only during the callback.  Each read
  * function opens and closes its own read transaction (MDB_NOTLS, so any
  * thread may read); one writer thread at a time.
+ *
+ * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
+ * `lastseen export` next to a running daemon.  Nothing is created: a
+ * missing directory, data.mdb or format is reported, never made; the map
+ * is never grown by us.  LMDB still registers the reader in lock.mdb (it
+ * creates that file only if it is missing and the directory is writable),
+ * which is what keeps the writer from reusing the pages a read transaction
+ * still sees.  When the writer process has grown the map past ours, a read
+ * transaction fails with MDB_MAP_RESIZED: rd_begin() then adopts the
+ * size recorded in the file and retries.  A long read pins the pages it
+ * sees, so the writer's file grows while it lasts.
  */
 #include "store/store.h"
 
@@ -107,6 +123,7 @@ struct ls_store {
     uint64_t map_size;         /* writer thread only */
     uint64_t max_size;
     int full_logged;
+    int read_only;
     char *dir;
 };
 
@@ -199,26 +216,24 @@ static int check_tail(ls_store *s)
 }
 
 /*
- * Makes data.mdb cover every page up to the last committed one, extending
- * it (sparse) over pages LMDB allocated and freed without writing.  Writer
- * thread only.  A failure is logged and otherwise ignored: the store is
- * consistent, only the next open's size check could refuse it.
+ * Makes data.mdb as long as the map, sparse, so that no commit can leave
+ * a committed page past the end of the file (see DAMAGED FILES).  Called
+ * with no transaction open.  A failure is logged and otherwise ignored:
+ * the store is consistent, only a crash before the next extension could
+ * make the next open's size check refuse it.
  */
-static void cover_tail(ls_store *s)
+static void extend_file(ls_store *s)
 {
     MDB_envinfo info;
-    MDB_stat st;
     struct stat sb;
     int fd;
 
-    if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st) || mdb_env_get_fd(s->env, &fd) ||
-        fstat(fd, &sb) < 0)
-        return;
-    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    if ((uint64_t)sb.st_size >= need) return;
-    if (ftruncate(fd, (off_t)need) < 0)
+    if (s->read_only) return;
+    if (mdb_env_info(s->env, &info) || mdb_env_get_fd(s->env, &fd) || fstat(fd, &sb) < 0) return;
+    if ((uint64_t)sb.st_size >= (uint64_t)info.me_mapsize) return;
+    if (ftruncate(fd, (off_t)info.me_mapsize) < 0)
         ls_warn(MOD, "%s/data.mdb: cannot extend to %llu bytes: %s", s->dir,
-                (unsigned long long)need, strerror(errno));
+                (unsigned long long)info.me_mapsize, strerror(errno));
 }
 
 /* Opens one named database of an existing store; not finding it is damage. */
@@ -271,9 +286,15 @@ static int open_dbs(ls_store *s)
     MDB_stat ms;
     int rc;
 
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) return fail(s, "begin", rc);
+    if ((rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn)))
+        return fail(s, "begin", rc);
     if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) || (rc = mdb_stat(txn, main, &ms))) {
         rc = fail(s, "reading the main database", rc);
+        goto abort;
+    }
+    if (ms.ms_entries == 0 && s->read_only) {
+        ls_error(MOD, "%s: no store here (data.mdb was never initialised)", s->dir);
+        rc = -ENOENT;
         goto abort;
     }
     if (ms.ms_entries == 0) {
@@ -288,7 +309,7 @@ static int open_dbs(ls_store *s)
         else
             mdb_txn_abort(txn);
         if (rc) return fail(s, "creating the store", rc);
-        cover_tail(s);
+        extend_file(s);
         ls_info(MOD, "%s: created store (format %d)", s->dir, LS_STORE_FORMAT);
         return 0;
     }
@@ -297,7 +318,8 @@ static int open_dbs(ls_store *s)
     if ((rc = check_format(s, txn)) < 0) goto abort;
     for (int i = 1; i < 4; i++)
         if ((rc = open_db(s, txn, names[i], 0, dbis[i])) < 0) goto abort;
-    /* Nothing was written: this commit keeps the handles and touches no page. */
+    /* Nothing was written: this commit keeps the handles and touches no page
+     * (a read-only transaction's commit also keeps them). */
     if ((rc = mdb_txn_commit(txn))) return fail(s, "opening the databases", rc);
     return 0;
 abort:
@@ -307,7 +329,7 @@ abort:
 
 int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
 {
-    static const ls_store_options defaults = {DEFAULT_INITIAL_SIZE, 0, 1};
+    static const ls_store_options defaults = {.initial_size = DEFAULT_INITIAL_SIZE, .sync = 1};
     char path[PATH_MAX];
     struct stat sb;
     int rc;
@@ -326,14 +348,21 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
     }
     pthread_rwlock_init(&s->map_lock, NULL);
     s->max_size = o->max_size;
+    s->read_only = o->read_only;
 
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (s->read_only && stat(path, &sb) < 0) {
+        rc = -errno;
+        ls_error(MOD, "%s: no store here (%s: %s)", dir, path, strerror(errno));
+        goto fail;
+    }
+    if (!s->read_only && mkdir(dir, 0755) < 0 && errno != EEXIST) {
         rc = -errno;
         ls_error(MOD, "%s: cannot create the store directory: %s", dir, strerror(errno));
         goto fail;
     }
     uint64_t fsize = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     uint64_t map = o->initial_size ? o->initial_size : DEFAULT_INITIAL_SIZE;
+    if (s->read_only) map = MIB; /* raised to the file's size below; never grown by us */
     if (s->max_size && map > s->max_size) map = s->max_size;
     if (round_up(fsize, MIB) > map) map = round_up(fsize, MIB);
     map = round_up(map, (uint64_t)sysconf(_SC_PAGESIZE));
@@ -351,7 +380,7 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
         rc = fail(s, "configuring LMDB", rc);
         goto fail;
     }
-    unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOMETASYNC);
+    unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOMETASYNC) | (s->read_only ? MDB_RDONLY : 0);
     if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
         const char *why = rc == MDB_INVALID ? " (not an LMDB file, or its header is damaged)"
                           : rc == MDB_VERSION_MISMATCH ? " (written by an incompatible LMDB)"
@@ -364,6 +393,7 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     s->map_size = info.me_mapsize;
+    extend_file(s);
     *out = s;
     return 0;
 fail:
@@ -413,6 +443,34 @@ static int meta_get_u64(ls_store *s, MDB_txn *txn, const char *key, uint64_t *ou
     return 0;
 }
 
+#define MARK_PREFIX "mark"
+#define MARK_KEY 12
+
+static void mark_key(unsigned char *k, uint64_t seq)
+{
+    memcpy(k, MARK_PREFIX, 4);
+    store__put_be64(k + 4, seq);
+}
+
+/* Deletes the retention marks of seq <= upto: their events are gone. */
+static int prune_marks(ls_store *s, MDB_txn *txn, uint64_t upto)
+{
+    unsigned char kb[MARK_KEY];
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, s->meta, &c);
+    if (rc) return rc;
+    mark_key(kb, 0);
+    k = (MDB_val){MARK_KEY, kb};
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != MARK_KEY || memcmp(k.mv_data, MARK_PREFIX, 4)) break;
+        if (store__get_be64((const unsigned char *)k.mv_data + 4) > upto) break;
+        if ((rc = mdb_cursor_del(c, 0))) break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Deletes outbox events with seq <= upto and raises meta "pruned_upto". */
 static int prune(ls_store *s, MDB_txn *txn, uint64_t upto)
 {
@@ -434,6 +492,7 @@ static int prune(ls_store *s, MDB_txn *txn, uint64_t upto)
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND) return rc;
+    if ((rc = prune_marks(s, txn, upto))) return rc;
     if (top == 0) return 0;
     if ((rc = meta_get_u64(s, txn, "pruned_upto", &old))) return rc;
     if (top <= old) return 0;
@@ -480,6 +539,13 @@ static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
         case STORE__OP_PRUNE:
             rc = prune(s, txn, op.num);
             break;
+        case STORE__OP_MARK: {
+            unsigned char mk[MARK_KEY];
+            mark_key(mk, op.num);
+            k = (MDB_val){MARK_KEY, mk};
+            rc = mdb_put(txn, s->meta, &k, &v, 0);
+            break;
+        }
         default:
             rc = EINVAL;
         }
@@ -508,6 +574,7 @@ static int grow(ls_store *s)
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     s->map_size = info.me_mapsize;
+    extend_file(s);
     ls_info(MOD, "%s: map grown from %llu to %llu bytes", s->dir, (unsigned long long)cur,
             (unsigned long long)s->map_size);
     return 0;
@@ -518,6 +585,10 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
     int rc;
 
     if (!b || ls_store_batch_ops(b) == 0) return 0;
+    if (s->read_only) {
+        ls_error(MOD, "%s: write to a store opened read-only", s->dir);
+        return -EROFS;
+    }
     for (;;) {
         MDB_txn *txn;
         if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) == MDB_MAP_RESIZED) {
@@ -526,6 +597,7 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
             rc = mdb_env_set_mapsize(s->env, 0);
             pthread_rwlock_unlock(&s->map_lock);
             if (rc) return fail(s, "adopting the map size", rc);
+            extend_file(s);
             continue;
         }
         if (rc) return fail(s, "begin write", rc);
@@ -543,22 +615,30 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
         }
         if ((rc = grow(s)) < 0) return rc;
     }
-    cover_tail(s);
     return 0;
 }
 
 /* ---- reads ------------------------------------------------------------- */
 
-/* Begins a read txn under the map lock; on success rd_end() must follow. */
+/*
+ * Begins a read txn under the map lock; on success rd_end() must follow.
+ * MDB_MAP_RESIZED means another process grew the file past our map: adopt
+ * its size (no txn of ours may be open meanwhile, hence the write lock)
+ * and begin again.
+ */
 static int rd_begin(ls_store *s, MDB_txn **txn)
 {
-    pthread_rwlock_rdlock(&s->map_lock);
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-    if (rc) {
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc == 0) return 0; /* the read lock stays held until rd_end() */
         pthread_rwlock_unlock(&s->map_lock);
-        return fail(s, "begin read", rc);
+        if (rc != MDB_MAP_RESIZED || tries == 16) return fail(s, "begin read", rc);
+        pthread_rwlock_wrlock(&s->map_lock);
+        rc = mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc) return fail(s, "adopting the map size", rc);
     }
-    return 0;
 }
 
 static void rd_end(ls_store *s, MDB_txn *txn)
@@ -741,6 +821,36 @@ uint64_t ls_store_cursor(ls_store *s, const char *sink)
     if (rc && rc != MDB_NOTFOUND) fail(s, "reading a sink cursor", rc);
     rd_end(s, txn);
     return seq;
+}
+
+uint64_t ls_store_prunable(ls_store *s, int64_t cutoff)
+{
+    unsigned char kb[MARK_KEY];
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t upto = 0;
+    int rc;
+    if (rd_begin(s, &txn) < 0) return 0;
+    if ((rc = mdb_cursor_open(txn, s->meta, &c)) == 0) {
+        mark_key(kb, 0);
+        k = (MDB_val){MARK_KEY, kb};
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != MARK_KEY || memcmp(k.mv_data, MARK_PREFIX, 4)) break;
+            if (v.mv_size != 8) {
+                rc = MDB_CORRUPTED;
+                break;
+            }
+            /* Marks are in seq order; a clock step back makes times non-monotonic,
+             * and stopping at the first later one keeps more, never less. */
+            if ((int64_t)store__get_le64(v.mv_data) > cutoff) break;
+            upto = store__get_be64((const unsigned char *)k.mv_data + 4) - 1;
+        }
+        mdb_cursor_close(c);
+    }
+    if (rc && rc != MDB_NOTFOUND) fail(s, "reading retention marks", rc);
+    rd_end(s, txn);
+    return upto;
 }
 
 void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used)

@@ -38,6 +38,7 @@ typedef struct ls_store_options {
     uint64_t initial_size; /* map size to start with (bytes), e.g. 64 MiB */
     uint64_t max_size;     /* store.max_size: never grow past this; 0 = no cap */
     int sync;              /* 1 = fsync each commit (durable against power loss) */
+    int read_only;         /* 1 = open an existing store for reading only */
 } ls_store_options;
 
 typedef struct ls_store ls_store;
@@ -47,6 +48,13 @@ typedef struct ls_store ls_store;
  * newer format returns LS_STORE_EVERSION; a file that is not an LMDB store
  * or is damaged returns LS_STORE_ECORRUPT.  Each failure is logged once with
  * the path and the reason.
+ *
+ * With o->read_only the store must exist (-ENOENT, logged, when `dir` or
+ * dir/data.mdb is missing or was never initialised) and nothing is created,
+ * grown or written: the environment is opened MDB_RDONLY, and
+ * ls_store_write() returns -EROFS.  It may be opened while another process
+ * (a running daemon) writes the same store: each read function sees one
+ * committed state.
  */
 int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o);
 void ls_store_close(ls_store *s);
@@ -62,8 +70,10 @@ int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
 /* An outbox event: seq must increase across the batches of a store. */
 int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len);
 int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
-/* Deletes outbox events with seq <= upto. */
+/* Deletes outbox events with seq <= upto (and their retention marks). */
 int ls_store_batch_prune(ls_store_batch *b, uint64_t upto);
+/* Retention mark: events from `seq` on were committed at or after `wall` (ms). */
+int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall);
 
 /*
  * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
@@ -85,6 +95,13 @@ int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_e
 uint64_t ls_store_last_seq(ls_store *s);
 /* Lowest seq still in the outbox, 0 if empty. */
 uint64_t ls_store_first_seq(ls_store *s);
+
+/*
+ * The highest seq that was certainly committed before `cutoff` (wall ms),
+ * judged by the retention marks: prune up to it to keep what is younger.
+ * 0 when nothing is known to be that old.
+ */
+uint64_t ls_store_prunable(ls_store *s, int64_t cutoff);
 
 /* A sink's durable cursor (last delivered seq); 0 if never set. */
 uint64_t ls_store_cursor(ls_store *s, const char *sink);

@@ -25,6 +25,7 @@ enum {
     STORE__OP_EVENT,          /* num = seq, val = line */
     STORE__OP_CURSOR,         /* key = sink, num = seq */
     STORE__OP_PRUNE,          /* num = upto */
+    STORE__OP_MARK,           /* num = seq, val = i64 LE wall ms */
 };
 
 /* One decoded op: views into the batch's arena. */

@@ -2,7 +2,8 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), and the configuration value parsers.
+ * big-integer fallback), the configuration value parsers, the line parser
+ * of `lastseen import` and the UDP heartbeat line parser.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -15,7 +16,9 @@
 
 #include "api/api.h"
 #include "app/config.h"
+#include "app/export.h"
 #include "engine/engine.h"
+#include "in/udp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 5) {
+    switch (data[0] % 7) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -59,6 +62,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         int b;
         (void)ls_parse_bool(s, &b);
+        break;
+    }
+    case 5: {
+        char why[256];
+        ls_store_batch *b = ls_store_batch_new();
+        /* A refused line adds nothing and always says why; an accepted one adds one device. */
+        int rc = b ? ls_import_line(b, p, n, why, sizeof(why)) : 0;
+        if (b && rc < 0 && (ls_store_batch_ops(b) != 0 || !why[0])) abort();
+        if (b && rc == 0 && ls_store_batch_ops(b) != 1) abort();
+        ls_store_batch_free(b);
+        break;
+    }
+    case 6: {
+        /* A UDP heartbeat line: an accepted id is valid and inside the line. */
+        const char *id;
+        size_t len;
+        int64_t ts;
+        ls_udp_reject why;
+        int rc = ls_udp_parse_line(p, n, &id, &len, &ts, &why);
+        if (rc == 0 && (id < p || id + len > p + n || ls_id_check(id, len) || ts < 0)) abort();
+        if (rc < 0 && (unsigned)why >= LS_UDP__REJECTS) abort();
         break;
     }
     }
