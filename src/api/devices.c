@@ -18,6 +18,7 @@
 #include "app/persist.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
+#include "out/mqtt_pub.h"
 #include "out/format.h"
 
 #define BULK_LOCK_ITEMS 4096
@@ -476,6 +477,10 @@ enum MHD_Result ls_api_stats(ls_req *r)
     if (d->mqtt) {
         ls_buf_append(&b, ",\"mqtt\":", 8);
         ls_mqtt_stats_json(d->mqtt, &b);
+    }
+    if (d->mqtt_pub) {
+        ls_buf_append(&b, ",\"mqttPublish\":", 15);
+        ls_mqtt_pub_stats_json(d->mqtt_pub, &b);
     }
     ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);

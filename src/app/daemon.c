@@ -28,6 +28,7 @@
 #include "app/persist.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
+#include "out/mqtt_pub.h"
 
 #define IDLE_WAKE_MS 1000
 
@@ -106,6 +107,9 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_persist_start(d)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
     if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
+    if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
+        (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
+        return rc;
     __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
     ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
@@ -161,6 +165,8 @@ void ls_daemon_stop(ls_daemon *d)
     ls_http_stop(d->http);
     ls_udp_stop(d->udp);
     d->udp = NULL;
+    ls_mqtt_pub_stop(d->mqtt_pub); /* acknowledges what the broker has; the final commit keeps it */
+    d->mqtt_pub = NULL;
     ls_persist_stop(d); /* the committer's last commit hook finds HTTP stopped */
     ls_http_free(d->http);
     d->http = NULL;

@@ -41,6 +41,7 @@ typedef struct ls_daemon {
     struct ls_http *http;
     struct ls_udp *udp;   /* NULL unless udp.listen is set */
     struct ls_mqtt *mqtt; /* MQTT input (src/in/mqtt.c), NULL when off */
+    struct ls_mqtt_pub *mqtt_pub; /* MQTT event publisher (src/out/mqtt_pub.c) */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */

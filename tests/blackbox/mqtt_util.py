@@ -41,12 +41,13 @@ class Broker:
     """One mosquitto process on 127.0.0.1:port (a TLS listener on tls_port
     when tls=(cafile, certfile, keyfile) is given)."""
 
-    def __init__(self, workdir, tls=None, extra=""):
+    def __init__(self, workdir, tls=None, extra="", persistence=False):
         if not os.path.exists(MOSQUITTO):
             raise RuntimeError("mosquitto not found: install the Debian package mosquitto")
         self.workdir = str(workdir)
         self.tls = tls
         self.extra = extra
+        self.persistence = persistence
         self.proc = None
         self.starts = 0
         for _ in range(5):  # a port taken between free_port() and bind: pick another
@@ -60,7 +61,9 @@ class Broker:
         lines = [
             "per_listener_settings false",
             "allow_anonymous true",
-            "persistence false",
+            "persistence %s" % ("true" if self.persistence else "false"),
+            "persistence_location %s/" % self.workdir,
+            "autosave_interval 3600",
             "max_queued_messages 100000",
             "listener %d 127.0.0.1" % self.port,
         ]
@@ -142,6 +145,12 @@ class Broker:
         """A connected paho client with its network loop running; `.close()` it."""
         return Client(self.port, client_id=client_id, clean=clean, protocol=protocol)
 
+    def subscriber(self, topic, client_id="", clean=True):
+        """A client subscribed to `topic` (QoS 1), SUBACK received."""
+        c = Client(self.port, client_id=client_id, clean=clean)
+        c.subscribe(topic)
+        return c
+
 
 class Client:
     """paho-mqtt client on its own thread; collects received messages."""
@@ -155,10 +164,13 @@ class Client:
         self.messages = []
         self.lock = threading.Lock()
         self.connected = threading.Event()
+        self.subscriptions = []
+        self.subacks = 0
         self.c.on_message = self._on_message
-        self.c.on_connect = lambda c, u, f, rc, *a: self.connected.set() if rc == 0 else None
+        self.c.on_connect = self._on_connect
         self.c.on_disconnect = lambda *a: self.connected.clear()
-        self.c.reconnect_delay_set(min_delay=1, max_delay=1)
+        self.c.on_subscribe = self._on_subscribe
+        self.c.reconnect_delay_set(min_delay=0.1, max_delay=0.2)
         if will:
             self.c.will_set(*will)
         self.c.connect("127.0.0.1", port, keepalive=30)
@@ -167,12 +179,33 @@ class Client:
             self.close()
             raise RuntimeError("paho client did not connect to port %d" % port)
 
+    def _on_connect(self, c, u, flags, rc, *a):
+        if rc != 0:
+            return
+        for topic, qos in self.subscriptions:  # again after a reconnect
+            c.subscribe(topic, qos)
+        self.connected.set()
+
+    def _on_subscribe(self, *a):
+        with self.lock:
+            self.subacks += 1
+
     def _on_message(self, c, u, msg):
         with self.lock:
             self.messages.append((msg.topic, msg.payload, msg.retain))
 
-    def subscribe(self, topic, qos=1):
+    def subscribe(self, topic, qos=1, wait=5.0):
+        with self.lock:
+            want = self.subacks + 1
+        self.subscriptions.append((topic, qos))
         self.c.subscribe(topic, qos)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.subacks >= want:
+                    return
+            time.sleep(0.01)
+        raise RuntimeError("no SUBACK for %s" % topic)
 
     def publish(self, topic, payload, qos=1, retain=False):
         info = self.c.publish(topic, payload, qos=qos, retain=retain)

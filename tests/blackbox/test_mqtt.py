@@ -8,6 +8,7 @@ Each test starts its own broker on a free loopback port (mqtt_util.Broker)
 and its own lastseen; both are stopped at teardown.
 """
 
+import json
 import os
 import subprocess
 import threading
@@ -439,3 +440,136 @@ def test_reading_own_events_refused(tmp_path, broker):
     r = subprocess.run(cmd, capture_output=True, timeout=10)
     assert r.returncode != 0
     assert b"would be read back" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------
+# Output: events and retained states published from the outbox
+# --------------------------------------------------------------------------
+
+
+def lines_by_seq(data_dir):
+    """events.jsonl as {seq: the line's JSON}."""
+    return {e["seq"]: e for e in read_events(data_dir)}
+
+
+def got_events(sub, prefix="lastseen/events/"):
+    """{seq: (topic, event)} of the event messages a subscriber received."""
+    out = {}
+    for topic, payload, _ in sub.received():
+        if topic.startswith(prefix):
+            ev = json.loads(payload)
+            out[ev["seq"]] = (topic, ev)
+    return out
+
+
+def test_events_and_retained_states_published(start_daemon, broker):
+    sub = broker.subscriber("lastseen/events/#")
+    try:
+        d = start(start_daemon, broker, topics="devices/{device}/telemetry", timeout="1s")
+        broker.pub("devices/e1/telemetry", "x")
+        c = d.client()
+        assert c.put("/api/v1/devices/a%2Bb%23c%25d%2Fe", json_body={"inactivityTimeout": 60000}).status == 201
+        assert c.post("/api/v1/devices/a%2Bb%23c%25d%2Fe/activity").status == 202
+        wait_events(d.data_dir, "e1", "INACTIVITY_EVENT", 1, 5)
+        assert wait_until(lambda: len(got_events(sub)) >= 4, 5), sub.received()
+        mine = got_events(sub)
+        lines = lines_by_seq(d.data_dir)
+        for seq, (topic, ev) in mine.items():
+            assert ev == lines[seq], (ev, lines[seq])  # the very same JSON as events.jsonl
+        topics = {topic for topic, _ in mine.values()}
+        assert {"lastseen/events/e1", "lastseen/events/a%2Bb%23c%25d/e", "lastseen/events/mqtt"} <= topics, topics
+    finally:
+        sub.close()
+
+    # A late subscriber sees every device's current state at once (retained).
+    late = broker.subscriber("lastseen/state/#")
+    try:
+        assert wait_until(lambda: len(late.received()) >= 2, 5), late.received()
+        states = {t: (json.loads(p), r) for t, p, r in late.received()}
+        e1, retained = states["lastseen/state/e1"]
+        assert retained and e1["id"] == "e1" and e1["active"] is False, states
+        assert e1 == device(d, "e1").body
+        odd, _ = states["lastseen/state/a%2Bb%23c%25d/e"]
+        assert odd["id"] == "a+b#c%d/e" and odd["active"] is True
+        assert "lastseen/state/mqtt" not in states  # SOURCE_* events have no state
+    finally:
+        late.close()
+    st = d.client().stats()
+    sink = [s for s in st["outbox"]["sinks"] if s["name"] == "mqtt"]
+    assert sink and wait_until(lambda: [s for s in d.client().stats()["outbox"]["sinks"]
+                                        if s["name"] == "mqtt"][0]["lag"] == 0, 5), st
+    assert st["mqttPublish"]["skipped"] == 0 and st["mqttPublish"]["connected"] is True, st
+
+
+def test_events_kept_while_broker_down(start_daemon, broker_factory):
+    """Events made while the broker is down are published once it is back:
+    a subscriber with a persistent session receives every one, in order."""
+    b = broker_factory(persistence=True)
+    watcher = b.subscriber("lastseen/events/#", client_id="watcher", clean=False)
+    watcher.close()  # offline now: the broker queues for it
+    d = start(start_daemon, b, topics="devices/{device}/telemetry")
+    b.stop()  # graceful: the broker saves the watcher's session
+    c = d.client()
+    for i in range(20):
+        assert c.post("/api/v1/devices/h%d/activity" % i).status in (200, 202)
+    wait_events(d.data_dir, type_="ACTIVITY_EVENT", count=20, timeout=5)
+    time.sleep(0.3)
+    assert d.client().stats()["mqttPublish"]["connected"] is False
+    b.start()
+    watcher = b.client(client_id="watcher", clean=False)
+    try:
+        want = [e["seq"] for e in read_events(d.data_dir) if e["type"] == "ACTIVITY_EVENT"]
+        assert wait_until(lambda: set(want) <= set(got_events(watcher)), 10), (want, watcher.received())
+        seqs = [json.loads(p)["seq"] for t, p, _ in watcher.received() if t.startswith("lastseen/events/")]
+        assert seqs == sorted(seqs), seqs  # in seq order
+    finally:
+        watcher.close()
+
+
+def test_outbox_survives_lastseen_restart(start_daemon, broker, tmp_path):
+    """Events made while the broker is down and lastseen then stops are
+    published by the next lastseen, from the durable cursor."""
+    data = tmp_path / "data-o"
+    data.mkdir()
+    d = start(start_daemon, broker, topics="devices/{device}/telemetry", data_dir=data)
+    broker.kill()
+    c = d.client()
+    for i in range(5):
+        assert c.post("/api/v1/devices/k%d/activity" % i).status in (200, 202)
+    wait_events(data, type_="ACTIVITY_EVENT", count=5, timeout=5)
+    d.stop_and_check()
+    broker.start()
+    sub = broker.subscriber("lastseen/events/#")
+    try:
+        d = start(start_daemon, broker, topics="devices/{device}/telemetry", data_dir=data)
+        want = {e["seq"] for e in read_events(data) if e["type"] == "ACTIVITY_EVENT"}
+        assert len(want) == 5
+        assert wait_until(lambda: want <= set(got_events(sub)), 10), (want, sub.received())
+    finally:
+        sub.close()
+
+
+def test_publish_interrupted_by_broker_restart(start_daemon, broker_factory):
+    """The broker goes away while thousands of events are in flight: after it
+    is back every event reaches a persistent subscriber (at least once)."""
+    b = broker_factory(persistence=True)
+    watcher = b.subscriber("lastseen/events/#", client_id="watcher2", clean=False)
+    watcher.close()
+    d = start(start_daemon, b, topics="devices/{device}/telemetry")
+    n = 3000
+    r = d.client().post("/api/v1/activity", json_body=["burst-%d" % i for i in range(n)])
+    assert r.status in (200, 202), r
+    assert wait_until(lambda: d.client().stats()["mqttPublish"]["messages"] > 200, 5)
+    b.stop()
+    stats_down = d.client().stats()["mqttPublish"]
+    b.start()
+    watcher = b.client(client_id="watcher2", clean=False)
+    try:
+        want = {e["seq"] for e in read_events(d.data_dir) if e["type"] == "ACTIVITY_EVENT"}
+        assert len(want) == n
+        assert wait_until(lambda: want <= set(got_events(watcher)), 30, 0.1), \
+            (len(want - set(got_events(watcher))), stats_down)
+    finally:
+        watcher.close()
+    assert wait_until(lambda: [s for s in d.client().stats()["outbox"]["sinks"] if s["name"] == "mqtt"][0]["lag"]
+                      == 0, 10)

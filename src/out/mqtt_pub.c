@@ -1,0 +1,354 @@
+/*
+ * mqtt_pub.c - events and device states to MQTT, from the durable outbox.
+ *
+ * A sink of the outbox (persist.h): one thread with its own libmosquitto
+ * client (id mqtt.client_id + "-pub", clean session) reads committed
+ * events in seq order from the store, after the cursor it acknowledged
+ * last, and publishes for each
+ *
+ *   - the event line (the same JSON as events.jsonl) to mqtt.event_topic,
+ *     QoS 1, not retained;
+ *   - the device's state (the event's "state" object) to mqtt.state_topic,
+ *     QoS 1, retained, so that a subscriber to lastseen/state/# gets every
+ *     device's current state at once.  SOURCE_* events have no state.
+ *
+ * Acknowledgement.  Messages in flight sit in a ring in seq order; the
+ * broker's PUBACKs (on_publish) mark them done, and the outbox cursor
+ * advances to just before the oldest message not yet done.  So an event
+ * is acknowledged only once both of its messages are on the broker, and a
+ * broker outage or a lastseen crash loses nothing: libmosquitto resends
+ * what is in flight when it reconnects, and after a restart publishing
+ * resumes after the durable cursor.  At least once, in seq order per
+ * topic; consumers deduplicate by seq.  The outbox keeps every event this
+ * sink has not acknowledged, however long the broker is down.
+ *
+ * Flow.  At most RING messages are in flight.  With nothing in flight the
+ * thread sleeps in ls_persist_wait() (woken by the next commit); otherwise
+ * it runs the client's loop to collect acknowledgements.  A message the
+ * broker can never take (a topic libmosquitto refuses) is logged, counted
+ * and skipped, so one bad id cannot stall the outbox.
+ */
+#include "out/mqtt_pub.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <mosquitto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "app/clock.h"
+#include "app/log.h"
+#include "app/persist.h"
+#include "in/mqtt_client.h"
+#include "in/mqtt_topic.h"
+
+#define MOD "mqtt-pub"
+#define SINK_NAME "mqtt"
+#define RING 1024      /* messages in flight */
+#define READ_MAX 256   /* events read per store transaction */
+#define IDLE_WAIT_MS 200
+#define SEND_MAXIMUM 100
+#define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
+#define LOAD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+
+typedef struct inflight {
+    int mid;
+    int done;
+    uint64_t seq;
+} inflight;
+
+typedef struct pub_stats {
+    uint64_t events, messages, acked_messages, skipped, sessions, sessions_lost;
+} pub_stats;
+
+struct ls_mqtt_pub {
+    ls_daemon *d;
+    const ls_config *cfg;
+    struct mosquitto *m;
+    pthread_t thread;
+    int thread_running;
+    ls_stopper stop;
+    unsigned seed;
+    int sink;
+    uint64_t sent;  /* last seq handed to the client (or skipped) */
+    uint64_t acked; /* last seq acknowledged to the outbox */
+    int connected;  /* reader: written by the thread, read by stats */
+    int refused;
+    inflight ring[RING];
+    size_t head, n; /* oldest entry, entries */
+    ls_buf topic;
+    pub_stats st;
+};
+
+/* ---- the ring ----------------------------------------------------------- */
+
+static void ring_push(ls_mqtt_pub *p, int mid, uint64_t seq)
+{
+    inflight *f = &p->ring[(p->head + p->n++) % RING];
+    f->mid = mid;
+    f->seq = seq;
+    f->done = 0;
+}
+
+static void on_publish_cb(struct mosquitto *m, void *ud, int mid)
+{
+    ls_mqtt_pub *p = ud;
+    (void)m;
+    for (size_t i = 0; i < p->n; i++) {
+        inflight *f = &p->ring[(p->head + i) % RING];
+        if (f->mid == mid && !f->done) {
+            f->done = 1;
+            COUNT(p->st.acked_messages);
+            return;
+        }
+    }
+}
+
+/* Drops the done prefix of the ring and acknowledges what is complete. */
+static void ring_advance(ls_mqtt_pub *p)
+{
+    while (p->n && p->ring[p->head].done) {
+        p->head = (p->head + 1) % RING;
+        p->n--;
+    }
+    uint64_t upto = p->n ? p->ring[p->head].seq - 1 : p->sent;
+    if (upto > p->acked) {
+        p->acked = upto;
+        ls_persist_sink_ack(p->d, p->sink, upto);
+    }
+}
+
+/* ---- publishing --------------------------------------------------------- */
+
+/* Publishes one message; 0 sent, 1 refused for good (skipped), -1 not connected. */
+static int publish(ls_mqtt_pub *p, const char *tmpl, const char *dev, size_t dlen, const void *payload,
+                   size_t plen, int retain, uint64_t seq)
+{
+    ls_buf_reset(&p->topic);
+    if (ls_topic_expand(&p->topic, tmpl, dev, dlen) < 0 || ls_buf_putc(&p->topic, '\0') < 0) return 1;
+    int mid = 0;
+    int rc = mosquitto_publish(p->m, &mid, p->topic.p, (int)plen, payload, 1, retain ? true : false);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        ring_push(p, mid, seq);
+        COUNT(p->st.messages);
+        return 0;
+    }
+    if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_NOMEM || rc == MOSQ_ERR_OVERSIZE_PACKET) {
+        if (rc != MOSQ_ERR_NO_CONN) ls_warn(MOD, "publish to %s: %s; retrying", p->topic.p, mosquitto_strerror(rc));
+        return -1;
+    }
+    ls_error(MOD, "event seq %llu cannot be published to %s: %s; skipped", (unsigned long long)seq, p->topic.p,
+             mosquitto_strerror(rc));
+    COUNT(p->st.skipped);
+    return 1;
+}
+
+static const char *find(const char *s, size_t n, const char *what)
+{
+    size_t wl = strlen(what);
+    for (size_t i = 0; i + wl <= n; i++)
+        if (s[i] == what[0] && memcmp(s + i, what, wl) == 0) return s + i;
+    return NULL;
+}
+
+/*
+ * Publishes one event line (read callback).  The device id is decoded with
+ * jansson; the state is the text of the "state" member, always the last
+ * one of a line written by ls_format_event (an id cannot contain the
+ * unescaped quote that the search needs).  Returns 0, or -1 to stop
+ * reading (no room, or not connected: the event is read again later).
+ */
+static int event_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    ls_mqtt_pub *p = ud;
+    const char *ev_topic = p->cfg->mqtt_event_topic, *st_topic = p->cfg->mqtt_state_topic;
+    if (p->n + 2 > RING || !p->connected) return -1;
+    json_error_t err;
+    json_t *root = json_loadb(line, len, 0, &err);
+    json_t *dv = root ? json_object_get(root, "device") : NULL;
+    if (!json_is_string(dv)) {
+        ls_error(MOD, "event seq %llu in the outbox is not an event line; skipped", (unsigned long long)seq);
+        COUNT(p->st.skipped);
+        json_decref(root);
+        p->sent = seq;
+        return 0;
+    }
+    const char *dev = json_string_value(dv);
+    size_t dlen = json_string_length(dv);
+    const char *state = find(line, len, ",\"state\":{");
+    size_t before = p->n;
+    int rc = 0;
+    if (ev_topic[0]) rc = publish(p, ev_topic, dev, dlen, line, len, 0, seq);
+    if (rc >= 0 && st_topic[0] && state) {
+        state += 9; /* the object, without the line's closing brace */
+        rc = publish(p, st_topic, dev, dlen, state, (size_t)(line + len - 1 - state), 1, seq);
+    }
+    json_decref(root);
+    if (rc < 0) {
+        /* Not connected: forget what this event queued; it is read again. */
+        if (p->n > before) ls_warn(MOD, "event seq %llu half published; it will be sent again", (unsigned long long)seq);
+        return -1;
+    }
+    p->sent = seq;
+    COUNT(p->st.events);
+    return 0;
+}
+
+/* Reads and publishes committed events while there is room. */
+static void fill(ls_mqtt_pub *p, uint64_t committed)
+{
+    while (p->connected && committed > p->sent && p->n + 2 <= RING) {
+        uint64_t before = p->sent;
+        size_t room = (RING - p->n) / 2;
+        int64_t r = ls_store_read_events(p->d->store, p->sent, room < READ_MAX ? room : READ_MAX, event_cb, p);
+        if (r < 0 && p->sent == before && p->connected && p->n + 2 <= RING) {
+            ls_error(MOD, "cannot read the outbox after seq %llu", (unsigned long long)p->sent);
+            return;
+        }
+        if (p->sent == before) return;
+    }
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+static void on_connect_cb(struct mosquitto *m, void *ud, int rc)
+{
+    ls_mqtt_pub *p = ud;
+    (void)m;
+    if (rc != 0) {
+        ls_error(MOD, "broker refused the publisher's connection: %s",
+                 p->cfg->mqtt_protocol == LS_MQTT_V5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
+        p->refused = 1;
+        return;
+    }
+    COUNT(p->st.sessions);
+    ls_info(MOD, "publishing events from seq %llu", (unsigned long long)(p->acked + 1));
+    __atomic_store_n(&p->connected, 1, __ATOMIC_RELAXED);
+}
+
+static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc)
+{
+    ls_mqtt_pub *p = ud;
+    (void)m;
+    if (p->connected && rc != 0) {
+        COUNT(p->st.sessions_lost);
+        ls_warn(MOD, "connection lost (%s); %zu messages in flight will be sent again", mosquitto_strerror(rc),
+                p->n);
+    }
+    __atomic_store_n(&p->connected, 0, __ATOMIC_RELAXED);
+}
+
+static void run_connection(ls_mqtt_pub *p, unsigned *attempt)
+{
+    p->refused = 0;
+    while (!ls_stopper_requested(&p->stop)) {
+        int timeout = 10;
+        if (p->connected && p->n == 0) {
+            uint64_t c = ls_persist_wait(p->d, p->sent, IDLE_WAIT_MS);
+            fill(p, c);
+            timeout = 0;
+        } else if (p->connected) {
+            fill(p, ls_persist_committed(p->d));
+        } else {
+            timeout = 100; /* CONNACK pending */
+        }
+        int rc = mosquitto_loop(p->m, timeout, 1);
+        ring_advance(p);
+        if (p->connected) *attempt = 0;
+        if (rc != MOSQ_ERR_SUCCESS || p->refused) break;
+    }
+}
+
+static void *pub_main(void *arg)
+{
+    ls_mqtt_pub *p = arg;
+    unsigned attempt = 0;
+    char where[300];
+    ls_mqtt_client_where(p->cfg, where, sizeof(where));
+    while (!ls_stopper_requested(&p->stop)) {
+        int rc = ls_mqtt_client_connect(p->m, p->cfg, 0);
+        if (rc == MOSQ_ERR_SUCCESS) run_connection(p, &attempt);
+        else if (attempt == 0)
+            ls_warn(MOD, "cannot connect to %s: %s; retrying", where,
+                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        __atomic_store_n(&p->connected, 0, __ATOMIC_RELAXED);
+        if (ls_stopper_requested(&p->stop)) break;
+        if (ls_stopper_sleep(&p->stop, ls_mqtt_backoff_ms(p->cfg, attempt++, &p->seed))) break;
+    }
+    ring_advance(p);
+    mosquitto_disconnect(p->m);
+    return NULL;
+}
+
+/* ---- start, stop, stats -------------------------------------------------- */
+
+static void destroy(ls_mqtt_pub *p)
+{
+    if (p->m) mosquitto_destroy(p->m);
+    ls_buf_free(&p->topic);
+    ls_stopper_close(&p->stop);
+    free(p);
+    ls_mqtt_lib_cleanup();
+}
+
+int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
+{
+    int rc;
+    char id[160];
+    ls_mqtt_pub *p = calloc(1, sizeof(*p));
+    if (!p) return -ENOMEM;
+    p->d = d;
+    p->cfg = &d->cfg;
+    ls_stopper_init(&p->stop);
+    ls_buf_init(&p->topic, 8192);
+    if (ls_mqtt_lib_init() < 0) {
+        ls_buf_free(&p->topic);
+        ls_stopper_close(&p->stop);
+        free(p);
+        return -EIO;
+    }
+    snprintf(id, sizeof(id), "%s%s", d->cfg.mqtt_client_id, d->cfg.mqtt_client_id[0] ? "-pub" : "");
+    if ((rc = ls_mqtt_client_new(&p->m, &d->cfg, id, 0, p)) < 0) {
+        destroy(p);
+        return rc;
+    }
+    mosquitto_int_option(p->m, MOSQ_OPT_SEND_MAXIMUM, SEND_MAXIMUM);
+    mosquitto_connect_callback_set(p->m, on_connect_cb);
+    mosquitto_disconnect_callback_set(p->m, on_disconnect_cb);
+    mosquitto_publish_callback_set(p->m, on_publish_cb);
+    if (getrandom(&p->seed, sizeof(p->seed), GRND_NONBLOCK) != sizeof(p->seed))
+        p->seed = (unsigned)ls_clock_mono_ns();
+    if ((p->sink = ls_persist_sink_open(d, SINK_NAME, &p->acked)) < 0) {
+        rc = p->sink;
+        destroy(p);
+        return rc;
+    }
+    p->sent = p->acked;
+    if ((rc = pthread_create(&p->thread, NULL, pub_main, p)) != 0) {
+        destroy(p);
+        return -rc;
+    }
+    p->thread_running = 1;
+    *out = p;
+    return 0;
+}
+
+void ls_mqtt_pub_stop(ls_mqtt_pub *p)
+{
+    if (!p) return;
+    ls_stopper_request(&p->stop);
+    if (p->thread_running) pthread_join(p->thread, NULL);
+    destroy(p);
+}
+
+void ls_mqtt_pub_stats_json(ls_mqtt_pub *p, ls_buf *b)
+{
+    ls_buf_printf(b,
+                  "{\"connected\":%s,\"sessions\":%llu,\"sessionsLost\":%llu,\"events\":%llu,"
+                  "\"messages\":%llu,\"ackedMessages\":%llu,\"skipped\":%llu}",
+                  __atomic_load_n(&p->connected, __ATOMIC_RELAXED) ? "true" : "false",
+                  (unsigned long long)LOAD(p->st.sessions), (unsigned long long)LOAD(p->st.sessions_lost),
+                  (unsigned long long)LOAD(p->st.events), (unsigned long long)LOAD(p->st.messages),
+                  (unsigned long long)LOAD(p->st.acked_messages), (unsigned long long)LOAD(p->st.skipped));
+}
