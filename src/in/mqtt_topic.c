@@ -87,7 +87,7 @@ int ls_topic_pattern_parse(ls_topic_pattern *p, const char *s, size_t n, const c
             p->nlevels++;
         }
         /* The subscription: the same text with {device} as '+'. */
-        if (fl) p->filter[fl++] = '/';
+        if (start) p->filter[fl++] = '/';
         if (ll == PLACEHOLDER_LEN && memcmp(lv, PLACEHOLDER, PLACEHOLDER_LEN) == 0) {
             p->filter[fl++] = '+';
         } else {

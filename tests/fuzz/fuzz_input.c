@@ -3,7 +3,9 @@
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
  * big-integer fallback), the configuration value parsers, the line parser
- * of `lastseen import` and the UDP heartbeat line parser.
+ * of `lastseen import`, the UDP heartbeat line parser, MQTT topic patterns
+ * (parse, then match the input against a fixed pattern and against itself)
+ * and Sparkplug B messages (topic and protobuf payload).
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -18,9 +20,26 @@
 #include "app/config.h"
 #include "app/export.h"
 #include "engine/engine.h"
+#include "in/mqtt_topic.h"
+#include "in/sparkplug.h"
 #include "in/udp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void sp_cb(void *ud, ls_sp_op op, const char *id, size_t len, int retained)
+{
+    (void)ud;
+    (void)retained;
+    if ((unsigned)op > LS_SP_OFFLINE || len == 0 || len > 1024 || memchr(id, '\0', len)) abort();
+}
+
+/* A match's device level lies inside the topic and holds no '/'. */
+static void match_check(const ls_topic_pattern *pat, const char *t, size_t n)
+{
+    const char *dev;
+    size_t dl;
+    if (ls_topic_match(pat, t, n, &dev, &dl) && (dev < t || dev + dl > t + n || memchr(dev, '/', dl))) abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 7) {
+    switch (data[0] % 9) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -83,6 +102,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = ls_udp_parse_line(p, n, &id, &len, &ts, &why);
         if (rc == 0 && (id < p || id + len > p + n || ls_id_check(id, len) || ts < 0)) abort();
         if (rc < 0 && (unsigned)why >= LS_UDP__REJECTS) abort();
+        break;
+    }
+    case 7: {
+        static ls_topic_pattern fixed, own;
+        const char *why;
+        if (!fixed.nlevels) ls_topic_pattern_parse(&fixed, "sensors/+/{device}/#", 20, &why);
+        match_check(&fixed, p, n);
+        if (ls_topic_pattern_parse(&own, p, n, &why) == 0) {
+            if (own.device < 0 || strlen(own.filter) > n) abort();
+            match_check(&own, p, n);
+        }
+        ls_buf b;
+        ls_buf_init(&b, 1 << 16);
+        if (ls_topic_expand(&b, "x/{device}", p, n) == 0 && (memchr(b.p, '+', b.len) || memchr(b.p, '#', b.len)))
+            abort();
+        ls_buf_free(&b);
+        break;
+    }
+    case 8: {
+        /* A topic line, then the payload. */
+        static ls_sparkplug *sp;
+        if (!sp && ls_sparkplug_new(&sp) < 0) break;
+        const char *nl = memchr(p, '\n', n);
+        size_t tl = nl ? (size_t)(nl - p) : n;
+        char topic[256];
+        int k = snprintf(topic, sizeof(topic), "spBv1.0/%.*s", (int)(tl < 200 ? tl : 200), p);
+        if (memchr(topic, '\0', (size_t)k)) break;
+        const char *pl = nl ? nl + 1 : p + n;
+        ls_sparkplug_message(sp, topic, (size_t)k, pl, (size_t)(p + n - pl), 0, sp_cb, NULL);
         break;
     }
     }
