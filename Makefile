@@ -40,10 +40,10 @@ blackbox: build
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LASTSEEN_BIN=$(CURDIR)/$(ASAN_BUILD)/lastseen $(PYTHON) -m pytest -q tests/blackbox
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp LASTSEEN_BIN=$(CURDIR)/$(ASAN_BUILD)/lastseen $(PYTHON) -m pytest -q tests/blackbox
 
 bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000

@@ -158,14 +158,19 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]\n");
+    fprintf(stderr, "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]\n"
+                    "       lastseen-bench mqtt-pub --port P [--devices D] [--messages N] [--qos Q] [--rate R]\n"
+                    "                               [--window W] [--size B] [--prefix P]\n");
 }
+
+int bench_mqtt_pub(int argc, char **argv); /* bench/mqtt_pub.c */
 
 int main(int argc, char **argv)
 {
     uint64_t n = 1000000, m = 20000000;
     int64_t timeout = 600000;
     int single = 0;
+    if (argc >= 2 && !strcmp(argv[1], "mqtt-pub")) return bench_mqtt_pub(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "engine")) {
         usage();
         return 2;

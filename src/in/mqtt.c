@@ -66,6 +66,7 @@
 #define ARENA_BYTES (64 * 1024)
 #define BATCH_MAX_AGE_MS 5
 #define LOOP_IDLE_MS 200
+#define DRAIN_MAX 256 /* packets read in a row before the loop looks at keepalive again */
 #define TOPIC_MAX 4096            /* longer topics are counted and skipped */
 #define PAYLOAD_TS_MAX (1u << 20) /* JSON payloads parsed for payload_ts */
 #define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
@@ -455,6 +456,13 @@ static int run_connection(ls_mqtt *q)
     while (!ls_stopper_requested(&q->stop)) {
         uint64_t before = q->nrecv;
         int rc = mosquitto_loop(q->m, q->nops ? 0 : LOOP_IDLE_MS, 1);
+        /* mosquitto_loop() reads one packet per call, after a select(2).
+         * While packets keep coming, read them without the select. */
+        for (int k = 0; rc == MOSQ_ERR_SUCCESS && k < DRAIN_MAX && q->nrecv != before; k++) {
+            uint64_t n0 = q->nrecv;
+            rc = mosquitto_loop_read(q->m, 1);
+            if (q->nrecv == n0) break;
+        }
         if (q->nops && (q->nrecv == before || mono_ms() - q->batch_since >= BATCH_MAX_AGE_MS)) flush(q);
         if (q->state == ST_UP) was_up = 1;
         if (q->state == ST_SYNCING && mono_ms() >= q->sync_deadline) {
