@@ -51,14 +51,22 @@ int bench_mqtt_pub(int argc, char **argv)
     const char *prefix = "bench/";
     for (int i = 1; i + 1 < argc; i += 2) {
         unsigned long long v = strtoull(argv[i + 1], NULL, 10);
-        if (!strcmp(argv[i], "--port")) port = (int)v;
-        else if (!strcmp(argv[i], "--qos")) qos = (int)v;
-        else if (!strcmp(argv[i], "--devices")) devices = v;
-        else if (!strcmp(argv[i], "--messages")) messages = v;
-        else if (!strcmp(argv[i], "--rate")) rate = v;
-        else if (!strcmp(argv[i], "--window")) window = v;
-        else if (!strcmp(argv[i], "--size")) size = v;
-        else if (!strcmp(argv[i], "--prefix")) prefix = argv[i + 1];
+        if (!strcmp(argv[i], "--port"))
+            port = (int)v;
+        else if (!strcmp(argv[i], "--qos"))
+            qos = (int)v;
+        else if (!strcmp(argv[i], "--devices"))
+            devices = v;
+        else if (!strcmp(argv[i], "--messages"))
+            messages = v;
+        else if (!strcmp(argv[i], "--rate"))
+            rate = v;
+        else if (!strcmp(argv[i], "--window"))
+            window = v;
+        else if (!strcmp(argv[i], "--size"))
+            size = v;
+        else if (!strcmp(argv[i], "--prefix"))
+            prefix = argv[i + 1];
         else {
             fprintf(stderr, "mqtt-pub: unknown option %s\n", argv[i]);
             return 2;
@@ -97,7 +105,8 @@ int bench_mqtt_pub(int argc, char **argv)
             if (mosquitto_loop(m, 10, 1) != MOSQ_ERR_SUCCESS) break;
             continue;
         }
-        snprintf(topic, sizeof(topic), "%sdev-%06llu/t", prefix, (unsigned long long)(sent % devices));
+        snprintf(topic, sizeof(topic), "%sdev-%06llu/t", prefix,
+                 (unsigned long long)(sent % devices));
         int rc = mosquitto_publish(m, NULL, topic, (int)size, payload, qos, false);
         if (rc != MOSQ_ERR_SUCCESS) {
             fprintf(stderr, "mqtt-pub: publish: %s\n", mosquitto_strerror(rc));
@@ -110,7 +119,8 @@ int bench_mqtt_pub(int argc, char **argv)
     while (mosquitto_want_write(m) || (qos > 0 && st.acked < sent))
         if (mosquitto_loop(m, 10, 1) != MOSQ_ERR_SUCCESS) break;
     double t = now_s() - t0;
-    printf("{\"sent\":%llu,\"seconds\":%.3f,\"rate\":%.0f}\n", (unsigned long long)sent, t, (double)sent / t);
+    printf("{\"sent\":%llu,\"seconds\":%.3f,\"rate\":%.0f}\n", (unsigned long long)sent, t,
+           (double)sent / t);
     mosquitto_disconnect(m);
     mosquitto_destroy(m);
     mosquitto_lib_cleanup();

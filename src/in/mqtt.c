@@ -66,8 +66,8 @@
 #define ARENA_BYTES (64 * 1024)
 #define BATCH_MAX_AGE_MS 5
 #define LOOP_IDLE_MS 200
-#define DRAIN_MAX 256 /* packets read in a row before the loop looks at keepalive again */
-#define TOPIC_MAX 4096            /* longer topics are counted and skipped */
+#define DRAIN_MAX 256  /* packets read in a row before the loop looks at keepalive again */
+#define TOPIC_MAX 4096 /* longer topics are counted and skipped */
 #define PAYLOAD_TS_MAX (1u << 20) /* JSON payloads parsed for payload_ts */
 #define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
 #define LOAD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
@@ -109,10 +109,10 @@ struct ls_mqtt {
     char nonce[64];
     size_t nonce_len;
 
-    int state;       /* ST_*; written by the thread, read by stats */
-    int refused;     /* the broker refused the connection or a subscription */
+    int state;                           /* ST_*; written by the thread, read by stats */
+    int refused;                         /* the broker refused the connection or a subscription */
     int64_t sync_started, sync_deadline; /* mono ms */
-    uint64_t nrecv;  /* messages seen (thread-local copy) */
+    uint64_t nrecv;                      /* messages seen (thread-local copy) */
 
     op ops[BATCH_OPS];
     size_t nops, used;
@@ -137,9 +137,12 @@ static void set_state(ls_mqtt *q, int s)
 
 static void count_rc(ls_mqtt *q, int rc)
 {
-    if (rc == LS_EBADID) COUNT(q->st.bad_ids);
-    else if (rc == LS_EFULL || rc == LS_ENOMEM) COUNT(q->st.rejected);
-    else if (rc < 0) COUNT(q->st.bad_ts);
+    if (rc == LS_EBADID)
+        COUNT(q->st.bad_ids);
+    else if (rc == LS_EFULL || rc == LS_ENOMEM)
+        COUNT(q->st.rejected);
+    else if (rc < 0)
+        COUNT(q->st.bad_ts);
 }
 
 static void apply_activities(ls_mqtt *q, size_t n, ls_now now)
@@ -147,8 +150,10 @@ static void apply_activities(ls_mqtt *q, size_t n, ls_now now)
     if (n == 0) return;
     ls_engine_activity_batch(q->d->engine, q->acts, n, now, q->rcs);
     for (size_t i = 0; i < n; i++)
-        if (q->rcs[i] < 0) count_rc(q, q->rcs[i]);
-        else COUNT(q->st.activities);
+        if (q->rcs[i] < 0)
+            count_rc(q, q->rcs[i]);
+        else
+            COUNT(q->st.activities);
 }
 
 /* A presence operation: sessions are a state here, see the top comment. */
@@ -163,7 +168,8 @@ static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
     }
     if (o->kind == OP_ONLINE) {
         if (!dev || dev->sessions == 0) {
-            if ((rc = ls_engine_connect_src(e, id, o->len, q->source, now)) == 0) COUNT(q->st.connects);
+            if ((rc = ls_engine_connect_src(e, id, o->len, q->source, now)) == 0)
+                COUNT(q->st.connects);
         } else if (!o->retained) {
             ls_activity a = {.id = id, .len = o->len, .source = (uint8_t)q->source};
             rc = 0;
@@ -185,8 +191,8 @@ static void flush_locked(ls_mqtt *q)
     for (size_t i = 0; i < q->nops; i++) {
         const op *o = &q->ops[i];
         if (o->kind == OP_ACTIVITY) {
-            q->acts[run++] = (ls_activity){.id = q->arena + o->off, .len = o->len,
-                                           .source = (uint8_t)q->source, .ts = o->ts};
+            q->acts[run++] = (ls_activity){
+                .id = q->arena + o->off, .len = o->len, .source = (uint8_t)q->source, .ts = o->ts};
             continue;
         }
         apply_activities(q, run, now);
@@ -265,12 +271,14 @@ static int64_t payload_ts(const ls_mqtt *q, const char *p, size_t n)
     if (!root) return -1;
     json_t *v = json_object_get(root, q->cfg->mqtt_payload_ts);
     int64_t ts = 0;
-    if (v) ts = json_is_integer(v) && json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : -1;
+    if (v)
+        ts = json_is_integer(v) && json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : -1;
     json_decref(root);
     return ts;
 }
 
-static void data_message(ls_mqtt *q, const char *dev, size_t len, const struct mosquitto_message *msg)
+static void data_message(ls_mqtt *q, const char *dev, size_t len,
+                         const struct mosquitto_message *msg)
 {
     int64_t ts = 0;
     if (q->cfg->mqtt_payload_ts[0] && msg->payloadlen > 0 &&
@@ -297,19 +305,25 @@ static int payload_is(const struct mosquitto_message *msg, const char *word)
     return n == wl && memcmp(p, word, n) == 0;
 }
 
-static void status_message(ls_mqtt *q, const char *dev, size_t len, const struct mosquitto_message *msg)
+static void status_message(ls_mqtt *q, const char *dev, size_t len,
+                           const struct mosquitto_message *msg)
 {
-    if (payload_is(msg, q->cfg->mqtt_online_payload)) push(q, OP_ONLINE, dev, len, 0, msg->retain);
-    else if (payload_is(msg, q->cfg->mqtt_offline_payload)) push(q, OP_OFFLINE, dev, len, 0, msg->retain);
-    else data_message(q, dev, len, msg); /* anything else the device says is activity */
+    if (payload_is(msg, q->cfg->mqtt_online_payload))
+        push(q, OP_ONLINE, dev, len, 0, msg->retain);
+    else if (payload_is(msg, q->cfg->mqtt_offline_payload))
+        push(q, OP_OFFLINE, dev, len, 0, msg->retain);
+    else
+        data_message(q, dev, len, msg); /* anything else the device says is activity */
 }
 
 static void sp_op_cb(void *ud, ls_sp_op what, const char *id, size_t len, int retained)
 {
     ls_mqtt *q = ud;
     if (what == LS_SP_ACTIVITY) {
-        if (retained) COUNT(q->st.retained_skipped);
-        else push(q, OP_ACTIVITY, id, len, 0, 0);
+        if (retained)
+            COUNT(q->st.retained_skipped);
+        else
+            push(q, OP_ACTIVITY, id, len, 0, 0);
     } else {
         push(q, what == LS_SP_ONLINE ? OP_ONLINE : OP_OFFLINE, id, len, 0, retained);
     }
@@ -349,8 +363,9 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
         }
     }
     if (q->sp && tl > LS_SP_PREFIX_LEN && memcmp(t, LS_SP_PREFIX, LS_SP_PREFIX_LEN) == 0) {
-        ls_sparkplug_message(q->sp, t, tl, msg->payload, msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
-                             msg->retain, sp_op_cb, q);
+        ls_sparkplug_message(q->sp, t, tl, msg->payload,
+                             msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retain,
+                             sp_op_cb, q);
         return;
     }
     if (q->status && ls_topic_match(q->status, t, tl, &dev, &dl)) {
@@ -370,7 +385,8 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
 
 static const char *reason(const ls_mqtt *q, int rc)
 {
-    return q->cfg->mqtt_protocol == LS_MQTT_V5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc);
+    return q->cfg->mqtt_protocol == LS_MQTT_V5 ? mosquitto_reason_string(rc)
+                                               : mosquitto_connack_string(rc);
 }
 
 static void start_sync(ls_mqtt *q)
@@ -381,16 +397,16 @@ static void start_sync(ls_mqtt *q)
     }
     unsigned char r[8];
     if (getrandom(r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) memset(r, 0, sizeof(r));
-    q->nonce_len = (size_t)snprintf(q->nonce, sizeof(q->nonce), "%d-%llu-%02x%02x%02x%02x%02x%02x%02x%02x",
-                                    (int)getpid(), (unsigned long long)LOAD(q->st.sessions), r[0], r[1], r[2],
-                                    r[3], r[4], r[5], r[6], r[7]);
+    q->nonce_len = (size_t)snprintf(
+        q->nonce, sizeof(q->nonce), "%d-%llu-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(),
+        (unsigned long long)LOAD(q->st.sessions), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
     q->sync_started = mono_ms();
     q->sync_deadline = q->sync_started + q->cfg->mqtt_sync_timeout;
     set_state(q, ST_SYNCING);
     int rc = mosquitto_publish(q->m, NULL, q->sync_topic.p, (int)q->nonce_len, q->nonce, 1, false);
     if (rc != MOSQ_ERR_SUCCESS) {
-        ls_warn(MOD, "cannot publish the sync marker to %s: %s; source %s up without it", q->sync_topic.p,
-                mosquitto_strerror(rc), SOURCE_NAME);
+        ls_warn(MOD, "cannot publish the sync marker to %s: %s; source %s up without it",
+                q->sync_topic.p, mosquitto_strerror(rc), SOURCE_NAME);
         source_up(q);
     }
 }
@@ -400,8 +416,8 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc)
     ls_mqtt *q = ud;
     char where[300];
     if (rc != 0) {
-        ls_error(MOD, "broker %s refused the connection: %s", ls_mqtt_client_where(q->cfg, where, sizeof(where)),
-                 reason(q, rc));
+        ls_error(MOD, "broker %s refused the connection: %s",
+                 ls_mqtt_client_where(q->cfg, where, sizeof(where)), reason(q, rc));
         q->refused = 1;
         return;
     }
@@ -409,7 +425,8 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc)
     ls_info(MOD, "connected to %s as \"%s\"; subscribing to %d topic filters",
             ls_mqtt_client_where(q->cfg, where, sizeof(where)), q->cfg->mqtt_client_id, q->nsubs);
     set_state(q, ST_SUBSCRIBING);
-    rc = mosquitto_subscribe_multiple(m, &q->sub_mid, q->nsubs, q->subs, (int)q->cfg->mqtt_qos, 0, NULL);
+    rc = mosquitto_subscribe_multiple(m, &q->sub_mid, q->nsubs, q->subs, (int)q->cfg->mqtt_qos, 0,
+                                      NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
         ls_error(MOD, "subscribe: %s", mosquitto_strerror(rc));
         q->refused = 1;
@@ -424,7 +441,8 @@ static void on_subscribe_cb(struct mosquitto *m, void *ud, int mid, int count, c
     if (mid != q->sub_mid) return;
     for (int i = 0; i < count && i < q->nsubs; i++) {
         if (granted[i] < 0x80) continue;
-        ls_error(MOD, "the broker refused the subscription to %s (reason 0x%02x)", q->subs[i], granted[i]);
+        ls_error(MOD, "the broker refused the subscription to %s (reason 0x%02x)", q->subs[i],
+                 granted[i]);
         if (q->sync_topic.len && strcmp(q->subs[i], q->sync_topic.p) == 0) sync_ok = 0;
     }
     if (!sync_ok) {
@@ -463,12 +481,15 @@ static int run_connection(ls_mqtt *q)
             rc = mosquitto_loop_read(q->m, 1);
             if (q->nrecv == n0) break;
         }
-        if (q->nops && (q->nrecv == before || mono_ms() - q->batch_since >= BATCH_MAX_AGE_MS)) flush(q);
+        if (q->nops && (q->nrecv == before || mono_ms() - q->batch_since >= BATCH_MAX_AGE_MS))
+            flush(q);
         if (q->state == ST_UP) was_up = 1;
         if (q->state == ST_SYNCING && mono_ms() >= q->sync_deadline) {
             COUNT(q->st.sync_timeouts);
-            ls_warn(MOD, "no sync marker on %s after %lld ms (is publishing there allowed?): source %s up",
-                    q->sync_topic.p, (long long)q->cfg->mqtt_sync_timeout, SOURCE_NAME);
+            ls_warn(
+                MOD,
+                "no sync marker on %s after %lld ms (is publishing there allowed?): source %s up",
+                q->sync_topic.p, (long long)q->cfg->mqtt_sync_timeout, SOURCE_NAME);
             source_up(q);
         }
         if (rc != MOSQ_ERR_SUCCESS || q->refused) break;
@@ -520,7 +541,9 @@ static int check_loop(ls_mqtt *q, const char *tmpl, const char *key)
         bad = ls_topic_match(&q->topics.v[i], t.p, t.len, &dev, &dl);
     if (q->status && !bad) bad = ls_topic_match(q->status, t.p, t.len, &dev, &dl);
     ls_buf_free(&t);
-    if (bad) ls_error(MOD, "mqtt.%s = %s would be read back as device activity; give it a fixed prefix", key, tmpl);
+    if (bad)
+        ls_error(MOD, "mqtt.%s = %s would be read back as device activity; give it a fixed prefix",
+                 key, tmpl);
     return bad ? -EINVAL : 0;
 }
 
@@ -530,7 +553,9 @@ static int setup(ls_mqtt *q)
     const char *why = NULL;
     int rc;
     if (!c->mqtt_clean_session && !c->mqtt_client_id[0]) {
-        ls_error(MOD, "mqtt.client_id must be set for a persistent session (mqtt.clean_session = false)");
+        ls_error(
+            MOD,
+            "mqtt.client_id must be set for a persistent session (mqtt.clean_session = false)");
         return -EINVAL;
     }
     if ((rc = ls_topic_list_parse(&q->topics, c->mqtt_topics, strlen(c->mqtt_topics), &why)) < 0) {
@@ -539,19 +564,20 @@ static int setup(ls_mqtt *q)
     }
     if (c->mqtt_status_topic[0]) {
         if (!(q->status = malloc(sizeof(*q->status)))) return -ENOMEM;
-        if ((rc = ls_topic_pattern_parse(q->status, c->mqtt_status_topic, strlen(c->mqtt_status_topic), &why)) <
-            0) {
+        if ((rc = ls_topic_pattern_parse(q->status, c->mqtt_status_topic,
+                                         strlen(c->mqtt_status_topic), &why)) < 0) {
             ls_error(MOD, "mqtt.status_topic = %s: %s", c->mqtt_status_topic, why);
             return rc;
         }
     }
     if (c->mqtt_sparkplug && ls_sparkplug_new(&q->sp) < 0) return -ENOMEM;
     if (q->topics.n == 0 && !q->status && !q->sp)
-        ls_warn(MOD, "mqtt.host is set but no mqtt.topics, mqtt.status_topic or mqtt.sparkplug: nothing to read");
-    snprintf(q->own[0], sizeof(q->own[0]), "%.*s", (int)ls_topic_template_prefix(c->mqtt_event_topic),
-             c->mqtt_event_topic);
-    snprintf(q->own[1], sizeof(q->own[1]), "%.*s", (int)ls_topic_template_prefix(c->mqtt_state_topic),
-             c->mqtt_state_topic);
+        ls_warn(MOD, "mqtt.host is set but no mqtt.topics, mqtt.status_topic or mqtt.sparkplug: "
+                     "nothing to read");
+    snprintf(q->own[0], sizeof(q->own[0]), "%.*s",
+             (int)ls_topic_template_prefix(c->mqtt_event_topic), c->mqtt_event_topic);
+    snprintf(q->own[1], sizeof(q->own[1]), "%.*s",
+             (int)ls_topic_template_prefix(c->mqtt_state_topic), c->mqtt_state_topic);
     if ((rc = check_loop(q, c->mqtt_event_topic, "event_topic")) < 0 ||
         (rc = check_loop(q, c->mqtt_state_topic, "state_topic")) < 0)
         return rc;
@@ -571,7 +597,8 @@ static int setup(ls_mqtt *q)
     for (int i = 0; i < q->nsubs; i++)
         if (!q->subs[i]) return -ENOMEM;
 
-    if ((rc = ls_mqtt_client_new(&q->m, c, c->mqtt_client_id, !c->mqtt_clean_session, q)) < 0) return rc;
+    if ((rc = ls_mqtt_client_new(&q->m, c, c->mqtt_client_id, !c->mqtt_clean_session, q)) < 0)
+        return rc;
     mosquitto_connect_callback_set(q->m, on_connect_cb);
     mosquitto_subscribe_callback_set(q->m, on_subscribe_cb);
     mosquitto_message_callback_set(q->m, on_message_cb);
@@ -643,24 +670,27 @@ void ls_mqtt_stats_json(ls_mqtt *q, ls_buf *b)
     ls_sparkplug_stats sp = {0};
     if (q->sp) ls_sparkplug_get_stats(q->sp, &sp);
     int s = __atomic_load_n(&q->state, __ATOMIC_RELAXED);
-    ls_buf_printf(b,
-                  "{\"state\":\"%s\",\"sessions\":%llu,\"sessionsLost\":%llu,\"received\":%llu,"
-                  "\"activities\":%llu,\"connects\":%llu,\"disconnects\":%llu,\"retainedSkipped\":%llu,"
-                  "\"unmatched\":%llu,\"badIds\":%llu,\"badTimestamps\":%llu,\"topicTooLong\":%llu,"
-                  "\"ownTopics\":%llu,\"rejected\":%llu,\"syncTimeouts\":%llu,\"batches\":%llu,",
-                  state_names[s], (unsigned long long)LOAD(q->st.sessions),
-                  (unsigned long long)LOAD(q->st.sessions_lost), (unsigned long long)LOAD(q->st.received),
-                  (unsigned long long)LOAD(q->st.activities), (unsigned long long)LOAD(q->st.connects),
-                  (unsigned long long)LOAD(q->st.disconnects), (unsigned long long)LOAD(q->st.retained_skipped),
-                  (unsigned long long)LOAD(q->st.unmatched), (unsigned long long)LOAD(q->st.bad_ids),
-                  (unsigned long long)LOAD(q->st.bad_ts), (unsigned long long)LOAD(q->st.too_long),
-                  (unsigned long long)LOAD(q->st.own_topics), (unsigned long long)LOAD(q->st.rejected),
-                  (unsigned long long)LOAD(q->st.sync_timeouts), (unsigned long long)LOAD(q->st.batches));
-    ls_buf_printf(b,
-                  "\"sparkplug\":{\"births\":%llu,\"deaths\":%llu,\"staleDeaths\":%llu,\"badPayloads\":%llu,"
-                  "\"badTopics\":%llu,\"ignored\":%llu,\"untracked\":%llu}}",
-                  (unsigned long long)sp.births, (unsigned long long)sp.deaths,
-                  (unsigned long long)sp.stale_deaths, (unsigned long long)sp.bad_payloads,
-                  (unsigned long long)sp.bad_topics, (unsigned long long)sp.ignored,
-                  (unsigned long long)sp.untracked);
+    ls_buf_printf(
+        b,
+        "{\"state\":\"%s\",\"sessions\":%llu,\"sessionsLost\":%llu,\"received\":%llu,"
+        "\"activities\":%llu,\"connects\":%llu,\"disconnects\":%llu,\"retainedSkipped\":%llu,"
+        "\"unmatched\":%llu,\"badIds\":%llu,\"badTimestamps\":%llu,\"topicTooLong\":%llu,"
+        "\"ownTopics\":%llu,\"rejected\":%llu,\"syncTimeouts\":%llu,\"batches\":%llu,",
+        state_names[s], (unsigned long long)LOAD(q->st.sessions),
+        (unsigned long long)LOAD(q->st.sessions_lost), (unsigned long long)LOAD(q->st.received),
+        (unsigned long long)LOAD(q->st.activities), (unsigned long long)LOAD(q->st.connects),
+        (unsigned long long)LOAD(q->st.disconnects),
+        (unsigned long long)LOAD(q->st.retained_skipped), (unsigned long long)LOAD(q->st.unmatched),
+        (unsigned long long)LOAD(q->st.bad_ids), (unsigned long long)LOAD(q->st.bad_ts),
+        (unsigned long long)LOAD(q->st.too_long), (unsigned long long)LOAD(q->st.own_topics),
+        (unsigned long long)LOAD(q->st.rejected), (unsigned long long)LOAD(q->st.sync_timeouts),
+        (unsigned long long)LOAD(q->st.batches));
+    ls_buf_printf(
+        b,
+        "\"sparkplug\":{\"births\":%llu,\"deaths\":%llu,\"staleDeaths\":%llu,\"badPayloads\":%llu,"
+        "\"badTopics\":%llu,\"ignored\":%llu,\"untracked\":%llu}}",
+        (unsigned long long)sp.births, (unsigned long long)sp.deaths,
+        (unsigned long long)sp.stale_deaths, (unsigned long long)sp.bad_payloads,
+        (unsigned long long)sp.bad_topics, (unsigned long long)sp.ignored,
+        (unsigned long long)sp.untracked);
 }

@@ -53,40 +53,47 @@ const char *ls_mqtt_client_where(const ls_config *cfg, char *buf, size_t len)
     return buf;
 }
 
-int ls_mqtt_client_new(struct mosquitto **out, const ls_config *cfg, const char *client_id, int persistent,
-                       void *ud)
+int ls_mqtt_client_new(struct mosquitto **out, const ls_config *cfg, const char *client_id,
+                       int persistent, void *ud)
 {
     int rc;
     struct mosquitto *m = mosquitto_new(client_id[0] ? client_id : NULL, !persistent, ud);
     if (!m) {
-        ls_error(MOD, "cannot create an MQTT client with id \"%s\": %s", client_id, strerror(errno));
+        ls_error(MOD, "cannot create an MQTT client with id \"%s\": %s", client_id,
+                 strerror(errno));
         return -EINVAL;
     }
     int version = cfg->mqtt_protocol == LS_MQTT_V5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
     mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, version);
     mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
-    if (version == MQTT_PROTOCOL_V5) mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, RECEIVE_MAXIMUM);
+    if (version == MQTT_PROTOCOL_V5)
+        mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, RECEIVE_MAXIMUM);
     if (cfg->mqtt_username[0] &&
         (rc = mosquitto_username_pw_set(m, cfg->mqtt_username,
-                                        cfg->mqtt_password[0] ? cfg->mqtt_password : NULL)) != MOSQ_ERR_SUCCESS) {
+                                        cfg->mqtt_password[0] ? cfg->mqtt_password : NULL)) !=
+            MOSQ_ERR_SUCCESS) {
         ls_error(MOD, "mqtt.username: %s", mosquitto_strerror(rc));
         mosquitto_destroy(m);
         return -EINVAL;
     }
     if (cfg->mqtt_cafile[0]) {
-        rc = mosquitto_tls_set(m, cfg->mqtt_cafile, NULL, cfg->mqtt_certfile[0] ? cfg->mqtt_certfile : NULL,
+        rc = mosquitto_tls_set(m, cfg->mqtt_cafile, NULL,
+                               cfg->mqtt_certfile[0] ? cfg->mqtt_certfile : NULL,
                                cfg->mqtt_keyfile[0] ? cfg->mqtt_keyfile : NULL, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
             ls_error(MOD, "TLS setup (mqtt.cafile %s, mqtt.certfile %s, mqtt.keyfile %s): %s%s",
                      cfg->mqtt_cafile, cfg->mqtt_certfile[0] ? cfg->mqtt_certfile : "-",
                      cfg->mqtt_keyfile[0] ? cfg->mqtt_keyfile : "-", mosquitto_strerror(rc),
-                     rc == MOSQ_ERR_INVAL ? " (a file missing or unreadable, or certfile without keyfile)" : "");
+                     rc == MOSQ_ERR_INVAL
+                         ? " (a file missing or unreadable, or certfile without keyfile)"
+                         : "");
             mosquitto_destroy(m);
             return -EINVAL;
         }
         mosquitto_tls_insecure_set(m, cfg->mqtt_tls_insecure ? true : false);
     } else if (cfg->mqtt_certfile[0] || cfg->mqtt_keyfile[0]) {
-        ls_error(MOD, "mqtt.certfile and mqtt.keyfile need mqtt.cafile (TLS is on when cafile is set)");
+        ls_error(MOD,
+                 "mqtt.certfile and mqtt.keyfile need mqtt.cafile (TLS is on when cafile is set)");
         mosquitto_destroy(m);
         return -EINVAL;
     }
@@ -105,7 +112,8 @@ int ls_mqtt_client_connect(struct mosquitto *m, const ls_config *cfg, int persis
         mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
                                      (uint32_t)(secs > UINT32_MAX ? UINT32_MAX : secs));
     }
-    int rc = mosquitto_connect_bind_v5(m, cfg->mqtt_host, (int)cfg->mqtt_port, keepalive, NULL, props);
+    int rc =
+        mosquitto_connect_bind_v5(m, cfg->mqtt_host, (int)cfg->mqtt_port, keepalive, NULL, props);
     mosquitto_property_free_all(&props);
     return rc;
 }

@@ -25,8 +25,8 @@ void ls_mqtt_lib_cleanup(void);
  * negative value after logging the reason (a TLS file that cannot be read,
  * ...).  The caller sets callbacks and owns the client.
  */
-int ls_mqtt_client_new(struct mosquitto **out, const ls_config *cfg, const char *client_id, int persistent,
-                       void *ud);
+int ls_mqtt_client_new(struct mosquitto **out, const ls_config *cfg, const char *client_id,
+                       int persistent, void *ud);
 
 /*
  * Connects or reconnects the client: the TCP (and TLS) connection and the

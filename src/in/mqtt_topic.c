@@ -137,8 +137,10 @@ int ls_topic_list_parse(ls_topic_list *l, const char *s, size_t n, const char **
     for (size_t i = 0; i <= n; i++) {
         if (i < n && s[i] != ',') continue;
         size_t a = start, b = i;
-        while (a < b && (s[a] == ' ' || s[a] == '\t')) a++;
-        while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t')) b--;
+        while (a < b && (s[a] == ' ' || s[a] == '\t'))
+            a++;
+        while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t'))
+            b--;
         start = i + 1;
         int rc;
         ls_topic_pattern *nv;
@@ -196,7 +198,8 @@ int ls_topic_template_check(const char *s, size_t n, int need_device, const char
     if (n == 0) return fail(why, "empty topic");
     if (n > LS_TOPIC_PATTERN_MAX) return fail(why, "topic longer than 512 bytes");
     if (has_control(s, n)) return fail(why, "control character in a topic");
-    if (memchr(s, '+', n) || memchr(s, '#', n)) return fail(why, "'+' and '#' are not allowed in a topic");
+    if (memchr(s, '+', n) || memchr(s, '#', n))
+        return fail(why, "'+' and '#' are not allowed in a topic");
     for (size_t k = 0; k + PLACEHOLDER_LEN <= n; k++)
         if (memcmp(s + k, PLACEHOLDER, PLACEHOLDER_LEN) == 0) found++;
     if (found > 1) return fail(why, "{device} appears twice");

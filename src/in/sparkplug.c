@@ -190,8 +190,10 @@ int ls_sparkplug_bdseq(const void *payload, size_t plen, uint64_t *out)
     for (size_t i = 0; i < p->n_metrics && !found; i++) {
         const Lastseen__Sparkplug__Payload__Metric *m = p->metrics[i];
         if (!m->name || strcmp(m->name, "bdSeq") != 0) continue;
-        if (m->has_long_value) *out = m->long_value, found = 1;
-        else if (m->has_int_value) *out = m->int_value, found = 1;
+        if (m->has_long_value)
+            *out = m->long_value, found = 1;
+        else if (m->has_int_value)
+            *out = m->int_value, found = 1;
     }
     lastseen__sparkplug__payload__free_unpacked(p, NULL);
     return found;

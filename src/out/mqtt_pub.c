@@ -45,8 +45,8 @@
 
 #define MOD "mqtt-pub"
 #define SINK_NAME "mqtt"
-#define RING 1024      /* messages in flight */
-#define READ_MAX 256   /* events read per store transaction */
+#define RING 1024    /* messages in flight */
+#define READ_MAX 256 /* events read per store transaction */
 #define IDLE_WAIT_MS 200
 #define SEND_MAXIMUM 100
 #define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
@@ -122,24 +122,27 @@ static void ring_advance(ls_mqtt_pub *p)
 /* ---- publishing --------------------------------------------------------- */
 
 /* Publishes one message; 0 sent, 1 refused for good (skipped), -1 not connected. */
-static int publish(ls_mqtt_pub *p, const char *tmpl, const char *dev, size_t dlen, const void *payload,
-                   size_t plen, int retain, uint64_t seq)
+static int publish(ls_mqtt_pub *p, const char *tmpl, const char *dev, size_t dlen,
+                   const void *payload, size_t plen, int retain, uint64_t seq)
 {
     ls_buf_reset(&p->topic);
-    if (ls_topic_expand(&p->topic, tmpl, dev, dlen) < 0 || ls_buf_putc(&p->topic, '\0') < 0) return 1;
+    if (ls_topic_expand(&p->topic, tmpl, dev, dlen) < 0 || ls_buf_putc(&p->topic, '\0') < 0)
+        return 1;
     int mid = 0;
-    int rc = mosquitto_publish(p->m, &mid, p->topic.p, (int)plen, payload, 1, retain ? true : false);
+    int rc =
+        mosquitto_publish(p->m, &mid, p->topic.p, (int)plen, payload, 1, retain ? true : false);
     if (rc == MOSQ_ERR_SUCCESS) {
         ring_push(p, mid, seq);
         COUNT(p->st.messages);
         return 0;
     }
     if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_NOMEM || rc == MOSQ_ERR_OVERSIZE_PACKET) {
-        if (rc != MOSQ_ERR_NO_CONN) ls_warn(MOD, "publish to %s: %s; retrying", p->topic.p, mosquitto_strerror(rc));
+        if (rc != MOSQ_ERR_NO_CONN)
+            ls_warn(MOD, "publish to %s: %s; retrying", p->topic.p, mosquitto_strerror(rc));
         return -1;
     }
-    ls_error(MOD, "event seq %llu cannot be published to %s: %s; skipped", (unsigned long long)seq, p->topic.p,
-             mosquitto_strerror(rc));
+    ls_error(MOD, "event seq %llu cannot be published to %s: %s; skipped", (unsigned long long)seq,
+             p->topic.p, mosquitto_strerror(rc));
     COUNT(p->st.skipped);
     return 1;
 }
@@ -168,7 +171,8 @@ static int event_cb(void *ud, uint64_t seq, const char *line, size_t len)
     json_t *root = json_loadb(line, len, 0, &err);
     json_t *dv = root ? json_object_get(root, "device") : NULL;
     if (!json_is_string(dv)) {
-        ls_error(MOD, "event seq %llu in the outbox is not an event line; skipped", (unsigned long long)seq);
+        ls_error(MOD, "event seq %llu in the outbox is not an event line; skipped",
+                 (unsigned long long)seq);
         COUNT(p->st.skipped);
         json_decref(root);
         p->sent = seq;
@@ -187,7 +191,9 @@ static int event_cb(void *ud, uint64_t seq, const char *line, size_t len)
     json_decref(root);
     if (rc < 0) {
         /* Not connected: forget what this event queued; it is read again. */
-        if (p->n > before) ls_warn(MOD, "event seq %llu half published; it will be sent again", (unsigned long long)seq);
+        if (p->n > before)
+            ls_warn(MOD, "event seq %llu half published; it will be sent again",
+                    (unsigned long long)seq);
         return -1;
     }
     p->sent = seq;
@@ -201,7 +207,8 @@ static void fill(ls_mqtt_pub *p, uint64_t committed)
     while (p->connected && committed > p->sent && p->n + 2 <= RING) {
         uint64_t before = p->sent;
         size_t room = (RING - p->n) / 2;
-        int64_t r = ls_store_read_events(p->d->store, p->sent, room < READ_MAX ? room : READ_MAX, event_cb, p);
+        int64_t r = ls_store_read_events(p->d->store, p->sent, room < READ_MAX ? room : READ_MAX,
+                                         event_cb, p);
         if (r < 0 && p->sent == before && p->connected && p->n + 2 <= RING) {
             ls_error(MOD, "cannot read the outbox after seq %llu", (unsigned long long)p->sent);
             return;
@@ -218,7 +225,8 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc)
     (void)m;
     if (rc != 0) {
         ls_error(MOD, "broker refused the publisher's connection: %s",
-                 p->cfg->mqtt_protocol == LS_MQTT_V5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
+                 p->cfg->mqtt_protocol == LS_MQTT_V5 ? mosquitto_reason_string(rc)
+                                                     : mosquitto_connack_string(rc));
         p->refused = 1;
         return;
     }
@@ -233,8 +241,8 @@ static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc)
     (void)m;
     if (p->connected && rc != 0) {
         COUNT(p->st.sessions_lost);
-        ls_warn(MOD, "connection lost (%s); %zu messages in flight will be sent again", mosquitto_strerror(rc),
-                p->n);
+        ls_warn(MOD, "connection lost (%s); %zu messages in flight will be sent again",
+                mosquitto_strerror(rc), p->n);
     }
     __atomic_store_n(&p->connected, 0, __ATOMIC_RELAXED);
 }
@@ -268,7 +276,8 @@ static void *pub_main(void *arg)
     ls_mqtt_client_where(p->cfg, where, sizeof(where));
     while (!ls_stopper_requested(&p->stop)) {
         int rc = ls_mqtt_client_connect(p->m, p->cfg, 0);
-        if (rc == MOSQ_ERR_SUCCESS) run_connection(p, &attempt);
+        if (rc == MOSQ_ERR_SUCCESS)
+            run_connection(p, &attempt);
         else if (attempt == 0)
             ls_warn(MOD, "cannot connect to %s: %s; retrying", where,
                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
@@ -344,11 +353,12 @@ void ls_mqtt_pub_stop(ls_mqtt_pub *p)
 
 void ls_mqtt_pub_stats_json(ls_mqtt_pub *p, ls_buf *b)
 {
-    ls_buf_printf(b,
-                  "{\"connected\":%s,\"sessions\":%llu,\"sessionsLost\":%llu,\"events\":%llu,"
-                  "\"messages\":%llu,\"ackedMessages\":%llu,\"skipped\":%llu}",
-                  __atomic_load_n(&p->connected, __ATOMIC_RELAXED) ? "true" : "false",
-                  (unsigned long long)LOAD(p->st.sessions), (unsigned long long)LOAD(p->st.sessions_lost),
-                  (unsigned long long)LOAD(p->st.events), (unsigned long long)LOAD(p->st.messages),
-                  (unsigned long long)LOAD(p->st.acked_messages), (unsigned long long)LOAD(p->st.skipped));
+    ls_buf_printf(
+        b,
+        "{\"connected\":%s,\"sessions\":%llu,\"sessionsLost\":%llu,\"events\":%llu,"
+        "\"messages\":%llu,\"ackedMessages\":%llu,\"skipped\":%llu}",
+        __atomic_load_n(&p->connected, __ATOMIC_RELAXED) ? "true" : "false",
+        (unsigned long long)LOAD(p->st.sessions), (unsigned long long)LOAD(p->st.sessions_lost),
+        (unsigned long long)LOAD(p->st.events), (unsigned long long)LOAD(p->st.messages),
+        (unsigned long long)LOAD(p->st.acked_messages), (unsigned long long)LOAD(p->st.skipped));
 }

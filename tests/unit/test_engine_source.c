@@ -177,8 +177,8 @@ static void test_held_then_grace(void **state)
     run(f, 21000, 21000);
     assert_int_equal(count(f, LS_EV_INACTIVITY), 1);
     const ev *e = last(f, LS_EV_INACTIVITY);
-    assert_int_equal(e->at, WALL0 + 21000);      /* detected at release + timeout */
-    assert_int_equal(e->ts, WALL0 + 100 + TO);   /* reported: the real deadline */
+    assert_int_equal(e->at, WALL0 + 21000);    /* detected at release + timeout */
+    assert_int_equal(e->ts, WALL0 + 100 + TO); /* reported: the real deadline */
     ls_engine_close(f->e);
 }
 

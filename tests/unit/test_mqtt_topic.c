@@ -82,7 +82,8 @@ static void test_match(void **state)
     (void)state;
     ls_topic_pattern p = *parse_ok("devices/{device}/telemetry");
     assert_string_equal(match(&p, "devices/pump-7/telemetry"), "pump-7");
-    assert_string_equal(match(&p, "devices//telemetry"), ""); /* empty level: the engine refuses it */
+    assert_string_equal(match(&p, "devices//telemetry"),
+                        ""); /* empty level: the engine refuses it */
     assert_null(match(&p, "devices/pump-7/telemetry/x"));
     assert_null(match(&p, "devices/pump-7"));
     assert_null(match(&p, "devices/pump-7/telemetr"));
@@ -111,7 +112,8 @@ static void test_list(void **state)
     (void)state;
     ls_topic_list l;
     const char *why = NULL;
-    const char *s = " devices/{device}/telemetry ,devices/{device}/attributes,\tsensors/+/{device}/# ";
+    const char *s =
+        " devices/{device}/telemetry ,devices/{device}/attributes,\tsensors/+/{device}/# ";
     assert_int_equal(ls_topic_list_parse(&l, s, strlen(s), &why), 0);
     assert_int_equal(l.n, 3);
     assert_string_equal(l.v[2].filter, "sensors/+/+/#");
@@ -122,7 +124,8 @@ static void test_list(void **state)
     const char *bad[] = {"a/{device},", ",a/{device}", "a/{device},,b/{device}", "a/{device}, b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why = NULL;
-        if (ls_topic_list_parse(&l, bad[i], strlen(bad[i]), &why) == 0) fail_msg("%s parsed", bad[i]);
+        if (ls_topic_list_parse(&l, bad[i], strlen(bad[i]), &why) == 0)
+            fail_msg("%s parsed", bad[i]);
         assert_non_null(why);
         assert_null(l.v);
     }
@@ -170,8 +173,10 @@ static void test_templates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_and_filter), cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_match),            cmocka_unit_test(test_list),
+        cmocka_unit_test(test_parse_and_filter),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests_name("mqtt_topic", tests, NULL, NULL);

@@ -88,8 +88,8 @@ static void cb(void *ud, ls_sp_op op, const char *id, size_t len, int retained)
 
 static int msg(ls_sparkplug *sp, got *g, const char *topic, const enc *p)
 {
-    return ls_sparkplug_message(sp, topic, strlen(topic), p ? p->b : (const uint8_t *)"", p ? p->n : 0, 0, cb,
-                                g);
+    return ls_sparkplug_message(sp, topic, strlen(topic), p ? p->b : (const uint8_t *)"",
+                                p ? p->n : 0, 0, cb, g);
 }
 
 static void test_bdseq_decode(void **state)
@@ -178,9 +178,9 @@ static void test_bad_and_ignored(void **state)
     assert_int_equal(msg(sp, &g, "spBv1.0/G/DCMD/N/D", &ok), -1);
     assert_int_equal(msg(sp, &g, "spBv1.0/STATE/host-1", &ok), -1);
     assert_int_equal(msg(sp, &g, "spBv1.0/G/NFOO/N", &ok), -1);
-    assert_int_equal(msg(sp, &g, "spBv1.0/G/NBIRTH", &ok), -1);         /* no node */
-    assert_int_equal(msg(sp, &g, "spBv1.0/G/NBIRTH/N/X", &ok), -1);     /* a node type with a device */
-    assert_int_equal(msg(sp, &g, "spBv1.0/G/DBIRTH/N", &ok), -1);       /* a device type without */
+    assert_int_equal(msg(sp, &g, "spBv1.0/G/NBIRTH", &ok), -1);     /* no node */
+    assert_int_equal(msg(sp, &g, "spBv1.0/G/NBIRTH/N/X", &ok), -1); /* a node type with a device */
+    assert_int_equal(msg(sp, &g, "spBv1.0/G/DBIRTH/N", &ok), -1);   /* a device type without */
     assert_int_equal(msg(sp, &g, "spBv1.0/G/DDATA/N/D/extra", &ok), -1);
     assert_int_equal(msg(sp, &g, "spBv1.0/G", &ok), -1);
     assert_int_equal(g.n, 0);
