@@ -28,6 +28,7 @@ typedef struct ls_config {
     int64_t state_max_devices;                /* 0 = unlimited */
     int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
     int events_stdout;                        /* bool */
+    char events_file[4096];                   /* events.file, relative to data_dir unless absolute */
     int log_level;                            /* LS_LOG_* */
 } ls_config;
 

@@ -40,6 +40,8 @@
 
 #define SINK_JSONL "events.jsonl"
 #define DELIVER_BATCH 4096
+#define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
+#define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
 
 static void put_dirty_cb(void *ud, const ls_device *dev)
 {
@@ -89,26 +91,67 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     pthread_mutex_unlock(&d->lock);
 }
 
+typedef struct deliver_state {
+    ls_daemon *d;
+    int refused; /* the event log did not take a line */
+} deliver_state;
+
 static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
-    ls_daemon *d = ud;
-    ls_eventlog_append_line(&d->events, seq, line, len);
-    d->delivered = seq;
+    deliver_state *ds = ud;
+    if (ls_eventlog_append_line(&ds->d->events, seq, line, len) < 0) {
+        ds->refused = 1;
+        return -1;
+    }
+    ds->d->delivered = seq;
     return 0;
 }
 
-/* Hands committed events up to `upto` to the sinks.  Committer thread only. */
+/*
+ * Hands committed events up to `upto` to the events file.  Committer thread
+ * only (and start-up, before it runs).  A failed write rewinds `delivered`
+ * to what the file holds; the next call at or after `sink_retry_at` reopens
+ * the file and reads the missing events from the outbox again, so the file
+ * gets every event once, in seq order, however long the outage.  Every
+ * SINK_CHECK_MS it also reopens the file if its path was renamed away.
+ */
 static void deliver(ls_daemon *d, uint64_t upto)
 {
+    ls_eventlog *l = &d->events;
+    int64_t now = ls_clock_mono_ns() / 1000000;
+    if (l->failed) {
+        if (now < d->sink_retry_at) return;
+        if (ls_eventlog_reopen(l) < 0) {
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+        d->delivered = l->seq;
+    } else if (now >= d->sink_check_at) {
+        d->sink_check_at = now + SINK_CHECK_MS;
+        if (ls_eventlog_moved(l)) {
+            /* Pending lines go to the old file first: they belong before the rename. */
+            if (ls_eventlog_flush(l) == 0) ls_eventlog_reopen(l);
+            d->delivered = l->seq;
+            if (l->failed) {
+                d->sink_retry_at = now + SINK_RETRY_MS;
+                return;
+            }
+        }
+    }
     while (d->delivered < upto) {
         uint64_t before = d->delivered;
-        int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, d);
-        if (n < 0 || d->delivered == before) {
+        deliver_state ds = {.d = d};
+        int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, &ds);
+        if (ls_eventlog_flush(l) < 0) {
+            d->delivered = l->seq; /* what the file is known to hold */
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+        if ((n < 0 && !ds.refused) || d->delivered == before) {
             ls_error("persist", "cannot read events after seq %llu from the store",
                      (unsigned long long)d->delivered);
             break;
         }
-        if (ls_eventlog_flush(&d->events) < 0) break; /* kept and retried */
     }
 }
 
@@ -123,6 +166,7 @@ static void *committer_main(void *arg)
         int stopping = d->stopping;
         while (!d->want_commit && !stopping) {
             int64_t due = last_flush + d->cfg.store_flush_interval * 1000000;
+            if (d->events.failed && d->sink_retry_at * 1000000 < due) due = d->sink_retry_at * 1000000;
             int64_t now = ls_clock_mono_ns();
             if (now >= due) break;
             struct timespec ts;
