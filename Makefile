@@ -9,7 +9,7 @@ ARGS       ?=
 
 # Debian 12 packages needed to build, test and run.
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
-           libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl
+           libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl faketime
 
 .PHONY: all deps build run test unit blackbox test-asan bench fuzz clean format
 
