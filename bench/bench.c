@@ -172,7 +172,8 @@ static void usage(void)
             "       lastseen-bench store-flush [--devices N] [--store-devices M] [--runs R] [--sync 0|1]\n"
             "                                  [--order random|sorted] [--dir D]\n"
             "       lastseen-bench store-events [--sizes 1,100,10000] [--events E] [--runs R] [--sync 0|1]\n"
-            "                                   [--dir D]\n");
+            "                                   [--dir D]\n"
+            "       lastseen-bench store-load --dir D [--runs R]\n");
 }
 
 int bench_arg_u64(const char *opt, const char *val, uint64_t *out)
@@ -213,6 +214,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "store-fill")) return bench_store_fill(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "store-flush")) return bench_store_flush(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "store-events")) return bench_store_events(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "store-load")) return bench_store_load(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "engine")) {
         usage();
         return 2;

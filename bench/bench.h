@@ -23,5 +23,6 @@ void bench_stats(double *v, int n, double *med, double *lo, double *hi);
 int bench_store_fill(int argc, char **argv);
 int bench_store_flush(int argc, char **argv);
 int bench_store_events(int argc, char **argv);
+int bench_store_load(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
  *   store-flush  [--devices N] [--store-devices M] [--runs R] [--sync 0|1]
  *                [--order random|sorted] [--dir D]
  *   store-events [--sizes 1,100,10000] [--runs R] [--sync 0|1] [--dir D]
+ *   store-load   --dir D [--runs R]
  *
  * store-fill writes a store of N devices the way the daemon would find it
  * after running a fleet, directly through the ls_store API, in
@@ -37,6 +38,11 @@
  * sink cursor update per transaction, as the committer writes them.  Each
  * size runs R times; the figure is the median events/s.
  *
+ * store-load splits the daemon's start-up load of a store (made by
+ * store-fill) in two: the LMDB scan alone (ls_store_load_devices with a
+ * callback that only counts), and the scan with every device restored into
+ * a fresh engine as the daemon does (ls_engine_restore, grace policy).
+ *
  * Without --dir, store-flush and store-events work in a fresh directory
  * under /tmp and remove it.  --sync 1 (the daemon's default) fsyncs each
  * commit; --sync 0 is store.sync = false.
@@ -51,6 +57,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "engine/engine.h"
 #include "store/store.h"
 
 #define MIN_MS 60000LL
@@ -493,4 +500,87 @@ out:
     free(ids);
     if (tmp[0]) nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return status;
+}
+
+typedef struct load_ctx {
+    ls_engine *e;
+    ls_now now;
+    uint64_t n, bytes;
+} load_ctx;
+
+static int count_cb(void *ud, const ls_store_device *d)
+{
+    load_ctx *c = ud;
+    c->n++;
+    c->bytes += d->id_len; /* touch the record so the scan cannot be skipped */
+    return 0;
+}
+
+static int restore_cb(void *ud, const ls_store_device *d)
+{
+    load_ctx *c = ud;
+    ls_device_state st = {.type = d->type, .type_len = d->type_len, .timeout_ms = d->timeout_ms,
+                          .last_activity = d->last_activity, .last_connect = d->last_connect,
+                          .last_disconnect = d->last_disconnect, .inactivity_alarm = d->inactivity_alarm,
+                          .sessions = d->sessions, .active = d->active};
+    if (ls_engine_restore(c->e, d->id, d->id_len, &st, LS_RESTART_GRACE, c->now) < 0) return -1;
+    c->n++;
+    return 0;
+}
+
+int bench_store_load(int argc, char **argv)
+{
+    const char *dir = NULL;
+    uint64_t runs = 3;
+    for (int i = 1; i < argc; i += 2) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--dir") && v) dir = v;
+        else if (!strcmp(argv[i], "--runs")) {
+            if (bench_arg_u64(argv[i], v, &runs) < 0) return 2;
+        } else {
+            fprintf(stderr, "store-load: unknown or incomplete option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!dir || runs > MAX_RUNS) {
+        fprintf(stderr, "usage: lastseen-bench store-load --dir D [--runs R<=%d]\n", MAX_RUNS);
+        return 2;
+    }
+    ls_store *s;
+    if (open_store(&s, dir, 0, 1) < 0) return 1;
+    double scan[MAX_RUNS], full[MAX_RUNS];
+    uint64_t n = 0;
+    long rss = 0;
+    for (uint64_t r = 0; r < runs; r++) {
+        load_ctx c = {0};
+        double t0 = bench_secs();
+        if (ls_store_load_devices(s, count_cb, &c) < 0) break;
+        scan[r] = (bench_secs() - t0) * 1000;
+        n = c.n;
+
+        ls_engine_config cfg = {.default_timeout_ms = DEFAULT_TIMEOUT_MS, .max_clock_skew_ms = 5000, .seed = bench_rng()};
+        load_ctx e = {.now = {.mono = 1000, .wall = wall_ms()}};
+        if (ls_engine_new(&e.e, &cfg, NULL, NULL) < 0) break;
+        long rss0 = bench_rss_bytes();
+        t0 = bench_secs();
+        int rc = ls_store_load_devices(s, restore_cb, &e);
+        full[r] = (bench_secs() - t0) * 1000;
+        rss = bench_rss_bytes() - rss0;
+        ls_engine_close(e.e);
+        if (rc < 0 || e.n != n) {
+            fprintf(stderr, "store-load: restore failed after %llu devices\n", (unsigned long long)e.n);
+            ls_store_close(s);
+            return 1;
+        }
+    }
+    ls_store_close(s);
+    double med, lo, hi, fmed, flo, fhi;
+    bench_stats(scan, (int)runs, &med, &lo, &hi);
+    bench_stats(full, (int)runs, &fmed, &flo, &fhi);
+    printf("store-load: devices=%llu runs=%llu (page cache warm after the first scan)\n", (unsigned long long)n,
+           (unsigned long long)runs);
+    printf("  scan only:        %.0f ms [%.0f..%.0f] (%.0f ns/device)\n", med, lo, hi, med * 1e6 / (double)n);
+    printf("  scan + restore:   %.0f ms [%.0f..%.0f] (%.0f ns/device), engine RSS %.0f MiB\n", fmed, flo, fhi,
+           fmed * 1e6 / (double)n, (double)rss / 1048576.0);
+    return 0;
 }
