@@ -20,7 +20,12 @@
  * written in the next batch.  The events file sink also knows the last seq
  * in the file itself, so after a crash between writing lines and saving
  * its cursor it skips what the file already has: at least once, in order,
- * and in practice exactly once for the file.
+ * and in practice exactly once for the file.  The cursor only moves past
+ * what write(2) accepted.  When the file cannot be written, the outbox is
+ * the backlog: delivery rewinds to what the file holds, the file is opened
+ * again every second, and once it works the missing events are read from
+ * the outbox and written in order (also after a crash meanwhile).  The
+ * path is also checked for a rename once a second (rotation).
  *
  * Failure.  A write that fails (disk full, store.max_size) is retried every
  * second with the same batch plus whatever accumulated; nothing is dropped
