@@ -183,8 +183,7 @@ int ls_eventlog_flush(ls_eventlog *l)
     l->pending.len = 0;
     if (rc == 0) {
         if (l->outage)
-            ls_info("eventlog", "%s: writing again, events %llu..%llu written", l->path,
-                    (unsigned long long)l->written + 1, (unsigned long long)l->seq);
+            ls_info("eventlog", "%s: writing again, from seq %llu on", l->path, (unsigned long long)l->written + 1);
         l->outage = 0;
         l->written = l->seq;
         return 0;
