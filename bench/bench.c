@@ -171,7 +171,7 @@ static void usage(void)
             "       lastseen-bench store-fill --dir D --devices N [--order sorted|random] [--batch B] [--seed S]\n"
             "       lastseen-bench store-flush [--devices N] [--store-devices M] [--runs R] [--sync 0|1]\n"
             "                                  [--order random|sorted] [--dir D]\n"
-            "       lastseen-bench store-events [--sizes 1,100,10000] [--events E] [--runs R] [--sync 0|1]\n"
+            "       lastseen-bench store-events [--sizes 1,100,10000] [--store-devices M] [--runs R] [--sync 0|1]\n"
             "                                   [--dir D]\n"
             "       lastseen-bench store-load --dir D [--runs R]\n");
 }

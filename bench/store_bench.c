@@ -4,7 +4,7 @@
  *   store-fill   --dir D --devices N [--order sorted|random] [--batch B] [--seed S]
  *   store-flush  [--devices N] [--store-devices M] [--runs R] [--sync 0|1]
  *                [--order random|sorted] [--dir D]
- *   store-events [--sizes 1,100,10000] [--runs R] [--sync 0|1] [--dir D]
+ *   store-events [--sizes 1,100,10000] [--store-devices M] [--runs R] [--sync 0|1] [--dir D]
  *   store-load   --dir D [--runs R]
  *
  * store-fill writes a store of N devices the way the daemon would find it
