@@ -441,8 +441,15 @@ int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_
     d->sessions = st->sessions;
     e->st.sessions += st->sessions;
     d->active = st->active ? 1 : 0;
-    /* The activity's place on this process's monotonic clock, by its age. */
-    d->last_activity_mono = now.mono - (now.wall - st->last_activity);
+    /* The activity's place on this process's monotonic clock, by its age.  One
+     * further in the future than max_clock_skew means the wall clock was stepped
+     * back since it was recorded: how long ago it really was is unknown, so it
+     * counts as now, as a live activity's future ts would (else a 2 h step back
+     * would hold the device active for 2 h beyond its timeout). */
+    if (st->last_activity > now.wall + e->cfg.max_clock_skew_ms)
+        d->last_activity_mono = now.mono;
+    else
+        d->last_activity_mono = now.mono - (now.wall - st->last_activity);
     if (d->active) {
         e->st.active++;
         if (policy == LS_RESTART_GRACE && d->last_activity_mono < now.mono) d->last_activity_mono = now.mono;

@@ -237,7 +237,9 @@ typedef struct ls_device_state {
  * device is not marked dirty).  An active device is re-armed per `policy`:
  * under STRICT a deadline that passed while the daemon was down fires on the
  * next tick, with ts = the real deadline; under GRACE the daemon's own
- * downtime never makes a device inactive.  Returns 0, LS_EBADID, LS_EINVAL
+ * downtime never makes a device inactive.  A last activity more than
+ * max_clock_skew ahead of now.wall (the wall clock was stepped back) counts
+ * as at now under both policies.  Returns 0, LS_EBADID, LS_EINVAL
  * (bad type or timeout), LS_EFULL, LS_ENOMEM; an existing id is replaced.
  */
 int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,

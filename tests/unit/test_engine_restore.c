@@ -128,6 +128,62 @@ static void test_strict_fires_passed_deadline_with_real_ts(void **state)
     ls_engine_close(e);
 }
 
+/*
+ * The wall clock was stepped 2 h back while the daemon was down: the stored
+ * lastActivityTime lies 2 h in the future.  Under either policy the device
+ * stays active and goes inactive one timeout after the restart (it was heard
+ * "now" at the latest), not 2 h + timeout later; lastActivityTime and the
+ * reported deadline keep the stored wall time.
+ */
+static void restore_after_step_back(ls_restart_policy policy)
+{
+    captured c = {0};
+    ls_engine *e = make(&c);
+    int64_t last = WALL0 + 2 * 3600 * 1000LL;
+    ls_device_state st = {.active = 1, .last_activity = last};
+    assert_int_equal(ls_engine_restore(e, "d", 1, &st, policy, at(1000, WALL0)), 0);
+    ls_engine_tick(e, at(1000, WALL0));
+    assert_int_equal(c.n, 0);
+    assert_true(ls_engine_find(e, "d", 1)->active);
+    assert_int_equal(ls_engine_find(e, "d", 1)->last_activity, last);
+    ls_engine_tick(e, at(1000 + 9999, WALL0 + 9999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(1000 + 10000, WALL0 + 10000));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.type[0], LS_EV_INACTIVITY);
+    assert_int_equal(c.ts[0], last + 10000);
+    assert_int_equal(c.at[0], WALL0 + 10000);
+    ls_engine_close(e);
+}
+
+static void test_grace_after_clock_step_back(void **state)
+{
+    (void)state;
+    restore_after_step_back(LS_RESTART_GRACE);
+}
+
+static void test_strict_after_clock_step_back(void **state)
+{
+    (void)state;
+    restore_after_step_back(LS_RESTART_STRICT);
+}
+
+/* Within max_clock_skew (5 s) a future lastActivityTime is taken as it is,
+ * as a live activity's ts would be: strict keeps that deadline. */
+static void test_strict_keeps_deadline_within_skew(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state st = {.active = 1, .last_activity = WALL0 + 5000};
+    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_STRICT, at(0, WALL0)), 0);
+    ls_engine_tick(e, at(14999, WALL0 + 14999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(15000, WALL0 + 15000));
+    assert_int_equal(c.n, 1);
+    ls_engine_close(e);
+}
+
 static void test_restore_inactive_and_fields(void **state)
 {
     (void)state;
@@ -205,6 +261,9 @@ int main(void)
         cmocka_unit_test(test_grace_keeps_later_old_deadline),
         cmocka_unit_test(test_grace_uses_restart_plus_timeout),
         cmocka_unit_test(test_strict_fires_passed_deadline_with_real_ts),
+        cmocka_unit_test(test_grace_after_clock_step_back),
+        cmocka_unit_test(test_strict_after_clock_step_back),
+        cmocka_unit_test(test_strict_keeps_deadline_within_skew),
         cmocka_unit_test(test_restore_inactive_and_fields),
         cmocka_unit_test(test_dirty_tracking),
     };
