@@ -41,7 +41,7 @@
  * store-load splits the daemon's start-up load of a store (made by
  * store-fill) in two: the LMDB scan alone (ls_store_load_devices with a
  * callback that only counts), and the scan with every device restored into
- * a fresh engine as the daemon does (ls_engine_restore, grace policy).
+ * a fresh engine as the daemon does (ls_load_devices, grace policy).
  *
  * Without --dir, store-flush and store-events work in a fresh directory
  * under /tmp and remove it.  --sync 1 (the daemon's default) fsyncs each
@@ -58,6 +58,7 @@
 
 #include "bench.h"
 #include "engine/engine.h"
+#include "app/load.h"
 #include "store/store.h"
 
 #define MIN_MS 60000LL
@@ -516,18 +517,6 @@ static int count_cb(void *ud, const ls_store_device *d)
     return 0;
 }
 
-static int restore_cb(void *ud, const ls_store_device *d)
-{
-    load_ctx *c = ud;
-    ls_device_state st = {.type = d->type, .type_len = d->type_len, .timeout_ms = d->timeout_ms,
-                          .last_activity = d->last_activity, .last_connect = d->last_connect,
-                          .last_disconnect = d->last_disconnect, .inactivity_alarm = d->inactivity_alarm,
-                          .sessions = d->sessions, .active = d->active};
-    if (ls_engine_restore(c->e, d->id, d->id_len, &st, LS_RESTART_GRACE, c->now) < 0) return -1;
-    c->n++;
-    return 0;
-}
-
 int bench_store_load(int argc, char **argv)
 {
     const char *dir = NULL;
@@ -563,12 +552,13 @@ int bench_store_load(int argc, char **argv)
         if (ls_engine_new(&e.e, &cfg, NULL, NULL) < 0) break;
         long rss0 = bench_rss_bytes();
         t0 = bench_secs();
-        int rc = ls_store_load_devices(s, restore_cb, &e);
+        ls_load_result res;
+        int rc = ls_load_devices(s, e.e, LS_RESTART_GRACE, e.now, NULL, &res);
         full[r] = (bench_secs() - t0) * 1000;
         rss = bench_rss_bytes() - rss0;
         ls_engine_close(e.e);
-        if (rc < 0 || e.n != n) {
-            fprintf(stderr, "store-load: restore failed after %llu devices\n", (unsigned long long)e.n);
+        if (rc < 0 || res.loaded != n) {
+            fprintf(stderr, "store-load: restore failed after %llu devices\n", (unsigned long long)res.loaded);
             ls_store_close(s);
             return 1;
         }

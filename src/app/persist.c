@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "app/clock.h"
+#include "app/load.h"
 #include "app/log.h"
 #include "out/format.h"
 
@@ -330,38 +331,6 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-typedef struct load_state {
-    ls_daemon *d;
-    ls_now now;
-    uint64_t loaded, refused;
-} load_state;
-
-static int load_cb(void *ud, const ls_store_device *rec)
-{
-    load_state *ls = ud;
-    ls_device_state st = {
-        .type = rec->type,
-        .type_len = rec->type_len,
-        .timeout_ms = rec->timeout_ms,
-        .last_activity = rec->last_activity,
-        .last_connect = rec->last_connect,
-        .last_disconnect = rec->last_disconnect,
-        .inactivity_alarm = rec->inactivity_alarm,
-        .sessions = rec->sessions,
-        .active = rec->active,
-    };
-    int rc = ls_engine_restore(ls->d->engine, rec->id, rec->id_len, &st,
-                               (ls_restart_policy)ls->d->cfg.state_restart_policy, ls->now);
-    if (rc < 0) {
-        ls->refused++;
-        ls_error("persist", "stored device %.*s not restored: %s", (int)rec->id_len, rec->id, ls_strerror(rc));
-        return 0;
-    }
-    ls->loaded++;
-    if ((ls->loaded & 0xffff) == 0) __atomic_store_n(&ls->d->loaded, ls->loaded, __ATOMIC_RELAXED);
-    return 0;
-}
-
 int ls_persist_open(ls_daemon *d)
 {
     char dir[4200];
@@ -405,12 +374,12 @@ int ls_persist_start(ls_daemon *d)
 {
     int rc;
     int64_t t0 = ls_clock_mono_ns();
-    load_state ls = {.d = d, .now = ls_clock_now()};
-    if ((rc = ls_store_load_devices(d->store, load_cb, &ls)) < 0) {
+    ls_load_result ls;
+    if ((rc = ls_load_devices(d->store, d->engine, (ls_restart_policy)d->cfg.state_restart_policy, ls_clock_now(),
+                              &d->loaded, &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
         return rc;
     }
-    __atomic_store_n(&d->loaded, ls.loaded, __ATOMIC_RELAXED);
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
             (double)(ls_clock_mono_ns() - t0) / 1e6, d->cfg.state_restart_policy ? "strict" : "grace",
