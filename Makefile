@@ -9,11 +9,11 @@ ARGS       ?=
 
 # Debian 12 packages needed to build, test and run.
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
-           libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl \
+           libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \
            openssl python3-paho-mqtt
 
-.PHONY: all deps build run test unit blackbox test-asan bench fuzz clean format
+.PHONY: all deps build run test unit blackbox test-asan bench bench-store fuzz clean format
 
 all: build
 
@@ -49,6 +49,12 @@ bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000
 	$(BUILD)/lastseen-bench engine --devices 1000000 --updates 20000000
 	$(PYTHON) bench/lateness.py --bin $(BUILD)/lastseen
+
+# Store: flush cost, events committed/s, restart time at 1M and 10M devices (~1 GiB of disk).
+bench-store: deps build
+	$(BUILD)/lastseen-bench store-flush --devices 100000 --store-devices 1000000
+	$(BUILD)/lastseen-bench store-events --sizes 1,100,10000
+	$(PYTHON) bench/restart.py --bin $(BUILD)/lastseen --bench $(BUILD)/lastseen-bench --devices 1000000,10000000
 
 # libFuzzer targets (clang): run e.g. build-fuzz/fuzz_input -max_total_time=60
 fuzz: deps

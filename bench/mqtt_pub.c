@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-int bench_mqtt_pub(int argc, char **argv);
+#include "bench.h"
 
 typedef struct pub {
     uint64_t acked;

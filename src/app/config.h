@@ -31,6 +31,7 @@ typedef struct ls_config {
     int64_t udp_rcvbuf;                       /* bytes */
     int events_stdout;                        /* bool */
     int64_t events_retention;                 /* ms */
+    char events_file[4096];                   /* events.file, relative to data_dir unless absolute */
     int log_level;                            /* LS_LOG_* */
 
     /* [mqtt]: off while host is empty (see src/in/mqtt.c). */

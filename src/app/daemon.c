@@ -89,7 +89,13 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
                                   &d->lock_fd)) < 0)
         return rc;
-    if ((rc = ls_eventlog_open(&d->events, cfg->data_dir, cfg->events_stdout)) < 0) return rc;
+    char events_path[LS_EVENTLOG_PATH_MAX];
+    if (snprintf(events_path, sizeof(events_path), "%s%s%s", cfg->events_file[0] == '/' ? "" : cfg->data_dir,
+                 cfg->events_file[0] == '/' ? "" : "/", cfg->events_file) >= (int)sizeof(events_path)) {
+        ls_error("daemon", "events.file: path too long");
+        return -ENAMETOOLONG;
+    }
+    if ((rc = ls_eventlog_open(&d->events, events_path, cfg->events_stdout)) < 0) return rc;
 
     ls_engine_config ec = {
         .default_timeout_ms = cfg->state_default_inactivity_timeout,

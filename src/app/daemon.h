@@ -60,6 +60,8 @@ typedef struct ls_daemon {
     pthread_cond_t work_cv;   /* wakes the committer */
     pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
+    int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
+    int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
     uint64_t commits, commit_ns, persist_errors;
 
     /* Sinks other than the events file (persist.c), under `lock`. */

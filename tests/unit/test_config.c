@@ -38,6 +38,7 @@ static const char *const all_keys[][2] = {
     {"state.max_clock_skew", "LASTSEEN_STATE_MAX_CLOCK_SKEW"},
     {"state.max_devices", "LASTSEEN_STATE_MAX_DEVICES"},
     {"state.restart_policy", "LASTSEEN_STATE_RESTART_POLICY"},
+    {"events.file", "LASTSEEN_EVENTS_FILE"},
     {"udp.listen", "LASTSEEN_UDP_LISTEN"},
     {"udp.rcvbuf", "LASTSEEN_UDP_RCVBUF"},
     {"mqtt.host", "LASTSEEN_MQTT_HOST"},

@@ -345,6 +345,27 @@ static void test_restored_waits_for_all_sources(void **state)
     ls_engine_close(f->e);
 }
 
+/* The batched restore of start-up attributes devices the same way. */
+static void test_restore_batch_attributes(void **state)
+{
+    (void)state;
+    fx *f = make();
+    unsigned a = (unsigned)ls_engine_source_add(f->e, "a", 1);
+    ls_restore_item it[2] = {{.id = "r1", .len = 2, .st = {.active = 1, .last_activity = WALL0 - 1000}},
+                             {.id = "r2", .len = 2, .st = {.active = 0, .last_activity = WALL0 - 1000}}};
+    assert_int_equal(ls_engine_restore_batch(f->e, it, 2, LS_RESTART_GRACE, at(0), NULL), 2);
+    assert_int_equal(ls_device_source(ls_engine_find(f->e, ID("r1"))), LS_SOURCE_RESTORED);
+    run(f, 0, 3000);
+    assert_int_equal(count(f, LS_EV_INACTIVITY), 0);
+    ls_engine_source_up(f->e, a, at(3000));
+    run(f, 3001, 4000);
+    assert_int_equal(count(f, LS_EV_INACTIVITY), 1);
+    assert_int_equal(last(f, LS_EV_INACTIVITY)->at, WALL0 + 4000);
+    assert_int_equal(ls_engine_restore_batch(f->e, it, 1, LS_RESTART_STRICT, at(5000), NULL), 1);
+    assert_int_equal(ls_device_source(ls_engine_find(f->e, ID("r1"))), 0);
+    ls_engine_close(f->e);
+}
+
 /* Strict restores are not attributed to any source: their deadlines stand. */
 static void test_restored_strict_not_held(void **state)
 {
@@ -430,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_put_while_held),
         cmocka_unit_test(test_restored_waits_for_all_sources),
         cmocka_unit_test(test_restored_strict_not_held),
+        cmocka_unit_test(test_restore_batch_attributes),
         cmocka_unit_test(test_restored_without_sources),
         cmocka_unit_test(test_many_devices),
         cmocka_unit_test(test_batch_rejects_bad_source),
