@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,8 +73,8 @@ static void test_parse_errors(void **state)
     memcpy(big, "{device}/", 9);
     parse_bad(big, "longer than 512");
     char deep[200] = "{device}";
-    for (int i = 0; i < 40; i++)
-        strcat(deep, "/x");
+    for (size_t i = 0, n = strlen(deep); i < 40; i++, n += 2)
+        snprintf(deep + n, sizeof(deep) - n, "/x");
     parse_bad(deep, "32 levels");
 }
 
@@ -131,7 +132,7 @@ static void test_list(void **state)
     }
     char many[2000] = "";
     for (int i = 0; i < 33; i++)
-        strcat(many, i ? ",t/{device}" : "t/{device}");
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%st/{device}", i ? "," : "");
     assert_true(ls_topic_list_parse(&l, many, strlen(many), &why) < 0);
     assert_non_null(strstr(why, "32"));
     assert_int_equal(ls_topic_list_check("a/{device}", 10, &why), 0);
