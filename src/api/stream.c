@@ -22,9 +22,14 @@
  * client takes them, so a slow client holds no more than its buffer
  * (FILL_BYTES) and a bounded socket send buffer, and nothing waits for it.
  * Its backlog - committed events not yet sent to it - is checked by the
- * pump on every commit: past http.stream_max_backlog (beyond the backlog
- * it started with, which shrinks as it catches up, so a long replay is
- * allowed) the stream is dropped with a logged reason.  A suspended stream
+ * pump on every commit and tick: once it has stayed over
+ * http.stream_max_backlog (beyond the backlog the stream started with,
+ * which shrinks as it catches up, so a long replay is allowed) for
+ * BACKLOG_GRACE_MS, the stream is dropped with a logged reason.  The grace
+ * lets a client that reads well absorb a burst (a commit can hold
+ * hundreds of thousands of events after an outage) without being dropped
+ * for a backlog it is about to clear; a client that stopped reading stays
+ * over and goes.  A suspended stream
  * is resumed so that its callback ends it; one stuck in a full socket is
  * shut down (shutdown(2) on its socket, under the hub lock, which the
  * response's free callback also takes before MHD closes that socket).
@@ -64,6 +69,7 @@
 #define MAX_ROUNDS 8          /* fills per callback before giving up the thread */
 #define SNDBUF_BYTES 262144   /* kernel send buffer of a stream socket */
 #define PUMP_TICK_MS 250
+#define BACKLOG_GRACE_MS 5000 /* over the backlog bound this long: dropped */
 
 typedef struct ls_stream {
     struct ls_streams *hub;
@@ -82,6 +88,7 @@ typedef struct ls_stream {
     int suspended;
     const char *drop;   /* why the stream is being dropped */
     uint64_t best_lag;  /* smallest backlog seen: the allowance's base */
+    int64_t over_since; /* mono ms the backlog went over its bound, 0 = not over */
 } ls_stream;
 
 struct ls_streams {
@@ -236,9 +243,9 @@ static struct MHD_Connection *drop_locked(struct ls_streams *h, ls_stream *s, ui
     __atomic_fetch_add(&h->d->metrics.streams_dropped, 1, __ATOMIC_RELAXED);
     ls_warn(MOD,
             "stream from %s dropped: %llu events behind, over http.stream_max_backlog (%lld) "
-            "beyond its best (%llu); the client can resume with Last-Event-ID %llu",
+            "beyond its best (%llu) for %d s; the client can resume with Last-Event-ID %llu",
             s->peer, (unsigned long long)lag, (long long)h->d->cfg.http_stream_max_backlog,
-            (unsigned long long)s->best_lag, (unsigned long long)s->cursor);
+            (unsigned long long)s->best_lag, BACKLOG_GRACE_MS / 1000, (unsigned long long)s->cursor);
     if (s->suspended) {
         s->suspended = 0;
         return s->conn;
@@ -268,7 +275,11 @@ static void *pump_main(void *arg)
             uint64_t cur = __atomic_load_n(&s->cursor, __ATOMIC_RELAXED);
             uint64_t lag = c > cur ? c - cur : 0;
             if (lag < s->best_lag) s->best_lag = lag;
-            if (lag > s->best_lag + (uint64_t)d->cfg.http_stream_max_backlog) {
+            if (lag <= s->best_lag + (uint64_t)d->cfg.http_stream_max_backlog) {
+                s->over_since = 0;
+            } else if (!s->over_since) {
+                s->over_since = now;
+            } else if (now - s->over_since >= BACKLOG_GRACE_MS) {
                 struct MHD_Connection *conn = drop_locked(h, s, lag);
                 if (conn) h->resume[n++] = conn;
                 continue;

@@ -142,7 +142,7 @@ static const cfg_key cfg_table[] = {
      .doc = "event streams (/api/v1/events/stream) open at once; one more is answered 503"},
     {.section = "http", .key = "stream_max_backlog", .type = CFG_INT, FIELD_I64(http_stream_max_backlog),
      .def = "100000", .min = 1, .max = INT64_C(1000000000),
-     .doc = "events an event stream may fall behind (beyond the backlog it started with) before it is closed"},
+     .doc = "events an event stream may stay behind (beyond the backlog it started with) for 5 s before it is closed"},
     {.section = "http", .key = "stream_keepalive", .type = CFG_DURATION, FIELD_I64(http_stream_keepalive),
      .def = "15s", .min = 100, .max = MS_HOUR,
      .doc = "silence after which an event stream sends a keep-alive comment"},
