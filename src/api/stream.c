@@ -216,7 +216,8 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
             return 0;
         }
         pthread_mutex_unlock(&h->mu);
-        if (round > 2 * MAX_ROUNDS) return 0; /* cannot happen; never spin */
+        if (round > 2 * MAX_ROUNDS) /* events keep coming, none for us: yield the thread */
+            ls_buf_append(&s->out, ": keep-alive\n\n", 14);
     }
 }
 
