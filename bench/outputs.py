@@ -13,6 +13,8 @@ requests of 10,000 (one ACTIVITY_EVENT each) and times, for each output,
 from the bulk's start to the last event received.  The receiver is Python's
 ThreadingHTTPServer and the SSE client a raw socket that counts frames, so
 with batch = 1 the figure is bounded by the receiver as much as by lastseen.
+Live figures cannot exceed the ingest rate; a last measurement replays the
+whole outbox to a second stream (?after=0), which shows the stream alone.
 """
 import argparse
 import http.server
@@ -120,6 +122,22 @@ def main():
               % (got["n"], got["posts"], got["t"] - t0, got["n"] / (got["t"] - t0)))
         print("  SSE:      %d events, %.2f s  %8.0f events/s" % (sse["n"], sse["t"] - t0, sse["n"] / (sse["t"] - t0)))
         s.close()
+
+        # Replay: a second stream from seq 0 reads everything from the outbox.
+        s2 = socket.create_connection(("127.0.0.1", port))
+        t1 = time.monotonic()
+        s2.sendall(b"GET /api/v1/events/stream?after=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        n, tail = 0, b""
+        while n < args.events:
+            chunk = s2.recv(1 << 20)
+            if not chunk:
+                break
+            data = tail + chunk
+            n += data.count(b"\nid: ")
+            tail = data[-8:]
+        t_replay = time.monotonic() - t1
+        s2.close()
+        print("  SSE replay of the outbox: %d events, %.2f s  %8.0f events/s" % (n, t_replay, n / t_replay))
     finally:
         proc.terminate()
         proc.wait(10)
