@@ -257,7 +257,7 @@ static int post(ls_webhooks *w, hook *h)
 
     snprintf(name, sizeof(name), "X-Lastseen-Webhook: %s", h->cfg.name);
     static const char *const fixed[] = {"Content-Type: application/json",
-                                        "User-Agent: lastseen/" LS_VERSION, "Expect:"};
+                                        ("User-Agent: lastseen/" LS_VERSION), "Expect:"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (!(t = curl_slist_append(l, fixed[i]))) goto oom;
         l = t;

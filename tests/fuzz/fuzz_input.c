@@ -2,7 +2,9 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), and the configuration value parsers.
+ * big-integer fallback), the configuration value parsers, --set
+ * assignments (webhook sections included), event type lists, and reading
+ * type and device back from event lines.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -16,6 +18,7 @@
 #include "api/api.h"
 #include "app/config.h"
 #include "engine/engine.h"
+#include "out/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 5) {
+    switch (data[0] % 8) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -59,6 +62,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         int b;
         (void)ls_parse_bool(s, &b);
+        break;
+    }
+    case 5: {
+        int64_t m;
+        if (ls_parse_event_types(s, &m) == 0 && (m < 1 || m > 15)) abort();
+        break;
+    }
+    case 6: {
+        ls_config *c = malloc(sizeof(*c));
+        char err[512];
+        if (!c) break;
+        ls_config_defaults(c);
+        (void)ls_config_set(c, s, err, sizeof(err));
+        (void)ls_config_validate(c, err, sizeof(err));
+        if (c->nwebhooks < 0 || c->nwebhooks > LS_WEBHOOKS_MAX) abort();
+        free(c);
+        break;
+    }
+    case 7: {
+        const char *dev = NULL;
+        size_t dev_len = 0;
+        int t = ls_format_event_peek(p, n, &dev, &dev_len);
+        if (t >= LS_EV__COUNT || (t >= 0 && (dev < p || dev + dev_len > p + n))) abort();
         break;
     }
     }
