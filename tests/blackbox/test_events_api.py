@@ -161,6 +161,26 @@ def test_stream_live_events(daemon):
 
 
 @pytest.mark.bb_timeout(30)
+def test_streams_in_a_thread_pool(start_daemon):
+    """With http.threads > 1 streams live on several MHD threads; all of them
+    get every event and other requests are still served."""
+    d = start_daemon(sets=["http.threads=3"])
+    c = d.client()
+    streams = [_stream(d) for _ in range(6)]
+    try:
+        for round_ in range(3):
+            assert c.post(dev_path("pool-%d" % round_, "/activity")).status == 202
+            for s in streams:
+                f = s.events(1, 10)
+                assert [int(x["id"]) for x in f] == [round_ + 1]
+            assert c.get("/healthz").status == 200
+        assert c.stats()["streams"]["open"] == 6
+    finally:
+        for s in streams:
+            s.close()
+
+
+@pytest.mark.bb_timeout(30)
 def test_stream_resume_with_last_event_id(daemon):
     c = daemon.client()
     _make(c, ["r-1", "r-2"])
@@ -220,6 +240,21 @@ def test_stream_keepalive(start_daemon):
         assert time.monotonic() - t0 < 4
     finally:
         s.close()
+
+
+@pytest.mark.bb_timeout(30)
+def test_departed_client_frees_its_slot(start_daemon):
+    """A client that goes away while its stream sleeps is noticed at the next
+    keep-alive at the latest, and its slot is freed."""
+    d = start_daemon(sets=["http.stream_keepalive=300ms", "http.max_streams=1"])
+    c = d.client()
+    s = _stream(d)
+    assert c.stats()["streams"]["open"] == 1
+    assert_error(c.get("/api/v1/events/stream"), 503, "too_many_streams")
+    s.close()
+    assert wait_until(lambda: c.stats()["streams"]["open"] == 0, 5)
+    s = _stream(d)  # the slot is free again
+    s.close()
 
 
 @pytest.mark.bb_timeout(60)
