@@ -2,8 +2,10 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), the configuration value parsers, the line parser
- * of `lastseen import` and the UDP heartbeat line parser.
+ * big-integer fallback), the configuration value parsers, --set
+ * assignments (webhook sections included), event type lists, reading
+ * type and device back from event lines, the line parser of `lastseen
+ * import` and the UDP heartbeat line parser.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -19,6 +21,7 @@
 #include "app/export.h"
 #include "engine/engine.h"
 #include "in/udp.h"
+#include "out/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 7) {
+    switch (data[0] % 10) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -83,6 +86,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = ls_udp_parse_line(p, n, &id, &len, &ts, &why);
         if (rc == 0 && (id < p || id + len > p + n || ls_id_check(id, len) || ts < 0)) abort();
         if (rc < 0 && (unsigned)why >= LS_UDP__REJECTS) abort();
+        break;
+    }
+    case 7: {
+        int64_t m;
+        if (ls_parse_event_types(s, &m) == 0 && (m < 1 || m > ((int64_t)1 << LS_EV__COUNT) - 1)) abort();
+        break;
+    }
+    case 8: {
+        ls_config *c = malloc(sizeof(*c));
+        char err[512];
+        if (!c) break;
+        ls_config_defaults(c);
+        (void)ls_config_set(c, s, err, sizeof(err));
+        (void)ls_config_validate(c, err, sizeof(err));
+        if (c->nwebhooks < 0 || c->nwebhooks > LS_WEBHOOKS_MAX) abort();
+        free(c);
+        break;
+    }
+    case 9: {
+        const char *dev = NULL;
+        size_t dev_len = 0;
+        int t = ls_format_event_peek(p, n, &dev, &dev_len);
+        if (t >= LS_EV__COUNT || (t >= 0 && (dev < p || dev + dev_len > p + n))) abort();
         break;
     }
     }
