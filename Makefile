@@ -9,7 +9,8 @@ ARGS       ?=
 
 # Debian 12 packages needed to build, test and run.
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
-           libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl faketime \
+           libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
+           python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \
            openssl python3-paho-mqtt
 

@@ -19,6 +19,12 @@
  * connection whose generation is now on disk; so one thread keeps serving
  * while hundreds of requests share one commit.
  *
+ * Suspend/resume is enabled for the event streams (stream.c), which must
+ * never block this thread: they sleep suspended between events.
+ *
+ * Every answered request is counted in metrics by route template, method
+ * and status (completed_cb), and refused ones by reason.
+ *
  * Paths are routed raw and each segment is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
  * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
@@ -34,6 +40,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/stream.h"
 #include "app/log.h"
 #include "app/net.h"
 
@@ -45,13 +52,14 @@ struct ls_http {
     int stopping;
 };
 
-/* Queues `json` (NULL: no body) with status and, if not NULL, an Allow header. */
-static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, const char *allow)
+/* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
+static enum MHD_Result respond_with(ls_req *r, unsigned status, const ls_buf *body, const char *ctype,
+                                    const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        json ? json->len : 0, json ? json->p : (void *)"", MHD_RESPMEM_MUST_COPY);
+        body ? body->len : 0, body ? body->p : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    if (json) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (body) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
@@ -59,6 +67,11 @@ static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, c
     r->responded = 1;
     r->status = status;
     return ok;
+}
+
+static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, const char *allow)
+{
+    return respond_with(r, status, json, "application/json", allow);
 }
 
 enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
@@ -120,6 +133,11 @@ static void commit_cb(void *ud, uint64_t gen)
         MHD_resume_connection(r->conn);
     }
     pthread_mutex_unlock(&h->wait_lock);
+}
+
+enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body, const char *ctype)
+{
+    return respond_with(r, status, body, ctype, NULL);
 }
 
 static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
@@ -257,6 +275,18 @@ static enum MHD_Result route(ls_req *r, const char *url)
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
         return ls_api_stats(r);
     }
+    if (strcmp(url, "/metrics") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_metrics(r);
+    }
+    if (strcmp(url, "/api/v1/events") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_events(r);
+    }
+    if (strcmp(url, "/api/v1/events/stream") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_events_stream(r);
+    }
     if (strcmp(url, "/api/v1/activity") == 0) {
         if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
         return ls_api_bulk_activity(r);
@@ -310,6 +340,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->d = h->d;
         r->http = h;
         r->method = method;
+        r->route = ls_route_of(url);
+        r->method_idx = ls_method_index(method);
         ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -357,11 +389,21 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct ls_http *h = cls;
     ls_req *r = *con_cls;
-    (void)cls;
     (void)conn;
     (void)toe;
     if (!r) return;
+    if (r->responded) {
+        ls_metrics *m = &h->d->metrics;
+        ls_metrics_add(&m->http[r->route][r->method_idx][ls_code_index(r->status)], 1);
+        int why = r->status == 400 ? LS_REJECT_MALFORMED
+                  : r->status == 422 ? LS_REJECT_INVALID
+                  : r->status == 413 ? LS_REJECT_TOO_LARGE
+                  : r->status == 507 ? LS_REJECT_DEVICE_LIMIT
+                                     : -1;
+        if (why >= 0) ls_metrics_rejected(m, h->d->http_source, (ls_reject_reason)why, 1);
+    }
     ls_buf_free(&r->body);
     ls_buf_free(&r->reply);
     free(r);
@@ -381,6 +423,13 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     if (!h) return -ENOMEM;
     h->d = d;
     pthread_mutex_init(&h->wait_lock, NULL);
+    int rc = ls_streams_start(&d->streams, d);
+    if (rc < 0) {
+        ls_error("http", "cannot start the event streams: %s", strerror(-rc));
+        pthread_mutex_destroy(&h->wait_lock);
+        free(h);
+        return rc;
+    }
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
     /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
@@ -400,6 +449,9 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
         pthread_mutex_destroy(&h->wait_lock);
+        ls_streams_quiesce(d->streams);
+        ls_streams_free(d->streams);
+        d->streams = NULL;
         free(h);
         return -EADDRINUSE;
     }
@@ -427,8 +479,11 @@ void ls_http_stop(struct ls_http *h)
     }
     h->waiters = NULL;
     pthread_mutex_unlock(&h->wait_lock);
+    ls_streams_quiesce(h->d->streams); /* MHD must not stop with suspended connections */
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
+    ls_streams_free(h->d->streams);
+    h->d->streams = NULL;
 }
 
 void ls_http_free(struct ls_http *h)

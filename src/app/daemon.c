@@ -29,12 +29,17 @@
 #include "in/mqtt.h"
 #include "in/udp.h"
 #include "out/mqtt_pub.h"
+#include "out/webhook.h"
 
 #define IDLE_WAKE_MS 1000
 
 static void on_event(void *ud, const ls_event *ev)
 {
     ls_daemon *d = ud;
+    if (ev->type == LS_EV_INACTIVITY) {
+        int64_t late_ms = ev->detected_at - ev->ts; /* < 0 after a wall clock step back */
+        ls_histogram_observe(&d->metrics.lateness, late_ms > 0 ? (uint64_t)late_ms * 1000000 : 0);
+    }
     ls_persist_event(d, ev);
 }
 
@@ -68,6 +73,8 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     d->events.fd = -1;
     d->lock_fd = -1;
     pthread_mutex_init(&d->lock, NULL);
+    ls_metrics_init(&d->metrics);
+    d->http_source = ls_metrics_source(&d->metrics, "http");
     d->started_wall = ls_clock_now().wall;
 
     /* Signals are taken by signalfd in the loop; block them before any
@@ -113,6 +120,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_persist_start(d)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
     if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
+    if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
     if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
         (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
         return rc;
@@ -171,7 +179,10 @@ void ls_daemon_stop(ls_daemon *d)
     ls_http_stop(d->http);
     ls_udp_stop(d->udp);
     d->udp = NULL;
-    ls_mqtt_pub_stop(d->mqtt_pub); /* acknowledges what the broker has; the final commit keeps it */
+    /* Sinks before the store closes, so that their last acknowledgements are saved. */
+    ls_webhooks_stop(d->webhooks);
+    d->webhooks = NULL;
+    ls_mqtt_pub_stop(d->mqtt_pub);
     d->mqtt_pub = NULL;
     ls_persist_stop(d); /* the committer's last commit hook finds HTTP stopped */
     ls_http_free(d->http);

@@ -5,7 +5,9 @@
  * timer loop; the committer thread writes the store (persist.c); with MQTT
  * on, one thread reads the broker (src/in/mqtt.c).  All
  * touch the engine under `lock` (one writer at a time) and keep their
- * critical sections short; events get their seq inside them.
+ * critical sections short; events get their seq inside them.  Outputs add
+ * one thread for all webhooks (out/webhook.c) and one that wakes event
+ * streams (api/stream.c); neither touches the engine.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -14,9 +16,13 @@
 #include <stdint.h>
 
 #include "app/config.h"
+#include "app/metrics.h"
 #include "engine/engine.h"
 #include "out/eventlog.h"
 #include "store/store.h"
+
+struct ls_webhooks;
+struct ls_streams;
 
 /* A durable event consumer besides the events file (see persist.h). */
 #define LS_SINKS_MAX 32
@@ -62,7 +68,7 @@ typedef struct ls_daemon {
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
     int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
     int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
-    uint64_t commits, commit_ns, persist_errors;
+    uint64_t commits, commit_ns, persist_errors; /* atomic */
 
     /* Sinks other than the events file (persist.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
@@ -82,6 +88,14 @@ typedef struct ls_daemon {
     void (*on_commit)(void *ud, uint64_t gen);
     void *on_commit_ud;
     uint64_t loaded;           /* atomic: devices restored so far */
+    int commit_fds[4];         /* eventfds written when committed_seq moves (persist.h) */
+    int ncommit_fds;
+
+    /* Outputs. */
+    ls_metrics metrics;            /* counters for /metrics (metrics.h) */
+    int http_source;               /* this input's id in metrics */
+    struct ls_webhooks *webhooks;  /* NULL without [webhook.*] sections */
+    struct ls_streams *streams;    /* /api/v1/events/stream (api/stream.c) */
 } ls_daemon;
 
 /* Sets up everything but the loop: engine, event log, HTTP.  0 or < 0. */

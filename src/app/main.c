@@ -100,6 +100,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (ls_config_validate(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lastseen: %s\n", err);
+        return 2;
+    }
     if (check) {
         printf("configuration ok\n");
         return 0;

@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "app/clock.h"
@@ -84,7 +85,8 @@ static void put_dirty_cb(void *ud, const ls_device *dev)
         .sessions = dev->sessions,
         .active = dev->active,
     };
-    if (ls_store_batch_put_device(d->pending, &rec) < 0) d->persist_errors++;
+    if (ls_store_batch_put_device(d->pending, &rec) < 0)
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
@@ -93,7 +95,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     ls_buf_reset(&d->line);
     if (ls_format_event(&d->line, d->engine, seq, ev) < 0 ||
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
-        d->persist_errors++;
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type), ev->dev ? ls_device_id(ev->dev) : ev->source);
     }
@@ -102,7 +104,8 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
 
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
 {
-    if (ls_store_batch_del_device(d->pending, id, len) < 0) d->persist_errors++;
+    if (ls_store_batch_del_device(d->pending, id, len) < 0)
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_daemon_commit_unlock(ls_daemon *d)
@@ -296,8 +299,10 @@ static void *committer_main(void *arg)
                 if (d->stopping) break;
                 sleep(1);
             }
-            d->commits++;
-            d->commit_ns += (uint64_t)(ls_clock_mono_ns() - t0);
+            uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
+            __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
+            ls_histogram_observe(&d->metrics.commit, took);
         }
         if (rc == 0) deliver(d, upto);
         last_flush = ls_clock_mono_ns();
@@ -315,6 +320,11 @@ static void *committer_main(void *arg)
             batched = upto;
             __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
             pthread_cond_broadcast(&d->sink_cv);
+            for (int i = 0; i < d->ncommit_fds; i++) {
+                uint64_t one = 1;
+                ssize_t w = write(d->commit_fds[i], &one, sizeof(one));
+                (void)w; /* full (EAGAIN): the reader has a wake-up pending anyway */
+            }
         }
         if (d->on_commit) {
             void (*hook)(void *, uint64_t) = d->on_commit;
@@ -428,6 +438,19 @@ uint64_t ls_persist_committed(ls_daemon *d)
     return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
 }
 
+int ls_persist_watch(ls_daemon *d)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&d->lock);
+    if (d->ncommit_fds < (int)(sizeof(d->commit_fds) / sizeof(d->commit_fds[0]))) {
+        rc = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rc < 0) rc = -errno;
+        else d->commit_fds[d->ncommit_fds++] = rc;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
 uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms)
 {
     struct timespec ts;
@@ -461,6 +484,9 @@ void ls_persist_stop(ls_daemon *d)
         pthread_cond_destroy(&d->sink_cv);
         d->cvs_ready = 0;
     }
+    for (int i = 0; i < d->ncommit_fds; i++)
+        close(d->commit_fds[i]);
+    d->ncommit_fds = 0;
     ls_store_batch_free(d->pending);
     ls_store_batch_free(d->spare);
     d->pending = d->spare = NULL;

@@ -55,7 +55,7 @@
 enum { SRC_UNKNOWN = 0, SRC_DOWN, SRC_UP };
 
 typedef struct ls_source {
-    char name[LS_SOURCE_NAME_MAX + 1];
+    char name[LS_ENGINE_SOURCE_NAME_MAX + 1];
     uint8_t gate;
     uint8_t state;       /* SRC_* */
     uint8_t released;    /* released_at is set */
@@ -582,7 +582,7 @@ int ls_engine_reserve(ls_engine *e, uint64_t devices)
 int ls_engine_source_add(ls_engine *e, const char *name, int gate)
 {
     size_t n = strlen(name);
-    if (n == 0 || n > LS_SOURCE_NAME_MAX || ls_id_check(name, n)) return LS_EINVAL;
+    if (n == 0 || n > LS_ENGINE_SOURCE_NAME_MAX || ls_id_check(name, n)) return LS_EINVAL;
     if (e->nsrc >= LS_SOURCE_MAX) return LS_EFULL;
     ls_source *s = &e->src[++e->nsrc];
     memcpy(s->name, name, n + 1);

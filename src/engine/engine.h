@@ -98,7 +98,7 @@ typedef struct ls_device {
 #define LS_SOURCE_MASK 0xF000u
 #define LS_SOURCE_MAX 14
 #define LS_SOURCE_RESTORED 15
-#define LS_SOURCE_NAME_MAX 31
+#define LS_ENGINE_SOURCE_NAME_MAX 31
 
 static inline unsigned ls_device_source(const ls_device *d)
 {

@@ -96,7 +96,8 @@ struct ls_mqtt {
     pthread_t thread;
     int thread_running;
     ls_stopper stop;
-    unsigned source;
+    unsigned source;    /* this input in the engine */
+    int metrics_src;    /* and in /metrics */
     unsigned seed;
 
     ls_topic_list topics;
@@ -135,25 +136,38 @@ static void set_state(ls_mqtt *q, int s)
 
 /* ---- applying a batch (under the engine lock) --------------------------- */
 
+/* Counts a refused input here and in /metrics (source "mqtt"). */
+static void refuse(ls_mqtt *q, uint64_t *counter, ls_reject_reason why)
+{
+    COUNT(*counter);
+    ls_metrics_rejected(&q->d->metrics, q->metrics_src, why, 1);
+}
+
 static void count_rc(ls_mqtt *q, int rc)
 {
     if (rc == LS_EBADID)
-        COUNT(q->st.bad_ids);
+        refuse(q, &q->st.bad_ids, LS_REJECT_INVALID);
     else if (rc == LS_EFULL || rc == LS_ENOMEM)
-        COUNT(q->st.rejected);
+        refuse(q, &q->st.rejected, LS_REJECT_DEVICE_LIMIT);
     else if (rc < 0)
-        COUNT(q->st.bad_ts);
+        refuse(q, &q->st.bad_ts, LS_REJECT_INVALID);
+}
+
+static void count_activities(ls_mqtt *q, uint64_t n)
+{
+    if (n == 0) return;
+    __atomic_fetch_add(&q->st.activities, n, __ATOMIC_RELAXED);
+    ls_metrics_activities(&q->d->metrics, q->metrics_src, n);
 }
 
 static void apply_activities(ls_mqtt *q, size_t n, ls_now now)
 {
     if (n == 0) return;
-    ls_engine_activity_batch(q->d->engine, q->acts, n, now, q->rcs);
-    for (size_t i = 0; i < n; i++)
-        if (q->rcs[i] < 0)
-            count_rc(q, q->rcs[i]);
-        else
-            COUNT(q->st.activities);
+    size_t ok = ls_engine_activity_batch(q->d->engine, q->acts, n, now, q->rcs);
+    if (ok < n)
+        for (size_t i = 0; i < n; i++)
+            if (q->rcs[i] < 0) count_rc(q, q->rcs[i]);
+    count_activities(q, ok);
 }
 
 /* A presence operation: sessions are a state here, see the top comment. */
@@ -163,7 +177,7 @@ static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
     const ls_device *dev = ls_engine_find(e, id, o->len);
     int rc = 0;
     if (!dev && ls_id_check(id, o->len)) {
-        COUNT(q->st.bad_ids);
+        refuse(q, &q->st.bad_ids, LS_REJECT_INVALID);
         return;
     }
     if (o->kind == OP_ONLINE) {
@@ -174,7 +188,7 @@ static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
             ls_activity a = {.id = id, .len = o->len, .source = (uint8_t)q->source};
             rc = 0;
             ls_engine_activity_batch(e, &a, 1, now, &rc);
-            if (rc == 0) COUNT(q->st.activities);
+            if (rc == 0) count_activities(q, 1);
         }
     } else if (dev && dev->sessions > 0) {
         if ((rc = ls_engine_disconnect(e, id, o->len, now)) == 0) COUNT(q->st.disconnects);
@@ -235,7 +249,7 @@ static void source_down(ls_mqtt *q)
 static void push(ls_mqtt *q, int kind, const char *id, size_t len, int64_t ts, int retained)
 {
     if (len == 0 || len > LS_ID_MAX) {
-        COUNT(q->st.bad_ids);
+        refuse(q, &q->st.bad_ids, LS_REJECT_INVALID);
         return;
     }
     if (q->nops == BATCH_OPS || q->used + len + 1 > ARENA_BYTES) flush(q);
@@ -283,7 +297,7 @@ static void data_message(ls_mqtt *q, const char *dev, size_t len,
     int64_t ts = 0;
     if (q->cfg->mqtt_payload_ts[0] && msg->payloadlen > 0 &&
         (ts = payload_ts(q, msg->payload, (size_t)msg->payloadlen)) < 0) {
-        COUNT(q->st.bad_ts);
+        refuse(q, &q->st.bad_ts, LS_REJECT_INVALID);
         return;
     }
     if (msg->retain && ts == 0) {
@@ -352,7 +366,7 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
         return;
     }
     if (tl > TOPIC_MAX) {
-        COUNT(q->st.too_long);
+        refuse(q, &q->st.too_long, LS_REJECT_TOO_LARGE);
         return;
     }
     for (int i = 0; i < 2; i++) {
@@ -363,9 +377,15 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
         }
     }
     if (q->sp && tl > LS_SP_PREFIX_LEN && memcmp(t, LS_SP_PREFIX, LS_SP_PREFIX_LEN) == 0) {
-        ls_sparkplug_message(q->sp, t, tl, msg->payload,
-                             msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retain,
-                             sp_op_cb, q);
+        ls_sparkplug_stats before, after;
+        ls_sparkplug_get_stats(q->sp, &before);
+        if (ls_sparkplug_message(q->sp, t, tl, msg->payload,
+                                 msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retain,
+                                 sp_op_cb, q) < 0) {
+            ls_sparkplug_get_stats(q->sp, &after);
+            uint64_t bad = after.bad_payloads + after.bad_topics - before.bad_payloads - before.bad_topics;
+            if (bad) ls_metrics_rejected(&q->d->metrics, q->metrics_src, LS_REJECT_MALFORMED, bad);
+        }
         return;
     }
     if (q->status && ls_topic_match(q->status, t, tl, &dev, &dl)) {
@@ -648,6 +668,7 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
         return -EINVAL;
     }
     q->source = (unsigned)rc;
+    q->metrics_src = ls_metrics_source(&d->metrics, SOURCE_NAME);
     if ((rc = pthread_create(&q->thread, NULL, reader_main, q)) != 0) {
         destroy(q);
         return -rc;
@@ -663,6 +684,11 @@ void ls_mqtt_stop(ls_mqtt *q)
     ls_stopper_request(&q->stop);
     if (q->thread_running) pthread_join(q->thread, NULL);
     destroy(q);
+}
+
+int ls_mqtt_is_up(ls_mqtt *q)
+{
+    return __atomic_load_n(&q->state, __ATOMIC_RELAXED) == ST_UP;
 }
 
 void ls_mqtt_stats_json(ls_mqtt *q, ls_buf *b)

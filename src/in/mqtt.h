@@ -23,6 +23,9 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d);
 /* Stops the thread (applying what it read), disconnects cleanly, frees. */
 void ls_mqtt_stop(ls_mqtt *m);
 
+/* 1 while the source is up (connected, backlog read).  Any thread. */
+int ls_mqtt_is_up(ls_mqtt *m);
+
 /* Appends the reader's counters as a JSON object (for /api/v1/stats). */
 void ls_mqtt_stats_json(ls_mqtt *m, ls_buf *b);
 

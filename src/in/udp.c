@@ -50,6 +50,7 @@ struct ls_udp {
     pthread_t thread;
     int running;
     ls_udp_stats stats; /* updated with atomics by the thread */
+    int metrics_src;    /* this input in the daemon's /metrics */
     char *bufs;
     struct mmsghdr msgs[UDP_VLEN];
     struct iovec iov[UDP_VLEN];
@@ -68,6 +69,19 @@ const char *ls_udp_reject_name(ls_udp_reject r)
 static void count(uint64_t *c, uint64_t n)
 {
     __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* A rejection, in this input's counters and in /metrics' reasons. */
+static void reject(struct ls_udp *u, ls_udp_reject why, uint64_t n)
+{
+    static const ls_reject_reason as_metric[LS_UDP__REJECTS] = {
+        [LS_UDP_BAD_ID] = LS_REJECT_INVALID,     [LS_UDP_BAD_TS] = LS_REJECT_INVALID,
+        [LS_UDP_BAD_LINE] = LS_REJECT_MALFORMED, [LS_UDP_TRUNCATED] = LS_REJECT_TOO_LARGE,
+        [LS_UDP_REFUSED] = LS_REJECT_DEVICE_LIMIT,
+    };
+    if (n == 0) return;
+    count(&u->stats.rejected[why], n);
+    ls_metrics_rejected(&u->d->metrics, u->metrics_src, as_metric[why], n);
 }
 
 void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out)
@@ -132,7 +146,8 @@ static void apply(struct ls_udp *u)
     size_t applied = ls_engine_activity_batch(u->d->engine, u->items, u->n, ls_clock_now(), NULL);
     ls_daemon_unlock(u->d);
     count(&u->stats.activities, applied);
-    count(&u->stats.rejected[LS_UDP_REFUSED], u->n - applied);
+    ls_metrics_activities(&u->d->metrics, u->metrics_src, applied);
+    reject(u, LS_UDP_REFUSED, u->n - applied);
     u->n = 0;
 }
 
@@ -142,7 +157,7 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
 {
     const char *end = p + n;
     if (truncated) {
-        count(&u->stats.rejected[LS_UDP_TRUNCATED], 1);
+        reject(u, LS_UDP_TRUNCATED, 1);
         const char *nl = memrchr(p, '\n', n);
         end = nl ? nl : p; /* the cut-off last line is not a line */
     }
@@ -155,7 +170,7 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
         ls_udp_reject why;
         int rc = ls_udp_parse_line(p, (size_t)(le - p), &id, &len, &ts, &why);
         if (rc < 0) {
-            count(&u->stats.rejected[why], 1);
+            reject(u, why, 1);
         } else if (rc == 0) {
             u->items[u->n++] = (ls_activity){.id = id, .len = (uint32_t)len, .ts = ts};
             if (u->n == UDP_BATCH) apply(u);
@@ -226,6 +241,7 @@ int ls_udp_start(struct ls_udp **out, ls_daemon *d)
         return -ENOMEM;
     }
     u->d = d;
+    u->metrics_src = ls_metrics_source(&d->metrics, "udp");
     u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     u->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int rc = 0;

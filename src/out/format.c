@@ -69,3 +69,36 @@ int ls_format_event(ls_buf *b, const ls_engine *e, uint64_t seq, const ls_event 
     ls_buf_putc(b, '}');
     return b->overflow ? -1 : 0;
 }
+
+/* Skips the literal `lit` at *p; 0 or -1. */
+static int expect(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0) return -1;
+    *p += n;
+    return 0;
+}
+
+int ls_format_event_peek(const char *line, size_t len, const char **dev, size_t *dev_len)
+{
+    const char *p = line, *end = line + len;
+    int type = -1;
+    if (expect(&p, end, "{\"seq\":") < 0) return -1;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    if (expect(&p, end, ",\"type\":\"") < 0) return -1;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q) return -1;
+    for (int t = 0; t < LS_EV__COUNT; t++) {
+        const char *name = ls_event_name((ls_event_type)t);
+        if (strlen(name) == (size_t)(q - p) && memcmp(name, p, (size_t)(q - p)) == 0) type = t;
+    }
+    p = q + 1;
+    if (type < 0 || expect(&p, end, ",\"device\":") < 0 || p == end || *p != '"') return -1;
+    for (q = p + 1; q < end && *q != '"'; q++)
+        if (*q == '\\') q++; /* an escaped character, '"' included */
+    if (q >= end) return -1;
+    *dev = p;
+    *dev_len = (size_t)(q + 1 - p);
+    return type;
+}

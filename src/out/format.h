@@ -32,4 +32,13 @@ int ls_format_device_fields(ls_buf *b, const ls_device_fields *f);
  * "source":true} (no state: there is no device). */
 int ls_format_event(ls_buf *b, const ls_engine *e, uint64_t seq, const ls_event *ev);
 
+/*
+ * What filters need of an event line written by ls_format_event(), read
+ * from its fixed prefix without parsing the JSON: the type, and the device
+ * as the escaped JSON string it was written as (quotes included), which
+ * equals ls_buf_json_str() of the id.  Returns the ls_event_type, or -1 if
+ * the line does not start the way ls_format_event() writes it.
+ */
+int ls_format_event_peek(const char *line, size_t len, const char **dev, size_t *dev_len);
+
 #endif

@@ -62,6 +62,11 @@ def test_bad_lines_counted_and_skipped(udp_daemon):
     assert c.device("ok-1").status == 200 and c.device("ok-5").status == 200
     for dev in ("ok-2", "ok-3", "ok-4"):
         assert c.device(dev).status == 404
+    # The same counts in /metrics, by the common reasons.
+    text = c.get("/metrics").raw.decode()
+    assert 'lastseen_activities_total{source="udp"} 2' in text
+    assert 'lastseen_rejected_inputs_total{source="udp",reason="invalid"} 4' in text
+    assert 'lastseen_rejected_inputs_total{source="udp",reason="malformed"} 1' in text
 
 
 def test_garbage_never_hurts(udp_daemon):

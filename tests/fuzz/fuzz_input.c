@@ -2,10 +2,12 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), the configuration value parsers, the line parser
- * of `lastseen import`, the UDP heartbeat line parser, MQTT topic patterns
- * (parse, then match the input against a fixed pattern and against itself)
- * and Sparkplug B messages (topic and protobuf payload).
+ * big-integer fallback), the configuration value parsers, --set
+ * assignments (webhook sections included), event type lists, reading
+ * type and device back from event lines, the line parser of `lastseen
+ * import`, the UDP heartbeat line parser, MQTT topic patterns (parse, then
+ * match the input against a fixed pattern and against itself) and
+ * Sparkplug B messages (topic and protobuf payload).
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -23,6 +25,7 @@
 #include "in/mqtt_topic.h"
 #include "in/sparkplug.h"
 #include "in/udp.h"
+#include "out/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 9) {
+    switch (data[0] % 12) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -105,6 +108,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 7: {
+        int64_t m;
+        if (ls_parse_event_types(s, &m) == 0 && (m < 1 || m > ((int64_t)1 << LS_EV__COUNT) - 1)) abort();
+        break;
+    }
+    case 8: {
+        ls_config *c = malloc(sizeof(*c));
+        char err[512];
+        if (!c) break;
+        ls_config_defaults(c);
+        (void)ls_config_set(c, s, err, sizeof(err));
+        (void)ls_config_validate(c, err, sizeof(err));
+        if (c->nwebhooks < 0 || c->nwebhooks > LS_WEBHOOKS_MAX) abort();
+        free(c);
+        break;
+    }
+    case 9: {
+        const char *dev = NULL;
+        size_t dev_len = 0;
+        int t = ls_format_event_peek(p, n, &dev, &dev_len);
+        if (t >= LS_EV__COUNT || (t >= 0 && (dev < p || dev + dev_len > p + n))) abort();
+        break;
+    }
+    case 10: {
         static ls_topic_pattern fixed, own;
         const char *why;
         if (!fixed.nlevels) ls_topic_pattern_parse(&fixed, "sensors/+/{device}/#", 20, &why);
@@ -120,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ls_buf_free(&b);
         break;
     }
-    case 8: {
+    case 11: {
         /* A topic line, then the payload. */
         static ls_sparkplug *sp;
         if (!sp && ls_sparkplug_new(&sp) < 0) break;
