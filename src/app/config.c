@@ -26,7 +26,7 @@
  * a bad value or syntax, -ENOENT for an unknown key or variable, -ERANGE from
  * the parsers for numbers that overflow, and -errno of fopen/read for files.
  *
- * Cost: lookups are linear scans of a table of about ten rows, done only
+ * Cost: lookups are linear scans of a table of about twenty rows, done only
  * at start-up and reload.
  *
  * Limits: Debian's libinih is built with its default 200-byte line buffer
@@ -104,6 +104,8 @@ static int nonempty_check(const char *s, size_t n, const char **why);
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const policy_words[] = {"grace", "strict", NULL};
+/* In ls_report_strategy order (src/in/reporting.h). */
+static const char *const strategy_words[] = {"ALL", "FIRST", "LAST", "FIRST_AND_LAST", NULL};
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -120,6 +122,12 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "threads", .type = CFG_INT, FIELD_I64(http_threads),
      .def = "1", .min = 1, .max = 64,
      .doc = "libmicrohttpd worker threads"},
+    {.section = "http", .key = "reporting_strategy", .type = CFG_ENUM, FIELD_INT(http_reporting_strategy),
+     .def = "ALL", .words = strategy_words,
+     .doc = "which HTTP activities reach the engine, per device and reporting period (ThingsBoard's strategies; see docs/semantics.md)"},
+    {.section = "http", .key = "reporting_period", .type = CFG_DURATION, FIELD_I64(http_reporting_period),
+     .def = "3000ms", .min = 1, .max = MS_HOUR,
+     .doc = "length of a device's reporting period for http.reporting_strategy"},
     {.section = "store", .key = "data_dir", .type = CFG_STRING, FIELD_STR(data_dir),
      .def = "./data", .check = nonempty_check, .allowed = "a non-empty path",
      .doc = "directory where lastseen keeps its files"},
@@ -146,12 +154,25 @@ static const cfg_key cfg_table[] = {
     {.section = "state", .key = "restart_policy", .type = CFG_ENUM, FIELD_INT(state_restart_policy),
      .def = "grace", .words = policy_words,
      .doc = "devices active at shutdown: grace = full timeout from restart, strict = keep old deadlines"},
+    {.section = "state", .key = "monitor_by_default", .type = CFG_BOOL, FIELD_INT(state_monitor_by_default),
+     .def = "true",
+     .doc = "devices with no timeout of their own or from their type get default_inactivity_timeout (false: they are not monitored)"},
+    {.section = "availability", .key = "grace", .type = CFG_DURATION, FIELD_I64(availability_grace),
+     .def = "180s", .min = 0, .max = MS_DAY,
+     .doc = "added to c8y_RequiredAvailability.responseInterval before a device is unavailable"},
+    {.section = "transport", .key = "session_inactivity_timeout", .type = CFG_DURATION,
+     FIELD_I64(transport_session_inactivity_timeout),
+     .def = "600s", .min = 0, .max = 3650 * MS_DAY,
+     .doc = "open sessions of a device silent this long are closed (DISCONNECT_EVENT); 0 = never"},
     {.section = "events", .key = "stdout", .type = CFG_BOOL, FIELD_INT(events_stdout),
      .def = "false",
      .doc = "also print each event line to stdout"},
     {.section = "events", .key = "retention", .type = CFG_DURATION, FIELD_I64(events_retention),
      .def = "7d", .min = MS_SECOND, .max = 3650 * MS_DAY,
      .doc = "how long delivered events stay in the outbox for replay; undelivered ones are kept until delivered"},
+    {.section = "alarms", .key = "retention", .type = CFG_DURATION, FIELD_I64(alarms_retention),
+     .def = "7d", .min = MS_SECOND, .max = 3650 * MS_DAY,
+     .doc = "how long CLEARED alarms stay listed before they are deleted"},
     {.section = "log", .key = "level", .type = CFG_ENUM, FIELD_INT(log_level),
      .def = "info", .words = log_words,
      .doc = "least severe log message written"},

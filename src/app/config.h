@@ -19,6 +19,8 @@ typedef struct ls_config {
     char http_listen[256];                   /* http.listen, host:port */
     int64_t http_max_body;                   /* http.max_body, bytes */
     int64_t http_threads;                    /* http.threads */
+    int http_reporting_strategy;             /* ls_report_strategy */
+    int64_t http_reporting_period;           /* ms */
     char data_dir[4096];                     /* store.data_dir */
     int64_t store_flush_interval;            /* ms */
     int64_t store_max_size;                  /* bytes, 0 = no cap */
@@ -27,6 +29,10 @@ typedef struct ls_config {
     int64_t state_max_clock_skew;             /* ms */
     int64_t state_max_devices;                /* 0 = unlimited */
     int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
+    int state_monitor_by_default;             /* bool */
+    int64_t availability_grace;               /* ms */
+    int64_t transport_session_inactivity_timeout; /* ms, 0 = never */
+    int64_t alarms_retention;                 /* ms */
     int events_stdout;                        /* bool */
     int64_t events_retention;                 /* ms */
     int log_level;                            /* LS_LOG_* */
