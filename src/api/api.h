@@ -51,11 +51,28 @@ int ls_api_arg(ls_req *r, const char *key, char *buf, size_t len);
  * the value's own integer check (422) instead of the whole body (400). */
 json_t *ls_api_json_parse(const char *p, size_t n, size_t flags, json_error_t *err);
 
+/*
+ * Reads a Cumulocity responseInterval (minutes): an integer, or a real with
+ * no fraction (how integers beyond 64 bits arrive), clamped to
+ * LS_RI_MIN..LS_RI_MAX as Cumulocity does.  0 and *out, or -1.
+ */
+int ls_api_response_interval(json_t *v, int *out);
+
+/* Under the lock: appends the availability part of /api/v1/stats,
+ * starting with a comma (availability.c). */
+void ls_api_stats_availability(ls_buf *b, ls_daemon *d);
+
 /* Route handlers.  `id` is the percent-decoded device id (len bytes). */
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);
 enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action);
 enum MHD_Result ls_api_device_list(ls_req *r);
 enum MHD_Result ls_api_bulk_activity(ls_req *r);
 enum MHD_Result ls_api_stats(ls_req *r);
+/* Routes under a prefix; `rest` is the raw path after it ("" or "/{name}"). */
+enum MHD_Result ls_api_device_types(ls_req *r, const char *rest); /* /api/v1/device-types */
+enum MHD_Result ls_api_alarms(ls_req *r, const char *rest);       /* /api/v1/alarms */
+
+/* Parses a decimal in [min, max]: 0, or -1 (signs, blanks, junk, overflow). */
+int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 #endif

@@ -6,6 +6,11 @@
  * lock once (bulk requests take it per 4096 items, so a large bulk never
  * holds the timer loop back for long), and answers after unlocking, which
  * is also when the events it caused have been written to the event log.
+ *
+ * Activities (single and bulk) go through the HTTP input's reporting
+ * strategy (http.reporting_strategy); sessions and pings do not.  A PUT
+ * whose body is {} or only {"id": ...} is Cumulocity's "ping" of an
+ * existing device: an activity at now and nothing else.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "app/alarming.h"
 #include "app/clock.h"
 #include "app/persist.h"
 #include "out/format.h"
@@ -79,7 +85,7 @@ static enum MHD_Result device_json(ls_req *r, unsigned status, const char *id, s
     ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
     const ls_device *dev = ls_engine_find(r->d->engine, id, len);
-    if (dev) ls_format_device(&b, r->d->engine, dev);
+    if (dev) ls_format_device(&b, r->d->engine, r->d->alarms, dev);
     ls_daemon_unlock(r->d);
     if (!dev) {
         ls_buf_free(&b);
@@ -97,7 +103,9 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
     ls_device_config c = {0};
     const char *key;
     json_t *v;
+    int fields = 0; /* other than "id" */
     json_object_foreach(j, key, v) {
+        if (strcmp(key, "id")) fields++;
         if (strcmp(key, "inactivityTimeout") == 0) {
             c.set_timeout = 1;
             if (json_is_null(v)) {
@@ -121,6 +129,20 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
             }
             c.type = json_string_value(v);
             c.type_len = json_string_length(v);
+        } else if (strcmp(key, "c8y_RequiredAvailability") == 0) {
+            c.set_c8y = 1;
+            json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
+            if (json_is_null(v)) {
+                c.has_c8y = 0;
+            } else if (!ri || json_object_size(v) != 1 || ls_api_response_interval(ri, &c.response_interval) < 0) {
+                json_decref(j);
+                return ls_api_error(r, 422, "invalid",
+                                    "c8y_RequiredAvailability must be {\"responseInterval\": minutes} with an "
+                                    "integer (clamped to %d..%d), or null",
+                                    LS_RI_MIN, LS_RI_MAX);
+            } else {
+                c.has_c8y = 1;
+            }
         } else if (strcmp(key, "id") == 0) {
             if (!json_is_string(v) || json_string_length(v) != len || memcmp(json_string_value(v), id, len)) {
                 json_decref(j);
@@ -128,14 +150,19 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
             }
         } else {
             enum MHD_Result res = ls_api_error(
-                r, 422, "invalid", "unknown field \"%.64s\"; known: inactivityTimeout, type, id", key);
+                r, 422, "invalid",
+                "unknown field \"%.64s\"; known: inactivityTimeout, type, c8y_RequiredAvailability, id", key);
             json_decref(j); /* key lives in j */
             return res;
         }
     }
-    int created = 0;
+    int created = 0, rc;
     ls_daemon_lock(r->d);
-    int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
+    ls_now now = ls_clock_now();
+    if (fields == 0 && ls_engine_find(r->d->engine, id, len))
+        rc = ls_engine_activity(r->d->engine, id, len, 0, now); /* a ping */
+    else
+        rc = ls_engine_put(r->d->engine, id, len, &c, now, &created);
     if (rc < 0) ls_daemon_unlock(r->d);
     else ls_daemon_commit_unlock(r->d);
     json_decref(j);
@@ -153,6 +180,8 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
         ls_daemon_unlock(r->d);
     } else {
         ls_persist_delete(r->d, id, len);
+        ls_alarming_deleted(r->d, id, len, ls_clock_now().wall);
+        ls_reporter_forget(r->d->http_in, id, len);
         ls_daemon_commit_unlock(r->d);
     }
     if (rc < 0) return ls_api_engine_error(r, rc, "device");
@@ -178,7 +207,8 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     uint64_t seq0 = r->d->seq;
     ls_now now = ls_clock_now();
     if (action[0] == 'a') {
-        rc = ls_engine_activity(r->d->engine, id, len, ts, now);
+        ls_activity a = {.id = id, .len = (uint32_t)len, .ts = ts};
+        ls_reporter_activity_batch(r->d->http_in, &a, 1, now, &rc);
         if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
     } else {
         rc = action[0] == 'c' ? ls_engine_connect(r->d->engine, id, len, now)
@@ -254,7 +284,7 @@ static void bulk_flush(bulk_state *s)
     if (!s->n) return;
     ls_daemon_lock(s->r->d);
     uint64_t seq0 = s->r->d->seq;
-    ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
+    ls_reporter_activity_batch(s->r->d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
     if (s->r->d->seq != seq0) ls_daemon_commit_unlock(s->r->d); /* transitions: durable first */
     else ls_daemon_unlock(s->r->d);
     for (size_t i = 0; i < s->n; i++) {
@@ -349,6 +379,7 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
 
 typedef struct list_state {
     const ls_engine *e;
+    const ls_alarms *alarms;
     ls_buf *b;
     size_t n;
 } list_state;
@@ -357,11 +388,10 @@ static void list_visit(void *ud, const ls_device *d)
 {
     list_state *s = ud;
     if (s->n++) ls_buf_putc(s->b, ',');
-    ls_format_device(s->b, s->e, d);
+    ls_format_device(s->b, s->e, s->alarms, d);
 }
 
-/* Parses a decimal in [min, max]; 0 or -1. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;
     if (!s[0] || s[0] == '-' || s[0] == '+' || s[0] == ' ') return -1;
@@ -388,15 +418,15 @@ enum MHD_Result ls_api_device_list(ls_req *r)
         else if (strcmp(active, "false") == 0) filter = 0;
         else return ls_api_error(r, 422, "invalid", "active must be true or false");
     }
-    if (limit_s && parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
+    if (limit_s && ls_api_parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
         return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", LIST_LIMIT_MAX);
-    if (after && after[0] && parse_u64(after, 0, UINT32_MAX, &cursor) < 0)
+    if (after && after[0] && ls_api_parse_u64(after, 0, UINT32_MAX, &cursor) < 0)
         return ls_api_error(r, 422, "invalid", "after must be a cursor returned as \"next\"");
 
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {.e = r->d->engine, .b = &b};
+    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b};
     ls_daemon_lock(r->d);
     uint64_t next = ls_engine_scan(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX, list_visit, &s);
     ls_daemon_unlock(r->d);
@@ -408,9 +438,14 @@ enum MHD_Result ls_api_device_list(ls_req *r)
 enum MHD_Result ls_api_stats(ls_req *r)
 {
     ls_engine_stats st;
+    ls_buf avail;
+    ls_buf_init(&avail, (size_t)16 << 20);
     ls_daemon_lock(r->d);
     ls_engine_get_stats(r->d->engine, &st);
     ls_daemon *d = r->d;
+    uint64_t events[LS_EV__COUNT];
+    memcpy(events, d->events_by_type, sizeof(events));
+    ls_api_stats_availability(&avail, d);
     uint64_t seq = d->seq;
     uint64_t committed = d->committed_seq;
     int nsinks = d->nsinks;
@@ -421,7 +456,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
     uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
 
     ls_buf b;
-    ls_buf_init(&b, 4096);
+    ls_buf_init(&b, (size_t)17 << 20);
     ls_buf_printf(&b,
                   "{\"devices\":%llu,\"active\":%llu,\"inactive\":%llu,\"sessions\":%llu,"
                   "\"activities\":%llu,\"staleActivities\":%llu,\"clampedFutureTimestamps\":%llu,"
@@ -432,7 +467,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
                   (unsigned long long)st.clamped_future);
     for (int t = 0; t < LS_EV__COUNT; t++)
         ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
-                      (unsigned long long)st.events[t]);
+                      (unsigned long long)events[t]);
     ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
     ls_buf_printf(&b,
@@ -451,6 +486,9 @@ enum MHD_Result ls_api_stats(ls_req *r)
         ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
                       (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
     }
-    ls_buf_append(&b, "]}}", 3);
+    ls_buf_append(&b, "]}", 2);
+    ls_buf_append(&b, avail.p, avail.len); /* ,"sessionsExpired":..,"availability":{..},.. */
+    ls_buf_free(&avail);
+    ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }

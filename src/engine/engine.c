@@ -406,7 +406,7 @@ void eng__refresh(ls_engine *e, ls_device *d, ls_now now)
     int64_t to = eng__timeout(e, d);
     if (d->active && to > 0 && d->last_activity_mono + to <= now.mono) go_inactive(e, d, now.wall);
     arm_next(e, d);
-    if (nc != old && e->avail_cb) e->avail_cb(e->avail_ud, d, old, was_active);
+    if (nc != old && e->avail_cb) e->avail_cb(e->avail_ud, d, old, was_active, now);
 }
 
 int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_config *c, ls_now now,

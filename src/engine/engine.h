@@ -234,7 +234,7 @@ typedef struct ls_availability {
  * for new or restored devices.  Like the event callback it must not change
  * the engine (reading is fine).
  */
-typedef void (*ls_avail_cb)(void *ud, const ls_device *d, ls_avail old_cls, int was_active);
+typedef void (*ls_avail_cb)(void *ud, const ls_device *d, ls_avail old_cls, int was_active, ls_now now);
 
 typedef struct ls_engine ls_engine;
 
