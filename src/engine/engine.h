@@ -182,6 +182,7 @@ typedef struct ls_engine_stats {
     uint64_t clamped_future;       /* ts beyond max_clock_skew, clamped */
     uint64_t events[LS_EV__COUNT]; /* by type (the engine's own) */
     uint64_t sessions_expired;     /* closed by session_timeout_ms */
+    uint64_t type_visits;          /* devices visited by type re-evaluations */
     uint64_t avail[LS_AVAIL__COUNT];           /* devices by class */
     uint64_t avail_active[LS_AVAIL__COUNT];    /* ... of them active */
     uint64_t avail_connected[LS_AVAIL__COUNT]; /* ... of them with a session */

@@ -194,11 +194,13 @@ static void walk(ls_engine *e, uint16_t i, ls_now now)
             ls_device *d = ls_table_slot(&e->table, s);
             if (!d->live || d->type != i) continue;
             if (i) eng__type_join(e, d);
+            e->st.type_visits++;
             eng__refresh(e, d, now);
         }
         return;
     }
     compact(e, t, i);
+    e->st.type_visits += t->nmembers;
     for (size_t k = 0; k < t->nmembers; k++) eng__refresh(e, ls_table_slot(&e->table, t->members[k]), now);
 }
 
