@@ -11,6 +11,7 @@
  *     left open through a maintenance window counts a second occurrence.
  * Cleared when the device becomes active again (ACTIVITY_EVENT: a late
  * report that does not make it active clears nothing) or is deleted.
+ * alarms.enabled = false raises nothing new; open alarms still clear.
  *
  * Every change becomes an ALARM_* event (its seq and outbox line through
  * ls_persist_event()) and an alarm record in the same pending batch, so
@@ -117,6 +118,7 @@ int ls_alarming_load(ls_daemon *d)
 
 static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
 {
+    if (!d->cfg.alarms_enabled) return;
     int rc = ls_alarms_raise(d->alarms, ls_device_id(dev), dev->id_len, ls_engine_severity(d->engine, dev),
                              dev->last_activity, now);
     if (rc < 0) {

@@ -32,6 +32,7 @@ typedef struct ls_config {
     int state_monitor_by_default;             /* bool */
     int64_t availability_grace;               /* ms */
     int64_t transport_session_inactivity_timeout; /* ms, 0 = never */
+    int alarms_enabled;                       /* bool */
     int64_t alarms_retention;                 /* ms */
     int events_stdout;                        /* bool */
     int64_t events_retention;                 /* ms */

@@ -45,6 +45,7 @@ static const char *const all_keys[][2] = {
     {"transport.session_inactivity_timeout", "LASTSEEN_TRANSPORT_SESSION_INACTIVITY_TIMEOUT"},
     {"events.stdout", "LASTSEEN_EVENTS_STDOUT"},
     {"events.retention", "LASTSEEN_EVENTS_RETENTION"},
+    {"alarms.enabled", "LASTSEEN_ALARMS_ENABLED"},
     {"alarms.retention", "LASTSEEN_ALARMS_RETENTION"},
     {"log.level", "LASTSEEN_LOG_LEVEL"},
 };
@@ -154,6 +155,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.availability_grace, 180000);
     assert_int_equal(c.transport_session_inactivity_timeout, 600000);
     assert_int_equal(c.alarms_retention, 7 * MS_DAY);
+    assert_int_equal(c.alarms_enabled, 1);
 }
 
 /* ---- parsers ---------------------------------------------------------- */
