@@ -28,7 +28,7 @@
 #include "app/persist.h"
 
 #define IDLE_WAKE_MS 1000
-#define ALARM_PRUNE_EVERY_MS 60000
+#define ALARM_PRUNE_EVERY_MS 60000 /* or a quarter of alarms.retention if shorter */
 
 static void on_event(void *ud, const ls_event *ev)
 {
@@ -158,7 +158,9 @@ int ls_daemon_run(ls_daemon *d)
         ls_now now = ls_clock_now();
         ls_engine_tick(d->engine, now);
         ls_reporter_tick(d->http_in, now);
-        if (now.mono - d->alarm_prune_mono >= ALARM_PRUNE_EVERY_MS) {
+        int64_t prune_every = d->cfg.alarms_retention / 4;
+        if (prune_every > ALARM_PRUNE_EVERY_MS) prune_every = ALARM_PRUNE_EVERY_MS;
+        if (now.mono - d->alarm_prune_mono >= prune_every) {
             d->alarm_prune_mono = now.mono;
             ls_alarming_prune(d, now.wall);
         }
