@@ -26,14 +26,21 @@ static void type_json(ls_buf *b, const ls_type_info *t)
     ls_buf_append(b, "{\"type\":", 8);
     ls_buf_json_str(b, t->name, strlen(t->name));
     ls_buf_printf(b, ",\"configured\":%s,\"inactivityTimeout\":", t->configured ? "true" : "false");
-    if (c->timeout_ms) ls_buf_i64(b, c->timeout_ms);
-    else ls_buf_append(b, "null", 4);
+    if (c->timeout_ms)
+        ls_buf_i64(b, c->timeout_ms);
+    else
+        ls_buf_append(b, "null", 4);
     ls_buf_append(b, ",\"responseInterval\":", 20);
-    if (c->has_ri) ls_buf_i64(b, c->response_interval);
-    else ls_buf_append(b, "null", 4);
+    if (c->has_ri)
+        ls_buf_i64(b, c->response_interval);
+    else
+        ls_buf_append(b, "null", 4);
     ls_buf_printf(b, ",\"monitored\":%s,\"alarmSeverity\":\"%s\",\"devices\":%llu,\"active\":%llu}",
-                  c->monitored < 0 ? "null" : c->monitored ? "true" : "false", ls_severity_name(c->severity),
-                  (unsigned long long)t->devices, (unsigned long long)t->active);
+                  c->monitored < 0 ? "null"
+                  : c->monitored   ? "true"
+                                   : "false",
+                  ls_severity_name(c->severity), (unsigned long long)t->devices,
+                  (unsigned long long)t->active);
 }
 
 static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
@@ -72,35 +79,47 @@ static const char *parse_patch(json_t *j, const char *name, size_t len, type_pat
 {
     const char *key;
     json_t *v;
-    json_object_foreach(j, key, v) {
+    json_object_foreach(j, key, v)
+    {
         if (strcmp(key, "inactivityTimeout") == 0) {
             p->set_timeout = 1;
-            if (json_is_null(v)) p->v.timeout_ms = 0;
+            if (json_is_null(v))
+                p->v.timeout_ms = 0;
             else if (json_is_integer(v) && json_integer_value(v) >= LS_TIMEOUT_MIN_MS &&
                      json_integer_value(v) <= LS_TIMEOUT_MAX_MS)
                 p->v.timeout_ms = json_integer_value(v);
-            else return "inactivityTimeout must be an integer of ms between 1 and 315360000000, or null";
+            else
+                return "inactivityTimeout must be an integer of ms between 1 and 315360000000, or "
+                       "null";
         } else if (strcmp(key, "responseInterval") == 0) {
             p->set_ri = 1;
             p->v.has_ri = !json_is_null(v);
             if (p->v.has_ri && ls_api_response_interval(v, &p->v.response_interval) < 0)
-                return "responseInterval must be an integer of minutes (clamped to -32768..32767), or null";
+                return "responseInterval must be an integer of minutes (clamped to -32768..32767), "
+                       "or null";
         } else if (strcmp(key, "monitored") == 0) {
             p->set_monitored = 1;
-            if (json_is_null(v)) p->v.monitored = -1;
-            else if (json_is_boolean(v)) p->v.monitored = json_is_true(v);
-            else return "monitored must be true, false or null";
+            if (json_is_null(v))
+                p->v.monitored = -1;
+            else if (json_is_boolean(v))
+                p->v.monitored = json_is_true(v);
+            else
+                return "monitored must be true, false or null";
         } else if (strcmp(key, "alarmSeverity") == 0) {
-            int sev = json_is_string(v) ? ls_severity_parse(json_string_value(v), json_string_length(v)) : -1;
+            int sev = json_is_string(v)
+                          ? ls_severity_parse(json_string_value(v), json_string_length(v))
+                          : -1;
             p->set_severity = 1;
             if (json_is_null(v)) sev = LS_SEV_MAJOR;
             if (sev < 0) return "alarmSeverity must be CRITICAL, MAJOR, MINOR or WARNING";
             p->v.severity = (ls_severity)sev;
         } else if (strcmp(key, "type") == 0) {
-            if (!json_is_string(v) || json_string_length(v) != len || memcmp(json_string_value(v), name, len))
+            if (!json_is_string(v) || json_string_length(v) != len ||
+                memcmp(json_string_value(v), name, len))
                 return "type in the body differs from the type in the path";
         } else {
-            return "unknown field; known: inactivityTimeout, responseInterval, monitored, alarmSeverity, type";
+            return "unknown field; known: inactivityTimeout, responseInterval, monitored, "
+                   "alarmSeverity, type";
         }
     }
     return NULL;
@@ -109,10 +128,11 @@ static const char *parse_patch(json_t *j, const char *name, size_t len, type_pat
 static enum MHD_Result type_put(ls_req *r, const char *name, size_t len)
 {
     json_error_t err;
-    json_t *j = ls_api_json_parse(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j =
+        ls_api_json_parse(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
     if (!j)
-        return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line, err.column,
-                            err.text);
+        return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s",
+                            err.line, err.column, err.text);
     if (!json_is_object(j)) {
         json_decref(j);
         return ls_api_error(r, 400, "bad_request", "the body must be a JSON object");
@@ -147,7 +167,8 @@ static enum MHD_Result type_put(ls_req *r, const char *name, size_t len)
     }
     if (rc < 0) {
         ls_buf_free(&b);
-        if (rc == LS_EFULL) return ls_api_error(r, 507, "type_limit", "65535 type names exist already");
+        if (rc == LS_EFULL)
+            return ls_api_error(r, 507, "type_limit", "65535 type names exist already");
         return ls_api_engine_error(r, rc, "device type");
     }
     return respond_buf(r, created ? 201 : 200, &b);
@@ -190,7 +211,8 @@ enum MHD_Result ls_api_device_types(ls_req *r, const char *rest)
         return ls_api_error(r, 404, "not_found", "no route for /api/v1/device-types%.200s", rest);
     size_t raw = strlen(rest + 1), len;
     if (raw > LS_TYPE_MAX * 3)
-        return ls_api_error(r, 422, "invalid", "invalid device type: longer than %d bytes", LS_TYPE_MAX);
+        return ls_api_error(r, 422, "invalid", "invalid device type: longer than %d bytes",
+                            LS_TYPE_MAX);
     char name[LS_TYPE_MAX * 3 + 1];
     if (ls_api_pct_decode(rest + 1, raw, name, &len) < 0)
         return ls_api_error(r, 400, "bad_request", "malformed percent-encoding in the device type");
@@ -198,6 +220,7 @@ enum MHD_Result ls_api_device_types(ls_req *r, const char *rest)
         return ls_api_method_not_allowed(r, "GET, PUT, DELETE");
     if (len == 0 || len > LS_TYPE_MAX || ls_id_check(name, len))
         return ls_api_error(r, 422, "invalid",
-                            "invalid device type: 1..%d bytes of UTF-8 without control characters", LS_TYPE_MAX);
+                            "invalid device type: 1..%d bytes of UTF-8 without control characters",
+                            LS_TYPE_MAX);
     return type_item(r, name, len);
 }

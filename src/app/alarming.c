@@ -90,7 +90,8 @@ static int load_cb(void *ud, const ls_store_alarm *rec)
     if (rc == LS_ENOMEM) return -1;
     if (rc < 0) {
         ls->refused++;
-        ls_error("alarms", "stored alarm %llu not restored: invalid record", (unsigned long long)rec->id);
+        ls_error("alarms", "stored alarm %llu not restored: invalid record",
+                 (unsigned long long)rec->id);
         return 0;
     }
     ls->loaded++;
@@ -109,9 +110,11 @@ int ls_alarming_load(ls_daemon *d)
     ls_alarms_set_last_id(d->alarms, ls_store_alarm_last_id(d->store));
     ls_alarm_stats st;
     ls_alarms_get_stats(d->alarms, &st);
-    ls_info("alarms", "loaded %llu alarms (%llu refused): %llu active, %llu acknowledged, %llu cleared",
+    ls_info("alarms",
+            "loaded %llu alarms (%llu refused): %llu active, %llu acknowledged, %llu cleared",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
-            (unsigned long long)st.by_status[LS_ALARM_ACTIVE], (unsigned long long)st.by_status[LS_ALARM_ACKNOWLEDGED],
+            (unsigned long long)st.by_status[LS_ALARM_ACTIVE],
+            (unsigned long long)st.by_status[LS_ALARM_ACKNOWLEDGED],
             (unsigned long long)st.by_status[LS_ALARM_CLEARED]);
     return 0;
 }
@@ -119,8 +122,8 @@ int ls_alarming_load(ls_daemon *d)
 static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
 {
     if (!d->cfg.alarms_enabled) return;
-    int rc = ls_alarms_raise(d->alarms, ls_device_id(dev), dev->id_len, ls_engine_severity(d->engine, dev),
-                             dev->last_activity, now);
+    int rc = ls_alarms_raise(d->alarms, ls_device_id(dev), dev->id_len,
+                             ls_engine_severity(d->engine, dev), dev->last_activity, now);
     if (rc < 0) {
         d->persist_errors++;
         ls_error("alarms", "cannot raise the alarm of %s: %s", ls_device_id(dev), ls_strerror(rc));
@@ -135,11 +138,12 @@ void ls_alarming_event(ls_daemon *d, const ls_event *ev)
         ls_alarms_clear_source(d->alarms, ls_device_id(ev->dev), ev->dev->id_len, ev->detected_at);
 }
 
-void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int was_active, ls_now now)
+void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int was_active,
+                          ls_now now)
 {
     ls_daemon *d = ud;
-    if (ls_device_avail(dev) == LS_AVAIL_MONITORED && old_cls != LS_AVAIL_MONITORED && !was_active &&
-        !dev->active && dev->last_activity)
+    if (ls_device_avail(dev) == LS_AVAIL_MONITORED && old_cls != LS_AVAIL_MONITORED &&
+        !was_active && !dev->active && dev->last_activity)
         raise_for(d, dev, now.wall);
 }
 
@@ -156,5 +160,6 @@ static void prune_cb(void *ud, uint64_t id)
 
 void ls_alarming_prune(ls_daemon *d, int64_t now_wall)
 {
-    if (ls_alarms_prune(d->alarms, now_wall - d->cfg.alarms_retention, PRUNE_MAX, prune_cb, d)) d->want_commit = 1;
+    if (ls_alarms_prune(d->alarms, now_wall - d->cfg.alarms_retention, PRUNE_MAX, prune_cb, d))
+        d->want_commit = 1;
 }

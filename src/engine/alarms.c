@@ -91,7 +91,8 @@ static void alarm_free(ls_alarm *al)
 void ls_alarms_close(ls_alarms *a)
 {
     if (!a) return;
-    for (size_t i = 0; i < a->n; i++) alarm_free(a->all[i]);
+    for (size_t i = 0; i < a->n; i++)
+        alarm_free(a->all[i]);
     free(a->all);
     ls_strmap_close(&a->open);
     free(a);
@@ -126,7 +127,8 @@ static int list_insert(ls_alarms *a, ls_alarm *al)
         a->cap = cap;
     }
     size_t at = a->n;
-    while (at > 0 && a->all[at - 1]->id > al->id) at--;
+    while (at > 0 && a->all[at - 1]->id > al->id)
+        at--;
     memmove(a->all + at + 1, a->all + at, (a->n - at) * sizeof(*a->all));
     a->all[at] = al;
     a->n++;
@@ -139,8 +141,10 @@ static size_t lower(const ls_alarms *a, uint64_t after)
     size_t lo = 0, hi = a->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (a->all[mid]->id <= after) lo = mid + 1;
-        else hi = mid;
+        if (a->all[mid]->id <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -235,8 +239,10 @@ uint64_t ls_alarms_list(const ls_alarms *a, uint64_t after, const ls_alarm_filte
     size_t found = 0, scanned = 0;
     for (size_t i = lower(a, after); i < a->n; i++) {
         const ls_alarm *al = a->all[i];
-        int match = (f->status < 0 || al->status == f->status) && (f->severity < 0 || al->severity == f->severity) &&
-                    (!f->source || (al->source_len == f->source_len && !memcmp(al->source, f->source, f->source_len)));
+        int match = (f->status < 0 || al->status == f->status) &&
+                    (f->severity < 0 || al->severity == f->severity) &&
+                    (!f->source || (al->source_len == f->source_len &&
+                                    !memcmp(al->source, f->source, f->source_len)));
         if (match) {
             cb(ud, al);
             if (++found == limit) return i + 1 < a->n ? al->id : 0;
@@ -249,7 +255,8 @@ uint64_t ls_alarms_list(const ls_alarms *a, uint64_t after, const ls_alarm_filte
 int ls_alarms_restore(ls_alarms *a, const ls_alarm *rec)
 {
     if (rec->id == 0 || rec->source_len == 0 || rec->source_len > LS_ID_MAX || !rec->source ||
-        rec->status >= LS_ALARM__COUNT || rec->severity >= LS_SEV__COUNT || ls_alarms_get(a, rec->id))
+        rec->status >= LS_ALARM__COUNT || rec->severity >= LS_SEV__COUNT ||
+        ls_alarms_get(a, rec->id))
         return LS_EINVAL;
     ls_alarm *al = malloc(sizeof(*al));
     if (!al) return LS_ENOMEM;
@@ -268,7 +275,8 @@ int ls_alarms_restore(ls_alarms *a, const ls_alarm *rec)
         /* Two open alarms of one device cannot be written by this code; if
          * a store holds them anyway, the newer one takes further raises. */
         const ls_alarm *cur = ls_strmap_get(&a->open, al->source, al->source_len);
-        if ((!cur || cur->id < al->id) && ls_strmap_put(&a->open, al->source, al->source_len, al) < 0) {
+        if ((!cur || cur->id < al->id) &&
+            ls_strmap_put(&a->open, al->source, al->source_len, al) < 0) {
             size_t i = lower(a, al->id - 1);
             memmove(a->all + i, a->all + i + 1, (a->n - i - 1) * sizeof(*a->all));
             a->n--;
@@ -291,7 +299,8 @@ uint64_t ls_alarms_last_id(const ls_alarms *a)
     return a->last_id;
 }
 
-size_t ls_alarms_prune(ls_alarms *a, int64_t cutoff, size_t max, void (*cb)(void *ud, uint64_t id), void *ud)
+size_t ls_alarms_prune(ls_alarms *a, int64_t cutoff, size_t max, void (*cb)(void *ud, uint64_t id),
+                       void *ud)
 {
     size_t w = 0, pruned = 0;
     for (size_t i = 0; i < a->n; i++) {

@@ -26,16 +26,16 @@ typedef enum ls_alarm_status {
 } ls_alarm_status;
 
 typedef struct ls_alarm {
-    uint64_t id;       /* > 0, increasing in creation order */
-    int64_t time;      /* last occurrence, wall ms */
-    int64_t first;     /* firstOccurrenceTime */
-    int64_t since;     /* the lastActivityTime its text quotes, 0 = never */
-    int64_t updated;   /* lastUpdated: its last change of any kind */
-    uint32_t count;    /* occurrences */
-    uint8_t status;    /* ls_alarm_status */
-    uint8_t severity;  /* ls_severity */
+    uint64_t id;      /* > 0, increasing in creation order */
+    int64_t time;     /* last occurrence, wall ms */
+    int64_t first;    /* firstOccurrenceTime */
+    int64_t since;    /* the lastActivityTime its text quotes, 0 = never */
+    int64_t updated;  /* lastUpdated: its last change of any kind */
+    uint32_t count;   /* occurrences */
+    uint8_t status;   /* ls_alarm_status */
+    uint8_t severity; /* ls_severity */
     uint16_t source_len;
-    char *source;      /* device id, NUL-terminated */
+    char *source; /* device id, NUL-terminated */
 } ls_alarm;
 
 /* An alarm changed: `what` is LS_EV_ALARM_RAISED, _UPDATED or _CLEARED. */
@@ -44,7 +44,7 @@ typedef void (*ls_alarm_cb)(void *ud, ls_event_type what, const ls_alarm *a, int
 typedef struct ls_alarm_stats {
     uint64_t by_status[LS_ALARM__COUNT];
     uint64_t open_by_severity[LS_SEV__COUNT]; /* ACTIVE + ACKNOWLEDGED */
-    uint64_t raised, deduplicated, pruned;   /* since start */
+    uint64_t raised, deduplicated, pruned;    /* since start */
 } ls_alarm_stats;
 
 typedef struct ls_alarms ls_alarms;
@@ -99,7 +99,8 @@ uint64_t ls_alarms_last_id(const ls_alarms *a);
 
 /* Forgets up to `max` CLEARED alarms last updated before `cutoff`, calling
  * cb with each id (to delete it from the store).  Returns how many. */
-size_t ls_alarms_prune(ls_alarms *a, int64_t cutoff, size_t max, void (*cb)(void *ud, uint64_t id), void *ud);
+size_t ls_alarms_prune(ls_alarms *a, int64_t cutoff, size_t max, void (*cb)(void *ud, uint64_t id),
+                       void *ud);
 
 void ls_alarms_get_stats(const ls_alarms *a, ls_alarm_stats *out);
 

@@ -44,7 +44,7 @@ struct ls_engine {
     int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
     ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
     size_t ndirty, dirty_cap;
-    int dirty_lost;    /* the list could not grow: drain scans every slot */
+    int dirty_lost; /* the list could not grow: drain scans every slot */
 };
 
 /* The device's effective timeout, LS_TIMEOUT_NONE for never: the hot path. */

@@ -28,7 +28,8 @@ void ls_map64_close(ls_map64 *m)
 static uint64_t *slot_for(const ls_map64 *m, uint64_t key)
 {
     uint64_t i = home(m, key);
-    while (m->keys[i] && m->keys[i] != key) i = (i + 1) & m->mask;
+    while (m->keys[i] && m->keys[i] != key)
+        i = (i + 1) & m->mask;
     return &m->keys[i];
 }
 

@@ -12,7 +12,7 @@
 typedef struct ls_map64 {
     uint64_t *keys; /* 0 = empty */
     int64_t *vals;
-    uint64_t mask;  /* capacity - 1, capacity a power of two; 0 when never used */
+    uint64_t mask; /* capacity - 1, capacity a power of two; 0 when never used */
     uint64_t count;
 } ls_map64;
 

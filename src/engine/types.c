@@ -59,7 +59,8 @@ static void resolve(ls_engine *e, uint32_t i)
             t->source = "type";
             t->maint = c->has_ri && c->response_interval <= 0;
         } else if (c->has_ri) {
-            to = c->response_interval > 0 ? eng__ri_timeout(e, c->response_interval) : LS_TIMEOUT_NONE;
+            to = c->response_interval > 0 ? eng__ri_timeout(e, c->response_interval)
+                                          : LS_TIMEOUT_NONE;
             t->source = "type";
             t->maint = c->response_interval <= 0;
         } else if (c->monitored == 1) {
@@ -153,7 +154,8 @@ static void compact(ls_engine *e, eng__type *t, uint16_t i)
         d->flags |= LS_DEV_MARK;
         t->members[w++] = t->members[k];
     }
-    for (size_t k = 0; k < w; k++) ls_table_slot(&e->table, t->members[k])->flags &= (uint16_t)~LS_DEV_MARK;
+    for (size_t k = 0; k < w; k++)
+        ls_table_slot(&e->table, t->members[k])->flags &= (uint16_t)~LS_DEV_MARK;
     t->nmembers = w;
 }
 
@@ -201,19 +203,22 @@ static void walk(ls_engine *e, uint16_t i, ls_now now)
     }
     compact(e, t, i);
     e->st.type_visits += t->nmembers;
-    for (size_t k = 0; k < t->nmembers; k++) eng__refresh(e, ls_table_slot(&e->table, t->members[k]), now);
+    for (size_t k = 0; k < t->nmembers; k++)
+        eng__refresh(e, ls_table_slot(&e->table, t->members[k]), now);
 }
 
 static int valid_config(const ls_type_config *c)
 {
-    if (c->timeout_ms && (c->timeout_ms < LS_TIMEOUT_MIN_MS || c->timeout_ms > LS_TIMEOUT_MAX_MS)) return 0;
-    if (c->has_ri && (c->response_interval < LS_RI_MIN || c->response_interval > LS_RI_MAX)) return 0;
+    if (c->timeout_ms && (c->timeout_ms < LS_TIMEOUT_MIN_MS || c->timeout_ms > LS_TIMEOUT_MAX_MS))
+        return 0;
+    if (c->has_ri && (c->response_interval < LS_RI_MIN || c->response_interval > LS_RI_MAX))
+        return 0;
     if (c->monitored < -1 || c->monitored > 1) return 0;
     return (unsigned)c->severity < LS_SEV__COUNT;
 }
 
-int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c, ls_now now,
-                       int *created)
+int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c,
+                       ls_now now, int *created)
 {
     uint16_t i;
     int rc;
@@ -247,8 +252,11 @@ uint32_t ls_engine_type_count(const ls_engine *e)
 void ls_engine_type_at(const ls_engine *e, uint32_t i, ls_type_info *out)
 {
     const eng__type *t = &e->types[i];
-    *out = (ls_type_info){
-        .name = t->name, .configured = t->configured, .cfg = t->cfg, .devices = t->devices, .active = t->active};
+    *out = (ls_type_info){.name = t->name,
+                          .configured = t->configured,
+                          .cfg = t->cfg,
+                          .devices = t->devices,
+                          .active = t->active};
 }
 
 int ls_engine_type_get(const ls_engine *e, const char *name, size_t len, ls_type_info *out)

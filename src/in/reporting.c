@@ -59,15 +59,20 @@ struct ls_reporter {
 const char *ls_report_strategy_name(ls_report_strategy s)
 {
     switch (s) {
-    case LS_REPORT_ALL: return "ALL";
-    case LS_REPORT_FIRST: return "FIRST";
-    case LS_REPORT_LAST: return "LAST";
-    case LS_REPORT_FIRST_AND_LAST: return "FIRST_AND_LAST";
+    case LS_REPORT_ALL:
+        return "ALL";
+    case LS_REPORT_FIRST:
+        return "FIRST";
+    case LS_REPORT_LAST:
+        return "LAST";
+    case LS_REPORT_FIRST_AND_LAST:
+        return "FIRST_AND_LAST";
     }
     return "UNKNOWN";
 }
 
-int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64_t period_ms, uint64_t seed)
+int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64_t period_ms,
+                    uint64_t seed)
 {
     if (period_ms < 1 || (unsigned)s > LS_REPORT_FIRST_AND_LAST) return LS_EINVAL;
     ls_reporter *r = calloc(1, sizeof(*r));
@@ -142,7 +147,8 @@ static int take(ls_reporter *r, const char *id, size_t len, int64_t ts, ls_now n
     return 0;
 }
 
-size_t ls_reporter_activity_batch(ls_reporter *r, const ls_activity *a, size_t n, ls_now now, int *rcs)
+size_t ls_reporter_activity_batch(ls_reporter *r, const ls_activity *a, size_t n, ls_now now,
+                                  int *rcs)
 {
     if (r->strategy == LS_REPORT_ALL) {
         size_t applied = ls_engine_activity_batch(r->e, a, n, now, rcs);
@@ -174,8 +180,10 @@ static void period_end_cb(void *ud, ls_wheel_entry *ent, int64_t t)
             s->carried = s->held != 0;
         }
     } else if (s->held) {
-        if (ls_engine_activity(r->e, s->id, s->len, s->held, now) == 0) r->st.reported++;
-        else r->st.failed++;
+        if (ls_engine_activity(r->e, s->id, s->len, s->held, now) == 0)
+            r->st.reported++;
+        else
+            r->st.failed++;
         s->held = 0;
     }
     if (!s->activity && !s->carried) {

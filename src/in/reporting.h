@@ -52,7 +52,8 @@ typedef struct ls_reporter_stats {
 typedef struct ls_reporter ls_reporter;
 
 /* A reporter feeding engine e.  0, LS_EINVAL (period < 1 ms) or LS_ENOMEM. */
-int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64_t period_ms, uint64_t seed);
+int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64_t period_ms,
+                    uint64_t seed);
 void ls_reporter_close(ls_reporter *r);
 
 /*
@@ -61,7 +62,8 @@ void ls_reporter_close(ls_reporter *r);
  * device over state.max_devices), applying or holding each one per the
  * strategy.  Returns the number accepted.
  */
-size_t ls_reporter_activity_batch(ls_reporter *r, const ls_activity *a, size_t n, ls_now now, int *rcs);
+size_t ls_reporter_activity_batch(ls_reporter *r, const ls_activity *a, size_t n, ls_now now,
+                                  int *rcs);
 
 /* Ends every period due by now.mono, reporting what they held.  Returns
  * the number of activities that reached the engine. */

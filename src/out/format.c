@@ -31,8 +31,8 @@ void ls_format_iso8601(char *out, size_t len, int64_t ms)
         snprintf(out, len, "1970-01-01T00:00:00.000Z");
         return;
     }
-    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 /* {"critical":1,...}: open alarms of one device or the fleet, by severity, zeros left out. */
@@ -41,7 +41,9 @@ static void severity_counts(ls_buf *b, const uint64_t *by_sev)
     int n = 0;
     ls_buf_putc(b, '{');
     for (int s = 0; s < LS_SEV__COUNT; s++)
-        if (by_sev[s]) ls_buf_printf(b, "%s\"%s\":%llu", n++ ? "," : "", ls_severity_key(s), (unsigned long long)by_sev[s]);
+        if (by_sev[s])
+            ls_buf_printf(b, "%s\"%s\":%llu", n++ ? "," : "", ls_severity_key(s),
+                          (unsigned long long)by_sev[s]);
     ls_buf_putc(b, '}');
 }
 
@@ -58,24 +60,32 @@ int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, con
     ls_buf_printf(b,
                   ",\"active\":%s,\"lastActivityTime\":%lld,\"lastConnectTime\":%lld,"
                   "\"lastDisconnectTime\":%lld,\"inactivityAlarmTime\":%lld,\"inactivityTimeout\":",
-                  d->active ? "true" : "false", (long long)d->last_activity, (long long)d->last_connect,
-                  (long long)d->last_disconnect, (long long)d->inactivity_alarm);
-    if (av.timeout_ms > 0) ls_buf_i64(b, av.timeout_ms);
-    else LIT(b, "null");
+                  d->active ? "true" : "false", (long long)d->last_activity,
+                  (long long)d->last_connect, (long long)d->last_disconnect,
+                  (long long)d->inactivity_alarm);
+    if (av.timeout_ms > 0)
+        ls_buf_i64(b, av.timeout_ms);
+    else
+        LIT(b, "null");
     ls_buf_printf(b, ",\"inactivityTimeoutSource\":\"%s\",\"sessions\":%u", av.source, d->sessions);
     if (av.has_c8y)
-        ls_buf_printf(b, ",\"c8y_RequiredAvailability\":{\"responseInterval\":%d}", av.response_interval);
+        ls_buf_printf(b, ",\"c8y_RequiredAvailability\":{\"responseInterval\":%d}",
+                      av.response_interval);
     if (av.cls != LS_AVAIL_UNMONITORED) {
         int maint = av.cls == LS_AVAIL_MAINTENANCE;
         ls_buf_printf(b, ",\"c8y_Availability\":{\"status\":\"%s\"",
-                      maint ? "MAINTENANCE" : d->active ? "AVAILABLE" : "UNAVAILABLE");
+                      maint       ? "MAINTENANCE"
+                      : d->active ? "AVAILABLE"
+                                  : "UNAVAILABLE");
         if (d->last_activity) {
             char iso[40];
             ls_format_iso8601(iso, sizeof(iso), d->last_activity);
             ls_buf_printf(b, ",\"lastMessage\":\"%s\"", iso);
         }
         ls_buf_printf(b, "},\"c8y_Connection\":{\"status\":\"%s\"}",
-                      maint ? "MAINTENANCE" : d->sessions ? "CONNECTED" : "DISCONNECTED");
+                      maint         ? "MAINTENANCE"
+                      : d->sessions ? "CONNECTED"
+                                    : "DISCONNECTED");
     }
     if (alarms) {
         uint64_t by_sev[LS_SEV__COUNT] = {0};
@@ -95,24 +105,31 @@ int ls_format_alarm(ls_buf *b, const ls_alarm *a)
     ls_format_iso8601(first, sizeof(first), a->first);
     ls_format_iso8601(updated, sizeof(updated), a->updated);
     ls_format_iso8601(since, sizeof(since), a->since);
-    ls_buf_printf(b, "{\"id\":\"%llu\",\"type\":\"" LS_ALARM_TYPE "\",\"text\":\"No communication with device",
+    ls_buf_printf(b,
+                  "{\"id\":\"%llu\",\"type\":\"" LS_ALARM_TYPE
+                  "\",\"text\":\"No communication with device",
                   (unsigned long long)a->id);
     if (a->since) ls_buf_printf(b, " since %s", since);
-    ls_buf_printf(b, "\",\"status\":\"%s\",\"severity\":\"%s\",\"source\":", ls_alarm_status_name(a->status),
-                  ls_severity_name(a->severity));
+    ls_buf_printf(b, "\",\"status\":\"%s\",\"severity\":\"%s\",\"source\":",
+                  ls_alarm_status_name(a->status), ls_severity_name(a->severity));
     ls_buf_json_str(b, a->source, a->source_len);
-    ls_buf_printf(b, ",\"time\":\"%s\",\"firstOccurrenceTime\":\"%s\",\"lastUpdated\":\"%s\",\"count\":%u}", time,
-                  first, updated, a->count);
+    ls_buf_printf(
+        b, ",\"time\":\"%s\",\"firstOccurrenceTime\":\"%s\",\"lastUpdated\":\"%s\",\"count\":%u}",
+        time, first, updated, a->count);
     return b->overflow ? -1 : 0;
 }
 
-int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq, const ls_event *ev)
+int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
+                    const ls_event *ev)
 {
     ls_buf_printf(b, "{\"seq\":%llu,\"type\":\"%s\",\"device\":", (unsigned long long)seq,
                   ls_event_name(ev->type));
-    if (ev->alarm) ls_buf_json_str(b, ev->alarm->source, ev->alarm->source_len);
-    else ls_buf_json_str(b, ls_device_id(ev->dev), ev->dev->id_len);
-    ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,", (long long)ev->ts, (long long)ev->detected_at);
+    if (ev->alarm)
+        ls_buf_json_str(b, ev->alarm->source, ev->alarm->source_len);
+    else
+        ls_buf_json_str(b, ls_device_id(ev->dev), ev->dev->id_len);
+    ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,", (long long)ev->ts,
+                  (long long)ev->detected_at);
     if (ev->alarm) {
         LIT(b, "\"alarm\":");
         ls_format_alarm(b, ev->alarm);

@@ -22,7 +22,8 @@ int ls_format_alarm(ls_buf *b, const ls_alarm *a);
 
 /* Device events: {"seq":..,"type":..,"device":..,"ts":..,"detectedAt":..,"state":{device}};
  * alarm events: the same with "alarm":{alarm} instead of "state". */
-int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq, const ls_event *ev);
+int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
+                    const ls_event *ev);
 
 /* Wall ms as ISO-8601 UTC with milliseconds ("2024-05-21T10:00:00.123Z"). */
 void ls_format_iso8601(char *out, size_t len, int64_t ms);

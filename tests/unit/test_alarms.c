@@ -137,7 +137,8 @@ static void test_status_changes(void **state)
     assert_int_equal(ls_alarms_set_status(f->a, 1, LS_ALARM_CLEARED, T0 + 3), 0);
     assert_int_equal(f->n[1].what, LS_EV_ALARM_CLEARED);
     assert_int_equal(ls_alarms_set_status(f->a, 1, LS_ALARM_CLEARED, T0 + 4), 1);
-    assert_int_equal(ls_alarms_set_status(f->a, 1, LS_ALARM_ACKNOWLEDGED, T0 + 4), LS_EINVAL); /* final */
+    assert_int_equal(ls_alarms_set_status(f->a, 1, LS_ALARM_ACKNOWLEDGED, T0 + 4),
+                     LS_EINVAL); /* final */
     assert_int_equal(ls_alarms_set_status(f->a, 99, LS_ALARM_CLEARED, T0), LS_ENOTFOUND);
     assert_int_equal(ls_alarms_set_status(f->a, 0, LS_ALARM_CLEARED, T0), LS_ENOTFOUND);
     ls_alarm_stats st;
@@ -181,7 +182,8 @@ static void test_list(void **state)
     next = ls_alarms_list(f->a, next, &all, 4, 0, collect, &c);
     assert_int_equal(next, 0);
     assert_int_equal(c.n, 10);
-    for (int i = 0; i < 10; i++) assert_int_equal(c.ids[i], i + 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(c.ids[i], i + 1);
 
     ls_alarm_filter active = {.status = LS_ALARM_ACTIVE, .severity = -1};
     c.n = 0;
@@ -189,7 +191,8 @@ static void test_list(void **state)
     assert_int_equal(c.n, 5);
     assert_int_equal(c.ids[0], 6);
 
-    ls_alarm_filter minor_d1 = {.status = -1, .severity = LS_SEV_MINOR, .source = "d1", .source_len = 2};
+    ls_alarm_filter minor_d1 = {
+        .status = -1, .severity = LS_SEV_MINOR, .source = "d1", .source_len = 2};
     c.n = 0;
     ls_alarms_list(f->a, 0, &minor_d1, 100, 0, collect, &c);
     assert_int_equal(c.n, 1); /* id 2 (i=1); id 7 (i=6) is MAJOR */
@@ -206,8 +209,16 @@ static void test_list(void **state)
 static void test_restore_and_ids(void **state)
 {
     fx *f = *state;
-    ls_alarm rec = {.id = 7, .time = T0, .first = T0 - 10, .since = T0 - 20, .updated = T0, .count = 3,
-                    .status = LS_ALARM_ACKNOWLEDGED, .severity = LS_SEV_CRITICAL, .source_len = 1, .source = "a"};
+    ls_alarm rec = {.id = 7,
+                    .time = T0,
+                    .first = T0 - 10,
+                    .since = T0 - 20,
+                    .updated = T0,
+                    .count = 3,
+                    .status = LS_ALARM_ACKNOWLEDGED,
+                    .severity = LS_SEV_CRITICAL,
+                    .source_len = 1,
+                    .source = "a"};
     assert_int_equal(ls_alarms_restore(f->a, &rec), 0);
     assert_int_equal(ls_alarms_restore(f->a, &rec), LS_EINVAL); /* same id twice */
     ls_alarm old = rec;
@@ -221,7 +232,7 @@ static void test_restore_and_ids(void **state)
     bad.status = 0;
     bad.source_len = 0;
     assert_int_equal(ls_alarms_restore(f->a, &bad), LS_EINVAL);
-    assert_int_equal(f->nn, 0); /* restoring tells nobody */
+    assert_int_equal(f->nn, 0);      /* restoring tells nobody */
     ls_alarms_set_last_id(f->a, 20); /* the store remembers pruned ids */
     ls_alarms_set_last_id(f->a, 5);
     assert_int_equal(ls_alarms_last_id(f->a), 20);
@@ -260,12 +271,12 @@ static void on_prune(void *ud, uint64_t id)
 static void test_prune(void **state)
 {
     fx *f = *state;
-    ls_alarms_raise(f->a, ID("a"), LS_SEV_MAJOR, 0, T0);     /* 1: cleared at T0 + 10 */
+    ls_alarms_raise(f->a, ID("a"), LS_SEV_MAJOR, 0, T0); /* 1: cleared at T0 + 10 */
     ls_alarms_clear_source(f->a, ID("a"), T0 + 10);
-    ls_alarms_raise(f->a, ID("b"), LS_SEV_MAJOR, 0, T0);     /* 2: stays open */
-    ls_alarms_raise(f->a, ID("c"), LS_SEV_MAJOR, 0, T0);     /* 3: cleared at T0 + 100 */
+    ls_alarms_raise(f->a, ID("b"), LS_SEV_MAJOR, 0, T0); /* 2: stays open */
+    ls_alarms_raise(f->a, ID("c"), LS_SEV_MAJOR, 0, T0); /* 3: cleared at T0 + 100 */
     ls_alarms_clear_source(f->a, ID("c"), T0 + 100);
-    ls_alarms_raise(f->a, ID("d"), LS_SEV_MAJOR, 0, T0);     /* 4: cleared at T0 + 20 */
+    ls_alarms_raise(f->a, ID("d"), LS_SEV_MAJOR, 0, T0); /* 4: cleared at T0 + 20 */
     ls_alarms_clear_source(f->a, ID("d"), T0 + 20);
     pruned p = {0};
     assert_int_equal(ls_alarms_prune(f->a, T0 + 50, 1, on_prune, &p), 1); /* at most 1 */
@@ -304,9 +315,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_raise_and_dedup), T(test_clear_by_device_then_new_alarm),
-        T(test_status_changes),  T(test_list),
-        T(test_restore_and_ids), T(test_prune),
+        T(test_raise_and_dedup),      T(test_clear_by_device_then_new_alarm),
+        T(test_status_changes),       T(test_list),
+        T(test_restore_and_ids),      T(test_prune),
         cmocka_unit_test(test_names),
     };
 #undef T

@@ -389,7 +389,8 @@ static void test_type_change_reevaluates_its_devices_only(void **state)
     ls_engine_get_stats(f->e, &after);
     assert_int_equal(after.type_visits - before.type_visits, 10);
     assert_int_equal(count_type(f, LS_EV_INACTIVITY, NULL), 9); /* all but m-5, at once */
-    for (int i = 0; i < f->n; i++) assert_int_equal(f->ev[i].ts, WALL0 + 3000);
+    for (int i = 0; i < f->n; i++)
+        assert_int_equal(f->ev[i].ts, WALL0 + 3000);
     assert_true(dev(f, "m-5")->active);
     assert_true(dev(f, "plain-7")->active);
     /* m-5 goes at 5 s + 3 s, not at its old deadline. */
@@ -446,8 +447,10 @@ static void test_type_churn(void **state)
     for (int round = 0; round < 20; round++) {
         for (int i = 0; i < 300; i++) {
             snprintf(id, sizeof(id), "d-%d", rand() % 200);
-            if (rand() % 10 == 0) ls_engine_delete(f->e, id, strlen(id));
-            else put_type_of(f, id, types[rand() % 3]);
+            if (rand() % 10 == 0)
+                ls_engine_delete(f->e, id, strlen(id));
+            else
+                put_type_of(f, id, types[rand() % 3]);
         }
     }
     for (int k = 0; k < 3; k++) {
@@ -522,21 +525,54 @@ static void test_counters_property(void **state)
         ls_device_config c = {0};
         ls_type_config tcfg = tc();
         switch (op) {
-        case 0: case 1: case 2: ls_engine_activity(f->e, id, len, 0, f->now); break;
-        case 3: ls_engine_connect(f->e, id, len, f->now); break;
-        case 4: ls_engine_disconnect(f->e, id, len, f->now); break;
-        case 5: ls_engine_delete(f->e, id, len); break;
-        case 6: c.set_c8y = 1; c.has_c8y = rand() % 3 != 0; c.response_interval = rand() % 3 - 1;
-                ls_engine_put(f->e, id, len, &c, f->now, NULL); break;
-        case 7: c.set_timeout = 1; c.timeout_ms = rand() % 2 ? 0 : 100 + rand() % 9000;
-                ls_engine_put(f->e, id, len, &c, f->now, NULL); break;
-        case 8: c.type = types[rand() % 2]; c.type_len = 2; ls_engine_put(f->e, id, len, &c, f->now, NULL); break;
-        case 9: tcfg.monitored = rand() % 3 - 1; tcfg.has_ri = rand() % 2; tcfg.response_interval = rand() % 2;
-                tcfg.timeout_ms = rand() % 2 ? 0 : 2000;
-                ls_engine_type_put(f->e, types[rand() % 2], 2, &tcfg, f->now, NULL); break;
-        case 10: ls_engine_type_delete(f->e, types[rand() % 2], 2, f->now); break;
-        case 11: ls_engine_record(f->e, id, len, 0, f->now); break;
-        default: t += rand() % 3000; at(f, t); tick(f); break;
+        case 0:
+        case 1:
+        case 2:
+            ls_engine_activity(f->e, id, len, 0, f->now);
+            break;
+        case 3:
+            ls_engine_connect(f->e, id, len, f->now);
+            break;
+        case 4:
+            ls_engine_disconnect(f->e, id, len, f->now);
+            break;
+        case 5:
+            ls_engine_delete(f->e, id, len);
+            break;
+        case 6:
+            c.set_c8y = 1;
+            c.has_c8y = rand() % 3 != 0;
+            c.response_interval = rand() % 3 - 1;
+            ls_engine_put(f->e, id, len, &c, f->now, NULL);
+            break;
+        case 7:
+            c.set_timeout = 1;
+            c.timeout_ms = rand() % 2 ? 0 : 100 + rand() % 9000;
+            ls_engine_put(f->e, id, len, &c, f->now, NULL);
+            break;
+        case 8:
+            c.type = types[rand() % 2];
+            c.type_len = 2;
+            ls_engine_put(f->e, id, len, &c, f->now, NULL);
+            break;
+        case 9:
+            tcfg.monitored = rand() % 3 - 1;
+            tcfg.has_ri = rand() % 2;
+            tcfg.response_interval = rand() % 2;
+            tcfg.timeout_ms = rand() % 2 ? 0 : 2000;
+            ls_engine_type_put(f->e, types[rand() % 2], 2, &tcfg, f->now, NULL);
+            break;
+        case 10:
+            ls_engine_type_delete(f->e, types[rand() % 2], 2, f->now);
+            break;
+        case 11:
+            ls_engine_record(f->e, id, len, 0, f->now);
+            break;
+        default:
+            t += rand() % 3000;
+            at(f, t);
+            tick(f);
+            break;
         }
         if (step % 500 == 0) check_counters(f);
     }
@@ -671,7 +707,10 @@ static void test_restore_c8y_and_sessions(void **state)
 {
     (void)state;
     fx *f = fx_new(60000, 180000, 0, 10000);
-    ls_device_state st = {.active = 1, .last_activity = WALL0 - 1000, .sessions = 1, .has_c8y = 1,
+    ls_device_state st = {.active = 1,
+                          .last_activity = WALL0 - 1000,
+                          .sessions = 1,
+                          .has_c8y = 1,
                           .response_interval = 2};
     assert_int_equal(ls_engine_restore(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), 0);
     ls_availability av;

@@ -43,7 +43,9 @@ static void event_cb(void *ud, const ls_event *ev)
 static fx *fx_new(ls_report_strategy s, int64_t timeout, uint64_t max_devices)
 {
     fx *f = calloc(1, sizeof(*f));
-    ls_engine_config cfg = {.default_timeout_ms = timeout, .max_clock_skew_ms = 5000, .max_devices = max_devices,
+    ls_engine_config cfg = {.default_timeout_ms = timeout,
+                            .max_clock_skew_ms = 5000,
+                            .max_devices = max_devices,
                             .seed = 3};
     assert_int_equal(ls_engine_new(&f->e, &cfg, event_cb, f), 0);
     assert_int_equal(ls_reporter_new(&f->r, f->e, s, P, 5), 0);
@@ -281,7 +283,8 @@ static void test_forget_and_errors(void **state)
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[1], LS_EFULL);
     assert_int_equal(rcs[2], LS_EINVAL);
-    assert_int_equal(ls_reporter_new(&(ls_reporter *){NULL}, f->e, LS_REPORT_LAST, 0, 1), LS_EINVAL);
+    assert_int_equal(ls_reporter_new(&(ls_reporter *){NULL}, f->e, LS_REPORT_LAST, 0, 1),
+                     LS_EINVAL);
     assert_string_equal(ls_report_strategy_name(LS_REPORT_FIRST_AND_LAST), "FIRST_AND_LAST");
     fx_free(f);
 }
