@@ -2,7 +2,8 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), and the configuration value parsers.
+ * big-integer fallback), the clamped responseInterval of Cumulocity's
+ * fragments, and the configuration value parsers.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -47,6 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
         json_error_t err;
         json_t *j = ls_api_json_parse(p, n, JSON_DECODE_ANY, &err);
+        int ri;
+        /* Whatever number came in, a responseInterval is within Cumulocity's range. */
+        if (j && ls_api_response_interval(j, &ri) == 0 && (ri < LS_RI_MIN || ri > LS_RI_MAX)) abort();
         json_decref(j);
         break;
     }
