@@ -9,6 +9,14 @@
  * given to ls_engine_init(); the adapters around the engine (HTTP, event
  * log, later the store and other sinks) turn them into I/O.
  *
+ * Besides the ThingsBoard state machine it resolves each device's timeout
+ * (own inactivityTimeout, Cumulocity's c8y_RequiredAvailability, its device
+ * type, the default; types.c), keeps every device's availability class
+ * (monitored, maintenance, not monitored) with O(1) counters by class and
+ * by type, and closes the sessions of devices silent for the session
+ * timeout.  Alarms are a separate pure module (alarms.h) driven by the
+ * events.
+ *
  * The engine is single-threaded: one writer.  Callers that share it between
  * threads serialise access themselves.
  *
