@@ -32,8 +32,9 @@
  *
  * Timeouts and classes: a device's effective timeout comes from its own
  * inactivityTimeout, else its c8y_RequiredAvailability, else its type,
- * else the configured default (types.c resolves the type levels; the hot
- * path reads one field and one small per-type array).  A device without a
+ * else the configured default (types.c resolves the type levels).  It is
+ * resolved into the record whenever one of its sources changes (a type
+ * change visits the type's devices anyway), so the hot path reads one field.  A device without a
  * timeout (not monitored, or in maintenance) never goes inactive.  Each
  * device's availability class is kept in its flags so that the counters
  * behind /stats (by class, by type) move in O(1) on every change.
@@ -186,6 +187,7 @@ static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag,
         if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) return LS_EFULL;
         int rc = ls_table_insert(&e->table, id, len, tag, &d);
         if (rc < 0) return rc;
+        d->timeout_ms = e->type_timeout[0];
         d->flags = (uint16_t)(eng__class_of(e, d) << LS_DEV_CLASS_SHIFT);
         eng__count(e, d, 1);
         if (created) *created = 1;
@@ -361,8 +363,8 @@ int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
     return 0;
 }
 
-/* Sets d's own level of the timeout resolution: `own` (its inactivityTimeout,
- * 0 = none), else its c8y_RequiredAvailability, else 0 (the type decides). */
+/* Resolves d's effective timeout: `own` (its inactivityTimeout, 0 = none),
+ * else its c8y_RequiredAvailability, else its type's level. */
 static void set_level(ls_engine *e, ls_device *d, int64_t own)
 {
     int64_t ri;
@@ -375,7 +377,7 @@ static void set_level(ls_engine *e, ls_device *d, int64_t own)
     if ((d->flags & LS_DEV_C8Y) && ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
         d->timeout_ms = ri > 0 ? eng__ri_timeout(e, (int)ri) : LS_TIMEOUT_NONE;
     else
-        d->timeout_ms = 0;
+        d->timeout_ms = e->type_timeout[d->type];
 }
 
 /* Gives or removes d's c8y_RequiredAvailability.  0 or LS_ENOMEM. */
@@ -395,6 +397,7 @@ static int set_c8y(ls_engine *e, ls_device *d, int has, int ri)
 
 void eng__refresh(ls_engine *e, ls_device *d, ls_now now)
 {
+    set_level(e, d, (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0);
     ls_avail old = ls_device_avail(d), nc = eng__class_of(e, d);
     int was_active = d->active;
     if (nc != old) {
@@ -434,9 +437,12 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
         eng__count(e, d, 1);
         eng__type_join(e, d);
     }
-    set_level(e, d, c->set_timeout ? c->timeout_ms
-                                   : (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0);
-    eng__refresh(e, d, now);
+    if (c->set_timeout) {
+        if (c->timeout_ms) d->flags |= LS_DEV_OWN_TIMEOUT;
+        else d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
+        d->timeout_ms = c->timeout_ms;
+    }
+    eng__refresh(e, d, now); /* resolves the timeout and applies it */
     return 0;
 }
 

@@ -113,7 +113,7 @@ typedef struct ls_device {
     uint32_t sessions;           /* open sessions */
     int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
     int64_t last_activity;       /* lastActivityTime */
-    int64_t timeout_ms;          /* device-level timeout: see below */
+    int64_t timeout_ms;          /* effective timeout: see below */
     union {
         char inl[LS_ID_INLINE];  /* id_len < LS_ID_INLINE: NUL-terminated */
         char *heap;              /* else: malloc'd, NUL-terminated */
@@ -125,11 +125,12 @@ typedef struct ls_device {
 } ls_device;
 
 /*
- * timeout_ms is the device's own level of the timeout resolution: its own
- * inactivityTimeout (LS_DEV_OWN_TIMEOUT set), else one derived from its
+ * timeout_ms is the device's effective timeout (LS_TIMEOUT_NONE: never),
+ * resolved from its sources whenever one changes, so an activity reads one
+ * field: its own inactivityTimeout (LS_DEV_OWN_TIMEOUT set), else its
  * c8y_RequiredAvailability (LS_DEV_C8Y set: responseInterval minutes +
- * grace, or LS_TIMEOUT_NONE in maintenance), else 0: its type decides.
- * The responseInterval itself lives in a side table (rarely set).
+ * grace, or none in maintenance), else its type's or the default.  The
+ * responseInterval itself lives in a side table (rarely set).
  *
  * flags: bit 0 dirty; bits 1-2 the ls_avail class (kept so counters can be
  * moved when it changes); bits 3-5 below.  Bits 8-15 are not the engine's.

@@ -37,7 +37,7 @@ struct ls_engine {
     ls_table table;
     ls_wheel wheel;
     eng__type *types;
-    int64_t *type_timeout; /* per type: the timeout its plain devices get (hot) */
+    int64_t *type_timeout; /* per type: the timeout its plain devices get */
     uint32_t ntypes;
     ls_map64 c8y; /* slot + 1 -> own c8y_RequiredAvailability.responseInterval */
     ls_engine_stats st;
@@ -47,11 +47,12 @@ struct ls_engine {
     int dirty_lost; /* the list could not grow: drain scans every slot */
 };
 
-/* The device's effective timeout, LS_TIMEOUT_NONE for never: the hot path. */
+/* The device's effective timeout, LS_TIMEOUT_NONE for never: the hot path.
+ * It is resolved into the record whenever a source changes (eng__refresh). */
 static inline int64_t eng__timeout(const ls_engine *e, const ls_device *d)
 {
-    int64_t t = d->timeout_ms;
-    return t ? t : e->type_timeout[d->type];
+    (void)e;
+    return d->timeout_ms;
 }
 
 /* types.c */

@@ -11,9 +11,9 @@
  * own responseInterval if it has one, else by its type's.
  *
  * The type levels are resolved once per type, when its settings change,
- * into type_timeout[] (read on the hot path), `maint` and `source`; a
- * device's own levels are kept in its record (engine.c), so resolving a
- * device costs two loads.
+ * into type_timeout[], `maint` and `source`; then every device of the
+ * type is refreshed, which copies its effective timeout into its record
+ * (engine.c), so the hot path reads one field.
  *
  * Re-evaluation without a full scan: each type but "default" keeps an
  * array of its devices' slot numbers (4 bytes a typed device), appended

@@ -472,12 +472,51 @@ static void test_type_churn(void **state)
 typedef struct recount {
     uint64_t avail[LS_AVAIL__COUNT], active[LS_AVAIL__COUNT], connected[LS_AVAIL__COUNT];
     uint64_t devices, act, sessions;
+    fx *f;
+    int64_t def, grace; /* the fixture's configuration, for the oracle */
 } recount;
+
+/* The timeout a device without its own gets from type t: the resolution
+ * rules written out again, independently of types.c. */
+static int64_t oracle_type_timeout(const ls_type_info *t, int64_t def, int64_t grace)
+{
+    const ls_type_config *c = &t->cfg;
+    if (!t->configured) return def;
+    if (c->monitored == 0) return LS_TIMEOUT_NONE;
+    if (c->timeout_ms) return c->timeout_ms;
+    if (c->has_ri) return c->response_interval > 0 ? c->response_interval * MIN + grace : LS_TIMEOUT_NONE;
+    return def;
+}
 
 static void recount_cb(void *ud, const ls_device *d)
 {
     recount *r = ud;
     ls_avail c = ls_device_avail(d);
+    ls_availability av;
+    ls_engine_availability(r->f->e, d, &av);
+    if (!(d->flags & LS_DEV_OWN_TIMEOUT)) {
+        int64_t want;
+        if (av.has_c8y) {
+            want = av.response_interval > 0 ? av.response_interval * MIN + r->grace : LS_TIMEOUT_NONE;
+        } else {
+            ls_type_info t;
+            const char *name = ls_engine_type_name(r->f->e, d);
+            assert_int_equal(ls_engine_type_get(r->f->e, name, strlen(name), &t), 0);
+            want = oracle_type_timeout(&t, r->def, r->grace);
+        }
+        assert_int_equal(av.timeout_ms, want);
+    }
+    /* The class, from the same rules. */
+    int maint;
+    if (av.has_c8y) {
+        maint = av.response_interval <= 0;
+    } else {
+        ls_type_info t;
+        const char *name = ls_engine_type_name(r->f->e, d);
+        ls_engine_type_get(r->f->e, name, strlen(name), &t);
+        maint = t.configured && t.cfg.monitored != 0 && t.cfg.has_ri && t.cfg.response_interval <= 0;
+    }
+    assert_int_equal(c, maint ? LS_AVAIL_MAINTENANCE : av.timeout_ms > 0 ? LS_AVAIL_MONITORED : LS_AVAIL_UNMONITORED);
     r->avail[c]++;
     r->devices++;
     r->sessions += d->sessions;
@@ -485,9 +524,9 @@ static void recount_cb(void *ud, const ls_device *d)
     if (d->sessions) r->connected[c]++;
 }
 
-static void check_counters(fx *f)
+static void check_counters_cfg(fx *f, int64_t def, int64_t grace)
 {
-    recount r = {0};
+    recount r = {.f = f, .def = def, .grace = grace};
     ls_engine_scan(f->e, 0, -1, SIZE_MAX, 0, recount_cb, &r);
     ls_engine_stats st;
     ls_engine_get_stats(f->e, &st);
@@ -508,6 +547,11 @@ static void check_counters(fx *f)
         assert_int_equal(st.avail_active[c], r.active[c]);
         assert_int_equal(st.avail_connected[c], r.connected[c]);
     }
+}
+
+static void check_counters(fx *f)
+{
+    check_counters_cfg(f, 60000, 180000);
 }
 
 static void test_counters_property(void **state)
@@ -574,9 +618,9 @@ static void test_counters_property(void **state)
             tick(f);
             break;
         }
-        if (step % 500 == 0) check_counters(f);
+        if (step % 500 == 0) check_counters_cfg(f, 5000, 1000);
     }
-    check_counters(f);
+    check_counters_cfg(f, 5000, 1000);
     fx_free(f);
 }
 
