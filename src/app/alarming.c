@@ -132,6 +132,7 @@ static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
 
 void ls_alarming_event(ls_daemon *d, const ls_event *ev)
 {
+    if (!ev->dev) return; /* alarm events themselves */
     if (ev->type == LS_EV_INACTIVITY && ls_device_avail(ev->dev) == LS_AVAIL_MONITORED)
         raise_for(d, ev->dev, ev->detected_at);
     else if (ev->type == LS_EV_ACTIVITY)
