@@ -68,10 +68,14 @@ def assert_json_ok(resp, status):
 
 
 def assert_event_shape(ev):
-    assert set(ev) >= {"seq", "type", "device", "ts", "detectedAt", "state"}, ev
     assert ev["type"] in EVENT_TYPES, ev
     assert isinstance(ev["seq"], int) and ev["seq"] > 0, ev
     assert isinstance(ev["ts"], int) and isinstance(ev["detectedAt"], int), ev
+    if ev["type"].startswith("ALARM_"):  # alarm events carry the alarm, not the device
+        assert set(ev) == {"seq", "type", "device", "ts", "detectedAt", "alarm"}, ev
+        assert ev["alarm"]["source"] == ev["device"], ev
+        return
+    assert set(ev) >= {"seq", "type", "device", "ts", "detectedAt", "state"}, ev
     assert_device_json(ev["state"])
     assert ev["state"]["id"] == ev["device"], ev
 
@@ -817,11 +821,13 @@ def test_event_log_lines(daemon, client):
     client.post(dev_path("ev", "/disconnect"))
     evs = wait_events(daemon.data_dir, "ev", "INACTIVITY_EVENT", timeout=3.0)
     assert len(evs) == 1
+    # The inactivity of a monitored device also raises its unavailability alarm.
+    assert len(wait_events(daemon.data_dir, "ev", "ALARM_RAISED", timeout=3.0)) == 1
     evs = read_events(daemon.data_dir)
     assert [e["type"] for e in evs] == ["CONNECT_EVENT", "ACTIVITY_EVENT", "DISCONNECT_EVENT",
-                                        "INACTIVITY_EVENT"] or \
+                                        "INACTIVITY_EVENT", "ALARM_RAISED"] or \
         [e["type"] for e in evs] == ["ACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT",
-                                     "INACTIVITY_EVENT"], evs
+                                     "INACTIVITY_EVENT", "ALARM_RAISED"], evs
     for e in evs:
         assert_event_shape(e)
     seqs = [e["seq"] for e in evs]
