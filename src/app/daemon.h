@@ -17,7 +17,9 @@
 
 #include "app/config.h"
 #include "app/metrics.h"
+#include "engine/alarms.h"
 #include "engine/engine.h"
+#include "in/reporting.h"
 #include "out/eventlog.h"
 #include "store/store.h"
 
@@ -45,8 +47,12 @@ typedef struct ls_daemon {
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
-    struct ls_udp *udp;   /* NULL unless udp.listen is set */
-    struct ls_mqtt *mqtt; /* MQTT input (src/in/mqtt.c), NULL when off */
+    struct ls_udp *udp; /* NULL unless udp.listen is set */
+    ls_alarms *alarms;       /* unavailability alarms (alarming.c), under lock */
+    ls_reporter *http_in;    /* the HTTP ingest's reporting strategy, under lock */
+    uint64_t events_by_type[LS_EV__COUNT]; /* events logged since start, under lock */
+    int64_t alarm_prune_mono; /* timer loop: last alarms.retention pass */
+    struct ls_mqtt *mqtt;         /* MQTT input (src/in/mqtt.c), NULL when off */
     struct ls_mqtt_pub *mqtt_pub; /* MQTT event publisher (src/out/mqtt_pub.c) */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except

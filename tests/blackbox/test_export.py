@@ -43,10 +43,18 @@ def lines_of(raw):
     return raw.decode().splitlines()
 
 
+# Derived from the state when a device is read, never stored: export leaves them out.
+DERIVED = ',"c8y_Availability":', ',"c8y_Connection":', ',"c8y_ActiveAlarmsStatus":'
+
+
 def get_raw(client, device_id):
+    """The device as GET returns it, up to the derived Cumulocity fragments
+    (which GET appends after the stored fields), byte for byte."""
     r = client.device(device_id)
     assert r.status == 200, (device_id, r)
-    return r.raw.decode()
+    raw = r.raw.decode()
+    cut = min([raw.find(k) for k in DERIVED if k in raw] or [len(raw) - 1])
+    return raw[:cut] + "}"
 
 
 def make_fleet(d):

@@ -5,6 +5,15 @@ import pytest
 from conftest import assert_error, dev_path, wait_until
 from outputs_util import NO_PROXY_ENV, SSE, ExpositionError, Receiver, parse_exposition, sample
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 # Every family docs/api.md lists, with its type.
 FAMILIES = {
     "lastseen_build_info": "gauge",

@@ -424,6 +424,31 @@ static void test_many_devices(void **state)
     ls_engine_close(f->e);
 }
 
+/* Session expiry (state.session_timeout) is held like inactivity. */
+static void test_sessions_held(void **state)
+{
+    (void)state;
+    fx *f = make();
+    ls_engine_close(f->e);
+    ls_engine_config cfg = {.default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 3,
+                            .session_timeout_ms = 1000};
+    assert_int_equal(ls_engine_new(&f->e, &cfg, cb, f), 0);
+    unsigned s = (unsigned)ls_engine_source_add(f->e, "mqtt", 1);
+    ls_engine_source_up(f->e, s, at(0));
+    assert_int_equal(ls_engine_connect_src(f->e, ID("d"), s, at(0)), 0);
+    ls_engine_source_down(f->e, s, at(100));
+    run(f, 0, 5000);
+    assert_int_equal(count(f, LS_EV_DISCONNECT), 0);
+    assert_int_equal(ls_engine_find(f->e, ID("d"))->sessions, 1);
+    ls_engine_source_up(f->e, s, at(5000));
+    run(f, 5001, 5999);
+    assert_int_equal(count(f, LS_EV_DISCONNECT), 0);
+    run(f, 6000, 6000);
+    assert_int_equal(count(f, LS_EV_DISCONNECT), 1);
+    assert_int_equal(count(f, LS_EV_INACTIVITY), 0);
+    ls_engine_close(f->e);
+}
+
 static void test_batch_rejects_bad_source(void **state)
 {
     (void)state;
@@ -454,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_restore_batch_attributes),
         cmocka_unit_test(test_restored_without_sources),
         cmocka_unit_test(test_many_devices),
+        cmocka_unit_test(test_sessions_held),
         cmocka_unit_test(test_batch_rejects_bad_source),
     };
     return cmocka_run_group_tests_name("engine_source", tests, NULL, NULL);
