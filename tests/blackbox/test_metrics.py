@@ -89,6 +89,8 @@ def test_counters_move(start_daemon):
     assert_error(c.get("/no/such/route/secret-device-42"), 404, "not_found")
     assert c.put(dev_path("m-1"), json_body={"inactivityTimeout": 100}).status == 200
     assert wait_until(lambda: not c.device("m-1").body["active"], 5)
+    # The INACTIVITY_EVENT is committed a moment after the device reads inactive.
+    assert wait_until(lambda: c.stats()["outbox"]["committedSeq"] >= 4, 5)
     assert wait_until(lambda: c.stats()["outbox"]["sinks"][0]["lag"] == 0, 5)
 
     after = scrape(c)
