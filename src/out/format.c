@@ -117,6 +117,10 @@ int ls_format_device_fields(ls_buf *b, const ls_device_fields *f)
                   (long long)f->last_connect, (long long)f->last_disconnect,
                   (long long)f->inactivity_alarm, (long long)f->timeout_ms, f->timeout_source,
                   f->sessions);
+    if (f->has_c8y) {
+        b->len--; /* reopen the object */
+        ls_buf_printf(b, ",\"c8y_RequiredAvailability\":{\"responseInterval\":%d}}", f->response_interval);
+    }
     return b->overflow ? -1 : 0;
 }
 

@@ -28,6 +28,8 @@ typedef struct ls_device_fields {
     int64_t timeout_ms;         /* the effective timeout */
     const char *timeout_source; /* "device" or "default" */
     uint32_t sessions;
+    int has_c8y;                /* c8y_RequiredAvailability is set */
+    int response_interval;      /* its responseInterval (minutes) */
 } ls_device_fields;
 
 /* The same JSON as ls_format_device(), from the field values.  0, or -1 when b is full. */
