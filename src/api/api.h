@@ -58,4 +58,9 @@ enum MHD_Result ls_api_device_list(ls_req *r);
 enum MHD_Result ls_api_bulk_activity(ls_req *r);
 enum MHD_Result ls_api_stats(ls_req *r);
 
+/* The dashboard (assets.c: "/" and "/ui/NAME"; ui.c: what its page asks for). */
+enum MHD_Result ls_api_asset(ls_req *r, const char *url);
+enum MHD_Result ls_api_stats_history(ls_req *r);
+enum MHD_Result ls_api_events_recent(ls_req *r);
+
 #endif

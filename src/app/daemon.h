@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "app/config.h"
+#include "app/history.h"
 #include "engine/engine.h"
 #include "out/eventlog.h"
 #include "store/store.h"
@@ -71,6 +72,8 @@ typedef struct ls_daemon {
     int cvs_ready;             /* the condition variables exist */
     int ready;                 /* atomic: devices loaded, API open */
     uint64_t loaded;           /* atomic: devices restored so far */
+
+    ls_history history;        /* fleet counts every 10 s, under `lock` */
 } ls_daemon;
 
 /* Sets up everything but the loop: engine, event log, HTTP.  0 or < 0. */
