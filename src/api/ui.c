@@ -88,7 +88,10 @@ static int line_confirms(const recent_q *q, const char *line, size_t len)
     const char *dev = json_string_value(json_object_get(j, "device"));
     const char *type = json_string_value(json_object_get(j, "type"));
     size_t dev_len = json_string_length(json_object_get(j, "device"));
-    int ok = (!q->device || (dev && dev_len == strlen(q->device) && memcmp(dev, q->device, dev_len) == 0)) &&
+    /* An event about an input source (no state) names the source in "device". */
+    int is_source = json_is_true(json_object_get(j, "source"));
+    int ok = (!q->device ||
+              (!is_source && dev && dev_len == strlen(q->device) && memcmp(dev, q->device, dev_len) == 0)) &&
              (!q->type || (type && strcmp(type, q->type) == 0));
     json_decref(j);
     return ok;
