@@ -675,7 +675,7 @@
     const onDevice = () => S.route.name === 'device';
     job('stats', () => (sse() ? 5000 : 1000), loadStats);
     job('history', () => 10000, loadHistory, onOverview);
-    job('list', () => 5000, loadList, onOverview, 700);
+    job('list', () => 5000, loadList, () => onOverview() && S.stats !== null, 700); // the count picks the mode
     job('feed', () => (sse() ? Infinity : 5000), loadFeed, onOverview);
     job('device', () => (sse() ? 5000 : 1000), loadDevice, onDevice);
     job('deviceEvents', () => (sse() ? Infinity : 5000), () => loadDeviceEvents(false),

@@ -1,0 +1,234 @@
+"""
+lastseen-sim against the real daemon (and, for MQTT, a real mosquitto
+broker): its devices appear with the timeout it sets, the silent ones go
+inactive and stay so, the flapping ones go inactive and come back, the rate
+limit holds, and its errors are clear.
+
+The simulator is $LASTSEEN_SIM, or lastseen-sim next to $LASTSEEN_BIN.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import LASTSEEN_BIN, events_of, wait_until
+
+SIM_BIN = os.environ.get("LASTSEEN_SIM", os.path.join(os.path.dirname(LASTSEEN_BIN), "lastseen-sim"))
+STATUS_RE = re.compile(r"sent (\d+) \(\d+/s\) accepted (\d+) rejected (\d+) failed (\d+)")
+
+
+def sim(*args, timeout=30):
+    return subprocess.run([SIM_BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start_sim(*args):
+    return subprocess.Popen([SIM_BIN] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def last_status(out):
+    """(sent, accepted, rejected, failed) of the last status line."""
+    m = STATUS_RE.findall(out)
+    assert m, "no status line in:\n" + out
+    return tuple(int(x) for x in m[-1])
+
+
+def devices_with(client, prefix):
+    devs, after = [], None
+    while True:
+        r = client.get("/api/v1/devices?limit=1000&q=" + prefix + ("&after=" + after if after else ""))
+        assert r.status == 200, r
+        devs += [d for d in r.body["devices"] if d["id"].startswith(prefix)]
+        after = r.body["next"]
+        if after is None:
+            return devs
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sim_present():
+    if not os.access(SIM_BIN, os.X_OK):
+        pytest.fail("lastseen-sim not found: %s (set LASTSEEN_SIM)" % SIM_BIN)
+
+
+@pytest.mark.bb_timeout(60)
+def test_fleet_reports_and_silent_devices_go_inactive(daemon):
+    c = daemon.client()
+    url = "http://%s:%d" % (daemon.host, daemon.port)
+    p = start_sim("--devices", "60", "--interval", "300ms", "--silent", "10%", "--flap", "0", "--timeout", "1500ms",
+                  "--url", url, "--prefix", "simt-", "--duration", "8s", "--status", "1s", "--seed", "7")
+    try:
+        # All 60 appear with the timeout the simulator set on them...
+        def configured():
+            devs = devices_with(c, "simt-")
+            ok = [d for d in devs if d["inactivityTimeout"] == 1500 and d["inactivityTimeoutSource"] == "device"]
+            return devs if len(devs) == 60 and len(ok) == 60 else None
+
+        devs = wait_until(configured, 6, interval=0.1)
+        assert devs, devices_with(c, "simt-")
+        # ...and the 6 silent ones (10%) go inactive about 1.5 s after their only report.
+        def six_inactive():
+            devs = devices_with(c, "simt-")
+            return devs if sum(not d["active"] for d in devs) == 6 else None
+
+        devs = wait_until(six_inactive, 5, interval=0.1)
+        assert devs, "expected 6 inactive: %r" % [(d["id"], d["active"]) for d in devices_with(c, "simt-")]
+        silent = sorted(d["id"] for d in devs if not d["active"])
+        # They stay silent; the others keep reporting and stay active.
+        time.sleep(2)
+        devs = devices_with(c, "simt-")
+        assert sorted(d["id"] for d in devs if not d["active"]) == silent
+        inact = events_of(daemon.data_dir, type_="INACTIVITY_EVENT")
+        assert sorted(e["device"] for e in inact) == silent
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, (out, err)
+    assert "60 devices (simt-00 .. simt-59)" in out
+    assert "6 go silent after one report" in out
+    sent, accepted, rejected, failed = last_status(out)
+    # 54 devices every 300 ms +-20% for 8 s, plus 6 single reports: some 1400.
+    assert 800 <= sent <= 2000, out
+    assert accepted == sent and rejected == 0 and failed == 0, out
+    assert "silent 6/6 stopped" in out
+    assert c.stats()["activities"] == accepted
+
+
+@pytest.mark.bb_timeout(60)
+def test_flapping_devices_go_inactive_and_come_back(daemon):
+    url = "http://%s:%d" % (daemon.host, daemon.port)
+    r = sim("--devices", "20", "--interval", "200ms", "--jitter", "0", "--silent", "0", "--flap", "50%",
+            "--timeout", "600ms", "--url", url, "--prefix", "flap-", "--duration", "7s", "--seed", "3")
+    assert r.returncode == 0, r
+    assert "10 flap" in r.stdout
+    evs = events_of(daemon.data_dir)
+    went = {e["device"] for e in evs if e["type"] == "INACTIVITY_EVENT"}
+    back = {e["device"] for e in evs if e["type"] == "ACTIVITY_EVENT" and e["state"]["inactivityAlarmTime"] > 0}
+    # Reporting 0.4-1.2 s, then silent 0.9-1.5 s: within 7 s every flapper has
+    # gone inactive and most have come back; the steady ones never went.
+    assert len(went) == 10, went
+    assert back and back <= went, (went, back)
+    assert len(back) >= 5, back
+
+
+@pytest.mark.bb_timeout(60)
+def test_rate_limit(daemon):
+    url = "http://%s:%d" % (daemon.host, daemon.port)
+    r = sim("--devices", "2000", "--interval", "1s", "--silent", "0", "--flap", "0", "--timeout", "0",
+            "--rate", "200/s", "--url", url, "--prefix", "rate-", "--duration", "3s")
+    assert r.returncode == 0, r
+    sent, accepted, _, failed = last_status(r.stdout)
+    # 2000 due every second, 200 a second allowed (plus a 0.2 s burst).
+    assert 300 <= sent <= 200 * 3 + 40 + 1, r.stdout
+    assert accepted == sent and failed == 0
+    assert "at most 200 reports/s" in r.stdout
+    # Behind schedule, and it says so.
+    lags = [int(x) for x in re.findall(r"lag (\d+) ms", r.stdout)]
+    assert max(lags) > 500, r.stdout
+    # --timeout 0: the daemon's default timeout is left alone.
+    c = daemon.client()
+    d = c.device(devices_with(c, "rate-")[0]["id"]).body
+    assert d["inactivityTimeoutSource"] == "default"
+
+
+def test_unreachable_daemon_is_a_clear_error():
+    port = free_port()
+    r = sim("--devices", "5", "--interval", "100ms", "--url", "http://127.0.0.1:%d" % port, "--duration", "1s",
+            "--status", "500ms")
+    assert r.returncode == 1, r
+    assert "Couldn't connect to server" in r.stdout, r.stdout
+    sent, accepted, _, failed = last_status(r.stdout)
+    assert sent > 0 and accepted == 0 and failed == sent
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--protocol", "udp"], "not available yet"),
+        (["--protocol", "carrier-pigeon"], "expected http, mqtt or udp"),
+        (["--devices", "0"], "--devices 0"),
+        (["--devices", "ten"], "--devices ten"),
+        (["--interval", "5ms"], "at least 10ms"),
+        (["--interval", "5 parsecs"], "--interval"),
+        (["--jitter", "95%"], "--jitter"),
+        (["--silent", "60%", "--flap", "50%"], "more than 100%"),
+        (["--silent", "101%"], "--silent"),
+        (["--rate", "fast"], "--rate"),
+        (["--url", "ftp://x"], "expected http://"),
+        (["--prefix", "a\x01b"], "control"),
+        (["stray"], "unexpected argument"),
+    ],
+)
+def test_bad_arguments(args, message):
+    r = sim(*args)
+    assert r.returncode == 2, r
+    assert message in r.stderr, r.stderr
+
+
+def test_help():
+    r = sim("--help")
+    assert r.returncode == 0
+    for opt in ("--devices", "--interval", "--jitter", "--silent", "--flap", "--protocol", "--url", "--prefix",
+                "--rate", "--duration", "--timeout"):
+        assert opt in r.stdout
+
+
+@pytest.mark.bb_timeout(40)
+def test_mqtt_publishes_to_a_real_broker(tmp_path):
+    broker = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None)
+    sub_bin = shutil.which("mosquitto_sub")
+    probe = sim("--protocol", "mqtt", "--url", "mqtt://127.0.0.1:1", "--duration", "0.1s", "--timeout", "0")
+    if "not built" in probe.stderr:
+        pytest.skip("lastseen-sim was built without libmosquitto")
+    assert broker and sub_bin, "mosquitto and mosquitto_sub are needed (Debian: mosquitto, mosquitto-clients)"
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+    b = subprocess.Popen([broker, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sub = None
+    try:
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        assert wait_until(up, 5, interval=0.05), "mosquitto did not start"
+        sub = subprocess.Popen([sub_bin, "-h", "127.0.0.1", "-p", str(port), "-t", "devices/+/telemetry", "-v",
+                                "-C", "40", "-W", "15"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the subscription is in place
+        r = sim("--protocol", "mqtt", "--url", "mqtt://127.0.0.1:%d" % port, "--devices", "10", "--interval",
+                "200ms", "--silent", "0", "--flap", "0", "--timeout", "0", "--prefix", "mq-", "--duration", "3s")
+        assert r.returncode == 0, r
+        sent, accepted, _, failed = last_status(r.stdout)
+        assert sent >= 40 and accepted == sent and failed == 0, r.stdout
+        out, _ = sub.communicate(timeout=15)
+        lines = out.splitlines()
+        assert len(lines) == 40, out
+        for line in lines:
+            m = re.fullmatch(r'devices/(mq-\d)/telemetry \{"ts":(\d+)\}', line)
+            assert m, line
+            assert abs(int(m.group(2)) - time.time() * 1000) < 60000
+    finally:
+        for proc in (sub, b):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
