@@ -17,8 +17,9 @@
 #include "api/assets.h"
 
 #define UI_PREFIX "/ui/"
-#define CSP "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " \
-            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#define CSP                                                                                        \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "                    \
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 static const ls_asset *asset_find(const char *name)
 {
@@ -33,12 +34,15 @@ static int etag_matches(const char *header, const char *etag)
     size_t n = strlen(etag);
     const char *p = header;
     while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
         if (!*p) break;
         const char *start = p;
-        while (*p && *p != ',') p++;
+        while (*p && *p != ',')
+            p++;
         const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
         if (end - start == 1 && *start == '*') return 1;
         if (end - start > 2 && start[0] == 'W' && start[1] == '/') start += 2; /* weak comparison */
         if ((size_t)(end - start) == n && memcmp(start, etag, n) == 0) return 1;
@@ -51,14 +55,17 @@ enum MHD_Result ls_api_asset(ls_req *r, const char *url)
     const char *name = strcmp(url, "/") == 0 ? "index.html" : url + strlen(UI_PREFIX);
     const ls_asset *a = asset_find(name);
     if (!a) return ls_api_error(r, 404, "not_found", "no route for %s", url);
-    if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) return ls_api_method_not_allowed(r, "GET, HEAD");
+    if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
+        return ls_api_method_not_allowed(r, "GET, HEAD");
 
-    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    const char *inm =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     unsigned status = inm && etag_matches(inm, a->etag) ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         status == MHD_HTTP_OK ? a->len : 0, (void *)a->data, MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
-    if (status == MHD_HTTP_OK) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+    if (status == MHD_HTTP_OK)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");

@@ -55,9 +55,9 @@ enum MHD_Result ls_api_stats_history(ls_req *r)
     ls_buf_init(&b, (size_t)1 << 20);
     ls_buf_printf(&b, "{\"stepMs\":%d,\"samples\":[", LS_HISTORY_STEP_MS);
     for (size_t i = 0; i < n; i++)
-        ls_buf_printf(&b, "%s{\"t\":%lld,\"devices\":%llu,\"active\":%llu,\"inactive\":%llu}", i ? "," : "",
-                      (long long)s[i].t, (unsigned long long)s[i].devices, (unsigned long long)s[i].active,
-                      (unsigned long long)s[i].inactive);
+        ls_buf_printf(&b, "%s{\"t\":%lld,\"devices\":%llu,\"active\":%llu,\"inactive\":%llu}",
+                      i ? "," : "", (long long)s[i].t, (unsigned long long)s[i].devices,
+                      (unsigned long long)s[i].active, (unsigned long long)s[i].inactive);
     ls_buf_printf(&b, "],\"now\":{\"t\":%lld,\"devices\":%llu,\"active\":%llu,\"inactive\":%llu}}",
                   (long long)now, (unsigned long long)st.devices, (unsigned long long)st.active,
                   (unsigned long long)st.inactive);
@@ -90,8 +90,8 @@ static int line_confirms(const recent_q *q, const char *line, size_t len)
     size_t dev_len = json_string_length(json_object_get(j, "device"));
     /* An event about an input source (no state) names the source in "device". */
     int is_source = json_is_true(json_object_get(j, "source"));
-    int ok = (!q->device ||
-              (!is_source && dev && dev_len == strlen(q->device) && memcmp(dev, q->device, dev_len) == 0)) &&
+    int ok = (!q->device || (!is_source && dev && dev_len == strlen(q->device) &&
+                             memcmp(dev, q->device, dev_len) == 0)) &&
              (!q->type || (type && strcmp(type, q->type) == 0));
     json_decref(j);
     return ok;
@@ -182,11 +182,14 @@ enum MHD_Result ls_api_events_recent(ls_req *r)
     int hd = ls_api_arg(r, "device", dbuf, sizeof(dbuf));
     uint64_t limit = RECENT_LIMIT_DEFAULT, before = 0;
     if (hl < 0 || (hl && parse_u64(lbuf, 1, RECENT_LIMIT_MAX, &limit) < 0))
-        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", RECENT_LIMIT_MAX);
+        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d",
+                            RECENT_LIMIT_MAX);
     if (hb < 0 || (hb && parse_u64(bbuf, 1, UINT64_MAX, &before) < 0))
-        return ls_api_error(r, 422, "invalid", "before must be a seq (a positive integer), as returned in \"next\"");
+        return ls_api_error(r, 422, "invalid",
+                            "before must be a seq (a positive integer), as returned in \"next\"");
     if (ht < 0 || (ht && !known_type(tbuf)))
-        return ls_api_error(r, 422, "invalid", "type must be an event type such as INACTIVITY_EVENT");
+        return ls_api_error(r, 422, "invalid",
+                            "type must be an event type such as INACTIVITY_EVENT");
     if (hd < 0 || (hd && ls_id_check(dbuf, strlen(dbuf))))
         return ls_api_error(r, 422, "invalid", "device must be a valid device id");
 
@@ -221,7 +224,9 @@ enum MHD_Result ls_api_events_recent(ls_req *r)
         return ls_api_error(r, 500, "internal", "reading the outbox: %s",
                             oom ? "out of memory" : ls_store_strerror(rc));
     }
-    if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
-    else ls_buf_append(&b, "],\"next\":null}", 14);
+    if (next)
+        ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
+    else
+        ls_buf_append(&b, "],\"next\":null}", 14);
     return respond_buf(r, 200, &b);
 }

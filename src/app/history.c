@@ -30,6 +30,7 @@ size_t ls_history_copy(const ls_history *h, ls_history_sample *out, size_t max)
     size_t n = h->n < max ? h->n : max;
     /* The oldest of the n newest samples. */
     size_t start = (h->head + LS_HISTORY_LEN - n) % LS_HISTORY_LEN;
-    for (size_t i = 0; i < n; i++) out[i] = h->ring[(start + i) % LS_HISTORY_LEN];
+    for (size_t i = 0; i < n; i++)
+        out[i] = h->ring[(start + i) % LS_HISTORY_LEN];
     return n;
 }

@@ -64,9 +64,12 @@ static void test_wall_clock_steps_do_not_change_the_pace(void **state)
     /* The wall clock jumps an hour back, then a day forward: each sample
      * carries the wall time it was taken at, the pace stays the same. */
     assert_int_equal(ls_history_tick(h, (ls_now){.mono = 5000, .wall = 5000000 - 3600000}, &st), 0);
-    assert_int_equal(ls_history_tick(h, (ls_now){.mono = 10000, .wall = 5000000 - 3600000}, &st), 1);
-    assert_int_equal(ls_history_tick(h, (ls_now){.mono = 15000, .wall = 5000000 + 86400000}, &st), 0);
-    assert_int_equal(ls_history_tick(h, (ls_now){.mono = 20000, .wall = 5000000 + 86400000}, &st), 1);
+    assert_int_equal(ls_history_tick(h, (ls_now){.mono = 10000, .wall = 5000000 - 3600000}, &st),
+                     1);
+    assert_int_equal(ls_history_tick(h, (ls_now){.mono = 15000, .wall = 5000000 + 86400000}, &st),
+                     0);
+    assert_int_equal(ls_history_tick(h, (ls_now){.mono = 20000, .wall = 5000000 + 86400000}, &st),
+                     1);
     ls_history_sample out[4];
     assert_int_equal(ls_history_copy(h, out, 4), 3);
     assert_int_equal(out[1].t, 5000000 - 3600000);
@@ -100,19 +103,22 @@ static void test_ring_keeps_the_last_hour_in_order(void **state)
     int total = LS_HISTORY_LEN * 2 + 17;
     for (int i = 0; i < total; i++) {
         ls_engine_stats st = counts((uint64_t)i, 0);
-        ls_now t = {.mono = (int64_t)i * LS_HISTORY_STEP_MS, .wall = 1000 + (int64_t)i * LS_HISTORY_STEP_MS};
+        ls_now t = {.mono = (int64_t)i * LS_HISTORY_STEP_MS,
+                    .wall = 1000 + (int64_t)i * LS_HISTORY_STEP_MS};
         assert_int_equal(ls_history_tick(h, t, &st), 1);
         size_t n = ls_history_copy(h, out, LS_HISTORY_LEN);
         assert_int_equal(n, i + 1 < LS_HISTORY_LEN ? (size_t)i + 1 : (size_t)LS_HISTORY_LEN);
         /* Oldest first, ending with the sample just taken. */
         assert_int_equal(out[n - 1].active, (uint64_t)i);
-        for (size_t k = 1; k < n; k++) assert_int_equal(out[k].active, out[k - 1].active + 1);
+        for (size_t k = 1; k < n; k++)
+            assert_int_equal(out[k].active, out[k - 1].active + 1);
     }
     assert_int_equal(out[0].active, (uint64_t)(total - LS_HISTORY_LEN));
     /* A smaller copy gets the newest samples, oldest first. */
     ls_history_sample few[5];
     assert_int_equal(ls_history_copy(h, few, 5), 5);
-    for (int k = 0; k < 5; k++) assert_int_equal(few[k].active, (uint64_t)(total - 5 + k));
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(few[k].active, (uint64_t)(total - 5 + k));
     free(out);
     free(h);
 }

@@ -53,9 +53,8 @@ enum kind { NORMAL, SILENT, FLAP };
 
 typedef struct device {
     uint8_t kind;
-    uint8_t off;       /* FLAP: in a silent phase */
-    uint8_t stopped;   /* SILENT: reported once, quiet since */
-    uint8_t configured;
+    uint8_t off;     /* FLAP: in a silent phase */
+    uint8_t stopped; /* SILENT: reported once, quiet since */
     int64_t phase_end; /* FLAP: mono ms the current phase ends */
 } device;
 
@@ -69,9 +68,9 @@ typedef struct options {
     int64_t interval_ms;
     double jitter, silent, flap; /* fractions */
     const char *protocol, *url, *api, *prefix, *topic;
-    double rate;                 /* reports/s, 0 = unlimited */
-    int64_t duration_ms;         /* 0 = until stopped */
-    int64_t timeout_ms;          /* -1 = 3 x interval, 0 = leave alone */
+    double rate;         /* reports/s, 0 = unlimited */
+    int64_t duration_ms; /* 0 = until stopped */
+    int64_t timeout_ms;  /* -1 = 3 x interval, 0 = leave alone */
     int64_t status_ms;
     uint64_t seed;
 } options;
@@ -90,7 +89,7 @@ typedef struct sim {
     /* counters */
     uint64_t sent, accepted, rejected, failed, batches;
     uint64_t config_ok, config_err;
-    char last_error[256], last_config_error[256];
+    char last_error[512], last_config_error[512];
     uint64_t n_silent, n_flap;
     int64_t lag_ms;
 } sim;
@@ -180,12 +179,18 @@ static int64_t parse_duration(const char *v)
     double x = strtod(v, &end);
     if (errno || end == v || x < 0 || !isfinite(x)) return -1;
     double mul = 1000;
-    if (!*end || strcmp(end, "s") == 0) mul = 1000;
-    else if (strcmp(end, "ms") == 0) mul = 1;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0) mul = 60000;
-    else if (strcmp(end, "h") == 0) mul = 3600000;
-    else if (strcmp(end, "d") == 0) mul = 86400000;
-    else return -1;
+    if (!*end || strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+        mul = 60000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600000;
+    else if (strcmp(end, "d") == 0)
+        mul = 86400000;
+    else
+        return -1;
     double ms = x * mul;
     return ms > 1e15 ? -1 : (int64_t)llround(ms);
 }
@@ -206,51 +211,69 @@ static double parse_rate(const char *v)
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || (*end && strcmp(end, "/s") != 0) || !(x >= 0) || !isfinite(x)) return -1;
+    if (errno || end == v || (*end && strcmp(end, "/s") != 0) || !(x >= 0) || !isfinite(x))
+        return -1;
     return x;
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lastseen-sim [options]\n"
-            "Simulates a fleet of devices reporting to lastseen.\n\n"
-            "  --devices N        devices (default 1000)\n"
-            "  --interval D       time between a device's reports (default 10s)\n"
-            "  --jitter P%%        each interval varies by up to +-P%% (default 20%%)\n"
-            "  --silent P%%        devices that stop after their first report (default 5%%)\n"
-            "  --flap P%%          devices that alternate reporting and silence (default 1%%)\n"
-            "  --protocol P       http (default), mqtt, or udp\n"
-            "  --url URL          http: the daemon (default http://127.0.0.1:8080);\n"
-            "                     mqtt: the broker (default mqtt://127.0.0.1:1883)\n"
-            "  --topic T          mqtt topic, {id} is the device id (default devices/{id}/telemetry)\n"
-            "  --api URL          device API for the timeouts when --protocol is not http\n"
-            "                     (default http://127.0.0.1:8080)\n"
-            "  --prefix S         device id prefix (default sim-)\n"
-            "  --rate R/s         at most R reports a second (default: no limit)\n"
-            "  --duration D       stop after D (default: run until Ctrl-C)\n"
-            "  --timeout D        set inactivityTimeout D on every device with PUT\n"
-            "                     (default 3 x interval; 0 leaves the daemon's default)\n"
-            "  --status D         status line every D (default 5s)\n"
-            "  --seed N           which devices are silent or flap, and the jitter (default: random)\n"
-            "Durations: 500ms, 10s, 2m, 1h (a bare number is seconds).\n");
+    fprintf(
+        f,
+        "usage: lastseen-sim [options]\n"
+        "Simulates a fleet of devices reporting to lastseen.\n\n"
+        "  --devices N        devices (default 1000)\n"
+        "  --interval D       time between a device's reports (default 10s)\n"
+        "  --jitter P%%        each interval varies by up to +-P%% (default 20%%)\n"
+        "  --silent P%%        devices that stop after their first report (default 5%%)\n"
+        "  --flap P%%          devices that alternate reporting and silence (default 1%%)\n"
+        "  --protocol P       http (default), mqtt, or udp\n"
+        "  --url URL          http: the daemon (default http://127.0.0.1:8080);\n"
+        "                     mqtt: the broker (default mqtt://127.0.0.1:1883)\n"
+        "  --topic T          mqtt topic, {id} is the device id (default devices/{id}/telemetry)\n"
+        "  --api URL          device API for the timeouts when --protocol is not http\n"
+        "                     (default http://127.0.0.1:8080)\n"
+        "  --prefix S         device id prefix (default sim-)\n"
+        "  --rate R/s         at most R reports a second (default: no limit)\n"
+        "  --duration D       stop after D (default: run until Ctrl-C)\n"
+        "  --timeout D        set inactivityTimeout D on every device with PUT\n"
+        "                     (default 3 x interval; 0 leaves the daemon's default)\n"
+        "  --status D         status line every D (default 5s)\n"
+        "  --seed N           which devices are silent or flap, and the jitter (default: random)\n"
+        "Durations: 500ms, 10s, 2m, 1h (a bare number is seconds).\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.devices = 1000, .interval_ms = 10000, .jitter = 0.2, .silent = 0.05, .flap = 0.01,
-                   .protocol = "http", .prefix = "sim-", .topic = "devices/{id}/telemetry",
-                   .timeout_ms = -1, .status_ms = 5000, .api = "http://127.0.0.1:8080",
+    *o = (options){.devices = 1000,
+                   .interval_ms = 10000,
+                   .jitter = 0.2,
+                   .silent = 0.05,
+                   .flap = 0.01,
+                   .protocol = "http",
+                   .prefix = "sim-",
+                   .topic = "devices/{id}/telemetry",
+                   .timeout_ms = -1,
+                   .status_ms = 5000,
+                   .api = "http://127.0.0.1:8080",
                    .seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)};
     static const struct option longs[] = {
-        {"devices", required_argument, 0, 'n'}, {"interval", required_argument, 0, 'i'},
-        {"jitter", required_argument, 0, 'j'},  {"silent", required_argument, 0, 's'},
-        {"flap", required_argument, 0, 'f'},    {"protocol", required_argument, 0, 'p'},
-        {"url", required_argument, 0, 'u'},     {"api", required_argument, 0, 'a'},
-        {"prefix", required_argument, 0, 'x'},  {"rate", required_argument, 0, 'r'},
-        {"duration", required_argument, 0, 'd'}, {"timeout", required_argument, 0, 't'},
-        {"status", required_argument, 0, 'S'},  {"seed", required_argument, 0, 'e'},
-        {"topic", required_argument, 0, 'T'},   {"help", no_argument, 0, 'h'},
+        {"devices", required_argument, 0, 'n'},
+        {"interval", required_argument, 0, 'i'},
+        {"jitter", required_argument, 0, 'j'},
+        {"silent", required_argument, 0, 's'},
+        {"flap", required_argument, 0, 'f'},
+        {"protocol", required_argument, 0, 'p'},
+        {"url", required_argument, 0, 'u'},
+        {"api", required_argument, 0, 'a'},
+        {"prefix", required_argument, 0, 'x'},
+        {"rate", required_argument, 0, 'r'},
+        {"duration", required_argument, 0, 'd'},
+        {"timeout", required_argument, 0, 't'},
+        {"status", required_argument, 0, 'S'},
+        {"seed", required_argument, 0, 'e'},
+        {"topic", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -269,7 +292,9 @@ static int parse_args(int argc, char **argv, options *o)
         }
         case 'i':
             if ((o->interval_ms = parse_duration(optarg)) < 10) {
-                fprintf(stderr, "lastseen-sim: --interval %s: expected a duration of at least 10ms\n", optarg);
+                fprintf(stderr,
+                        "lastseen-sim: --interval %s: expected a duration of at least 10ms\n",
+                        optarg);
                 return -1;
             }
             break;
@@ -283,17 +308,25 @@ static int parse_args(int argc, char **argv, options *o)
         case 'f': {
             double p = parse_percent(optarg);
             if (p < 0) {
-                fprintf(stderr, "lastseen-sim: --%s %s: expected 0%% to 100%%\n", c == 's' ? "silent" : "flap",
-                        optarg);
+                fprintf(stderr, "lastseen-sim: --%s %s: expected 0%% to 100%%\n",
+                        c == 's' ? "silent" : "flap", optarg);
                 return -1;
             }
             *(c == 's' ? &o->silent : &o->flap) = p;
             break;
         }
-        case 'p': o->protocol = optarg; break;
-        case 'u': o->url = optarg; break;
-        case 'a': o->api = optarg; break;
-        case 'T': o->topic = optarg; break;
+        case 'p':
+            o->protocol = optarg;
+            break;
+        case 'u':
+            o->url = optarg;
+            break;
+        case 'a':
+            o->api = optarg;
+            break;
+        case 'T':
+            o->topic = optarg;
+            break;
         case 'x':
             if (strlen(optarg) > 200) {
                 fprintf(stderr, "lastseen-sim: --prefix: at most 200 bytes\n");
@@ -309,26 +342,33 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case 'r':
             if ((o->rate = parse_rate(optarg)) < 0) {
-                fprintf(stderr, "lastseen-sim: --rate %s: expected reports per second, e.g. 5000/s\n", optarg);
+                fprintf(stderr,
+                        "lastseen-sim: --rate %s: expected reports per second, e.g. 5000/s\n",
+                        optarg);
                 return -1;
             }
             break;
         case 'd':
             if ((o->duration_ms = parse_duration(optarg)) < 0) {
-                fprintf(stderr, "lastseen-sim: --duration %s: expected a duration such as 30s\n", optarg);
+                fprintf(stderr, "lastseen-sim: --duration %s: expected a duration such as 30s\n",
+                        optarg);
                 return -1;
             }
             break;
         case 't':
             if ((o->timeout_ms = parse_duration(optarg)) < 0 || o->timeout_ms > 315360000000LL) {
-                fprintf(stderr, "lastseen-sim: --timeout %s: expected a duration (0 = the daemon's default)\n",
-                        optarg);
+                fprintf(
+                    stderr,
+                    "lastseen-sim: --timeout %s: expected a duration (0 = the daemon's default)\n",
+                    optarg);
                 return -1;
             }
             break;
         case 'S':
             if ((o->status_ms = parse_duration(optarg)) < 100) {
-                fprintf(stderr, "lastseen-sim: --status %s: expected a duration of at least 100ms\n", optarg);
+                fprintf(stderr,
+                        "lastseen-sim: --status %s: expected a duration of at least 100ms\n",
+                        optarg);
                 return -1;
             }
             break;
@@ -340,8 +380,12 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -390,7 +434,8 @@ static int fleet_init(sim *s, int64_t now)
         return -ENOMEM;
     }
     s->id_width = snprintf(NULL, 0, "%u", n - 1 ? n - 1 : 1);
-    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
     /* Exact shares, drawn by a partial Fisher-Yates shuffle. */
     s->n_silent = (uint64_t)llround(s->o.silent * n);
     s->n_flap = (uint64_t)llround(s->o.flap * n);
@@ -403,7 +448,8 @@ static int fleet_init(sim *s, int64_t now)
         s->dev[perm[k]].kind = k < s->n_silent ? SILENT : FLAP;
     }
     /* Timeouts are set in this order: the devices that will go quiet first. */
-    for (uint32_t i = 0; i < n; i++) s->config_order[i] = perm[i];
+    for (uint32_t i = 0; i < n; i++)
+        s->config_order[i] = perm[i];
     free(perm);
     for (uint32_t i = 0; i < n; i++) {
         device *d = &s->dev[i];
@@ -433,7 +479,8 @@ static int device_due(sim *s, uint32_t i, int64_t now)
             return 0;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     heap_push(s, now + next_interval(s), i);
     return 1;
@@ -449,12 +496,14 @@ static void status_line(sim *s, int64_t elapsed, double rate, FILE *f)
         off += s->dev[i].kind == FLAP && s->dev[i].off;
     }
     fprintf(f,
-            "[%7.1fs] sent %llu (%.0f/s) accepted %llu rejected %llu failed %llu | devices %u: silent %llu/%llu "
+            "[%7.1fs] sent %llu (%.0f/s) accepted %llu rejected %llu failed %llu | devices %u: "
+            "silent %llu/%llu "
             "stopped, flapping %llu (%llu quiet) | lag %lld ms",
-            (double)elapsed / 1000, (unsigned long long)s->sent, rate, (unsigned long long)s->accepted,
-            (unsigned long long)s->rejected, (unsigned long long)s->failed, s->o.devices,
-            (unsigned long long)stopped, (unsigned long long)s->n_silent, (unsigned long long)s->n_flap,
-            (unsigned long long)off, (long long)s->lag_ms);
+            (double)elapsed / 1000, (unsigned long long)s->sent, rate,
+            (unsigned long long)s->accepted, (unsigned long long)s->rejected,
+            (unsigned long long)s->failed, s->o.devices, (unsigned long long)stopped,
+            (unsigned long long)s->n_silent, (unsigned long long)s->n_flap, (unsigned long long)off,
+            (long long)s->lag_ms);
     if (s->o.timeout_ms)
         fprintf(f, " | timeouts set %llu/%u%s", (unsigned long long)s->config_ok, s->o.devices,
                 s->config_err ? " (with errors)" : "");
@@ -480,14 +529,13 @@ static void configure_some(sim *s, int64_t now, int64_t *retry_at)
     int64_t end = now + CONFIG_SLICE_MS;
     while (s->config_next < s->o.devices && mono_ms() < end) {
         uint32_t i = s->config_order[s->config_next];
-        char err[256], id[ID_MAX];
+        char err[512], id[ID_MAX];
         if (sim_api_set_timeout(s->api, dev_id(s, i, id), s->o.timeout_ms, err, sizeof(err)) < 0) {
             s->config_err++;
             snprintf(s->last_config_error, sizeof(s->last_config_error), "%s", err);
             *retry_at = now + 1000;
             return;
         }
-        s->dev[i].configured = 1;
         s->config_ok++;
         s->config_next++;
     }
@@ -512,14 +560,16 @@ static int run(sim *s)
         if (s->o.duration_ms && now - start >= s->o.duration_ms) break;
         if (s->o.rate > 0) {
             tokens += s->o.rate * (double)(now - last_refill) / 1000;
-            double cap = s->o.rate * 0.2 > BATCH_MAX ? BATCH_MAX : (s->o.rate * 0.2 < 1 ? 1 : s->o.rate * 0.2);
+            double cap = s->o.rate * 0.2 > BATCH_MAX ? BATCH_MAX
+                                                     : (s->o.rate * 0.2 < 1 ? 1 : s->o.rate * 0.2);
             if (tokens > cap) tokens = cap;
             last_refill = now;
         }
         /* Everything due now, as far as the rate allows, in batches. */
         for (;;) {
             sim_batch b = {.ids = ids, .n = 0, .ts = wall_ms()};
-            while (s->nheap && s->heap[0].due <= now && b.n < BATCH_MAX && (s->o.rate <= 0 || tokens >= 1)) {
+            while (s->nheap && s->heap[0].due <= now && b.n < BATCH_MAX &&
+                   (s->o.rate <= 0 || tokens >= 1)) {
                 slot sl = heap_pop(s);
                 if (!device_due(s, sl.dev, now)) continue;
                 s->lag_ms = now - sl.due;
@@ -554,14 +604,17 @@ static int run(sim *s)
             int64_t refill = now + (int64_t)ceil((1 - tokens) * 1000 / s->o.rate);
             if (refill > wake) wake = refill;
         }
-        if (s->api && s->config_next < s->o.devices && now >= config_retry) wake = now; /* keep configuring */
+        if (s->api && s->config_next < s->o.devices && now >= config_retry)
+            wake = now; /* keep configuring */
         if (wake > now) {
-            struct timespec ts = {.tv_sec = (wake - now) / 1000, .tv_nsec = (long)((wake - now) % 1000) * 1000000};
+            struct timespec ts = {.tv_sec = (wake - now) / 1000,
+                                  .tv_nsec = (long)((wake - now) % 1000) * 1000000};
             nanosleep(&ts, NULL);
         }
     }
     int64_t now = mono_ms();
-    status_line(s, now - start, (double)s->sent * 1000 / (double)(now - start > 0 ? now - start : 1), stdout);
+    status_line(s, now - start,
+                (double)s->sent * 1000 / (double)(now - start > 0 ? now - start : 1), stdout);
     free(ids);
     free(arena);
     return 0;
@@ -575,8 +628,9 @@ int main(int argc, char **argv)
 
     const char *proto = s.o.protocol;
     if (strcmp(proto, "udp") == 0) {
-        fprintf(stderr, "lastseen-sim: --protocol udp: not available yet (lastseen has no UDP ingest yet); "
-                        "use http or mqtt\n");
+        fprintf(stderr,
+                "lastseen-sim: --protocol udp: not available yet (lastseen has no UDP ingest yet); "
+                "use http or mqtt\n");
         return 2;
     }
     if (strcmp(proto, "http") && strcmp(proto, "mqtt")) {
@@ -597,7 +651,8 @@ int main(int argc, char **argv)
     int rc;
     char client_id[64];
     snprintf(client_id, sizeof(client_id), "lastseen-sim-%d", (int)getpid());
-    rc = is_http ? sim_http_open(&s.out, s.o.url) : sim_mqtt_open(&s.out, s.o.url, s.o.topic, client_id);
+    rc = is_http ? sim_http_open(&s.out, s.o.url)
+                 : sim_mqtt_open(&s.out, s.o.url, s.o.topic, client_id);
     if (rc < 0) {
         if (is_http) fprintf(stderr, "lastseen-sim: %s: %s\n", s.o.url, strerror(-rc));
         curl_global_cleanup();
@@ -622,10 +677,11 @@ int main(int argc, char **argv)
     char first[ID_MAX], last[ID_MAX];
     printf("lastseen-sim: %u devices (%s .. %s) report every %lld ms +-%.0f%% over %s to %s; "
            "%llu go silent after one report, %llu flap",
-           s.o.devices, dev_id(&s, 0, first), dev_id(&s, s.o.devices - 1, last), (long long)s.o.interval_ms,
-           s.o.jitter * 100, proto, s.o.url,
+           s.o.devices, dev_id(&s, 0, first), dev_id(&s, s.o.devices - 1, last),
+           (long long)s.o.interval_ms, s.o.jitter * 100, proto, s.o.url,
            (unsigned long long)s.n_silent, (unsigned long long)s.n_flap);
-    if (s.o.timeout_ms) printf("; inactivityTimeout %lld ms set on each with PUT", (long long)s.o.timeout_ms);
+    if (s.o.timeout_ms)
+        printf("; inactivityTimeout %lld ms set on each with PUT", (long long)s.o.timeout_ms);
     if (s.o.rate > 0) printf("; at most %.0f reports/s", s.o.rate);
     printf("; seed %llu\n", (unsigned long long)s.o.seed);
     fflush(stdout);

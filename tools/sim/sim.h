@@ -22,7 +22,7 @@ typedef struct sim_batch {
  * never got there (connection refused, timeout, 5xx...). */
 typedef struct sim_result {
     uint64_t accepted, rejected, failed;
-    char error[256]; /* the last failure, "" if none */
+    char error[512]; /* the last failure, "" if none */
 } sim_result;
 
 typedef struct sim_out sim_out;

@@ -32,7 +32,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         if (cap > RESP_MAX) return n; /* keep the head only; the counts come first */
         char *p = realloc(b->p, cap);
         if (!p) return 0;
@@ -75,8 +76,8 @@ long sim_pct_encode(char *out, size_t off, size_t cap, const char *s)
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (off + 4 >= cap) return -1;
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-            *p == '.' || *p == '_' || *p == '~') {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
             out[off++] = (char)*p;
         } else {
             out[off++] = '%';
@@ -105,7 +106,8 @@ static int http_send(sim_out *o, const sim_batch *b, sim_result *res)
     http_out *h = (http_out *)o;
     /* ["id","id",...]: every id is at most 6x its length once escaped. */
     size_t need = 16;
-    for (size_t i = 0; i < b->n; i++) need += strlen(b->ids[i]) * 6 + 4;
+    for (size_t i = 0; i < b->n; i++)
+        need += strlen(b->ids[i]) * 6 + 4;
     if (need > h->body_cap) {
         char *p = realloc(h->body, need);
         if (!p) return -ENOMEM;
@@ -153,8 +155,9 @@ static int http_send(sim_out *o, const sim_batch *b, sim_result *res)
         if (json_integer_value(rej) > 0) {
             json_t *first = json_array_get(json_object_get(j, "rejected"), 0);
             snprintf(res->error, sizeof(res->error), "rejected: %.200s",
-                     json_string_value(json_object_get(first, "error")) ? json_string_value(json_object_get(first, "error"))
-                                                                       : "?");
+                     json_string_value(json_object_get(first, "error"))
+                         ? json_string_value(json_object_get(first, "error"))
+                         : "?");
         }
     }
     json_decref(j);
@@ -194,8 +197,10 @@ int sim_http_open(sim_out **out, const char *base)
     h->base.send = http_send;
     h->base.close = http_close;
     size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/') bl--;
-    if (snprintf(h->url, sizeof(h->url), "%.*s/api/v1/activity", (int)bl, base) >= (int)sizeof(h->url)) {
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    if (snprintf(h->url, sizeof(h->url), "%.*s/api/v1/activity", (int)bl, base) >=
+        (int)sizeof(h->url)) {
         free(h);
         return -ENAMETOOLONG;
     }
@@ -228,7 +233,8 @@ int sim_api_open(sim_api **out, const char *base)
     sim_api *a = calloc(1, sizeof(*a));
     if (!a) return -ENOMEM;
     size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/') bl--;
+    while (bl && base[bl - 1] == '/')
+        bl--;
     if (bl >= sizeof(a->base) - 64) {
         free(a);
         return -ENAMETOOLONG;
@@ -268,7 +274,8 @@ int sim_api_set_timeout(sim_api *a, const char *id, int64_t timeout_ms, char *er
         return -EIO;
     }
     if (status != 200 && status != 201) {
-        snprintf(err, errlen, "PUT %.200s: HTTP %ld: %.160s", url, status, a->resp.p ? a->resp.p : "");
+        snprintf(err, errlen, "PUT %.200s: HTTP %ld: %.160s", url, status,
+                 a->resp.p ? a->resp.p : "");
         return -EPROTO;
     }
     return 0;

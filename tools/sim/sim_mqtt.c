@@ -67,13 +67,15 @@ static int mqtt_send(sim_out *o, const sim_batch *b, sim_result *res)
     int plen = snprintf(payload, sizeof(payload), "{\"ts\":%lld}", (long long)b->ts);
     if (!__atomic_load_n(&q->connected, __ATOMIC_ACQUIRE)) {
         res->failed += b->n;
-        snprintf(res->error, sizeof(res->error), "MQTT: not connected to %.200s:%d", q->host, q->port);
+        snprintf(res->error, sizeof(res->error), "MQTT: not connected to %.200s:%d", q->host,
+                 q->port);
         return 0;
     }
     for (size_t i = 0; i < b->n; i++) {
         if (make_topic(q->topic, b->ids[i], topic, sizeof(topic)) < 0) {
             res->rejected++;
-            snprintf(res->error, sizeof(res->error), "MQTT: topic too long for id %.64s", b->ids[i]);
+            snprintf(res->error, sizeof(res->error), "MQTT: topic too long for id %.64s",
+                     b->ids[i]);
             continue;
         }
         int rc = mosquitto_publish(q->m, NULL, topic, plen, payload, 0, false);
@@ -124,7 +126,8 @@ int sim_mqtt_open(sim_out **out, const char *url, const char *topic, const char 
         }
         q->port = (int)port;
     }
-    if (hl == 0 || hl >= sizeof(q->host) || strlen(topic) >= sizeof(q->topic) || !strstr(topic, "{id}")) {
+    if (hl == 0 || hl >= sizeof(q->host) || strlen(topic) >= sizeof(q->topic) ||
+        !strstr(topic, "{id}")) {
         fprintf(stderr, "lastseen-sim: bad MQTT host or topic (the topic must contain {id})\n");
         free(q);
         return -EINVAL;
@@ -164,7 +167,8 @@ int sim_mqtt_open(sim_out **out, const char *url, const char *topic, const char 
     (void)url;
     (void)topic;
     (void)client_id;
-    fprintf(stderr, "lastseen-sim: --protocol mqtt: not built: this lastseen-sim was built without libmosquitto "
+    fprintf(stderr, "lastseen-sim: --protocol mqtt: not built: this lastseen-sim was built without "
+                    "libmosquitto "
                     "(install libmosquitto-dev and rebuild)\n");
     return -ENOTSUP;
 }
