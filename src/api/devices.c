@@ -395,12 +395,13 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 enum MHD_Result ls_api_device_list(ls_req *r)
 {
-    char abuf[16], lbuf[32], cbuf[32], qbuf[LS_ID_MAX + 1];
+    char abuf[16], lbuf[32], cbuf[32], qbuf[LS_ID_MAX * 3 + 1]; /* q percent-encoded: up to 3 bytes a byte */
     int ha = ls_api_arg(r, "active", abuf, sizeof(abuf));
     int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
     int hc = ls_api_arg(r, "after", cbuf, sizeof(cbuf));
     int hq = ls_api_arg(r, "q", qbuf, sizeof(qbuf));
-    if (hq < 0) return ls_api_error(r, 422, "invalid", "q must be at most %d bytes, without NUL", LS_ID_MAX);
+    if (hq < 0 || (hq && strlen(qbuf) > LS_ID_MAX))
+        return ls_api_error(r, 422, "invalid", "q must be at most %d bytes, without NUL", LS_ID_MAX);
     if (ha < 0 || hl < 0 || hc < 0) return ls_api_error(r, 422, "invalid", "malformed query parameter");
     const char *active = ha ? abuf : NULL, *limit_s = hl ? lbuf : NULL, *after = hc ? cbuf : NULL;
     int filter = -1;

@@ -175,7 +175,7 @@ static int recent_scan(ls_daemon *d, recent_q *q, uint64_t limit, uint64_t befor
 
 enum MHD_Result ls_api_events_recent(ls_req *r)
 {
-    char lbuf[32], bbuf[32], tbuf[64], dbuf[LS_ID_MAX + 1];
+    char lbuf[32], bbuf[32], tbuf[64], dbuf[LS_ID_MAX * 3 + 1]; /* the id percent-encoded */
     int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
     int hb = ls_api_arg(r, "before", bbuf, sizeof(bbuf));
     int ht = ls_api_arg(r, "type", tbuf, sizeof(tbuf));

@@ -206,6 +206,11 @@ def test_recent_events_of_one_device(client):
     assert [e["type"] for e in more["events"]] == ["ACTIVITY_EVENT"]
     assert more["events"][0]["seq"] < body["events"][0]["seq"]
     assert recent(client, device="never-seen") == {"events": [], "next": None}
+    # The longest ids: 256 bytes, 768 when percent-encoded.
+    longest = "\u00e9" * 128
+    make_transitions(client, [longest])
+    committed(client, 2 * len(tricky) + 1102)
+    assert [e["device"] for e in recent(client, device=longest)["events"]] == [longest, longest]
 
 
 def test_recent_events_of_one_type(client):
@@ -287,3 +292,6 @@ def test_device_search_bad_query(client):
     assert_error(client.get("/api/v1/devices?q=%00"), 422, "invalid")
     assert_error(client.get("/api/v1/devices?q=%zz"), 422, "invalid")
     assert client.get("/api/v1/devices?q=" + "a" * 256).status == 200
+    # The limit is on the decoded bytes: 128 x "é" is 256 bytes (768 encoded); one more byte is not.
+    assert client.get("/api/v1/devices?q=" + "%C3%A9" * 128).status == 200
+    assert_error(client.get("/api/v1/devices?q=" + "%C3%A9" * 128 + "a"), 422, "invalid")

@@ -4,13 +4,15 @@
  *
  * Each report is one QoS 0 publish of {"ts": ms} on the topic pattern with
  * "{id}" replaced by the device id (default devices/{id}/telemetry).
- * libmosquitto's own thread keeps the connection and reconnects; a publish
- * while it is down counts as failed.
+ * The simulator starts once the broker has accepted the connection (it
+ * gives up after 5 s); then libmosquitto's own thread keeps the connection
+ * and reconnects, and a publish while it is down counts as failed.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sim.h"
 
@@ -18,6 +20,7 @@
 #include <mosquitto.h>
 
 #define TOPIC_MAX 1024
+#define CONNECT_WAIT_MS 5000
 
 typedef struct mqtt_out {
     sim_out base;
@@ -154,6 +157,17 @@ int sim_mqtt_open(sim_out **out, const char *url, const char *topic, const char 
                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         mqtt_close(&q->base);
         return -EIO;
+    }
+    /* Start only once connected, so the first ticks are not lost. */
+    for (int waited = 0; !__atomic_load_n(&q->connected, __ATOMIC_ACQUIRE); waited += 10) {
+        if (waited >= CONNECT_WAIT_MS) {
+            fprintf(stderr, "lastseen-sim: MQTT %s:%d: not connected after %d ms\n", q->host, q->port,
+                    CONNECT_WAIT_MS);
+            mqtt_close(&q->base);
+            return -ETIMEDOUT;
+        }
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
     }
     *out = &q->base;
     return 0;
