@@ -236,7 +236,7 @@
     $('c-inactive').textContent = num(st.inactive);
     $('c-sessions').textContent = num(st.sessions);
     $('c-rate').textContent = S.rate === null ? '–' : S.rate < 10 ? S.rate.toFixed(1) : num(Math.round(S.rate));
-    document.title = (st.inactive ? num(st.inactive) + ' inactive · ' : '') + 'lastseen';
+    if (S.route.name === 'overview') document.title = (st.inactive ? num(st.inactive) + ' inactive · ' : '') + 'lastseen';
   }
 
   async function loadHistory() {
