@@ -7,18 +7,19 @@ JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
 ARGS       ?=
 
-# Debian 12 packages needed to build, test and run.  libcurl: lastseen-sim;
-# libmosquitto, mosquitto: its MQTT mode and test; chromium, nodejs: the
-# dashboard's browser test (tests/browser, playwright-core from npm).
+# Debian 12 packages needed to build, test and run.  libmosquitto, mosquitto:
+# lastseen-sim's MQTT mode and its test; chromium, nodejs: the dashboard's
+# browser test (tests/browser, playwright-core from npm).
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
-           libxxhash-dev libcmocka-dev liblmdb-dev python3 python3-pytest curl \
-           libcurl4-openssl-dev libmosquitto-dev mosquitto mosquitto-clients chromium nodejs
+           libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
+           python3 python3-pytest curl faketime \
+           libmosquitto-dev mosquitto mosquitto-clients chromium nodejs
 
 # The browser test: npm ci from the checked-in lock file, then node's test runner.
 NPM_CI    = cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 NODE_TEST = node --test --test-reporter=spec tests/browser/dashboard.test.mjs
 
-.PHONY: all deps build run test unit blackbox browser test-asan bench fuzz clean format
+.PHONY: all deps build run test unit blackbox browser test-asan bench bench-store fuzz clean format
 
 all: build
 
@@ -65,6 +66,12 @@ bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000
 	$(BUILD)/lastseen-bench engine --devices 1000000 --updates 20000000
 	$(PYTHON) bench/lateness.py --bin $(BUILD)/lastseen
+
+# Store: flush cost, events committed/s, restart time at 1M and 10M devices (~1 GiB of disk).
+bench-store: deps build
+	$(BUILD)/lastseen-bench store-flush --devices 100000 --store-devices 1000000
+	$(BUILD)/lastseen-bench store-events --sizes 1,100,10000
+	$(PYTHON) bench/restart.py --bin $(BUILD)/lastseen --bench $(BUILD)/lastseen-bench --devices 1000000,10000000
 
 # libFuzzer targets (clang): run e.g. build-fuzz/fuzz_input -max_total_time=60
 fuzz: deps

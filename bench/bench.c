@@ -1,7 +1,8 @@
 /*
- * bench.c - lastseen-bench: in-process benchmarks of the engine.
+ * bench.c - lastseen-bench: in-process benchmarks of the engine and the store.
  *
  *   lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]
+ *   lastseen-bench store-fill | store-flush | store-events ...   (see store_bench.c)
  *
  * Creates N devices with 36-character UUID-shaped ids, then applies M
  * activities to devices in random order (the ids are generated up front so
@@ -21,16 +22,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "engine/engine.h"
 
-static double secs(void)
+double bench_secs(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static long rss_bytes(void)
+long bench_rss_bytes(void)
 {
     long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -41,7 +43,13 @@ static long rss_bytes(void)
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng(void)
+
+void bench_seed(uint64_t seed)
+{
+    rng_state = seed;
+}
+
+uint64_t bench_rng(void)
 {
     /* splitmix64 */
     uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
@@ -50,10 +58,10 @@ static uint64_t rng(void)
     return z ^ (z >> 31);
 }
 
-static void make_uuid(char *out)
+void bench_uuid(char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t a = rng(), b = rng();
+    uint64_t a = bench_rng(), b = bench_rng();
     for (int i = 0, k = 0; i < 36; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             out[i] = '-';
@@ -83,16 +91,16 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    for (uint64_t i = 0; i < n; i++) make_uuid(ids + i * 37);
-    for (uint64_t i = 0; i < m; i++) order[i] = (uint32_t)(rng() % n);
+    for (uint64_t i = 0; i < n; i++) bench_uuid(ids + i * 37);
+    for (uint64_t i = 0; i < m; i++) order[i] = (uint32_t)(bench_rng() % n);
 
     ls_engine *e;
-    ls_engine_config cfg = {.default_timeout_ms = timeout, .max_clock_skew_ms = 5000, .seed = rng()};
+    ls_engine_config cfg = {.default_timeout_ms = timeout, .max_clock_skew_ms = 5000, .seed = bench_rng()};
     if (ls_engine_new(&e, &cfg, count_cb, NULL) < 0) return 1;
     ls_now now = {.mono = 1000, .wall = 1700000000000};
 
-    long rss0 = rss_bytes();
-    double t0 = secs();
+    long rss0 = bench_rss_bytes();
+    double t0 = bench_secs();
     for (uint64_t i = 0; i < n; i++) {
         if (ls_engine_activity(e, ids + i * 37, 36, 0, now) < 0) return 1;
         if ((i & 1023) == 1023) {
@@ -101,8 +109,8 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
             ls_engine_tick(e, now);
         }
     }
-    double t_load = secs() - t0;
-    long rss1 = rss_bytes();
+    double t_load = bench_secs() - t0;
+    long rss1 = bench_rss_bytes();
 
     /* Updates arrive in batches of 1024, as from a datagram burst or a bulk
      * request: their ids are copied into one buffer first (untimed, as the
@@ -117,7 +125,7 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
             memcpy(wire + j * 36, ids + (uint64_t)order[i + j] * 37, 36);
             batch[j] = (ls_activity){.id = wire + j * 36, .len = 36, .ts = 0};
         }
-        t0 = secs();
+        t0 = bench_secs();
         if (single) {
             for (size_t j = 0; j < k; j++) ls_engine_activity(e, batch[j].id, 36, 0, now);
         } else {
@@ -126,16 +134,16 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
         now.mono++;
         now.wall++;
         ls_engine_tick(e, now);
-        t_upd += secs() - t0;
+        t_upd += bench_secs() - t0;
     }
     (void)t_single;
 
     uint64_t before = events_seen;
     now.mono += timeout + 1;
     now.wall += timeout + 1;
-    t0 = secs();
+    t0 = bench_secs();
     uint64_t fired = ls_engine_tick(e, now);
-    double t_exp = secs() - t0;
+    double t_exp = bench_secs() - t0;
 
     ls_engine_stats st;
     ls_engine_get_stats(e, &st);
@@ -158,7 +166,44 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]\n");
+    fprintf(stderr,
+            "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]\n"
+            "       lastseen-bench store-fill --dir D --devices N [--order sorted|random] [--batch B] [--seed S]\n"
+            "       lastseen-bench store-flush [--devices N] [--store-devices M] [--runs R] [--sync 0|1]\n"
+            "                                  [--order random|sorted] [--dir D]\n"
+            "       lastseen-bench store-events [--sizes 1,100,10000] [--store-devices M] [--runs R] [--sync 0|1]\n"
+            "                                   [--dir D]\n"
+            "       lastseen-bench store-load --dir D [--runs R]\n");
+}
+
+int bench_arg_u64(const char *opt, const char *val, uint64_t *out)
+{
+    char *end;
+    if (!val) {
+        fprintf(stderr, "%s needs a value\n", opt);
+        return -1;
+    }
+    unsigned long long v = strtoull(val, &end, 10);
+    if (*end || end == val || v == 0 || val[0] == '-') {
+        fprintf(stderr, "bad value for %s: %s\n", opt, val);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_stats(double *v, int n, double *med, double *lo, double *hi)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    *lo = v[0];
+    *hi = v[n - 1];
+    *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
@@ -166,6 +211,10 @@ int main(int argc, char **argv)
     uint64_t n = 1000000, m = 20000000;
     int64_t timeout = 600000;
     int single = 0;
+    if (argc >= 2 && !strcmp(argv[1], "store-fill")) return bench_store_fill(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "store-flush")) return bench_store_flush(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "store-events")) return bench_store_events(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "store-load")) return bench_store_load(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "engine")) {
         usage();
         return 2;

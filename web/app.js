@@ -441,7 +441,8 @@
   }
 
   async function loadFeed() {
-    const res = await api('/api/v1/events/recent' + query({limit: 50}));
+    // Only what is newer than the newest shown (the newest 50 of them).
+    const res = await api('/api/v1/events/recent' + query({limit: 50, after: S.feed.length ? S.feed[0].seq : null}));
     mergeEvents(S.feed, res.events || [], FEED_MAX);
     renderFeedSoon();
   }

@@ -10,6 +10,7 @@
 
 #include "app/buf.h"
 #include "app/daemon.h"
+#include "app/metrics.h"
 
 typedef struct ls_req {
     struct MHD_Connection *conn;
@@ -20,10 +21,30 @@ typedef struct ls_req {
     uint64_t discarded; /* body bytes dropped after too_big */
     int responded; /* a response is queued */
     unsigned status;
+    /* A reply held until the commit of generation wait_gen (suspended). */
+    struct ls_http *http;
+    uint64_t wait_gen;
+    int waiting, reply_ready, reply_empty;
+    unsigned reply_status;
+    ls_buf reply;
+    struct ls_req *wnext;
+    ls_route route; /* template of the path, for metrics */
+    int method_idx; /* ls_method_index(method), for metrics */
 } ls_req;
 
 /* Queues `status` with a JSON body (NULL = empty).  Returns MHD_YES/NO. */
 enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
+
+/*
+ * Answers `status` with `json` once the commit of generation `gen` (from
+ * ls_daemon_unlock_to_commit()) is on disk: at once if it already is, else
+ * the connection is suspended and resumed by the commit, so one thread can
+ * hold any number of requests waiting for one group commit.  Takes over
+ * `json` (frees it); NULL = no body.
+ */
+enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json);
+/* The same with another Content-Type (body required). */
+enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body, const char *ctype);
 
 /* Queues {"error": code, "detail": printf(...)}. */
 enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const char *fmt, ...)
@@ -51,12 +72,41 @@ int ls_api_arg(ls_req *r, const char *key, char *buf, size_t len);
  * the value's own integer check (422) instead of the whole body (400). */
 json_t *ls_api_json_parse(const char *p, size_t n, size_t flags, json_error_t *err);
 
+/* Parses a decimal in [min, max]; 0 or -1 (no sign, no blanks, no overflow). */
+int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/*
+ * Which events a reader wants (GET /api/v1/events, the stream): a set of
+ * types and optionally one device, kept as the escaped JSON string the
+ * event lines carry so that matching is a byte comparison.
+ */
+typedef struct ls_event_filter {
+    int64_t types;  /* bit (1 << ls_event_type) per type wanted */
+    size_t dev_len; /* 0 = every device */
+    char dev[LS_ID_MAX * 6 + 3];
+} ls_event_filter;
+
+/*
+ * Reads the query parameters `after`, `type` and `device` into *after
+ * (0 if absent; *has_after says whether it was given) and *f.  On a bad
+ * one it answers 422 and returns -1 with *ok set to the MHD result.
+ */
+int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_after,
+                       enum MHD_Result *ok);
+
+/* Does the event line pass the filter?  *type gets its ls_event_type (-1 if
+ * the line is not in ls_format_event()'s shape; such a line passes). */
+int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len, int *type);
+
 /* Route handlers.  `id` is the percent-decoded device id (len bytes). */
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);
 enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action);
 enum MHD_Result ls_api_device_list(ls_req *r);
 enum MHD_Result ls_api_bulk_activity(ls_req *r);
 enum MHD_Result ls_api_stats(ls_req *r);
+enum MHD_Result ls_api_events(ls_req *r);
+enum MHD_Result ls_api_events_stream(ls_req *r);
+enum MHD_Result ls_api_metrics(ls_req *r);
 
 /* The dashboard (assets.c: "/" and "/ui/NAME"; ui.c: what its page asks for). */
 enum MHD_Result ls_api_asset(ls_req *r, const char *url);

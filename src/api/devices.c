@@ -16,7 +16,9 @@
 #include "api/api.h"
 #include "app/clock.h"
 #include "app/persist.h"
+#include "in/udp.h"
 #include "out/format.h"
+#include "out/webhook.h"
 
 #define BULK_LOCK_ITEMS 4096
 #define BULK_REJECTED_MAX 1000
@@ -134,13 +136,20 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
         }
     }
     int created = 0;
+    ls_buf b;
+    ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
     int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
-    if (rc < 0) ls_daemon_unlock(r->d);
-    else ls_daemon_commit_unlock(r->d);
     json_decref(j);
-    if (rc < 0) return ls_api_engine_error(r, rc, "device");
-    return device_json(r, created ? 201 : 200, id, len);
+    if (rc < 0) {
+        ls_daemon_unlock(r->d);
+        ls_buf_free(&b);
+        return ls_api_engine_error(r, rc, "device");
+    }
+    /* The answer shows the device as committed. */
+    ls_format_device(&b, r->d->engine, ls_engine_find(r->d->engine, id, len));
+    uint64_t gen = ls_daemon_unlock_to_commit(r->d);
+    return ls_api_respond_committed(r, gen, created ? 201 : 200, &b);
 }
 
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
@@ -151,12 +160,10 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
     int rc = ls_engine_delete(r->d->engine, id, len);
     if (rc < 0) {
         ls_daemon_unlock(r->d);
-    } else {
-        ls_persist_delete(r->d, id, len);
-        ls_daemon_commit_unlock(r->d);
+        return ls_api_engine_error(r, rc, "device");
     }
-    if (rc < 0) return ls_api_engine_error(r, rc, "device");
-    return ls_api_respond(r, 204, NULL);
+    ls_persist_delete(r->d, id, len);
+    return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 204, NULL);
 }
 
 enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action)
@@ -180,6 +187,7 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     if (action[0] == 'a') {
         rc = ls_engine_activity(r->d->engine, id, len, ts, now);
         if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
+        if (rc == 0) ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
     } else {
         rc = action[0] == 'c' ? ls_engine_connect(r->d->engine, id, len, now)
                               : ls_engine_disconnect(r->d->engine, id, len, now);
@@ -188,8 +196,9 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     }
     /* Sessions and transitions are acknowledged once committed; a plain
      * activity is flushed with the next batch. */
-    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0)) ls_daemon_commit_unlock(r->d);
-    else ls_daemon_unlock(r->d);
+    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0))
+        return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 202, &b);
+    ls_daemon_unlock(r->d);
     if (rc < 0) {
         ls_buf_free(&b);
         return ls_api_engine_error(r, rc, "device");
@@ -237,14 +246,16 @@ typedef struct bulk_state {
     uint64_t accepted, nrejected;
     bulk_reject_rec rejected[BULK_REJECTED_MAX];
     size_t n; /* items pending */
+    uint64_t gen; /* commit the answer waits for, 0 = none */
     ls_activity items[BULK_LOCK_ITEMS];
     size_t index[BULK_LOCK_ITEMS];
     json_t *keep[BULK_LOCK_ITEMS];
     int rcs[BULK_LOCK_ITEMS];
 } bulk_state;
 
-static void bulk_reject(bulk_state *s, size_t index, const char *why)
+static void bulk_reject(bulk_state *s, size_t index, const char *why, ls_reject_reason reason)
 {
+    ls_metrics_rejected(&s->r->d->metrics, s->r->d->http_source, reason, 1);
     if (s->nrejected < BULK_REJECTED_MAX) s->rejected[s->nrejected] = (bulk_reject_rec){index, why};
     s->nrejected++;
 }
@@ -255,11 +266,12 @@ static void bulk_flush(bulk_state *s)
     ls_daemon_lock(s->r->d);
     uint64_t seq0 = s->r->d->seq;
     ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
-    if (s->r->d->seq != seq0) ls_daemon_commit_unlock(s->r->d); /* transitions: durable first */
+    if (s->r->d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(s->r->d); /* transitions: durable first */
     else ls_daemon_unlock(s->r->d);
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
-        else bulk_reject(s, s->index[i], s->rcs[i] == LS_EFULL ? "state.max_devices reached" : ls_strerror(s->rcs[i]));
+        else if (s->rcs[i] == LS_EFULL) bulk_reject(s, s->index[i], "state.max_devices reached", LS_REJECT_DEVICE_LIMIT);
+        else bulk_reject(s, s->index[i], ls_strerror(s->rcs[i]), LS_REJECT_INVALID);
         json_decref(s->keep[i]);
     }
     s->n = 0;
@@ -272,7 +284,7 @@ static void bulk_add(bulk_state *s, size_t index, json_t *item)
     size_t len;
     int64_t ts;
     if (bulk_item(item, &id, &len, &ts, &why) < 0) {
-        bulk_reject(s, index, why);
+        bulk_reject(s, index, why, LS_REJECT_INVALID);
         return;
     }
     s->items[s->n] = (ls_activity){.id = id, .len = (uint32_t)len, .ts = ts};
@@ -321,7 +333,7 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
             if (b > a) {
                 json_error_t err;
                 json_t *item = ls_api_json_parse(p + a, b - a, JSON_DECODE_ANY, &err);
-                if (!item) bulk_reject(s, index, "malformed JSON line");
+                if (!item) bulk_reject(s, index, "malformed JSON line", LS_REJECT_MALFORMED);
                 else bulk_add(s, index, item);
                 json_decref(item);
                 index++;
@@ -330,6 +342,7 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
         }
     }
     bulk_flush(s);
+    ls_metrics_activities(&r->d->metrics, r->d->http_source, s->accepted);
 
     size_t kept = s->nrejected < BULK_REJECTED_MAX ? (size_t)s->nrejected : BULK_REJECTED_MAX;
     qsort(s->rejected, kept, sizeof(s->rejected[0]), cmp_reject);
@@ -343,7 +356,9 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
         ls_buf_putc(&b, '}');
     }
     ls_buf_append(&b, "]}", 2);
+    uint64_t gen = s->gen;
     free(s);
+    if (gen) return ls_api_respond_committed(r, gen, 202, &b);
     return respond_buf(r, 202, &b);
 }
 
@@ -381,8 +396,7 @@ static void list_visit(void *ud, const ls_device *d)
     ls_format_device(s->b, s->e, d);
 }
 
-/* Parses a decimal in [min, max]; 0 or -1. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;
     if (!s[0] || s[0] == '-' || s[0] == '+' || s[0] == ' ') return -1;
@@ -412,9 +426,9 @@ enum MHD_Result ls_api_device_list(ls_req *r)
         else if (strcmp(active, "false") == 0) filter = 0;
         else return ls_api_error(r, 422, "invalid", "active must be true or false");
     }
-    if (limit_s && parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
+    if (limit_s && ls_api_parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
         return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", LIST_LIMIT_MAX);
-    if (after && after[0] && parse_u64(after, 0, UINT32_MAX, &cursor) < 0)
+    if (after && after[0] && ls_api_parse_u64(after, 0, UINT32_MAX, &cursor) < 0)
         return ls_api_error(r, 422, "invalid", "after must be a cursor returned as \"next\"");
 
     ls_buf b;
@@ -476,6 +490,36 @@ enum MHD_Result ls_api_stats(ls_req *r)
         ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
                       (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
     }
-    ls_buf_append(&b, "]}}", 3);
+    ls_buf_append(&b, "]}", 2);
+    if (d->udp) {
+        ls_udp_stats us;
+        ls_udp_get_stats(d->udp, &us);
+        ls_buf_printf(&b, ",\"udp\":{\"datagrams\":%llu,\"activities\":%llu,\"rejected\":{",
+                      (unsigned long long)us.datagrams, (unsigned long long)us.activities);
+        for (int i = 0; i < LS_UDP__REJECTS; i++)
+            ls_buf_printf(&b, "%s\"%s\":%llu", i ? "," : "", ls_udp_reject_name((ls_udp_reject)i),
+                          (unsigned long long)us.rejected[i]);
+        ls_buf_append(&b, "}}", 2);
+    }
+
+    ls_webhook_stats ws[LS_WEBHOOKS_MAX];
+    int nw = ls_webhooks_stats(d->webhooks, ws, LS_WEBHOOKS_MAX);
+    ls_buf_append(&b, ",\"webhooks\":[", 13);
+    for (int i = 0; i < nw; i++) {
+        ls_buf_append(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        ls_buf_json_str(&b, ws[i].name, strlen(ws[i].name));
+        ls_buf_printf(&b, ",\"delivered\":%llu,\"skipped\":%llu,\"failedAttempts\":%llu,\"lastStatus\":%d,"
+                          "\"lastError\":",
+                      (unsigned long long)ws[i].delivered, (unsigned long long)ws[i].skipped,
+                      (unsigned long long)ws[i].failed, ws[i].last_status);
+        if (ws[i].last_error[0]) ls_buf_json_str(&b, ws[i].last_error, strlen(ws[i].last_error));
+        else ls_buf_append(&b, "null", 4);
+        ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)ws[i].cursor,
+                      (unsigned long long)(committed > ws[i].cursor ? committed - ws[i].cursor : 0));
+    }
+    ls_buf_printf(&b, "],\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}}",
+                  (unsigned long long)ls_metrics_get(&d->metrics.streams_open),
+                  (unsigned long long)ls_metrics_get(&d->metrics.streams_dropped),
+                  (unsigned long long)ls_metrics_get(&d->metrics.streams_refused));
     return respond_buf(r, 200, &b);
 }

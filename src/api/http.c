@@ -12,6 +12,19 @@
  * past the cap; beyond that the connection is closed without an answer).  The first call of the access handler only
  * sets up the request, which keeps MHD from closing kept-alive connections.
  *
+ * Requests that change state are answered only once their change is
+ * committed (persist.c).  Rather than block an MHD thread for the few ms of
+ * a group commit, the handler suspends the connection with its reply ready
+ * (ls_api_respond_committed) and the committer's hook resumes every
+ * connection whose generation is now on disk; so one thread keeps serving
+ * while hundreds of requests share one commit.
+ *
+ * Suspend/resume is enabled for the event streams (stream.c), which must
+ * never block this thread: they sleep suspended between events.
+ *
+ * Every answered request is counted in metrics by route template, method
+ * and status (completed_cb), and refused ones by reason.
+ *
  * Paths are routed raw and each segment is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
  * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
@@ -20,26 +33,33 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "api/stream.h"
 #include "app/log.h"
+#include "app/net.h"
 
 struct ls_http {
     struct MHD_Daemon *mhd;
     ls_daemon *d;
+    pthread_mutex_t wait_lock; /* guards waiters, stopping; taken before MHD's locks */
+    ls_req *waiters;           /* suspended until their commit */
+    int stopping;
 };
 
-/* Queues `json` (NULL: no body) with status and, if not NULL, an Allow header. */
-static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, const char *allow)
+/* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
+static enum MHD_Result respond_with(ls_req *r, unsigned status, const ls_buf *body, const char *ctype,
+                                    const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        json ? json->len : 0, json ? json->p : (void *)"", MHD_RESPMEM_MUST_COPY);
+        body ? body->len : 0, body ? body->p : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    if (json) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (body) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
@@ -49,9 +69,75 @@ static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, c
     return ok;
 }
 
+static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, const char *allow)
+{
+    return respond_with(r, status, json, "application/json", allow);
+}
+
 enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
 {
     return respond(r, status, json, NULL);
+}
+
+enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json)
+{
+    struct ls_http *h = r->http;
+    pthread_mutex_lock(&h->wait_lock);
+    if (h->stopping || ls_daemon_committed_gen(r->d) >= gen) {
+        pthread_mutex_unlock(&h->wait_lock);
+        enum MHD_Result ok = respond(r, status, json, NULL);
+        if (json) ls_buf_free(json);
+        return ok;
+    }
+    r->wait_gen = gen;
+    r->waiting = 1;
+    r->reply_ready = 0;
+    r->reply_status = status;
+    r->reply_empty = !json;
+    if (json) {
+        r->reply = *json;
+        *json = (ls_buf){0};
+    }
+    r->wnext = h->waiters;
+    h->waiters = r;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&h->wait_lock);
+    return MHD_YES;
+}
+
+/* Sets a waiter's reply to 503: it stopped waiting without knowing. */
+static void reply_unknown(ls_req *r)
+{
+    ls_buf_free(&r->reply);
+    ls_buf_init(&r->reply, 256);
+    r->reply_empty = 0;
+    ls_buf_printf(&r->reply, "{\"error\":\"unavailable\",\"detail\":\"lastseen is stopping; "
+                             "the change may or may not have been committed\"}");
+    r->reply_status = 503;
+}
+
+/* The committer's hook: resumes every request whose commit is on disk. */
+static void commit_cb(void *ud, uint64_t gen)
+{
+    struct ls_http *h = ud;
+    pthread_mutex_lock(&h->wait_lock);
+    ls_req **pp = &h->waiters;
+    while (!h->stopping && *pp) {
+        ls_req *r = *pp;
+        if (r->wait_gen > gen) {
+            pp = &r->wnext;
+            continue;
+        }
+        *pp = r->wnext;
+        r->reply_ready = 1;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&h->wait_lock);
+}
+
+enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body, const char *ctype)
+{
+    return respond_with(r, status, body, ctype, NULL);
 }
 
 static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
@@ -199,6 +285,18 @@ static enum MHD_Result route(ls_req *r, const char *url)
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
         return ls_api_events_recent(r);
     }
+    if (strcmp(url, "/metrics") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_metrics(r);
+    }
+    if (strcmp(url, "/api/v1/events") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_events(r);
+    }
+    if (strcmp(url, "/api/v1/events/stream") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_events_stream(r);
+    }
     if (strcmp(url, "/api/v1/activity") == 0) {
         if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
         return ls_api_bulk_activity(r);
@@ -250,7 +348,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->conn = conn;
         r->d = h->d;
+        r->http = h;
         r->method = method;
+        r->route = ls_route_of(url);
+        r->method_idx = ls_method_index(method);
         ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -265,6 +366,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             }
         }
         return MHD_YES;
+    }
+    if (r->waiting) { /* resumed after its commit (or at shutdown) */
+        if (!r->reply_ready) return MHD_YES;
+        r->waiting = 0;
+        enum MHD_Result ok = respond(r, r->reply_status, r->reply_empty ? NULL : &r->reply, NULL);
+        ls_buf_free(&r->reply);
+        return ok;
     }
     if (*upload_size) {
         /* MHD accepts a response only before or after the body, so a body
@@ -291,53 +399,32 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct ls_http *h = cls;
     ls_req *r = *con_cls;
-    (void)cls;
     (void)conn;
     (void)toe;
     if (!r) return;
+    if (r->responded) {
+        ls_metrics *m = &h->d->metrics;
+        ls_metrics_add(&m->http[r->route][r->method_idx][ls_code_index(r->status)], 1);
+        int why = r->status == 400 ? LS_REJECT_MALFORMED
+                  : r->status == 422 ? LS_REJECT_INVALID
+                  : r->status == 413 ? LS_REJECT_TOO_LARGE
+                  : r->status == 507 ? LS_REJECT_DEVICE_LIMIT
+                                     : -1;
+        if (why >= 0) ls_metrics_rejected(m, h->d->http_source, (ls_reject_reason)why, 1);
+    }
     ls_buf_free(&r->body);
+    ls_buf_free(&r->reply);
     free(r);
     *con_cls = NULL;
-}
-
-/* Parses "host:port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
-{
-    char host[256];
-    const char *colon = strrchr(s, ':');
-    if (!colon) return -EINVAL;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof(host)) return -EINVAL;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || end == colon + 1) return -EINVAL;
-    memset(ss, 0, sizeof(*ss));
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        host[hl - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1) return -EINVAL;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        *sl = sizeof(*a);
-        return AF_INET6;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
-    if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -EINVAL;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    *sl = sizeof(*a);
-    return AF_INET;
 }
 
 int ls_http_start(struct ls_http **out, ls_daemon *d)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int family = parse_listen(d->cfg.http_listen, &ss, &sl);
+    int family = ls_net_parse_addr(d->cfg.http_listen, &ss, &sl);
     if (family < 0) {
         ls_error("http", "http.listen = \"%s\": expected host:port with a numeric address", d->cfg.http_listen);
         return -EINVAL;
@@ -345,7 +432,15 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     struct ls_http *h = calloc(1, sizeof(*h));
     if (!h) return -ENOMEM;
     h->d = d;
-    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    pthread_mutex_init(&h->wait_lock, NULL);
+    int rc = ls_streams_start(&d->streams, d);
+    if (rc < 0) {
+        ls_error("http", "cannot start the event streams: %s", strerror(-rc));
+        pthread_mutex_destroy(&h->wait_lock);
+        free(h);
+        return rc;
+    }
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
     /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
     struct MHD_OptionItem opts[] = {
@@ -363,14 +458,20 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
+        pthread_mutex_destroy(&h->wait_lock);
+        ls_streams_quiesce(d->streams);
+        ls_streams_free(d->streams);
+        d->streams = NULL;
         free(h);
         return -EADDRINUSE;
     }
+    pthread_mutex_lock(&d->lock);
+    d->on_commit = commit_cb;
+    d->on_commit_ud = h;
+    pthread_mutex_unlock(&d->lock);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
-    snprintf(host, sizeof(host), "%s", d->cfg.http_listen);
-    char *colon = strrchr(host, ':');
-    if (colon) *colon = '\0';
+    ls_net_host_part(d->cfg.http_listen, host, sizeof(host));
     ls_info("http", "listening on %s:%u", host, info ? info->port : 0);
     *out = h;
     return 0;
@@ -378,7 +479,27 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
 
 void ls_http_stop(struct ls_http *h)
 {
-    if (!h) return;
+    if (!h || !h->mhd) return;
+    pthread_mutex_lock(&h->wait_lock);
+    h->stopping = 1;
+    for (ls_req *r = h->waiters; r; r = r->wnext) {
+        reply_unknown(r);
+        r->reply_ready = 1;
+        MHD_resume_connection(r->conn);
+    }
+    h->waiters = NULL;
+    pthread_mutex_unlock(&h->wait_lock);
+    ls_streams_quiesce(h->d->streams); /* MHD must not stop with suspended connections */
     MHD_stop_daemon(h->mhd);
+    h->mhd = NULL;
+    ls_streams_free(h->d->streams);
+    h->d->streams = NULL;
+}
+
+void ls_http_free(struct ls_http *h)
+{
+    if (!h) return;
+    ls_http_stop(h);
+    pthread_mutex_destroy(&h->wait_lock);
     free(h);
 }

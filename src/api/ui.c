@@ -7,20 +7,18 @@
  * chart can show the last hour the moment a page opens.
  *
  * GET /api/v1/events/recent reads the committed event outbox backwards: the
- * newest events first, optionally only one device's or one type's.  The
- * outbox is indexed by seq only, so a filtered query scans windows of
- * RECENT_WINDOW events downwards from the newest (or from `before`), and
- * stops after RECENT_SCAN_MAX events per request; `next` says where to go
- * on.  Each line is tested against the filter with a substring search on
- * its "device"/"type" field, as written by out/format.c, and parsed only
- * when that hits, to confirm.  The lines are returned as stored, so an
- * event reads exactly as in events.jsonl.
+ * newest events first, where GET /api/v1/events (events.c) reads forwards
+ * from a cursor.  It takes the same `type`, `device` and `after` filters
+ * (ls_api_event_query(), matched on the lines' fixed prefix).  The outbox is
+ * indexed by seq only, so a filtered query scans windows of RECENT_WINDOW
+ * events downwards from the newest (or from `before`), and stops after
+ * RECENT_SCAN_MAX events per request; `next` says where to go on.  The
+ * lines are returned as stored, so an event reads exactly as in
+ * events.jsonl.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "api/api.h"
 #include "app/clock.h"
@@ -67,48 +65,25 @@ enum MHD_Result ls_api_stats_history(ls_req *r)
 
 /* What one request looks for, and what it found in the current window. */
 typedef struct recent_q {
-    ls_buf dev_needle;  /* "device":<id as JSON string>,  (empty: any device) */
-    ls_buf type_needle; /* "type":"<T>",  (empty: any type) */
-    const char *device, *type;
+    ls_event_filter f;
     uint64_t hi; /* events with seq <= hi are wanted */
     /* Matches of the window, in seq order: offsets into `lines`. */
     ls_buf lines;
     size_t nmatch;
     size_t off[RECENT_WINDOW + 1];
     uint64_t seq[RECENT_WINDOW];
-    int rc;
+    int oom;
 } recent_q;
-
-/* Confirms a substring hit by parsing the line. */
-static int line_confirms(const recent_q *q, const char *line, size_t len)
-{
-    json_error_t err;
-    json_t *j = json_loadb(line, len, 0, &err);
-    if (!j) return 0;
-    const char *dev = json_string_value(json_object_get(j, "device"));
-    const char *type = json_string_value(json_object_get(j, "type"));
-    size_t dev_len = json_string_length(json_object_get(j, "device"));
-    /* An event about an input source (no state) names the source in "device". */
-    int is_source = json_is_true(json_object_get(j, "source"));
-    int ok = (!q->device || (!is_source && dev && dev_len == strlen(q->device) &&
-                             memcmp(dev, q->device, dev_len) == 0)) &&
-             (!q->type || (type && strcmp(type, q->type) == 0));
-    json_decref(j);
-    return ok;
-}
 
 static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
     recent_q *q = ud;
-    if (seq > q->hi) return 0;
-    if (q->dev_needle.len && !memmem(line, len, q->dev_needle.p, q->dev_needle.len)) return 0;
-    if (q->type_needle.len && !memmem(line, len, q->type_needle.p, q->type_needle.len)) return 0;
-    if ((q->device || q->type) && !line_confirms(q, line, len)) return 0;
-    if (q->nmatch >= RECENT_WINDOW) return 0;
+    int type;
+    if (seq > q->hi || !ls_event_filter_match(&q->f, line, len, &type) || q->nmatch >= RECENT_WINDOW) return 0;
     q->off[q->nmatch] = q->lines.len;
     q->seq[q->nmatch] = seq;
     if (ls_buf_append(&q->lines, line, len) < 0) {
-        q->rc = -ENOMEM;
+        q->oom = 1;
         return -ENOMEM;
     }
     q->nmatch++;
@@ -116,42 +91,25 @@ static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
     return 0;
 }
 
-/* Parses a decimal in [min, max]; 0 or -1. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    if (!s[0] || s[0] < '0' || s[0] > '9') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-static int known_type(const char *t)
-{
-    for (int i = 0; i < LS_EV__COUNT; i++)
-        if (strcmp(t, ls_event_name((ls_event_type)i)) == 0) return 1;
-    return 0;
-}
-
 /*
  * Appends to b, comma-separated and newest first, up to `limit` events that
- * match q with seq < before (0: any), scanning windows of the outbox
- * downwards from the newest committed event.  *next gets the `before` to go
- * on with, 0 when nothing older is left.  0 or a negative store error.
+ * match q->f with after < seq < before (before 0: any), scanning windows of
+ * the outbox downwards from the newest committed event.  *next gets the
+ * `before` to go on with, 0 when nothing older is left.  0 or a negative
+ * store error.
  */
-static int recent_scan(ls_daemon *d, recent_q *q, uint64_t limit, uint64_t before, ls_buf *b,
+static int recent_scan(ls_daemon *d, recent_q *q, uint64_t after, uint64_t limit, uint64_t before, ls_buf *b,
                        uint64_t *next)
 {
     uint64_t committed = ls_persist_committed(d);
     uint64_t first = ls_store_first_seq(d->store);
     uint64_t hi = before && before - 1 < committed ? before - 1 : committed;
+    uint64_t floor = first > after + 1 ? first : after + 1; /* the lowest seq wanted */
     uint64_t scanned = 0, found = 0;
     if (!first) hi = 0; /* the outbox is empty */
     *next = 0;
-    while (hi >= first && hi > 0 && found < limit && scanned < RECENT_SCAN_MAX) {
-        uint64_t w = hi < RECENT_WINDOW ? hi : RECENT_WINDOW;
+    while (hi >= floor && found < limit && scanned < RECENT_SCAN_MAX) {
+        uint64_t w = hi - floor + 1 < RECENT_WINDOW ? hi - floor + 1 : RECENT_WINDOW;
         uint64_t lo = hi - w; /* this window: (lo, hi] */
         q->hi = hi;
         q->nmatch = 0;
@@ -169,64 +127,48 @@ static int recent_scan(ls_daemon *d, recent_q *q, uint64_t limit, uint64_t befor
         *next = i > 0 ? q->seq[i] : lo + 1;
         hi = lo;
     }
-    if (*next <= 1 || *next <= first) *next = 0;
+    if (*next <= floor) *next = 0; /* nothing older is left to look at */
     return 0;
 }
 
 enum MHD_Result ls_api_events_recent(ls_req *r)
 {
-    char lbuf[32], bbuf[32], tbuf[64], dbuf[LS_ID_MAX * 3 + 1]; /* the id percent-encoded */
-    int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
-    int hb = ls_api_arg(r, "before", bbuf, sizeof(bbuf));
-    int ht = ls_api_arg(r, "type", tbuf, sizeof(tbuf));
-    int hd = ls_api_arg(r, "device", dbuf, sizeof(dbuf));
-    uint64_t limit = RECENT_LIMIT_DEFAULT, before = 0;
-    if (hl < 0 || (hl && parse_u64(lbuf, 1, RECENT_LIMIT_MAX, &limit) < 0))
-        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d",
-                            RECENT_LIMIT_MAX);
-    if (hb < 0 || (hb && parse_u64(bbuf, 1, UINT64_MAX, &before) < 0))
-        return ls_api_error(r, 422, "invalid",
-                            "before must be a seq (a positive integer), as returned in \"next\"");
-    if (ht < 0 || (ht && !known_type(tbuf)))
-        return ls_api_error(r, 422, "invalid",
-                            "type must be an event type such as INACTIVITY_EVENT");
-    if (hd < 0 || (hd && ls_id_check(dbuf, strlen(dbuf))))
-        return ls_api_error(r, 422, "invalid", "device must be a valid device id");
-
     recent_q *q = calloc(1, sizeof(*q));
     if (!q) return ls_api_error(r, 503, "unavailable", "out of memory");
-    ls_buf_init(&q->dev_needle, 2048);
-    ls_buf_init(&q->type_needle, 128);
-    ls_buf_init(&q->lines, RECENT_BODY_MAX);
-    if (hd) {
-        q->device = dbuf;
-        ls_buf_append(&q->dev_needle, "\"device\":", 9);
-        ls_buf_json_str(&q->dev_needle, dbuf, strlen(dbuf));
-        ls_buf_putc(&q->dev_needle, ',');
+    uint64_t after = 0, limit = RECENT_LIMIT_DEFAULT, before = 0;
+    int has_after;
+    enum MHD_Result res;
+    if (ls_api_event_query(r, &q->f, &after, &has_after, &res) < 0) {
+        free(q);
+        return res;
     }
-    if (ht) {
-        q->type = tbuf;
-        ls_buf_printf(&q->type_needle, "\"type\":\"%s\",", tbuf);
+    char lbuf[32], bbuf[32];
+    int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
+    int hb = ls_api_arg(r, "before", bbuf, sizeof(bbuf));
+    if (hl < 0 || (hl && ls_api_parse_u64(lbuf, 1, RECENT_LIMIT_MAX, &limit) < 0)) {
+        free(q);
+        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", RECENT_LIMIT_MAX);
+    }
+    if (hb < 0 || (hb && ls_api_parse_u64(bbuf, 1, (uint64_t)INT64_MAX, &before) < 0)) {
+        free(q);
+        return ls_api_error(r, 422, "invalid", "before must be an event seq, as returned in \"next\"");
     }
 
+    ls_buf_init(&q->lines, RECENT_BODY_MAX);
     ls_buf b;
     ls_buf_init(&b, RECENT_BODY_MAX + 4096);
     ls_buf_append(&b, "{\"events\":[", 11);
     uint64_t next = 0;
-    int rc = recent_scan(r->d, q, limit, before, &b, &next);
-    ls_buf_free(&q->dev_needle);
-    ls_buf_free(&q->type_needle);
+    int rc = recent_scan(r->d, q, after, limit, before, &b, &next);
+    int oom = q->oom;
     ls_buf_free(&q->lines);
-    int oom = q->rc != 0;
     free(q);
     if (rc < 0) {
         ls_buf_free(&b);
         return ls_api_error(r, 500, "internal", "reading the outbox: %s",
                             oom ? "out of memory" : ls_store_strerror(rc));
     }
-    if (next)
-        ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
-    else
-        ls_buf_append(&b, "],\"next\":null}", 14);
+    if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
+    else ls_buf_append(&b, "],\"next\":null}", 14);
     return respond_buf(r, 200, &b);
 }

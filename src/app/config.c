@@ -26,7 +26,16 @@
  * a bad value or syntax, -ENOENT for an unknown key or variable, -ERANGE from
  * the parsers for numbers that overflow, and -errno of fopen/read for files.
  *
- * Cost: lookups are linear scans of a table of about ten rows, done only
+ * Webhooks are named sections, [webhook.NAME], each with the keys of
+ * webhook_table (url, events, secret, batch, timeout) stored in one of
+ * LS_WEBHOOKS_MAX slots of ls_config.webhooks.  The same generic code
+ * applies them: a name "webhook.NAME.key" finds (or takes) NAME's slot and
+ * applies the row to it; the environment spells it
+ * LASTSEEN_WEBHOOK_NAME_KEY (the key is what follows the last '_', since no
+ * webhook key has one).  A slot starts from the webhook defaults when its
+ * first key is set; ls_config_validate() then checks that each has a url.
+ *
+ * Cost: lookups are linear scans of a table of about twenty rows, done only
  * at start-up and reload.
  *
  * Limits: Debian's libinih is built with its default 200-byte line buffer
@@ -56,9 +65,11 @@ typedef enum cfg_type {
     CFG_INT,      /* int64_t */
     CFG_BOOL,     /* int, 0 or 1 */
     CFG_ENUM,     /* int, index into words */
+    CFG_EVENTS,   /* int64_t bit mask of event types (ls_parse_event_types) */
 } cfg_type;
 
-static const char *const cfg_type_names[] = {"string", "duration", "size", "int", "bool", "enum"};
+static const char *const cfg_type_names[] = {"string", "duration", "size", "int",
+                                             "bool",   "enum",     "list"};
 
 /*
  * Extra validation of a string value (already trimmed, s[0..n) without NUL).
@@ -70,7 +81,7 @@ typedef struct cfg_key {
     const char *section;
     const char *key;
     cfg_type type;
-    size_t offset;            /* of the field in ls_config */
+    size_t offset;            /* of the field in ls_config (ls_webhook_config) */
     size_t size;              /* CFG_STRING: buffer size including the NUL */
     const char *def;          /* default, parsed like user input */
     int64_t min, max;         /* CFG_DURATION, CFG_SIZE, CFG_INT: inclusive */
@@ -89,6 +100,11 @@ typedef struct cfg_key {
     .size = sizeof(((ls_config *)0)->f)
 #define FIELD_I64(f) .offset = _Generic(((ls_config *)0)->f, int64_t : offsetof(ls_config, f))
 #define FIELD_INT(f) .offset = _Generic(((ls_config *)0)->f, int : offsetof(ls_config, f))
+#define WFIELD_STR(f)                                                                              \
+    .offset = _Generic(((ls_webhook_config *)0)->f, char *: offsetof(ls_webhook_config, f)),      \
+    .size = sizeof(((ls_webhook_config *)0)->f)
+#define WFIELD_I64(f)                                                                              \
+    .offset = _Generic(((ls_webhook_config *)0)->f, int64_t : offsetof(ls_webhook_config, f))
 
 #define MS_SECOND INT64_C(1000)
 #define MS_MINUTE (60 * MS_SECOND)
@@ -100,7 +116,9 @@ typedef struct cfg_key {
 #define TIB (1024 * GIB)
 
 static int listen_check(const char *s, size_t n, const char **why);
+static int optional_listen_check(const char *s, size_t n, const char **why);
 static int nonempty_check(const char *s, size_t n, const char **why);
+static int url_check(const char *s, size_t n, const char **why);
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const policy_words[] = {"grace", "strict", NULL};
@@ -120,6 +138,15 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "threads", .type = CFG_INT, FIELD_I64(http_threads),
      .def = "1", .min = 1, .max = 64,
      .doc = "libmicrohttpd worker threads"},
+    {.section = "http", .key = "max_streams", .type = CFG_INT, FIELD_I64(http_max_streams),
+     .def = "64", .min = 1, .max = 1024,
+     .doc = "event streams (/api/v1/events/stream) open at once; one more is answered 503"},
+    {.section = "http", .key = "stream_max_backlog", .type = CFG_INT, FIELD_I64(http_stream_max_backlog),
+     .def = "100000", .min = 1, .max = INT64_C(1000000000),
+     .doc = "events an event stream may stay behind (beyond the backlog it started with) for 5 s before it is closed"},
+    {.section = "http", .key = "stream_keepalive", .type = CFG_DURATION, FIELD_I64(http_stream_keepalive),
+     .def = "15s", .min = 100, .max = MS_HOUR,
+     .doc = "silence after which an event stream sends a keep-alive comment"},
     {.section = "store", .key = "data_dir", .type = CFG_STRING, FIELD_STR(data_dir),
      .def = "./data", .check = nonempty_check, .allowed = "a non-empty path",
      .doc = "directory where lastseen keeps its files"},
@@ -146,6 +173,17 @@ static const cfg_key cfg_table[] = {
     {.section = "state", .key = "restart_policy", .type = CFG_ENUM, FIELD_INT(state_restart_policy),
      .def = "grace", .words = policy_words,
      .doc = "devices active at shutdown: grace = full timeout from restart, strict = keep old deadlines"},
+    {.section = "udp", .key = "listen", .type = CFG_STRING, FIELD_STR(udp_listen),
+     .def = "", .check = optional_listen_check,
+     .allowed = "empty (off) or host:port, IPv6 in brackets",
+     .doc = "address and port of the UDP heartbeat input; empty = off"},
+    {.section = "udp", .key = "rcvbuf", .type = CFG_SIZE, FIELD_I64(udp_rcvbuf),
+     .def = "8MiB", .min = 64 * KIB, .max = GIB,
+     .doc = "socket receive buffer of the UDP input (absorbs bursts; too small drops datagrams)"},
+    {.section = "events", .key = "file", .type = CFG_STRING, FIELD_STR(events_file),
+     .def = "events.jsonl", .check = nonempty_check,
+     .allowed = "a non-empty path; relative paths are under store.data_dir",
+     .doc = "the event log: one JSON line per event, appended; reopened after a write error or a rename"},
     {.section = "events", .key = "stdout", .type = CFG_BOOL, FIELD_INT(events_stdout),
      .def = "false",
      .doc = "also print each event line to stdout"},
@@ -156,9 +194,31 @@ static const cfg_key cfg_table[] = {
      .def = "info", .words = log_words,
      .doc = "least severe log message written"},
 };
+
+/* The keys of one [webhook.NAME] section; .section is only for messages. */
+static const cfg_key webhook_table[] = {
+    {.section = "webhook.NAME", .key = "url", .type = CFG_STRING, WFIELD_STR(url),
+     .def = "", .check = url_check, .allowed = "an http:// or https:// URL",
+     .doc = "where events are POSTed (required)"},
+    {.section = "webhook.NAME", .key = "events", .type = CFG_EVENTS, WFIELD_I64(events),
+     .def = "all",
+     .doc = "event types sent; the others are skipped (acknowledged without sending)"},
+    {.section = "webhook.NAME", .key = "secret", .type = CFG_STRING, WFIELD_STR(secret),
+     .def = "", .allowed = "text (empty: no signature)",
+     .doc = "key of the HMAC-SHA256 body signature in X-Lastseen-Signature"},
+    {.section = "webhook.NAME", .key = "batch", .type = CFG_INT, WFIELD_I64(batch),
+     .def = "1", .min = 1, .max = 1000,
+     .doc = "most events per POST: 1 = the body is one event, more = a JSON array"},
+    {.section = "webhook.NAME", .key = "timeout", .type = CFG_DURATION, WFIELD_I64(timeout),
+     .def = "10s", .min = 10, .max = 10 * MS_MINUTE,
+     .doc = "time allowed for one POST, connection included"},
+};
 /* clang-format on */
 
 #define CFG_NKEYS (sizeof(cfg_table) / sizeof(cfg_table[0]))
+#define WEBHOOK_NKEYS (sizeof(webhook_table) / sizeof(webhook_table[0]))
+#define WEBHOOK_PREFIX "webhook."
+#define WEBHOOK_ENV_PREFIX "LASTSEEN_WEBHOOK_"
 #define ENV_PREFIX "LASTSEEN_"
 #define NAME_MAX_LEN 128 /* "section.key" and LASTSEEN_SECTION_KEY buffers */
 
@@ -502,6 +562,11 @@ static int port_check(const char *p, const char *end, const char **why)
 }
 
 /* "host:port" or "[ipv6]:port". */
+static int optional_listen_check(const char *s, size_t n, const char **why)
+{
+    return n == 0 ? 0 : listen_check(s, n, why);
+}
+
 static int listen_check(const char *s, size_t n, const char **why)
 {
     const char *end = s + n, *colon = NULL, *p;
@@ -561,6 +626,61 @@ static int nonempty_check(const char *s, size_t n, const char **why)
         *why = "must not be empty";
         return -EINVAL;
     }
+    return 0;
+}
+
+/* "http://host..." or "https://host...": a scheme, a non-empty host, no blanks. */
+static int url_check(const char *s, size_t n, const char **why)
+{
+    size_t skip;
+
+    if (n >= 7 && strncasecmp(s, "http://", 7) == 0)
+        skip = 7;
+    else if (n >= 8 && strncasecmp(s, "https://", 8) == 0)
+        skip = 8;
+    else {
+        *why = "must start with http:// or https://";
+        return -EINVAL;
+    }
+    if (skip == n || s[skip] == '/' || s[skip] == '?' || s[skip] == '#') {
+        *why = "missing host";
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ' ' || s[i] == '\t') {
+            *why = "contains a blank (percent-encode it as %20)";
+            return -EINVAL;
+        }
+    return 0;
+}
+
+/* Event type names in ls_event_type order (engine.h). */
+static const char *const event_words[] = {"ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT",
+                                          "DISCONNECT_EVENT", NULL};
+#define EVENTS_ALL INT64_C(0xf)
+
+int ls_parse_event_types(const char *s, int64_t *mask)
+{
+    int64_t m = 0;
+    const char *p = s;
+
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p) break;
+        const char *w = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != ',')
+            p++;
+        span sp = {w, (size_t)(p - w)};
+        int64_t bit = 0;
+        if (span_ieq(sp, "all")) bit = EVENTS_ALL;
+        for (size_t i = 0; event_words[i] && !bit; i++)
+            if (span_ieq(sp, event_words[i])) bit = INT64_C(1) << i;
+        if (!bit) return -EINVAL;
+        m |= bit;
+    }
+    if (!m) return -EINVAL;
+    *mask = m;
     return 0;
 }
 
@@ -638,6 +758,10 @@ static void row_allowed(const cfg_key *row, char *buf, size_t len)
     case CFG_ENUM:
         words_join(row, buf, len, ", ");
         break;
+    case CFG_EVENTS:
+        snprintf(buf, len, "all, or event types separated by commas: ACTIVITY_EVENT, "
+                           "INACTIVITY_EVENT, CONNECT_EVENT, DISCONNECT_EVENT");
+        break;
     }
 }
 
@@ -674,16 +798,21 @@ static void row_expect(const cfg_key *row, char *buf, size_t len)
         words_join(row, words, sizeof words, ", ");
         snprintf(buf, len, "expected one of %s", words);
         break;
+    case CFG_EVENTS:
+        snprintf(buf, len, "expected all, or one or more of ACTIVITY_EVENT, INACTIVITY_EVENT, "
+                           "CONNECT_EVENT, DISCONNECT_EVENT separated by commas");
+        break;
     }
 }
 
 /*
- * Parses `value` as `row` says and stores it into *c.  On failure *c is
- * unchanged, *why may point to a short reason, and the return is negative.
+ * Parses `value` as `row` says and stores it into the struct at `base`
+ * (ls_config, or ls_webhook_config for webhook_table rows).  On failure it
+ * is unchanged, *why may point to a short reason, and the return is negative.
  */
-static int row_apply(ls_config *c, const cfg_key *row, const char *value, const char **why)
+static int row_apply(void *base, const cfg_key *row, const char *value, const char **why)
 {
-    char *field = (char *)c + row->offset;
+    char *field = (char *)base + row->offset;
     int64_t v = 0;
     int iv = 0, rc;
     size_t i;
@@ -735,6 +864,10 @@ static int row_apply(ls_config *c, const cfg_key *row, const char *value, const 
             }
         return -EINVAL;
     }
+    case CFG_EVENTS:
+        if ((rc = ls_parse_event_types(value, &v)) < 0) return rc;
+        memcpy(field, &v, sizeof v);
+        return 0;
     }
     return -EINVAL;
 }
@@ -750,15 +883,117 @@ void ls_config_defaults(ls_config *c)
             abort(); /* a default outside its own bounds: a bug in cfg_table */
 }
 
+/* ---- webhook sections ------------------------------------------------- */
+
+/* A webhook name: 1..LS_WEBHOOK_NAME_MAX of [A-Za-z0-9_-].  0 or -EINVAL. */
+static int webhook_name_check(const char *s, size_t n)
+{
+    if (n == 0 || n > LS_WEBHOOK_NAME_MAX) return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') return -EINVAL;
+    return 0;
+}
+
+static const cfg_key *webhook_key_find(const char *key, size_t n)
+{
+    for (size_t i = 0; i < WEBHOOK_NKEYS; i++)
+        if (strlen(webhook_table[i].key) == n && strncasecmp(webhook_table[i].key, key, n) == 0)
+            return &webhook_table[i];
+    return NULL;
+}
+
+/*
+ * NAME's slot (name[0..n), any case); if NAME is new, the next free slot
+ * filled with the webhook defaults and *is_new set (the caller counts it in
+ * nwebhooks once its value is good).  NULL when all LS_WEBHOOKS_MAX are taken.
+ */
+static ls_webhook_config *webhook_slot(ls_config *c, const char *name, size_t n, bool *is_new)
+{
+    const char *why = NULL;
+    ls_webhook_config *w;
+    int i;
+
+    for (i = 0; i < c->nwebhooks; i++)
+        if (strlen(c->webhooks[i].name) == n && strncasecmp(c->webhooks[i].name, name, n) == 0)
+            return &c->webhooks[i];
+    if (c->nwebhooks >= LS_WEBHOOKS_MAX) return NULL;
+    *is_new = true;
+    w = &c->webhooks[c->nwebhooks];
+    memset(w, 0, sizeof *w);
+    for (size_t k = 0; k < n; k++)
+        w->name[k] = (char)tolower((unsigned char)name[k]);
+    for (size_t k = 0; k < WEBHOOK_NKEYS; k++)
+        if (webhook_table[k].def[0] && /* "" = unset (url) or empty (secret) */
+            row_apply(w, &webhook_table[k], webhook_table[k].def, &why) < 0)
+            abort(); /* a default outside its own bounds: a bug in webhook_table */
+    return w;
+}
+
+/* Applies "webhook.NAME.key" = value; like ls_config_set_key. */
+static int webhook_set_key(ls_config *c, const char *name, const char *value, const char *origin,
+                           char *err, size_t errlen)
+{
+    const char *rest = name + strlen(WEBHOOK_PREFIX), *dot = strrchr(rest, '.');
+    const char *why = NULL;
+    char q[80], expect[256];
+    const cfg_key *row;
+    ls_webhook_config *w;
+    bool is_new = false;
+    size_t n;
+    int rc;
+
+    value_quote(q, sizeof q, name);
+    if (!dot || webhook_name_check(rest, (size_t)(dot - rest)) < 0) {
+        err_set(err, errlen,
+                "%s: \"%s\": expected webhook.NAME.key, NAME being 1..%d letters, digits, _ or -",
+                origin, q, LS_WEBHOOK_NAME_MAX);
+        return -ENOENT;
+    }
+    n = (size_t)(dot - rest);
+    if (!(row = webhook_key_find(dot + 1, strlen(dot + 1)))) {
+        err_set(err, errlen, "%s: unknown key \"%s\" (webhook keys: url, events, secret, batch, "
+                             "timeout)",
+                origin, q);
+        return -ENOENT;
+    }
+    if (!(w = webhook_slot(c, rest, n, &is_new))) {
+        err_set(err, errlen, "%s: \"%s\": too many webhooks (at most %d)", origin, q,
+                LS_WEBHOOKS_MAX);
+        return -ENOSPC;
+    }
+    if ((rc = row_apply(w, row, value, &why)) < 0) {
+        value_quote(q, sizeof q, value);
+        row_expect(row, expect, sizeof expect);
+        err_set(err, errlen, "%s: webhook.%s.%s = \"%s\": %s%s%s", origin, w->name, row->key, q,
+                why ? why : "", why ? "; " : "", expect);
+        if (is_new) memset(w, 0, sizeof *w); /* as ls_config_defaults() left it */
+        return -EINVAL;
+    }
+    if (is_new) c->nwebhooks++;
+    return 0;
+}
+
+int ls_config_validate(const ls_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->nwebhooks; i++)
+        if (!c->webhooks[i].url[0]) {
+            err_set(err, errlen, "webhook.%s: url is required", c->webhooks[i].name);
+            return -EINVAL;
+        }
+    return 0;
+}
+
 int ls_config_set_key(ls_config *c, const char *name, const char *value, const char *origin,
                       char *err, size_t errlen)
 {
-    const cfg_key *row = key_find(name);
+    const cfg_key *row;
     const char *why = NULL;
     char q[80], expect[256];
     int rc;
 
-    if (!row) {
+    if (strncasecmp(name, WEBHOOK_PREFIX, strlen(WEBHOOK_PREFIX)) == 0)
+        return webhook_set_key(c, name, value, origin, err, errlen);
+    if (!(row = key_find(name))) {
         unknown_key_error(err, errlen, origin, name);
         return -ENOENT;
     }
@@ -819,6 +1054,25 @@ int ls_config_apply_env(ls_config *c, char *const *envp, char *err, size_t errle
         /* Test harnesses pass LASTSEEN_BIN, LASTSEEN_TEST_*; they are not keys. */
         if (has_prefix(var, ENV_PREFIX "BIN") || has_prefix(var, ENV_PREFIX "TEST")) continue;
         n = eq - var > 200 ? 200 : (int)(eq - var);
+        if (has_prefix(var, WEBHOOK_ENV_PREFIX)) {
+            /* LASTSEEN_WEBHOOK_NAME_KEY: the key follows the last '_'. */
+            const char *nm = var + strlen(WEBHOOK_ENV_PREFIX), *us = NULL;
+            for (const char *k = nm; k < eq; k++)
+                if (*k == '_') us = k;
+            if (!us || us == nm || (size_t)(eq - nm) >= sizeof name - strlen(WEBHOOK_PREFIX) - 1 ||
+                !webhook_key_find(us + 1, (size_t)(eq - us - 1))) {
+                err_set(err, errlen,
+                        "environment: unknown variable %.*s (webhooks: LASTSEEN_WEBHOOK_NAME_URL, "
+                        "_EVENTS, _SECRET, _BATCH, _TIMEOUT)",
+                        n, var);
+                return -ENOENT;
+            }
+            snprintf(origin, sizeof origin, "environment %.*s", n, var);
+            snprintf(name, sizeof name, WEBHOOK_PREFIX "%.*s.%.*s", (int)(us - nm), nm,
+                     (int)(eq - us - 1), us + 1);
+            if ((rc = ls_config_set_key(&tmp, name, eq + 1, origin, err, errlen)) < 0) return rc;
+            continue;
+        }
         row = env_find(var, (size_t)(eq - var));
         if (!row) {
             char sugg[NAME_MAX_LEN];
@@ -986,6 +1240,16 @@ void ls_config_print_help(FILE *f)
         row_allowed(row, allowed, sizeof allowed);
         fprintf(f, "  %-*s  %-*s  %s (%s: %s)\n", wname, name, wdef, row->def, row->doc,
                 cfg_type_names[row->type], allowed);
+    }
+    fprintf(f, "\nWebhooks: up to %d sections [webhook.NAME], LASTSEEN_WEBHOOK_NAME_KEY in the\n"
+               "environment, --set webhook.NAME.key=value:\n\n",
+            LS_WEBHOOKS_MAX);
+    for (i = 0; i < WEBHOOK_NKEYS; i++) {
+        const cfg_key *row = &webhook_table[i];
+        row_name(row, name, sizeof name);
+        row_allowed(row, allowed, sizeof allowed);
+        fprintf(f, "  %-*s  %-*s  %s (%s: %s)\n", wname, name, wdef, row->def[0] ? row->def : "-",
+                row->doc, cfg_type_names[row->type], allowed);
     }
 }
 

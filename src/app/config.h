@@ -15,10 +15,30 @@
 
 enum { LS_LOG_DEBUG = 0, LS_LOG_INFO, LS_LOG_WARN, LS_LOG_ERROR };
 
+/*
+ * A [webhook.NAME] section: its own small key table in config.c.  NAME is
+ * 1..LS_WEBHOOK_NAME_MAX letters, digits, '_' or '-', case-insensitive
+ * (kept in lower case, so LASTSEEN_WEBHOOK_PAGER_URL and [webhook.pager]
+ * name the same webhook).
+ */
+#define LS_WEBHOOKS_MAX 16
+#define LS_WEBHOOK_NAME_MAX 32
+typedef struct ls_webhook_config {
+    char name[LS_WEBHOOK_NAME_MAX + 1];
+    char url[1024];    /* http:// or https:// */
+    int64_t events;    /* bit (1 << ls_event_type) per event type sent */
+    char secret[256];  /* "" = no signature */
+    int64_t batch;     /* events per POST, 1 = the body is one event */
+    int64_t timeout;   /* ms, for one POST */
+} ls_webhook_config;
+
 typedef struct ls_config {
     char http_listen[256];                   /* http.listen, host:port */
     int64_t http_max_body;                   /* http.max_body, bytes */
     int64_t http_threads;                    /* http.threads */
+    int64_t http_max_streams;                /* open event streams at most */
+    int64_t http_stream_max_backlog;         /* events a stream may fall behind */
+    int64_t http_stream_keepalive;           /* ms between keep-alive comments */
     char data_dir[4096];                     /* store.data_dir */
     int64_t store_flush_interval;            /* ms */
     int64_t store_max_size;                  /* bytes, 0 = no cap */
@@ -27,9 +47,14 @@ typedef struct ls_config {
     int64_t state_max_clock_skew;             /* ms */
     int64_t state_max_devices;                /* 0 = unlimited */
     int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
+    char udp_listen[256];                     /* udp.listen, "" = off */
+    int64_t udp_rcvbuf;                       /* bytes */
     int events_stdout;                        /* bool */
     int64_t events_retention;                 /* ms */
+    char events_file[4096];                   /* events.file, relative to data_dir unless absolute */
     int log_level;                            /* LS_LOG_* */
+    ls_webhook_config webhooks[LS_WEBHOOKS_MAX];
+    int nwebhooks;
 } ls_config;
 
 /* Fills every key with its default. */
@@ -50,6 +75,16 @@ int ls_config_set(ls_config *c, const char *assignment, char *err, size_t errlen
 /* Applies one key by name ("section.key"); `origin` prefixes error messages. */
 int ls_config_set_key(ls_config *c, const char *name, const char *value, const char *origin,
                       char *err, size_t errlen);
+
+/*
+ * Checks what single keys cannot: every webhook has a url.  Call after the
+ * last layer.  0, or -EINVAL with one line in err.
+ */
+int ls_config_validate(const ls_config *c, char *err, size_t errlen);
+
+/* Parses a list of event type names (commas and/or blanks between them,
+ * any case, or "all") into a bit mask (1 << ls_event_type).  0 or -EINVAL. */
+int ls_parse_event_types(const char *s, int64_t *mask);
 
 /* Writes the key table for --help, and as the Markdown of docs/configuration.md. */
 void ls_config_print_help(FILE *f);

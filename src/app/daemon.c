@@ -24,35 +24,22 @@
 
 #include "api/http.h"
 #include "app/clock.h"
+#include "app/lockfile.h"
 #include "app/log.h"
 #include "app/persist.h"
+#include "in/udp.h"
+#include "out/webhook.h"
 
 #define IDLE_WAKE_MS 1000
 
 static void on_event(void *ud, const ls_event *ev)
 {
     ls_daemon *d = ud;
-    ls_persist_event(d, ev);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(tmp)) return -ENAMETOOLONG;
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-            tmp[i] = c;
-        }
+    if (ev->type == LS_EV_INACTIVITY) {
+        int64_t late_ms = ev->detected_at - ev->ts; /* < 0 after a wall clock step back */
+        ls_histogram_observe(&d->metrics.lateness, late_ms > 0 ? (uint64_t)late_ms * 1000000 : 0);
     }
-    struct stat st;
-    if (stat(path, &st) < 0) return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    ls_persist_event(d, ev);
 }
 
 void ls_daemon_lock(ls_daemon *d)
@@ -83,7 +70,10 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     int rc;
     *d = (ls_daemon){.cfg = *cfg, .wake_fd = -1, .signal_fd = -1, .wake_at = INT64_MAX};
     d->events.fd = -1;
+    d->lock_fd = -1;
     pthread_mutex_init(&d->lock, NULL);
+    ls_metrics_init(&d->metrics);
+    d->http_source = ls_metrics_source(&d->metrics, "http");
     d->started_wall = ls_clock_now().wall;
 
     /* Signals are taken by signalfd in the loop; block them before any
@@ -101,11 +91,17 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         return -errno;
     }
 
-    if ((rc = make_dirs(cfg->data_dir)) < 0) {
-        ls_error("daemon", "cannot create store.data_dir %s: %s", cfg->data_dir, strerror(-rc));
+    /* Creates store.data_dir if needed; one daemon per directory. */
+    if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
+                                  &d->lock_fd)) < 0)
         return rc;
+    char events_path[LS_EVENTLOG_PATH_MAX];
+    if (snprintf(events_path, sizeof(events_path), "%s%s%s", cfg->events_file[0] == '/' ? "" : cfg->data_dir,
+                 cfg->events_file[0] == '/' ? "" : "/", cfg->events_file) >= (int)sizeof(events_path)) {
+        ls_error("daemon", "events.file: path too long");
+        return -ENAMETOOLONG;
     }
-    if ((rc = ls_eventlog_open(&d->events, cfg->data_dir, cfg->events_stdout)) < 0) return rc;
+    if ((rc = ls_eventlog_open(&d->events, events_path, cfg->events_stdout)) < 0) return rc;
 
     ls_engine_config ec = {
         .default_timeout_ms = cfg->state_default_inactivity_timeout,
@@ -121,6 +117,8 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_persist_open(d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     if ((rc = ls_persist_start(d)) < 0) return rc;
+    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
+    if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
     __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
     ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
@@ -169,9 +167,20 @@ int ls_daemon_run(ls_daemon *d)
 
 void ls_daemon_stop(ls_daemon *d)
 {
-    if (d->http) ls_http_stop(d->http);
+    /* Commit what requests wait for, so they get their real answer. */
+    if (d->committer_running) {
+        ls_daemon_lock(d);
+        ls_daemon_commit_unlock(d);
+    }
+    ls_http_stop(d->http);
+    ls_udp_stop(d->udp);
+    d->udp = NULL;
+    /* Before the store closes, so that the last acknowledgements are saved. */
+    ls_webhooks_stop(d->webhooks);
+    d->webhooks = NULL;
+    ls_persist_stop(d); /* the committer's last commit hook finds HTTP stopped */
+    ls_http_free(d->http);
     d->http = NULL;
-    ls_persist_stop(d);
     ls_eventlog_close(&d->events);
     ls_engine_close(d->engine);
     d->engine = NULL;
@@ -179,4 +188,6 @@ void ls_daemon_stop(ls_daemon *d)
     if (d->signal_fd >= 0) close(d->signal_fd);
     d->wake_fd = d->signal_fd = -1;
     pthread_mutex_destroy(&d->lock);
+    ls_lockfile_release(d->lock_fd);
+    d->lock_fd = -1;
 }

@@ -4,7 +4,9 @@
  * Threads: libmicrohttpd's threads serve the API; the main thread runs the
  * timer loop; the committer thread writes the store (persist.c).  All
  * touch the engine under `lock` (one writer at a time) and keep their
- * critical sections short; events get their seq inside them.
+ * critical sections short; events get their seq inside them.  Outputs add
+ * one thread for all webhooks (out/webhook.c) and one that wakes event
+ * streams (api/stream.c); neither touches the engine.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -14,9 +16,13 @@
 
 #include "app/config.h"
 #include "app/history.h"
+#include "app/metrics.h"
 #include "engine/engine.h"
 #include "out/eventlog.h"
 #include "store/store.h"
+
+struct ls_webhooks;
+struct ls_streams;
 
 /* A durable event consumer besides the events file (see persist.h). */
 #define LS_SINKS_MAX 32
@@ -35,9 +41,11 @@ typedef struct ls_daemon {
     pthread_mutex_t lock;
     int wake_fd;     /* eventfd: wakes the timer loop */
     int signal_fd;   /* signalfd: SIGINT, SIGTERM */
+    int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
     int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
+    struct ls_udp *udp; /* NULL unless udp.listen is set */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */
@@ -56,7 +64,9 @@ typedef struct ls_daemon {
     pthread_cond_t work_cv;   /* wakes the committer */
     pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
-    uint64_t commits, commit_ns, persist_errors;
+    int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
+    int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
+    uint64_t commits, commit_ns, persist_errors; /* atomic */
 
     /* Sinks other than the events file (persist.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
@@ -71,7 +81,19 @@ typedef struct ls_daemon {
     int events_behind;         /* the events file, like ls_sink.behind */
     int cvs_ready;             /* the condition variables exist */
     int ready;                 /* atomic: devices loaded, API open */
+    /* Called by the committer, without `lock`, after each commit with the
+     * committed generation: the HTTP server answers requests waiting on it. */
+    void (*on_commit)(void *ud, uint64_t gen);
+    void *on_commit_ud;
     uint64_t loaded;           /* atomic: devices restored so far */
+    int commit_fds[4];         /* eventfds written when committed_seq moves (persist.h) */
+    int ncommit_fds;
+
+    /* Outputs. */
+    ls_metrics metrics;            /* counters for /metrics (metrics.h) */
+    int http_source;               /* this input's id in metrics */
+    struct ls_webhooks *webhooks;  /* NULL without [webhook.*] sections */
+    struct ls_streams *streams;    /* /api/v1/events/stream (api/stream.c) */
 
     ls_history history;        /* fleet counts every 10 s, under `lock` */
 } ls_daemon;
@@ -92,6 +114,12 @@ void ls_daemon_unlock(ls_daemon *d);
 /* Leaves the critical section once everything changed in it is committed
  * to the store and its events delivered: for changes the API acknowledges. */
 void ls_daemon_commit_unlock(ls_daemon *d);
+
+/* Leaves the critical section at once, asking for a commit of everything
+ * changed in it; returns the generation that commit will have.  The change
+ * is durable once ls_daemon_committed_gen() reaches it (on_commit says when). */
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
+uint64_t ls_daemon_committed_gen(ls_daemon *d);
 
 /* Under the lock: wakes the timer loop if the engine's next deadline moved
  * earlier than the time it sleeps until (for daemon.c and persist.c). */

@@ -1,6 +1,7 @@
 /*
  * main.c - command line: lastseen [-c FILE] [--set section.key=value]...
  *          [--check-config] [--version] [--help]
+ *          lastseen export|import ... (export.c, import.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "app/config.h"
 #include "app/daemon.h"
+#include "app/export.h"
 #include "app/log.h"
 
 extern char **environ;
@@ -17,6 +19,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: lastseen [-c FILE] [--set section.key=value]... [--check-config]\n"
             "                [--version] [--help]\n"
+            "       lastseen export [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
+            "       lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
             "\n"
             "Tracks the last activity of every device and raises INACTIVITY_EVENT the\n"
             "moment a device's inactivity timeout elapses.  HTTP API: docs/api.md.\n"
@@ -26,6 +30,11 @@ static void usage(FILE *f)
             "  --check-config      validate the configuration and exit\n"
             "  --version           print the version and exit\n"
             "  --help              print this help and exit\n"
+            "\n"
+            "  export              write the store's devices to stdout as JSON lines (works\n"
+            "                      while a daemon runs); see lastseen export --help\n"
+            "  import FILE         load devices from such JSON lines (- = stdin) into the\n"
+            "                      store, all or nothing, while no daemon runs on it\n"
             "\n"
             "Every key can also be set with LASTSEEN_SECTION_KEY in the environment.\n"
             "Precedence: --set > environment > file > default.\n\n");
@@ -37,6 +46,9 @@ int main(int argc, char **argv)
     int check = 0;
     char err[1024];
     ls_config cfg;
+
+    if (argc > 1 && !strcmp(argv[1], "export")) return ls_export_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "import")) return ls_import_main(argc - 1, argv + 1);
 
     /* First pass: options that do not need a configuration. */
     for (int i = 1; i < argc; i++) {
@@ -87,6 +99,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "lastseen: %s\n", err);
             return 2;
         }
+    }
+    if (ls_config_validate(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lastseen: %s\n", err);
+        return 2;
     }
     if (check) {
         printf("configuration ok\n");

@@ -20,7 +20,12 @@
  * written in the next batch.  The events file sink also knows the last seq
  * in the file itself, so after a crash between writing lines and saving
  * its cursor it skips what the file already has: at least once, in order,
- * and in practice exactly once for the file.
+ * and in practice exactly once for the file.  The cursor only moves past
+ * what write(2) accepted.  When the file cannot be written, the outbox is
+ * the backlog: delivery rewinds to what the file holds, the file is opened
+ * again every second, and once it works the missing events are read from
+ * the outbox and written in order (also after a crash meanwhile).  The
+ * path is also checked for a rename once a second (rotation).
  *
  * Other sinks (MQTT, webhooks: persist.h) run on their own threads, read
  * the committed outbox themselves and acknowledge; their cursors go into
@@ -46,9 +51,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "app/clock.h"
+#include "app/load.h"
 #include "app/log.h"
 #include "out/format.h"
 
@@ -58,6 +65,8 @@
 #define RETENTION_CHECK_MS 10000
 #define MARK_EVERY_MS 60000
 #define PRUNE_MAX 100000
+#define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
+#define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
 
 static void put_dirty_cb(void *ud, const ls_device *dev)
 {
@@ -76,7 +85,8 @@ static void put_dirty_cb(void *ud, const ls_device *dev)
         .sessions = dev->sessions,
         .active = dev->active,
     };
-    if (ls_store_batch_put_device(d->pending, &rec) < 0) d->persist_errors++;
+    if (ls_store_batch_put_device(d->pending, &rec) < 0)
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
@@ -85,7 +95,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     ls_buf_reset(&d->line);
     if (ls_format_event(&d->line, d->engine, seq, ev) < 0 ||
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
-        d->persist_errors++;
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type), ls_device_id(ev->dev));
     }
@@ -94,7 +104,8 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
 
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
 {
-    if (ls_store_batch_del_device(d->pending, id, len) < 0) d->persist_errors++;
+    if (ls_store_batch_del_device(d->pending, id, len) < 0)
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_daemon_commit_unlock(ls_daemon *d)
@@ -107,28 +118,82 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     pthread_mutex_unlock(&d->lock);
 }
 
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
+{
+    uint64_t gen = d->pending_gen;
+    ls_daemon__wake_timer(d);
+    d->want_commit = 1;
+    pthread_cond_signal(&d->work_cv);
+    pthread_mutex_unlock(&d->lock);
+    return gen;
+}
+
+uint64_t ls_daemon_committed_gen(ls_daemon *d)
+{
+    return __atomic_load_n(&d->committed_gen, __ATOMIC_ACQUIRE);
+}
+
+typedef struct deliver_state {
+    ls_daemon *d;
+    int refused; /* the event log did not take a line */
+} deliver_state;
+
 static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
-    ls_daemon *d = ud;
-    if (ls_eventlog_append_line(&d->events, seq, line, len) < 0) return -1; /* full: later */
-    d->delivered = seq;
+    deliver_state *ds = ud;
+    if (ls_eventlog_append_line(&ds->d->events, seq, line, len) < 0) {
+        ds->refused = 1;
+        return -1;
+    }
+    ds->d->delivered = seq;
     return 0;
 }
 
-/* Hands committed events up to `upto` to the sinks.  Committer thread only. */
+/*
+ * Hands committed events up to `upto` to the events file.  Committer thread
+ * only (and start-up, before it runs).  A failed write rewinds `delivered`
+ * to what the file holds; the next call at or after `sink_retry_at` reopens
+ * the file and reads the missing events from the outbox again, so the file
+ * gets every event once, in seq order, however long the outage.  Every
+ * SINK_CHECK_MS it also reopens the file if its path was renamed away.
+ */
 static void deliver(ls_daemon *d, uint64_t upto)
 {
+    ls_eventlog *l = &d->events;
+    int64_t now = ls_clock_mono_ns() / 1000000;
+    if (l->failed) {
+        if (now < d->sink_retry_at) return;
+        if (ls_eventlog_reopen(l) < 0) {
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+        d->delivered = l->seq;
+    } else if (now >= d->sink_check_at) {
+        d->sink_check_at = now + SINK_CHECK_MS;
+        if (ls_eventlog_moved(l)) {
+            /* Pending lines go to the old file first: they belong before the rename. */
+            if (ls_eventlog_flush(l) == 0) ls_eventlog_reopen(l);
+            d->delivered = l->seq;
+            if (l->failed) {
+                d->sink_retry_at = now + SINK_RETRY_MS;
+                return;
+            }
+        }
+    }
     while (d->delivered < upto) {
         uint64_t before = d->delivered;
-        int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, d);
-        if (n == -1 && d->delivered > before) continue; /* the buffer filled: written, go on */
-        if (n == -1) break;                              /* buffer full of unwritable lines */
-        if (n < 0 || d->delivered == before) {
+        deliver_state ds = {.d = d};
+        int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, &ds);
+        if (ls_eventlog_flush(l) < 0) {
+            d->delivered = l->seq; /* what the file is known to hold */
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+        if ((n < 0 && !ds.refused) || d->delivered == before) {
             ls_error("persist", "cannot read events after seq %llu from the store",
                      (unsigned long long)d->delivered);
             break;
         }
-        if (ls_eventlog_flush(&d->events) < 0) break; /* kept and retried */
     }
 }
 
@@ -185,6 +250,7 @@ static void *committer_main(void *arg)
         int stopping = d->stopping;
         while (!d->want_commit && !stopping) {
             int64_t due = last_flush + d->cfg.store_flush_interval * 1000000;
+            if (d->events.failed && d->sink_retry_at * 1000000 < due) due = d->sink_retry_at * 1000000;
             int64_t now = ls_clock_mono_ns();
             if (now >= due) break;
             struct timespec ts;
@@ -233,8 +299,10 @@ static void *committer_main(void *arg)
                 if (d->stopping) break;
                 sleep(1);
             }
-            d->commits++;
-            d->commit_ns += (uint64_t)(ls_clock_mono_ns() - t0);
+            uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
+            __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
+            ls_histogram_observe(&d->metrics.commit, took);
         }
         if (rc == 0) deliver(d, upto);
         last_flush = ls_clock_mono_ns();
@@ -246,12 +314,24 @@ static void *committer_main(void *arg)
         }
         ls_store_batch_clear(batch);
         d->spare = batch;
-        d->committed_gen = gen;
+        __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&d->commit_cv);
         if (rc == 0) {
             batched = upto;
             __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
             pthread_cond_broadcast(&d->sink_cv);
+            for (int i = 0; i < d->ncommit_fds; i++) {
+                uint64_t one = 1;
+                ssize_t w = write(d->commit_fds[i], &one, sizeof(one));
+                (void)w; /* full (EAGAIN): the reader has a wake-up pending anyway */
+            }
+        }
+        if (d->on_commit) {
+            void (*hook)(void *, uint64_t) = d->on_commit;
+            void *ud = d->on_commit_ud;
+            pthread_mutex_unlock(&d->lock);
+            hook(ud, gen);
+            pthread_mutex_lock(&d->lock);
         }
         if (stopping && !d->want_commit && ls_store_batch_ops(d->pending) == 0) break;
     }
@@ -259,38 +339,6 @@ static void *committer_main(void *arg)
     pthread_cond_broadcast(&d->commit_cv);
     pthread_mutex_unlock(&d->lock);
     return NULL;
-}
-
-typedef struct load_state {
-    ls_daemon *d;
-    ls_now now;
-    uint64_t loaded, refused;
-} load_state;
-
-static int load_cb(void *ud, const ls_store_device *rec)
-{
-    load_state *ls = ud;
-    ls_device_state st = {
-        .type = rec->type,
-        .type_len = rec->type_len,
-        .timeout_ms = rec->timeout_ms,
-        .last_activity = rec->last_activity,
-        .last_connect = rec->last_connect,
-        .last_disconnect = rec->last_disconnect,
-        .inactivity_alarm = rec->inactivity_alarm,
-        .sessions = rec->sessions,
-        .active = rec->active,
-    };
-    int rc = ls_engine_restore(ls->d->engine, rec->id, rec->id_len, &st,
-                               (ls_restart_policy)ls->d->cfg.state_restart_policy, ls->now);
-    if (rc < 0) {
-        ls->refused++;
-        ls_error("persist", "stored device %.*s not restored: %s", (int)rec->id_len, rec->id, ls_strerror(rc));
-        return 0;
-    }
-    ls->loaded++;
-    if ((ls->loaded & 0xffff) == 0) __atomic_store_n(&ls->d->loaded, ls->loaded, __ATOMIC_RELAXED);
-    return 0;
 }
 
 int ls_persist_open(ls_daemon *d)
@@ -336,12 +384,12 @@ int ls_persist_start(ls_daemon *d)
 {
     int rc;
     int64_t t0 = ls_clock_mono_ns();
-    load_state ls = {.d = d, .now = ls_clock_now()};
-    if ((rc = ls_store_load_devices(d->store, load_cb, &ls)) < 0) {
+    ls_load_result ls;
+    if ((rc = ls_load_devices(d->store, d->engine, (ls_restart_policy)d->cfg.state_restart_policy, ls_clock_now(),
+                              &d->loaded, &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
         return rc;
     }
-    __atomic_store_n(&d->loaded, ls.loaded, __ATOMIC_RELAXED);
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
             (double)(ls_clock_mono_ns() - t0) / 1e6, d->cfg.state_restart_policy ? "strict" : "grace",
@@ -390,6 +438,19 @@ uint64_t ls_persist_committed(ls_daemon *d)
     return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
 }
 
+int ls_persist_watch(ls_daemon *d)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&d->lock);
+    if (d->ncommit_fds < (int)(sizeof(d->commit_fds) / sizeof(d->commit_fds[0]))) {
+        rc = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rc < 0) rc = -errno;
+        else d->commit_fds[d->ncommit_fds++] = rc;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
 uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms)
 {
     struct timespec ts;
@@ -423,6 +484,9 @@ void ls_persist_stop(ls_daemon *d)
         pthread_cond_destroy(&d->sink_cv);
         d->cvs_ready = 0;
     }
+    for (int i = 0; i < d->ncommit_fds; i++)
+        close(d->commit_fds[i]);
+    d->ncommit_fds = 0;
     ls_store_batch_free(d->pending);
     ls_store_batch_free(d->spare);
     d->pending = d->spare = NULL;

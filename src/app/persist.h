@@ -44,6 +44,12 @@ void ls_persist_sink_ack(ls_daemon *d, int sink, uint64_t seq);
 /* Highest seq in the store: every event up to it can be read.  Any thread. */
 uint64_t ls_persist_committed(ls_daemon *d);
 
+/* An eventfd (non-blocking) that becomes readable whenever
+ * ls_persist_committed() moves, for sinks that wait in poll(2) rather than
+ * in ls_persist_wait().  It belongs to persist: ls_persist_stop() closes
+ * it.  Up to 4; before the daemon is ready.  The fd, or a negative errno. */
+int ls_persist_watch(ls_daemon *d);
+
 /* Blocks until an event after `after` is committed, the daemon stops, or
  * timeout_ms passes; returns ls_persist_committed().  Any thread but the
  * committer; must not hold the engine lock. */

@@ -423,8 +423,9 @@ size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud)
     return n;
 }
 
-int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
-                      ls_restart_policy policy, ls_now now)
+/* ls_engine_restore() for an id already checked and hashed into `tag`. */
+static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag, const ls_device_state *st,
+                          ls_restart_policy policy, ls_now now)
 {
     ls_device *d;
     int rc;
@@ -432,7 +433,7 @@ int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_
     if (st->timeout_ms != 0 && (st->timeout_ms < LS_TIMEOUT_MIN_MS || st->timeout_ms > LS_TIMEOUT_MAX_MS))
         return LS_EINVAL;
     if (st->type && st->type_len && (rc = intern_type(e, st->type, st->type_len, &type)) < 0) return rc;
-    if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
+    if ((rc = lookup_tagged(e, id, len, tag, 1, &d, NULL)) < 0) return rc;
     /* Replace whatever was there. */
     ls_wheel_remove(&e->wheel, &d->timer);
     if (d->active) e->st.active--;
@@ -447,12 +448,58 @@ int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_
     d->sessions = st->sessions;
     e->st.sessions += st->sessions;
     d->active = st->active ? 1 : 0;
-    /* The activity's place on this process's monotonic clock, by its age. */
-    d->last_activity_mono = now.mono - (now.wall - st->last_activity);
+    /* The activity's place on this process's monotonic clock, by its age.  One
+     * further in the future than max_clock_skew means the wall clock was stepped
+     * back since it was recorded: how long ago it really was is unknown, so it
+     * counts as now, as a live activity's future ts would (else a 2 h step back
+     * would hold the device active for 2 h beyond its timeout). */
+    if (st->last_activity > now.wall + e->cfg.max_clock_skew_ms)
+        d->last_activity_mono = now.mono;
+    else
+        d->last_activity_mono = now.mono - (now.wall - st->last_activity);
     if (d->active) {
         e->st.active++;
         if (policy == LS_RESTART_GRACE && d->last_activity_mono < now.mono) d->last_activity_mono = now.mono;
         ls_wheel_add(&e->wheel, &d->timer, d->last_activity_mono + ls_engine_timeout(e, d, NULL));
     }
     return 0;
+}
+
+int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now)
+{
+    if (ls_id_check(id, len)) return LS_EBADID;
+    return restore_tagged(e, id, len, ls_table_hash(&e->table, id, len), st, policy, now);
+}
+
+size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n, ls_restart_policy policy,
+                               ls_now now, int *rcs)
+{
+    uint32_t tags[PIPE_W];
+    uint8_t bad[PIPE_W];
+    size_t done = 0;
+
+    for (size_t i = 0; i < n + PIPE_D; i++) {
+        if (i < n) {
+            size_t k = i & (PIPE_W - 1);
+            bad[k] = ls_id_check(items[i].id, items[i].len) != NULL;
+            if (!bad[k]) {
+                tags[k] = ls_table_hash(&e->table, items[i].id, items[i].len);
+                ls_table_prefetch_bucket(&e->table, tags[k]);
+            }
+        }
+        if (i >= PIPE_D) {
+            size_t j = i - PIPE_D, k = j & (PIPE_W - 1);
+            int rc = bad[k] ? LS_EBADID
+                            : restore_tagged(e, items[j].id, items[j].len, tags[k], &items[j].st, policy, now);
+            if (rc == 0) done++;
+            if (rcs) rcs[j] = rc;
+        }
+    }
+    return done;
+}
+
+int ls_engine_reserve(ls_engine *e, uint64_t devices)
+{
+    return ls_table_reserve(&e->table, devices);
 }

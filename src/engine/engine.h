@@ -246,11 +246,33 @@ typedef struct ls_device_state {
  * device is not marked dirty).  An active device is re-armed per `policy`:
  * under STRICT a deadline that passed while the daemon was down fires on the
  * next tick, with ts = the real deadline; under GRACE the daemon's own
- * downtime never makes a device inactive.  Returns 0, LS_EBADID, LS_EINVAL
+ * downtime never makes a device inactive.  A last activity more than
+ * max_clock_skew ahead of now.wall (the wall clock was stepped back) counts
+ * as at now under both policies.  Returns 0, LS_EBADID, LS_EINVAL
  * (bad type or timeout), LS_EFULL, LS_ENOMEM; an existing id is replaced.
  */
 int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
                       ls_restart_policy policy, ls_now now);
+
+/* One device of ls_engine_restore_batch(). */
+typedef struct ls_restore_item {
+    const char *id;
+    size_t len;
+    ls_device_state st;
+} ls_restore_item;
+
+/*
+ * Restores n devices as ls_engine_restore() would one by one, pipelined
+ * like ls_engine_activity_batch(): at start-up most ids are new, and each
+ * costs a cache miss in the index that prefetching hides.  rcs[i] (if not
+ * NULL) gets item i's result.  Returns the number restored.
+ */
+size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n, ls_restart_policy policy,
+                               ls_now now, int *rcs);
+
+/* Sizes the index for `devices` devices at once, so that loading them does
+ * not rehash it again and again.  0 or LS_ENOMEM. */
+int ls_engine_reserve(ls_engine *e, uint64_t devices);
 
 const char *ls_strerror(int rc);
 const char *ls_event_name(ls_event_type t);

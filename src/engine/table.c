@@ -123,6 +123,14 @@ static int grow_index(ls_table *t)
     return 0;
 }
 
+int ls_table_reserve(ls_table *t, uint64_t n)
+{
+    int rc;
+    while (n * 4 > (t->mask + 1) * 3)
+        if ((rc = grow_index(t)) < 0) return rc;
+    return 0;
+}
+
 static int take_slot(ls_table *t, uint32_t *slot)
 {
     if (t->nfree) {

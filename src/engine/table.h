@@ -41,6 +41,9 @@ ls_device *ls_table_find(const ls_table *t, const char *id, size_t len, uint32_t
  */
 int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_device **out);
 
+/* Grows the index now to hold n devices without growing again. */
+int ls_table_reserve(ls_table *t, uint64_t n);
+
 /* Removes d from the index and releases its slot and id. */
 void ls_table_remove(ls_table *t, ls_device *d);
 

@@ -11,7 +11,32 @@
 /* {"id":..,"type":..,"active":..,"lastActivityTime":..,...,"sessions":..} */
 int ls_format_device(ls_buf *b, const ls_engine *e, const ls_device *d);
 
+/* What a device's JSON reports, for callers without an engine (export). */
+typedef struct ls_device_fields {
+    const char *id;
+    size_t id_len;
+    const char *type; /* its name: "default" when it has none */
+    size_t type_len;
+    int active;
+    int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
+    int64_t timeout_ms;         /* the effective timeout */
+    const char *timeout_source; /* "device" or "default" */
+    uint32_t sessions;
+} ls_device_fields;
+
+/* The same JSON as ls_format_device(), from the field values.  0, or -1 when b is full. */
+int ls_format_device_fields(ls_buf *b, const ls_device_fields *f);
+
 /* {"seq":..,"type":..,"device":..,"ts":..,"detectedAt":..,"state":{device}} */
 int ls_format_event(ls_buf *b, const ls_engine *e, uint64_t seq, const ls_event *ev);
+
+/*
+ * What filters need of an event line written by ls_format_event(), read
+ * from its fixed prefix without parsing the JSON: the type, and the device
+ * as the escaped JSON string it was written as (quotes included), which
+ * equals ls_buf_json_str() of the id.  Returns the ls_event_type, or -1 if
+ * the line does not start the way ls_format_event() writes it.
+ */
+int ls_format_event_peek(const char *line, size_t len, const char **dev, size_t *dev_len);
 
 #endif

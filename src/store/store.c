@@ -83,6 +83,17 @@
  * pointers into the map, valid only during the callback.  Each read
  * function opens and closes its own read transaction (MDB_NOTLS, so any
  * thread may read); one writer thread at a time.
+ *
+ * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
+ * `lastseen export` next to a running daemon.  Nothing is created: a
+ * missing directory, data.mdb or format is reported, never made; the map
+ * is never grown by us.  LMDB still registers the reader in lock.mdb (it
+ * creates that file only if it is missing and the directory is writable),
+ * which is what keeps the writer from reusing the pages a read transaction
+ * still sees.  When the writer process has grown the map past ours, a read
+ * transaction fails with MDB_MAP_RESIZED: rd_begin() then adopts the
+ * size recorded in the file and retries.  A long read pins the pages it
+ * sees, so the writer's file grows while it lasts.
  */
 #include "store/store.h"
 
@@ -112,6 +123,7 @@ struct ls_store {
     uint64_t map_size;         /* writer thread only */
     uint64_t max_size;
     int full_logged;
+    int read_only;
     char *dir;
 };
 
@@ -216,6 +228,7 @@ static void extend_file(ls_store *s)
     struct stat sb;
     int fd;
 
+    if (s->read_only) return;
     if (mdb_env_info(s->env, &info) || mdb_env_get_fd(s->env, &fd) || fstat(fd, &sb) < 0) return;
     if ((uint64_t)sb.st_size >= (uint64_t)info.me_mapsize) return;
     if (ftruncate(fd, (off_t)info.me_mapsize) < 0)
@@ -273,9 +286,15 @@ static int open_dbs(ls_store *s)
     MDB_stat ms;
     int rc;
 
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) return fail(s, "begin", rc);
+    if ((rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn)))
+        return fail(s, "begin", rc);
     if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) || (rc = mdb_stat(txn, main, &ms))) {
         rc = fail(s, "reading the main database", rc);
+        goto abort;
+    }
+    if (ms.ms_entries == 0 && s->read_only) {
+        ls_error(MOD, "%s: no store here (data.mdb was never initialised)", s->dir);
+        rc = -ENOENT;
         goto abort;
     }
     if (ms.ms_entries == 0) {
@@ -299,7 +318,8 @@ static int open_dbs(ls_store *s)
     if ((rc = check_format(s, txn)) < 0) goto abort;
     for (int i = 1; i < 4; i++)
         if ((rc = open_db(s, txn, names[i], 0, dbis[i])) < 0) goto abort;
-    /* Nothing was written: this commit keeps the handles and touches no page. */
+    /* Nothing was written: this commit keeps the handles and touches no page
+     * (a read-only transaction's commit also keeps them). */
     if ((rc = mdb_txn_commit(txn))) return fail(s, "opening the databases", rc);
     return 0;
 abort:
@@ -309,7 +329,7 @@ abort:
 
 int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
 {
-    static const ls_store_options defaults = {DEFAULT_INITIAL_SIZE, 0, 1};
+    static const ls_store_options defaults = {.initial_size = DEFAULT_INITIAL_SIZE, .sync = 1};
     char path[PATH_MAX];
     struct stat sb;
     int rc;
@@ -328,14 +348,21 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
     }
     pthread_rwlock_init(&s->map_lock, NULL);
     s->max_size = o->max_size;
+    s->read_only = o->read_only;
 
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (s->read_only && stat(path, &sb) < 0) {
+        rc = -errno;
+        ls_error(MOD, "%s: no store here (%s: %s)", dir, path, strerror(errno));
+        goto fail;
+    }
+    if (!s->read_only && mkdir(dir, 0755) < 0 && errno != EEXIST) {
         rc = -errno;
         ls_error(MOD, "%s: cannot create the store directory: %s", dir, strerror(errno));
         goto fail;
     }
     uint64_t fsize = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     uint64_t map = o->initial_size ? o->initial_size : DEFAULT_INITIAL_SIZE;
+    if (s->read_only) map = MIB; /* raised to the file's size below; never grown by us */
     if (s->max_size && map > s->max_size) map = s->max_size;
     if (round_up(fsize, MIB) > map) map = round_up(fsize, MIB);
     map = round_up(map, (uint64_t)sysconf(_SC_PAGESIZE));
@@ -353,7 +380,7 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
         rc = fail(s, "configuring LMDB", rc);
         goto fail;
     }
-    unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOMETASYNC);
+    unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOMETASYNC) | (s->read_only ? MDB_RDONLY : 0);
     if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
         const char *why = rc == MDB_INVALID ? " (not an LMDB file, or its header is damaged)"
                           : rc == MDB_VERSION_MISMATCH ? " (written by an incompatible LMDB)"
@@ -558,6 +585,10 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
     int rc;
 
     if (!b || ls_store_batch_ops(b) == 0) return 0;
+    if (s->read_only) {
+        ls_error(MOD, "%s: write to a store opened read-only", s->dir);
+        return -EROFS;
+    }
     for (;;) {
         MDB_txn *txn;
         if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) == MDB_MAP_RESIZED) {
@@ -589,16 +620,25 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
 
 /* ---- reads ------------------------------------------------------------- */
 
-/* Begins a read txn under the map lock; on success rd_end() must follow. */
+/*
+ * Begins a read txn under the map lock; on success rd_end() must follow.
+ * MDB_MAP_RESIZED means another process grew the file past our map: adopt
+ * its size (no txn of ours may be open meanwhile, hence the write lock)
+ * and begin again.
+ */
 static int rd_begin(ls_store *s, MDB_txn **txn)
 {
-    pthread_rwlock_rdlock(&s->map_lock);
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-    if (rc) {
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc == 0) return 0; /* the read lock stays held until rd_end() */
         pthread_rwlock_unlock(&s->map_lock);
-        return fail(s, "begin read", rc);
+        if (rc != MDB_MAP_RESIZED || tries == 16) return fail(s, "begin read", rc);
+        pthread_rwlock_wrlock(&s->map_lock);
+        rc = mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc) return fail(s, "adopting the map size", rc);
     }
-    return 0;
 }
 
 static void rd_end(ls_store *s, MDB_txn *txn)

@@ -38,6 +38,7 @@ typedef struct ls_store_options {
     uint64_t initial_size; /* map size to start with (bytes), e.g. 64 MiB */
     uint64_t max_size;     /* store.max_size: never grow past this; 0 = no cap */
     int sync;              /* 1 = fsync each commit (durable against power loss) */
+    int read_only;         /* 1 = open an existing store for reading only */
 } ls_store_options;
 
 typedef struct ls_store ls_store;
@@ -47,6 +48,13 @@ typedef struct ls_store ls_store;
  * newer format returns LS_STORE_EVERSION; a file that is not an LMDB store
  * or is damaged returns LS_STORE_ECORRUPT.  Each failure is logged once with
  * the path and the reason.
+ *
+ * With o->read_only the store must exist (-ENOENT, logged, when `dir` or
+ * dir/data.mdb is missing or was never initialised) and nothing is created,
+ * grown or written: the environment is opened MDB_RDONLY, and
+ * ls_store_write() returns -EROFS.  It may be opened while another process
+ * (a running daemon) writes the same store: each read function sees one
+ * committed state.
  */
 int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o);
 void ls_store_close(ls_store *s);

@@ -222,13 +222,30 @@ def test_recent_events_of_one_type(client):
     assert [e["type"] for e in recent(client, type="DISCONNECT_EVENT")["events"]] == ["DISCONNECT_EVENT"]
     both = recent(client, type="ACTIVITY_EVENT", device="t-s")["events"]
     assert [(e["type"], e["device"]) for e in both] == [("ACTIVITY_EVENT", "t-s")]
+    # Several types, separated by commas, as for GET /api/v1/events.
+    sessions = recent(client, type="CONNECT_EVENT,DISCONNECT_EVENT")["events"]
+    assert [e["type"] for e in sessions] == ["DISCONNECT_EVENT", "CONNECT_EVENT"]
+
+
+def test_recent_events_after(client):
+    make_transitions(client, ["f-%d" % i for i in range(5)])
+    committed(client, 10)
+    # Only what is newer than a seq already seen: newest first, down to it.
+    body = recent(client, after=6)
+    assert [e["seq"] for e in body["events"]] == [10, 9, 8, 7]
+    assert body["next"] is None
+    body = recent(client, after=6, limit=2)
+    assert [e["seq"] for e in body["events"]] == [10, 9]
+    assert [e["seq"] for e in recent(client, after=6, before=body["next"])["events"]] == [8, 7]
+    assert recent(client, after=10) == {"events": [], "next": None}
+    assert [e["seq"] for e in recent(client, after=0, limit=1)["events"]] == [10]
 
 
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=501", "limit=abc", "limit=-1", "before=0", "before=x", "before=-3",
-     "before=99999999999999999999999", "type=NOPE", "type=activity_event", "device=", "device=%00",
-     "device=%FF", "device=" + "a" * 257, "limit=%zz"],
+     "before=99999999999999999999999", "type=NOPE", "type=", "device=", "device=%00",
+     "device=%FF", "device=" + "a" * 257, "limit=%zz", "after=-1", "after=x"],
 )
 def test_recent_events_bad_query(client, query):
     assert_error(client.get("/api/v1/events/recent?" + query), 422, "invalid")

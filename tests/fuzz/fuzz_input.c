@@ -2,7 +2,10 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), and the configuration value parsers.
+ * big-integer fallback), the configuration value parsers, --set
+ * assignments (webhook sections included), event type lists, reading
+ * type and device back from event lines, the line parser of `lastseen
+ * import` and the UDP heartbeat line parser.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -15,7 +18,10 @@
 
 #include "api/api.h"
 #include "app/config.h"
+#include "app/export.h"
 #include "engine/engine.h"
+#include "in/udp.h"
+#include "out/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 5) {
+    switch (data[0] % 10) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -59,6 +65,50 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         int b;
         (void)ls_parse_bool(s, &b);
+        break;
+    }
+    case 5: {
+        char why[256];
+        ls_store_batch *b = ls_store_batch_new();
+        /* A refused line adds nothing and always says why; an accepted one adds one device. */
+        int rc = b ? ls_import_line(b, p, n, why, sizeof(why)) : 0;
+        if (b && rc < 0 && (ls_store_batch_ops(b) != 0 || !why[0])) abort();
+        if (b && rc == 0 && ls_store_batch_ops(b) != 1) abort();
+        ls_store_batch_free(b);
+        break;
+    }
+    case 6: {
+        /* A UDP heartbeat line: an accepted id is valid and inside the line. */
+        const char *id;
+        size_t len;
+        int64_t ts;
+        ls_udp_reject why;
+        int rc = ls_udp_parse_line(p, n, &id, &len, &ts, &why);
+        if (rc == 0 && (id < p || id + len > p + n || ls_id_check(id, len) || ts < 0)) abort();
+        if (rc < 0 && (unsigned)why >= LS_UDP__REJECTS) abort();
+        break;
+    }
+    case 7: {
+        int64_t m;
+        if (ls_parse_event_types(s, &m) == 0 && (m < 1 || m > ((int64_t)1 << LS_EV__COUNT) - 1)) abort();
+        break;
+    }
+    case 8: {
+        ls_config *c = malloc(sizeof(*c));
+        char err[512];
+        if (!c) break;
+        ls_config_defaults(c);
+        (void)ls_config_set(c, s, err, sizeof(err));
+        (void)ls_config_validate(c, err, sizeof(err));
+        if (c->nwebhooks < 0 || c->nwebhooks > LS_WEBHOOKS_MAX) abort();
+        free(c);
+        break;
+    }
+    case 9: {
+        const char *dev = NULL;
+        size_t dev_len = 0;
+        int t = ls_format_event_peek(p, n, &dev, &dev_len);
+        if (t >= LS_EV__COUNT || (t >= 0 && (dev < p || dev + dev_len > p + n))) abort();
         break;
     }
     }

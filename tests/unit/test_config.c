@@ -6,7 +6,8 @@
  * a failed load must leave the configuration untouched), the environment
  * and --set layers and their precedence, and that the help text, the
  * Markdown table, docs/configuration.md and lastseen.ini.example all agree
- * with the key table.  Runs from the repository root (ctest sets it).
+ * with the key table; and [webhook.NAME] sections through every layer.
+ * Runs from the repository root (ctest sets it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,9 @@ static const char *const all_keys[][2] = {
     {"http.listen", "LASTSEEN_HTTP_LISTEN"},
     {"http.max_body", "LASTSEEN_HTTP_MAX_BODY"},
     {"http.threads", "LASTSEEN_HTTP_THREADS"},
+    {"http.max_streams", "LASTSEEN_HTTP_MAX_STREAMS"},
+    {"http.stream_max_backlog", "LASTSEEN_HTTP_STREAM_MAX_BACKLOG"},
+    {"http.stream_keepalive", "LASTSEEN_HTTP_STREAM_KEEPALIVE"},
     {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
     {"store.flush_interval", "LASTSEEN_STORE_FLUSH_INTERVAL"},
     {"store.max_size", "LASTSEEN_STORE_MAX_SIZE"},
@@ -38,6 +42,9 @@ static const char *const all_keys[][2] = {
     {"state.max_clock_skew", "LASTSEEN_STATE_MAX_CLOCK_SKEW"},
     {"state.max_devices", "LASTSEEN_STATE_MAX_DEVICES"},
     {"state.restart_policy", "LASTSEEN_STATE_RESTART_POLICY"},
+    {"events.file", "LASTSEEN_EVENTS_FILE"},
+    {"udp.listen", "LASTSEEN_UDP_LISTEN"},
+    {"udp.rcvbuf", "LASTSEEN_UDP_RCVBUF"},
     {"events.stdout", "LASTSEEN_EVENTS_STDOUT"},
     {"events.retention", "LASTSEEN_EVENTS_RETENTION"},
     {"log.level", "LASTSEEN_LOG_LEVEL"},
@@ -771,6 +778,203 @@ static void test_example_file(void **state)
     free(text);
 }
 
+/* ---- webhook sections ------------------------------------------------- */
+
+static void test_event_types(void **state)
+{
+    int64_t m = 0;
+    (void)state;
+
+    assert_int_equal(ls_parse_event_types("all", &m), 0);
+    assert_int_equal(m, 0xf);
+    assert_int_equal(ls_parse_event_types("INACTIVITY_EVENT", &m), 0);
+    assert_int_equal(m, 2);
+    assert_int_equal(ls_parse_event_types(" activity_event,DISCONNECT_EVENT  connect_event,", &m), 0);
+    assert_int_equal(m, 1 | 4 | 8);
+    assert_int_equal(ls_parse_event_types("INACTIVITY_EVENT,INACTIVITY_EVENT", &m), 0);
+    assert_int_equal(m, 2);
+    m = 99;
+    assert_int_equal(ls_parse_event_types("", &m), -EINVAL);
+    assert_int_equal(ls_parse_event_types(" , ", &m), -EINVAL);
+    assert_int_equal(ls_parse_event_types("INACTIVITY", &m), -EINVAL);
+    assert_int_equal(ls_parse_event_types("INACTIVITY_EVENT;ACTIVITY_EVENT", &m), -EINVAL);
+    assert_int_equal(m, 99); /* untouched on failure */
+}
+
+static void test_webhook_set(void **state)
+{
+    ls_config c;
+    char err[512] = "";
+    (void)state;
+
+    ls_config_defaults(&c);
+    assert_int_equal(c.nwebhooks, 0);
+    set_ok(&c, "webhook.Pager.url=https://alerts.example.com/x?a=1");
+    set_ok(&c, "webhook.pager.events=INACTIVITY_EVENT");
+    set_ok(&c, "WEBHOOK.PAGER.SECRET= s3cret ");
+    set_ok(&c, "webhook.archive.url=http://127.0.0.1:9/in");
+    set_ok(&c, "webhook.archive.batch=500");
+    set_ok(&c, "webhook.archive.timeout=250ms");
+    assert_int_equal(c.nwebhooks, 2);
+    assert_string_equal(c.webhooks[0].name, "pager");
+    assert_string_equal(c.webhooks[0].url, "https://alerts.example.com/x?a=1");
+    assert_int_equal(c.webhooks[0].events, 2);
+    assert_string_equal(c.webhooks[0].secret, "s3cret");
+    assert_int_equal(c.webhooks[0].batch, 1);        /* default */
+    assert_int_equal(c.webhooks[0].timeout, 10000);  /* default */
+    assert_string_equal(c.webhooks[1].name, "archive");
+    assert_int_equal(c.webhooks[1].events, 0xf);     /* default: all */
+    assert_string_equal(c.webhooks[1].secret, "");
+    assert_int_equal(c.webhooks[1].batch, 500);
+    assert_int_equal(c.webhooks[1].timeout, 250);
+    assert_int_equal(ls_config_validate(&c, err, sizeof err), 0);
+    set_ok(&c, "webhook.pager.url=http://other/"); /* a later layer overwrites */
+    assert_string_equal(c.webhooks[0].url, "http://other/");
+    assert_int_equal(c.nwebhooks, 2);
+}
+
+static void test_webhook_errors(void **state)
+{
+    ls_config c;
+    char err[512] = "", assign[128];
+    (void)state;
+
+    set_bad("webhook.pager.ulr=http://x/", "unknown key \"webhook.pager.ulr\" (webhook keys: url,");
+    set_bad("webhook.pager=http://x/", "expected webhook.NAME.key");
+    set_bad("webhook..url=http://x/", "expected webhook.NAME.key");
+    set_bad("webhook.pa.ger.url=http://x/", "expected webhook.NAME.key");
+    set_bad("webhook.pag$r.url=http://x/", "expected webhook.NAME.key");
+    set_bad("webhook.a1234567890123456789012345678901b.url=http://x/", "expected webhook.NAME.key");
+    set_bad("webhook.p.url=ftp://x/", "webhook.p.url = \"ftp://x/\": must start with http://");
+    set_bad("webhook.p.url=http://", "missing host");
+    set_bad("webhook.p.url=http:///path", "missing host");
+    set_bad("webhook.p.url=http://a b/", "contains a blank");
+    set_bad("webhook.p.events=INACTIVITY", "webhook.p.events = \"INACTIVITY\": expected all, or");
+    set_bad("webhook.p.events=", "expected all");
+    set_bad("webhook.p.batch=0", "expected an integer between 1 and 1000");
+    set_bad("webhook.p.batch=1001", "out of range");
+    set_bad("webhook.p.timeout=5ms", "between 10ms and 10m");
+    set_bad("webhook.p.timeout=10", "a unit is required");
+
+    /* 16 webhooks fit; the 17th is refused and changes nothing. */
+    ls_config_defaults(&c);
+    for (int i = 0; i < LS_WEBHOOKS_MAX; i++) {
+        snprintf(assign, sizeof assign, "webhook.w%d.url=http://127.0.0.1/%d", i, i);
+        set_ok(&c, assign);
+    }
+    ls_config before = c;
+    assert_int_equal(ls_config_set(&c, "webhook.w99.url=http://x/", err, sizeof err), -ENOSPC);
+    assert_non_null(strstr(err, "too many webhooks (at most 16)"));
+    assert_memory_equal(&c, &before, sizeof c);
+    set_ok(&c, "webhook.W3.batch=7"); /* an existing one still can be changed */
+    assert_int_equal(c.webhooks[3].batch, 7);
+
+    /* A section without url. */
+    ls_config_defaults(&c);
+    set_ok(&c, "webhook.lonely.batch=2");
+    assert_int_equal(ls_config_validate(&c, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "webhook.lonely: url is required");
+}
+
+static void test_webhook_file(void **state)
+{
+    ls_config c, before;
+    char path[64], err[512] = "";
+    (void)state;
+
+    ls_config_defaults(&c);
+    assert_int_equal(ini_load(&c,
+                              "[http]\nthreads = 2\n"
+                              "[webhook.pager]\nurl = http://127.0.0.1:9999/hook ; the pager\n"
+                              "events = INACTIVITY_EVENT, ACTIVITY_EVENT\nsecret = abc\n"
+                              "[Webhook.Archive]\nurl = https://example.com/\nbatch = 100\n",
+                              path, err, sizeof err),
+                     0);
+    assert_int_equal(c.http_threads, 2);
+    assert_int_equal(c.nwebhooks, 2);
+    assert_string_equal(c.webhooks[0].url, "http://127.0.0.1:9999/hook");
+    assert_int_equal(c.webhooks[0].events, 3);
+    assert_string_equal(c.webhooks[0].secret, "abc");
+    assert_string_equal(c.webhooks[1].name, "archive");
+    assert_int_equal(c.webhooks[1].batch, 100);
+
+    /* An error in a section names the file, the line and the key; nothing applies. */
+    ls_config_defaults(&c);
+    before = c;
+    assert_true(ini_load(&c, "[webhook.pager]\nurl = http://x/\nbatch = many\n", path, err,
+                         sizeof err) < 0);
+    assert_non_null(strstr(err, ":3: webhook.pager.batch = \"many\": expected an integer"));
+    assert_memory_equal(&c, &before, sizeof c);
+    assert_true(ini_load(&c, "[webhook.pager]\nurl = http://x/\nretries = 3\n", path, err,
+                         sizeof err) < 0);
+    assert_non_null(strstr(err, ":3: unknown key \"webhook.pager.retries\""));
+    assert_true(ini_load(&c, "[webhook]\nurl = http://x/\n", path, err, sizeof err) < 0);
+    assert_non_null(strstr(err, ":2: \"webhook.url\": expected webhook.NAME.key"));
+    assert_memory_equal(&c, &before, sizeof c);
+}
+
+static void test_webhook_env(void **state)
+{
+    char *env[] = {
+        "LASTSEEN_WEBHOOK_ON_CALL_URL=http://127.0.0.1:1/x",
+        "LASTSEEN_WEBHOOK_ON_CALL_EVENTS=inactivity_event",
+        "LASTSEEN_WEBHOOK_PAGER_SECRET=k",
+        "LASTSEEN_WEBHOOK_PAGER_URL=https://p/",
+        NULL,
+    };
+    char *bad_key[] = {"LASTSEEN_WEBHOOK_PAGER_URI=http://x/", NULL};
+    char *no_name[] = {"LASTSEEN_WEBHOOK_URL=http://x/", NULL};
+    char *bad_value[] = {"LASTSEEN_WEBHOOK_PAGER_URL=http://x/", "LASTSEEN_WEBHOOK_PAGER_BATCH=x",
+                         NULL};
+    ls_config c, before;
+    char err[512] = "";
+    (void)state;
+
+    ls_config_defaults(&c);
+    if (ls_config_apply_env(&c, env, err, sizeof err) != 0) fail_msg("env failed: %s", err);
+    assert_int_equal(c.nwebhooks, 2);
+    assert_string_equal(c.webhooks[0].name, "on_call");
+    assert_string_equal(c.webhooks[0].url, "http://127.0.0.1:1/x");
+    assert_int_equal(c.webhooks[0].events, 2);
+    assert_string_equal(c.webhooks[1].name, "pager");
+    assert_string_equal(c.webhooks[1].secret, "k");
+    assert_string_equal(c.webhooks[1].url, "https://p/");
+    assert_int_equal(ls_config_validate(&c, err, sizeof err), 0);
+
+    ls_config_defaults(&c);
+    before = c;
+    assert_true(ls_config_apply_env(&c, bad_key, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "unknown variable LASTSEEN_WEBHOOK_PAGER_URI"));
+    assert_true(ls_config_apply_env(&c, no_name, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "unknown variable LASTSEEN_WEBHOOK_URL"));
+    assert_true(ls_config_apply_env(&c, bad_value, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "environment LASTSEEN_WEBHOOK_PAGER_BATCH: webhook.pager.batch = \"x\""));
+    assert_memory_equal(&c, &before, sizeof c); /* the layer applies fully or not at all */
+}
+
+static void test_webhook_help(void **state)
+{
+    char *out = capture(ls_config_print_help);
+    (void)state;
+
+    assert_non_null(strstr(out, "webhook.NAME.url"));
+    assert_non_null(strstr(out, "webhook.NAME.events"));
+    assert_non_null(strstr(out, "webhook.NAME.secret"));
+    assert_non_null(strstr(out, "webhook.NAME.batch"));
+    assert_non_null(strstr(out, "webhook.NAME.timeout"));
+    free(out);
+    /* docs/configuration.md documents every webhook key by hand. */
+    char *doc = file_slurp("docs/configuration.md");
+    static const char *const keys[] = {"url", "events", "secret", "batch", "timeout"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "`webhook.NAME.%s`<br>`LASTSEEN_WEBHOOK_NAME_%c", keys[i],
+                 keys[i][0] - 32);
+        if (!strstr(doc, want)) fail_msg("docs/configuration.md lacks webhook.NAME.%s", keys[i]);
+    }
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +1001,12 @@ int main(void)
         cmocka_unit_test(test_markdown),
         cmocka_unit_test(test_docs_agree),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_event_types),
+        cmocka_unit_test(test_webhook_set),
+        cmocka_unit_test(test_webhook_errors),
+        cmocka_unit_test(test_webhook_file),
+        cmocka_unit_test(test_webhook_env),
+        cmocka_unit_test(test_webhook_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,62 @@ static void test_strict_fires_passed_deadline_with_real_ts(void **state)
     ls_engine_close(e);
 }
 
+/*
+ * The wall clock was stepped 2 h back while the daemon was down: the stored
+ * lastActivityTime lies 2 h in the future.  Under either policy the device
+ * stays active and goes inactive one timeout after the restart (it was heard
+ * "now" at the latest), not 2 h + timeout later; lastActivityTime and the
+ * reported deadline keep the stored wall time.
+ */
+static void restore_after_step_back(ls_restart_policy policy)
+{
+    captured c = {0};
+    ls_engine *e = make(&c);
+    int64_t last = WALL0 + 2 * 3600 * 1000LL;
+    ls_device_state st = {.active = 1, .last_activity = last};
+    assert_int_equal(ls_engine_restore(e, "d", 1, &st, policy, at(1000, WALL0)), 0);
+    ls_engine_tick(e, at(1000, WALL0));
+    assert_int_equal(c.n, 0);
+    assert_true(ls_engine_find(e, "d", 1)->active);
+    assert_int_equal(ls_engine_find(e, "d", 1)->last_activity, last);
+    ls_engine_tick(e, at(1000 + 9999, WALL0 + 9999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(1000 + 10000, WALL0 + 10000));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.type[0], LS_EV_INACTIVITY);
+    assert_int_equal(c.ts[0], last + 10000);
+    assert_int_equal(c.at[0], WALL0 + 10000);
+    ls_engine_close(e);
+}
+
+static void test_grace_after_clock_step_back(void **state)
+{
+    (void)state;
+    restore_after_step_back(LS_RESTART_GRACE);
+}
+
+static void test_strict_after_clock_step_back(void **state)
+{
+    (void)state;
+    restore_after_step_back(LS_RESTART_STRICT);
+}
+
+/* Within max_clock_skew (5 s) a future lastActivityTime is taken as it is,
+ * as a live activity's ts would be: strict keeps that deadline. */
+static void test_strict_keeps_deadline_within_skew(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_device_state st = {.active = 1, .last_activity = WALL0 + 5000};
+    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_STRICT, at(0, WALL0)), 0);
+    ls_engine_tick(e, at(14999, WALL0 + 14999));
+    assert_int_equal(c.n, 0);
+    ls_engine_tick(e, at(15000, WALL0 + 15000));
+    assert_int_equal(c.n, 1);
+    ls_engine_close(e);
+}
+
 static void test_restore_inactive_and_fields(void **state)
 {
     (void)state;
@@ -198,6 +254,61 @@ static void test_dirty_tracking(void **state)
     ls_engine_close(e);
 }
 
+/* The batch path restores exactly what one-by-one restores would, in a
+ * pre-sized index, and reports each item's result. */
+static void test_restore_batch_matches_single(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static ls_restore_item items[N + 3];
+    static char ids[N][16];
+    static int rcs[N + 3];
+    captured c1 = {0}, c2 = {0};
+    ls_engine *one = make(&c1), *batch = make(&c2);
+    ls_now now = at(1000, WALL0);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "dev-%d", i);
+        items[i] = (ls_restore_item){.id = ids[i], .len = strlen(ids[i]),
+                                     .st = {.active = (uint8_t)(i % 3 != 0), .last_activity = WALL0 - i,
+                                            .timeout_ms = i % 5 ? 0 : 1000 + i, .sessions = (uint32_t)(i % 2),
+                                            .type = i % 7 ? NULL : "meter", .type_len = i % 7 ? 0 : 5}};
+    }
+    items[N] = (ls_restore_item){.id = "bad\x01id", .len = 6, .st = {.active = 1}};
+    items[N + 1] = (ls_restore_item){.id = "tmo", .len = 3, .st = {.timeout_ms = -5}};
+    items[N + 2] = items[5]; /* a repeat replaces, as a single restore does */
+    assert_int_equal(ls_engine_reserve(batch, N), 0);
+    assert_int_equal(ls_engine_restore_batch(batch, items, N + 3, LS_RESTART_GRACE, now, rcs), N + 1);
+    assert_int_equal(rcs[N], LS_EBADID);
+    assert_int_equal(rcs[N + 1], LS_EINVAL);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[N + 2], 0);
+    for (int i = 0; i < N + 3; i++) {
+        int rc = ls_engine_restore(one, items[i].id, items[i].len, &items[i].st, LS_RESTART_GRACE, now);
+        assert_int_equal(rc, rcs[i]);
+    }
+    ls_engine_stats s1, s2;
+    ls_engine_get_stats(one, &s1);
+    ls_engine_get_stats(batch, &s2);
+    assert_int_equal(s2.devices, N);
+    assert_int_equal(s1.devices, s2.devices);
+    assert_int_equal(s1.active, s2.active);
+    assert_int_equal(s1.sessions, s2.sessions);
+    for (int i = 0; i < N; i++) {
+        const ls_device *a = ls_engine_find(one, ids[i], strlen(ids[i]));
+        const ls_device *b = ls_engine_find(batch, ids[i], strlen(ids[i]));
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(a->active, b->active);
+        assert_int_equal(a->last_activity, b->last_activity);
+        assert_int_equal(a->timeout_ms, b->timeout_ms);
+        assert_string_equal(ls_engine_type_name(one, a), ls_engine_type_name(batch, b));
+        assert_int_equal(ls_engine_next_wakeup(one), ls_engine_next_wakeup(batch));
+    }
+    assert_int_equal(c1.n + c2.n, 0); /* restoring emits nothing */
+    ls_engine_close(one);
+    ls_engine_close(batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,8 +316,12 @@ int main(void)
         cmocka_unit_test(test_grace_keeps_later_old_deadline),
         cmocka_unit_test(test_grace_uses_restart_plus_timeout),
         cmocka_unit_test(test_strict_fires_passed_deadline_with_real_ts),
+        cmocka_unit_test(test_grace_after_clock_step_back),
+        cmocka_unit_test(test_strict_after_clock_step_back),
+        cmocka_unit_test(test_strict_keeps_deadline_within_skew),
         cmocka_unit_test(test_restore_inactive_and_fields),
         cmocka_unit_test(test_dirty_tracking),
+        cmocka_unit_test(test_restore_batch_matches_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

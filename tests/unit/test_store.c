@@ -11,6 +11,9 @@
  * format, a foreign LMDB file, garbage and truncated data.mdb, a short
  * device record.  Damage is made with raw LMDB calls or file writes while
  * the store is closed (LMDB forbids opening one env twice in a process).
+ * Read-only opens: nothing created for a missing store, every read works,
+ * writes refused and data.mdb unchanged, and a read-only reader keeps up
+ * with a writer in another (forked) process that grows the map.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -724,6 +728,163 @@ static void test_reads_during_growth(void **state)
     ls_store_close(s);
 }
 
+/* ---- tests: read-only ------------------------------------------------------ */
+
+static int open_ro(const fixture *f, ls_store **s)
+{
+    ls_store_options o = {.read_only = 1};
+    *s = (ls_store *)&o; /* must be reset to NULL on failure */
+    int rc = ls_store_open(s, f->dir, &o);
+    if (rc < 0) assert_null(*s);
+    return rc;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long n = ftell(fp);
+    rewind(fp);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void test_read_only_missing(void **state)
+{
+    fixture *f = *state;
+    struct stat sb;
+    ls_store *s;
+    /* No directory: not created. */
+    assert_int_equal(open_ro(f, &s), -ENOENT);
+    assert_int_equal(stat(f->dir, &sb), -1);
+    /* An empty directory: nothing created in it. */
+    assert_int_equal(mkdir(f->dir, 0755), 0);
+    assert_int_equal(open_ro(f, &s), -ENOENT);
+    assert_int_equal(stat(path_in(f, "data.mdb"), &sb), -1);
+    assert_int_equal(stat(path_in(f, "lock.mdb"), &sb), -1);
+    /* An LMDB environment nobody initialised as a store: still no store, still untouched. */
+    MDB_env *env;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS, 0644), 0);
+    mdb_env_close(env);
+    off_t before = file_size(path_in(f, "data.mdb"));
+    assert_int_equal(open_ro(f, &s), -ENOENT);
+    assert_int_equal(file_size(path_in(f, "data.mdb")), before);
+    /* The writable open turns it into a store; then read-only works. */
+    assert_int_equal(open_rc(f), 0);
+    assert_int_equal(open_ro(f, &s), 0);
+    assert_int_equal(ls_store_device_count(s), 0);
+    ls_store_close(s);
+}
+
+static void test_read_only_reads(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "a", NULL, 10);
+    put_dev(b, "b", "pump", 11);
+    assert_int_equal(ls_store_batch_cursor(b, "sink", 2), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    add_events(s, 1, 3);
+    ls_store_close(s);
+    size_t len0, len1;
+    char *before = read_file(path_in(f, "data.mdb"), &len0);
+
+    assert_int_equal(open_ro(f, &s), 0);
+    got g = load_all(s);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.v[0].id, "a");
+    assert_true(g.v[0].type_null);
+    assert_int_equal(g.v[0].d.timeout_ms, 10);
+    assert_int_equal(g.v[0].d.inactivity_alarm, 14);
+    assert_string_equal(g.v[1].type, "pump");
+    assert_int_equal(g.v[1].d.sessions, 11);
+    assert_int_equal(g.v[1].d.active, 1);
+    free(g.v);
+    check_range(s, 0, 10, 1, 3);
+    assert_int_equal(ls_store_last_seq(s), 3);
+    assert_int_equal(ls_store_cursor(s, "sink"), 2);
+    /* Writes are refused, and nothing changed on disk. */
+    assert_int_equal(ls_store_write(s, b), -EROFS);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+    char *after = read_file(path_in(f, "data.mdb"), &len1);
+    assert_int_equal(len0, len1);
+    assert_memory_equal(before, after, len0);
+    free(before);
+    free(after);
+
+    /* A newer format is refused read-only too. */
+    unsigned char v2[4] = {2, 0, 0, 0};
+    raw_put(f, "meta", "format", 6, v2, 4);
+    assert_int_equal(open_ro(f, &s), LS_STORE_EVERSION);
+}
+
+/*
+ * A reader opened read-only while another process writes: the writer grows
+ * the map far past the reader's (1 MiB), so the reader's next transaction
+ * gets MDB_MAP_RESIZED and must adopt the new size, then see everything.
+ */
+static void test_read_only_other_process_grows(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    put_dev(b, "first", NULL, 1);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    ls_store *ro;
+    assert_int_equal(open_ro(f, &ro), 0);
+    uint64_t map0, used;
+    ls_store_usage(ro, &map0, &used);
+    assert_true(map0 <= 2 * MIB);
+    assert_int_equal(ls_store_device_count(ro), 1);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child is the writer; no cmocka here. */
+        ls_store_options o = {.initial_size = MIB};
+        ls_store *w;
+        int ok = ls_store_open(&w, f->dir, &o) == 0;
+        for (int i = 0; ok && i < 20; i++)
+            ok = write_big_events(w, 1 + (uint64_t)i * 1000, 1000, 1000) == 0;
+        ls_store_batch *wb = ls_store_batch_new();
+        char id[32];
+        for (int i = 0; ok && i < 1000; i++) {
+            snprintf(id, sizeof(id), "dev-%04d", i);
+            ls_store_device d = {.id = id, .id_len = strlen(id), .timeout_ms = i + 1};
+            ok = ls_store_batch_put_device(wb, &d) == 0;
+        }
+        ok = ok && ls_store_write(w, wb) == 0;
+        ls_store_batch_free(wb);
+        if (ok) ls_store_close(w);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    got g = load_all(ro);
+    assert_int_equal(g.n, 1001);
+    assert_string_equal(g.v[1000].id, "first");
+    assert_int_equal(g.v[999].d.timeout_ms, 1000);
+    free(g.v);
+    verify_events(ro, 1, 20000, 1000);
+    uint64_t map1;
+    ls_store_usage(ro, &map1, &used);
+    assert_true(map1 > map0 && used >= 20 * 1000 * 1000);
+    ls_store_close(ro);
+}
+
 /* ---- tests: damaged and foreign stores --------------------------------- */
 
 static void test_format_newer(void **state)
@@ -942,6 +1103,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_device_record, setup, teardown),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test_setup_teardown(test_read_only_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_other_process_grows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,462 @@
+/*
+ * stream.c - GET /api/v1/events/stream: committed events as Server-Sent
+ * Events, live, resumable with Last-Event-ID.
+ *
+ * Threads.  libmicrohttpd serves every connection from its polling thread
+ * (or one of a pool): nothing here may block it.  A stream is a
+ * callback response of unknown size (chunked); MHD calls stream_cb() when
+ * the socket can take more.  The callback reads the next events straight
+ * from the outbox after the stream's cursor (an LMDB read transaction,
+ * microseconds, no lock shared with the engine), formats them into a small
+ * per-stream buffer and hands MHD what fits.  When there is nothing to
+ * send it suspends the connection (MHD_suspend_connection, allowed from a
+ * content reader) and returns 0; MHD then leaves it alone.  One pump
+ * thread waits for commits (ls_persist_wait) and resumes the suspended
+ * streams that have something new, or whose keep-alive is due.
+ * MHD_USE_THREAD_PER_CONNECTION would let a callback simply block, but MHD
+ * does not combine it with a thread pool (http.threads > 1), and a thread
+ * per client does not scale to many dashboards; suspend/resume works in
+ * both of lastseen's modes.
+ *
+ * Back-pressure.  Events are read from the outbox only as fast as the
+ * client takes them, so a slow client holds no more than its buffer
+ * (FILL_BYTES) and a bounded socket send buffer, and nothing waits for it.
+ * Its backlog - committed events not yet sent to it - is checked by the
+ * pump on every commit and tick: once it has stayed over
+ * http.stream_max_backlog (beyond the backlog the stream started with,
+ * which shrinks as it catches up, so a long replay is allowed) for
+ * BACKLOG_GRACE_MS, the stream is dropped with a logged reason.  The grace
+ * lets a client that reads well absorb a burst (a commit can hold
+ * hundreds of thousands of events after an outage) without being dropped
+ * for a backlog it is about to clear; a client that stopped reading stays
+ * over and goes.  A suspended stream
+ * is resumed so that its callback ends it; one stuck in a full socket is
+ * shut down (shutdown(2) on its socket, under the hub lock, which the
+ * response's free callback also takes before MHD closes that socket).
+ *
+ * Locks: the pump never calls into MHD while holding the hub lock (it
+ * collects the connections to resume and resumes them after unlocking),
+ * because MHD may hold its own locks while it frees a response, and the
+ * free callback takes the hub lock.  A suspended connection cannot go away
+ * before it is resumed, so resuming it after unlocking is safe.
+ *
+ * Suspended connections neither time out nor notice a client leaving, so
+ * each is resumed at least every http.stream_keepalive to write a
+ * keep-alive comment, which also detects a closed client.  All are
+ * resumed before MHD is stopped (MHD requires it).
+ *
+ * Limits: http.max_streams streams at once (503 beyond).
+ */
+#include "api/stream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "api/api.h"
+#include "app/clock.h"
+#include "app/log.h"
+#include "app/persist.h"
+#include "out/format.h"
+
+#define MOD "stream"
+#define FILL_BYTES 32768      /* formatted frames buffered per stream */
+#define READ_CHUNK 512        /* events per outbox read */
+#define SKIP_MARK 10000       /* events passed over before an id-only frame */
+#define MAX_ROUNDS 8          /* fills per callback before giving up the thread */
+#define SNDBUF_BYTES 262144   /* kernel send buffer of a stream socket */
+#define PUMP_TICK_MS 250
+#define BACKLOG_GRACE_MS 5000 /* over the backlog bound this long: dropped */
+
+typedef struct ls_stream {
+    struct ls_streams *hub;
+    struct MHD_Connection *conn;
+    int fd;
+    int slot;
+    char peer[64];
+    ls_event_filter f;
+    ls_buf out;         /* frames not yet handed to MHD (MHD thread only) */
+    size_t off;
+    uint64_t cursor;    /* atomic: last seq put into `out` (or passed over) */
+    uint64_t skipped;   /* events passed over since the last frame */
+    uint64_t id_sent;   /* last seq an id: line was written for */
+    int64_t last_write; /* atomic: mono ms bytes were last handed to MHD */
+    /* Under hub->mu: */
+    int suspended;
+    const char *drop;   /* why the stream is being dropped */
+    uint64_t best_lag;  /* smallest backlog seen: the allowance's base */
+    int64_t over_since; /* mono ms the backlog went over its bound, 0 = not over */
+} ls_stream;
+
+struct ls_streams {
+    ls_daemon *d;
+    pthread_mutex_t mu;
+    int stopping;
+    int open;
+    int max;
+    ls_stream **slots;
+    struct MHD_Connection **resume; /* pump thread: to resume after unlocking */
+    pthread_t pump;
+    int pump_running;
+};
+
+static int64_t mono_ms(void)
+{
+    return ls_clock_mono_ns() / 1000000;
+}
+
+/* ---- the content reader (MHD's thread) -------------------------------- */
+
+typedef struct fill_state {
+    ls_stream *s;
+    uint64_t committed;
+    int stop;
+} fill_state;
+
+static int fill_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    fill_state *st = ud;
+    ls_stream *s = st->s;
+    int type;
+    if (seq > st->committed) {
+        st->stop = 1;
+        return -1;
+    }
+    __atomic_store_n(&s->cursor, seq, __ATOMIC_RELAXED);
+    if (!ls_event_filter_match(&s->f, line, len, &type)) {
+        if (++s->skipped >= SKIP_MARK) { /* move the client's Last-Event-ID on */
+            ls_buf_printf(&s->out, "id: %llu\n\n", (unsigned long long)seq);
+            s->skipped = 0;
+            s->id_sent = seq;
+            st->stop = 1;
+            return -1;
+        }
+        return 0;
+    }
+    ls_buf_printf(&s->out, "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq,
+                  type >= 0 ? ls_event_name((ls_event_type)type) : "message");
+    ls_buf_append(&s->out, line, len);
+    ls_buf_append(&s->out, "\n\n", 2);
+    s->skipped = 0;
+    s->id_sent = seq;
+    if (s->out.len >= FILL_BYTES) {
+        st->stop = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads events after the cursor into `out`, up to `committed`. */
+static void fill(ls_stream *s, uint64_t committed)
+{
+    fill_state st = {.s = s, .committed = committed};
+    while (!st.stop && s->out.len == 0 && s->cursor < committed) {
+        uint64_t before = s->cursor;
+        int64_t n = ls_store_read_events(s->hub->d->store, s->cursor, READ_CHUNK, fill_cb, &st);
+        if (n < 0 && !st.stop) {
+            ls_error(MOD, "%s: cannot read events after seq %llu", s->peer, (unsigned long long)before);
+            return;
+        }
+        if (n == 0 && s->cursor == before) __atomic_store_n(&s->cursor, committed, __ATOMIC_RELAXED);
+    }
+}
+
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    ls_stream *s = cls;
+    struct ls_streams *h = s->hub;
+    int64_t now = mono_ms();
+    (void)pos;
+
+    for (int round = 0;; round++) {
+        if (s->off < s->out.len) {
+            size_t n = s->out.len - s->off;
+            if (n > max) n = max;
+            memcpy(buf, s->out.p + s->off, n);
+            s->off += n;
+            if (s->off == s->out.len) {
+                ls_buf_reset(&s->out);
+                s->off = 0;
+            }
+            __atomic_store_n(&s->last_write, now, __ATOMIC_RELAXED);
+            return (ssize_t)n;
+        }
+        pthread_mutex_lock(&h->mu);
+        const char *drop = s->drop;
+        int stopping = h->stopping;
+        pthread_mutex_unlock(&h->mu);
+        if (drop) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+
+        uint64_t committed = ls_persist_committed(h->d);
+        if (s->cursor < committed && round < MAX_ROUNDS) {
+            fill(s, committed);
+            continue;
+        }
+        if (s->cursor > s->id_sent && round >= MAX_ROUNDS) { /* busy and filtered: mark progress */
+            ls_buf_printf(&s->out, "id: %llu\n\n", (unsigned long long)s->cursor);
+            s->id_sent = s->cursor;
+            s->skipped = 0;
+            continue;
+        }
+        if (now - __atomic_load_n(&s->last_write, __ATOMIC_RELAXED) >= h->d->cfg.http_stream_keepalive) {
+            ls_buf_append(&s->out, ": keep-alive\n\n", 14);
+            continue;
+        }
+        /* Nothing to send: sleep until the pump resumes us.  The check and
+         * the suspension are one step under the lock the pump takes. */
+        pthread_mutex_lock(&h->mu);
+        if (!h->stopping && !s->drop && ls_persist_committed(h->d) <= s->cursor) {
+            s->suspended = 1;
+            MHD_suspend_connection(s->conn);
+            pthread_mutex_unlock(&h->mu);
+            return 0;
+        }
+        pthread_mutex_unlock(&h->mu);
+        if (round > 2 * MAX_ROUNDS) /* events keep coming, none for us: yield the thread */
+            ls_buf_append(&s->out, ": keep-alive\n\n", 14);
+    }
+}
+
+static void stream_free_cb(void *cls)
+{
+    ls_stream *s = cls;
+    struct ls_streams *h = s->hub;
+    pthread_mutex_lock(&h->mu);
+    h->slots[s->slot] = NULL;
+    h->open--;
+    pthread_mutex_unlock(&h->mu);
+    __atomic_fetch_sub(&h->d->metrics.streams_open, 1, __ATOMIC_RELAXED);
+    ls_debug(MOD, "%s: closed at seq %llu", s->peer, (unsigned long long)s->cursor);
+    ls_buf_free(&s->out);
+    free(s);
+}
+
+/* ---- the pump --------------------------------------------------------- */
+
+/* Under h->mu.  Returns the connection to resume after unlocking, or NULL. */
+static struct MHD_Connection *drop_locked(struct ls_streams *h, ls_stream *s, uint64_t lag)
+{
+    s->drop = "backlog";
+    __atomic_fetch_add(&h->d->metrics.streams_dropped, 1, __ATOMIC_RELAXED);
+    ls_warn(MOD,
+            "stream from %s dropped: %llu events behind, over http.stream_max_backlog (%lld) "
+            "beyond its best (%llu) for %d s; the client can resume with Last-Event-ID %llu",
+            s->peer, (unsigned long long)lag, (long long)h->d->cfg.http_stream_max_backlog,
+            (unsigned long long)s->best_lag, BACKLOG_GRACE_MS / 1000, (unsigned long long)s->cursor);
+    if (s->suspended) {
+        s->suspended = 0;
+        return s->conn;
+    }
+    if (s->fd >= 0) shutdown(s->fd, SHUT_RDWR); /* MHD's next write fails: it closes */
+    return NULL;
+}
+
+static void *pump_main(void *arg)
+{
+    struct ls_streams *h = arg;
+    ls_daemon *d = h->d;
+    uint64_t seen = ls_persist_committed(d);
+
+    for (;;) {
+        uint64_t c = ls_persist_wait(d, seen, PUMP_TICK_MS);
+        int64_t now = mono_ms();
+        int n = 0;
+        pthread_mutex_lock(&h->mu);
+        if (h->stopping) {
+            pthread_mutex_unlock(&h->mu);
+            break;
+        }
+        for (int i = 0; i < h->max; i++) {
+            ls_stream *s = h->slots[i];
+            if (!s || s->drop) continue;
+            uint64_t cur = __atomic_load_n(&s->cursor, __ATOMIC_RELAXED);
+            uint64_t lag = c > cur ? c - cur : 0;
+            if (lag < s->best_lag) s->best_lag = lag;
+            if (lag <= s->best_lag + (uint64_t)d->cfg.http_stream_max_backlog) {
+                s->over_since = 0;
+            } else if (!s->over_since) {
+                s->over_since = now;
+            } else if (now - s->over_since >= BACKLOG_GRACE_MS) {
+                struct MHD_Connection *conn = drop_locked(h, s, lag);
+                if (conn) h->resume[n++] = conn;
+                continue;
+            }
+            int64_t quiet = now - __atomic_load_n(&s->last_write, __ATOMIC_RELAXED);
+            if (s->suspended && (cur < c || quiet >= d->cfg.http_stream_keepalive)) {
+                s->suspended = 0;
+                h->resume[n++] = s->conn;
+            }
+        }
+        pthread_mutex_unlock(&h->mu);
+        for (int i = 0; i < n; i++)
+            MHD_resume_connection(h->resume[i]);
+        seen = c;
+    }
+    return NULL;
+}
+
+/* ---- the route -------------------------------------------------------- */
+
+static void peer_name(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+            port = ntohs(a->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(buf, len, "%s:%u", host, port);
+}
+
+enum MHD_Result ls_api_events_stream(ls_req *r)
+{
+    struct ls_streams *h = r->d->streams;
+    ls_event_filter f;
+    uint64_t after;
+    int has_after;
+    enum MHD_Result ok;
+
+    if (ls_api_event_query(r, &f, &after, &has_after, &ok) < 0) return ok;
+    const char *leid = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (leid) {
+        if (ls_api_parse_u64(leid, 0, (uint64_t)INT64_MAX, &after) < 0)
+            return ls_api_error(r, 422, "invalid", "Last-Event-ID must be an event seq");
+        has_after = 1;
+    }
+    uint64_t committed = ls_persist_committed(r->d);
+    if (!has_after) after = committed; /* live only */
+
+    ls_stream *s = calloc(1, sizeof(*s));
+    if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
+    s->hub = h;
+    s->conn = r->conn;
+    s->f = f;
+    s->cursor = s->id_sent = after;
+    s->best_lag = committed > after ? committed - after : 0;
+    s->last_write = mono_ms();
+    s->fd = -1;
+    ls_buf_init(&s->out, (size_t)FILL_BYTES + 2 * (LS_ID_MAX * 6 + 1024));
+    peer_name(r->conn, s->peer, sizeof(s->peer));
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fi) s->fd = fi->connect_fd;
+
+    pthread_mutex_lock(&h->mu);
+    int slot = -1;
+    if (!h->stopping && h->open < h->max)
+        for (int i = 0; i < h->max && slot < 0; i++)
+            if (!h->slots[i]) slot = i;
+    if (slot >= 0) {
+        h->slots[slot] = s;
+        h->open++;
+        s->slot = slot;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (slot < 0) {
+        ls_buf_free(&s->out);
+        free(s);
+        __atomic_fetch_add(&r->d->metrics.streams_refused, 1, __ATOMIC_RELAXED);
+        return ls_api_error(r, 503, "too_many_streams", "http.max_streams (%lld) event streams are open",
+                            (long long)r->d->cfg.http_max_streams);
+    }
+    __atomic_fetch_add(&r->d->metrics.streams_open, 1, __ATOMIC_RELAXED);
+
+    /* A bounded kernel buffer keeps a stalled client's cost small and makes
+     * it visible as backlog soon. */
+    int sndbuf = SNDBUF_BYTES;
+    if (s->fd >= 0) setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    ls_buf_printf(&s->out, "retry: 1000\n: lastseen events after %llu\n\n", (unsigned long long)after);
+
+    /* From here the response owns s: stream_free_cb releases it, even if
+     * queueing fails. */
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_cb, s, stream_free_cb);
+    if (!resp) {
+        stream_free_cb(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    ok = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    r->status = 200;
+    ls_info(MOD, "stream from %s opened after seq %llu (%llu behind)", s->peer, (unsigned long long)after,
+            (unsigned long long)(committed > after ? committed - after : 0));
+    return ok;
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+int ls_streams_start(struct ls_streams **out, ls_daemon *d)
+{
+    struct ls_streams *h = calloc(1, sizeof(*h));
+    if (!h) return -ENOMEM;
+    h->d = d;
+    h->max = (int)d->cfg.http_max_streams;
+    h->slots = calloc((size_t)h->max, sizeof(*h->slots));
+    h->resume = calloc((size_t)h->max, sizeof(*h->resume));
+    if (!h->slots || !h->resume) {
+        free(h->slots);
+        free(h->resume);
+        free(h);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    int rc = pthread_create(&h->pump, NULL, pump_main, h);
+    if (rc) {
+        pthread_mutex_destroy(&h->mu);
+        free(h->slots);
+        free(h->resume);
+        free(h);
+        return -rc;
+    }
+    h->pump_running = 1;
+    *out = h;
+    return 0;
+}
+
+void ls_streams_quiesce(struct ls_streams *h)
+{
+    if (!h) return;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = 1;
+    pthread_mutex_unlock(&h->mu);
+    if (h->pump_running) pthread_join(h->pump, NULL); /* wakes within PUMP_TICK_MS */
+    h->pump_running = 0;
+    /* With the pump gone and `stopping` set, no stream suspends again. */
+    int n = 0;
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < h->max; i++) {
+        ls_stream *s = h->slots[i];
+        if (s && s->suspended) {
+            s->suspended = 0;
+            h->resume[n++] = s->conn;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < n; i++)
+        MHD_resume_connection(h->resume[i]);
+}
+
+void ls_streams_free(struct ls_streams *h)
+{
+    if (!h) return;
+    pthread_mutex_destroy(&h->mu);
+    free(h->slots);
+    free(h->resume);
+    free(h);
+}

@@ -1,0 +1,19 @@
+/*
+ * stream.h - the event streams of GET /api/v1/events/stream (stream.c).
+ */
+#ifndef LS_STREAM_H
+#define LS_STREAM_H
+
+#include "app/daemon.h"
+
+/* Sets up the stream table and starts its pump thread.  0 or negative. */
+int ls_streams_start(struct ls_streams **out, ls_daemon *d);
+
+/* Ends every stream: resumes the suspended ones (their callbacks then end
+ * the response) and stops the pump.  Call before MHD_stop_daemon(). */
+void ls_streams_quiesce(struct ls_streams *h);
+
+/* Frees the table, once MHD has released every stream (after it stopped). */
+void ls_streams_free(struct ls_streams *h);
+
+#endif

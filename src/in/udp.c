@@ -1,0 +1,289 @@
+/*
+ * udp.c - UDP heartbeat input: the cheapest way for a device to say "alive".
+ *
+ * A datagram carries one or more lines "<device-id>[ <ts-ms>]", separated
+ * by '\n' (a '\r' before it is ignored).  Each good line is an activity of
+ * that device at ts (wall ms) or at receive time; a bad line is counted by
+ * reason and skipped, and the rest of the datagram still counts.  There is
+ * no reply: UDP senders do not wait, so nothing here waits for a commit
+ * either (transitions are committed with the next group commit, like any).
+ *
+ * One thread owns the socket.  It sleeps in poll(2), then drains the socket
+ * with recvmmsg(2), UDP_VLEN datagrams a call, and applies their lines to
+ * the engine with ls_engine_activity_batch() under one lock per
+ * UDP_BATCH lines: the lock and the clock read are paid per batch, not per
+ * heartbeat, and the engine's prefetching batch path does the rest.
+ *
+ * Loss.  UDP drops datagrams when the socket's receive buffer overflows;
+ * udp.rcvbuf sets it (SO_RCVBUFFORCE when running as root, so it is not
+ * capped by net.core.rmem_max).  Datagrams larger than UDP_DGRAM_MAX are
+ * truncated by the kernel: the complete lines are kept and the datagram is
+ * counted as truncated.
+ *
+ * Memory: UDP_VLEN x UDP_DGRAM_MAX bytes of buffers (4 MiB) plus the batch.
+ */
+#include "in/udp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "app/clock.h"
+#include "app/daemon.h"
+#include "app/log.h"
+#include "app/net.h"
+
+#define UDP_VLEN 64
+#define UDP_DGRAM_MAX 65536
+#define UDP_BATCH 4096
+
+struct ls_udp {
+    ls_daemon *d;
+    int fd, stop_fd;
+    pthread_t thread;
+    int running;
+    ls_udp_stats stats; /* updated with atomics by the thread */
+    int metrics_src;    /* this input in the daemon's /metrics */
+    char *bufs;
+    struct mmsghdr msgs[UDP_VLEN];
+    struct iovec iov[UDP_VLEN];
+    ls_activity items[UDP_BATCH];
+    size_t n;
+};
+
+static const char *const reject_names[LS_UDP__REJECTS] = {"bad_id", "bad_ts", "bad_line", "truncated",
+                                                          "refused"};
+
+const char *ls_udp_reject_name(ls_udp_reject r)
+{
+    return (unsigned)r < LS_UDP__REJECTS ? reject_names[r] : "unknown";
+}
+
+static void count(uint64_t *c, uint64_t n)
+{
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* A rejection, in this input's counters and in /metrics' reasons. */
+static void reject(struct ls_udp *u, ls_udp_reject why, uint64_t n)
+{
+    static const ls_reject_reason as_metric[LS_UDP__REJECTS] = {
+        [LS_UDP_BAD_ID] = LS_REJECT_INVALID,     [LS_UDP_BAD_TS] = LS_REJECT_INVALID,
+        [LS_UDP_BAD_LINE] = LS_REJECT_MALFORMED, [LS_UDP_TRUNCATED] = LS_REJECT_TOO_LARGE,
+        [LS_UDP_REFUSED] = LS_REJECT_DEVICE_LIMIT,
+    };
+    if (n == 0) return;
+    count(&u->stats.rejected[why], n);
+    ls_metrics_rejected(&u->d->metrics, u->metrics_src, as_metric[why], n);
+}
+
+void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!u) return;
+    out->datagrams = __atomic_load_n(&u->stats.datagrams, __ATOMIC_RELAXED);
+    out->activities = __atomic_load_n(&u->stats.activities, __ATOMIC_RELAXED);
+    for (int i = 0; i < LS_UDP__REJECTS; i++)
+        out->rejected[i] = __atomic_load_n(&u->stats.rejected[i], __ATOMIC_RELAXED);
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int64_t *ts,
+                      ls_udp_reject *why)
+{
+    const char *end = p + n;
+    if (end > p && end[-1] == '\r') end--;
+    while (p < end && is_space(*p)) p++;
+    while (end > p && is_space(end[-1])) end--;
+    if (p == end) return 1;
+    const char *q = p;
+    while (q < end && !is_space(*q)) q++;
+    *id = p;
+    *len = (size_t)(q - p);
+    *ts = 0;
+    if (ls_id_check(p, *len)) {
+        *why = LS_UDP_BAD_ID;
+        return -1;
+    }
+    while (q < end && is_space(*q)) q++;
+    if (q == end) return 0;
+    int64_t v = 0;
+    for (; q < end && !is_space(*q); q++) {
+        if (*q < '0' || *q > '9' || v > (INT64_MAX - (*q - '0')) / 10) {
+            *why = LS_UDP_BAD_TS;
+            return -1;
+        }
+        v = v * 10 + (*q - '0');
+    }
+    if (q != end) {
+        *why = LS_UDP_BAD_LINE;
+        return -1;
+    }
+    if (v <= 0) {
+        *why = LS_UDP_BAD_TS;
+        return -1;
+    }
+    *ts = v;
+    return 0;
+}
+
+/* Applies the pending lines to the engine under one lock. */
+static void apply(struct ls_udp *u)
+{
+    if (u->n == 0) return;
+    ls_daemon_lock(u->d);
+    size_t applied = ls_engine_activity_batch(u->d->engine, u->items, u->n, ls_clock_now(), NULL);
+    ls_daemon_unlock(u->d);
+    count(&u->stats.activities, applied);
+    ls_metrics_activities(&u->d->metrics, u->metrics_src, applied);
+    reject(u, LS_UDP_REFUSED, u->n - applied);
+    u->n = 0;
+}
+
+/* Queues every complete line of one datagram.  Lines point into its buffer,
+ * so the caller applies them before the buffer is reused. */
+static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
+{
+    const char *end = p + n;
+    if (truncated) {
+        reject(u, LS_UDP_TRUNCATED, 1);
+        const char *nl = memrchr(p, '\n', n);
+        end = nl ? nl : p; /* the cut-off last line is not a line */
+    }
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *id;
+        size_t len;
+        int64_t ts;
+        ls_udp_reject why;
+        int rc = ls_udp_parse_line(p, (size_t)(le - p), &id, &len, &ts, &why);
+        if (rc < 0) {
+            reject(u, why, 1);
+        } else if (rc == 0) {
+            u->items[u->n++] = (ls_activity){.id = id, .len = (uint32_t)len, .ts = ts};
+            if (u->n == UDP_BATCH) apply(u);
+        }
+        p = le + 1;
+    }
+}
+
+static void *udp_main(void *arg)
+{
+    struct ls_udp *u = arg;
+    struct pollfd pf[2] = {{.fd = u->fd, .events = POLLIN}, {.fd = u->stop_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            ls_error("udp", "poll: %s", strerror(errno));
+            break;
+        }
+        if (pf[1].revents) break;
+        for (;;) { /* drain what is queued, UDP_VLEN datagrams at a time */
+            for (int i = 0; i < UDP_VLEN; i++) {
+                u->iov[i] = (struct iovec){u->bufs + (size_t)i * UDP_DGRAM_MAX, UDP_DGRAM_MAX};
+                u->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &u->iov[i], .msg_iovlen = 1};
+            }
+            int got = recvmmsg(u->fd, u->msgs, UDP_VLEN, MSG_DONTWAIT, NULL);
+            if (got < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    ls_warn("udp", "recvmmsg: %s", strerror(errno));
+                break;
+            }
+            count(&u->stats.datagrams, (uint64_t)got);
+            for (int i = 0; i < got; i++)
+                datagram(u, u->bufs + (size_t)i * UDP_DGRAM_MAX, u->msgs[i].msg_len,
+                         (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
+            apply(u); /* before the buffers are reused */
+            if (got < UDP_VLEN) break;
+        }
+    }
+    return NULL;
+}
+
+static void set_rcvbuf(int fd, int64_t bytes)
+{
+    int v = bytes > INT32_MAX / 2 ? INT32_MAX / 2 : (int)bytes;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) == 0) return;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) < 0)
+        ls_warn("udp", "SO_RCVBUF %d: %s", v, strerror(errno));
+    int got = 0;
+    socklen_t gl = sizeof(got);
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got / 2 < v)
+        ls_warn("udp", "receive buffer is %d bytes, not the %d of udp.rcvbuf (raise net.core.rmem_max)",
+                got / 2, v);
+}
+
+int ls_udp_start(struct ls_udp **out, ls_daemon *d)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    *out = NULL;
+    int family = ls_net_parse_addr(d->cfg.udp_listen, &ss, &sl);
+    if (family < 0) {
+        ls_error("udp", "udp.listen = \"%s\": expected host:port with a numeric address", d->cfg.udp_listen);
+        return -EINVAL;
+    }
+    struct ls_udp *u = calloc(1, sizeof(*u));
+    if (!u || !(u->bufs = malloc((size_t)UDP_VLEN * UDP_DGRAM_MAX))) {
+        free(u);
+        return -ENOMEM;
+    }
+    u->d = d;
+    u->metrics_src = ls_metrics_source(&d->metrics, "udp");
+    u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    u->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int rc = 0;
+    if (u->fd < 0 || u->stop_fd < 0) {
+        rc = -errno;
+        ls_error("udp", "socket: %s", strerror(errno));
+    } else {
+        set_rcvbuf(u->fd, d->cfg.udp_rcvbuf);
+        if (bind(u->fd, (struct sockaddr *)&ss, sl) < 0) {
+            rc = -errno;
+            ls_error("udp", "cannot bind %s: %s", d->cfg.udp_listen, strerror(errno));
+        }
+    }
+    if (rc == 0 && (rc = -pthread_create(&u->thread, NULL, udp_main, u)) == 0) u->running = 1;
+    if (rc < 0) {
+        ls_udp_stop(u);
+        return rc;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    unsigned port = 0;
+    if (getsockname(u->fd, (struct sockaddr *)&bound, &bl) == 0)
+        port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    char host[256];
+    ls_net_host_part(d->cfg.udp_listen, host, sizeof(host));
+    ls_info("udp", "receiving heartbeats on %s:%u", host, port);
+    *out = u;
+    return 0;
+}
+
+void ls_udp_stop(struct ls_udp *u)
+{
+    if (!u) return;
+    if (u->running) {
+        uint64_t one = 1;
+        ssize_t w = write(u->stop_fd, &one, sizeof(one));
+        (void)w;
+        pthread_join(u->thread, NULL);
+    }
+    if (u->fd >= 0) close(u->fd);
+    if (u->stop_fd >= 0) close(u->stop_fd);
+    free(u->bufs);
+    free(u);
+}

@@ -1,0 +1,46 @@
+/*
+ * udp.h - UDP heartbeat input.  See udp.c.
+ */
+#ifndef LS_UDP_H
+#define LS_UDP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ls_daemon;
+struct ls_udp;
+
+/* Why a line was skipped (counted per reason). */
+typedef enum ls_udp_reject {
+    LS_UDP_BAD_ID = 0,  /* empty, over 256 bytes, bad UTF-8 or controls */
+    LS_UDP_BAD_TS,      /* the timestamp is not 1..int64 decimal ms */
+    LS_UDP_BAD_LINE,    /* more than two fields */
+    LS_UDP_TRUNCATED,   /* the datagram was larger than the receive buffer */
+    LS_UDP_REFUSED,     /* the engine refused it (state.max_devices) */
+    LS_UDP__REJECTS
+} ls_udp_reject;
+
+typedef struct ls_udp_stats {
+    uint64_t datagrams;
+    uint64_t activities; /* lines applied */
+    uint64_t rejected[LS_UDP__REJECTS];
+} ls_udp_stats;
+
+/* Binds udp.listen and starts the receiving thread.  0 or < 0 (logged). */
+int ls_udp_start(struct ls_udp **out, struct ls_daemon *d);
+void ls_udp_stop(struct ls_udp *u);
+
+/* A consistent-enough copy of the counters (each read atomically). */
+void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out);
+const char *ls_udp_reject_name(ls_udp_reject r);
+
+/*
+ * Parses one line "<device-id>[ <ts-ms>]" (no newline; a trailing '\r' and
+ * spaces around the fields are ignored).  On success sets *id, *len and *ts
+ * (0 = now) and returns 0; an empty line returns 1 (skipped silently); a bad
+ * one returns -1 with *why set.  Pure, for the tests and the fuzzer.
+ */
+int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int64_t *ts,
+                      ls_udp_reject *why);
+
+#endif

@@ -1,0 +1,481 @@
+/*
+ * webhook.c - delivering committed events to HTTP endpoints.
+ *
+ * Each [webhook.NAME] is a durable sink ("webhook.NAME", persist.h): it
+ * reads committed events from the outbox after its cursor, POSTs them, and
+ * acknowledges them once the endpoint answered 2xx; the next commit makes
+ * that its durable cursor.  So delivery is at least once and in seq order,
+ * and an endpoint that is down only makes its own events wait in the
+ * outbox (which keeps them past events.retention until they are
+ * delivered): nothing is dropped and no other webhook is held up.
+ *
+ * One thread serves every webhook with libcurl's multi interface: each
+ * webhook has at most one POST in flight (that is what keeps its order
+ * under retries), and curl_multi_poll() waits on all their sockets, on an
+ * eventfd the committer writes when new events are committed
+ * (ls_persist_watch) and on the earliest retry.  A POST that fails (no
+ * connection, a timeout, any status but 2xx) is retried with the same
+ * body after a back-off of 100 ms doubling to 30 s, with jitter so that
+ * many lastseen instances do not hammer a recovering endpoint in step.
+ *
+ * A batch is built from the outbox by reading at most SCAN_MAX events: the
+ * ones the webhook's `events` filter leaves out are skipped, the others
+ * appended until `batch` are in.  A scan that finds nothing to send simply
+ * acknowledges what it skipped.  The body is the event line itself
+ * (batch = 1) or a JSON array of lines; with a secret, it is signed with
+ * HMAC-SHA256 (OpenSSL) in X-Lastseen-Signature.
+ *
+ * Cost: one outbox read transaction per batch, one POST per batch, one
+ * acknowledgement (a short critical section) per 2xx.  Memory: one body
+ * of at most `batch` events per webhook.
+ */
+#include "out/webhook.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "app/clock.h"
+#include "app/log.h"
+#include "app/persist.h"
+#include "out/format.h"
+
+#define MOD "webhook"
+#define SCAN_MAX 4096   /* events looked at to build one batch */
+#define READ_CHUNK 1024 /* events per outbox read */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
+#define IDLE_POLL_MS 1000
+#define BODY_MAX ((size_t)16 << 20)
+
+typedef struct hook {
+    ls_webhook_config cfg;
+    char sink_name[LS_SINK_NAME_MAX];
+    int sink;
+    CURL *easy;
+    struct curl_slist *headers; /* of the POST in flight */
+    char errbuf[CURL_ERROR_SIZE];
+    ls_buf body;
+    uint64_t cursor;      /* last seq acknowledged: delivered or skipped */
+    uint64_t first, upto; /* in flight: first and last seq of the body */
+    uint64_t nevents;     /* in flight: events in the body */
+    uint64_t nskipped;    /* in flight: events skipped before `upto` */
+    int busy;             /* a POST is in flight */
+    int failures;         /* failed attempts in a row */
+    int64_t retry_at;     /* mono ms: no POST before */
+
+    /* Figures other threads read (ls_webhooks_stats). */
+    uint64_t delivered, skipped, failed, cursor_pub; /* atomic */
+    int last_status;                                 /* under stats_mu */
+    char last_error[160];                            /* under stats_mu */
+} hook;
+
+struct ls_webhooks {
+    ls_daemon *d;
+    CURLM *multi;
+    int efd; /* readable when events are committed (ls_persist_watch) */
+    int stopping;
+    int running;
+    pthread_t thread;
+    pthread_mutex_t stats_mu;
+    uint64_t rng;
+    int n;
+    hook hooks[LS_WEBHOOKS_MAX];
+};
+
+/* ---- pure parts ------------------------------------------------------- */
+
+int ls_webhook_sign(const char *secret, size_t secret_len, const void *body, size_t body_len,
+                    char out[LS_WEBHOOK_SIG_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (secret_len > INT32_MAX ||
+        !HMAC(EVP_sha256(), secret, (int)secret_len, body, body_len, mac, &n) || n != 32)
+        return -1;
+    memcpy(out, "sha256=", 7);
+    for (unsigned i = 0; i < n; i++) {
+        out[7 + 2 * i] = hex[mac[i] >> 4];
+        out[8 + 2 * i] = hex[mac[i] & 15];
+    }
+    out[7 + 2 * n] = '\0';
+    return 0;
+}
+
+int64_t ls_webhook_backoff_ms(int failures, uint64_t rnd)
+{
+    int64_t wait = BACKOFF_MIN_MS;
+    for (int i = 1; i < failures && wait < BACKOFF_MAX_MS; i++)
+        wait *= 2;
+    if (wait > BACKOFF_MAX_MS) wait = BACKOFF_MAX_MS;
+    int64_t half = wait / 2;
+    return half + (int64_t)(rnd % (uint64_t)(wait - half + 1));
+}
+
+static uint64_t rng_next(uint64_t *s) /* xorshift64* */
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * UINT64_C(2685821657736338717);
+}
+
+/* ---- figures ---------------------------------------------------------- */
+
+static void set_result(ls_webhooks *w, hook *h, int status, const char *error)
+{
+    pthread_mutex_lock(&w->stats_mu);
+    h->last_status = status;
+    snprintf(h->last_error, sizeof(h->last_error), "%s", error);
+    pthread_mutex_unlock(&w->stats_mu);
+}
+
+int ls_webhooks_stats(ls_webhooks *w, ls_webhook_stats *out, int max)
+{
+    if (!w) return 0;
+    int n = w->n < max ? w->n : max;
+    pthread_mutex_lock(&w->stats_mu);
+    for (int i = 0; i < n; i++) {
+        hook *h = &w->hooks[i];
+        ls_webhook_stats *s = &out[i];
+        memcpy(s->name, h->cfg.name, sizeof(s->name));
+        s->delivered = __atomic_load_n(&h->delivered, __ATOMIC_RELAXED);
+        s->skipped = __atomic_load_n(&h->skipped, __ATOMIC_RELAXED);
+        s->failed = __atomic_load_n(&h->failed, __ATOMIC_RELAXED);
+        s->cursor = __atomic_load_n(&h->cursor_pub, __ATOMIC_RELAXED);
+        s->last_status = h->last_status;
+        memcpy(s->last_error, h->last_error, sizeof(s->last_error));
+    }
+    pthread_mutex_unlock(&w->stats_mu);
+    return n;
+}
+
+/* Acknowledges everything up to `seq`: delivered or skipped. */
+static void advance(ls_webhooks *w, hook *h, uint64_t seq)
+{
+    if (seq <= h->cursor) return;
+    h->cursor = seq;
+    __atomic_store_n(&h->cursor_pub, seq, __ATOMIC_RELAXED);
+    ls_persist_sink_ack(w->d, h->sink, seq);
+}
+
+/* ---- building a batch ------------------------------------------------- */
+
+typedef struct scan_state {
+    hook *h;
+    uint64_t committed;
+    uint64_t scanned; /* last seq looked at */
+    uint64_t skipped; /* left out by the filter so far */
+    int stop;         /* the batch is full or committed reached */
+} scan_state;
+
+static int scan_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    scan_state *st = ud;
+    hook *h = st->h;
+    const char *dev;
+    size_t dev_len;
+
+    if (seq > st->committed) {
+        st->stop = 1;
+        return -1;
+    }
+    st->scanned = seq;
+    int type = ls_format_event_peek(line, len, &dev, &dev_len);
+    /* A line of unknown shape is sent rather than lost. */
+    if (type >= 0 && !(h->cfg.events & (INT64_C(1) << type))) {
+        st->skipped++;
+        return 0;
+    }
+    if (h->cfg.batch > 1) ls_buf_putc(&h->body, h->nevents ? ',' : '[');
+    if (ls_buf_append(&h->body, line, len) < 0) {
+        st->stop = 1; /* cannot happen below BODY_MAX; send what fits */
+        return -1;
+    }
+    if (!h->nevents) h->first = seq;
+    h->nevents++;
+    h->upto = seq;
+    h->nskipped = st->skipped;
+    if ((int64_t)h->nevents >= h->cfg.batch) {
+        st->stop = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Fills h->body with the next batch after h->cursor, up to `committed`.
+ * Returns 1 if there is something to POST, 0 if the scan only skipped
+ * events (acknowledged here), < 0 if the outbox could not be read.
+ */
+static int build(ls_webhooks *w, hook *h, uint64_t committed)
+{
+    scan_state st = {.h = h, .committed = committed, .scanned = h->cursor};
+    ls_buf_reset(&h->body);
+    h->nevents = h->nskipped = 0;
+    while (!st.stop && st.scanned < committed && st.scanned - h->cursor < SCAN_MAX) {
+        uint64_t before = st.scanned;
+        int64_t n = ls_store_read_events(w->d->store, st.scanned, READ_CHUNK, scan_cb, &st);
+        if (n < 0 && !st.stop) {
+            ls_error(MOD, "%s: cannot read events after seq %llu from the outbox", h->sink_name,
+                     (unsigned long long)st.scanned);
+            return -1;
+        }
+        if (n == 0 && st.scanned == before) st.scanned = committed; /* a gap up to the end */
+    }
+    if (h->nevents == 0) {
+        if (st.skipped) __atomic_fetch_add(&h->skipped, st.skipped, __ATOMIC_RELAXED);
+        advance(w, h, st.scanned);
+        return 0;
+    }
+    if (h->cfg.batch > 1) ls_buf_putc(&h->body, ']');
+    return 1;
+}
+
+/* ---- one POST --------------------------------------------------------- */
+
+static size_t discard_cb(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+static int post(ls_webhooks *w, hook *h)
+{
+    char sig[LS_WEBHOOK_SIG_LEN + 32], name[64 + LS_WEBHOOK_NAME_MAX];
+    struct curl_slist *l = NULL, *t;
+
+    snprintf(name, sizeof(name), "X-Lastseen-Webhook: %s", h->cfg.name);
+    static const char *const fixed[] = {"Content-Type: application/json",
+                                        ("User-Agent: lastseen/" LS_VERSION), "Expect:"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (!(t = curl_slist_append(l, fixed[i]))) goto oom;
+        l = t;
+    }
+    if (!(t = curl_slist_append(l, name))) goto oom;
+    l = t;
+    if (h->cfg.secret[0]) {
+        memcpy(sig, "X-Lastseen-Signature: ", 22);
+        if (ls_webhook_sign(h->cfg.secret, strlen(h->cfg.secret), h->body.p, h->body.len, sig + 22) < 0) {
+            ls_error(MOD, "%s: cannot compute the signature (OpenSSL)", h->sink_name);
+            curl_slist_free_all(l);
+            return -1;
+        }
+        if (!(t = curl_slist_append(l, sig))) goto oom;
+        l = t;
+    }
+    h->headers = l;
+    h->errbuf[0] = '\0';
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body.p);
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
+    if (curl_multi_add_handle(w->multi, h->easy) != CURLM_OK) {
+        curl_slist_free_all(h->headers);
+        h->headers = NULL;
+        return -1;
+    }
+    h->busy = 1;
+    return 0;
+oom:
+    curl_slist_free_all(l);
+    return -ENOMEM;
+}
+
+/* A POST is over: acknowledge, or schedule the retry. */
+static void finish(ls_webhooks *w, hook *h, CURLcode res)
+{
+    long code = 0;
+    char why[160];
+
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_multi_remove_handle(w->multi, h->easy);
+    curl_slist_free_all(h->headers);
+    h->headers = NULL;
+    h->busy = 0;
+
+    if (res == CURLE_OK && code >= 200 && code < 300) {
+        if (h->failures)
+            ls_info(MOD, "%s: delivering again after %d failed attempts (HTTP %ld)", h->sink_name,
+                    h->failures, code);
+        h->failures = 0;
+        h->retry_at = 0;
+        __atomic_fetch_add(&h->delivered, h->nevents, __ATOMIC_RELAXED);
+        if (h->nskipped) __atomic_fetch_add(&h->skipped, h->nskipped, __ATOMIC_RELAXED);
+        set_result(w, h, (int)code, "");
+        advance(w, h, h->upto);
+        h->nevents = 0;
+        return;
+    }
+    if (res != CURLE_OK)
+        snprintf(why, sizeof(why), "%.150s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(res));
+    else
+        snprintf(why, sizeof(why), "HTTP %ld", code);
+    h->failures++;
+    __atomic_fetch_add(&h->failed, 1, __ATOMIC_RELAXED);
+    set_result(w, h, res == CURLE_OK ? (int)code : 0, why);
+    int64_t wait = ls_webhook_backoff_ms(h->failures, rng_next(&w->rng));
+    h->retry_at = ls_clock_now().mono + wait;
+    if (h->failures == 1)
+        ls_warn(MOD, "%s: POST of seq %llu..%llu failed: %s; retrying with back-off until it succeeds",
+                h->sink_name, (unsigned long long)h->first, (unsigned long long)h->upto, why);
+    else
+        ls_debug(MOD, "%s: attempt %d for seq %llu failed: %s; next in %lld ms", h->sink_name,
+                 h->failures, (unsigned long long)h->first, why, (long long)wait);
+    /* The body stays as it is: the retry sends the same events. */
+}
+
+/* ---- the thread ------------------------------------------------------- */
+
+static void *webhooks_main(void *arg)
+{
+    ls_webhooks *w = arg;
+    uint64_t v;
+
+    while (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
+        int64_t now = ls_clock_now().mono;
+        uint64_t committed = ls_persist_committed(w->d);
+        int again = 0, running = 0;
+
+        for (int i = 0; i < w->n; i++) {
+            hook *h = &w->hooks[i];
+            if (h->busy || now < h->retry_at) continue;
+            if (h->nevents) { /* a retry: same body */
+                if (post(w, h) < 0) h->retry_at = now + BACKOFF_MAX_MS;
+                continue;
+            }
+            if (h->cursor >= committed) continue;
+            int rc = build(w, h, committed);
+            if (rc > 0 && post(w, h) < 0) h->retry_at = now + BACKOFF_MAX_MS;
+            if (rc < 0) h->retry_at = now + BACKOFF_MAX_MS;
+            if (rc == 0 && h->cursor < committed) again = 1; /* more to scan */
+        }
+        curl_multi_perform(w->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(w->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            hook *h = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+            if (h) finish(w, h, msg->data.result);
+            again = 1;
+        }
+        if (again) continue;
+
+        int64_t timeout = IDLE_POLL_MS;
+        for (int i = 0; i < w->n; i++) {
+            hook *h = &w->hooks[i];
+            if (!h->busy && h->retry_at > now && (h->nevents || h->cursor < committed) &&
+                h->retry_at - now < timeout)
+                timeout = h->retry_at - now;
+        }
+        struct curl_waitfd wfd = {.fd = w->efd, .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(w->multi, &wfd, 1, (int)timeout, NULL);
+        if (wfd.revents) {
+            ssize_t r = read(w->efd, &v, sizeof(v));
+            (void)r;
+        }
+    }
+    return NULL;
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+static int hook_init(ls_webhooks *w, hook *h, const ls_webhook_config *cfg)
+{
+    h->cfg = *cfg;
+    snprintf(h->sink_name, sizeof(h->sink_name), "webhook.%s", cfg->name);
+    ls_buf_init(&h->body, BODY_MAX);
+    if ((h->sink = ls_persist_sink_open(w->d, h->sink_name, &h->cursor)) < 0) return h->sink;
+    h->cursor_pub = h->cursor;
+    if (!(h->easy = curl_easy_init())) return -ENOMEM;
+    curl_easy_setopt(h->easy, CURLOPT_URL, cfg->url);
+    curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)cfg->timeout);
+    curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->timeout);
+    curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (char *)h);
+    ls_info(MOD, "%s: events %s%s%s%s, batch %lld, timeout %lld ms, delivered up to seq %llu",
+            h->sink_name, cfg->events & 1 ? "A" : "-", cfg->events & 2 ? "I" : "-",
+            cfg->events & 4 ? "C" : "-", cfg->events & 8 ? "D" : "-", (long long)cfg->batch,
+            (long long)cfg->timeout, (unsigned long long)h->cursor);
+    return 0;
+}
+
+static void free_all(ls_webhooks *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        hook *h = &w->hooks[i];
+        if (h->easy) {
+            if (h->busy) curl_multi_remove_handle(w->multi, h->easy);
+            curl_easy_cleanup(h->easy);
+        }
+        curl_slist_free_all(h->headers);
+        ls_buf_free(&h->body);
+    }
+    if (w->multi) curl_multi_cleanup(w->multi); /* w->efd belongs to persist */
+    pthread_mutex_destroy(&w->stats_mu);
+    free(w);
+}
+
+int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
+{
+    int rc;
+    *out = NULL;
+    if (d->cfg.nwebhooks == 0) return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ls_error(MOD, "libcurl cannot be initialised");
+        return -EIO;
+    }
+    ls_webhooks *w = calloc(1, sizeof(*w));
+    if (!w) return -ENOMEM;
+    w->d = d;
+    w->efd = ls_persist_watch(d);
+    pthread_mutex_init(&w->stats_mu, NULL);
+    if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
+        w->rng = (uint64_t)ls_clock_mono_ns() | 1;
+    if (w->efd < 0 || !(w->multi = curl_multi_init())) {
+        ls_error(MOD, "cannot set up: %s", w->efd < 0 ? strerror(-w->efd) : "curl_multi_init failed");
+        free_all(w);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < d->cfg.nwebhooks; i++) {
+        w->n = i + 1;
+        if ((rc = hook_init(w, &w->hooks[i], &d->cfg.webhooks[i])) < 0) {
+            ls_error(MOD, "webhook.%s cannot start: %s", d->cfg.webhooks[i].name, strerror(-rc));
+            free_all(w);
+            return rc;
+        }
+    }
+    if ((rc = -pthread_create(&w->thread, NULL, webhooks_main, w)) < 0) {
+        ls_error(MOD, "cannot start the delivery thread: %s", strerror(-rc));
+        free_all(w);
+        return rc;
+    }
+    w->running = 1;
+    *out = w;
+    return 0;
+}
+
+void ls_webhooks_stop(ls_webhooks *w)
+{
+    if (!w) return;
+    if (w->running) {
+        __atomic_store_n(&w->stopping, 1, __ATOMIC_RELEASE);
+        curl_multi_wakeup(w->multi);
+        pthread_join(w->thread, NULL);
+    }
+    free_all(w);
+}

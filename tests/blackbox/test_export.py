@@ -1,0 +1,353 @@
+"""`lastseen export` and `lastseen import`, and the data directory lock.
+
+Export is checked line by line against the API's own GET of each device
+(byte for byte) while the daemon runs; import is checked by exporting again
+and by starting a daemon on the imported directory.  Bad input files must
+be refused whole, naming FILE:LINE.  The lock: no import and no second
+daemon on a directory a daemon uses; a killed daemon leaves nothing that
+blocks the next one.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import LASTSEEN_BIN, dev_path, now_ms, wait_events, wait_until
+
+RUN_TIMEOUT = 20
+DEFAULT = "state.default_inactivity_timeout=120s"
+
+
+def run(args, stdin_bytes=None, env=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LASTSEEN_")}
+    full_env.update(env or {})
+    return subprocess.run([LASTSEEN_BIN] + list(args), input=stdin_bytes if stdin_bytes is not None else b"",
+                          capture_output=True, env=full_env, timeout=RUN_TIMEOUT)
+
+
+def export(data_dir, *extra):
+    p = run(["export", "--data-dir", str(data_dir)] + list(extra))
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert p.stdout == b"" or p.stdout.endswith(b"\n"), p.stdout[-200:]
+    return p.stdout
+
+
+def import_(path, data_dir, *extra, stdin_bytes=None):
+    return run(["import", str(path), "--data-dir", str(data_dir)] + list(extra), stdin_bytes=stdin_bytes)
+
+
+def lines_of(raw):
+    return raw.decode().splitlines()
+
+
+def get_raw(client, device_id):
+    r = client.device(device_id)
+    assert r.status == 200, (device_id, r)
+    return r.raw.decode()
+
+
+def make_fleet(d):
+    """Devices in every state the API can produce; returns their ids."""
+    c = d.client()
+    ids = []
+
+    def put(i, body, expect=(200, 201)):
+        r = c.put(dev_path(i), json_body=body)
+        assert r.status in expect, (i, r)
+        ids.append(i)
+
+    put("own-timeout", {"inactivityTimeout": 90000, "type": "pump"})
+    assert c.activity("own-timeout").status == 202
+    put("typed-only", {"type": "meter"})  # never active, default timeout
+    put("goes-inactive", {"inactivityTimeout": 200, "type": "fast"})
+    assert c.activity("goes-inactive").status == 202
+    for _ in range(2):
+        assert c.post(dev_path("two-sessions", "/connect")).status == 202
+    ids.append("two-sessions")
+    assert c.post(dev_path("closed-session", "/connect")).status == 202
+    assert c.post(dev_path("closed-session", "/disconnect")).status == 202
+    ids.append("closed-session")
+    assert c.activity("with-ts", ts=now_ms() - 1500).status == 202
+    ids.append("with-ts")
+    odd = 'méter "7"/\\x'
+    put(odd, {"inactivityTimeout": 300000})
+    assert c.activity(odd).status == 202
+    put("deleted", {"type": "gone"})
+    assert c.delete(dev_path("deleted")).status == 204
+    ids.remove("deleted")
+    bulk = ["bulk-%03d" % i for i in range(150)]
+    r = c.post("/api/v1/activity", json_body=bulk)
+    assert r.status in (200, 202), r
+    ids += bulk
+    # The short-timeout device goes inactive (INACTIVITY_EVENT on disk).
+    assert wait_events(d.data_dir, device="goes-inactive", type_="INACTIVITY_EVENT", timeout=5.0)
+    # Last, a plain activity of an active device: it reaches the store only
+    # with the next flush (store.flush_interval).
+    time.sleep(0.01)
+    assert c.activity("own-timeout").status == 202
+    return ids
+
+
+def export_matches_api(data_dir, client, ids, *extra):
+    """Export (while the daemon runs) equals the GET of every device, in id byte order."""
+    out = export(data_dir, *extra)
+    want = [get_raw(client, i) for i in sorted(ids, key=lambda s: s.encode())]
+    return out if lines_of(out) == want else None
+
+
+@pytest.mark.bb_timeout(90)
+def test_export_equals_api_and_import_round_trips(start_daemon, tmp_path):
+    d = start_daemon(sets=[DEFAULT])
+    ids = make_fleet(d)
+    c = d.client()
+    # lastActivityTime of plain activity reaches the store within store.flush_interval (1 s).
+    out = wait_until(lambda: export_matches_api(d.data_dir, c, ids, "--set", DEFAULT), 5.0, interval=0.2)
+    if not out:
+        got = lines_of(export(d.data_dir, "--set", DEFAULT))
+        want = [get_raw(c, i) for i in sorted(ids, key=lambda s: s.encode())]
+        assert got == want
+    lines = lines_of(out)
+    assert len(lines) == len(ids) == c.stats()["devices"]
+    by_id = {json.loads(x)["id"]: json.loads(x) for x in lines}
+    assert by_id["own-timeout"]["inactivityTimeoutSource"] == "device"
+    assert by_id["typed-only"]["inactivityTimeout"] == 120000
+    assert by_id["goes-inactive"]["active"] is False and by_id["goes-inactive"]["inactivityAlarmTime"] > 0
+    assert by_id["two-sessions"]["sessions"] == 2
+    assert by_id["closed-session"]["lastDisconnectTime"] > 0
+    # Without the daemon's setting, export reports its own configuration's default.
+    other = {json.loads(x)["id"]: json.loads(x) for x in lines_of(export(d.data_dir))}
+    assert other["typed-only"]["inactivityTimeout"] == 600000
+    assert other["own-timeout"]["inactivityTimeout"] == 90000
+
+    # The daemon is unaffected by a reader: it keeps writing, and export sees it.
+    assert c.put(dev_path("after-export"), json_body={"type": "late"}).status == 201
+    assert any(json.loads(x)["id"] == "after-export" for x in lines_of(export(d.data_dir)))
+    assert c.delete(dev_path("after-export")).status == 204
+    gets = {i: get_raw(c, i) for i in ids}
+    d.stop_and_check()
+
+    # Import into a fresh directory: the same export, byte for byte.
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(out)
+    fresh = tmp_path / "fresh" / "nested"
+    p = import_(dump, fresh)
+    assert p.returncode == 0, p.stderr
+    assert ("imported %d devices" % len(ids)).encode() in p.stderr
+    assert export(fresh, "--set", DEFAULT) == out
+
+    # A daemon started there serves the same devices.
+    d2 = start_daemon(sets=[DEFAULT], data_dir=fresh)
+    c2 = d2.client()
+    for i in ids:
+        assert get_raw(c2, i) == gets[i], i
+    assert c2.stats()["devices"] == len(ids)
+    d2.stop_and_check()
+
+
+def test_import_upserts_and_accepts_minimal_lines(tmp_path):
+    data = tmp_path / "data"
+    first = (
+        b'{"id":"keep","type":"t1","inactivityTimeout":5000,"inactivityTimeoutSource":"device"}\n'
+        b'{"id":"replace","sessions":3}\n'
+    )
+    p = import_("-", data, stdin_bytes=first)
+    assert p.returncode == 0, p.stderr
+    assert b"imported 2 devices" in p.stderr
+    second = (
+        b"\n"
+        b'   \r\n'
+        # unknown fields are ignored; "default" source drops the timeout; CRLF is fine
+        b'{"id":"replace","type":"t2","active":true,"lastActivityTime":1700000000000,'
+        b'"inactivityTimeout":7000,"inactivityTimeoutSource":"default","extra":{"x":[1,2]}}\r\n'
+        b'{"id":"new","inactivityTimeout":null}'  # no final newline
+    )
+    f = tmp_path / "second.jsonl"
+    f.write_bytes(second)
+    p = import_(f, data)
+    assert p.returncode == 0, p.stderr
+    assert b"imported 2 devices" in p.stderr
+    got = {json.loads(x)["id"]: json.loads(x) for x in lines_of(export(data))}
+    assert sorted(got) == ["keep", "new", "replace"]
+    assert got["keep"]["type"] == "t1" and got["keep"]["inactivityTimeout"] == 5000
+    assert got["keep"]["inactivityTimeoutSource"] == "device"
+    r = got["replace"]
+    assert r["type"] == "t2" and r["active"] is True and r["lastActivityTime"] == 1700000000000
+    assert r["sessions"] == 0 and r["inactivityTimeoutSource"] == "default" and r["inactivityTimeout"] == 600000
+    n = got["new"]
+    assert n["type"] == "default" and n["active"] is False and n["lastActivityTime"] == 0
+    assert n["inactivityTimeoutSource"] == "default"
+
+
+BAD_LINES = [
+    ("not json at all", "malformed JSON"),
+    ('{"id": "a', "malformed JSON"),
+    ('{"id": "ctl\\u0001char"}', "invalid id: control character"),
+    ('{"id": "nul\\u0000"}', "invalid id: control character"),
+    ('{"id": ""}', "invalid id: empty"),
+    ('{"id": "%s"}' % ("x" * 257), "invalid id"),
+    ('{"id": 7}', "id must be a string"),
+    ('{"type": "no-id"}', "no id"),
+    ('{"id": "t", "inactivityTimeout": 0, "inactivityTimeoutSource": "device"}', "inactivityTimeout must be"),
+    ('{"id": "t", "inactivityTimeout": 315360000001, "inactivityTimeoutSource": "device"}',
+     "inactivityTimeout must be"),
+    ('{"id": "t", "inactivityTimeout": -5}', "inactivityTimeout must be"),
+    ('{"id": "t", "inactivityTimeoutSource": "device"}', "no inactivityTimeout"),
+    ('{"id": "t", "lastActivityTime": -1}', "lastActivityTime must be"),
+    ('{"id": "t", "lastConnectTime": 1.5}', "lastConnectTime must be"),
+    ('{"id": "t", "inactivityAlarmTime": 99999999999999999999}', "inactivityAlarmTime must be"),
+    ('{"id": "t", "lastDisconnectTime": "0"}', "lastDisconnectTime must be"),
+    ('{"id": "t", "sessions": -1}', "sessions must be"),
+    ('{"id": "t", "sessions": 4294967296}', "sessions must be"),
+    ('{"id": "t", "active": "yes"}', "active must be"),
+    ('{"id": "t", "type": ""}', "type must be"),
+    ('{"id": "t", "type": "%s"}' % ("y" * 65), "type must be"),
+    ('{"id": "t", "id": "u"}', "malformed JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ("42", "not a JSON object"),
+    ('"a string"', "not a JSON object"),
+    ("null", "not a JSON object"),
+]
+
+
+@pytest.mark.parametrize("line,reason", BAD_LINES, ids=[r for _, r in BAD_LINES])
+def test_import_refuses_a_bad_line(tmp_path, line, reason):
+    data = tmp_path / "data"
+    f = tmp_path / "in.jsonl"
+    good = '{"id":"good-%d","type":"ok"}\n'
+    f.write_text(good % 1 + "\n" + good % 2 + line + "\n" + good % 3)
+    p = import_(f, data)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 1, err
+    assert "%s:4: " % f in err and reason in err, err
+    assert "nothing imported" in err
+    # Nothing was written: not even an empty store.
+    e = run(["export", "--data-dir", str(data)])
+    assert e.returncode == 1 and e.stdout == b"", e
+
+
+def test_import_bad_file_leaves_existing_store_untouched(tmp_path):
+    data = tmp_path / "data"
+    p = import_("-", data, stdin_bytes=b'{"id":"old","type":"a"}\n')
+    assert p.returncode == 0, p.stderr
+    before = export(data)
+    lines = ['{"id":"new-%d"}' % i for i in range(30000)]  # more than one write batch
+    lines[5] = '{"id":"bad","sessions":-3}'
+    lines[29998] = "{oops"
+    p = import_("-", data, stdin_bytes=("\n".join(lines) + "\n").encode())
+    err = p.stderr.decode()
+    assert p.returncode == 1
+    assert "<stdin>:6: sessions must be" in err and "<stdin>:29999: malformed JSON" in err, err
+    assert "2 bad lines" in err
+    assert export(data) == before
+
+
+def test_import_reports_many_bad_lines_briefly(tmp_path):
+    data = tmp_path / "data"
+    p = import_("-", data, stdin_bytes=b"x\n" * 100)
+    err = p.stderr.decode()
+    assert p.returncode == 1
+    assert err.count("<stdin>:") == 20 + 1  # 20 lines shown, then one summary
+    assert "and 80 more bad lines" in err and "100 bad lines" in err
+
+
+def test_import_refused_while_daemon_runs(start_daemon, tmp_path):
+    d = start_daemon()
+    f = tmp_path / "one.jsonl"
+    f.write_text('{"id":"sneaky","type":"x"}\n')
+    p = import_(f, d.data_dir)
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert "stop the daemon first or use the HTTP API" in err, err
+    assert "pid %d" % d.proc.pid in err, err
+    assert "nothing imported" in err
+    c = d.client()
+    assert c.device("sneaky").status == 404
+    d.stop_and_check()
+    assert b"sneaky" not in export(d.data_dir)
+    # Stopped: now it is allowed.
+    p = import_(f, d.data_dir)
+    assert p.returncode == 0, p.stderr
+    assert b"sneaky" in export(d.data_dir)
+
+
+def test_second_daemon_on_same_data_dir_refused(start_daemon, tmp_path):
+    d = start_daemon()
+    c = d.client()
+    assert c.put(dev_path("held"), json_body={"type": "a"}).status == 201
+    p = run(["--set", "http.listen=127.0.0.1:0", "--set", "store.data_dir=%s" % d.data_dir])
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert "in use by another lastseen process" in err and "pid %d" % d.proc.pid in err, err
+    assert "refusing to start a second daemon" in err
+    assert "listening on" not in err
+    # The first one is unharmed.
+    assert c.device("held").status == 200
+    assert c.get("/healthz").status == 200
+    # kill -9 leaves the lock file behind, but the lock dies with the process.
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(timeout=5)
+    d.stopped = True
+    assert os.path.exists(os.path.join(d.data_dir, "lastseen.lock"))
+    d2 = start_daemon(data_dir=d.data_dir)
+    assert d2.client().device("held").status == 200
+
+
+def test_export_missing_store(tmp_path):
+    missing = tmp_path / "nothing-here"
+    p = run(["export", "--data-dir", str(missing)])
+    err = p.stderr.decode()
+    assert p.returncode == 1 and p.stdout == b""
+    assert "no store in %s" % (missing / "store") in err, err
+    assert not missing.exists(), "export created the data directory"
+    missing.mkdir()
+    p = run(["export", "--data-dir", str(missing)])
+    assert p.returncode == 1 and b"no store" in p.stderr
+    assert os.listdir(str(missing)) == [], "export created files"
+
+
+def test_export_damaged_store(tmp_path):
+    data = tmp_path / "data"
+    (data / "store").mkdir(parents=True)
+    (data / "store" / "data.mdb").write_bytes(b"\x00garbage" * 2000)
+    p = run(["export", "--data-dir", str(data)])
+    assert p.returncode == 1 and p.stdout == b""
+    assert b"cannot open the store" in p.stderr and b"damaged" in p.stderr, p.stderr
+
+
+def test_data_dir_from_configuration_layers(tmp_path):
+    data = tmp_path / "from-env"
+    p = run(["import", "-"], stdin_bytes=b'{"id":"env"}\n', env={"LASTSEEN_STORE_DATA_DIR": str(data)})
+    assert p.returncode == 0, p.stderr
+    ini = tmp_path / "l.ini"
+    ini.write_text("[store]\ndata_dir = %s\n" % data)
+    p = run(["export", "-c", str(ini)])
+    assert p.returncode == 0 and b'"id":"env"' in p.stdout, p
+    p = run(["export", "--set", "store.data_dir=%s" % data])
+    assert p.returncode == 0 and b'"id":"env"' in p.stdout, p
+    # --data-dir beats every layer.
+    p = run(["export", "-c", str(ini), "--data-dir", str(tmp_path / "other")])
+    assert p.returncode == 1 and b"no store" in p.stderr
+
+
+def test_command_line_usage(tmp_path):
+    p = run(["--help"])
+    assert p.returncode == 0 and b"lastseen export" in p.stdout and b"lastseen import" in p.stdout
+    for cmd in ("export", "import"):
+        p = run([cmd, "--help"])
+        assert p.returncode == 0 and b"--data-dir" in p.stdout, p
+    p = run(["import", "--data-dir", str(tmp_path)])
+    assert p.returncode == 2 and b"which file" in p.stderr
+    p = run(["export", "--bogus"])
+    assert p.returncode == 2 and b"--bogus" in p.stderr
+    p = run(["export", "--data-dir"])
+    assert p.returncode == 2 and b"needs a value" in p.stderr
+    p = run(["import", "a", "b", "--data-dir", str(tmp_path)])
+    assert p.returncode == 2
+    p = run(["export", "--set", "nosuch.key=1", "--data-dir", str(tmp_path)])
+    assert p.returncode == 2 and b"nosuch.key" in p.stderr
+    p = run(["import", str(tmp_path / "absent.jsonl"), "--data-dir", str(tmp_path / "d")])
+    assert p.returncode == 1 and b"cannot open" in p.stderr
+    assert not (tmp_path / "d").exists()
