@@ -1,8 +1,8 @@
 """
-lastseen-sim against the real daemon (and, for MQTT, a real mosquitto
-broker): its devices appear with the timeout it sets, the silent ones go
-inactive and stay so, the flapping ones go inactive and come back, the rate
-limit holds, and its errors are clear.
+lastseen-sim against the real daemon (over HTTP and UDP, and for MQTT a
+real mosquitto broker): its devices appear with the timeout it sets, the
+silent ones go inactive and stay so, the flapping ones go inactive and come
+back, the rate limit holds, and its errors are clear.
 
 The simulator is $LASTSEEN_SIM, or lastseen-sim next to $LASTSEEN_BIN.
 """
@@ -157,6 +157,39 @@ def test_rate_limit(daemon):
     assert d["inactivityTimeoutSource"] == "default"
 
 
+@pytest.mark.bb_timeout(60)
+def test_udp_heartbeats(start_daemon):
+    d = start_daemon(sets=["udp.listen=127.0.0.1:0"])
+    m = re.search(r"receiving heartbeats on ([0-9.]+):(\d+)", d.stderr_text())
+    assert m, d.stderr_text()
+    c = d.client()
+    p = start_sim("--protocol", "udp", "--url", "udp://%s:%s" % m.groups(), "--api",
+                  "http://%s:%d" % (d.host, d.port), "--devices", "40", "--interval", "300ms", "--silent", "10%",
+                  "--flap", "0", "--timeout", "1500ms", "--prefix", "udp-", "--duration", "6s", "--seed", "5")
+    try:
+        # The heartbeats create the devices; the API gives them their timeout;
+        # the 4 silent ones go inactive.
+        def settled():
+            devs = devices_with(c, "udp-")
+            own = [x for x in devs if x["inactivityTimeoutSource"] == "device" and x["inactivityTimeout"] == 1500]
+            quiet = [x for x in devs if not x["active"]]
+            return devs if len(devs) == 40 and len(own) == 40 and len(quiet) == 4 else None
+
+        assert wait_until(settled, 8, interval=0.1), devices_with(c, "udp-")
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, (out, err)
+    sent, accepted, rejected, failed = last_status(out)
+    assert sent > 300 and accepted == sent and rejected == 0 and failed == 0, out
+    # Every datagram the kernel took on loopback reached the daemon.
+    udp = wait_until(lambda: (lambda u: u if u["activities"] == accepted else None)(c.stats()["udp"]), 3)
+    assert udp, (c.stats()["udp"], accepted)
+    assert sum(udp["rejected"].values()) == 0
+
+
 def test_unreachable_daemon_is_a_clear_error():
     port = free_port()
     r = sim("--devices", "5", "--interval", "100ms", "--url", "http://127.0.0.1:%d" % port, "--duration", "1s",
@@ -170,7 +203,8 @@ def test_unreachable_daemon_is_a_clear_error():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--protocol", "udp"], "not available yet"),
+        (["--protocol", "udp", "--url", "udp://no-port"], "expected udp://HOST:PORT"),
+        (["--protocol", "udp", "--prefix", "a b"], "cannot contain a space"),
         (["--protocol", "carrier-pigeon"], "expected http, mqtt or udp"),
         (["--devices", "0"], "--devices 0"),
         (["--devices", "ten"], "--devices ten"),

@@ -16,7 +16,8 @@
  * Schedule: a binary heap of next report times.  Each turn reads the clock
  * once, takes every device that is due (as far as the --rate token bucket
  * allows) into one batch, and hands it to the transport: one HTTP request
- * (the bulk endpoint) or one MQTT publish per device.  A device held back
+ * (the bulk endpoint), one MQTT publish per device, or UDP datagrams of
+ * heartbeat lines.  A device held back
  * by the rate limit stays due and goes first next turn; the status line
  * shows how far behind schedule the sender is (lag).
  *
@@ -53,8 +54,8 @@ enum kind { NORMAL, SILENT, FLAP };
 
 typedef struct device {
     uint8_t kind;
-    uint8_t off;     /* FLAP: in a silent phase */
-    uint8_t stopped; /* SILENT: reported once, quiet since */
+    uint8_t off;       /* FLAP: in a silent phase */
+    uint8_t stopped;   /* SILENT: reported once, quiet since */
     int64_t phase_end; /* FLAP: mono ms the current phase ends */
 } device;
 
@@ -627,18 +628,19 @@ int main(int argc, char **argv)
     s.rng = s.o.seed ? s.o.seed : 1;
 
     const char *proto = s.o.protocol;
-    if (strcmp(proto, "udp") == 0) {
-        fprintf(stderr,
-                "lastseen-sim: --protocol udp: not available yet (lastseen has no UDP ingest yet); "
-                "use http or mqtt\n");
-        return 2;
-    }
-    if (strcmp(proto, "http") && strcmp(proto, "mqtt")) {
+    if (strcmp(proto, "http") && strcmp(proto, "mqtt") && strcmp(proto, "udp")) {
         fprintf(stderr, "lastseen-sim: --protocol %s: expected http, mqtt or udp\n", proto);
         return 2;
     }
-    int is_http = strcmp(proto, "http") == 0;
-    if (!s.o.url) s.o.url = is_http ? "http://127.0.0.1:8080" : "mqtt://127.0.0.1:1883";
+    int is_http = strcmp(proto, "http") == 0, is_udp = strcmp(proto, "udp") == 0;
+    if (!s.o.url)
+        s.o.url = is_http  ? "http://127.0.0.1:8080"
+                  : is_udp ? "udp://127.0.0.1:8081"
+                           : "mqtt://127.0.0.1:1883";
+    if (is_udp && strchr(s.o.prefix, ' ')) {
+        fprintf(stderr, "lastseen-sim: --prefix: UDP heartbeat ids cannot contain a space\n");
+        return 2;
+    }
     if (is_http && strncmp(s.o.url, "http://", 7) && strncmp(s.o.url, "https://", 8)) {
         fprintf(stderr, "lastseen-sim: --url %s: expected http://HOST:PORT\n", s.o.url);
         return 2;
@@ -651,12 +653,13 @@ int main(int argc, char **argv)
     int rc;
     char client_id[64];
     snprintf(client_id, sizeof(client_id), "lastseen-sim-%d", (int)getpid());
-    rc = is_http ? sim_http_open(&s.out, s.o.url)
-                 : sim_mqtt_open(&s.out, s.o.url, s.o.topic, client_id);
+    rc = is_http  ? sim_http_open(&s.out, s.o.url)
+         : is_udp ? sim_udp_open(&s.out, s.o.url)
+                  : sim_mqtt_open(&s.out, s.o.url, s.o.topic, client_id);
     if (rc < 0) {
         if (is_http) fprintf(stderr, "lastseen-sim: %s: %s\n", s.o.url, strerror(-rc));
         curl_global_cleanup();
-        return rc == -ENOTSUP ? 2 : 1;
+        return rc == -ENOTSUP || rc == -EINVAL ? 2 : 1;
     }
     if (s.o.timeout_ms && (rc = sim_api_open(&s.api, is_http ? s.o.url : s.o.api)) < 0) {
         fprintf(stderr, "lastseen-sim: device API: %s\n", strerror(-rc));

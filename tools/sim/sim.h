@@ -2,8 +2,8 @@
  * sim.h - lastseen-sim, a device fleet simulator: what its parts share.
  *
  * sim.c owns the fleet, the schedule, the rate limit and the status line;
- * the transports (sim_http.c, sim_mqtt.c) only deliver a batch of reports
- * and say how it went.
+ * the transports (sim_http.c, sim_mqtt.c, sim_udp.c) only deliver a batch
+ * of reports and say how it went.
  */
 #ifndef LS_SIM_H
 #define LS_SIM_H
@@ -39,6 +39,10 @@ int sim_http_open(sim_out **out, const char *base);
  * broker at `url` ("mqtt://host:port").  -ENOTSUP if built without
  * libmosquitto. */
 int sim_mqtt_open(sim_out **out, const char *url, const char *topic, const char *client_id);
+
+/* UDP: heartbeat lines "<id> <ts>" packed into datagrams, to `url`
+ * ("udp://host:port").  0 or negative (the reason printed). */
+int sim_udp_open(sim_out **out, const char *url);
 
 /* The device API for configuration: PUT {"inactivityTimeout": ms} on one
  * device over its own kept-alive connection.  0, or negative with `err` set. */
