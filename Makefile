@@ -7,19 +7,28 @@ JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
 ARGS       ?=
 
-# Debian 12 packages needed to build, test and run.
+# Debian 12 packages needed to build, test and run.  libmosquitto, mosquitto:
+# lastseen-sim's MQTT mode and its test; chromium, nodejs: the dashboard's
+# browser test (tests/browser, playwright-core from npm).
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
            libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
            python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \
-           openssl python3-paho-mqtt
+           openssl python3-paho-mqtt chromium nodejs
 
-.PHONY: all deps build run test unit blackbox test-asan bench bench-store fuzz clean format
+# The browser test: npm ci from the checked-in lock file, then node's test runner.
+NPM_CI    = cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+NODE_TEST = node --test --test-reporter=spec tests/browser/dashboard.test.mjs
+
+.PHONY: all deps build run test unit blackbox browser test-asan bench bench-store fuzz clean format
 
 all: build
 
+# npm: Debian's package, unless Node.js came with its own (NodeSource's
+# nodejs bundles npm, and Debian's npm package would conflict with it).
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
+	@command -v npm >/dev/null 2>&1 || ./scripts/deps.sh npm
 
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -30,13 +39,18 @@ build: $(BUILD)/Makefile
 run: deps build
 	$(BUILD)/lastseen $(ARGS)
 
-test: deps build unit blackbox
+test: deps build unit blackbox browser
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 blackbox: build
 	LASTSEEN_BIN=$(CURDIR)/$(BUILD)/lastseen $(PYTHON) -m pytest -q tests/blackbox
+
+# Screenshots: $(BUILD)/dashboard.png and $(BUILD)/dashboard-device.png.
+browser: build
+	$(NPM_CI)
+	LASTSEEN_BIN=$(CURDIR)/$(BUILD)/lastseen SCREENSHOT_DIR=$(CURDIR)/$(BUILD) $(NODE_TEST)
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_SANITIZE=ON >/dev/null
@@ -45,6 +59,9 @@ test-asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp LASTSEEN_BIN=$(CURDIR)/$(ASAN_BUILD)/lastseen $(PYTHON) -m pytest -q tests/blackbox
+	$(NPM_CI)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LASTSEEN_BIN=$(CURDIR)/$(ASAN_BUILD)/lastseen SCREENSHOT_DIR=$(CURDIR)/$(ASAN_BUILD) $(NODE_TEST)
 
 bench: deps build
 	$(BUILD)/lastseen-bench engine --devices 100000 --updates 10000000

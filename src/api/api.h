@@ -122,4 +122,9 @@ enum MHD_Result ls_api_metrics(ls_req *r);
 enum MHD_Result ls_api_device_types(ls_req *r, const char *rest); /* /api/v1/device-types */
 enum MHD_Result ls_api_alarms(ls_req *r, const char *rest);       /* /api/v1/alarms */
 
+/* The dashboard (assets.c: "/" and "/ui/NAME"; ui.c: what its page asks for). */
+enum MHD_Result ls_api_asset(ls_req *r, const char *url);
+enum MHD_Result ls_api_stats_history(ls_req *r);
+enum MHD_Result ls_api_events_recent(ls_req *r);
+
 #endif

@@ -1,6 +1,6 @@
 /*
  * devices.c - the device routes: state, configuration, activity, sessions,
- * listing and stats.
+ * listing (with an id substring search) and stats.
  *
  * Every handler validates its whole input first, then takes the engine
  * lock once (bulk requests take it per 4096 items, so a large bulk never
@@ -399,7 +399,28 @@ typedef struct list_state {
     const ls_alarms *alarms;
     ls_buf *b;
     size_t n;
+    const char *q; /* substring filter (ASCII case-insensitive), NULL = none */
+    size_t qlen;
 } list_state;
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* Does the device's id contain s->q, ignoring ASCII case? */
+static int list_match(void *ud, const ls_device *d)
+{
+    const list_state *s = ud;
+    const char *id = ls_device_id(d);
+    if (s->qlen > d->id_len) return 0;
+    for (size_t i = 0; i + s->qlen <= d->id_len; i++) {
+        size_t k = 0;
+        while (k < s->qlen && lower((unsigned char)id[i + k]) == lower((unsigned char)s->q[k])) k++;
+        if (k == s->qlen) return 1;
+    }
+    return 0;
+}
 
 static void list_visit(void *ud, const ls_device *d)
 {
@@ -421,10 +442,13 @@ int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 enum MHD_Result ls_api_device_list(ls_req *r)
 {
-    char abuf[16], lbuf[32], cbuf[32];
+    char abuf[16], lbuf[32], cbuf[32], qbuf[LS_ID_MAX * 3 + 1]; /* q percent-encoded: up to 3 bytes a byte */
     int ha = ls_api_arg(r, "active", abuf, sizeof(abuf));
     int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
     int hc = ls_api_arg(r, "after", cbuf, sizeof(cbuf));
+    int hq = ls_api_arg(r, "q", qbuf, sizeof(qbuf));
+    if (hq < 0 || (hq && strlen(qbuf) > LS_ID_MAX))
+        return ls_api_error(r, 422, "invalid", "q must be at most %d bytes, without NUL", LS_ID_MAX);
     if (ha < 0 || hl < 0 || hc < 0) return ls_api_error(r, 422, "invalid", "malformed query parameter");
     const char *active = ha ? abuf : NULL, *limit_s = hl ? lbuf : NULL, *after = hc ? cbuf : NULL;
     int filter = -1;
@@ -443,9 +467,10 @@ enum MHD_Result ls_api_device_list(ls_req *r)
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b};
+    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
     ls_daemon_lock(r->d);
-    uint64_t next = ls_engine_scan(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX, list_visit, &s);
+    uint64_t next = ls_engine_scan_match(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX,
+                                         s.qlen ? list_match : NULL, list_visit, &s);
     ls_daemon_unlock(r->d);
     if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
     else ls_buf_append(&b, "],\"next\":null}", 14);

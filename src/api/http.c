@@ -268,12 +268,22 @@ static enum MHD_Result route(ls_req *r, const char *url)
         ls_buf_free(&b);
         return ok;
     }
+    /* The dashboard's files need no engine: served while loading too. */
+    if (strcmp(url, "/") == 0 || strncmp(url, "/ui/", 4) == 0) return ls_api_asset(r, url);
     /* Nothing else may touch the engine before the devices are loaded. */
     if (!__atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE))
         return ls_api_error(r, 503, "starting", "lastseen is loading its devices; retry shortly");
     if (strcmp(url, "/api/v1/stats") == 0) {
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
         return ls_api_stats(r);
+    }
+    if (strcmp(url, "/api/v1/stats/history") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_stats_history(r);
+    }
+    if (strcmp(url, "/api/v1/events/recent") == 0) {
+        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
+        return ls_api_events_recent(r);
     }
     if (strcmp(url, "/metrics") == 0) {
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");

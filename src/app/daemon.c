@@ -4,8 +4,9 @@
  * The timer loop sleeps in ppoll(2) until the engine's next wheel event
  * (to the nanosecond, so a deadline is processed in the millisecond it
  * falls due), a wake-up from an API thread that armed an earlier timer, or
- * a signal.  Each turn reads the clock once, ticks the engine and flushes
- * the events.  Idle, it wakes at most once a second.
+ * a signal.  Each turn reads the clock once, ticks the engine, flushes the
+ * events and hands the fleet counts to the history ring (history.c).
+ * Idle, it wakes at most once a second.
  */
 #include "app/daemon.h"
 
@@ -168,6 +169,9 @@ int ls_daemon_run(ls_daemon *d)
             d->alarm_prune_mono = now.mono;
             ls_alarming_prune(d, now.wall);
         }
+        ls_engine_stats st;
+        ls_engine_get_stats(d->engine, &st);
+        ls_history_tick(&d->history, now, &st);
         int64_t next = next_wakeup(d);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "app/config.h"
+#include "app/history.h"
 #include "app/metrics.h"
 #include "engine/alarms.h"
 #include "engine/engine.h"
@@ -102,6 +103,8 @@ typedef struct ls_daemon {
     int http_source;               /* this input's id in metrics */
     struct ls_webhooks *webhooks;  /* NULL without [webhook.*] sections */
     struct ls_streams *streams;    /* /api/v1/events/stream (api/stream.c) */
+
+    ls_history history;        /* fleet counts every 10 s, under `lock` */
 } ls_daemon;
 
 /* Sets up everything but the loop: engine, event log, HTTP.  0 or < 0. */

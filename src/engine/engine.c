@@ -571,12 +571,18 @@ void ls_engine_get_stats(const ls_engine *e, ls_engine_stats *out)
 uint64_t ls_engine_scan(const ls_engine *e, uint64_t cursor, int filter, size_t limit,
                         uint64_t max_scan, ls_visit_cb cb, void *ud)
 {
+    return ls_engine_scan_match(e, cursor, filter, limit, max_scan, NULL, cb, ud);
+}
+
+uint64_t ls_engine_scan_match(const ls_engine *e, uint64_t cursor, int filter, size_t limit,
+                              uint64_t max_scan, ls_match_cb match, ls_visit_cb cb, void *ud)
+{
     const ls_table *t = &e->table;
     size_t found = 0;
     uint64_t scanned = 0;
     for (uint64_t i = cursor; i < t->high; i++) {
         const ls_device *d = ls_table_slot(t, (uint32_t)i);
-        if (d->live && (filter < 0 || d->active == filter)) {
+        if (d->live && (filter < 0 || d->active == filter) && (!match || match(ud, d))) {
             cb(ud, d);
             if (++found == limit) return i + 1 < t->high ? i + 1 : 0;
         }

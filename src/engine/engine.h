@@ -383,6 +383,15 @@ uint64_t ls_engine_scan(const ls_engine *e, uint64_t cursor, int filter, size_t 
                         uint64_t max_scan, ls_visit_cb cb, void *ud);
 
 /*
+ * ls_engine_scan() with one more filter: only devices for which match(ud, d)
+ * returns non-zero are visited and count towards `limit` (NULL = all).
+ * Every scanned slot counts towards max_scan, matching or not.
+ */
+typedef int (*ls_match_cb)(void *ud, const ls_device *d);
+uint64_t ls_engine_scan_match(const ls_engine *e, uint64_t cursor, int filter, size_t limit,
+                              uint64_t max_scan, ls_match_cb match, ls_visit_cb cb, void *ud);
+
+/*
  * Validates a device id: 1..256 bytes of well-formed UTF-8 with no control
  * characters (C0, DEL, C1).  Returns NULL if valid, else a short reason.
  */

@@ -1809,6 +1809,50 @@ static void test_scan_stable_under_change(void **state)
     free(s);
 }
 
+/* Matches ids whose number is a multiple of 7. */
+static int seventh_match(void *ud, const ls_device *d)
+{
+    (void)ud;
+    return strtol(ls_device_id(d) + 1, NULL, 10) % 7 == 0;
+}
+
+static void test_scan_match(void **state)
+{
+    fx *f = *state;
+    scan_populate(f, 1000);
+    seen *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    for (int filter = -1; filter <= 1; filter++) {
+        memset(s, 0, sizeof(*s));
+        s->filter = filter;
+        uint64_t cursor = 0;
+        int pages = 0;
+        do {
+            size_t before = s->visits;
+            cursor = ls_engine_scan_match(f->e, cursor, filter, 10, 0, seventh_match, seen_cb, s);
+            /* Only matches count towards the limit: full pages until the end. */
+            if (cursor) assert_int_equal(s->visits - before, 10);
+            assert_true(++pages < 1000);
+        } while (cursor);
+        for (int i = 0; i < 1000; i++) {
+            int want = i % 7 == 0 && (filter < 0 || (i % 2 == 0) == (filter == 1));
+            if (s->orig[i] != want) fail_msg("filter %d: s%05d seen %d times", filter, i, s->orig[i]);
+        }
+    }
+    /* max_scan counts slots, matching or not: 1000 slots, 50 a call. */
+    memset(s, 0, sizeof(*s));
+    s->filter = -1;
+    uint64_t cursor = 0;
+    int calls = 0;
+    do {
+        cursor = ls_engine_scan_match(f->e, cursor, -1, 1000, 50, seventh_match, seen_cb, s);
+        calls++;
+    } while (cursor && calls < 1000);
+    assert_int_equal(calls, 1000 / 50);
+    assert_int_equal(s->visits, 1000 / 7 + 1);
+    free(s);
+}
+
 static void test_scan_max_scan(void **state)
 {
     fx *f = *state;
@@ -2265,6 +2309,7 @@ int main(void)
         T(test_scan_limit_and_end),
         T(test_scan_stable_under_change),
         T(test_scan_max_scan),
+        T(test_scan_match),
         T(test_batch_matches_single),
         T(test_batch_edges),
         T(test_batch_error_order),
