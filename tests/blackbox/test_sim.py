@@ -18,6 +18,15 @@ import pytest
 
 from conftest import LASTSEEN_BIN, events_of, wait_until
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 SIM_BIN = os.environ.get("LASTSEEN_SIM", os.path.join(os.path.dirname(LASTSEEN_BIN), "lastseen-sim"))
 STATUS_RE = re.compile(r"sent (\d+) \(\d+/s\) accepted (\d+) rejected (\d+) failed (\d+)")
 

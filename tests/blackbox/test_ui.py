@@ -14,6 +14,15 @@ import pytest
 
 from conftest import assert_error, dev_path, now_ms, read_events, wait_until
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "web")
 
 
