@@ -98,6 +98,17 @@ int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_
  * the line is not in ls_format_event()'s shape; such a line passes). */
 int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len, int *type);
 
+/*
+ * Reads a Cumulocity responseInterval (minutes): an integer, or a real with
+ * no fraction (how integers beyond 64 bits arrive), clamped to
+ * LS_RI_MIN..LS_RI_MAX as Cumulocity does.  0 and *out, or -1.
+ */
+int ls_api_response_interval(json_t *v, int *out);
+
+/* Under the lock: appends the availability part of /api/v1/stats,
+ * starting with a comma (availability.c). */
+void ls_api_stats_availability(ls_buf *b, ls_daemon *d);
+
 /* Route handlers.  `id` is the percent-decoded device id (len bytes). */
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);
 enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action);
@@ -107,6 +118,9 @@ enum MHD_Result ls_api_stats(ls_req *r);
 enum MHD_Result ls_api_events(ls_req *r);
 enum MHD_Result ls_api_events_stream(ls_req *r);
 enum MHD_Result ls_api_metrics(ls_req *r);
+/* Routes under a prefix; `rest` is the raw path after it ("" or "/{name}"). */
+enum MHD_Result ls_api_device_types(ls_req *r, const char *rest); /* /api/v1/device-types */
+enum MHD_Result ls_api_alarms(ls_req *r, const char *rest);       /* /api/v1/alarms */
 
 /* The dashboard (assets.c: "/" and "/ui/NAME"; ui.c: what its page asks for). */
 enum MHD_Result ls_api_asset(ls_req *r, const char *url);

@@ -6,6 +6,11 @@
  * lock once (bulk requests take it per 4096 items, so a large bulk never
  * holds the timer loop back for long), and answers after unlocking, which
  * is also when the events it caused have been written to the event log.
+ *
+ * Activities (single and bulk) go through the HTTP input's reporting
+ * strategy (http.reporting_strategy); sessions and pings do not.  A PUT
+ * whose body is {} or only {"id": ...} is Cumulocity's "ping" of an
+ * existing device: an activity at now and nothing else.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "app/alarming.h"
 #include "app/clock.h"
 #include "app/persist.h"
 #include "in/udp.h"
@@ -81,7 +87,7 @@ static enum MHD_Result device_json(ls_req *r, unsigned status, const char *id, s
     ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
     const ls_device *dev = ls_engine_find(r->d->engine, id, len);
-    if (dev) ls_format_device(&b, r->d->engine, dev);
+    if (dev) ls_format_device(&b, r->d->engine, r->d->alarms, dev);
     ls_daemon_unlock(r->d);
     if (!dev) {
         ls_buf_free(&b);
@@ -99,7 +105,9 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
     ls_device_config c = {0};
     const char *key;
     json_t *v;
+    int fields = 0; /* other than "id" */
     json_object_foreach(j, key, v) {
+        if (strcmp(key, "id")) fields++;
         if (strcmp(key, "inactivityTimeout") == 0) {
             c.set_timeout = 1;
             if (json_is_null(v)) {
@@ -123,6 +131,20 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
             }
             c.type = json_string_value(v);
             c.type_len = json_string_length(v);
+        } else if (strcmp(key, "c8y_RequiredAvailability") == 0) {
+            c.set_c8y = 1;
+            json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
+            if (json_is_null(v)) {
+                c.has_c8y = 0;
+            } else if (!ri || json_object_size(v) != 1 || ls_api_response_interval(ri, &c.response_interval) < 0) {
+                json_decref(j);
+                return ls_api_error(r, 422, "invalid",
+                                    "c8y_RequiredAvailability must be {\"responseInterval\": minutes} with an "
+                                    "integer (clamped to %d..%d), or null",
+                                    LS_RI_MIN, LS_RI_MAX);
+            } else {
+                c.has_c8y = 1;
+            }
         } else if (strcmp(key, "id") == 0) {
             if (!json_is_string(v) || json_string_length(v) != len || memcmp(json_string_value(v), id, len)) {
                 json_decref(j);
@@ -130,16 +152,21 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
             }
         } else {
             enum MHD_Result res = ls_api_error(
-                r, 422, "invalid", "unknown field \"%.64s\"; known: inactivityTimeout, type, id", key);
+                r, 422, "invalid",
+                "unknown field \"%.64s\"; known: inactivityTimeout, type, c8y_RequiredAvailability, id", key);
             json_decref(j); /* key lives in j */
             return res;
         }
     }
-    int created = 0;
+    int created = 0, rc;
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
-    int rc = ls_engine_put(r->d->engine, id, len, &c, ls_clock_now(), &created);
+    ls_now now = ls_clock_now();
+    if (fields == 0 && ls_engine_find(r->d->engine, id, len))
+        rc = ls_engine_activity(r->d->engine, id, len, 0, now); /* a ping */
+    else
+        rc = ls_engine_put(r->d->engine, id, len, &c, now, &created);
     json_decref(j);
     if (rc < 0) {
         ls_daemon_unlock(r->d);
@@ -147,7 +174,7 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
         return ls_api_engine_error(r, rc, "device");
     }
     /* The answer shows the device as committed. */
-    ls_format_device(&b, r->d->engine, ls_engine_find(r->d->engine, id, len));
+    ls_format_device(&b, r->d->engine, r->d->alarms, ls_engine_find(r->d->engine, id, len));
     uint64_t gen = ls_daemon_unlock_to_commit(r->d);
     return ls_api_respond_committed(r, gen, created ? 201 : 200, &b);
 }
@@ -163,6 +190,8 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
         return ls_api_engine_error(r, rc, "device");
     }
     ls_persist_delete(r->d, id, len);
+    ls_alarming_deleted(r->d, id, len, ls_clock_now().wall);
+    ls_reporter_forget(r->d->http_in, id, len);
     return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 204, NULL);
 }
 
@@ -185,7 +214,8 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     uint64_t seq0 = r->d->seq;
     ls_now now = ls_clock_now();
     if (action[0] == 'a') {
-        rc = ls_engine_activity(r->d->engine, id, len, ts, now);
+        ls_activity a = {.id = id, .len = (uint32_t)len, .ts = ts};
+        ls_reporter_activity_batch(r->d->http_in, &a, 1, now, &rc);
         if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
         if (rc == 0) ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
     } else {
@@ -265,7 +295,7 @@ static void bulk_flush(bulk_state *s)
     if (!s->n) return;
     ls_daemon_lock(s->r->d);
     uint64_t seq0 = s->r->d->seq;
-    ls_engine_activity_batch(s->r->d->engine, s->items, s->n, ls_clock_now(), s->rcs);
+    ls_reporter_activity_batch(s->r->d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
     if (s->r->d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(s->r->d); /* transitions: durable first */
     else ls_daemon_unlock(s->r->d);
     for (size_t i = 0; i < s->n; i++) {
@@ -364,6 +394,7 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
 
 typedef struct list_state {
     const ls_engine *e;
+    const ls_alarms *alarms;
     ls_buf *b;
     size_t n;
     const char *q; /* substring filter (ASCII case-insensitive), NULL = none */
@@ -393,7 +424,7 @@ static void list_visit(void *ud, const ls_device *d)
 {
     list_state *s = ud;
     if (s->n++) ls_buf_putc(s->b, ',');
-    ls_format_device(s->b, s->e, d);
+    ls_format_device(s->b, s->e, s->alarms, d);
 }
 
 int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -434,7 +465,8 @@ enum MHD_Result ls_api_device_list(ls_req *r)
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {.e = r->d->engine, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
+    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL,
+                    .qlen = hq ? strlen(qbuf) : 0};
     ls_daemon_lock(r->d);
     uint64_t next = ls_engine_scan_match(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX,
                                          s.qlen ? list_match : NULL, list_visit, &s);
@@ -447,9 +479,14 @@ enum MHD_Result ls_api_device_list(ls_req *r)
 enum MHD_Result ls_api_stats(ls_req *r)
 {
     ls_engine_stats st;
+    ls_buf avail;
+    ls_buf_init(&avail, (size_t)16 << 20);
     ls_daemon_lock(r->d);
     ls_engine_get_stats(r->d->engine, &st);
     ls_daemon *d = r->d;
+    uint64_t events[LS_EV__COUNT];
+    memcpy(events, d->events_by_type, sizeof(events));
+    ls_api_stats_availability(&avail, d);
     uint64_t seq = d->seq;
     uint64_t committed = d->committed_seq;
     int nsinks = d->nsinks;
@@ -460,7 +497,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
     uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
 
     ls_buf b;
-    ls_buf_init(&b, 4096);
+    ls_buf_init(&b, (size_t)17 << 20);
     ls_buf_printf(&b,
                   "{\"devices\":%llu,\"active\":%llu,\"inactive\":%llu,\"sessions\":%llu,"
                   "\"activities\":%llu,\"staleActivities\":%llu,\"clampedFutureTimestamps\":%llu,"
@@ -471,7 +508,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
                   (unsigned long long)st.clamped_future);
     for (int t = 0; t < LS_EV__COUNT; t++)
         ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
-                      (unsigned long long)st.events[t]);
+                      (unsigned long long)events[t]);
     ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
     ls_buf_printf(&b,
@@ -517,9 +554,12 @@ enum MHD_Result ls_api_stats(ls_req *r)
         ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)ws[i].cursor,
                       (unsigned long long)(committed > ws[i].cursor ? committed - ws[i].cursor : 0));
     }
-    ls_buf_printf(&b, "],\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}}",
+    ls_buf_printf(&b, "],\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}",
                   (unsigned long long)ls_metrics_get(&d->metrics.streams_open),
                   (unsigned long long)ls_metrics_get(&d->metrics.streams_dropped),
                   (unsigned long long)ls_metrics_get(&d->metrics.streams_refused));
+    ls_buf_append(&b, avail.p, avail.len); /* ,"sessionsExpired":..,"availability":{..},.. */
+    ls_buf_free(&avail);
+    ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }

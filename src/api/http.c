@@ -301,6 +301,8 @@ static enum MHD_Result route(ls_req *r, const char *url)
         if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
         return ls_api_bulk_activity(r);
     }
+    if (strncmp(url, "/api/v1/device-types", 20) == 0) return ls_api_device_types(r, url + 20);
+    if (strncmp(url, "/api/v1/alarms", 14) == 0) return ls_api_alarms(r, url + 14);
     if (strcmp(url, "/api/v1/devices") == 0) {
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
         return ls_api_device_list(r);

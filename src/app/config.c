@@ -122,6 +122,8 @@ static int url_check(const char *s, size_t n, const char **why);
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const policy_words[] = {"grace", "strict", NULL};
+/* In ls_report_strategy order (src/in/reporting.h). */
+static const char *const strategy_words[] = {"ALL", "FIRST", "LAST", "FIRST_AND_LAST", NULL};
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -147,6 +149,12 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "stream_keepalive", .type = CFG_DURATION, FIELD_I64(http_stream_keepalive),
      .def = "15s", .min = 100, .max = MS_HOUR,
      .doc = "silence after which an event stream sends a keep-alive comment"},
+    {.section = "http", .key = "reporting_strategy", .type = CFG_ENUM, FIELD_INT(http_reporting_strategy),
+     .def = "ALL", .words = strategy_words,
+     .doc = "which HTTP activities reach the engine, per device and reporting period (ThingsBoard's strategies; see docs/semantics.md)"},
+    {.section = "http", .key = "reporting_period", .type = CFG_DURATION, FIELD_I64(http_reporting_period),
+     .def = "3000ms", .min = 1, .max = MS_HOUR,
+     .doc = "length of a device's reporting period for http.reporting_strategy"},
     {.section = "store", .key = "data_dir", .type = CFG_STRING, FIELD_STR(data_dir),
      .def = "./data", .check = nonempty_check, .allowed = "a non-empty path",
      .doc = "directory where lastseen keeps its files"},
@@ -173,6 +181,16 @@ static const cfg_key cfg_table[] = {
     {.section = "state", .key = "restart_policy", .type = CFG_ENUM, FIELD_INT(state_restart_policy),
      .def = "grace", .words = policy_words,
      .doc = "devices active at shutdown: grace = full timeout from restart, strict = keep old deadlines"},
+    {.section = "state", .key = "monitor_by_default", .type = CFG_BOOL, FIELD_INT(state_monitor_by_default),
+     .def = "true",
+     .doc = "devices with no timeout of their own or from their type get default_inactivity_timeout (false: they are not monitored)"},
+    {.section = "availability", .key = "grace", .type = CFG_DURATION, FIELD_I64(availability_grace),
+     .def = "180s", .min = 0, .max = MS_DAY,
+     .doc = "added to c8y_RequiredAvailability.responseInterval before a device is unavailable"},
+    {.section = "transport", .key = "session_inactivity_timeout", .type = CFG_DURATION,
+     FIELD_I64(transport_session_inactivity_timeout),
+     .def = "600s", .min = 0, .max = 3650 * MS_DAY,
+     .doc = "open sessions of a device silent this long are closed (DISCONNECT_EVENT); 0 = never"},
     {.section = "udp", .key = "listen", .type = CFG_STRING, FIELD_STR(udp_listen),
      .def = "", .check = optional_listen_check,
      .allowed = "empty (off) or host:port, IPv6 in brackets",
@@ -190,6 +208,12 @@ static const cfg_key cfg_table[] = {
     {.section = "events", .key = "retention", .type = CFG_DURATION, FIELD_I64(events_retention),
      .def = "7d", .min = MS_SECOND, .max = 3650 * MS_DAY,
      .doc = "how long delivered events stay in the outbox for replay; undelivered ones are kept until delivered"},
+    {.section = "alarms", .key = "enabled", .type = CFG_BOOL, FIELD_INT(alarms_enabled),
+     .def = "true",
+     .doc = "raise c8y_UnavailabilityAlarm when a monitored device becomes unavailable (false: no new alarms)"},
+    {.section = "alarms", .key = "retention", .type = CFG_DURATION, FIELD_I64(alarms_retention),
+     .def = "7d", .min = MS_SECOND, .max = 3650 * MS_DAY,
+     .doc = "how long CLEARED alarms stay listed before they are deleted"},
     {.section = "log", .key = "level", .type = CFG_ENUM, FIELD_INT(log_level),
      .def = "info", .words = log_words,
      .doc = "least severe log message written"},

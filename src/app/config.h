@@ -39,6 +39,8 @@ typedef struct ls_config {
     int64_t http_max_streams;                /* open event streams at most */
     int64_t http_stream_max_backlog;         /* events a stream may fall behind */
     int64_t http_stream_keepalive;           /* ms between keep-alive comments */
+    int http_reporting_strategy;             /* ls_report_strategy */
+    int64_t http_reporting_period;           /* ms */
     char data_dir[4096];                     /* store.data_dir */
     int64_t store_flush_interval;            /* ms */
     int64_t store_max_size;                  /* bytes, 0 = no cap */
@@ -49,6 +51,11 @@ typedef struct ls_config {
     int state_restart_policy;                 /* 0 grace, 1 strict (ls_restart_policy) */
     char udp_listen[256];                     /* udp.listen, "" = off */
     int64_t udp_rcvbuf;                       /* bytes */
+    int state_monitor_by_default;             /* bool */
+    int64_t availability_grace;               /* ms */
+    int64_t transport_session_inactivity_timeout; /* ms, 0 = never */
+    int alarms_enabled;                       /* bool */
+    int64_t alarms_retention;                 /* ms */
     int events_stdout;                        /* bool */
     int64_t events_retention;                 /* ms */
     char events_file[4096];                   /* events.file, relative to data_dir unless absolute */

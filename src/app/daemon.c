@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "app/alarming.h"
 #include "app/clock.h"
 #include "app/lockfile.h"
 #include "app/log.h"
@@ -31,6 +32,7 @@
 #include "out/webhook.h"
 
 #define IDLE_WAKE_MS 1000
+#define ALARM_PRUNE_EVERY_MS 60000 /* or a quarter of alarms.retention if shorter */
 
 static void on_event(void *ud, const ls_event *ev)
 {
@@ -40,6 +42,15 @@ static void on_event(void *ud, const ls_event *ev)
         ls_histogram_observe(&d->metrics.lateness, late_ms > 0 ? (uint64_t)late_ms * 1000000 : 0);
     }
     ls_persist_event(d, ev);
+    ls_alarming_event(d, ev);
+}
+
+/* The earliest monotonic ms at which the engine or the HTTP reporter has work. */
+static int64_t next_wakeup(const ls_daemon *d)
+{
+    int64_t next = ls_engine_next_wakeup(d->engine);
+    int64_t r = d->http_in ? ls_reporter_next_wakeup(d->http_in) : INT64_MAX;
+    return r < next ? r : next;
 }
 
 void ls_daemon_lock(ls_daemon *d)
@@ -49,7 +60,7 @@ void ls_daemon_lock(ls_daemon *d)
 
 void ls_daemon__wake_timer(ls_daemon *d)
 {
-    int64_t next = ls_engine_next_wakeup(d->engine);
+    int64_t next = next_wakeup(d);
     if (next < d->wake_at) {
         d->wake_at = next;
         uint64_t one = 1;
@@ -107,10 +118,20 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         .default_timeout_ms = cfg->state_default_inactivity_timeout,
         .max_clock_skew_ms = cfg->state_max_clock_skew,
         .max_devices = (uint64_t)cfg->state_max_devices,
+        .grace_ms = cfg->availability_grace,
+        .unmonitored_default = !cfg->state_monitor_by_default,
+        .session_timeout_ms = cfg->transport_session_inactivity_timeout,
     };
     if (getrandom(&ec.seed, sizeof(ec.seed), 0) != sizeof(ec.seed)) ec.seed = (uint64_t)ls_clock_mono_ns();
     if ((rc = ls_engine_new(&d->engine, &ec, on_event, d)) < 0) {
         ls_error("daemon", "engine: %s", ls_strerror(rc));
+        return rc;
+    }
+    if ((rc = ls_alarming_open(d, ec.seed * 3 + 1)) < 0) return rc;
+    ls_engine_set_avail_cb(d->engine, ls_alarming_avail_cb, d);
+    if ((rc = ls_reporter_new(&d->http_in, d->engine, (ls_report_strategy)cfg->http_reporting_strategy,
+                              cfg->http_reporting_period, ec.seed * 5 + 3)) < 0) {
+        ls_error("daemon", "http reporting strategy: %s", ls_strerror(rc));
         return rc;
     }
     /* HTTP answers /healthz with "starting" while the devices load. */
@@ -120,9 +141,12 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
     if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
     __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
-    ls_info("daemon", "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms events seq=%llu",
+    ls_info("daemon",
+            "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms monitor_by_default=%s "
+            "http.reporting_strategy=%s events seq=%llu",
             LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
-            (unsigned long long)d->seq);
+            cfg->state_monitor_by_default ? "true" : "false",
+            ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy), (unsigned long long)d->seq);
     return 0;
 }
 
@@ -135,7 +159,14 @@ int ls_daemon_run(ls_daemon *d)
         ls_engine_stats st;
         ls_engine_get_stats(d->engine, &st);
         ls_history_tick(&d->history, now, &st);
-        int64_t next = ls_engine_next_wakeup(d->engine);
+        ls_reporter_tick(d->http_in, now);
+        int64_t prune_every = d->cfg.alarms_retention / 4;
+        if (prune_every > ALARM_PRUNE_EVERY_MS) prune_every = ALARM_PRUNE_EVERY_MS;
+        if (now.mono - d->alarm_prune_mono >= prune_every) {
+            d->alarm_prune_mono = now.mono;
+            ls_alarming_prune(d, now.wall);
+        }
+        int64_t next = next_wakeup(d);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;
         if (d->want_commit) pthread_cond_signal(&d->work_cv);
@@ -182,8 +213,11 @@ void ls_daemon_stop(ls_daemon *d)
     ls_http_free(d->http);
     d->http = NULL;
     ls_eventlog_close(&d->events);
+    ls_reporter_close(d->http_in);
+    d->http_in = NULL;
     ls_engine_close(d->engine);
     d->engine = NULL;
+    ls_alarming_close(d);
     if (d->wake_fd >= 0) close(d->wake_fd);
     if (d->signal_fd >= 0) close(d->signal_fd);
     d->wake_fd = d->signal_fd = -1;

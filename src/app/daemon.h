@@ -17,7 +17,9 @@
 #include "app/config.h"
 #include "app/history.h"
 #include "app/metrics.h"
+#include "engine/alarms.h"
 #include "engine/engine.h"
+#include "in/reporting.h"
 #include "out/eventlog.h"
 #include "store/store.h"
 
@@ -46,6 +48,10 @@ typedef struct ls_daemon {
     int64_t started_wall;
     struct ls_http *http;
     struct ls_udp *udp; /* NULL unless udp.listen is set */
+    ls_alarms *alarms;       /* unavailability alarms (alarming.c), under lock */
+    ls_reporter *http_in;    /* the HTTP ingest's reporting strategy, under lock */
+    uint64_t events_by_type[LS_EV__COUNT]; /* events logged since start, under lock */
+    int64_t alarm_prune_mono; /* timer loop: last alarms.retention pass */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */

@@ -171,6 +171,8 @@ static int export_cb(void *ud, const ls_store_device *d)
         .timeout_ms = d->timeout_ms ? d->timeout_ms : st->default_timeout,
         .timeout_source = d->timeout_ms ? "device" : "default",
         .sessions = d->sessions,
+        .has_c8y = d->has_c8y,
+        .response_interval = d->response_interval,
     };
     ls_buf_reset(&st->line);
     if (ls_format_device_fields(&st->line, &f) < 0 || ls_buf_putc(&st->line, '\n') < 0)

@@ -137,6 +137,15 @@ int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t
         d.timeout_ms = timeout;
     }
 
+    if ((v = json_object_get(o, "c8y_RequiredAvailability")) && !json_is_null(v)) {
+        json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
+        if (!ri || ls_api_response_interval(ri, &d.response_interval) < 0) {
+            snprintf(why, whylen, "c8y_RequiredAvailability must be {\"responseInterval\": minutes}");
+            goto out;
+        }
+        d.has_c8y = 1;
+    }
+
     if (ls_store_batch_put_device(b, &d) < 0) {
         snprintf(why, whylen, "out of memory");
         goto out;

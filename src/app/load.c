@@ -78,6 +78,8 @@ static int load_cb(void *ud, const ls_store_device *rec)
         .inactivity_alarm = rec->inactivity_alarm,
         .sessions = rec->sessions,
         .active = rec->active,
+        .has_c8y = rec->has_c8y,
+        .response_interval = rec->response_interval,
     };
     if (rec->type) it->st.type = keep(ls, rec->type, &it->st.type_len, LS_TYPE_MAX);
     if (ls->n == LOAD_BATCH) flush(ls);

@@ -54,6 +54,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "app/alarming.h"
 #include "app/clock.h"
 #include "app/load.h"
 #include "app/log.h"
@@ -72,12 +73,16 @@ static void put_dirty_cb(void *ud, const ls_device *dev)
 {
     ls_daemon *d = ud;
     const char *type = ls_engine_type_name(d->engine, dev);
+    ls_availability av = {0};
+    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(d->engine, dev, &av);
     ls_store_device rec = {
         .id = ls_device_id(dev),
         .id_len = dev->id_len,
         .type = dev->type ? type : NULL,
         .type_len = dev->type ? strlen(type) : 0,
-        .timeout_ms = dev->timeout_ms,
+        .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
+        .has_c8y = (uint8_t)av.has_c8y,
+        .response_interval = av.response_interval,
         .last_activity = dev->last_activity,
         .last_connect = dev->last_connect,
         .last_disconnect = dev->last_disconnect,
@@ -93,13 +98,34 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
 {
     uint64_t seq = ++d->seq;
     ls_buf_reset(&d->line);
-    if (ls_format_event(&d->line, d->engine, seq, ev) < 0 ||
+    if ((unsigned)ev->type < LS_EV__COUNT) d->events_by_type[ev->type]++;
+    if (ls_format_event(&d->line, d->engine, d->alarms, seq, ev) < 0 ||
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
         __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
-                 ls_event_name(ev->type), ls_device_id(ev->dev));
+                 ls_event_name(ev->type), ev->alarm ? ev->alarm->source : ls_device_id(ev->dev));
     }
     d->want_commit = 1;
+}
+
+void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c)
+{
+    int rc;
+    if (c) {
+        ls_store_type t = {
+            .name = name,
+            .name_len = len,
+            .timeout_ms = c->timeout_ms,
+            .has_ri = c->has_ri,
+            .response_interval = c->response_interval,
+            .monitored = c->monitored,
+            .severity = (int)c->severity,
+        };
+        rc = ls_store_batch_put_type(d->pending, &t);
+    } else {
+        rc = ls_store_batch_del_type(d->pending, name, len);
+    }
+    if (rc < 0) d->persist_errors++;
 }
 
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
@@ -341,6 +367,13 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
+/* Device types are restored before the devices, so that each device
+ * resolves its timeout at once. */
+typedef struct type_load {
+    ls_daemon *d;
+    ls_now now;
+} type_load;
+
 int ls_persist_open(ls_daemon *d)
 {
     char dir[4200];
@@ -380,16 +413,39 @@ int ls_persist_open(ls_daemon *d)
     return 0;
 }
 
+static int load_type_cb(void *ud, const ls_store_type *t)
+{
+    type_load *ls = ud;
+    ls_type_config c = {
+        .timeout_ms = t->timeout_ms,
+        .has_ri = t->has_ri,
+        .response_interval = t->response_interval,
+        .monitored = t->monitored,
+        .severity = (ls_severity)t->severity,
+    };
+    int rc = ls_engine_type_put(ls->d->engine, t->name, t->name_len, &c, ls->now, NULL);
+    if (rc < 0)
+        ls_error("persist", "stored device type %.*s not restored: %s", (int)t->name_len, t->name, ls_strerror(rc));
+    return 0;
+}
+
 int ls_persist_start(ls_daemon *d)
 {
     int rc;
     int64_t t0 = ls_clock_mono_ns();
+    ls_now now = ls_clock_now();
+    type_load tl = {.d = d, .now = now};
+    if ((rc = ls_store_load_types(d->store, load_type_cb, &tl)) < 0) {
+        ls_error("persist", "cannot load device types from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
+        return rc;
+    }
     ls_load_result ls;
-    if ((rc = ls_load_devices(d->store, d->engine, (ls_restart_policy)d->cfg.state_restart_policy, ls_clock_now(),
-                              &d->loaded, &ls)) < 0) {
+    if ((rc = ls_load_devices(d->store, d->engine, (ls_restart_policy)d->cfg.state_restart_policy, now, &d->loaded,
+                              &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
         return rc;
     }
+    if ((rc = ls_alarming_load(d)) < 0) return rc;
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
             (double)(ls_clock_mono_ns() - t0) / 1e6, d->cfg.state_restart_policy ? "strict" : "grace",

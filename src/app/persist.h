@@ -20,6 +20,8 @@ void ls_persist_stop(ls_daemon *d);
 /* Under the engine lock: queue an event (assigns its seq) / a deletion. */
 void ls_persist_event(ls_daemon *d, const ls_event *ev);
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len);
+/* Under the engine lock: queue a type's settings (NULL: the type has none). */
+void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c);
 
 /*
  * Sinks: durable consumers of committed events (MQTT, webhooks, ...).  A

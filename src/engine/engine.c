@@ -24,7 +24,20 @@
  * an outage would flip active and, a moment later, inactive again.
  *
  * Sessions: CONNECT_EVENT on every session opened (it counts as an
- * activity), DISCONNECT_EVENT when the last open session closes.
+ * activity), DISCONNECT_EVENT when the last open session closes, or when
+ * the device has been silent for session_timeout_ms (ThingsBoard's
+ * transport session expiry).  The session deadline shares the device's one
+ * wheel entry with the inactivity deadline: the entry sits at the earlier
+ * of the two and both are recomputed when it fires.
+ *
+ * Timeouts and classes: a device's effective timeout comes from its own
+ * inactivityTimeout, else its c8y_RequiredAvailability, else its type,
+ * else the configured default (types.c resolves the type levels).  It is
+ * resolved into the record whenever one of its sources changes (a type
+ * change visits the type's devices anyway), so the hot path reads one field.  A device without a
+ * timeout (not monitored, or in maintenance) never goes inactive.  Each
+ * device's availability class is kept in its flags so that the counters
+ * behind /stats (by class, by type) move in O(1) on every change.
  *
  * Events are emitted synchronously, after the state change, through the
  * callback; the callback must not call back into the engine.
@@ -35,24 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/table.h"
-
-#define MAX_TYPES 65535
-
-struct ls_engine {
-    ls_engine_config cfg;
-    ls_event_cb cb;
-    void *ud;
-    ls_table table;
-    ls_wheel wheel;
-    char **types; /* interned type names; 0 = "default" */
-    uint32_t ntypes;
-    ls_engine_stats st;
-    int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
-    ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
-    size_t ndirty, dirty_cap;
-    int dirty_lost;    /* the list could not grow: drain scans every slot */
-};
+#include "engine/engine_int.h"
 
 /* Marks d changed.  The list only grows while it is below the device count. */
 static inline void mark(ls_engine *e, ls_device *d)
@@ -72,6 +68,11 @@ static inline void mark(ls_engine *e, ls_device *d)
     e->dirty[e->ndirty++] = d;
 }
 
+void eng__mark(ls_engine *e, ls_device *d)
+{
+    mark(e, d);
+}
+
 static void emit(ls_engine *e, ls_event_type type, const ls_device *d, int64_t ts, int64_t at)
 {
     ls_event ev = {.type = type, .dev = d, .ts = ts, .detected_at = at};
@@ -82,21 +83,19 @@ static void emit(ls_engine *e, ls_event_type type, const ls_device *d, int64_t t
 int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, void *ud)
 {
     if (cfg->default_timeout_ms < LS_TIMEOUT_MIN_MS || cfg->default_timeout_ms > LS_TIMEOUT_MAX_MS ||
-        cfg->max_clock_skew_ms < 0)
+        cfg->max_clock_skew_ms < 0 || cfg->grace_ms < 0 || cfg->grace_ms > LS_TIMEOUT_MAX_MS / 2 ||
+        cfg->session_timeout_ms < 0 || cfg->session_timeout_ms > LS_TIMEOUT_MAX_MS)
         return LS_EINVAL;
     ls_engine *e = calloc(1, sizeof(*e));
     if (!e) return LS_ENOMEM;
     e->cfg = *cfg;
     e->cb = cb;
     e->ud = ud;
-    e->types = malloc(sizeof(char *));
-    if (!e->types || !(e->types[0] = strdup("default")) || ls_table_init(&e->table, cfg->seed) < 0) {
-        if (e->types) free(e->types[0]);
-        free(e->types);
+    if (eng__types_init(e) < 0 || ls_table_init(&e->table, cfg->seed) < 0) {
+        eng__types_close(e);
         free(e);
         return LS_ENOMEM;
     }
-    e->ntypes = 1;
     ls_wheel_init(&e->wheel, 0);
     *out = e;
     return 0;
@@ -107,24 +106,74 @@ void ls_engine_close(ls_engine *e)
     if (!e) return;
     ls_table_close(&e->table);
     free(e->dirty);
-    for (uint32_t i = 0; i < e->ntypes; i++) free(e->types[i]);
-    free(e->types);
+    eng__types_close(e);
+    ls_map64_close(&e->c8y);
     free(e);
+}
+
+void ls_engine_set_avail_cb(ls_engine *e, ls_avail_cb cb, void *ud)
+{
+    e->avail_cb = cb;
+    e->avail_ud = ud;
+}
+
+void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availability *out)
+{
+    int64_t ri = 0;
+    out->has_c8y = (d->flags & LS_DEV_C8Y) &&
+                   ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri);
+    out->response_interval = (int)ri;
+    out->timeout_ms = eng__timeout(e, d);
+    if (d->flags & LS_DEV_OWN_TIMEOUT) out->source = "device";
+    else if (d->flags & LS_DEV_C8Y) out->source = "c8y_RequiredAvailability";
+    else out->source = e->types[d->type].source;
+    out->cls = ls_device_avail(d);
 }
 
 int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source)
 {
-    if (d->timeout_ms) {
-        if (source) *source = "device";
-        return d->timeout_ms;
+    if (source) {
+        if (d->flags & LS_DEV_OWN_TIMEOUT) *source = "device";
+        else if (d->flags & LS_DEV_C8Y) *source = "c8y_RequiredAvailability";
+        else *source = e->types[d->type].source;
     }
-    if (source) *source = "default";
-    return e->cfg.default_timeout_ms;
+    return eng__timeout(e, d);
 }
 
-const char *ls_engine_type_name(const ls_engine *e, const ls_device *d)
+void eng__count(ls_engine *e, const ls_device *d, int sign)
 {
-    return e->types[d->type];
+    uint64_t s = (uint64_t)(int64_t)sign;
+    ls_avail c = ls_device_avail(d);
+    e->st.avail[c] += s;
+    e->types[d->type].devices += s;
+    if (d->active) {
+        e->st.avail_active[c] += s;
+        e->types[d->type].active += s;
+    }
+    if (d->sessions) e->st.avail_connected[c] += s;
+}
+
+static void set_active(ls_engine *e, ls_device *d, int on)
+{
+    uint64_t s = on ? 1 : (uint64_t)-1;
+    d->active = on ? 1 : 0;
+    e->st.active += s;
+    e->st.avail_active[ls_device_avail(d)] += s;
+    e->types[d->type].active += s;
+}
+
+/* Arms d's timer at the earlier of its inactivity and session deadlines, or
+ * disarms it when it has neither. */
+static void arm_next(ls_engine *e, ls_device *d)
+{
+    int64_t next = INT64_MAX, to = eng__timeout(e, d);
+    if (d->active && to > 0) next = d->last_activity_mono + to;
+    if (d->sessions && e->cfg.session_timeout_ms) {
+        int64_t s = d->last_activity_mono + e->cfg.session_timeout_ms;
+        if (s < next) next = s;
+    }
+    if (next == INT64_MAX) ls_wheel_remove(&e->wheel, &d->timer);
+    else ls_wheel_add(&e->wheel, &d->timer, next);
 }
 
 /* Finds (or creates) the device of an already validated id with hash tag. */
@@ -138,6 +187,9 @@ static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag,
         if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) return LS_EFULL;
         int rc = ls_table_insert(&e->table, id, len, tag, &d);
         if (rc < 0) return rc;
+        d->timeout_ms = e->type_timeout[0];
+        d->flags = (uint16_t)(eng__class_of(e, d) << LS_DEV_CLASS_SHIFT);
+        eng__count(e, d, 1);
         if (created) *created = 1;
     }
     *out = d;
@@ -156,22 +208,41 @@ const ls_device *ls_engine_find(const ls_engine *e, const char *id, size_t len)
     return ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len));
 }
 
-/* Makes d inactive, detected at wall time `at`. */
+int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
+{
+    if (ls_id_check(id, len)) return LS_EBADID;
+    if (ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len))) return 0;
+    if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) return LS_EFULL;
+    return 0;
+}
+
+/* Makes d inactive, detected at wall time `at`.  The caller re-arms. */
 static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
 {
     mark(e, d);
-    ls_wheel_remove(&e->wheel, &d->timer);
-    d->active = 0;
+    set_active(e, d, 0);
     d->inactivity_alarm = at;
-    e->st.active--;
-    emit(e, LS_EV_INACTIVITY, d, d->last_activity + ls_engine_timeout(e, d, NULL), at);
+    emit(e, LS_EV_INACTIVITY, d, d->last_activity + eng__timeout(e, d), at);
+}
+
+/* Closes every session of d: it was silent for session_timeout_ms. */
+static void expire_sessions(ls_engine *e, ls_device *d, int64_t at)
+{
+    mark(e, d);
+    e->st.sessions -= d->sessions;
+    e->st.avail_connected[ls_device_avail(d)]--;
+    d->sessions = 0;
+    d->last_disconnect = at;
+    e->st.sessions_expired++;
+    emit(e, LS_EV_DISCONNECT, d, at, at);
 }
 
 /*
  * Applies an activity at wall time `wall` (0 = now).  Returns 1 when the
- * device became active (the caller emits ACTIVITY_EVENT), else 0.
+ * device became active (the caller emits ACTIVITY_EVENT), else 0.  With
+ * can_activate 0 it only records (a deferred report).
  */
-static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now)
+static inline int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now, int can_activate)
 {
     if (wall == 0) wall = now.wall;
     if (wall > now.wall + e->cfg.max_clock_skew_ms) {
@@ -179,20 +250,19 @@ static int apply_activity(ls_engine *e, ls_device *d, int64_t wall, ls_now now)
         e->st.clamped_future++;
     }
     int64_t mono = now.mono - (now.wall - wall);
-    int64_t timeout = ls_engine_timeout(e, d, NULL);
+    int64_t timeout = eng__timeout(e, d);
 
     e->st.activities++;
     mark(e, d);
     if (mono > d->last_activity_mono || d->last_activity == 0) d->last_activity_mono = mono;
     if (wall > d->last_activity) d->last_activity = wall;
-    if (now.wall - wall >= timeout) {
+    if (timeout > 0 && now.wall - wall >= timeout) {
         e->st.stale_activities++;
         return 0;
     }
-    if (d->active) return 0;
-    d->active = 1;
-    e->st.active++;
-    ls_wheel_add(&e->wheel, &d->timer, d->last_activity_mono + timeout);
+    if (d->active || !can_activate) return 0;
+    set_active(e, d, 1);
+    arm_next(e, d);
     return 1;
 }
 
@@ -202,7 +272,17 @@ int ls_engine_activity(ls_engine *e, const char *id, size_t len, int64_t ts, ls_
     int rc;
     if (ts < 0) return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
-    if (apply_activity(e, d, ts, now)) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
+    if (apply_activity(e, d, ts, now, 1)) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
+    return 0;
+}
+
+int ls_engine_record(ls_engine *e, const char *id, size_t len, int64_t ts, ls_now now)
+{
+    ls_device *d;
+    int rc;
+    if (ts < 0) return LS_EINVAL;
+    if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
+    apply_activity(e, d, ts, now, 0);
     return 0;
 }
 
@@ -240,7 +320,7 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
             if (rc == 0) rc = lookup_tagged(e, a[j].id, a[j].len, tags[k], 1, &d, NULL);
             if (rc == 0) {
                 applied++;
-                if (apply_activity(e, d, a[j].ts, now))
+                if (apply_activity(e, d, a[j].ts, now, 1))
                     emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
             }
             if (rcs) rcs[j] = rc;
@@ -255,10 +335,12 @@ int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now)
     int rc;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
     mark(e, d);
+    if (d->sessions == 0) e->st.avail_connected[ls_device_avail(d)]++;
     d->sessions++;
     e->st.sessions++;
     d->last_connect = now.wall;
-    int became = apply_activity(e, d, 0, now);
+    int became = apply_activity(e, d, 0, now, 1);
+    arm_next(e, d); /* the session deadline may come before the armed one */
     emit(e, LS_EV_CONNECT, d, now.wall, now.wall);
     if (became) emit(e, LS_EV_ACTIVITY, d, d->last_activity, now.wall);
     return 0;
@@ -274,28 +356,60 @@ int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
     d->sessions--;
     e->st.sessions--;
     if (d->sessions == 0) {
+        e->st.avail_connected[ls_device_avail(d)]--;
         d->last_disconnect = now.wall;
         emit(e, LS_EV_DISCONNECT, d, now.wall, now.wall);
     }
     return 0;
 }
 
-static int intern_type(ls_engine *e, const char *name, size_t len, uint16_t *out)
+/* Resolves d's effective timeout: `own` (its inactivityTimeout, 0 = none),
+ * else its c8y_RequiredAvailability, else its type's level. */
+static void set_level(ls_engine *e, ls_device *d, int64_t own)
 {
-    if (len == 0 || len > LS_TYPE_MAX || ls_id_check(name, len)) return LS_EINVAL;
-    for (uint32_t i = 0; i < e->ntypes; i++) {
-        if (strlen(e->types[i]) == len && memcmp(e->types[i], name, len) == 0) {
-            *out = (uint16_t)i;
-            return 0;
-        }
+    int64_t ri;
+    if (own) {
+        d->flags |= LS_DEV_OWN_TIMEOUT;
+        d->timeout_ms = own;
+        return;
     }
-    if (e->ntypes >= MAX_TYPES) return LS_EFULL;
-    char **nt = realloc(e->types, (e->ntypes + 1) * sizeof(*nt));
-    if (!nt) return LS_ENOMEM;
-    e->types = nt;
-    if (!(nt[e->ntypes] = strndup(name, len))) return LS_ENOMEM;
-    *out = (uint16_t)e->ntypes++;
+    d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
+    if ((d->flags & LS_DEV_C8Y) && ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
+        d->timeout_ms = ri > 0 ? eng__ri_timeout(e, (int)ri) : LS_TIMEOUT_NONE;
+    else
+        d->timeout_ms = e->type_timeout[d->type];
+}
+
+/* Gives or removes d's c8y_RequiredAvailability.  0 or LS_ENOMEM. */
+static int set_c8y(ls_engine *e, ls_device *d, int has, int ri)
+{
+    uint64_t key = (uint64_t)ls_table_slot_of(&e->table, d) + 1;
+    if (has) {
+        int rc = ls_map64_put(&e->c8y, key, ri);
+        if (rc < 0) return rc;
+        d->flags |= LS_DEV_C8Y;
+    } else {
+        if (d->flags & LS_DEV_C8Y) ls_map64_del(&e->c8y, key);
+        d->flags &= (uint16_t)~LS_DEV_C8Y;
+    }
     return 0;
+}
+
+void eng__refresh(ls_engine *e, ls_device *d, ls_now now)
+{
+    set_level(e, d, (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0);
+    ls_avail old = ls_device_avail(d), nc = eng__class_of(e, d);
+    int was_active = d->active;
+    if (nc != old) {
+        mark(e, d);
+        eng__count(e, d, -1);
+        d->flags = (uint16_t)((d->flags & ~LS_DEV_CLASS_MASK) | (nc << LS_DEV_CLASS_SHIFT));
+        eng__count(e, d, 1);
+    }
+    int64_t to = eng__timeout(e, d);
+    if (d->active && to > 0 && d->last_activity_mono + to <= now.mono) go_inactive(e, d, now.wall);
+    arm_next(e, d);
+    if (nc != old && e->avail_cb) e->avail_cb(e->avail_ud, d, old, was_active, now);
 }
 
 int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_config *c, ls_now now,
@@ -310,19 +424,25 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
         return LS_EINVAL;
     if (c->type && (c->type_len == 0 || c->type_len > LS_TYPE_MAX || ls_id_check(c->type, c->type_len)))
         return LS_EINVAL;
+    if (c->set_c8y && c->has_c8y && (c->response_interval < LS_RI_MIN || c->response_interval > LS_RI_MAX))
+        return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, created)) < 0) return rc;
     mark(e, d);
     /* Interned only once the device exists: a refused put adds no type. */
-    if (c->type && (rc = intern_type(e, c->type, c->type_len, &type)) < 0) return rc;
-    if (c->type) d->type = type;
-    if (!c->set_timeout || c->timeout_ms == d->timeout_ms) return 0;
-
-    d->timeout_ms = c->timeout_ms;
-    if (!d->active) return 0;
-    /* Re-evaluate at once: expired under the new timeout, or move the timer. */
-    int64_t deadline = d->last_activity_mono + ls_engine_timeout(e, d, NULL);
-    if (deadline <= now.mono) go_inactive(e, d, now.wall);
-    else ls_wheel_add(&e->wheel, &d->timer, deadline);
+    if (c->type && (rc = eng__type_intern(e, c->type, c->type_len, &type)) < 0) return rc;
+    if (c->set_c8y && (rc = set_c8y(e, d, c->has_c8y, c->response_interval)) < 0) return rc;
+    if (c->type && type != d->type) {
+        eng__count(e, d, -1);
+        d->type = type;
+        eng__count(e, d, 1);
+        eng__type_join(e, d);
+    }
+    if (c->set_timeout) {
+        if (c->timeout_ms) d->flags |= LS_DEV_OWN_TIMEOUT;
+        else d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
+        d->timeout_ms = c->timeout_ms;
+    }
+    eng__refresh(e, d, now); /* resolves the timeout and applies it */
     return 0;
 }
 
@@ -332,8 +452,10 @@ int ls_engine_delete(ls_engine *e, const char *id, size_t len)
     int rc;
     if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
     ls_wheel_remove(&e->wheel, &d->timer);
+    eng__count(e, d, -1);
     if (d->active) e->st.active--;
     e->st.sessions -= d->sessions;
+    set_c8y(e, d, 0, 0);
     ls_table_remove(&e->table, d);
     return 0;
 }
@@ -342,21 +464,26 @@ static void fire_cb(void *ud, ls_wheel_entry *ent, int64_t t)
 {
     ls_engine *e = ud;
     ls_device *d = (ls_device *)((char *)ent - offsetof(ls_device, timer));
-    if (!d->active) return;
-    int64_t deadline = d->last_activity_mono + ls_engine_timeout(e, d, NULL);
-    if (deadline > t) {
-        ls_wheel_add(&e->wheel, &d->timer, deadline); /* heard from since: re-arm */
-        return;
+    int64_t to = eng__timeout(e, d);
+    int64_t inact = d->active && to > 0 ? d->last_activity_mono + to : INT64_MAX;
+    int64_t sess = d->sessions && e->cfg.session_timeout_ms ? d->last_activity_mono + e->cfg.session_timeout_ms
+                                                            : INT64_MAX;
+    /* Due ones fire in deadline order; whatever is left re-arms (heard from since). */
+    if (sess <= t && sess < inact) {
+        expire_sessions(e, d, e->tick_wall);
+        sess = INT64_MAX;
     }
-    go_inactive(e, d, e->tick_wall);
+    if (inact <= t) go_inactive(e, d, e->tick_wall);
+    if (sess <= t) expire_sessions(e, d, e->tick_wall);
+    arm_next(e, d);
 }
 
 uint64_t ls_engine_tick(ls_engine *e, ls_now now)
 {
-    uint64_t before = e->st.events[LS_EV_INACTIVITY];
+    uint64_t before = e->st.events[LS_EV_INACTIVITY] + e->st.sessions_expired;
     e->tick_wall = now.wall;
     ls_wheel_run(&e->wheel, now.mono, fire_cb, e);
-    return e->st.events[LS_EV_INACTIVITY] - before;
+    return e->st.events[LS_EV_INACTIVITY] + e->st.sessions_expired - before;
 }
 
 int64_t ls_engine_next_wakeup(const ls_engine *e)
@@ -432,36 +559,44 @@ static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag
     uint16_t type = 0;
     if (st->timeout_ms != 0 && (st->timeout_ms < LS_TIMEOUT_MIN_MS || st->timeout_ms > LS_TIMEOUT_MAX_MS))
         return LS_EINVAL;
-    if (st->type && st->type_len && (rc = intern_type(e, st->type, st->type_len, &type)) < 0) return rc;
+    if (st->has_c8y && (st->response_interval < LS_RI_MIN || st->response_interval > LS_RI_MAX))
+        return LS_EINVAL;
+    if (st->type && st->type_len && (rc = eng__type_intern(e, st->type, st->type_len, &type)) < 0) return rc;
     if ((rc = lookup_tagged(e, id, len, tag, 1, &d, NULL)) < 0) return rc;
+    if ((rc = set_c8y(e, d, st->has_c8y, st->response_interval)) < 0) return rc;
     /* Replace whatever was there. */
     ls_wheel_remove(&e->wheel, &d->timer);
+    eng__count(e, d, -1);
     if (d->active) e->st.active--;
     e->st.sessions -= d->sessions;
 
     d->type = type;
-    d->timeout_ms = st->timeout_ms;
+    set_level(e, d, st->timeout_ms);
     d->last_activity = st->last_activity;
     d->last_connect = st->last_connect;
     d->last_disconnect = st->last_disconnect;
     d->inactivity_alarm = st->inactivity_alarm;
     d->sessions = st->sessions;
-    e->st.sessions += st->sessions;
     d->active = st->active ? 1 : 0;
+    d->flags = (uint16_t)((d->flags & ~LS_DEV_CLASS_MASK) | (eng__class_of(e, d) << LS_DEV_CLASS_SHIFT));
+    eng__count(e, d, 1);
+    eng__type_join(e, d);
+    e->st.sessions += st->sessions;
+    if (d->active) e->st.active++;
     /* The activity's place on this process's monotonic clock, by its age.  One
      * further in the future than max_clock_skew means the wall clock was stepped
      * back since it was recorded: how long ago it really was is unknown, so it
      * counts as now, as a live activity's future ts would (else a 2 h step back
-     * would hold the device active for 2 h beyond its timeout). */
+     * would hold the device active for 2 h beyond its timeout).  Under GRACE
+     * neither the inactivity deadline nor the session deadline counts the
+     * daemon's own downtime. */
     if (st->last_activity > now.wall + e->cfg.max_clock_skew_ms)
         d->last_activity_mono = now.mono;
     else
         d->last_activity_mono = now.mono - (now.wall - st->last_activity);
-    if (d->active) {
-        e->st.active++;
-        if (policy == LS_RESTART_GRACE && d->last_activity_mono < now.mono) d->last_activity_mono = now.mono;
-        ls_wheel_add(&e->wheel, &d->timer, d->last_activity_mono + ls_engine_timeout(e, d, NULL));
-    }
+    if (policy == LS_RESTART_GRACE && (d->active || d->sessions) && d->last_activity_mono < now.mono)
+        d->last_activity_mono = now.mono;
+    arm_next(e, d);
     return 0;
 }
 

@@ -9,6 +9,14 @@
  * given to ls_engine_init(); the adapters around the engine (HTTP, event
  * log, later the store and other sinks) turn them into I/O.
  *
+ * Besides the ThingsBoard state machine it resolves each device's timeout
+ * (own inactivityTimeout, Cumulocity's c8y_RequiredAvailability, its device
+ * type, the default; types.c), keeps every device's availability class
+ * (monitored, maintenance, not monitored) with O(1) counters by class and
+ * by type, and closes the sessions of devices silent for the session
+ * timeout.  Alarms are a separate pure module (alarms.h) driven by the
+ * events.
+ *
  * The engine is single-threaded: one writer.  Callers that share it between
  * threads serialise access themselves.
  *
@@ -38,6 +46,11 @@ enum {
 /* Timeouts are bounded so that deadlines never overflow the wheel. */
 #define LS_TIMEOUT_MIN_MS 1
 #define LS_TIMEOUT_MAX_MS (10LL * 365 * 24 * 3600 * 1000)
+/* An effective timeout of "never": the device is not monitored. */
+#define LS_TIMEOUT_NONE (-1)
+/* Cumulocity's c8y_RequiredAvailability.responseInterval range (minutes). */
+#define LS_RI_MIN (-32768)
+#define LS_RI_MAX 32767
 
 typedef struct ls_now {
     int64_t mono; /* monotonic ms: deadlines */
@@ -49,8 +62,36 @@ typedef enum ls_event_type {
     LS_EV_INACTIVITY,
     LS_EV_CONNECT,
     LS_EV_DISCONNECT,
+    /* Alarm changes (alarms.h): they carry the alarm, not a device. */
+    LS_EV_ALARM_RAISED,
+    LS_EV_ALARM_UPDATED,
+    LS_EV_ALARM_CLEARED,
     LS_EV__COUNT
 } ls_event_type;
+
+/* Alarm severities, Cumulocity's names (alarms.h has their text). */
+typedef enum ls_severity {
+    LS_SEV_CRITICAL = 0,
+    LS_SEV_MAJOR,
+    LS_SEV_MINOR,
+    LS_SEV_WARNING,
+    LS_SEV__COUNT
+} ls_severity;
+
+/*
+ * How a device is watched, resolved from its own settings, its type's and
+ * the configuration (see ls_engine_availability()):
+ *   MONITORED    it has a timeout: active/inactive, AVAILABLE/UNAVAILABLE;
+ *   MAINTENANCE  c8y_RequiredAvailability.responseInterval <= 0 (its own, or
+ *                its type's): no alarm, Cumulocity statuses MAINTENANCE;
+ *   UNMONITORED  no timeout from any source: tracked, never times out.
+ */
+typedef enum ls_avail {
+    LS_AVAIL_MONITORED = 0,
+    LS_AVAIL_MAINTENANCE,
+    LS_AVAIL_UNMONITORED,
+    LS_AVAIL__COUNT
+} ls_avail;
 
 /*
  * A device record: 128 bytes, two cache lines, 128-byte aligned.  Records
@@ -72,7 +113,7 @@ typedef struct ls_device {
     uint32_t sessions;           /* open sessions */
     int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
     int64_t last_activity;       /* lastActivityTime */
-    int64_t timeout_ms;          /* own inactivityTimeout, 0 = use default */
+    int64_t timeout_ms;          /* effective timeout: see below */
     union {
         char inl[LS_ID_INLINE];  /* id_len < LS_ID_INLINE: NUL-terminated */
         char *heap;              /* else: malloc'd, NUL-terminated */
@@ -83,7 +124,28 @@ typedef struct ls_device {
     int64_t inactivity_alarm;    /* inactivityAlarmTime */
 } ls_device;
 
+/*
+ * timeout_ms is the device's effective timeout (LS_TIMEOUT_NONE: never),
+ * resolved from its sources whenever one changes, so an activity reads one
+ * field: its own inactivityTimeout (LS_DEV_OWN_TIMEOUT set), else its
+ * c8y_RequiredAvailability (LS_DEV_C8Y set: responseInterval minutes +
+ * grace, or none in maintenance), else its type's or the default.  The
+ * responseInterval itself lives in a side table (rarely set).
+ *
+ * flags: bit 0 dirty; bits 1-2 the ls_avail class (kept so counters can be
+ * moved when it changes); bits 3-5 below.  Bits 8-15 are not the engine's.
+ */
 #define LS_DEV_DIRTY 1 /* changed since the last ls_engine_drain_dirty() */
+#define LS_DEV_CLASS_SHIFT 1
+#define LS_DEV_CLASS_MASK (3u << LS_DEV_CLASS_SHIFT)
+#define LS_DEV_OWN_TIMEOUT (1u << 3) /* timeout_ms is its own inactivityTimeout */
+#define LS_DEV_C8Y (1u << 4)         /* has c8y_RequiredAvailability */
+#define LS_DEV_MARK (1u << 5)        /* scratch bit of engine-internal walks */
+
+static inline ls_avail ls_device_avail(const ls_device *d)
+{
+    return (ls_avail)((d->flags & LS_DEV_CLASS_MASK) >> LS_DEV_CLASS_SHIFT);
+}
 
 /* The device's id, NUL-terminated, id_len bytes. */
 static inline const char *ls_device_id(const ls_device *d)
@@ -98,11 +160,13 @@ typedef struct ls_activity {
     int64_t ts; /* wall ms, 0 = now */
 } ls_activity;
 
+struct ls_alarm;
 typedef struct ls_event {
     ls_event_type type;
-    const ls_device *dev; /* state after the change */
-    int64_t ts;           /* when it happened (for INACTIVITY: the deadline) */
-    int64_t detected_at;  /* wall ms when the engine saw it */
+    const ls_device *dev;         /* state after the change; NULL for alarm events */
+    const struct ls_alarm *alarm; /* alarm events: the alarm after the change */
+    int64_t ts;                   /* when it happened (for INACTIVITY: the deadline) */
+    int64_t detected_at;          /* wall ms when it was seen */
 } ls_event;
 
 typedef void (*ls_event_cb)(void *ud, const ls_event *ev);
@@ -112,6 +176,9 @@ typedef struct ls_engine_config {
     int64_t max_clock_skew_ms;  /* state.max_clock_skew */
     uint64_t max_devices;       /* state.max_devices, 0 = unlimited */
     uint64_t seed;              /* hash seed (randomised by the daemon) */
+    int64_t grace_ms;           /* availability.grace: added to responseInterval */
+    int unmonitored_default;    /* state.monitor_by_default = false */
+    int64_t session_timeout_ms; /* transport.session_inactivity_timeout, 0 = never */
 } ls_engine_config;
 
 typedef struct ls_engine_stats {
@@ -122,7 +189,12 @@ typedef struct ls_engine_stats {
     uint64_t activities;           /* activities accepted */
     uint64_t stale_activities;     /* older than now - timeout: recorded only */
     uint64_t clamped_future;       /* ts beyond max_clock_skew, clamped */
-    uint64_t events[LS_EV__COUNT]; /* by type */
+    uint64_t events[LS_EV__COUNT]; /* by type (the engine's own) */
+    uint64_t sessions_expired;     /* closed by session_timeout_ms */
+    uint64_t type_visits;          /* devices visited by type re-evaluations */
+    uint64_t avail[LS_AVAIL__COUNT];           /* devices by class */
+    uint64_t avail_active[LS_AVAIL__COUNT];    /* ... of them active */
+    uint64_t avail_connected[LS_AVAIL__COUNT]; /* ... of them with a session */
 } ls_engine_stats;
 
 /* Device configuration for ls_engine_put().  Unset fields keep their value. */
@@ -131,13 +203,57 @@ typedef struct ls_device_config {
     int64_t timeout_ms;  /* 0 = back to the default */
     const char *type;    /* NULL = keep; "" is invalid */
     size_t type_len;
+    int set_c8y;         /* apply has_c8y and response_interval */
+    int has_c8y;         /* 0 = remove c8y_RequiredAvailability */
+    int response_interval; /* minutes, LS_RI_MIN..LS_RI_MAX (callers clamp) */
 } ls_device_config;
+
+/*
+ * A device type's (profile's) settings.  Devices of the type that have no
+ * timeout of their own take it from here: inactivityTimeout, else
+ * responseInterval (as c8y_RequiredAvailability), else `monitored`.
+ */
+typedef struct ls_type_config {
+    int64_t timeout_ms;    /* inactivityTimeout, 0 = unset */
+    int has_ri;            /* responseInterval set */
+    int response_interval; /* minutes, LS_RI_MIN..LS_RI_MAX */
+    int monitored;         /* -1 unset (state.monitor_by_default), 0 no, 1 yes */
+    ls_severity severity;  /* alarmSeverity */
+} ls_type_config;
+
+typedef struct ls_type_info {
+    const char *name;
+    int configured; /* has settings (PUT /device-types); else cfg is the default */
+    ls_type_config cfg;
+    uint64_t devices, active;
+} ls_type_info;
+
+/* A device's resolved availability settings. */
+typedef struct ls_availability {
+    int64_t timeout_ms; /* effective timeout, LS_TIMEOUT_NONE = never */
+    const char *source; /* "device", "c8y_RequiredAvailability", "type" or "default" */
+    ls_avail cls;
+    int has_c8y;
+    int response_interval; /* its own c8y_RequiredAvailability, if has_c8y */
+} ls_availability;
+
+/*
+ * Called when a device's class changes through a configuration change (of
+ * the device or of its type), after the change and any INACTIVITY_EVENT it
+ * caused; `was_active` is whether the device was active before.  Not called
+ * for new or restored devices.  Like the event callback it must not change
+ * the engine (reading is fine).
+ */
+typedef void (*ls_avail_cb)(void *ud, const ls_device *d, ls_avail old_cls, int was_active, ls_now now);
 
 typedef struct ls_engine ls_engine;
 
 /* Creates an engine; *out is owned by the caller until ls_engine_close(). */
 int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, void *ud);
 void ls_engine_close(ls_engine *e);
+
+/* Sets the class-change callback (NULL to clear). */
+void ls_engine_set_avail_cb(ls_engine *e, ls_avail_cb cb, void *ud);
 
 /*
  * Records an activity of device `id` at `ts` (wall ms; 0 = now), creating
@@ -156,12 +272,26 @@ int ls_engine_activity(ls_engine *e, const char *id, size_t len, int64_t ts, ls_
  */
 size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls_now now, int *rcs);
 
+/*
+ * Records a held activity reported late (the reporting strategy FIRST's
+ * deferred last activity): like ls_engine_activity() on a device that is
+ * active, but it never makes an inactive device active and never creates a
+ * device.  Returns 0, LS_ENOTFOUND, LS_EBADID or LS_EINVAL.
+ */
+int ls_engine_record(ls_engine *e, const char *id, size_t len, int64_t ts, ls_now now);
+
+/* Whether an activity of `id` would be taken: 0 (the device exists or may
+ * be created), LS_EBADID or LS_EFULL.  Changes nothing. */
+int ls_engine_admit(const ls_engine *e, const char *id, size_t len);
+
 /* Opens a session (CONNECT_EVENT; counts as an activity at now). */
 int ls_engine_connect(ls_engine *e, const char *id, size_t len, ls_now now);
 
 /*
  * Closes a session; the last one closing emits DISCONNECT_EVENT.  Closing
- * with no open session changes nothing.  LS_ENOTFOUND if unknown.
+ * with no open session changes nothing.  LS_ENOTFOUND if unknown.  Sessions
+ * of a device silent for session_timeout_ms are all closed by the engine
+ * (DISCONNECT_EVENT at the detection time).
  */
 int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now);
 
@@ -185,9 +315,33 @@ uint64_t ls_engine_tick(ls_engine *e, ls_now now);
 /* Monotonic ms of the next wheel event, INT64_MAX when nothing is armed. */
 int64_t ls_engine_next_wakeup(const ls_engine *e);
 
-/* The effective timeout and where it comes from ("device" or "default"). */
+/* The effective timeout (LS_TIMEOUT_NONE = never) and where it comes from
+ * ("device", "c8y_RequiredAvailability", "type" or "default"). */
 int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source);
+void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availability *out);
 const char *ls_engine_type_name(const ls_engine *e, const ls_device *d);
+/* The alarmSeverity of the device's type (MAJOR unless configured). */
+ls_severity ls_engine_severity(const ls_engine *e, const ls_device *d);
+
+/*
+ * Device types.  A type name is interned the first time a device or a PUT
+ * names it; it carries settings once put.  Putting or deleting a type's
+ * settings re-evaluates exactly the devices of that type (each type keeps
+ * a list of its devices; the "default" type, which every untyped device
+ * has, is re-evaluated by a walk of the table): a deadline that passed
+ * under the new timeout fires at once, the others move.  Names follow the
+ * device type rules (1..64 bytes).  Put returns 0, LS_EINVAL, LS_EFULL
+ * (65535 names), LS_ENOMEM; *created = 1 when it had no settings before.
+ * Delete returns LS_ENOTFOUND when the type has no settings.
+ */
+int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c, ls_now now,
+                       int *created);
+int ls_engine_type_delete(ls_engine *e, const char *name, size_t len, ls_now now);
+/* 0 and *out (configured or not), LS_ENOTFOUND for a name never seen. */
+int ls_engine_type_get(const ls_engine *e, const char *name, size_t len, ls_type_info *out);
+/* Types by index, 0 .. ls_engine_type_count() - 1 (index 0 is "default"). */
+uint32_t ls_engine_type_count(const ls_engine *e);
+void ls_engine_type_at(const ls_engine *e, uint32_t i, ls_type_info *out);
 
 void ls_engine_get_stats(const ls_engine *e, ls_engine_stats *out);
 
@@ -235,10 +389,12 @@ typedef enum ls_restart_policy {
 typedef struct ls_device_state {
     const char *type; /* NULL = default */
     size_t type_len;
-    int64_t timeout_ms; /* 0 = default */
+    int64_t timeout_ms; /* own inactivityTimeout, 0 = none */
     int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
     uint32_t sessions;
     uint8_t active;
+    uint8_t has_c8y;
+    int response_interval;
 } ls_device_state;
 
 /*

@@ -59,6 +59,10 @@ static void big_free(void *p, size_t size)
 }
 
 #define CHUNK_BYTES (LS_TABLE_CHUNK * sizeof(ls_device))
+/* Chunks are huge-page aligned, so a record's chunk base is its address
+ * with the low bits cleared, and those bits can hold the chunk index. */
+_Static_assert(LS_TABLE_CHUNK * 128 >= 2u << 20, "chunks are allocated 2 MiB aligned");
+#define CHUNK_ALIGN ((uintptr_t)HUGE_PAGE)
 
 int ls_table_init(ls_table *t, uint64_t seed)
 {
@@ -78,6 +82,7 @@ void ls_table_close(ls_table *t)
     }
     for (uint32_t c = 0; c < t->nchunks; c++) big_free(t->chunks[c], CHUNK_BYTES);
     free(t->chunks);
+    free(t->chunk_addr);
     free(t->free);
     big_free(t->buckets, (t->mask + 1) * sizeof(*t->buckets));
     *t = (ls_table){0};
@@ -142,8 +147,19 @@ static int take_slot(ls_table *t, uint32_t *slot)
         ls_device **nc = realloc(t->chunks, (t->nchunks + 1) * sizeof(*nc));
         if (!nc) return LS_ENOMEM;
         t->chunks = nc;
+        uintptr_t *na = realloc(t->chunk_addr, (t->nchunks + 1) * sizeof(*na));
+        if (!na) return LS_ENOMEM;
+        t->chunk_addr = na;
         nc[t->nchunks] = big_alloc(CHUNK_BYTES);
         if (!nc[t->nchunks]) return LS_ENOMEM;
+        /* Keep chunk_addr sorted: insert the new base in place. */
+        uintptr_t base = (uintptr_t)nc[t->nchunks];
+        uint32_t at = t->nchunks;
+        while (at > 0 && (na[at - 1] & ~(CHUNK_ALIGN - 1)) > base) {
+            na[at] = na[at - 1];
+            at--;
+        }
+        na[at] = base | t->nchunks;
         t->nchunks++;
     }
     *slot = t->high++;
@@ -190,6 +206,19 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
     t->count++;
     *out = d;
     return 0;
+}
+
+uint32_t ls_table_slot_of(const ls_table *t, const ls_device *d)
+{
+    uintptr_t base = (uintptr_t)d & ~(CHUNK_ALIGN - 1);
+    uint32_t lo = 0, hi = t->nchunks;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((t->chunk_addr[mid] & ~(CHUNK_ALIGN - 1)) <= base) lo = mid;
+        else hi = mid;
+    }
+    uint32_t chunk = (uint32_t)(t->chunk_addr[lo] & (CHUNK_ALIGN - 1));
+    return chunk << LS_TABLE_CHUNK_BITS | (uint32_t)(d - t->chunks[chunk]);
 }
 
 void ls_table_remove(ls_table *t, ls_device *d)

@@ -18,6 +18,7 @@ typedef struct ls_table {
     /* Slab: records never move; slot i is chunks[i >> BITS][i & (CHUNK-1)]. */
     ls_device **chunks;
     uint32_t nchunks;
+    uintptr_t *chunk_addr; /* chunk base | chunk index, sorted by base */
     uint32_t high;  /* slots ever used: [0, high) */
     uint32_t *free; /* stack of released slots */
     uint32_t nfree, free_cap;
@@ -43,6 +44,9 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
 
 /* Grows the index now to hold n devices without growing again. */
 int ls_table_reserve(ls_table *t, uint64_t n);
+
+/* The slot number of a live record (stable until it is removed).  O(log chunks). */
+uint32_t ls_table_slot_of(const ls_table *t, const ls_device *d);
 
 /* Removes d from the index and releases its slot and id. */
 void ls_table_remove(ls_table *t, ls_device *d);

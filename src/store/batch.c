@@ -109,8 +109,9 @@ int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d)
 {
     size_t tlen = d->type ? d->type_len : 0;
     if (!d->id || d->id_len == 0 || d->id_len > STORE__MAX_KEY || tlen > UINT16_MAX) return -EINVAL;
+    if (d->has_c8y && (d->response_interval < INT16_MIN || d->response_interval > INT16_MAX)) return -EINVAL;
     unsigned char *k =
-        op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED + tlen, 0);
+        op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED_V2 + tlen, 0);
     if (!k) return -ENOMEM;
     memcpy(k, d->id, d->id_len);
     unsigned char *v = k + d->id_len;
@@ -123,7 +124,10 @@ int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d)
     store__put_le64(v + 24, (uint64_t)d->last_connect);
     store__put_le64(v + 32, (uint64_t)d->last_disconnect);
     store__put_le64(v + 40, (uint64_t)d->inactivity_alarm);
-    if (tlen) memcpy(v + STORE__DEVICE_FIXED, d->type, tlen);
+    v[48] = d->has_c8y ? 1 : 0;
+    v[49] = 0;
+    store__put_le16(v + 50, (uint16_t)(int16_t)(d->has_c8y ? d->response_interval : 0));
+    if (tlen) memcpy(v + STORE__DEVICE_FIXED_V2, d->type, tlen);
     return 0;
 }
 
@@ -167,4 +171,56 @@ int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall)
     if (!v) return -ENOMEM;
     store__put_le64(v, (uint64_t)wall);
     return 0;
+}
+
+int ls_store_batch_put_type(ls_store_batch *b, const ls_store_type *t)
+{
+    if (!t->name || t->name_len == 0 || t->name_len > STORE__MAX_KEY || t->monitored < -1 || t->monitored > 1 ||
+        t->severity < 0 || t->severity > 255 || t->response_interval < INT16_MIN || t->response_interval > INT16_MAX)
+        return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_PUT_TYPE, t->name_len, STORE__TYPE_SIZE, 0);
+    if (!k) return -ENOMEM;
+    memcpy(k, t->name, t->name_len);
+    unsigned char *v = k + t->name_len;
+    v[0] = STORE__TYPE_VERSION;
+    v[1] = t->has_ri ? 1 : 0;
+    v[2] = (unsigned char)(t->monitored + 1);
+    v[3] = (unsigned char)t->severity;
+    store__put_le16(v + 4, (uint16_t)(int16_t)t->response_interval);
+    v[6] = v[7] = 0;
+    store__put_le64(v + 8, (uint64_t)t->timeout_ms);
+    return 0;
+}
+
+int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len)
+{
+    if (!name || len == 0 || len > STORE__MAX_KEY) return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_DEL_TYPE, len, 0, 0);
+    if (!k) return -ENOMEM;
+    memcpy(k, name, len);
+    return 0;
+}
+
+int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a)
+{
+    if (a->id == 0 || !a->source || a->source_len == 0 || a->source_len > UINT16_MAX) return -EINVAL;
+    unsigned char *v = op_reserve(b, STORE__OP_PUT_ALARM, 0, STORE__ALARM_FIXED + a->source_len, a->id);
+    if (!v) return -ENOMEM;
+    v[0] = STORE__ALARM_VERSION;
+    v[1] = a->status;
+    v[2] = a->severity;
+    v[3] = 0;
+    store__put_le32(v + 4, a->count);
+    store__put_le64(v + 8, (uint64_t)a->time);
+    store__put_le64(v + 16, (uint64_t)a->first);
+    store__put_le64(v + 24, (uint64_t)a->since);
+    store__put_le64(v + 32, (uint64_t)a->updated);
+    memcpy(v + STORE__ALARM_FIXED, a->source, a->source_len);
+    return 0;
+}
+
+int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id)
+{
+    if (id == 0) return -EINVAL;
+    return op_reserve(b, STORE__OP_DEL_ALARM, 0, 0, id) ? 0 : -ENOMEM;
 }

@@ -2,35 +2,54 @@
  * store.c - lastseen's durable state in one LMDB environment.
  *
  * FORMAT (LS_STORE_FORMAT 1).  The directory `dir` is the LMDB environment:
- * dir/data.mdb holds the data, dir/lock.mdb the reader table.  Four named
+ * dir/data.mdb holds the data, dir/lock.mdb the reader table.  Named
  * databases, all with LMDB's default byte-wise key order:
  *
  *   "meta"     "format"      -> u32 LE, the format version (1)
  *              "pruned_upto" -> u64 LE, the highest outbox seq ever pruned
+ *              "alarm_last_id" -> u64 LE, the highest alarm id ever given
  *              "mark" + u64 BE seq -> i64 LE wall ms: events with this seq
  *                            and later were committed at or after that
  *                            time (one mark a minute at most; for
  *                            events.retention, see ls_store_prunable())
  *   "devices"  device id (1..511 bytes, as given) -> device record:
- *                u8  record version (1)
+ *                u8  record version (1 or 2)
  *                u8  active (0 or 1)
  *                u16 type_len
  *                u32 sessions
  *                i64 timeout_ms, last_activity, last_connect,
  *                    last_disconnect, inactivity_alarm
- *                type_len bytes of type (0 bytes for NULL or "")
- *              all integers little-endian: 48 bytes plus the type.
+ *              version 2 only:
+ *                u8  c8y flags: bit 0 = has c8y_RequiredAvailability
+ *                u8  0
+ *                i16 its responseInterval (minutes)
+ *              then type_len bytes of type (0 bytes for NULL or "");
+ *              all integers little-endian: 48 (v1) or 52 (v2) bytes plus
+ *              the type.
+ *   "types"    type name (1..511 bytes) -> type settings, 16 bytes:
+ *                u8 version (1), u8 flags (bit 0: responseInterval set),
+ *                u8 monitored (0 unset, 1 false, 2 true), u8 severity,
+ *                i16 responseInterval, u16 0, i64 inactivityTimeout (0 unset)
+ *   "alarms"   id as u64 BIG-endian -> alarm record:
+ *                u8 version (1), u8 status, u8 severity, u8 0, u32 count,
+ *                i64 time, firstOccurrenceTime, since (the lastActivityTime
+ *                its text quotes), lastUpdated; then the device id
+ *              (40 bytes plus the id).
  *   "outbox"   seq as u64 BIG-endian (so key order is seq order) -> the
  *              event's JSON line, without the newline.
  *   "cursors"  sink name -> u64 LE, the last seq the sink delivered.
  *
- * A new store is created with all four databases and "format" in one
+ * A new store is created with every database and "format" in one
  * transaction, so a store with entries but no "meta"/"format" is not ours
  * (LS_STORE_ECORRUPT); one with a higher format is refused untouched
- * (LS_STORE_EVERSION).  Each device record carries its own version so a
- * later format can convert records lazily; this build reads version 1 only
- * and reports anything else, or a length that does not add up, as damage
- * naming the device.
+ * (LS_STORE_EVERSION).  Databases added after format 1 ("types",
+ * "alarms") are created when a store lacks them, so older stores open
+ * unchanged otherwise.  Each device record carries its own version: this
+ * build writes version 2 and reads 1 and 2 (a version-1 device has no
+ * c8y_RequiredAvailability); anything else, or a length that does not add
+ * up, is reported as damage naming the record.  An older lastseen refuses
+ * a store holding version-2 records for that reason: downgrading is not
+ * supported.
  *
  * DURABILITY.  Every ls_store_write() is one LMDB transaction: all of a
  * batch or nothing, in every mode, and a crash of the process (kill -9)
@@ -118,7 +137,7 @@
 
 struct ls_store {
     MDB_env *env;
-    MDB_dbi meta, devices, outbox, cursors;
+    MDB_dbi meta, devices, outbox, cursors, types, alarms;
     pthread_rwlock_t map_lock; /* read: a read txn is open; write: resizing */
     uint64_t map_size;         /* writer thread only */
     uint64_t max_size;
@@ -276,11 +295,15 @@ static int check_format(ls_store *s, MDB_txn *txn)
     return 0;
 }
 
+/* The databases: the first four since format 1, the others created when missing. */
+#define NDBS 6
+#define NDBS_V1 4
+
 /* Creates the databases of a new store, or opens and checks an existing one. */
 static int open_dbs(ls_store *s)
 {
-    static const char *const names[] = {"meta", "devices", "outbox", "cursors"};
-    MDB_dbi *dbis[] = {&s->meta, &s->devices, &s->outbox, &s->cursors};
+    static const char *const names[NDBS] = {"meta", "devices", "outbox", "cursors", "types", "alarms"};
+    MDB_dbi *dbis[NDBS] = {&s->meta, &s->devices, &s->outbox, &s->cursors, &s->types, &s->alarms};
     MDB_txn *txn;
     MDB_dbi main;
     MDB_stat ms;
@@ -301,7 +324,7 @@ static int open_dbs(ls_store *s)
         unsigned char f[4];
         store__put_le32(f, LS_STORE_FORMAT);
         MDB_val k = {6, "format"}, v = {4, f};
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < NDBS; i++)
             if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]))) break;
         if (!rc) rc = mdb_put(txn, s->meta, &k, &v, 0);
         if (!rc)
@@ -316,10 +339,23 @@ static int open_dbs(ls_store *s)
     /* Existing: "meta" and the format first, so a newer store is refused as such. */
     if ((rc = open_db(s, txn, "meta", 0, &s->meta)) < 0) goto abort;
     if ((rc = check_format(s, txn)) < 0) goto abort;
-    for (int i = 1; i < 4; i++)
+    for (int i = 1; i < NDBS_V1; i++)
         if ((rc = open_db(s, txn, names[i], 0, dbis[i])) < 0) goto abort;
-    /* Nothing was written: this commit keeps the handles and touches no page
-     * (a read-only transaction's commit also keeps them). */
+    for (int i = NDBS_V1; i < NDBS; i++) {
+        if ((rc = mdb_dbi_open(txn, names[i], 0, dbis[i])) == MDB_NOTFOUND && s->read_only) {
+            rc = 0; /* an older store, read as it is: only its devices are read (export) */
+        } else if (rc == MDB_NOTFOUND) {
+            rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]);
+            if (!rc) ls_info(MOD, "%s: added the \"%s\" database", s->dir, names[i]);
+        }
+        if (rc) {
+            rc = fail(s, "opening a database", rc);
+            goto abort;
+        }
+    }
+    /* Unless a database was added, nothing was written: this commit keeps
+     * the handles and touches no page (a read-only transaction's commit
+     * also keeps them). */
     if ((rc = mdb_txn_commit(txn))) return fail(s, "opening the databases", rc);
     return 0;
 abort:
@@ -376,7 +412,7 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
         rc = fail(s, "mdb_env_create", rc);
         goto fail;
     }
-    if ((rc = mdb_env_set_maxdbs(s->env, 4)) || (rc = mdb_env_set_mapsize(s->env, (size_t)map))) {
+    if ((rc = mdb_env_set_maxdbs(s->env, NDBS)) || (rc = mdb_env_set_mapsize(s->env, (size_t)map))) {
         rc = fail(s, "configuring LMDB", rc);
         goto fail;
     }
@@ -546,6 +582,31 @@ static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
             rc = mdb_put(txn, s->meta, &k, &v, 0);
             break;
         }
+        case STORE__OP_PUT_TYPE:
+            rc = mdb_put(txn, s->types, &k, &v, 0);
+            break;
+        case STORE__OP_DEL_TYPE:
+            rc = mdb_del(txn, s->types, &k, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+            break;
+        case STORE__OP_PUT_ALARM: {
+            uint64_t top;
+            store__put_be64(nb, op.num);
+            k = (MDB_val){8, nb};
+            if ((rc = mdb_put(txn, s->alarms, &k, &v, 0))) break;
+            if ((rc = meta_get_u64(s, txn, "alarm_last_id", &top)) || op.num <= top) break;
+            unsigned char tb[8];
+            store__put_le64(tb, op.num);
+            MDB_val mk = {13, "alarm_last_id"}, mv = {8, tb};
+            rc = mdb_put(txn, s->meta, &mk, &mv, 0);
+            break;
+        }
+        case STORE__OP_DEL_ALARM:
+            store__put_be64(nb, op.num);
+            k = (MDB_val){8, nb};
+            rc = mdb_del(txn, s->alarms, &k, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+            break;
         default:
             rc = EINVAL;
         }
@@ -647,15 +708,22 @@ static void rd_end(ls_store *s, MDB_txn *txn)
     pthread_rwlock_unlock(&s->map_lock);
 }
 
-/* Decodes a version-1 device record; NULL or a reason why it is damaged. */
-static const char *device_decode(const MDB_val *v, ls_store_device *d)
+/* Decodes a version-1 or version-2 device record; NULL or a reason why it
+ * is damaged.  *fixed gets the size of its fixed part (where the type starts). */
+static const char *device_decode(const MDB_val *v, ls_store_device *d, size_t *fixed)
 {
     const unsigned char *p = v->mv_data;
     if (v->mv_size < STORE__DEVICE_FIXED) return "record too short";
-    if (p[0] != STORE__DEVICE_VERSION) return "unknown record version";
+    if (p[0] != 1 && p[0] != 2) return "unknown record version";
     if (p[1] > 1) return "bad active flag";
     size_t tlen = store__get_le16(p + 2);
-    if (v->mv_size != STORE__DEVICE_FIXED + tlen) return "length does not match type length";
+    *fixed = p[0] == 1 ? STORE__DEVICE_FIXED : STORE__DEVICE_FIXED_V2;
+    if (v->mv_size != *fixed + tlen) return "length does not match type length";
+    if (p[0] == 2) {
+        if (p[48] > 1) return "bad c8y flags";
+        d->has_c8y = p[48];
+        d->response_interval = (int16_t)store__get_le16(p + 50);
+    }
     d->active = p[1];
     d->type_len = tlen;
     d->sessions = store__get_le32(p + 4);
@@ -683,7 +751,8 @@ int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud)
     }
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         ls_store_device d = {0};
-        const char *why = k.mv_size > STORE__MAX_KEY ? "id too long" : device_decode(&v, &d);
+        size_t fixed = STORE__DEVICE_FIXED;
+        const char *why = k.mv_size > STORE__MAX_KEY ? "id too long" : device_decode(&v, &d, &fixed);
         if (why) {
             ls_error(MOD, "%s: device record '%.*s' is damaged: %s (%zu bytes)", s->dir,
                      (int)(k.mv_size > STORE__MAX_KEY ? STORE__MAX_KEY : k.mv_size),
@@ -704,7 +773,7 @@ int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud)
                 }
                 t = big_type;
             }
-            memcpy(t, (const unsigned char *)v.mv_data + STORE__DEVICE_FIXED, d.type_len);
+            memcpy(t, (const unsigned char *)v.mv_data + fixed, d.type_len);
             t[d.type_len] = '\0';
             d.type = t;
         }
@@ -717,6 +786,113 @@ end:
     rd_end(s, txn);
     free(big_type);
     return out;
+}
+
+int ls_store_load_types(ls_store *s, ls_store_type_cb cb, void *ud)
+{
+    char name[STORE__MAX_KEY + 1];
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc, out = 0;
+
+    if ((rc = rd_begin(s, &txn)) < 0) return rc;
+    if ((rc = mdb_cursor_open(txn, s->types, &c))) {
+        out = fail(s, "opening a cursor", rc);
+        goto end;
+    }
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const unsigned char *p = v.mv_data;
+        const char *why = k.mv_size == 0 || k.mv_size > STORE__MAX_KEY ? "bad name length"
+                          : v.mv_size != STORE__TYPE_SIZE              ? "record size"
+                          : p[0] != STORE__TYPE_VERSION                ? "unknown record version"
+                          : p[1] > 1 || p[2] > 2                       ? "bad flags"
+                                                                       : NULL;
+        if (why) {
+            ls_error(MOD, "%s: type record '%.*s' is damaged: %s (%zu bytes)", s->dir,
+                     (int)(k.mv_size > STORE__MAX_KEY ? STORE__MAX_KEY : k.mv_size), (const char *)k.mv_data,
+                     why, v.mv_size);
+            out = LS_STORE_ECORRUPT;
+            break;
+        }
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        ls_store_type t = {
+            .name = name,
+            .name_len = k.mv_size,
+            .has_ri = p[1],
+            .monitored = (int)p[2] - 1,
+            .severity = p[3],
+            .response_interval = (int16_t)store__get_le16(p + 4),
+            .timeout_ms = (int64_t)store__get_le64(p + 8),
+        };
+        if ((out = cb(ud, &t)) < 0) break;
+        out = 0;
+    }
+    if (!out && rc && rc != MDB_NOTFOUND) out = fail(s, "reading types", rc);
+    mdb_cursor_close(c);
+end:
+    rd_end(s, txn);
+    return out;
+}
+
+int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc, out = 0;
+
+    if ((rc = rd_begin(s, &txn)) < 0) return rc;
+    if ((rc = mdb_cursor_open(txn, s->alarms, &c))) {
+        out = fail(s, "opening a cursor", rc);
+        goto end;
+    }
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const unsigned char *p = v.mv_data;
+        const char *why = k.mv_size != 8                                  ? "key is not 8 bytes"
+                          : v.mv_size <= STORE__ALARM_FIXED               ? "record too short"
+                          : v.mv_size - STORE__ALARM_FIXED > UINT16_MAX   ? "record too long"
+                          : p[0] != STORE__ALARM_VERSION                  ? "unknown record version"
+                                                                          : NULL;
+        if (why) {
+            ls_error(MOD, "%s: alarm record %llu is damaged: %s (%zu bytes)", s->dir,
+                     (unsigned long long)(k.mv_size == 8 ? store__get_be64(k.mv_data) : 0), why, v.mv_size);
+            out = LS_STORE_ECORRUPT;
+            break;
+        }
+        /* The callback copies what it keeps: the id points into the map. */
+        ls_store_alarm a = {
+            .id = store__get_be64(k.mv_data),
+            .status = p[1],
+            .severity = p[2],
+            .count = store__get_le32(p + 4),
+            .time = (int64_t)store__get_le64(p + 8),
+            .first = (int64_t)store__get_le64(p + 16),
+            .since = (int64_t)store__get_le64(p + 24),
+            .updated = (int64_t)store__get_le64(p + 32),
+            .source = (const char *)p + STORE__ALARM_FIXED,
+            .source_len = v.mv_size - STORE__ALARM_FIXED,
+        };
+        if ((out = cb(ud, &a)) < 0) break;
+        out = 0;
+    }
+    if (!out && rc && rc != MDB_NOTFOUND) out = fail(s, "reading alarms", rc);
+    mdb_cursor_close(c);
+end:
+    rd_end(s, txn);
+    return out;
+}
+
+uint64_t ls_store_alarm_last_id(ls_store *s)
+{
+    MDB_txn *txn;
+    uint64_t last = 0;
+    int rc;
+    if (rd_begin(s, &txn) < 0) return 0;
+    if ((rc = meta_get_u64(s, txn, "alarm_last_id", &last))) fail(s, "reading the last alarm id", rc);
+    rd_end(s, txn);
+    return last;
 }
 
 uint64_t ls_store_device_count(ls_store *s)

@@ -1,6 +1,7 @@
 /*
- * store.h - lastseen's durable state on LMDB: devices, the event outbox,
- * sink cursors and metadata.  See store.c for the on-disk format.
+ * store.h - lastseen's durable state on LMDB: devices, device types,
+ * alarms, the event outbox, sink cursors and metadata.  See store.c for
+ * the on-disk format.
  *
  * Writes are batches: the caller fills an ls_store_batch in memory (no
  * LMDB transaction is open meanwhile) and ls_store_write() applies it in
@@ -32,7 +33,30 @@ typedef struct ls_store_device {
     int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
     uint32_t sessions;
     uint8_t active;
+    uint8_t has_c8y;       /* c8y_RequiredAvailability set (record version 2) */
+    int response_interval; /* its responseInterval, -32768..32767 */
 } ls_store_device;
+
+/* A device type's settings (see ls_type_config). */
+typedef struct ls_store_type {
+    const char *name;
+    size_t name_len;       /* 1..511 */
+    int64_t timeout_ms;    /* 0 = unset */
+    int has_ri;
+    int response_interval; /* -32768..32767 */
+    int monitored;         /* -1 unset, 0, 1 */
+    int severity;          /* 0..255 */
+} ls_store_type;
+
+/* An alarm (see ls_alarm). */
+typedef struct ls_store_alarm {
+    uint64_t id; /* > 0 */
+    const char *source;
+    size_t source_len; /* 1..65535 */
+    int64_t time, first, since, updated;
+    uint32_t count;
+    uint8_t status, severity;
+} ls_store_alarm;
 
 typedef struct ls_store_options {
     uint64_t initial_size; /* map size to start with (bytes), e.g. 64 MiB */
@@ -74,6 +98,11 @@ int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
 int ls_store_batch_prune(ls_store_batch *b, uint64_t upto);
 /* Retention mark: events from `seq` on were committed at or after `wall` (ms). */
 int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall);
+int ls_store_batch_put_type(ls_store_batch *b, const ls_store_type *t);
+int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len);
+/* Puts an alarm and raises the stored highest alarm id to its id. */
+int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a);
+int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id);
 
 /*
  * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
@@ -87,6 +116,14 @@ typedef int (*ls_store_device_cb)(void *ud, const ls_store_device *d);
 /* Calls cb for every device (in key order); a negative cb result stops and is returned. */
 int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud);
 uint64_t ls_store_device_count(ls_store *s);
+
+typedef int (*ls_store_type_cb)(void *ud, const ls_store_type *t);
+int ls_store_load_types(ls_store *s, ls_store_type_cb cb, void *ud);
+typedef int (*ls_store_alarm_cb)(void *ud, const ls_store_alarm *a);
+/* Calls cb for every alarm in id order. */
+int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud);
+/* The highest alarm id ever stored (pruned alarms included), 0 if none. */
+uint64_t ls_store_alarm_last_id(ls_store *s);
 
 typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
 /* Calls cb for up to `max` events with seq > after, in seq order.  Returns the count or < 0. */

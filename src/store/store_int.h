@@ -14,8 +14,13 @@
 /* Longest key LMDB 0.9 accepts (mdb_env_get_maxkeysize() with the default build). */
 #define STORE__MAX_KEY 511
 /* Fixed part of a device record (see the format in store.c). */
-#define STORE__DEVICE_FIXED 48
-#define STORE__DEVICE_VERSION 1
+#define STORE__DEVICE_FIXED 48    /* version 1 */
+#define STORE__DEVICE_FIXED_V2 52 /* version 2: + c8y flags, responseInterval */
+#define STORE__DEVICE_VERSION 2   /* written by this build; 1 is still read */
+#define STORE__TYPE_SIZE 16
+#define STORE__TYPE_VERSION 1
+#define STORE__ALARM_FIXED 40
+#define STORE__ALARM_VERSION 1
 /* A batch never holds more than this many bytes of op records. */
 #define STORE__BATCH_CAP ((size_t)1 << 30)
 
@@ -26,6 +31,10 @@ enum {
     STORE__OP_CURSOR,         /* key = sink, num = seq */
     STORE__OP_PRUNE,          /* num = upto */
     STORE__OP_MARK,           /* num = seq, val = i64 LE wall ms */
+    STORE__OP_PUT_TYPE,       /* key = name, val = encoded type */
+    STORE__OP_DEL_TYPE,       /* key = name */
+    STORE__OP_PUT_ALARM,      /* num = id, val = encoded alarm */
+    STORE__OP_DEL_ALARM,      /* num = id */
 };
 
 /* One decoded op: views into the batch's arena. */

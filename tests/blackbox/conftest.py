@@ -48,7 +48,10 @@ DEVICE_FIELDS = {
     "inactivityTimeoutSource",
     "sessions",
 }
-EVENT_TYPES = ("ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT")
+DEVICE_EVENT_TYPES = ("ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT")
+ALARM_EVENT_TYPES = ("ALARM_RAISED", "ALARM_UPDATED", "ALARM_CLEARED")
+EVENT_TYPES = DEVICE_EVENT_TYPES + ALARM_EVENT_TYPES
+TIMEOUT_SOURCES = ("device", "c8y_RequiredAvailability", "type", "default")
 
 
 # --------------------------------------------------------------------------
@@ -241,10 +244,13 @@ def assert_device_json(d):
     missing = DEVICE_FIELDS - set(d)
     assert not missing, "device JSON lacks %s: %r" % (sorted(missing), d)
     assert isinstance(d["active"], bool), d
-    for k in ("lastActivityTime", "lastConnectTime", "lastDisconnectTime", "inactivityAlarmTime",
-              "inactivityTimeout", "sessions"):
+    for k in ("lastActivityTime", "lastConnectTime", "lastDisconnectTime", "inactivityAlarmTime", "sessions"):
         assert isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 0, (k, d)
-    assert d["inactivityTimeoutSource"] in ("device", "default"), d
+    # null: the device has no timeout (not monitored, or in maintenance)
+    t = d["inactivityTimeout"]
+    assert t is None or (isinstance(t, int) and not isinstance(t, bool) and t > 0), d
+    assert d["inactivityTimeoutSource"] in TIMEOUT_SOURCES, d
+    assert isinstance(d["c8y_ActiveAlarmsStatus"], dict), d
 
 
 # --------------------------------------------------------------------------

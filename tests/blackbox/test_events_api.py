@@ -9,6 +9,15 @@ import pytest
 from conftest import Client, assert_error, dev_path, read_events, wait_until
 from outputs_util import SSE
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 ALL = ("ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT")
 
 

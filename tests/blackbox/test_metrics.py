@@ -5,6 +5,15 @@ import pytest
 from conftest import assert_error, dev_path, wait_until
 from outputs_util import NO_PROXY_ENV, SSE, ExpositionError, Receiver, parse_exposition, sample
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 # Every family docs/api.md lists, with its type.
 FAMILIES = {
     "lastseen_build_info": "gauge",
@@ -80,6 +89,8 @@ def test_counters_move(start_daemon):
     assert_error(c.get("/no/such/route/secret-device-42"), 404, "not_found")
     assert c.put(dev_path("m-1"), json_body={"inactivityTimeout": 100}).status == 200
     assert wait_until(lambda: not c.device("m-1").body["active"], 5)
+    # The INACTIVITY_EVENT is committed a moment after the device reads inactive.
+    assert wait_until(lambda: c.stats()["outbox"]["committedSeq"] >= 4, 5)
     assert wait_until(lambda: c.stats()["outbox"]["sinks"][0]["lag"] == 0, 5)
 
     after = scrape(c)

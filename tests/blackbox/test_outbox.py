@@ -16,6 +16,15 @@ import pytest
 
 from conftest import dev_path, wait_until
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 RETRY_WAIT = 10.0  # the daemon retries every second; generous for ASan builds
 
 

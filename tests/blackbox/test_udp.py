@@ -9,6 +9,15 @@ import pytest
 
 from conftest import now_ms, read_events, wait_until
 
+
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
 UDP_RE = re.compile(r"receiving heartbeats on ([0-9.]+):(\d+)")
 
 

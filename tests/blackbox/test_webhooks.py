@@ -13,6 +13,15 @@ from conftest import LASTSEEN_BIN, dev_path, read_events, wait_until
 from outputs_util import NO_PROXY_ENV, Receiver, signature
 
 
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests follow device events one by one: unavailability alarms
+    (their own events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=list(sets) + ["alarms.enabled=false"], **kw)
+    return start
+
+
 def _hook(name, receiver, **keys):
     sets = ["webhook.%s.url=%s" % (name, receiver.url)]
     sets += ["webhook.%s.%s=%s" % (name, k, v) for k, v in keys.items()]

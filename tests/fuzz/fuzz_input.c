@@ -2,7 +2,8 @@
  * fuzz_input.c - libFuzzer target for the parsers of outside input that
  * need no running daemon: device id validation, strict percent-decoding of
  * paths and query parameters, request-body JSON parsing (with the
- * big-integer fallback), the configuration value parsers, --set
+ * big-integer fallback; the clamped Cumulocity responseInterval), the
+ * configuration value parsers, --set
  * assignments (webhook sections included), event type lists, reading
  * type and device back from event lines, the line parser of `lastseen
  * import` and the UDP heartbeat line parser.
@@ -53,6 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
         json_error_t err;
         json_t *j = ls_api_json_parse(p, n, JSON_DECODE_ANY, &err);
+        int ri;
+        /* Whatever number came in, a responseInterval is within Cumulocity's range. */
+        if (j && ls_api_response_interval(j, &ri) == 0 && (ri < LS_RI_MIN || ri > LS_RI_MAX)) abort();
         json_decref(j);
         break;
     }

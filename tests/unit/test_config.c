@@ -34,6 +34,8 @@ static const char *const all_keys[][2] = {
     {"http.max_streams", "LASTSEEN_HTTP_MAX_STREAMS"},
     {"http.stream_max_backlog", "LASTSEEN_HTTP_STREAM_MAX_BACKLOG"},
     {"http.stream_keepalive", "LASTSEEN_HTTP_STREAM_KEEPALIVE"},
+    {"http.reporting_strategy", "LASTSEEN_HTTP_REPORTING_STRATEGY"},
+    {"http.reporting_period", "LASTSEEN_HTTP_REPORTING_PERIOD"},
     {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
     {"store.flush_interval", "LASTSEEN_STORE_FLUSH_INTERVAL"},
     {"store.max_size", "LASTSEEN_STORE_MAX_SIZE"},
@@ -45,8 +47,13 @@ static const char *const all_keys[][2] = {
     {"events.file", "LASTSEEN_EVENTS_FILE"},
     {"udp.listen", "LASTSEEN_UDP_LISTEN"},
     {"udp.rcvbuf", "LASTSEEN_UDP_RCVBUF"},
+    {"state.monitor_by_default", "LASTSEEN_STATE_MONITOR_BY_DEFAULT"},
+    {"availability.grace", "LASTSEEN_AVAILABILITY_GRACE"},
+    {"transport.session_inactivity_timeout", "LASTSEEN_TRANSPORT_SESSION_INACTIVITY_TIMEOUT"},
     {"events.stdout", "LASTSEEN_EVENTS_STDOUT"},
     {"events.retention", "LASTSEEN_EVENTS_RETENTION"},
+    {"alarms.enabled", "LASTSEEN_ALARMS_ENABLED"},
+    {"alarms.retention", "LASTSEEN_ALARMS_RETENTION"},
     {"log.level", "LASTSEEN_LOG_LEVEL"},
 };
 #define NKEYS (sizeof all_keys / sizeof all_keys[0])
@@ -149,6 +156,13 @@ static void test_defaults(void **state)
     assert_int_equal(c.state_max_devices, 0);
     assert_int_equal(c.events_stdout, 0);
     assert_int_equal(c.log_level, LS_LOG_INFO);
+    assert_int_equal(c.http_reporting_strategy, 0); /* ALL */
+    assert_int_equal(c.http_reporting_period, 3000);
+    assert_int_equal(c.state_monitor_by_default, 1);
+    assert_int_equal(c.availability_grace, 180000);
+    assert_int_equal(c.transport_session_inactivity_timeout, 600000);
+    assert_int_equal(c.alarms_retention, 7 * MS_DAY);
+    assert_int_equal(c.alarms_enabled, 1);
 }
 
 /* ---- parsers ---------------------------------------------------------- */
@@ -330,6 +344,16 @@ static void test_duration_size_keys(void **state)
     set_bad("http.max_body=1023", "between 1KiB and 1GiB");
     set_bad("http.max_body=1025MiB", "between 1KiB and 1GiB");
     set_bad("http.max_body=lots", "expected a size");
+
+    set_ok(&c, "availability.grace=0s");
+    assert_int_equal(c.availability_grace, 0);
+    set_ok(&c, "transport.session_inactivity_timeout=0s");
+    assert_int_equal(c.transport_session_inactivity_timeout, 0);
+    set_ok(&c, "http.reporting_period=1ms");
+    assert_int_equal(c.http_reporting_period, 1);
+    set_bad("availability.grace=25h", "between 0ms and 1d");
+    set_bad("http.reporting_period=0ms", "between 1ms and 1h");
+    set_bad("alarms.retention=0s", "between 1s and 3650d");
 }
 
 static void test_bool_enum_keys(void **state)
@@ -351,6 +375,17 @@ static void test_bool_enum_keys(void **state)
     set_ok(&c, "log.level=info");
     assert_int_equal(c.log_level, LS_LOG_INFO);
 
+    set_ok(&c, "http.reporting_strategy=FIRST_AND_LAST");
+    assert_int_equal(c.http_reporting_strategy, 3);
+    set_ok(&c, "http.reporting_strategy=first");
+    assert_int_equal(c.http_reporting_strategy, 1);
+    set_ok(&c, "http.reporting_strategy=LAST");
+    assert_int_equal(c.http_reporting_strategy, 2);
+    set_ok(&c, "state.monitor_by_default=false");
+    assert_int_equal(c.state_monitor_by_default, 0);
+
+    set_bad("http.reporting_strategy=SOME", "expected one of ALL, FIRST, LAST, FIRST_AND_LAST");
+    set_bad("state.monitor_by_default=sometimes", "expected true/false");
     set_bad("events.stdout=maybe", "expected true/false");
     set_bad("log.level=verbose", "expected one of debug, info, warn, error");
     set_bad("log.level=", "expected one of");

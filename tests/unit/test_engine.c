@@ -699,7 +699,7 @@ static void test_timeout_zero_restores_default(void **state)
     assert_int_equal(put_timeout(f, "dev1", 0, NULL), 0);
     assert_int_equal(ls_engine_timeout(f->e, d, &src), T_TIMEOUT);
     assert_string_equal(src, "default");
-    assert_int_equal(d->timeout_ms, 0);
+    assert_false(d->flags & LS_DEV_OWN_TIMEOUT); /* no timeout of its own any more */
     assert_int_equal(f->n, 1);
     check_event(&f->ev[0], LS_EV_INACTIVITY, "dev1", WALL0 + T_TIMEOUT, WALL0 + 1500);
 }
@@ -1265,7 +1265,8 @@ static void test_delete_recreate_fresh(void **state)
     assert_int_equal(d->last_disconnect, 0);
     assert_int_equal(d->inactivity_alarm, 0);
     assert_int_equal(d->sessions, 0);
-    assert_int_equal(d->timeout_ms, 0);
+    assert_false(d->flags & LS_DEV_OWN_TIMEOUT);
+    assert_int_equal(ls_engine_timeout(f->e, d, NULL), T_TIMEOUT);
     assert_string_equal(ls_engine_type_name(f->e, d), "default");
     ls_engine_stats s = stats(f);
     assert_int_equal(s.devices, 1);
@@ -1575,7 +1576,8 @@ static void test_types_invalid(void **state)
     /* A put with an invalid type applies nothing else either. */
     ls_device_config c = {.set_timeout = 1, .timeout_ms = 42, .type = "", .type_len = 0};
     assert_int_equal(ls_engine_put(f->e, ID("n2"), &c, f->now, NULL), LS_EINVAL);
-    assert_int_equal(dev(f, "n2")->timeout_ms, 0);
+    assert_false(dev(f, "n2")->flags & LS_DEV_OWN_TIMEOUT);
+    assert_int_equal(ls_engine_timeout(f->e, dev(f, "n2"), NULL), T_TIMEOUT);
 }
 
 /* ------------------------------------------------------------------ */

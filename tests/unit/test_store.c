@@ -9,7 +9,9 @@
  * batch, map growth from 1 MiB to ~50 MiB, the max_size cap (EFULL, nothing
  * of the batch applied, store still usable), and damaged stores: a newer
  * format, a foreign LMDB file, garbage and truncated data.mdb, a short
- * device record.  Damage is made with raw LMDB calls or file writes while
+ * device record.  Version-2 device records (c8y_RequiredAvailability),
+ * device types and alarms round trip, and a store written before those
+ * databases existed opens and gains them.  Damage is made with raw LMDB calls or file writes while
  * the store is closed (LMDB forbids opening one env twice in a process).
  * Read-only opens: nothing created for a missing store, every read works,
  * writes refused and data.mdb unchanged, and a read-only reader keeps up
@@ -1073,6 +1075,231 @@ static void test_corrupt_device_record(void **state)
     ls_store_close(s);
 }
 
+/* ---- tests: version-2 devices, types, alarms ---------------------------- */
+
+static void test_device_c8y_roundtrip(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    ls_store_device d = {.id = "c8y", .id_len = 3, .type = "meter", .type_len = 5, .has_c8y = 1,
+                         .response_interval = -32768, .last_activity = 5};
+    assert_int_equal(ls_store_batch_put_device(b, &d), 0);
+    d.id = "c8y2";
+    d.id_len = 4;
+    d.response_interval = 32767;
+    assert_int_equal(ls_store_batch_put_device(b, &d), 0);
+    put_dev(b, "plain", NULL, 7);
+    d.response_interval = 32768; /* does not fit the record */
+    assert_int_equal(ls_store_batch_put_device(b, &d), -EINVAL);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    got g = load_all(s);
+    assert_int_equal(g.n, 3);
+    const got_dev *x = find(&g, "c8y", 3);
+    assert_non_null(x);
+    assert_int_equal(x->d.has_c8y, 1);
+    assert_int_equal(x->d.response_interval, -32768);
+    assert_string_equal(x->type, "meter");
+    x = find(&g, "c8y2", 4);
+    assert_int_equal(x->d.response_interval, 32767);
+    x = find(&g, "plain", 5);
+    assert_int_equal(x->d.has_c8y, 0);
+    assert_int_equal(x->d.timeout_ms, 7);
+    free(g.v);
+    ls_store_close(s);
+}
+
+typedef struct got_types {
+    ls_store_type t[8];
+    char name[8][64];
+    int n;
+} got_types;
+
+static int type_cb(void *ud, const ls_store_type *t)
+{
+    got_types *g = ud;
+    assert_true(g->n < 8 && t->name_len < 64);
+    g->t[g->n] = *t;
+    memcpy(g->name[g->n], t->name, t->name_len);
+    g->name[g->n][t->name_len] = 0;
+    g->n++;
+    return 0;
+}
+
+static void test_types_roundtrip(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    ls_store_type a = {.name = "alpha", .name_len = 5, .timeout_ms = 60000, .has_ri = 1, .response_interval = -3,
+                       .monitored = 1, .severity = 3};
+    ls_store_type z = {.name = "zulu", .name_len = 4, .monitored = -1, .severity = 1};
+    ls_store_type gone = {.name = "gone", .name_len = 4, .monitored = 0};
+    assert_int_equal(ls_store_batch_put_type(b, &a), 0);
+    assert_int_equal(ls_store_batch_put_type(b, &z), 0);
+    assert_int_equal(ls_store_batch_put_type(b, &gone), 0);
+    assert_int_equal(ls_store_batch_del_type(b, "gone", 4), 0);
+    ls_store_type bad = a;
+    bad.monitored = 2;
+    assert_int_equal(ls_store_batch_put_type(b, &bad), -EINVAL);
+    bad = a;
+    bad.name_len = 0;
+    assert_int_equal(ls_store_batch_put_type(b, &bad), -EINVAL);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    got_types g = {0};
+    assert_int_equal(ls_store_load_types(s, type_cb, &g), 0);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.name[0], "alpha");
+    assert_int_equal(g.t[0].timeout_ms, 60000);
+    assert_int_equal(g.t[0].has_ri, 1);
+    assert_int_equal(g.t[0].response_interval, -3);
+    assert_int_equal(g.t[0].monitored, 1);
+    assert_int_equal(g.t[0].severity, 3);
+    assert_string_equal(g.name[1], "zulu");
+    assert_int_equal(g.t[1].monitored, -1);
+    assert_int_equal(g.t[1].has_ri, 0);
+    ls_store_close(s);
+}
+
+typedef struct got_alarms {
+    ls_store_alarm a[8];
+    char src[8][64];
+    int n;
+} got_alarms;
+
+static int alarm_cb(void *ud, const ls_store_alarm *a)
+{
+    got_alarms *g = ud;
+    assert_true(g->n < 8 && a->source_len < 64);
+    g->a[g->n] = *a;
+    memcpy(g->src[g->n], a->source, a->source_len);
+    g->src[g->n][a->source_len] = 0;
+    g->n++;
+    return 0;
+}
+
+static void test_alarms_roundtrip(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_alarm_last_id(s), 0);
+    ls_store_batch *b = ls_store_batch_new();
+    ls_store_alarm a = {.id = 300, .source = "dev-1", .source_len = 5, .time = 11, .first = 10, .since = 9,
+                        .updated = 12, .count = 4, .status = 1, .severity = 2};
+    assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
+    a.id = 2; /* a lower id later: key order is id order */
+    a.source = "dev-2";
+    assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
+    a.id = 400;
+    assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
+    assert_int_equal(ls_store_batch_del_alarm(b, 400), 0); /* the highest, pruned */
+    a.id = 0;
+    assert_int_equal(ls_store_batch_put_alarm(b, &a), -EINVAL);
+    assert_int_equal(ls_store_batch_del_alarm(b, 0), -EINVAL);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    s = open_ok(f, MIB, 0);
+    got_alarms g = {0};
+    assert_int_equal(ls_store_load_alarms(s, alarm_cb, &g), 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.a[0].id, 2);
+    assert_string_equal(g.src[0], "dev-2");
+    assert_int_equal(g.a[1].id, 300);
+    assert_string_equal(g.src[1], "dev-1");
+    assert_int_equal(g.a[1].time, 11);
+    assert_int_equal(g.a[1].first, 10);
+    assert_int_equal(g.a[1].since, 9);
+    assert_int_equal(g.a[1].updated, 12);
+    assert_int_equal(g.a[1].count, 4);
+    assert_int_equal(g.a[1].status, 1);
+    assert_int_equal(g.a[1].severity, 2);
+    assert_int_equal(ls_store_alarm_last_id(s), 400); /* ids are never given twice */
+    ls_store_close(s);
+}
+
+/* A store written before "types" and "alarms" existed opens, gains them and
+ * keeps its version-1 device records readable. */
+static void test_old_store_gains_databases(void **state)
+{
+    fixture *f = *state;
+    unsigned char v1[4] = {1, 0, 0, 0};
+    unsigned char rec[48] = {1, 1};
+    rec[8] = 0x10; /* timeout_ms = 0x2710 = 10000 */
+    rec[9] = 0x27;
+    raw_put(f, "meta", "format", 6, v1, 4);
+    raw_put(f, "devices", "old", 3, rec, sizeof(rec));
+    raw_put(f, "outbox", "\0\0\0\0\0\0\0\1", 8, "{}", 2);
+    raw_put(f, "cursors", "events.jsonl", 12, "\1\0\0\0\0\0\0\0", 8);
+    ls_store *s = open_ok(f, MIB, 0);
+    got g = load_all(s);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.v[0].d.active, 1);
+    assert_int_equal(g.v[0].d.timeout_ms, 10000);
+    assert_int_equal(g.v[0].d.has_c8y, 0);
+    free(g.v);
+    got_types gt = {0};
+    assert_int_equal(ls_store_load_types(s, type_cb, &gt), 0);
+    assert_int_equal(gt.n, 0);
+    assert_int_equal(ls_store_last_seq(s), 1);
+    ls_store_batch *b = ls_store_batch_new();
+    ls_store_type t = {.name = "t", .name_len = 1, .monitored = -1};
+    assert_int_equal(ls_store_batch_put_type(b, &t), 0);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+    s = open_ok(f, MIB, 0);
+    gt.n = 0;
+    assert_int_equal(ls_store_load_types(s, type_cb, &gt), 0);
+    assert_int_equal(gt.n, 1);
+    ls_store_close(s);
+}
+
+static void test_corrupt_type_and_alarm_records(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_close(s);
+    unsigned char t[16] = {9};
+    raw_put(f, "types", "bad", 3, t, sizeof(t));
+    s = open_ok(f, MIB, 0);
+    got_types gt = {0};
+    assert_int_equal(ls_store_load_types(s, type_cb, &gt), LS_STORE_ECORRUPT);
+    ls_store_close(s);
+    t[0] = 1;
+    t[2] = 3; /* monitored out of range */
+    raw_put(f, "types", "bad", 3, t, sizeof(t));
+    s = open_ok(f, MIB, 0);
+    assert_int_equal(ls_store_load_types(s, type_cb, &gt), LS_STORE_ECORRUPT);
+    ls_store_close(s);
+
+    unsigned char a[40] = {1}; /* no source */
+    raw_put(f, "alarms", "\0\0\0\0\0\0\0\5", 8, a, sizeof(a));
+    s = open_ok(f, MIB, 0);
+    got_alarms ga = {0};
+    assert_int_equal(ls_store_load_alarms(s, alarm_cb, &ga), LS_STORE_ECORRUPT);
+    ls_store_close(s);
+
+    /* Version-2 device record with bad c8y flags. */
+    unsigned char d[52] = {2};
+    d[48] = 7;
+    raw_put(f, "devices", "dd", 2, d, sizeof(d));
+    s = open_ok(f, MIB, 0);
+    got g = {0};
+    assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
+    free(g.v);
+    ls_store_close(s);
+}
+
 static void test_strerror(void **state)
 {
     (void)state;
@@ -1102,6 +1329,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_device_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_c8y_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_types_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alarms_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_store_gains_databases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_type_and_alarm_records, setup, teardown),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test_setup_teardown(test_read_only_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_reads, setup, teardown),

@@ -1,0 +1,78 @@
+/*
+ * engine_int.h - what engine.c (the state machine) and types.c (device
+ * types and the timeout resolution) share.  Not for use outside
+ * src/engine/.
+ */
+#ifndef LS_ENGINE_INT_H
+#define LS_ENGINE_INT_H
+
+#include "engine/engine.h"
+#include "engine/map64.h"
+#include "engine/table.h"
+
+#define ENG__MAX_TYPES 65535
+
+/* A type name and its settings; index 0 is "default". */
+typedef struct eng__type {
+    char *name;
+    size_t name_len;
+    int configured;
+    ls_type_config cfg;
+    /* Resolved for devices without settings of their own (types.c): */
+    uint8_t maint;      /* responseInterval <= 0: maintenance */
+    const char *source; /* "type" or "default" */
+    uint64_t devices, active;
+    /* Slots of the type's devices (not for type 0), possibly stale (moved
+     * to another type, deleted) or repeated: checked when walked. */
+    uint32_t *members;
+    size_t nmembers, members_cap;
+} eng__type;
+
+struct ls_engine {
+    ls_engine_config cfg;
+    ls_event_cb cb;
+    void *ud;
+    ls_avail_cb avail_cb;
+    void *avail_ud;
+    ls_table table;
+    ls_wheel wheel;
+    eng__type *types;
+    int64_t *type_timeout; /* per type: the timeout its plain devices get */
+    uint32_t ntypes;
+    ls_map64 c8y; /* slot + 1 -> own c8y_RequiredAvailability.responseInterval */
+    ls_engine_stats st;
+    int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
+    ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
+    size_t ndirty, dirty_cap;
+    int dirty_lost; /* the list could not grow: drain scans every slot */
+};
+
+/* The device's effective timeout, LS_TIMEOUT_NONE for never: the hot path.
+ * It is resolved into the record whenever a source changes (eng__refresh). */
+static inline int64_t eng__timeout(const ls_engine *e, const ls_device *d)
+{
+    (void)e;
+    return d->timeout_ms;
+}
+
+/* types.c */
+int eng__types_init(ls_engine *e);
+void eng__types_close(ls_engine *e);
+/* Finds or adds a type name (validated here); 0 and *out, or LS_EINVAL, LS_EFULL, LS_ENOMEM. */
+int eng__type_intern(ls_engine *e, const char *name, size_t len, uint16_t *out);
+/* Records d as a member of its type (call after d->type changed). */
+void eng__type_join(ls_engine *e, ls_device *d);
+/* The timeout of c8y_RequiredAvailability.responseInterval ri (minutes). */
+int64_t eng__ri_timeout(const ls_engine *e, int ri);
+/* Resolves d's class from its settings and its type. */
+ls_avail eng__class_of(const ls_engine *e, const ls_device *d);
+
+/* engine.c */
+/* Adds (sign 1) or removes (-1) d's contribution to every counter. */
+void eng__count(ls_engine *e, const ls_device *d, int sign);
+/* Recomputes d's class and timer after its settings or its type's changed:
+ * fires INACTIVITY_EVENT now if its deadline passed; calls the avail_cb. */
+void eng__refresh(ls_engine *e, ls_device *d, ls_now now);
+void eng__mark(ls_engine *e, ls_device *d);
+
+#endif
