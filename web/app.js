@@ -31,8 +31,9 @@
   const HOUR_MS = 3600 * 1000;
   const SSE_RETRY_MS = 30000;
   const FETCH_TIMEOUT_MS = 5000;
+  // SSE events are named by type: the page listens to these (and to unnamed ones).
   const EVENT_TYPES = ['ACTIVITY_EVENT', 'INACTIVITY_EVENT', 'CONNECT_EVENT', 'DISCONNECT_EVENT',
-                       'SOURCE_DOWN', 'SOURCE_UP'];
+                       'ALARM_RAISED', 'ALARM_UPDATED', 'ALARM_CLEARED', 'SOURCE_DOWN', 'SOURCE_UP'];
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const S = {
@@ -112,6 +113,21 @@
     if (h) return h + ' h' + (m ? ' ' + m + ' min' : '');
     if (m) return m + ' min' + (s ? ' ' + s + ' s' : '');
     return s + ' s';
+  }
+
+  /* A device's effective timeout, and where it comes from (docs/api.md). */
+  function fmtTimeout(d) {
+    return typeof d.inactivityTimeout === 'number' ? fmtDur(d.inactivityTimeout, true) : 'none';
+  }
+  const SOURCES = {
+    device: 'set on this device',
+    c8y_RequiredAvailability: 'from its c8y_RequiredAvailability',
+    type: 'from its device type',
+    default: 'the daemon\u2019s default (state.default_inactivity_timeout)',
+  };
+  function timeoutSource(d) {
+    if (typeof d.inactivityTimeout !== 'number') return 'not monitored, or in maintenance';
+    return SOURCES[d.inactivityTimeoutSource] || String(d.inactivityTimeoutSource);
   }
 
   const isoTitle = (ms) => (ms ? new Date(ms).toISOString() + ' (' + ms + ')' : '');
@@ -394,9 +410,9 @@
         el('td', null, devLink(d.id)),
         el('td', {title: isoTitle(since)}, since ? fmtTime(since) : 'no activity yet'),
         el('td', {class: 'num'}, since ? fmtDur(now - since) : '–'),
-        el('td', {class: 'num', title: d.inactivityTimeoutSource === 'device' ? 'the device\u2019s own timeout'
-                                                                            : 'the daemon\u2019s default timeout'},
-           fmtDur(d.inactivityTimeout, true) + (d.inactivityTimeoutSource === 'device' ? '' : ' (default)')));
+        el('td', {class: 'num', title: timeoutSource(d)},
+           fmtTimeout(d) + (d.inactivityTimeoutSource === 'default' ? ' (default)' :
+                            d.inactivityTimeoutSource === 'type' ? ' (type)' : '')));
     }));
     const empty = $('inactive-empty');
     empty.hidden = L.rows.length > 0;
@@ -450,6 +466,7 @@
   const BADGE = {
     ACTIVITY_EVENT: ['active', 'ok'], INACTIVITY_EVENT: ['inactive', 'bad'],
     CONNECT_EVENT: ['connect', 'info'], DISCONNECT_EVENT: ['disconnect', 'muted'],
+    ALARM_RAISED: ['alarm', 'bad'], ALARM_UPDATED: ['alarm updated', 'muted'], ALARM_CLEARED: ['alarm cleared', 'ok'],
     SOURCE_DOWN: ['source down', 'bad'], SOURCE_UP: ['source up', 'ok'],
   };
 
@@ -471,6 +488,13 @@
                                       : 'first activity';
       case 'CONNECT_EVENT': return st ? st.sessions + ' open session' + (st.sessions === 1 ? '' : 's') : '';
       case 'DISCONNECT_EVENT': return 'last session closed';
+      case 'ALARM_RAISED':
+      case 'ALARM_UPDATED':
+      case 'ALARM_CLEARED': {
+        const a = e.alarm;
+        if (!a || typeof a !== 'object') return '';
+        return [a.severity, a.status, a.count > 1 ? a.count + ' times' : null].filter(Boolean).join(' · ').toLowerCase();
+      }
       case 'SOURCE_DOWN': return 'input not heard: its devices are held';
       case 'SOURCE_UP': return 'input heard again';
       default: return '';
@@ -541,7 +565,8 @@
     try {
       const d = await api('/api/v1/devices/' + encodeURIComponent(D.id));
       if (S.device !== D) return;
-      const key = [d.active, d.inactivityAlarmTime, d.lastConnectTime, d.lastDisconnectTime, d.sessions].join();
+      const key = [d.active, d.inactivityAlarmTime, d.lastConnectTime, d.lastDisconnectTime, d.sessions,
+                   JSON.stringify(d.c8y_ActiveAlarmsStatus || null)].join();
       if (D.key !== undefined && key !== D.key) mark('deviceEvents');
       D.key = key;
       D.data = d;
@@ -586,12 +611,10 @@
       const now = serverNow();
       state.textContent = d.active ? 'active' : 'inactive';
       state.className = 'badge big ' + (d.active ? 'ok' : 'bad');
-      const ownTimeout = d.inactivityTimeoutSource === 'device';
       facts.push(...fact('Last activity', fmtTime(d.lastActivityTime),
                          d.lastActivityTime ? fmtDur(now - d.lastActivityTime) + ' ago' : null));
-      facts.push(...fact('Inactivity timeout', fmtDur(d.inactivityTimeout, true),
-                         ownTimeout ? 'set on this device' : 'the daemon\u2019s default (state.default_inactivity_timeout)'));
-      if (d.active) {
+      facts.push(...fact('Inactivity timeout', fmtTimeout(d), timeoutSource(d)));
+      if (d.active && typeof d.inactivityTimeout === 'number') {
         const deadline = d.lastActivityTime + d.inactivityTimeout;
         facts.push(...fact('Goes inactive at', fmtTime(deadline),
                            deadline > now ? 'in ' + fmtDur(deadline - now) + ' unless it reports' : 'now'));
@@ -610,6 +633,13 @@
         alarm = 'never raised';
       }
       facts.push(...fact('Inactivity alarm', alarm, alarmNote));
+      const avail = d.c8y_Availability && d.c8y_Availability.status;
+      if (avail) facts.push(...fact('Availability', String(avail).toLowerCase(), 'c8y_Availability'));
+      const alarms = d.c8y_ActiveAlarmsStatus;
+      if (alarms && typeof alarms === 'object') {
+        const open = Object.entries(alarms).map(([sev, n]) => num(n) + ' ' + sev);
+        facts.push(...fact('Open alarms', open.length ? open.join(', ') : 'none', 'c8y_ActiveAlarmsStatus'));
+      }
       facts.push(...fact('Sessions', num(d.sessions) + ' open',
                          'last connect ' + fmtTime(d.lastConnectTime) + ', last disconnect ' +
                          fmtTime(d.lastDisconnectTime)));

@@ -467,7 +467,8 @@ enum MHD_Result ls_api_device_list(ls_req *r)
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
+    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL,
+                    .qlen = hq ? strlen(qbuf) : 0};
     ls_daemon_lock(r->d);
     uint64_t next = ls_engine_scan_match(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX,
                                          s.qlen ? list_match : NULL, list_visit, &s);

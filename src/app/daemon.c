@@ -162,6 +162,9 @@ int ls_daemon_run(ls_daemon *d)
         ls_daemon_lock(d);
         ls_now now = ls_clock_now();
         ls_engine_tick(d->engine, now);
+        ls_engine_stats st;
+        ls_engine_get_stats(d->engine, &st);
+        ls_history_tick(&d->history, now, &st);
         ls_reporter_tick(d->http_in, now);
         int64_t prune_every = d->cfg.alarms_retention / 4;
         if (prune_every > ALARM_PRUNE_EVERY_MS) prune_every = ALARM_PRUNE_EVERY_MS;
@@ -169,9 +172,6 @@ int ls_daemon_run(ls_daemon *d)
             d->alarm_prune_mono = now.mono;
             ls_alarming_prune(d, now.wall);
         }
-        ls_engine_stats st;
-        ls_engine_get_stats(d->engine, &st);
-        ls_history_tick(&d->history, now, &st);
         int64_t next = next_wakeup(d);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;

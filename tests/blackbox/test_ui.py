@@ -26,6 +26,16 @@ def start_daemon(start_daemon):
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "web")
 
 
+@pytest.fixture
+def start_daemon(start_daemon):
+    """These tests count events one by one: unavailability alarms (their own
+    events, tested in test_alarms.py) are switched off."""
+    def start(*args, sets=(), **kw):
+        return start_daemon(*args, sets=["alarms.enabled=false"] + list(sets), **kw)
+
+    return start
+
+
 def web_file(name):
     with open(os.path.join(WEB_DIR, name), "rb") as f:
         return f.read()
