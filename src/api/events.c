@@ -45,7 +45,7 @@ int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_
     int hd = ls_api_arg(r, "device", dbuf, sizeof(dbuf));
 
     memset(f, 0, sizeof(*f));
-    f->types = 0xf;
+    f->types = ((int64_t)1 << LS_EV__COUNT) - 1; /* every type unless type= says */
     *after = 0;
     *has_after = ha > 0;
     if (ha < 0 || (ha && ls_api_parse_u64(abuf, 0, SEQ_MAX, after) < 0)) {
