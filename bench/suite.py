@@ -262,6 +262,8 @@ def ms(v):
 
 
 def secs(v):
+    if v == float("inf"):
+        return "> 2 min"
     return "%.1f s" % (v / 1000.0) if v >= 10000 else ms(v)
 
 
@@ -272,6 +274,8 @@ def B(v):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "-"
+    if a == float("inf"):
+        return "> %.0fx" % (detect.MAX_WAIT_S * 1000 / b)
     return "%.0fx" % (a / b) if a / b >= 10 else "%.1fx" % (a / b)
 
 
@@ -481,7 +485,7 @@ def render(a, R, meta):
                 "{:,.0f}".format(g[0]["rate"]) if g else "-"))
         w("")
         w("Engine: `lastseen-bench engine` (one core, batches of 1024 through `ls_engine_activity_batch`, "
-          "random devices; wall time, which was within a few %% of the CPU time; bytes/device is the "
+          "random devices; wall time, which was within a few % of the CPU time; bytes/device is the "
           "process's RSS growth over the device load). Detection: the job below at each size, heartbeats "
           "every max(5 s, N / 200,000/s), timeout twice that; p50 / p99 / max are medians over runs.")
         w("")
