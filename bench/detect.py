@@ -252,10 +252,17 @@ class LastseenTarget:
     def poll(self):
         pass
 
+    def backlog(self):
+        """Requests sent but not answered yet."""
+        return self.pool.pending()
+
     def drain(self, deadline):
+        self.pool.wait(max(0.0, deadline - time.monotonic()))
         for k, f in self.futures.items():
-            self.ack[k] = f.result(timeout=max(0.1, deadline - time.monotonic()))
-        self.pool.wait()
+            self.ack[k] = f.result(timeout=0)
+
+    def alive(self):
+        return self.d.alive()
 
     def mem(self):
         m = self.d.mem()
@@ -335,10 +342,17 @@ class RedisTarget:
             self.ack[self.pending[self.pi][0]] = t
             self.pi += 1
 
+    def backlog(self):
+        """SETs sent but not acknowledged yet, in slices of 2,000."""
+        return (self.sent - self.acked) // 2000
+
     def drain(self, deadline):
         while self.acked < self.sent and time.monotonic() < deadline:
             self.poll()
             time.sleep(0.001)
+
+    def alive(self):
+        return self.r.proc is not None and self.r.proc.poll() is None
 
     def mem(self):
         m = self.r.info("memory")
@@ -412,13 +426,26 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=p
             ranks = sched.ranks(k)
             target.send(k, [ids[r] for r in ranks])
             k += 1
+            if k % 50 == 0:
+                # Heartbeats waiting longer than half the slack (T - P) in
+                # the sender would make devices that kept sending look
+                # silent: stop, and say so, rather than report that.
+                behind = target.backlog() * len(ranks) / (n / period_s)
+                if behind > (timeout_s - period_s) / 2:
+                    raise lsbench.RunError("%s fell behind the heartbeats: %.1f s of them waiting for an answer "
+                                           "%.1f s into the job" % (target.name, behind, now))
         job_s = time.monotonic() - t0
+        t1 = time.monotonic()
         target.drain(time.monotonic() + 60)
+        drain_s = time.monotonic() - t1
         time.sleep(0.05)
         stop.set()
         obs.join(60)
         if obs.is_alive():
-            raise lsbench.RunError("observer did not stop")
+            raise lsbench.RunError("observer did not stop (setup %.1f s, job %.1f s, drain %.1f s, %d of %d "
+                                   "silent devices reported, the target %s)"
+                                   % (setup_s, job_s, drain_s, counter.value, n_silent,
+                                      "alive" if target.alive() else "gone"))
         with open(out_path, "rb") as f:
             observed = pickle.load(f)
         fin = target.finish()

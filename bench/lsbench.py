@@ -8,6 +8,7 @@ it (Daemon.stop, Redis.stop), and the temporary directories are removed.
 Python 3 standard library only.
 """
 
+import concurrent.futures
 import http.client
 import json
 import math
@@ -21,10 +22,12 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
+SETTLE_MAX_S = 600.0
 STOP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 30.0
 
@@ -173,11 +176,11 @@ class BulkPool:
     """POST /api/v1/activity from `workers` threads, each with its own
     keep-alive connection, so that requests waiting for their commit overlap.
     submit(items) queues one request of JSON items (bytes, already encoded);
-    wait() returns once all are answered and raises the first error."""
+    wait(timeout) returns once all are answered and raises the first error
+    (RunError if some are still unanswered after timeout seconds);
+    pending() counts the requests not answered yet."""
 
     def __init__(self, port, workers=4):
-        import concurrent.futures
-        import threading
         self.local = threading.local()
         self.port = port
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
@@ -202,15 +205,30 @@ class BulkPool:
         self.futures.append(f)
         return f
 
-    def wait(self):
+    def pending(self):
+        while self.futures and self.futures[0].done():
+            if self.futures[0].exception() is not None:
+                raise self.futures[0].exception()
+            self.futures.pop(0)
+        return len(self.futures)
+
+    def wait(self, timeout=SETTLE_MAX_S):
+        deadline = time.monotonic() + timeout
         for f in self.futures:
-            f.result()
+            try:
+                f.result(timeout=max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                raise RunError("%d bulk requests not answered within %.0f s"
+                               % (sum(1 for x in self.futures if not x.done()), timeout))
         self.futures = []
 
     def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        for c in self.clients:
-            c.close()
+        """Drops the requests not started; the running ones end when their
+        connection is closed."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.lock:
+            for c in self.clients:
+                c.close()
 
 
 class Daemon:
