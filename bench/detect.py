@@ -392,6 +392,7 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=p
     try:
         target.want_ack = set(sched.silent_by_slice)
         target.start()
+        command = target.command()
         t_setup = time.monotonic()
         setup_mem = target.setup(ids)
         setup_s = time.monotonic() - t_setup
@@ -497,7 +498,7 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=p
     res = {"target": target.name, "devices": n, "silent": n_silent, "period_s": period_s,
            "timeout_s": timeout_s, "window_s": window_s, "reported": len(first), "missed": missed,
            "false": false_pos, "dup": dup, "job_s": job_s, "max_slip_ms": max_slip * 1000.0,
-           "gen_s": gen_s, "setup_s": setup_s, "setup_mem": setup_mem, "load": load, "rate": n / period_s, "command": target.command(),
+           "gen_s": gen_s, "setup_s": setup_s, "setup_mem": setup_mem, "load": load, "rate": n / period_s, "command": command,
            "p50": lsbench.pct(late, 50), "p99": lsbench.pct(late, 99), "max": late[-1] if late else None,
            "mem": mem, "mem_per_device": {k: v / n for k, v in (mem or {}).items()}}
     if daemon_late:
@@ -510,7 +511,7 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=p
 
 def describe(r):
     s = ("%s: devices=%d silent=%d reported=%d missed=%d false=%d dup=%d client lateness p50=%s p99=%s "
-         "max=%s ms" % (r["target"], r["devices"], r["silent"], r["reported"], r["missed"], r["false"],
+         "max=%s" % (r["target"], r["devices"], r["silent"], r["reported"], r["missed"], r["false"],
                         r["dup"], fmt(r["p50"]), fmt(r["p99"]), fmt(r["max"])))
     if "daemon_p50" in r:
         s += "; detectedAt-ts p50=%d p99=%d max=%d ms" % (r["daemon_p50"], r["daemon_p99"], r["daemon_max"])
@@ -522,7 +523,7 @@ def describe(r):
 
 
 def fmt(v):
-    return "-" if v is None else "> %.0f s" % MAX_WAIT_S if v == float("inf") else "%.1f" % v
+    return "-" if v is None else "> %.0f s" % MAX_WAIT_S if v == float("inf") else "%.1f ms" % v
 
 
 def main():

@@ -254,8 +254,10 @@ class Daemon:
         self.udp_port = None
 
     def command(self):
-        """The command line, with the temporary directory shown as DATA."""
-        return " ".join(a.replace(self.data_dir, "DATA") for a in self.cmd)
+        """The command line, with the temporary directory shown as DATA and
+        the binary relative to the repository."""
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/"
+        return " ".join(a.replace(self.data_dir, "DATA").replace(repo, "") for a in self.cmd)
 
     def start(self):
         errf = open(self.err_path, "wb")
@@ -507,7 +509,8 @@ class Redis:
         raise RunError("redis-server did not answer PING:\n%s" % read_text(os.path.join(self.tmp, "redis.log"))[-2000:])
 
     def command(self):
-        return "%s redis.conf  # %s" % (self.binary, " / ".join(
+        """The command line and the generated configuration (one line)."""
+        return "%s redis.conf  # redis.conf: %s" % (self.binary, "; ".join(
             l for l in read_text(self.conf).splitlines() if not l.startswith(("dir", "logfile"))))
 
     def connect(self):

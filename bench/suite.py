@@ -374,8 +374,8 @@ def targets(a, R):
         rows.append(("HTTP single activity: >= 50 k requests/s (wrk, keep-alive)", "%s/s" % K(s),
                      "**met**" if ok else "**missed**",
                      "" if ok else "wrk and the daemon share the 2 cores with other jobs (daemon %.0f %% of a "
-                     "core); p99 %s from engine-lock stalls during commits; next: sharded engine, drain "
-                     "dirty devices outside the lock" % (100 * med([x["cpu"] for x in h["single"]]),
+                     "core); p99 %s: requests wait for the engine lock while the committer drains the dirty "
+                     "devices; next: sharded engine, drain dirty devices outside the lock" % (100 * med([x["cpu"] for x in h["single"]]),
                                                          ms(med([x["p99_ms"] for x in h["single"]])))))
     if det:
         p99 = med([r["daemon_p99"] for r in det])
@@ -600,10 +600,11 @@ def render(a, R, meta):
         w("### Reconnect storm")
         w("")
         w("`bench/storm.py`: %s devices, all inactive (created with a timestamp that expires them 3 s later), "
-          "then each sends one UDP heartbeat, spread evenly over 5 s. *All active*: the first 50 ms poll of "
+          "then each sends a UDP heartbeat, spread evenly over 5 s, and again every 5 s until it is active "
+          "(a heartbeat lost in the storm is made good by the next). *All active*: the first 50 ms poll of "
           "`/api/v1/stats` counting every device active (the engine has applied every heartbeat). *All "
           "events*: the last ACTIVITY_EVENT read from events.jsonl. *Event lag* of a device: its "
-          "ACTIVITY_EVENT read from events.jsonl minus its heartbeat sent. Times from the first heartbeat."
+          "ACTIVITY_EVENT read from events.jsonl minus its first heartbeat sent. Times from the first heartbeat."
           % "{:,}".format(a.devices))
         w("")
         w("| runs | sent over | all active | all events | event lag p50 / p99 / max | peak ingest backlog | "
