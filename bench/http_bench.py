@@ -2,9 +2,10 @@
 """HTTP ingest: bulk ids/s and single-activity requests/s, on known, active
 devices.
 
-Setup: build/lastseen (default configuration: http.threads = 1) on a fresh
-data directory; N devices with 36-character UUID ids are created by bulk
-requests, and the script waits until their events are written.
+Setup: N devices with 36-character UUID ids are written with `lastseen
+import` (active, last heard now) into a fresh data directory, and
+build/lastseen (default configuration: http.threads = 1, timeout 600 s)
+is started on them.
 
 Bulk: POST /api/v1/activity with JSON arrays of B ids (default 10,000,
 ~390 KB), one request after another on one keep-alive connection, every
@@ -42,7 +43,6 @@ import lsbench  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_IDS = 100000
-SETUP_BULK = 20000
 SETUP_MAX_S = 600.0
 
 LUA = """-- POST /api/v1/devices/<id>/activity over the ids in %(path)s, in turn.
@@ -126,13 +126,11 @@ def run_http(binary, n, bulk, seconds, runs, connections=64, sets=None, seed=3, 
     try:
         d.start()
         res["command"] = d.command()
-        pool = lsbench.BulkPool(d.http_port, 16)
-        try:
-            for i in range(0, n, SETUP_BULK):
-                pool.submit([b'"' + x + b'"' for x in ids[i:i + SETUP_BULK]])
-            pool.wait()
-        finally:
-            pool.close()
+        rc = d.stop(remove=False)
+        if rc != 0:
+            raise lsbench.RunError("exit code %s after SIGTERM" % rc)
+        d.import_devices(ids, b'"active":true,"lastActivityTime":%d' % int(time.time() * 1000))
+        d.start()
         client = lsbench.Client(d.http_port)
         settle(client, n)
 

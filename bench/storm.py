@@ -1,15 +1,11 @@
 #!/usr/bin/python3
 """Mass reconnect storm: N devices, all inactive, all send within S seconds.
 
-Setup.  build/lastseen with udp.listen and a 60 s default timeout.  Every
-device is created by one activity that carries its own timestamp, 57 s in
-the past, so each goes inactive 3 s after it was created (an outage: N
-ACTIVITY_EVENTs, then N INACTIVITY_EVENTs).  These go through HTTP bulk
-requests (10,000 ids each, 4 connections), which lose nothing: UDP
-heartbeats that create devices are dropped well below the rate the input
-sustains for known devices (each one raises an event).  The script waits
-until GET /api/v1/stats counts N inactive devices and every event has been
-committed and written to events.jsonl.
+Setup.  build/lastseen with udp.listen and a 60 s default timeout.  The
+devices are written into its store with `lastseen import`, all inactive
+(last heard 2 minutes ago, reported inactive a minute ago), as after an
+outage, and the daemon is started on them; the script waits until
+GET /api/v1/stats counts N inactive devices.
 
 Storm.  Every device sends a heartbeat (UDP, 64 lines a datagram, in a
 random order), spread evenly over S seconds (default 5), and keeps sending
@@ -54,7 +50,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lsbench  # noqa: E402
 
 TIMEOUT_S = 60
-BULK = 10000             # ids per bulk request while creating the devices
 SLICE_S = 0.01
 POLL_S = 0.05
 SETTLE_MAX_S = 300.0
@@ -100,25 +95,23 @@ def run_storm(binary, n, spread_s, seed=2, log=print):
     try:
         d.start()
         res["command"] = d.command()
-        client = lsbench.Client(d.http_port)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        sock.connect((lsbench.HOST, d.udp_port))
 
-        # Setup: create every device with a timestamp 3 s before its deadline
-        # (HTTP bulk, which answers after the commit and loses nothing).
+        # Setup: every device inactive, as after an outage, written into the
+        # store with `lastseen import` (no events), then the daemon started.
         t0 = time.monotonic()
-        pool = lsbench.BulkPool(d.http_port)
-        try:
-            for i in range(0, n, BULK):
-                ts = int(time.time() * 1000) - (TIMEOUT_S - 3) * 1000
-                pool.submit([b'{"id":"%s","ts":%d}' % (x, ts) for x in ids[i:i + BULK]])
-            pool.wait()
-        finally:
-            pool.close()
+        rc = d.stop(remove=False)
+        if rc != 0:
+            raise lsbench.RunError("exit code %s after SIGTERM" % rc)
+        now = int(time.time() * 1000)
+        d.import_devices(ids, b'"active":false,"lastActivityTime":%d,"inactivityAlarmTime":%d'
+                         % (now - 2 * TIMEOUT_S * 1000, now - TIMEOUT_S * 1000))
+        d.start()
+        client = lsbench.Client(d.http_port)
+        sock.connect((lsbench.HOST, d.udp_port))
         st, _ = settle(client, n, "inactive", time.monotonic() + SETTLE_MAX_S)
         res["setup_s"] = time.monotonic() - t0
-        res["setup_events"] = st["lastSeq"]
         udp0 = st["udp"]["activities"] + sum(st["udp"]["rejected"].values())
 
         obs = ctx.Process(target=lsbench.tail_events,
