@@ -444,7 +444,7 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=p
                 pass
         os.rmdir(tmp)
     if target.name == "lastseen" and rc != 0:
-        raise lsbench.RunError("lastseen exit code %s after SIGTERM" % rc)
+        raise lsbench.RunError("lastseen exit code %s after SIGTERM (%.0f s)" % (rc, target.d.stop_s))
 
     # Each silent device's deadline as a client sees it.
     deadline = {}
@@ -485,6 +485,8 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=p
         res.update({"daemon_p50": lsbench.pct(daemon_late, 50), "daemon_p99": lsbench.pct(daemon_late, 99),
                     "daemon_max": daemon_late[-1]})
     res.update(fin)
+    if target.name == "lastseen":
+        res["stop_s"] = target.d.stop_s
     res["setup_mem_per_device"] = {k: v / n for k, v in setup_mem.items()}
     return res
 

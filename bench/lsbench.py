@@ -28,7 +28,7 @@ import time
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 SETTLE_MAX_S = 600.0
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 120.0
 HTTP_TIMEOUT_S = 30.0
 
 
@@ -321,6 +321,7 @@ class Daemon:
         directory unless remove is False (to start again on the same data).
         Returns the exit code ("killed" if it had to be)."""
         rc = None
+        t0 = time.monotonic()
         try:
             if self.proc is not None:
                 if self.proc.poll() is None:
@@ -332,6 +333,7 @@ class Daemon:
                     self.proc.wait(timeout=STOP_TIMEOUT_S)
                     rc = "killed"
         finally:
+            self.stop_s = time.monotonic() - t0
             if remove:
                 shutil.rmtree(self.tmp, ignore_errors=True)
         return rc
