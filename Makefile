@@ -60,7 +60,7 @@ test-asan: deps
 bench-deps: deps
 	@./scripts/deps.sh $(BENCH_DEB_PKGS)
 
-# The benchmark suite (docs/benchmarks.md): about 7 minutes with the defaults;
+# The benchmark suite (docs/benchmarks.md): about 6.5 minutes with the defaults;
 # results in $(BENCH_OUT).  bench-docs also replaces the generated section of
 # docs/benchmarks.md.
 bench: bench-deps build

@@ -176,8 +176,9 @@ static int stats_read(int http_port, udp_stats *st)
 
 /*
  * Polls the counters until `received` reaches `want` or stops moving for
- * 300 ms, at most SETTLE_MAX_S.  With `drained`, also until the outbox has
- * delivered every event.  0, or -1 if the stats could not be read.
+ * 300 ms (lines lost: they will not come), at most max_s seconds.  With
+ * `drained`, also until the outbox has delivered every event.  0, or -1 if
+ * the stats could not be read.
  */
 static int stats_settle(int http_port, int64_t want, int drained, double max_s, udp_stats *st)
 {
@@ -186,16 +187,13 @@ static int stats_settle(int http_port, int64_t want, int drained, double max_s, 
     for (;;) {
         if (stats_read(http_port, st) < 0) return -1;
         double now = bench_secs();
-        int done = st->received >= want &&
-                   (!drained || (st->max_lag == 0 && st->committed_seq == st->last_seq));
-        if (done) return 0;
         if (st->received != last) {
             last = st->received;
             moved = now;
-        } else if (!drained && now - moved > 0.3) {
-            return 0;
         }
-        if (now - t0 > max_s) return 0;
+        int received = st->received >= want || now - moved > 0.3;
+        int delivered = !drained || (st->max_lag == 0 && st->committed_seq == st->last_seq);
+        if ((received && delivered) || now - t0 > max_s) return 0;
         usleep(20000);
     }
 }
