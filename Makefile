@@ -15,7 +15,8 @@ DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev lib
 BENCH_DEB_PKGS = wrk redis-server valgrind
 
 # `make bench` sizes: N of the end-to-end jobs, the largest size of the growth
-# table (10000000 adds the 10M row, ~1.5 GiB of RAM per process), runs per figure.
+# table (10000000 adds the 10M row: the daemon then needs up to 8 GiB of RAM and
+# the driver 2), runs per figure.
 BENCH_DEVICES ?= 1000000
 BENCH_MAX     ?= 1000000
 BENCH_RUNS    ?= 3
