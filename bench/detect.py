@@ -350,7 +350,7 @@ class RedisTarget:
 
 # ---------------------------------------------------------------------------
 
-def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, log=print):
+def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1):
     """Runs the job once against a target (started and stopped here).
     Returns a dict of figures; raises lsbench.RunError on failure."""
     if timeout_s <= period_s:

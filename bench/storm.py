@@ -79,7 +79,7 @@ def settle(client, n, what, deadline):
         time.sleep(0.05)
 
 
-def run_storm(binary, n, spread_s, seed=2, log=print):
+def run_storm(binary, n, spread_s, seed=2):
     rng = random.Random(seed)
     ids = lsbench.uuids(n, rng)
     d = lsbench.Daemon(binary, {"state.default_inactivity_timeout": "%ds" % TIMEOUT_S}, udp=True)
