@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 double bench_secs(void);        /* monotonic seconds */
+double bench_cpu_secs(void);    /* CPU seconds used by this process */
 long bench_rss_bytes(void);     /* resident set of this process */
+long bench_huge_bytes(void);    /* of which on transparent huge pages */
 void bench_seed(uint64_t seed); /* seeds bench_rng() */
 uint64_t bench_rng(void);       /* splitmix64 */
 void bench_uuid(char *out);     /* 36 characters and a NUL */
@@ -27,5 +29,11 @@ int bench_store_load(int argc, char **argv);
 
 /* The MQTT load generator (mqtt_pub.c) for bench/mqtt_ingest.py. */
 int bench_mqtt_pub(int argc, char **argv);
+
+/* The UDP load generator (udp_bench.c). */
+int bench_udp(int argc, char **argv);
+
+/* GET path from 127.0.0.1:port; 0 with the body (caller frees) on 200, else -1. */
+int bench_http_get(int port, const char *path, char **body);
 
 #endif

@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""HTTP ingest: bulk ids/s and single-activity requests/s, on known, active
+devices.
+
+Setup: N devices with 36-character UUID ids are written with `lastseen
+import` (active, last heard now) into a fresh data directory, and
+build/lastseen (default configuration: http.threads = 1, timeout 600 s)
+is started on them.
+
+Bulk: POST /api/v1/activity with JSON arrays of B ids (default 10,000,
+~390 KB), one request after another on one keep-alive connection, every
+device in turn (random order), for D seconds; ids/s = ids accepted / time.
+Every answer must be 202 with accepted == B.
+
+Single: wrk (Debian) with one thread and 64 keep-alive connections for D
+seconds; a Lua script sends POST /api/v1/devices/<id>/activity (no body)
+over the first 100,000 of the devices in turn.  Figures: wrk's Requests/sec
+and latency percentiles; the run fails if wrk saw a non-2xx answer or a
+socket error, or if the daemon's activities counter did not grow by the
+number of requests wrk completed.
+
+Each is repeated R times on the same daemon; medians and min..max.
+Loopback only; every wait bounded; the daemon and its directory are
+removed at the end.
+
+usage: bench/http_bench.py [--bin build/lastseen] [--devices N] [--bulk B]
+                           [--seconds D] [--runs R] [--connections C] [--set K=V]
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lsbench  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRK_IDS = 100000
+SETUP_MAX_S = 600.0
+
+LUA = """-- POST /api/v1/devices/<id>/activity over the ids in %(path)s, in turn.
+local ids = {}
+for line in io.lines("%(path)s") do ids[#ids + 1] = line end
+local i = 0
+request = function()
+  i = i %% #ids + 1
+  return wrk.format("POST", "/api/v1/devices/" .. ids[i] .. "/activity")
+end
+"""
+
+
+def settle(client, n):
+    deadline = time.monotonic() + SETUP_MAX_S
+    while True:
+        st = client.json("GET", "/api/v1/stats")
+        ob = st["outbox"]
+        if st["devices"] == n and ob["committedSeq"] == st["lastSeq"] and all(s["lag"] == 0 for s in ob["sinks"]):
+            return st
+        if time.monotonic() > deadline:
+            raise lsbench.RunError("setup did not settle: %d devices of %d" % (st["devices"], n))
+        time.sleep(0.05)
+
+
+def bulk_run(client, bodies, per_body, seconds):
+    t0 = time.monotonic()
+    ids = 0
+    i = 0
+    while time.monotonic() - t0 < seconds:
+        r = client.json("POST", "/api/v1/activity", bodies[i % len(bodies)])
+        if r.get("accepted") != per_body:
+            raise lsbench.RunError("bulk: accepted %s of %d" % (r.get("accepted"), per_body))
+        ids += per_body
+        i += 1
+    el = time.monotonic() - t0
+    return ids / el, i, el
+
+
+def parse_latency(text, label):
+    m = re.search(r"^\s+%s\s+([0-9.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def wrk_run(wrk, port, script, seconds, connections, client):
+    before = client.json("GET", "/api/v1/stats")["activities"]
+    cmd = [wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency", "-s", script,
+           "http://%s:%d" % (lsbench.HOST, port)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    out = p.stdout
+    if p.returncode != 0:
+        raise lsbench.RunError("wrk exit %d: %s %s" % (p.returncode, out[-500:], p.stderr[-500:]))
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not rps or not total:
+        raise lsbench.RunError("cannot read wrk's output:\n%s" % out)
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise lsbench.RunError("wrk saw errors:\n%s" % out)
+    after = client.json("GET", "/api/v1/stats")["activities"]
+    # wrk counts the requests answered; some may still be in flight when it
+    # stops, so the daemon can have counted a few more, never fewer.
+    if after - before < int(total.group(1)):
+        raise lsbench.RunError("daemon counted %d activities, wrk %s requests" % (after - before, total.group(1)))
+    return {"rps": float(rps.group(1)), "requests": int(total.group(1)),
+            "p50_ms": parse_latency(out, "50%"), "p99_ms": parse_latency(out, "99%"),
+            "command": " ".join(cmd[:-3] + ["post.lua", "http://127.0.0.1:PORT"])}
+
+
+def run_http(binary, n, bulk, seconds, runs, connections=64, sets=None, seed=3, log=print):
+    wrk = shutil.which("wrk")
+    if not wrk:
+        raise lsbench.RunError("wrk not found (apt-get install wrk)")
+    rng = random.Random(seed)
+    ids = lsbench.uuids(n, rng)
+    d = lsbench.Daemon(binary, sets)
+    tmp = tempfile.mkdtemp(prefix="lastseen-bench-http-")
+    client = None
+    res = {"devices": n, "bulk_size": bulk, "seconds": seconds, "load": [lsbench.loadavg()]}
+    try:
+        d.start()
+        res["command"] = d.command()
+        rc = d.stop(remove=False)
+        if rc != 0:
+            raise lsbench.RunError("exit code %s after SIGTERM" % rc)
+        d.import_devices(ids, b'"active":true,"lastActivityTime":%d' % int(time.time() * 1000))
+        d.start()
+        client = lsbench.Client(d.http_port)
+        settle(client, n)
+
+        order = list(range(n))
+        rng.shuffle(order)
+        bodies = []
+        for i in range(0, n - bulk + 1, bulk):
+            bodies.append(b'["' + b'","'.join(ids[r] for r in order[i:i + bulk]) + b'"]')
+        if not bodies:
+            raise lsbench.RunError("--bulk must not exceed --devices")
+        res["bulk_body_bytes"] = len(bodies[0])
+        res["bulk"] = []
+        res["bulk_cpu"] = []
+        for _ in range(runs):
+            c0 = d.cpu()
+            rate, reqs, el = bulk_run(client, bodies, bulk, seconds)
+            res["bulk"].append(rate)
+            res["bulk_cpu"].append((d.cpu() - c0) / el)
+            log("  bulk: %.0f ids/s (%d requests of %d ids in %.2f s; daemon CPU %.0f %%)"
+                % (rate, reqs, bulk, el, 100 * res["bulk_cpu"][-1]))
+
+        ids_path = os.path.join(tmp, "ids.txt")
+        with open(ids_path, "wb") as f:
+            f.write(b"\n".join(ids[:WRK_IDS]) + b"\n")
+        script = os.path.join(tmp, "post.lua")
+        with open(script, "w") as f:
+            f.write(LUA % {"path": ids_path})
+        res["single"] = []
+        for _ in range(runs):
+            c0, t0 = d.cpu(), time.monotonic()
+            w = wrk_run(wrk, d.http_port, script, int(seconds), connections, client)
+            w["cpu"] = (d.cpu() - c0) / (time.monotonic() - t0)
+            res["single"].append(w)
+            log("  single: %.0f requests/s (p50 %.2f ms, p99 %.2f ms; daemon CPU %.0f %%)"
+                % (w["rps"], w["p50_ms"] or -1, w["p99_ms"] or -1, 100 * w["cpu"]))
+        res["wrk_command"] = res["single"][0]["command"]
+        res["load"].append(lsbench.loadavg())
+    finally:
+        if client is not None:
+            client.close()
+        rc = d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if rc != 0:
+        raise lsbench.RunError("exit code %s after SIGTERM" % rc)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default=os.path.join(REPO, "build", "lastseen"))
+    ap.add_argument("--devices", type=int, default=1000000)
+    ap.add_argument("--bulk", type=int, default=10000)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    lsbench.on_sigterm_exit()
+    try:
+        r = run_http(a.bin, a.devices, a.bulk, a.seconds, a.runs, a.connections,
+                     dict(kv.split("=", 1) for kv in a.set))
+    except lsbench.RunError as e:
+        print("FAILED: %s" % e)
+        return 1
+    if a.json:
+        print(json.dumps(r))
+    else:
+        b = lsbench.summary(r["bulk"])
+        s = lsbench.summary([x["rps"] for x in r["single"]])
+        print("bulk %.0f ids/s [%.0f..%.0f]; single %.0f requests/s [%.0f..%.0f]; load %s"
+              % (b + s + ("/".join("%.1f" % x for x in r["load"]),)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
