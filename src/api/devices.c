@@ -165,9 +165,10 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
     ls_buf_init(&b, 1 << 16);
     ls_daemon_lock(r->d);
     ls_now now = ls_clock_now();
-    if (fields == 0 && ls_engine_find(r->d->engine, id, len))
+    if (fields == 0 && ls_engine_find(r->d->engine, id, len)) {
         rc = ls_engine_activity(r->d->engine, id, len, 0, now); /* a ping */
-    else
+        if (rc == 0) ls_engine_urge(r->d->engine, id, len);     /* acknowledged once durable */
+    } else
         rc = ls_engine_put(r->d->engine, id, len, &c, now, &created);
     json_decref(j);
     if (rc < 0) {
@@ -494,6 +495,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
     int nsinks = d->nsinks;
     ls_sink sinks[LS_SINKS_MAX];
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
+    ls_flush_stats fs = d->flush_stats;
     ls_daemon_unlock(d);
     uint64_t werr = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
     uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
@@ -530,6 +532,17 @@ enum MHD_Result ls_api_stats(ls_req *r)
                       (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
     }
     ls_buf_append(&b, "]}", 2);
+    uint64_t commits = __atomic_load_n(&d->commits, __ATOMIC_RELAXED);
+    ls_buf_printf(&b,
+                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,\"flushedRecords\":%llu,"
+                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,\"ms\":%llu},"
+                  "\"committerLockMaxUs\":%llu}",
+                  (unsigned long long)commits,
+                  (unsigned long long)(__atomic_load_n(&d->commit_ns, __ATOMIC_RELAXED) / 1000000),
+                  (unsigned long long)fs.passes, (unsigned long long)fs.records,
+                  (unsigned long long)fs.superseded, (unsigned long long)fs.slices,
+                  (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),
+                  (unsigned long long)(ls_metrics_get(&d->metrics.lock_hold_max_ns) / 1000));
     if (d->udp) {
         ls_udp_stats us;
         ls_udp_get_stats(d->udp, &us);

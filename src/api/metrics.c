@@ -105,6 +105,7 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     uint64_t committed = d->committed_seq;
     int nsinks = d->nsinks;
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
+    ls_flush_stats fs = d->flush_stats;
     ls_daemon_unlock(d);
     uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
     uint64_t first = __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
@@ -168,6 +169,22 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     ls_prom_family(&b, "lastseen_store_commit_duration_seconds", "histogram",
                    "Time to write one group commit to the store.");
     ls_prom_histogram(&b, "lastseen_store_commit_duration_seconds", NULL, &m->commit);
+    ls_prom_family(&b, "lastseen_store_flush_duration_seconds", "histogram",
+                   "Time of one flush pass: copying the devices that only reported activity, and "
+                   "writing their records in slices.");
+    ls_prom_histogram(&b, "lastseen_store_flush_duration_seconds", NULL, &m->flush);
+    counter(&b, "lastseen_store_flushed_records_total", "Device records written by flush passes.", fs.records);
+    counter(&b, "lastseen_store_flush_superseded_total",
+            "Records a flush pass dropped because a later commit wrote their device.", fs.superseded);
+    counter(&b, "lastseen_store_flush_slices_total", "Transactions written by flush passes.", fs.slices);
+    ls_prom_family(&b, "lastseen_committer_lock_hold_seconds", "histogram",
+                   "How long the committer held the engine lock, each time.");
+    ls_prom_histogram(&b, "lastseen_committer_lock_hold_seconds", NULL, &m->lock_hold);
+    ls_prom_family(&b, "lastseen_committer_lock_hold_max_seconds", "gauge",
+                   "The longest hold of the engine lock by the committer since start.");
+    ls_buf_append(&b, "lastseen_committer_lock_hold_max_seconds ", 41);
+    ls_prom_seconds(&b, ls_metrics_get(&m->lock_hold_max_ns));
+    ls_buf_putc(&b, '\n');
     counter(&b, "lastseen_store_errors_total", "Changes or events that could not be queued for the store.",
             __atomic_load_n(&d->persist_errors, __ATOMIC_RELAXED));
     counter(&b, "lastseen_event_log_write_errors_total", "Failed writes to events.jsonl.",

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "app/config.h"
+#include "app/flush.h"
 #include "app/history.h"
 #include "app/metrics.h"
 #include "engine/alarms.h"
@@ -76,6 +77,8 @@ typedef struct ls_daemon {
     int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
     int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
     uint64_t commits, commit_ns, persist_errors; /* atomic */
+    ls_flush *flush;           /* committer thread: flush passes (flush.c) */
+    ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
     /* Sinks other than the events file (persist.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];

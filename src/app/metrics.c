@@ -4,7 +4,9 @@
  *
  * Histogram buckets: detection lateness from 1 ms to 10 s (the engine's
  * tick is 1 ms, so the first bucket holds the normal case and the rest
- * show scheduling trouble); store commits from 100 us to 1 s.  An
+ * show scheduling trouble) and flush passes, both 1 ms to 10 s; store
+ * commits from 100 us to 1 s; the committer's holds of the engine lock
+ * from 10 us to 100 ms.  An
  * observation finds its bucket by a linear scan of at most 13 bounds.
  */
 #include "app/metrics.h"
@@ -26,6 +28,15 @@ static const uint64_t commit_le_ns[] = {
 static const char *const commit_le_text[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
                                              "0.005",  "0.01",    "0.025",  "0.05",  "0.1",
                                              "0.25",   "0.5",     "1"};
+static const uint64_t hold_le_ns[] = {
+    10000,   25000,   50000,   100000,   250000,   500000,   1000000,
+    2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
+};
+static const char *const hold_le_text[] = {"0.00001", "0.000025", "0.00005", "0.0001", "0.00025",
+                                           "0.0005",  "0.001",    "0.0025",  "0.005",  "0.01",
+                                           "0.025",   "0.05",     "0.1"};
+_Static_assert(sizeof hold_le_ns / sizeof hold_le_ns[0] == sizeof hold_le_text / sizeof hold_le_text[0],
+               "lock hold buckets");
 _Static_assert(sizeof lateness_le_ns / sizeof lateness_le_ns[0] ==
                    sizeof lateness_le_text / sizeof lateness_le_text[0],
                "lateness buckets");
@@ -138,6 +149,10 @@ void ls_metrics_init(ls_metrics *m)
     m->commit.n = (int)(sizeof commit_le_ns / sizeof commit_le_ns[0]);
     m->commit.le_ns = commit_le_ns;
     m->commit.le_text = commit_le_text;
+    m->flush = m->lateness; /* 1 ms .. 10 s */
+    m->lock_hold.n = (int)(sizeof hold_le_ns / sizeof hold_le_ns[0]);
+    m->lock_hold.le_ns = hold_le_ns;
+    m->lock_hold.le_text = hold_le_text;
 }
 
 int ls_metrics_source(ls_metrics *m, const char *name)

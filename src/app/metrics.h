@@ -80,7 +80,10 @@ typedef struct ls_metrics {
     uint64_t activities[LS_SOURCES_MAX];
     uint64_t rejected[LS_SOURCES_MAX][LS_REJECT__COUNT];
     ls_histogram lateness; /* detectedAt - ts of INACTIVITY_EVENTs */
-    ls_histogram commit;   /* one store commit */
+    ls_histogram commit;   /* one store commit of events and urgent records */
+    ls_histogram flush;    /* one flush pass, begin to end */
+    ls_histogram lock_hold; /* one hold of the engine lock by the committer */
+    uint64_t lock_hold_max_ns; /* the longest of them since start */
     uint64_t http[LS_ROUTE__COUNT][LS_METHODS][LS_CODES];
     uint64_t streams_open, streams_dropped, streams_refused;
 } ls_metrics;

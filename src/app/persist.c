@@ -52,10 +52,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/alarming.h"
 #include "app/clock.h"
+#include "app/flush.h"
 #include "app/load.h"
 #include "app/log.h"
 #include "out/format.h"
@@ -68,10 +70,19 @@
 #define PRUNE_MAX 100000
 #define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
 #define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
+#define DRAIN_CHUNK 4096   /* devices copied from the engine per lock hold */
+#define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
 
-static void put_dirty_cb(void *ud, const ls_device *dev)
+/* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
+typedef struct record_ctx {
+    ls_daemon *d;
+    ls_store_batch *b;
+} record_ctx;
+
+static void put_record_cb(void *ud, const ls_device *dev)
 {
-    ls_daemon *d = ud;
+    record_ctx *rc = ud;
+    ls_daemon *d = rc->d;
     const char *type = ls_engine_type_name(d->engine, dev);
     ls_availability av = {0};
     if (dev->flags & LS_DEV_C8Y) ls_engine_availability(d->engine, dev, &av);
@@ -90,8 +101,7 @@ static void put_dirty_cb(void *ud, const ls_device *dev)
         .sessions = dev->sessions,
         .active = dev->active,
     };
-    if (ls_store_batch_put_device(d->pending, &rec) < 0)
-        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+    if (ls_store_batch_put_device(rc->b, &rec) < 0) __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
@@ -262,21 +272,201 @@ static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
     __atomic_store_n(&d->pruned_upto, upto, __ATOMIC_RELAXED);
 }
 
+/* The committer's own state (its thread only). */
+typedef struct committer {
+    ls_daemon *d;
+    uint64_t cursor_saved; /* the events file's cursor last put in a batch */
+    uint64_t batched;      /* last seq put in a batch */
+    int64_t mark_every, check_every;
+    int64_t hold_t0; /* when the committer took the engine lock */
+    int staging;     /* a flush pass is copying devices from the engine */
+} committer;
+
+static void hold_begin(committer *c)
+{
+    pthread_mutex_lock(&c->d->lock);
+    c->hold_t0 = ls_clock_mono_ns();
+}
+
+/* Leaves the lock, counting how long the committer held it. */
+static void hold_end(committer *c)
+{
+    uint64_t ns = (uint64_t)(ls_clock_mono_ns() - c->hold_t0);
+    pthread_mutex_unlock(&c->d->lock);
+    ls_histogram_observe(&c->d->metrics.lock_hold, ns);
+    if (ns > __atomic_load_n(&c->d->metrics.lock_hold_max_ns, __ATOMIC_RELAXED))
+        __atomic_store_n(&c->d->metrics.lock_hold_max_ns, ns, __ATOMIC_RELAXED);
+}
+
+/* Between two chunks: stay off the lock long enough for a waiting thread
+ * (the timer loop, a request) to take it; a mutex handed back at once
+ * would usually go to the committer again. */
+static void lock_gap(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = LOCK_GAP_NS};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * One event commit: the pending batch (events, deletions, types, alarms,
+ * cursors) and the record of every urgent device, in one transaction; then
+ * delivery to the events file, and the requests waiting on it are answered.
+ * The urgent devices are copied DRAIN_CHUNK at a time, the lock released in
+ * between; whatever the other threads queue meanwhile is appended behind,
+ * so the batch holds everything in the order it was taken, and the
+ * transaction closes only once no urgent device is left: every event in it
+ * has its device's state after the event in it too.  Without the lock on
+ * entry and return.
+ */
+static void commit_events(committer *c)
+{
+    ls_daemon *d = c->d;
+    ls_store_batch *batch = NULL;
+    record_ctx rx = {.d = d};
+    for (;;) {
+        hold_begin(c);
+        if (!batch) {
+            batch = d->pending;
+            d->pending = d->spare;
+            d->spare = NULL;
+        } else if (ls_store_batch_ops(d->pending) > 0) {
+            if (ls_store_batch_append(batch, d->pending) < 0) {
+                __atomic_fetch_add(&d->persist_errors, ls_store_batch_ops(d->pending), __ATOMIC_RELAXED);
+                ls_error("persist", "%zu store operations dropped: the commit is over its size cap",
+                         ls_store_batch_ops(d->pending));
+            }
+            ls_store_batch_clear(d->pending);
+        }
+        rx.b = batch;
+        ls_engine_drain_urgent(d->engine, DRAIN_CHUNK, put_record_cb, &rx);
+        if (ls_engine_urgent_left(d->engine) == 0) break;
+        hold_end(c);
+        lock_gap();
+    }
+    /* The file's cursor: only what write(2) accepted. */
+    if (d->events.written > c->cursor_saved) {
+        ls_store_batch_cursor(batch, SINK_JSONL, d->events.written);
+        c->cursor_saved = d->events.written;
+    }
+    for (int i = 0; i < d->nsinks; i++) {
+        ls_sink *k = &d->sinks[i];
+        if (k->acked > k->saved && ls_store_batch_cursor(batch, k->name, k->acked) == 0) k->saved = k->acked;
+    }
+    uint64_t gen = d->pending_gen++;
+    uint64_t upto = d->seq;
+    d->want_commit = 0;
+    int ready = __atomic_load_n(&d->ready, __ATOMIC_ACQUIRE);
+    hold_end(c);
+
+    ls_now now = ls_clock_now();
+    if (upto > c->batched && now.wall - d->last_mark_wall >= c->mark_every &&
+        ls_store_batch_mark(batch, c->batched + 1, now.wall) == 0)
+        d->last_mark_wall = now.wall;
+    if (ready && now.mono - d->last_retention_mono >= c->check_every) {
+        d->last_retention_mono = now.mono;
+        retention(d, batch, now.wall);
+    }
+    /* A flush pass under way must not write these devices back to older states. */
+    ls_flush_supersede(d->flush, batch);
+
+    int rc = 0;
+    if (ls_store_batch_ops(batch) > 0) {
+        int64_t t0 = ls_clock_mono_ns();
+        while ((rc = ls_store_write(d->store, batch)) < 0) {
+            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_store_strerror(rc));
+            if (d->stopping) break;
+            sleep(1);
+        }
+        uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
+        __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
+        ls_histogram_observe(&d->metrics.commit, took);
+    }
+    if (rc == 0) deliver(d, upto);
+
+    pthread_mutex_lock(&d->lock);
+    if (rc < 0) {
+        /* Stopping with a failed batch: nothing more can be done. */
+        ls_error("persist", "%zu store operations not written", ls_store_batch_ops(batch));
+    }
+    ls_store_batch_clear(batch);
+    d->spare = batch;
+    __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&d->commit_cv);
+    if (rc == 0) {
+        c->batched = upto;
+        __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&d->sink_cv);
+        for (int i = 0; i < d->ncommit_fds; i++) {
+            uint64_t one = 1;
+            ssize_t w = write(d->commit_fds[i], &one, sizeof(one));
+            (void)w; /* full (EAGAIN): the reader has a wake-up pending anyway */
+        }
+    }
+    void (*hook)(void *, uint64_t) = d->on_commit;
+    void *ud = d->on_commit_ud;
+    pthread_mutex_unlock(&d->lock);
+    if (hook) hook(ud, gen);
+}
+
+/*
+ * One step of a flush pass (flush.c): a chunk of dirty devices copied under
+ * the lock, or, once they are all copied, one slice written.  `begin`
+ * starts the pass.  Returns 1 while the pass goes on, 0 once it is written.
+ */
+static int flush_step(committer *c, int begin)
+{
+    ls_daemon *d = c->d;
+    if (c->staging) {
+        int done = 0;
+        hold_begin(c);
+        if (begin) ls_engine_flush_begin(d->engine);
+        ls_flush_chunk(d->flush);
+        ls_engine_flush_next(d->engine, DRAIN_CHUNK, ls_flush_stage_cb, d->flush, &done);
+        hold_end(c);
+        if (done) c->staging = 0;
+        else lock_gap();
+        return 1;
+    }
+    int done = 0, rc = ls_flush_write(d->flush, d->store, &done);
+    if (rc < 0) {
+        ls_error("persist", "store write of a flush slice failed: %s; retrying in 1 s", ls_store_strerror(rc));
+        if (d->stopping) {
+            ls_error("persist", "stopping: lastActivityTime of the devices left in the flush not written");
+            return 0;
+        }
+        sleep(1);
+        return 1;
+    }
+    if (!done) return 1;
+    ls_flush_stats fs;
+    ls_flush_get_stats(d->flush, &fs);
+    uint64_t errs = ls_flush_errors(d->flush);
+    if (errs) __atomic_fetch_add(&d->persist_errors, errs, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&d->lock);
+    d->flush_stats = fs;
+    pthread_mutex_unlock(&d->lock);
+    ls_histogram_observe(&d->metrics.flush, fs.last_ns);
+    return 0;
+}
+
 static void *committer_main(void *arg)
 {
     ls_daemon *d = arg;
-    int64_t last_flush = ls_clock_mono_ns();
-    uint64_t cursor_saved = d->delivered;
-    uint64_t batched = d->seq; /* last seq put in a batch */
-    int64_t mark_every = d->cfg.events_retention / 8, check_every = d->cfg.events_retention / 4;
-    if (mark_every > MARK_EVERY_MS) mark_every = MARK_EVERY_MS;
-    if (check_every > RETENTION_CHECK_MS) check_every = RETENTION_CHECK_MS;
+    committer c = {.d = d, .cursor_saved = d->delivered, .batched = d->seq};
+    int64_t interval = d->cfg.store_flush_interval * 1000000;
+    int64_t next_pass = ls_clock_mono_ns() + interval;
+    int pass = 0; /* a flush pass is under way */
+    c.mark_every = d->cfg.events_retention / 8;
+    c.check_every = d->cfg.events_retention / 4;
+    if (c.mark_every > MARK_EVERY_MS) c.mark_every = MARK_EVERY_MS;
+    if (c.check_every > RETENTION_CHECK_MS) c.check_every = RETENTION_CHECK_MS;
 
-    pthread_mutex_lock(&d->lock);
     for (;;) {
+        pthread_mutex_lock(&d->lock);
         int stopping = d->stopping;
-        while (!d->want_commit && !stopping) {
-            int64_t due = last_flush + d->cfg.store_flush_interval * 1000000;
+        while (!d->want_commit && !stopping && !pass) {
+            int64_t due = next_pass;
             if (d->events.failed && d->sink_retry_at * 1000000 < due) due = d->sink_retry_at * 1000000;
             int64_t now = ls_clock_mono_ns();
             if (now >= due) break;
@@ -288,80 +478,23 @@ static void *committer_main(void *arg)
             pthread_cond_timedwait(&d->work_cv, &d->lock, &ts);
             stopping = d->stopping;
         }
-        /* Take the pending batch with every device changed since. */
-        ls_engine_drain_dirty(d->engine, put_dirty_cb, d);
-        /* The file's cursor: only what write(2) accepted. */
-        if (d->events.written > cursor_saved) {
-            ls_store_batch_cursor(d->pending, SINK_JSONL, d->events.written);
-            cursor_saved = d->events.written;
-        }
-        for (int i = 0; i < d->nsinks; i++) {
-            ls_sink *k = &d->sinks[i];
-            if (k->acked > k->saved && ls_store_batch_cursor(d->pending, k->name, k->acked) == 0)
-                k->saved = k->acked;
-        }
-        ls_store_batch *batch = d->pending;
-        d->pending = d->spare;
-        d->spare = NULL;
-        uint64_t gen = d->pending_gen++;
-        uint64_t upto = d->seq;
-        d->want_commit = 0;
-        int ready = __atomic_load_n(&d->ready, __ATOMIC_ACQUIRE);
+        int want = d->want_commit || ls_store_batch_ops(d->pending) > 0 || ls_engine_urgent_left(d->engine) > 0;
+        int dirty = ls_engine_dirty_left(d->engine) > 0;
         pthread_mutex_unlock(&d->lock);
 
-        ls_now now = ls_clock_now();
-        if (upto > batched && now.wall - d->last_mark_wall >= mark_every &&
-            ls_store_batch_mark(batch, batched + 1, now.wall) == 0)
-            d->last_mark_wall = now.wall;
-        if (ready && now.mono - d->last_retention_mono >= check_every) {
-            d->last_retention_mono = now.mono;
-            retention(d, batch, now.wall);
+        /* Events first; when idle, woken by the clock: cursors, retention,
+         * a retry of the events file. */
+        if (want || !pass) commit_events(&c);
+        int64_t now = ls_clock_mono_ns();
+        int begin = 0;
+        if (!pass && (now >= next_pass || (stopping && dirty))) {
+            pass = begin = c.staging = 1;
+            next_pass = now + interval;
         }
-
-        int rc = 0;
-        if (ls_store_batch_ops(batch) > 0) {
-            int64_t t0 = ls_clock_mono_ns();
-            while ((rc = ls_store_write(d->store, batch)) < 0) {
-                ls_error("persist", "store write failed: %s; retrying in 1 s", ls_store_strerror(rc));
-                if (d->stopping) break;
-                sleep(1);
-            }
-            uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
-            __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
-            ls_histogram_observe(&d->metrics.commit, took);
-        }
-        if (rc == 0) deliver(d, upto);
-        last_flush = ls_clock_mono_ns();
-
-        pthread_mutex_lock(&d->lock);
-        if (rc < 0) {
-            /* Stopping with a failed batch: nothing more can be done. */
-            ls_error("persist", "%zu store operations not written", ls_store_batch_ops(batch));
-        }
-        ls_store_batch_clear(batch);
-        d->spare = batch;
-        __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
-        pthread_cond_broadcast(&d->commit_cv);
-        if (rc == 0) {
-            batched = upto;
-            __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
-            pthread_cond_broadcast(&d->sink_cv);
-            for (int i = 0; i < d->ncommit_fds; i++) {
-                uint64_t one = 1;
-                ssize_t w = write(d->commit_fds[i], &one, sizeof(one));
-                (void)w; /* full (EAGAIN): the reader has a wake-up pending anyway */
-            }
-        }
-        if (d->on_commit) {
-            void (*hook)(void *, uint64_t) = d->on_commit;
-            void *ud = d->on_commit_ud;
-            pthread_mutex_unlock(&d->lock);
-            hook(ud, gen);
-            pthread_mutex_lock(&d->lock);
-        }
-        if (stopping && !d->want_commit && ls_store_batch_ops(d->pending) == 0) break;
+        if (pass) pass = flush_step(&c, begin);
+        if (stopping && !pass && !want && !dirty) break;
     }
+    pthread_mutex_lock(&d->lock);
     d->committer_gone = 1;
     pthread_cond_broadcast(&d->commit_cv);
     pthread_mutex_unlock(&d->lock);
@@ -387,7 +520,7 @@ int ls_persist_open(ls_daemon *d)
     d->pending = ls_store_batch_new();
     d->spare = ls_store_batch_new();
     ls_buf_init(&d->line, 1 << 20);
-    if (!d->pending || !d->spare) return -ENOMEM;
+    if (!d->pending || !d->spare || ls_flush_new(&d->flush, d->engine) < 0) return -ENOMEM;
 
     /* seq continues after both the outbox and the file. */
     uint64_t last = ls_store_last_seq(d->store);
@@ -546,6 +679,8 @@ void ls_persist_stop(ls_daemon *d)
     d->ncommit_fds = 0;
     ls_store_batch_free(d->pending);
     ls_store_batch_free(d->spare);
+    ls_flush_free(d->flush);
+    d->flush = NULL;
     d->pending = d->spare = NULL;
     ls_buf_free(&d->line);
     ls_store_close(d->store);

@@ -63,31 +63,50 @@
 
 #include "engine/engine_int.h"
 
-/* Marks d changed.  The list only grows while it is below the device count. */
+/* Appends d to list l; on failure the list is flagged lost (drains then
+ * scan the flags). */
+static void list_push(eng__list *l, ls_device *d)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        ls_device **nv = realloc(l->v, cap * sizeof(*nv));
+        if (!nv) {
+            l->lost = 1; /* the flag alone still records it */
+            return;
+        }
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = d;
+}
+
+/* Marks d changed (its activity times at least). */
 static inline void mark(ls_engine *e, ls_device *d)
 {
     if (d->flags & LS_DEV_DIRTY) return;
     d->flags |= LS_DEV_DIRTY;
-    if (e->ndirty == e->dirty_cap) {
-        size_t cap = e->dirty_cap ? e->dirty_cap * 2 : 4096;
-        ls_device **nd = realloc(e->dirty, cap * sizeof(*nd));
-        if (!nd) {
-            e->dirty_lost = 1; /* the flag alone still records it */
-            return;
-        }
-        e->dirty = nd;
-        e->dirty_cap = cap;
-    }
-    e->dirty[e->ndirty++] = d;
+    list_push(&e->dirty, d);
+}
+
+/* Marks d changed beyond its activity times: see engine.h. */
+static void mark_urgent(ls_engine *e, ls_device *d)
+{
+    mark(e, d);
+    if (d->flags & LS_DEV_URGENT) return;
+    d->flags |= LS_DEV_URGENT;
+    list_push(&e->urgent, d);
 }
 
 void eng__mark(ls_engine *e, ls_device *d)
 {
-    mark(e, d);
+    mark_urgent(e, d);
 }
 
-static void emit(ls_engine *e, ls_event_type type, const ls_device *d, int64_t ts, int64_t at)
+/* Every device event marks its device urgent: its record is committed with
+ * the event. */
+static void emit(ls_engine *e, ls_event_type type, ls_device *d, int64_t ts, int64_t at)
 {
+    mark_urgent(e, d);
     ls_event ev = {.type = type, .dev = d, .ts = ts, .detected_at = at};
     e->st.events[type]++;
     if (e->cb) e->cb(e->ud, &ev);
@@ -125,7 +144,9 @@ void ls_engine_close(ls_engine *e)
 {
     if (!e) return;
     ls_table_close(&e->table);
-    free(e->dirty);
+    free(e->dirty.v);
+    free(e->pass.v);
+    free(e->urgent.v);
     eng__types_close(e);
     ls_map64_close(&e->c8y);
     free(e);
@@ -284,7 +305,7 @@ int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
 /* Makes d inactive, detected at wall time `at`.  The caller re-arms. */
 static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
 {
-    mark(e, d);
+    mark_urgent(e, d);
     set_active(e, d, 0);
     d->inactivity_alarm = at;
     emit(e, LS_EV_INACTIVITY, d, d->last_activity + eng__timeout(e, d), at);
@@ -293,7 +314,7 @@ static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
 /* Closes every session of d: it was silent for session_timeout_ms. */
 static void expire_sessions(ls_engine *e, ls_device *d, int64_t at)
 {
-    mark(e, d);
+    mark_urgent(e, d);
     e->st.sessions -= d->sessions;
     e->st.avail_connected[ls_device_avail(d)]--;
     d->sessions = 0;
@@ -407,7 +428,7 @@ int ls_engine_connect_src(ls_engine *e, const char *id, size_t len, unsigned sou
     int rc;
     if (source > LS_SOURCE_MAX) return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
-    mark(e, d);
+    mark_urgent(e, d);
     if (d->sessions == 0) e->st.avail_connected[ls_device_avail(d)]++;
     d->sessions++;
     e->st.sessions++;
@@ -425,7 +446,7 @@ int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
     int rc;
     if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
     if (d->sessions == 0) return 0;
-    mark(e, d);
+    mark_urgent(e, d);
     d->sessions--;
     e->st.sessions--;
     if (d->sessions == 0) {
@@ -474,7 +495,7 @@ void eng__refresh(ls_engine *e, ls_device *d, ls_now now)
     ls_avail old = ls_device_avail(d), nc = eng__class_of(e, d);
     int was_active = d->active;
     if (nc != old) {
-        mark(e, d);
+        mark_urgent(e, d);
         eng__count(e, d, -1);
         d->flags = (uint16_t)((d->flags & ~LS_DEV_CLASS_MASK) | (nc << LS_DEV_CLASS_SHIFT));
         eng__count(e, d, 1);
@@ -499,7 +520,7 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
     if (c->set_c8y && c->has_c8y && (c->response_interval < LS_RI_MIN || c->response_interval > LS_RI_MAX))
         return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, created)) < 0) return rc;
-    mark(e, d);
+    mark_urgent(e, d);
     /* Interned only once the device exists: a refused put adds no type. */
     if (c->type && (rc = eng__type_intern(e, c->type, c->type_len, &type)) < 0) return rc;
     if (c->set_c8y && (rc = set_c8y(e, d, c->has_c8y, c->response_interval)) < 0) return rc;
@@ -591,33 +612,125 @@ uint64_t ls_engine_scan_match(const ls_engine *e, uint64_t cursor, int filter, s
     return 0;
 }
 
+/* Visits d if it carries any of `flags`, clearing `clear`.  1 if visited. */
+static inline int visit_marked(ls_device *d, uint16_t flags, uint16_t clear, ls_visit_cb cb, void *ud)
+{
+    if (!d->live || !(d->flags & flags)) return 0;
+    d->flags &= (uint16_t)~clear;
+    cb(ud, d);
+    return 1;
+}
+
 size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud)
 {
+    const uint16_t both = LS_DEV_DIRTY | LS_DEV_URGENT;
     size_t n = 0;
-    if (e->dirty_lost) {
-        /* The list missed some marks: the flags are the truth. */
-        for (uint32_t i = 0; i < e->table.high; i++) {
-            ls_device *d = ls_table_slot(&e->table, i);
-            if (d->live && (d->flags & LS_DEV_DIRTY)) {
-                d->flags &= (uint16_t)~LS_DEV_DIRTY;
-                cb(ud, d);
-                n++;
-            }
-        }
-        e->dirty_lost = 0;
+    if (e->dirty.lost || e->pass.lost || e->urgent.lost) {
+        /* A list missed some marks: the flags are the truth. */
+        for (uint32_t i = 0; i < e->table.high; i++)
+            n += (size_t)visit_marked(ls_table_slot(&e->table, i), both, both, cb, ud);
     } else {
-        for (size_t i = 0; i < e->ndirty; i++) {
-            ls_device *d = e->dirty[i];
-            /* Deleted records are zeroed (flag gone); a reused slot may be
-             * listed twice but is visited once. */
-            if (!d->live || !(d->flags & LS_DEV_DIRTY)) continue;
-            d->flags &= (uint16_t)~LS_DEV_DIRTY;
-            cb(ud, d);
-            n++;
+        /* Deleted records are zeroed (flags gone); a device listed twice
+         * is visited once. */
+        for (size_t i = 0; i < e->urgent.n; i++)
+            n += (size_t)visit_marked(e->urgent.v[i], both, both, cb, ud);
+        for (size_t i = e->pass_pos; i < e->pass.n; i++)
+            n += (size_t)visit_marked(e->pass.v[i], both, both, cb, ud);
+        for (size_t i = 0; i < e->dirty.n; i++)
+            n += (size_t)visit_marked(e->dirty.v[i], both, both, cb, ud);
+    }
+    e->urgent = (eng__list){.v = e->urgent.v, .cap = e->urgent.cap};
+    e->pass = (eng__list){.v = e->pass.v, .cap = e->pass.cap};
+    e->dirty = (eng__list){.v = e->dirty.v, .cap = e->dirty.cap};
+    e->pass_pos = 0;
+    e->pass_scan = 0;
+    return n;
+}
+
+size_t ls_engine_drain_urgent(ls_engine *e, size_t max, ls_visit_cb cb, void *ud)
+{
+    const uint16_t both = LS_DEV_DIRTY | LS_DEV_URGENT;
+    size_t n = 0;
+    if (e->urgent.lost) {
+        /* Out of memory at some mark: scan every slot once (rare). */
+        e->urgent.lost = 0;
+        e->urgent.n = 0;
+        for (uint32_t i = 0; i < e->table.high; i++)
+            n += (size_t)visit_marked(ls_table_slot(&e->table, i), LS_DEV_URGENT, both, cb, ud);
+        return n;
+    }
+    /* Newest first: order does not matter, the list only shrinks from its end. */
+    while (n < max && e->urgent.n > 0)
+        n += (size_t)visit_marked(e->urgent.v[--e->urgent.n], LS_DEV_URGENT, both, cb, ud);
+    return n;
+}
+
+size_t ls_engine_urgent_left(const ls_engine *e)
+{
+    return e->urgent.n + (size_t)e->urgent.lost;
+}
+
+int ls_engine_urge(ls_engine *e, const char *id, size_t len)
+{
+    ls_device *d;
+    int rc;
+    if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
+    mark_urgent(e, d);
+    return 0;
+}
+
+static int pass_done(const ls_engine *e)
+{
+    return !e->pass.lost && e->pass_pos >= e->pass.n;
+}
+
+void ls_engine_flush_begin(ls_engine *e)
+{
+    if (!pass_done(e)) return;
+    eng__list t = e->pass;
+    e->pass = e->dirty;
+    e->dirty = (eng__list){.v = t.v, .cap = t.cap};
+    e->pass_pos = 0;
+    e->pass_scan = 0;
+}
+
+size_t ls_engine_flush_next(ls_engine *e, size_t max, ls_visit_cb cb, void *ud, int *done)
+{
+    size_t n = 0, looked = 0, limit = max * 8;
+    if (e->pass.lost) {
+        /* The pass's list missed some marks: scan the slots for the flag;
+         * the listed entries are covered by the scan. */
+        while (n < max && looked < limit && e->pass_scan < e->table.high) {
+            ls_device *d = ls_table_slot(&e->table, e->pass_scan++);
+            looked++;
+            if (d->live && (d->flags & LS_DEV_URGENT)) d->flags &= (uint16_t)~LS_DEV_DIRTY;
+            else n += (size_t)visit_marked(d, LS_DEV_DIRTY, LS_DEV_DIRTY, cb, ud);
+        }
+        if (e->pass_scan >= e->table.high) {
+            e->pass.lost = 0;
+            e->pass.n = 0;
+            e->pass_pos = 0;
+        }
+    } else {
+        while (n < max && looked < limit && e->pass_pos < e->pass.n) {
+            ls_device *d = e->pass.v[e->pass_pos++];
+            looked++;
+            /* An urgent device is written whole by the urgent drain. */
+            if (d->live && (d->flags & LS_DEV_URGENT)) d->flags &= (uint16_t)~LS_DEV_DIRTY;
+            else n += (size_t)visit_marked(d, LS_DEV_DIRTY, LS_DEV_DIRTY, cb, ud);
         }
     }
-    e->ndirty = 0;
+    if (pass_done(e)) {
+        e->pass.n = 0;
+        e->pass_pos = 0;
+    }
+    *done = pass_done(e);
     return n;
+}
+
+size_t ls_engine_dirty_left(const ls_engine *e)
+{
+    return e->dirty.n + (size_t)e->dirty.lost;
 }
 
 /* ls_engine_restore() for an id already checked and hashed into `tag`. */

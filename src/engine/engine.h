@@ -136,15 +136,16 @@ typedef struct ls_device {
  * responseInterval itself lives in a side table (rarely set).
  *
  * flags: bit 0 dirty; bits 1-2 the ls_avail class (kept so counters can be
- * moved when it changes); bits 3-5 below; bits 12-15 the input source the
+ * moved when it changes); bits 3-6 below; bits 12-15 the input source the
  * device was last heard through (LS_SOURCE_*, further below).
  */
-#define LS_DEV_DIRTY 1 /* changed since the last ls_engine_drain_dirty() */
+#define LS_DEV_DIRTY 1 /* changed since it was last drained for the store */
 #define LS_DEV_CLASS_SHIFT 1
 #define LS_DEV_CLASS_MASK (3u << LS_DEV_CLASS_SHIFT)
 #define LS_DEV_OWN_TIMEOUT (1u << 3) /* timeout_ms is its own inactivityTimeout */
 #define LS_DEV_C8Y (1u << 4)         /* has c8y_RequiredAvailability */
 #define LS_DEV_MARK (1u << 5)        /* scratch bit of engine-internal walks */
+#define LS_DEV_URGENT (1u << 6)      /* changed beyond its activity times: see ls_engine_drain_urgent() */
 
 static inline ls_avail ls_device_avail(const ls_device *d)
 {
@@ -398,12 +399,52 @@ uint64_t ls_engine_scan_match(const ls_engine *e, uint64_t cursor, int filter, s
 const char *ls_id_check(const char *id, size_t len);
 
 /*
- * Persistence support.  Every change to a device (activity, session, config,
- * transition) marks it dirty; ls_engine_drain_dirty() visits each dirty
- * device once and clears the marks, so a store can write exactly what
- * changed.  Marking costs one flag test on the hot path.
+ * Persistence support.  Every change to a device marks it dirty (one flag
+ * test on the hot path), so a store writes exactly what changed.  Changes
+ * come in two kinds:
+ *   - urgent: a transition (every device event marks its device), a
+ *     session opened or closed, a configuration change, ls_engine_urge().
+ *     Its record must be committed together with the events it produced
+ *     and before the change is acknowledged: ls_engine_drain_urgent().
+ *   - activity only (lastActivityTime moved, nothing else): may lag on
+ *     disk by the flush interval; written by flush passes,
+ *     ls_engine_flush_begin() / ls_engine_flush_next().
+ * Each drain visits a device at most once per mark and clears its marks;
+ * a device deleted meanwhile is skipped (its record is zeroed), and a slot
+ * reused by a new device is visited as that device.  The callback gets the
+ * device's current state.
  */
+
+/* Drains everything at once (both kinds); the count visited. */
 size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud);
+
+/* Visits up to `max` urgent devices (clearing LS_DEV_URGENT and
+ * LS_DEV_DIRTY: the visit writes the whole record); the count visited. */
+size_t ls_engine_drain_urgent(ls_engine *e, size_t max, ls_visit_cb cb, void *ud);
+
+/* Urgent devices not drained yet (an upper bound: entries may be stale;
+ * 0 means none). */
+size_t ls_engine_urgent_left(const ls_engine *e);
+
+/* Marks an existing device urgent (an activity the caller acknowledges
+ * only once it is durable, e.g. a ping).  0 or LS_ENOTFOUND. */
+int ls_engine_urge(ls_engine *e, const char *id, size_t len);
+
+/*
+ * Flush passes.  ls_engine_flush_begin() starts a pass over the devices
+ * marked dirty so far (O(1): the list is swapped); later marks wait for the
+ * next pass.  Each ls_engine_flush_next() visits up to `max` of the pass's
+ * devices that are still dirty, clearing LS_DEV_DIRTY, and skips the urgent
+ * ones (ls_engine_drain_urgent() writes those); it looks at no more than
+ * 8 * max entries, so each call is bounded.  Returns the count visited and
+ * sets *done once the pass is exhausted.  ls_engine_flush_begin() while a
+ * pass is unfinished does nothing.
+ */
+void ls_engine_flush_begin(ls_engine *e);
+size_t ls_engine_flush_next(ls_engine *e, size_t max, ls_visit_cb cb, void *ud, int *done);
+
+/* Devices marked dirty and not yet in a pass (an upper bound, like above). */
+size_t ls_engine_dirty_left(const ls_engine *e);
 
 /* How devices that were active when the daemon stopped are restored. */
 typedef enum ls_restart_policy {

@@ -12,6 +12,14 @@
 
 #define ENG__MAX_TYPES 65535
 
+/* A list of devices to persist; `lost`: it could not grow, so a drain
+ * scans every slot for the flag instead. */
+typedef struct eng__list {
+    ls_device **v;
+    size_t n, cap;
+    int lost;
+} eng__list;
+
 /* A type name and its settings; index 0 is "default". */
 typedef struct eng__type {
     char *name;
@@ -52,9 +60,13 @@ struct ls_engine {
     ls_map64 c8y; /* slot + 1 -> own c8y_RequiredAvailability.responseInterval */
     ls_engine_stats st;
     int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
-    ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
-    size_t ndirty, dirty_cap;
-    int dirty_lost; /* the list could not grow: drain scans every slot */
+    /* Persistence lists (engine.c): devices marked LS_DEV_DIRTY since the
+     * last flush pass began; the pass being drained; devices marked
+     * LS_DEV_URGENT.  Entries may be stale (deleted, already drained): the
+     * flags are the truth. */
+    eng__list dirty, pass, urgent;
+    size_t pass_pos;    /* next entry of `pass` */
+    uint32_t pass_scan; /* pass.lost: next slot of the scan */
     eng__source src[LS_SOURCE_MAX + 1]; /* [1..nsrc] */
     unsigned nsrc;
     unsigned nheld;       /* gated sources not up */

@@ -224,3 +224,33 @@ int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id)
     if (id == 0) return -EINVAL;
     return op_reserve(b, STORE__OP_DEL_ALARM, 0, 0, id) ? 0 : -ENOMEM;
 }
+
+int ls_store_batch_append(ls_store_batch *dst, const ls_store_batch *src)
+{
+    if (src->len == 0) return 0;
+    if (src->len > STORE__BATCH_CAP - dst->len) return -ENOMEM;
+    if (dst->len + src->len > dst->cap) {
+        size_t cap = dst->cap ? dst->cap : 4096;
+        while (cap < dst->len + src->len)
+            cap *= 2;
+        if (cap > STORE__BATCH_CAP) cap = STORE__BATCH_CAP;
+        unsigned char *nb = realloc(dst->buf, cap);
+        if (!nb) return -ENOMEM;
+        dst->buf = nb;
+        dst->cap = cap;
+    }
+    memcpy(dst->buf + dst->len, src->buf, src->len);
+    dst->len += src->len;
+    dst->nops += src->nops;
+    return 0;
+}
+
+void ls_store_batch_each_device(const ls_store_batch *b, void (*cb)(void *ud, const char *id, size_t len),
+                                void *ud)
+{
+    size_t pos = 0;
+    store__op op;
+    while (store__batch_next(b, &pos, &op))
+        if (op.type == STORE__OP_PUT_DEVICE || op.type == STORE__OP_DEL_DEVICE)
+            cb(ud, (const char *)op.key, op.klen);
+}

@@ -103,6 +103,12 @@ int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len);
 /* Puts an alarm and raises the stored highest alarm id to its id. */
 int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a);
 int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id);
+/* Appends every op of `src` to `dst`, in order.  0, or -ENOMEM (past the
+ * batch cap) with `dst` unchanged. */
+int ls_store_batch_append(ls_store_batch *dst, const ls_store_batch *src);
+/* Calls cb with the id of every device put or deleted by the batch, in order. */
+void ls_store_batch_each_device(const ls_store_batch *b, void (*cb)(void *ud, const char *id, size_t len),
+                                void *ud);
 
 /*
  * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
