@@ -1,0 +1,466 @@
+/*
+ * test_flush.c - the chunked persistence of device changes: the engine's
+ * urgent list and flush passes (engine.c), and flush.c writing a pass into
+ * a real LMDB store while event commits write the same devices.
+ *
+ * Each store test works in its own mkdtemp directory under /tmp, removed
+ * after.
+ */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "app/flush.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+#define WALL0 1700000000000LL
+#define N 5000
+
+static void no_events(void *ud, const ls_event *ev)
+{
+    (void)ud;
+    (void)ev;
+}
+
+static ls_engine *make(void)
+{
+    ls_engine *e;
+    ls_engine_config cfg = {.default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 11};
+    assert_int_equal(ls_engine_new(&e, &cfg, no_events, NULL), 0);
+    return e;
+}
+
+static ls_now at(int64_t mono, int64_t wall)
+{
+    ls_now n = {mono, wall};
+    return n;
+}
+
+static void dev_id(char *buf, size_t size, int i)
+{
+    snprintf(buf, size, "dev-%05d", i);
+}
+
+/* Visits: how often each device was seen, and its last activity then. */
+typedef struct seen {
+    int count[N + 16];
+    int64_t last[N + 16];
+    int total;
+} seen;
+
+static int index_of(const char *id)
+{
+    int i;
+    if (sscanf(id, "dev-%d", &i) == 1 && i >= 0 && i < N) return i;
+    return N; /* anything else */
+}
+
+static void seen_cb(void *ud, const ls_device *d)
+{
+    seen *s = ud;
+    int i = index_of(ls_device_id(d));
+    s->count[i]++;
+    s->last[i] = d->last_activity;
+    s->total++;
+}
+
+/* Creates devices 0..n-1 (each active: an ACTIVITY_EVENT, so urgent) and
+ * drains them, so that they start clean. */
+static void create_clean(ls_engine *e, int n, ls_now now)
+{
+    char id[32];
+    for (int i = 0; i < n; i++) {
+        dev_id(id, sizeof(id), i);
+        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, now), 0);
+    }
+    seen s = {0};
+    ls_engine_drain_dirty(e, seen_cb, &s);
+    assert_int_equal(s.total, n);
+}
+
+/* Activity of an active device is not urgent; transitions, sessions,
+ * configuration and ls_engine_urge() are. */
+static void test_urgent_kinds(void **state)
+{
+    (void)state;
+    ls_engine *e = make();
+    create_clean(e, 4, at(1000, WALL0));
+    ls_now now = at(2000, WALL0 + 1000);
+    assert_int_equal(ls_engine_activity(e, "dev-00000", 9, 0, now), 0); /* activity only */
+    assert_int_equal(ls_engine_connect(e, "dev-00001", 9, now), 0);
+    ls_device_config cfg = {.set_timeout = 1, .timeout_ms = 5000};
+    assert_int_equal(ls_engine_put(e, "dev-00002", 9, &cfg, now, NULL), 0);
+    assert_int_equal(ls_engine_activity(e, "dev-00003", 9, 0, now), 0);
+    assert_int_equal(ls_engine_urge(e, "dev-00003", 9), 0); /* a ping */
+    assert_int_equal(ls_engine_urge(e, "nope", 4), LS_ENOTFOUND);
+    seen u = {0};
+    assert_int_equal(ls_engine_drain_urgent(e, 100, seen_cb, &u), 3);
+    assert_int_equal(u.count[0], 0);
+    assert_int_equal(u.count[1] + u.count[2] + u.count[3], 3);
+    assert_int_equal(ls_engine_urgent_left(e), 0);
+    /* The pass has what is left: the device that only reported activity. */
+    seen p = {0};
+    int done = 0;
+    ls_engine_flush_begin(e);
+    assert_int_equal(ls_engine_flush_next(e, 100, seen_cb, &p, &done), 1);
+    assert_true(done);
+    assert_int_equal(p.count[0], 1);
+    assert_int_equal(p.last[0], WALL0 + 1000);
+    ls_engine_close(e);
+}
+
+/* A pass in chunks: every device once, with its state when its chunk came;
+ * changed again after its chunk: the next pass; changed before: once, the
+ * newer state; deleted: never; urgent meanwhile: left to the urgent drain. */
+static void test_pass_in_chunks(void **state)
+{
+    (void)state;
+    ls_engine *e = make();
+    char id[32];
+    create_clean(e, N, at(1000, WALL0));
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), i);
+        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000)), 0);
+    }
+    assert_int_equal(ls_engine_urgent_left(e), 0);
+    seen p = {0};
+    int done = 0, chunks = 0;
+    ls_engine_flush_begin(e);
+    assert_int_equal(ls_engine_dirty_left(e), 0); /* all in the pass */
+    while (!done) {
+        size_t n = ls_engine_flush_next(e, 700, seen_cb, &p, &done);
+        assert_true(n <= 700);
+        if (++chunks == 2) {
+            /* Between chunks: every device changes again; some are deleted,
+             * one is created, one connects (urgent). */
+            for (int i = 0; i < N; i++) {
+                dev_id(id, sizeof(id), i);
+                ls_engine_activity(e, id, strlen(id), 0, at(3000, WALL0 + 2000));
+            }
+            assert_int_equal(ls_engine_delete(e, "dev-04000", 9), 0);
+            assert_int_equal(ls_engine_delete(e, "dev-00001", 9), 0); /* already visited or not */
+            assert_int_equal(ls_engine_connect(e, "dev-04001", 9, at(3000, WALL0 + 2000)), 0);
+        }
+    }
+    assert_true(chunks >= N / 700);
+    for (int i = 0; i < N; i++) {
+        if (i == 4000 || i == 4001) continue;
+        if (i == 1) continue;
+        assert_int_equal(p.count[i], 1);
+        /* Visited in the first two chunks: the old state; later: the new one. */
+        assert_true(p.last[i] == WALL0 + 1000 || p.last[i] == WALL0 + 2000);
+    }
+    assert_int_equal(p.count[4000], 0);
+    assert_int_equal(p.count[4001], 0);
+    /* The urgent drain has the connected device. */
+    seen u = {0};
+    ls_engine_drain_urgent(e, 10, seen_cb, &u);
+    assert_int_equal(u.total, 1);
+    assert_int_equal(u.count[4001], 1);
+    /* The next pass has exactly the devices visited before their second
+     * change, with the newer state. */
+    seen q = {0};
+    ls_engine_flush_begin(e);
+    do
+        ls_engine_flush_next(e, 10000, seen_cb, &q, &done);
+    while (!done);
+    for (int i = 0; i < N; i++) {
+        if (i == 1 || i == 4000 || i == 4001) {
+            assert_int_equal(q.count[i], 0);
+            continue;
+        }
+        if (p.last[i] == WALL0 + 1000) {
+            assert_int_equal(q.count[i], 1);
+            assert_int_equal(q.last[i], WALL0 + 2000);
+        } else {
+            assert_int_equal(q.count[i], 0);
+        }
+    }
+    ls_engine_close(e);
+}
+
+/* Re-created between chunks, in the slot of a device still listed in the
+ * pass: visited once, as the new device, and only if not urgent. */
+static void test_recreated_in_listed_slot(void **state)
+{
+    (void)state;
+    ls_engine *e = make();
+    create_clean(e, 10, at(1000, WALL0));
+    for (int i = 0; i < 10; i++) {
+        char id[32];
+        dev_id(id, sizeof(id), i);
+        ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000));
+    }
+    seen p = {0};
+    int done = 0;
+    ls_engine_flush_begin(e);
+    ls_engine_flush_next(e, 2, seen_cb, &p, &done);
+    /* dev-00009 (listed, maybe not visited yet) deleted; "dev-00042" takes
+     * its slot (last freed first): its first activity is a transition. */
+    assert_int_equal(ls_engine_delete(e, "dev-00009", 9), 0);
+    assert_int_equal(p.count[9], 0); /* the list is in marking order: 0, 1 first */
+    {
+        assert_int_equal(ls_engine_activity(e, "dev-00042", 9, 0, at(3000, WALL0 + 2000)), 0);
+        do
+            ls_engine_flush_next(e, 2, seen_cb, &p, &done);
+        while (!done);
+        assert_int_equal(p.count[9], 0);
+        assert_int_equal(p.count[42], 0); /* urgent: not the pass's */
+        seen u = {0};
+        ls_engine_drain_urgent(e, 10, seen_cb, &u);
+        assert_int_equal(u.count[42], 1);
+    }
+    ls_engine_close(e);
+}
+
+/* Each call looks at a bounded number of entries, even when all are stale. */
+static void test_pass_bounded(void **state)
+{
+    (void)state;
+    ls_engine *e = make();
+    char id[32];
+    create_clean(e, N, at(1000, WALL0));
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), i);
+        ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000));
+    }
+    seen s = {0};
+    assert_int_equal(ls_engine_drain_dirty(e, seen_cb, &s), N); /* everything clean again */
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), i);
+        ls_engine_activity(e, id, strlen(id), 0, at(3000, WALL0 + 2000));
+        ls_engine_delete(e, id, strlen(id));
+    }
+    int done = 0, calls = 0;
+    ls_engine_flush_begin(e);
+    while (!done) {
+        assert_int_equal(ls_engine_flush_next(e, 10, seen_cb, &s, &done), 0);
+        calls++;
+    }
+    assert_true(calls >= N / 80); /* at most 8 * 10 looked at per call */
+    ls_engine_close(e);
+}
+
+/* ---- flush.c against a store ---- */
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+typedef struct loaded {
+    int count[N + 16];
+    int64_t last[N + 16];
+    uint32_t sessions[N + 16];
+    int64_t timeout[N + 16];
+    int total;
+} loaded;
+
+static int load_cb(void *ud, const ls_store_device *d)
+{
+    loaded *l = ud;
+    char id[64];
+    snprintf(id, sizeof(id), "%.*s", (int)d->id_len, d->id);
+    int i = index_of(id);
+    l->count[i]++;
+    l->last[i] = d->last_activity;
+    l->sessions[i] = d->sessions;
+    l->timeout[i] = d->timeout_ms;
+    l->total++;
+    return 0;
+}
+
+/* The event commit's records, as persist.c builds them. */
+static void put_cb(void *ud, const ls_device *dev)
+{
+    ls_store_device rec = {.id = ls_device_id(dev),
+                           .id_len = dev->id_len,
+                           .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
+                           .last_activity = dev->last_activity,
+                           .sessions = dev->sessions,
+                           .active = dev->active};
+    assert_int_equal(ls_store_batch_put_device(ud, &rec), 0);
+}
+
+/* Commits the urgent devices (and `extra`) as the committer does: after
+ * telling the flush. */
+static void commit_urgent(ls_engine *e, ls_flush *f, ls_store *s, ls_store_batch *extra)
+{
+    ls_store_batch *b = ls_store_batch_new();
+    if (extra) assert_int_equal(ls_store_batch_append(b, extra), 0);
+    ls_engine_drain_urgent(e, 1000000, put_cb, b);
+    ls_flush_supersede(f, b);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+}
+
+/*
+ * A pass staged in chunks while event commits write some of its devices:
+ * connected (a newer state), deleted, deleted and created again, given a
+ * timeout.  The store ends with the newest state of every device and
+ * without the deleted ones: the pass never writes an older state back.
+ */
+static void test_flush_pass_with_commits_between(void **state)
+{
+    (void)state;
+    char tmp[] = "/tmp/ls_flush_XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    ls_store *s;
+    ls_store_options o = {.initial_size = (uint64_t)8 << 20, .sync = 0};
+    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    ls_engine *e = make();
+    ls_flush *f;
+    assert_int_equal(ls_flush_new(&f, e), 0);
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), N - 1 - i); /* created in descending id order */
+        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(1000, WALL0)), 0);
+    }
+    commit_urgent(e, f, s, NULL); /* all new: urgent */
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), i);
+        ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000));
+    }
+    /* The pass: chunks of 500, with commits after the first ones. */
+    int done = 0, chunk = 0;
+    ls_engine_flush_begin(e);
+    ls_store_batch *dels = ls_store_batch_new();
+    while (!done) {
+        ls_flush_chunk(f);
+        ls_engine_flush_next(e, 500, ls_flush_stage_cb, f, &done);
+        assert_true(ls_flush_active(f));
+        if (++chunk == 3) {
+            /* Devices of chunks 1..3 and later ones change; the commit
+             * carries them.  */
+            ls_now now = at(3000, WALL0 + 2000);
+            for (int i = 0; i < N; i += 97)
+                if (i != 500 && i != 501 && i != 502) {
+                    dev_id(id, sizeof(id), i);
+                    ls_engine_connect(e, id, strlen(id), now);
+                }
+            ls_device_config cfg = {.set_timeout = 1, .timeout_ms = 4242};
+            assert_int_equal(ls_engine_put(e, "dev-00501", 9, &cfg, now, NULL), 0);
+            ls_engine_delete(e, "dev-00500", 9);
+            assert_int_equal(ls_store_batch_del_device(dels, "dev-00500", 9), 0);
+            ls_engine_delete(e, "dev-00502", 9);
+            assert_int_equal(ls_store_batch_del_device(dels, "dev-00502", 9), 0);
+            assert_int_equal(ls_engine_activity(e, "dev-00502", 9, 0, at(3000, WALL0 + 2500)), 0);
+            commit_urgent(e, f, s, dels);
+            /* And activity only, after the commit: newer than it, in a chunk to come or the next pass. */
+            ls_engine_activity(e, "dev-00097", 9, 0, at(4000, WALL0 + 3000));
+        }
+    }
+    int wdone = 0, slices = 0;
+    while (!wdone) {
+        assert_int_equal(ls_flush_write(f, s, &wdone), 0);
+        slices++;
+        if (slices == 1) {
+            /* A commit between slices supersedes every staged record of its devices. */
+            ls_engine_connect(e, "dev-04999", 9, at(5000, WALL0 + 4000));
+            commit_urgent(e, f, s, NULL);
+        }
+    }
+    assert_false(ls_flush_active(f));
+    assert_int_equal(ls_flush_errors(f), 0);
+    ls_flush_stats fs;
+    ls_flush_get_stats(f, &fs);
+    assert_int_equal(fs.passes, 1);
+
+    loaded l = {0};
+    assert_int_equal(ls_store_load_devices(s, load_cb, &l), 0);
+    assert_int_equal(l.count[500], 0); /* deleted: not written back */
+    assert_int_equal(l.count[502], 1); /* deleted and created: the new one */
+    assert_int_equal(l.last[502], WALL0 + 2500);
+    assert_int_equal(l.sessions[502], 0);
+    assert_int_equal(l.timeout[501], 4242);
+    assert_int_equal(l.sessions[4999], 1);
+    assert_int_equal(l.last[4999], WALL0 + 4000);
+    for (int i = 0; i < N; i++) {
+        if (i == 500) continue;
+        assert_int_equal(l.count[i], 1);
+        const ls_device *d;
+        dev_id(id, sizeof(id), i);
+        assert_non_null(d = ls_engine_find(e, id, strlen(id)));
+        /* The store has the engine's state, except lastActivityTime of a
+         * device changed after its chunk (the next pass writes it). */
+        assert_int_equal(l.sessions[i], d->sessions);
+        if (!(d->flags & LS_DEV_DIRTY)) assert_int_equal(l.last[i], d->last_activity);
+        else assert_true(l.last[i] <= d->last_activity && l.last[i] >= WALL0 + 1000);
+    }
+    assert_true(fs.superseded > 0);
+    /* The next pass catches up with what changed after its chunk. */
+    ls_engine_flush_begin(e);
+    done = 0;
+    while (!done) {
+        ls_flush_chunk(f);
+        ls_engine_flush_next(e, 500, ls_flush_stage_cb, f, &done);
+    }
+    wdone = 0;
+    while (!wdone)
+        assert_int_equal(ls_flush_write(f, s, &wdone), 0);
+    loaded m = {0};
+    assert_int_equal(ls_store_load_devices(s, load_cb, &m), 0);
+    for (int i = 0; i < N; i++) {
+        if (i == 500) continue;
+        dev_id(id, sizeof(id), i);
+        assert_int_equal(m.last[i], ls_engine_find(e, id, strlen(id))->last_activity);
+    }
+    ls_store_batch_free(dels);
+    ls_flush_free(f);
+    ls_engine_close(e);
+    ls_store_close(s);
+    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* An empty pass ends at once and writes nothing. */
+static void test_flush_empty_pass(void **state)
+{
+    (void)state;
+    char tmp[] = "/tmp/ls_flush_XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    ls_store *s;
+    ls_store_options o = {.initial_size = (uint64_t)8 << 20, .sync = 0};
+    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    ls_engine *e = make();
+    ls_flush *f;
+    assert_int_equal(ls_flush_new(&f, e), 0);
+    int done = 0;
+    ls_engine_flush_begin(e);
+    ls_flush_chunk(f);
+    assert_int_equal(ls_engine_flush_next(e, 10, ls_flush_stage_cb, f, &done), 0);
+    assert_true(done);
+    int wdone = 0;
+    assert_int_equal(ls_flush_write(f, s, &wdone), 0);
+    assert_true(wdone);
+    assert_int_equal(ls_store_device_count(s), 0);
+    ls_flush_free(f);
+    ls_engine_close(e);
+    ls_store_close(s);
+    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_urgent_kinds),
+        cmocka_unit_test(test_pass_in_chunks),
+        cmocka_unit_test(test_recreated_in_listed_slot),
+        cmocka_unit_test(test_pass_bounded),
+        cmocka_unit_test(test_flush_pass_with_commits_between),
+        cmocka_unit_test(test_flush_empty_pass),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
