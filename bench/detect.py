@@ -252,7 +252,10 @@ class LastseenTarget:
         st = self.client.json("GET", "/api/v1/stats")
         if st["activities"] != self.sent:
             raise lsbench.RunError("lastseen counted %d activities, %d were sent" % (st["activities"], self.sent))
-        return {"activities": st["activities"], "events_errors": st.get("eventLogWriteErrors", 0)}
+        res = {"activities": st["activities"], "events_errors": st.get("eventLogWriteErrors", 0)}
+        if "store" in st:  # builds with flush passes: the committer's figures
+            res["store"] = st["store"]
+        return res
 
     def stop(self):
         if self.pool is not None:
@@ -499,6 +502,12 @@ def describe(r):
         s += "; detectedAt-ts p50=%d p99=%d max=%d ms" % (r["daemon_p50"], r["daemon_p99"], r["daemon_max"])
     s += "; memory/device %s" % ", ".join("%s=%.1f B" % kv for kv in r["mem_per_device"].items())
     s += " (after setup: %s)" % ", ".join("%s=%.1f B" % kv for kv in r["setup_mem_per_device"].items())
+    if "store" in r:
+        st = r["store"]
+        s += ("; committer: longest lock hold %.2f ms, %d commits (mean %.1f ms), %d flush passes "
+              "(last %d records in %d ms)" % (st["committerLockMaxUs"] / 1000.0, st["commits"],
+                                               st["commitMsTotal"] / max(1, st["commits"]), st["flushes"],
+                                               st["lastFlush"]["records"], st["lastFlush"]["ms"]))
     s += "; job %.1f s, max sender slip %.0f ms, load %s" % (r["job_s"], r["max_slip_ms"],
                                                            "/".join("%.1f" % x for x in r["load"]))
     return s
