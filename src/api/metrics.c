@@ -167,7 +167,7 @@ enum MHD_Result ls_api_metrics(ls_req *r)
                     committed > sinks[i].acked ? committed - sinks[i].acked : 0);
     }
     ls_prom_family(&b, "lastseen_store_commit_duration_seconds", "histogram",
-                   "Time to write one group commit to the store.");
+                   "Time to write one group commit (events and urgent device records) to the store.");
     ls_prom_histogram(&b, "lastseen_store_commit_duration_seconds", NULL, &m->commit);
     ls_prom_family(&b, "lastseen_store_flush_duration_seconds", "histogram",
                    "Time of one flush pass: copying the devices that only reported activity, and "

@@ -163,7 +163,7 @@ static const cfg_key cfg_table[] = {
      .doc = "directory where lastseen keeps its files"},
     {.section = "store", .key = "flush_interval", .type = CFG_DURATION, FIELD_I64(store_flush_interval),
      .def = "1s", .min = 1, .max = MS_HOUR,
-     .doc = "how often lastActivityTime of busy devices is written to the store (the most a crash can lose of it)"},
+     .doc = "how often a flush pass writes lastActivityTime of busy devices to the store (a crash can lose that much of it, plus the time a pass takes)"},
     {.section = "store", .key = "max_size", .type = CFG_SIZE, FIELD_I64(store_max_size),
      .def = "0", .min = 0, .max = 64 * TIB,
      .doc = "largest the store file may grow; 0 = no cap"},

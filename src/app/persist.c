@@ -3,18 +3,27 @@
  *
  * Flow.  Under the engine lock, every event gets the next seq and its JSON
  * line goes into the pending batch (the transactional outbox); deletes go
- * in as ops.  One committer thread turns the pending batch into an LMDB
- * transaction: it takes the lock briefly, drains the engine's dirty devices
- * into the batch as records, swaps in an empty batch, and writes the full
- * one outside the lock.  Only then are the batch's events handed to the
- * sinks (today events.jsonl), and only then are API requests waiting on
- * that batch answered.  So a transition is on disk before anyone hears of
- * it, and an acknowledged change survives kill -9.
+ * in as ops.  One committer thread writes two kinds of LMDB transactions,
+ * one after the other:
+ *   - event commits (commit_events): the pending batch plus the record of
+ *     every urgent device (transitions, sessions, configuration, pings:
+ *     engine.h), copied DRAIN_CHUNK at a time with the lock released in
+ *     between.  Only then are the batch's events handed to the sinks
+ *     (today events.jsonl), and only then are API requests waiting on that
+ *     batch answered.  So a transition is on disk before anyone hears of
+ *     it, together with its device, and an acknowledged change survives
+ *     kill -9.
+ *   - flush passes (flush.c): lastActivityTime of the devices that only
+ *     reported activity, copied DRAIN_CHUNK per lock hold and written in
+ *     id-ordered slices.  Event commits go between the steps of a pass, so
+ *     an event waits for at most one chunk or slice, and the engine lock is
+ *     never held for more than one chunk.
  *
- * When.  The committer commits as soon as there is a waiter or an event
- * (group commit: whatever piled up during the previous write goes into the
- * next one), and otherwise every store.flush_interval, which is how long
- * lastActivityTime of a device that only reports activity can lag on disk.
+ * When.  The committer commits events as soon as there is a waiter or an
+ * event (group commit: whatever piled up during the previous write goes
+ * into the next one), and starts a flush pass every store.flush_interval,
+ * which is how long lastActivityTime of a device that only reports
+ * activity can lag on disk (plus the pass itself, on a large fleet).
  *
  * Delivery.  Each sink keeps a durable cursor (the last seq it delivered),
  * written in the next batch.  The events file sink also knows the last seq
@@ -455,7 +464,7 @@ static void *committer_main(void *arg)
     ls_daemon *d = arg;
     committer c = {.d = d, .cursor_saved = d->delivered, .batched = d->seq};
     int64_t interval = d->cfg.store_flush_interval * 1000000;
-    int64_t next_pass = ls_clock_mono_ns() + interval;
+    int64_t next_pass = ls_clock_mono_ns() + interval, last_commit = 0;
     int pass = 0; /* a flush pass is under way */
     c.mark_every = d->cfg.events_retention / 8;
     c.check_every = d->cfg.events_retention / 4;
@@ -482,10 +491,13 @@ static void *committer_main(void *arg)
         int dirty = ls_engine_dirty_left(d->engine) > 0;
         pthread_mutex_unlock(&d->lock);
 
-        /* Events first; when idle, woken by the clock: cursors, retention,
-         * a retry of the events file. */
-        if (want || !pass) commit_events(&c);
+        /* Events first; when idle, woken by the clock (and at that pace
+         * during a long pass): cursors, retention, a retry of the events file. */
         int64_t now = ls_clock_mono_ns();
+        if (want || !pass || now - last_commit >= interval) {
+            commit_events(&c);
+            last_commit = now = ls_clock_mono_ns();
+        }
         int begin = 0;
         if (!pass && (now >= next_pass || (stopping && dirty))) {
             pass = begin = c.staging = 1;

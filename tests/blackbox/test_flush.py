@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import dev_path, now_ms, read_events, wait_until
+from outputs_util import parse_exposition, sample
 
 N = 40000
 BULK = 10000
@@ -177,3 +178,27 @@ def test_clean_stop_writes_every_pending_activity(start_daemon, tmp_path):
     for dev in ids[::97]:
         assert c2.device(dev).body["lastActivityTime"] == t1 + 777, dev
     d2.stop_and_check()
+
+
+def test_flush_figures_in_stats_and_metrics(start_daemon):
+    """A pass writes the devices that only reported activity, and says so."""
+    d = start_daemon(sets=["store.flush_interval=20ms"])
+    c = d.client(timeout=30)
+    ids = _ids("f", 3000)
+    _send(c, ids, now_ms() - 1000)  # created: urgent, with their events
+    before = c.stats()["store"]
+    _send(c, ids, now_ms() - 500)  # activity only: the passes' work
+    assert wait_until(lambda: c.stats()["store"]["flushedRecords"] >= before["flushedRecords"] + len(ids),
+                      30, 0.02)
+    st = c.stats()["store"]
+    assert st["flushes"] > before["flushes"] and st["flushSlices"] > 0
+    assert st["commits"] > 0 and st["committerLockMaxUs"] > 0
+    r = c.get("/metrics")
+    assert r.status == 200
+    fam = parse_exposition(r.raw.decode("utf-8"))
+    assert sample(fam, "lastseen_store_flushed_records_total") >= st["flushedRecords"]
+    assert sample(fam, "lastseen_committer_lock_hold_seconds", "lastseen_committer_lock_hold_seconds_count") > 0
+    assert sample(fam, "lastseen_store_flush_duration_seconds",
+                  "lastseen_store_flush_duration_seconds_count") >= st["flushes"]
+    assert sample(fam, "lastseen_committer_lock_hold_max_seconds") > 0
+    d.stop_and_check()
