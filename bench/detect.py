@@ -505,9 +505,9 @@ def describe(r):
     if "store" in r:
         st = r["store"]
         s += ("; committer: longest lock hold %.2f ms, %d commits (mean %.1f ms), %d flush passes "
-              "(last %d records in %d ms)" % (st["committerLockMaxUs"] / 1000.0, st["commits"],
+              "(largest %d records in %d ms)" % (st["committerLockMaxUs"] / 1000.0, st["commits"],
                                                st["commitMsTotal"] / max(1, st["commits"]), st["flushes"],
-                                               st["lastFlush"]["records"], st["lastFlush"]["ms"]))
+                                               st["largestFlush"]["records"], st["largestFlush"]["ms"]))
     s += "; job %.1f s, max sender slip %.0f ms, load %s" % (r["job_s"], r["max_slip_ms"],
                                                            "/".join("%.1f" % x for x in r["load"]))
     return s

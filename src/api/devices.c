@@ -536,12 +536,14 @@ enum MHD_Result ls_api_stats(ls_req *r)
     ls_buf_printf(&b,
                   ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,\"flushedRecords\":%llu,"
                   "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,\"ms\":%llu},"
+                  "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
                   "\"committerLockMaxUs\":%llu}",
                   (unsigned long long)commits,
                   (unsigned long long)(__atomic_load_n(&d->commit_ns, __ATOMIC_RELAXED) / 1000000),
                   (unsigned long long)fs.passes, (unsigned long long)fs.records,
                   (unsigned long long)fs.superseded, (unsigned long long)fs.slices,
                   (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),
+                  (unsigned long long)fs.max_staged, (unsigned long long)(fs.max_ns / 1000000),
                   (unsigned long long)(ls_metrics_get(&d->metrics.lock_hold_max_ns) / 1000));
     if (d->udp) {
         ls_udp_stats us;

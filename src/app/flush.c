@@ -190,6 +190,15 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+int ls_flush_reserve(ls_flush *f, size_t records)
+{
+    /* Ids are at most 256 bytes, type names 64. */
+    if (grow((void **)&f->ents, &f->cap, f->n + records, sizeof(*f->ents)) < 0 ||
+        grow((void **)&f->arena, &f->acap, f->alen + records * (256 + 64), 1) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 void ls_flush_stage_cb(void *ud, const ls_device *dev)
 {
     ls_flush *f = ud;
@@ -385,6 +394,10 @@ static void end_pass(ls_flush *f)
     f->st.records += f->written_pass;
     f->st.last_staged = f->n;
     f->st.last_ns = (uint64_t)(ls_clock_mono_ns() - f->t0);
+    if (f->n >= f->st.max_staged) {
+        f->st.max_staged = f->n;
+        f->st.max_ns = f->st.last_ns;
+    }
     f->written_pass = 0;
     f->state = IDLE;
     f->n = f->alen = f->pos = f->sorted_end = 0;

@@ -21,6 +21,7 @@ typedef struct ls_flush_stats {
     uint64_t superseded; /* staged records dropped: a later commit wrote the device */
     uint64_t slices;     /* transactions */
     uint64_t last_staged, last_ns; /* the last pass: records staged, begin to end */
+    uint64_t max_staged, max_ns;   /* the pass with the most records since start */
 } ls_flush_stats;
 
 /* A flush for `engine` (read only while the caller holds the engine lock). */
@@ -34,6 +35,11 @@ int ls_flush_active(const ls_flush *f);
 /* Starts a pass, or the next chunk of one: records staged by
  * ls_flush_stage_cb() until the next call belong to this chunk. */
 void ls_flush_chunk(ls_flush *f);
+
+/* Makes room for `records` more staged records, so that staging them
+ * under the engine lock allocates nothing.  Call without the lock.
+ * 0 or -ENOMEM (staging then counts what does not fit as errors). */
+int ls_flush_reserve(ls_flush *f, size_t records);
 
 /* ls_visit_cb for ls_engine_flush_next() (ud = the flush), under the engine
  * lock: copies what the store needs of the device (a few fields and the id;

@@ -428,6 +428,7 @@ static int flush_step(committer *c, int begin)
     ls_daemon *d = c->d;
     if (c->staging) {
         int done = 0;
+        ls_flush_reserve(d->flush, DRAIN_CHUNK); /* no allocation under the lock */
         hold_begin(c);
         if (begin) ls_engine_flush_begin(d->engine);
         ls_flush_chunk(d->flush);
