@@ -428,6 +428,78 @@ static void test_flush_pass_with_commits_between(void **state)
     nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+typedef struct one_dev {
+    const char *id;
+    int found;
+    uint32_t sessions;
+    int64_t last;
+} one_dev;
+
+static int one_cb(void *ud, const ls_store_device *d)
+{
+    one_dev *o = ud;
+    if (d->id_len == strlen(o->id) && memcmp(d->id, o->id, d->id_len) == 0) {
+        o->found++;
+        o->sessions = d->sessions;
+        o->last = d->last_activity;
+    }
+    return 0;
+}
+
+/* A commit between two slices: the later slices drop their copies of its
+ * devices (written by the commit, newer). */
+static void test_flush_commit_between_slices(void **state)
+{
+    (void)state;
+    enum { M = 60000 };
+    char tmp[] = "/tmp/ls_flush_XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    ls_store *s;
+    ls_store_options o = {.initial_size = (uint64_t)32 << 20, .sync = 0};
+    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    ls_engine *e = make();
+    ls_flush *f;
+    assert_int_equal(ls_flush_new(&f, e), 0);
+    char id[32];
+    for (int i = 0; i < M; i++) {
+        snprintf(id, sizeof(id), "x-%06d", i);
+        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(1000, WALL0)), 0);
+    }
+    commit_urgent(e, f, s, NULL);
+    for (int i = 0; i < M; i++) {
+        snprintf(id, sizeof(id), "x-%06d", i);
+        ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000));
+    }
+    int done = 0;
+    ls_engine_flush_begin(e);
+    while (!done) {
+        assert_int_equal(ls_flush_reserve(f, 4096), 0);
+        ls_flush_chunk(f);
+        ls_engine_flush_next(e, 4096, ls_flush_stage_cb, f, &done);
+    }
+    int wdone = 0, slices = 0;
+    while (!wdone) {
+        assert_int_equal(ls_flush_write(f, s, &wdone), 0);
+        if (++slices == 1) {
+            assert_false(wdone); /* more than one slice */
+            assert_int_equal(ls_engine_connect(e, "x-059999", 8, at(3000, WALL0 + 2000)), 0);
+            commit_urgent(e, f, s, NULL);
+        }
+    }
+    one_dev last = {.id = "x-059999"}, first = {.id = "x-000000"};
+    assert_int_equal(ls_store_load_devices(s, one_cb, &last), 0);
+    assert_int_equal(ls_store_load_devices(s, one_cb, &first), 0);
+    assert_int_equal(last.found, 1);
+    assert_int_equal(last.sessions, 1);
+    assert_int_equal(last.last, WALL0 + 2000);
+    assert_int_equal(first.last, WALL0 + 1000);
+    assert_int_equal(ls_store_device_count(s), M);
+    ls_flush_free(f);
+    ls_engine_close(e);
+    ls_store_close(s);
+    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* An empty pass ends at once and writes nothing. */
 static void test_flush_empty_pass(void **state)
 {
@@ -463,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_recreated_in_listed_slot),
         cmocka_unit_test(test_pass_bounded),
         cmocka_unit_test(test_flush_pass_with_commits_between),
+        cmocka_unit_test(test_flush_commit_between_slices),
         cmocka_unit_test(test_flush_empty_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
