@@ -378,8 +378,8 @@ def targets(a, R, meta):
         rows.append(("HTTP single activity: >= 50 k requests/s (wrk, keep-alive)", "%s/s" % K(s),
                      "**met**" if ok else "**missed**",
                      "" if ok else "wrk and the daemon share the 2 cores with other jobs (daemon %.0f %% of a "
-                     "core); p99 %s: requests wait for the engine lock while the committer drains the dirty "
-                     "devices; next: sharded engine, drain dirty devices outside the lock" % (100 * med([x["cpu"] for x in h["single"]]),
+                     "core); p99 %s: requests wait for the engine lock, held in turn by the inputs, the timer and "
+                     "the committer (one chunk at a time); next: sharded engine" % (100 * med([x["cpu"] for x in h["single"]]),
                                                          ms(med([x["p99_ms"] for x in h["single"]])))))
     if det:
         p99 = med([r["daemon_p99"] for r in det])
@@ -388,10 +388,9 @@ def targets(a, R, meta):
         rows.append(("detection at %s devices: p99 <= 10 ms, 0 missed" % "{:,}".format(a.devices),
                      "p99 %s (detectedAt - ts), %d missed" % (ms(p99), missed),
                      "**met**" if ok else "**missed**",
-                     "" if ok else "%sthe committer drains every dirty device into its batch under the engine "
-                     "lock (ls_engine_drain_dirty: up to 0.6 s at 1M devices and 200k heartbeats/s, "
-                     "measured with perf uprobes), and the timer's tick waits for that lock; next: swap the "
-                     "dirty list under the lock and build the batch outside it, or one dirty list per shard"
+                     "" if ok else "%sthe timer's tick waits for the engine lock, which the HTTP bulk requests and "
+                     "the committer (a chunk of a flush pass at a time: committerLockMaxUs in /api/v1/stats) "
+                     "hold in turn, on 2 cores shared with the load; next: one lock per shard"
                      % ("p99 %s at 10M; " % ms(med([r["daemon_p99"] for r in R["growth"][10000000]]))
                         if 10000000 in R.get("growth", {}) else "")))
     red = R.get("detect", {}).get("redis")
