@@ -172,6 +172,24 @@ class Client:
             self.conn = None
 
 
+def histogram_pct(metrics_text, name, p):
+    """The upper bound (seconds) of the bucket of a Prometheus histogram
+    `name` in which the p-th percentile falls, and the count; (None, 0) if
+    the histogram is absent or empty."""
+    buckets = []
+    for line in metrics_text.splitlines():
+        if line.startswith(name + '_bucket{le="'):
+            le = line[len(name) + 12:].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), int(float(line.rsplit(" ", 1)[1]))))
+    if not buckets or buckets[-1][1] == 0:
+        return None, 0
+    total = buckets[-1][1]
+    for le, cum in buckets:
+        if cum >= p / 100.0 * total:
+            return le, total
+    return buckets[-1][0], total
+
+
 class BulkPool:
     """POST /api/v1/activity from `workers` threads, each with its own
     keep-alive connection, so that requests waiting for their commit overlap.
