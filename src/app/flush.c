@@ -36,7 +36,7 @@
  * The check is a hash set of the superseded ids, empty (and free) when no
  * event commit happened during the pass.
  *
- * Cost: about 100 bytes a staged device (entry, id, sort keys), freed at
+ * Cost: about 140 bytes a staged device (72-byte entry, id, two 16-byte sort keys), freed at
  * the end of a pass that was large.
  */
 #include "app/flush.h"
