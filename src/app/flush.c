@@ -48,8 +48,8 @@
 
 #include "app/clock.h"
 
-#define FLUSH_SLICE_MS 5          /* aim of one slice's transaction */
-#define FLUSH_SLICE_MIN 1024      /* records a slice, at least */
+#define FLUSH_SLICE_MS 8          /* aim of one slice's transaction */
+#define FLUSH_SLICE_MIN 2048      /* records a slice, at least */
 #define FLUSH_SLICE_MAX 262144    /* and at most */
 #define FLUSH_KEEP 65536          /* arrays larger than this are freed after a pass */
 #define BUCKETS 65536
