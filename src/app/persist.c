@@ -79,7 +79,7 @@
 #define PRUNE_MAX 100000
 #define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
 #define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
-#define DRAIN_CHUNK 1024   /* devices copied from the engine per lock hold (about 1 ms) */
+#define DRAIN_CHUNK 1024   /* devices copied from the engine per lock hold (under 1 ms) */
 #define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
 
 /* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
