@@ -52,7 +52,7 @@ struct ls_engine {
     ls_map64 c8y; /* slot + 1 -> own c8y_RequiredAvailability.responseInterval */
     ls_engine_stats st;
     int64_t tick_wall; /* wall time of the ls_engine_tick() in progress */
-    ls_device **dirty; /* devices marked LS_DEV_DIRTY, maybe stale (deleted) */
+    uint32_t *dirty;   /* slots of devices marked LS_DEV_DIRTY, maybe stale (deleted) */
     size_t ndirty, dirty_cap;
     int dirty_lost; /* the list could not grow: drain scans every slot */
     eng__source src[LS_SOURCE_MAX + 1]; /* [1..nsrc] */
