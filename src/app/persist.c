@@ -449,6 +449,9 @@ int ls_persist_start(ls_daemon *d)
         return rc;
     }
     if ((rc = ls_alarming_load(d)) < 0) return rc;
+    /* The load read the whole file through the map: keep it in the page
+     * cache, not in this process's resident set. */
+    ls_store_drop_pages(d->store);
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
             (double)(ls_clock_mono_ns() - t0) / 1e6, d->cfg.state_restart_policy ? "strict" : "grace",

@@ -616,9 +616,13 @@ uint64_t ls_engine_scan_match(const ls_engine *e, uint64_t cursor, int filter, s
     return 0;
 }
 
+/* A dirty list grown by a burst (every device heard at once) is given back
+ * once a drain finds it less than a quarter used. */
+#define DIRTY_KEEP 65536
+
 size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud)
 {
-    size_t n = 0;
+    size_t n = 0, listed = e->ndirty;
     if (e->dirty_lost) {
         /* The list missed some marks: the flags are the truth. */
         for (uint32_t i = 0; i < e->table.high; i++) {
@@ -642,6 +646,14 @@ size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud)
         }
     }
     e->ndirty = 0;
+    if (e->dirty_cap > DIRTY_KEEP && listed < e->dirty_cap / 4) {
+        size_t cap = listed * 2 > DIRTY_KEEP ? listed * 2 : DIRTY_KEEP;
+        uint32_t *nd = realloc(e->dirty, cap * sizeof(*nd));
+        if (nd) {
+            e->dirty = nd;
+            e->dirty_cap = cap;
+        }
+    }
     return n;
 }
 

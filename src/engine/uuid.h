@@ -24,8 +24,24 @@
  */
 int ls_uuid_pack(const char *text, size_t len, uint8_t out[16], int *upper);
 
-/* Hex digits of 4 bytes b[0..3], in order, as 8 ASCII bytes in a
- * little-endian word; off is 'a' - '0' - 10 (lower) or 'A' - '0' - 10. */
+/* The 32 hex digits of p[0..15] as four little-endian words of 8 ASCII
+ * bytes each: w[0] digits 0-7, w[1] 8-15, w[2] 16-23, w[3] 24-31. */
+#ifdef __SSE2__
+#include <emmintrin.h>
+static inline void ls_uuid__digits(const uint8_t p[16], int upper, uint64_t w[4])
+{
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib), lo = _mm_and_si128(x, nib);
+    __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo);
+    const __m128i nine = _mm_set1_epi8(9), zero = _mm_set1_epi8('0');
+    const __m128i off = _mm_set1_epi8(upper ? 'A' - '0' - 10 : 'a' - '0' - 10);
+    a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), off));
+    b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), off));
+    _mm_storeu_si128((__m128i *)(void *)w, a);
+    _mm_storeu_si128((__m128i *)(void *)(w + 2), b);
+}
+#else
 static inline uint64_t ls_uuid__hex8(const uint8_t *b, uint64_t off)
 {
     uint32_t x;
@@ -37,17 +53,21 @@ static inline uint64_t ls_uuid__hex8(const uint8_t *b, uint64_t off)
     return n + 0x3030303030303030ULL + letter * off;
 }
 
-#define LS_UUID__OFF(upper) ((upper) ? 7u : 39u)
+static inline void ls_uuid__digits(const uint8_t p[16], int upper, uint64_t w[4])
+{
+    uint64_t off = upper ? 'A' - '0' - 10 : 'a' - '0' - 10;
+    for (int i = 0; i < 4; i++) w[i] = ls_uuid__hex8(p + 4 * i, off);
+}
+#endif
 
 /* Writes the 36-character text of p (no NUL). */
 static inline void ls_uuid_unpack(const uint8_t p[16], int upper, char out[LS_UUID_TEXT])
 {
-    uint64_t off = LS_UUID__OFF(upper);
-    uint64_t w0 = ls_uuid__hex8(p, off), w1 = ls_uuid__hex8(p + 4, off);
-    uint64_t w2 = ls_uuid__hex8(p + 8, off), w3 = ls_uuid__hex8(p + 12, off);
-    uint32_t lo1 = (uint32_t)w1, hi1 = (uint32_t)(w1 >> 32);
-    uint32_t lo2 = (uint32_t)w2, hi2 = (uint32_t)(w2 >> 32);
-    memcpy(out, &w0, 8);
+    uint64_t w[4];
+    ls_uuid__digits(p, upper, w);
+    uint32_t lo1 = (uint32_t)w[1], hi1 = (uint32_t)(w[1] >> 32);
+    uint32_t lo2 = (uint32_t)w[2], hi2 = (uint32_t)(w[2] >> 32);
+    memcpy(out, &w[0], 8);
     out[8] = '-';
     memcpy(out + 9, &lo1, 4);
     out[13] = '-';
@@ -56,26 +76,27 @@ static inline void ls_uuid_unpack(const uint8_t p[16], int upper, char out[LS_UU
     memcpy(out + 19, &lo2, 4);
     out[23] = '-';
     memcpy(out + 24, &hi2, 4);
-    memcpy(out + 28, &w3, 8);
+    memcpy(out + 28, &w[3], 8);
 }
 
 /* Whether the 36 bytes at `text` are exactly the text of p: the lookup's
- * compare, without building the text. */
+ * compare, without parsing the text. */
 static inline int ls_uuid_equal(const uint8_t p[16], int upper, const char *text)
 {
-    uint64_t off = LS_UUID__OFF(upper);
-    uint64_t t0, t3;
+    uint64_t w[4], t0, t3;
     uint32_t a, b, c, d;
+    ls_uuid__digits(p, upper, w);
     memcpy(&t0, text, 8);
     memcpy(&a, text + 9, 4);
     memcpy(&b, text + 14, 4);
     memcpy(&c, text + 19, 4);
     memcpy(&d, text + 24, 4);
     memcpy(&t3, text + 28, 8);
-    uint64_t w1 = ls_uuid__hex8(p + 4, off), w2 = ls_uuid__hex8(p + 8, off);
-    uint64_t diff = (t0 ^ ls_uuid__hex8(p, off)) | (t3 ^ ls_uuid__hex8(p + 12, off)) |
-                    (((uint64_t)b << 32 | a) ^ w1) | (((uint64_t)d << 32 | c) ^ w2);
-    return diff == 0 && text[8] == '-' && text[13] == '-' && text[18] == '-' && text[23] == '-';
+    uint64_t diff = (t0 ^ w[0]) | (((uint64_t)b << 32 | a) ^ w[1]) | (((uint64_t)d << 32 | c) ^ w[2]) |
+                    (t3 ^ w[3]);
+    unsigned dashes = ((unsigned char)text[8] ^ '-') | ((unsigned char)text[13] ^ '-') |
+                      ((unsigned char)text[18] ^ '-') | ((unsigned char)text[23] ^ '-');
+    return (diff | dashes) == 0;
 }
 
 #endif

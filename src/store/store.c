@@ -103,6 +103,14 @@
  * function opens and closes its own read transaction (MDB_NOTLS, so any
  * thread may read); one writer thread at a time.
  *
+ * RESIDENT PAGES.  Without MDB_WRITEMAP the map is a read-only shared
+ * mapping of the file: the pages a read touches count in the process's
+ * RSS until the kernel reclaims them, though they are only page cache.
+ * ls_store_drop_pages() unmaps them from the process after a big read
+ * (madvise MADV_DONTNEED, which on a shared file mapping drops the page
+ * table entries and keeps the cached data); holding the read side of
+ * `map_lock` keeps a resize from remapping meanwhile.
+ *
  * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
  * `lastseen export` next to a running daemon.  Nothing is created: a
  * missing directory, data.mdb or format is reported, never made; the map
@@ -124,6 +132,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -1027,6 +1036,16 @@ uint64_t ls_store_prunable(ls_store *s, int64_t cutoff)
     if (rc && rc != MDB_NOTFOUND) fail(s, "reading retention marks", rc);
     rd_end(s, txn);
     return upto;
+}
+
+void ls_store_drop_pages(ls_store *s)
+{
+    MDB_envinfo info;
+    pthread_rwlock_rdlock(&s->map_lock);
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapaddr &&
+        madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED) < 0)
+        ls_warn(MOD, "%s/data.mdb: madvise(MADV_DONTNEED) of the map: %s", s->dir, strerror(errno));
+    pthread_rwlock_unlock(&s->map_lock);
 }
 
 void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used)
