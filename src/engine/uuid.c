@@ -1,10 +1,10 @@
 /*
  * uuid.c - packing canonical UUID text (uuid.h).
  *
- * Packing runs once per new device (and its test must be exact: a packed
- * id is reproduced from its bytes and the case bit alone), so it is a
- * table-driven loop over the 16 digit pairs; the per-lookup work, comparing a stored id
- * with incoming text, is in uuid.h and never parses.
+ * Packing runs once per new device, and its test must be exact: a packed
+ * id is reproduced from its bytes and the case bit alone.  It is a
+ * table-driven loop over the 16 digit pairs.  The per-lookup work,
+ * comparing a stored id with incoming text, is in uuid.h and never parses.
  */
 #include "engine/uuid.h"
 
