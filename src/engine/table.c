@@ -37,6 +37,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* The hash of every lookup: inlined here rather than called in the shared
+ * library, whose entry point dispatches on the length at run time. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define MIN_BUCKETS 1024
