@@ -6,8 +6,9 @@
  * The other strategies keep, for each device with a period open, a small
  * heap record (its id, the period's end, the newest held time and three
  * flags) found through a hash map keyed by the id, and timed by this
- * reporter's own timing wheel (the engine's, from wheel.c), so a period
- * end costs O(1) and nothing scans the devices.  Records live only while
+ * reporter's own timing wheel (the engine's, from wheel.c, whose entries
+ * are named by handles: by_handle maps a handle to its record), so a
+ * period end costs O(1) and nothing scans the devices.  Records live only while
  * a device reports: one period after its last activity (two under FIRST
  * with a held activity) the record is freed.
  *
