@@ -7,6 +7,10 @@
  * text comes back: only ids whose letters are all lower-case or all
  * upper-case qualify; anything else (mixed case, braces, other lengths,
  * dashes elsewhere) stays text.
+ *
+ * With SSE2 the digits are converted 16 at a time; without it (or with
+ * LS_UUID_PORTABLE defined, which the unit tests use to cover that path)
+ * plain 64-bit word operations do the same.
  */
 #ifndef LS_UUID_H
 #define LS_UUID_H
@@ -26,7 +30,7 @@ int ls_uuid_pack(const char *text, size_t len, uint8_t out[16], int *upper);
 
 /* The 32 hex digits of p[0..15] as four little-endian words of 8 ASCII
  * bytes each: w[0] digits 0-7, w[1] 8-15, w[2] 16-23, w[3] 24-31. */
-#ifdef __SSE2__
+#if defined(__SSE2__) && !defined(LS_UUID_PORTABLE)
 #include <emmintrin.h>
 static inline void ls_uuid__digits(const uint8_t p[16], int upper, uint64_t w[4])
 {
