@@ -18,7 +18,7 @@ typedef struct captured {
     int n;
     ls_event_type type[64];
     int64_t ts[64], at[64];
-    char id[64][LS_ID_INLINE];
+    char id[64][LS_ID_BUF];
 } captured;
 
 static void capture_cb(void *ud, const ls_event *ev)
@@ -216,7 +216,7 @@ static void test_restore_inactive_and_fields(void **state)
 }
 
 static int visited;
-static char visited_ids[16][LS_ID_INLINE];
+static char visited_ids[16][LS_ID_BUF];
 static void visit(void *ud, const ls_device *d)
 {
     (void)ud;
