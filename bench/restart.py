@@ -6,8 +6,8 @@ UUID ids, the mix described in bench/store_bench.c) into a fresh data
 directory; then, R times: start build/lastseen on it (loopback, port 0), and
 measure from the start of the process until GET /healthz answers 200 (any
 other answer, or no answer, is "not ready"), the daemon's own
-"loaded N devices ... in X ms" figure, the process's RSS (VmRSS, and the peak
-VmHWM) once ready, and the time SIGTERM takes to stop it.  Each run checks
+"loaded N devices ... in X ms" figure, the process's RSS once ready (VmRSS,
+its RssAnon and RssFile parts, VmRSS / N, and the peak VmHWM), and the time SIGTERM takes to stop it.  Each run checks
 that /api/v1/stats counts N devices and that no INACTIVITY_EVENT was raised
 (the default grace policy).  Prints every run, then the median and min..max.
 
@@ -57,10 +57,10 @@ def read_text(path):
 
 
 def proc_status(pid):
-    """VmRSS and VmHWM of a process, in bytes."""
+    """VmRSS, VmHWM, RssAnon and RssFile of a process, in bytes."""
     out = {}
     for line in read_text("/proc/%d/status" % pid).splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
+        if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
             k, v = line.split(":", 1)
             out[k] = int(v.split()[0]) * 1024
     return out
@@ -128,6 +128,7 @@ def one_run(binary, data_dir, n, err_path, drop_caches):
         if rc != 0:
             raise RunError("exit code %s on SIGTERM" % rc)
         return {"ready_s": ready_s, "load_ms": float(m.group(3)), "rss": mem.get("VmRSS", 0),
+                "anon": mem.get("RssAnon", 0), "file": mem.get("RssFile", 0),
                 "hwm": mem.get("VmHWM", 0), "stop_s": stop_s, "answers": answers}
     finally:
         if proc.poll() is None:
@@ -180,10 +181,11 @@ def main():
                 res = one_run(args.bin, data, n, os.path.join(workdir, "restart-%d-%d.stderr" % (n, r)),
                               args.drop_caches)
                 runs.append(res)
-                print("  run %d: ready %.2f s, loaded in %.0f ms, RSS %.0f MiB (peak %.0f MiB), stop %.2f s, "
-                      "/healthz answers while starting %s"
-                      % (r + 1, res["ready_s"], res["load_ms"], res["rss"] / 2**20, res["hwm"] / 2**20,
-                         res["stop_s"], res["answers"]))
+                print("  run %d: ready %.2f s, loaded in %.0f ms, RSS %.0f MiB = %.1f B/device (anon %.0f MiB, "
+                      "file %.0f MiB; peak %.0f MiB), stop %.2f s, /healthz answers while starting %s"
+                      % (r + 1, res["ready_s"], res["load_ms"], res["rss"] / 2**20, res["rss"] / n,
+                         res["anon"] / 2**20, res["file"] / 2**20, res["hwm"] / 2**20, res["stop_s"],
+                         res["answers"]))
         except RunError as e:
             print("  run failed: %s" % e)
             failed = True
@@ -192,10 +194,11 @@ def main():
             ld = summary([x["load_ms"] for x in runs])
             rss = summary([x["rss"] / 2**20 for x in runs])
             st = summary([x["stop_s"] for x in runs])
+            per = summary([x["rss"] / n for x in runs])
             print("  N=%d, %d runs: ready %.2f s [%.2f..%.2f]; loaded %.0f ms [%.0f..%.0f]; RSS %.0f MiB "
-                  "[%.0f..%.0f]; stop %.2f s [%.2f..%.2f]"
+                  "[%.0f..%.0f] = %.1f B/device [%.1f..%.1f]; stop %.2f s [%.2f..%.2f]"
                   % (n, len(runs), rd[0], rd[1], rd[2], ld[0], ld[1], ld[2], rss[0], rss[1], rss[2],
-                     st[0], st[1], st[2]))
+                     per[0], per[1], per[2], st[0], st[1], st[2]))
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
     if not args.keep and not args.workdir:

@@ -413,7 +413,8 @@ static int lower(int c)
 static int list_match(void *ud, const ls_device *d)
 {
     const list_state *s = ud;
-    const char *id = ls_device_id(d);
+    char idb[LS_ID_BUF];
+    const char *id = ls_device_id(d, idb);
     if (s->qlen > d->id_len) return 0;
     for (size_t i = 0; i + s->qlen <= d->id_len; i++) {
         size_t k = 0;

@@ -122,11 +122,13 @@ int ls_alarming_load(ls_daemon *d)
 static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
 {
     if (!d->cfg.alarms_enabled) return;
-    int rc = ls_alarms_raise(d->alarms, ls_device_id(dev), dev->id_len,
+    char idb[LS_ID_BUF];
+    const char *id = ls_device_id(dev, idb);
+    int rc = ls_alarms_raise(d->alarms, id, dev->id_len,
                              ls_engine_severity(d->engine, dev), dev->last_activity, now);
     if (rc < 0) {
         d->persist_errors++;
-        ls_error("alarms", "cannot raise the alarm of %s: %s", ls_device_id(dev), ls_strerror(rc));
+        ls_error("alarms", "cannot raise the alarm of %s: %s", id, ls_strerror(rc));
     }
 }
 
@@ -135,8 +137,10 @@ void ls_alarming_event(ls_daemon *d, const ls_event *ev)
     if (!ev->dev) return; /* alarm events themselves */
     if (ev->type == LS_EV_INACTIVITY && ls_device_avail(ev->dev) == LS_AVAIL_MONITORED)
         raise_for(d, ev->dev, ev->detected_at);
-    else if (ev->type == LS_EV_ACTIVITY)
-        ls_alarms_clear_source(d->alarms, ls_device_id(ev->dev), ev->dev->id_len, ev->detected_at);
+    else if (ev->type == LS_EV_ACTIVITY) {
+        char idb[LS_ID_BUF];
+        ls_alarms_clear_source(d->alarms, ls_device_id(ev->dev, idb), ev->dev->id_len, ev->detected_at);
+    }
 }
 
 void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int was_active,

@@ -202,7 +202,8 @@ int ls_flush_reserve(ls_flush *f, size_t records)
 void ls_flush_stage_cb(void *ud, const ls_device *dev)
 {
     ls_flush *f = ud;
-    const char *id = ls_device_id(dev);
+    char idbuf[LS_ID_BUF];
+    const char *id = ls_device_id(dev, idbuf);
     const char *type = dev->type ? ls_engine_type_name(f->engine, dev) : NULL;
     size_t tlen = type ? strlen(type) : 0;
     if (grow((void **)&f->ents, &f->cap, f->n + 1, sizeof(*f->ents)) < 0 ||

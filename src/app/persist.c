@@ -94,9 +94,10 @@ static void put_record_cb(void *ud, const ls_device *dev)
     ls_daemon *d = rc->d;
     const char *type = ls_engine_type_name(d->engine, dev);
     ls_availability av = {0};
+    char idb[LS_ID_BUF];
     if (dev->flags & LS_DEV_C8Y) ls_engine_availability(d->engine, dev, &av);
     ls_store_device rec = {
-        .id = ls_device_id(dev),
+        .id = ls_device_id(dev, idb),
         .id_len = dev->id_len,
         .type = dev->type ? type : NULL,
         .type_len = dev->type ? strlen(type) : 0,
@@ -116,6 +117,7 @@ static void put_record_cb(void *ud, const ls_device *dev)
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
 {
     uint64_t seq = ++d->seq;
+    char idb[LS_ID_BUF];
     ls_buf_reset(&d->line);
     if ((unsigned)ev->type < LS_EV__COUNT) d->events_by_type[ev->type]++;
     if (ls_format_event(&d->line, d->engine, d->alarms, seq, ev) < 0 ||
@@ -123,7 +125,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type),
-                 ev->alarm ? ev->alarm->source : ev->dev ? ls_device_id(ev->dev) : ev->source);
+                 ev->alarm ? ev->alarm->source : ev->dev ? ls_device_id(ev->dev, idb) : ev->source);
     }
     d->want_commit = 1;
 }
@@ -593,6 +595,9 @@ int ls_persist_start(ls_daemon *d)
         return rc;
     }
     if ((rc = ls_alarming_load(d)) < 0) return rc;
+    /* The load read the whole file through the map: keep it in the page
+     * cache, not in this process's resident set. */
+    ls_store_drop_pages(d->store);
     ls_info("persist", "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
             (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
             (double)(ls_clock_mono_ns() - t0) / 1e6, d->cfg.state_restart_policy ? "strict" : "grace",

@@ -65,11 +65,11 @@
 
 /* Appends d to list l; on failure the list is flagged lost (drains then
  * scan the flags). */
-static void list_push(eng__list *l, ls_device *d)
+static void list_push(eng__list *l, const ls_device *d)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4096;
-        ls_device **nv = realloc(l->v, cap * sizeof(*nv));
+        uint32_t *nv = realloc(l->v, cap * sizeof(*nv));
         if (!nv) {
             l->lost = 1; /* the flag alone still records it */
             return;
@@ -77,7 +77,22 @@ static void list_push(eng__list *l, ls_device *d)
         l->v = nv;
         l->cap = cap;
     }
-    l->v[l->n++] = d;
+    l->v[l->n++] = d->slot;
+}
+
+/* A list grown by a burst (every device heard at once) is given back once
+ * it is found less than a quarter used. */
+#define LIST_KEEP 65536
+
+static void list_trim(eng__list *l, size_t used)
+{
+    if (l->cap <= LIST_KEEP || used >= l->cap / 4 || l->n) return;
+    size_t cap = used * 2 > LIST_KEEP ? used * 2 : LIST_KEEP;
+    uint32_t *nv = realloc(l->v, cap * sizeof(*nv));
+    if (nv) {
+        l->v = nv;
+        l->cap = cap;
+    }
 }
 
 /* Marks d changed (its activity times at least). */
@@ -119,6 +134,13 @@ static void emit_source(ls_engine *e, ls_event_type type, const eng__source *s, 
     if (e->cb) e->cb(e->ud, &ev);
 }
 
+/* The wheel's handles are slot + 1. */
+static ls_wheel_entry *timer_at(void *ctx, uint32_t h)
+{
+    ls_engine *e = ctx;
+    return &ls_table_slot(&e->table, h - 1)->timer;
+}
+
 int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, void *ud)
 {
     if (cfg->default_timeout_ms < LS_TIMEOUT_MIN_MS || cfg->default_timeout_ms > LS_TIMEOUT_MAX_MS ||
@@ -135,7 +157,7 @@ int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, 
         free(e);
         return LS_ENOMEM;
     }
-    ls_wheel_init(&e->wheel, 0);
+    ls_wheel_init(&e->wheel, 0, timer_at, e);
     *out = e;
     return 0;
 }
@@ -258,17 +280,25 @@ static void arm_next(ls_engine *e, ls_device *d, int64_t t)
 {
     int64_t next = inactive_at(e, d, t), s = sessions_end_at(e, d, t);
     if (s < next) next = s;
-    if (next == INT64_MAX) ls_wheel_remove(&e->wheel, &d->timer);
-    else ls_wheel_add(&e->wheel, &d->timer, next);
+    if (next == INT64_MAX) ls_wheel_remove(&e->wheel, d->slot + 1);
+    else ls_wheel_add(&e->wheel, d->slot + 1, next);
 }
 
-/* Finds (or creates) the device of an already validated id with hash tag. */
+/*
+ * Finds (or creates) the device of id, whose hash tag is `tag`.  The id is
+ * validated only when it is not found: a stored id was valid when it was
+ * inserted, so one that matches it byte for byte is too (LOOKUP_CHECKED in
+ * `create`: the caller has validated it).  LS_EBADID for an invalid id,
+ * else LS_ENOTFOUND (create 0), LS_EFULL, LS_ENOMEM.
+ */
+#define LOOKUP_CHECKED 2
 static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag, int create, ls_device **out,
                          int *created)
 {
     ls_device *d = ls_table_find(&e->table, id, len, tag);
     if (created) *created = 0;
     if (!d) {
+        if (!(create & LOOKUP_CHECKED) && ls_id_check(id, len)) return LS_EBADID;
         if (!create) return LS_ENOTFOUND;
         if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) return LS_EFULL;
         int rc = ls_table_insert(&e->table, id, len, tag, &d);
@@ -282,22 +312,30 @@ static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag,
     return 0;
 }
 
+/* Lengths no valid id has are refused before hashing. */
+static inline int bad_len(size_t len)
+{
+    return len == 0 || len > LS_ID_MAX;
+}
+
 static int lookup(ls_engine *e, const char *id, size_t len, int create, ls_device **out, int *created)
 {
-    if (ls_id_check(id, len)) return LS_EBADID;
+    if (bad_len(len)) return LS_EBADID;
     return lookup_tagged(e, id, len, ls_table_hash(&e->table, id, len), create, out, created);
 }
 
 const ls_device *ls_engine_find(const ls_engine *e, const char *id, size_t len)
 {
-    if (ls_id_check(id, len)) return NULL;
+    /* Found means valid (see lookup_tagged). */
+    if (bad_len(len)) return NULL;
     return ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len));
 }
 
 int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
 {
-    if (ls_id_check(id, len)) return LS_EBADID;
+    if (bad_len(len)) return LS_EBADID;
     if (ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len))) return 0;
+    if (ls_id_check(id, len)) return LS_EBADID;
     if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) return LS_EFULL;
     return 0;
 }
@@ -391,7 +429,7 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
     for (size_t i = 0; i < n + 2 * PIPE_D; i++) {
         if (i < n) {
             size_t k = i & (PIPE_W - 1);
-            bad[k] = ls_id_check(a[i].id, a[i].len) != NULL;
+            bad[k] = bad_len(a[i].len); /* the rest is checked if it is new */
             if (!bad[k]) {
                 tags[k] = ls_table_hash(&e->table, a[i].id, a[i].len);
                 ls_table_prefetch_bucket(&e->table, tags[k]);
@@ -543,20 +581,22 @@ int ls_engine_delete(ls_engine *e, const char *id, size_t len)
 {
     ls_device *d;
     int rc;
-    if ((rc = lookup(e, id, len, 0, &d, NULL)) < 0) return rc;
-    ls_wheel_remove(&e->wheel, &d->timer);
+    if (bad_len(len)) return LS_EBADID;
+    uint32_t tag = ls_table_hash(&e->table, id, len);
+    if ((rc = lookup_tagged(e, id, len, tag, 0, &d, NULL)) < 0) return rc;
+    ls_wheel_remove(&e->wheel, d->slot + 1);
     eng__count(e, d, -1);
     if (d->active) e->st.active--;
     e->st.sessions -= d->sessions;
     set_c8y(e, d, 0, 0);
-    ls_table_remove(&e->table, d);
+    ls_table_remove(&e->table, d, tag);
     return 0;
 }
 
-static void fire_cb(void *ud, ls_wheel_entry *ent, int64_t t)
+static void fire_cb(void *ud, uint32_t h, int64_t t)
 {
     ls_engine *e = ud;
-    ls_device *d = (ls_device *)((char *)ent - offsetof(ls_device, timer));
+    ls_device *d = ls_table_slot(&e->table, h - 1);
     int64_t inact = inactive_at(e, d, t), sess = sessions_end_at(e, d, t);
     /* Due ones fire in deadline order; whatever is left re-arms (heard from
      * since, or held by its source). */
@@ -633,17 +673,19 @@ size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud)
         /* Deleted records are zeroed (flags gone); a device listed twice
          * is visited once. */
         for (size_t i = 0; i < e->urgent.n; i++)
-            n += (size_t)visit_marked(e->urgent.v[i], both, both, cb, ud);
+            n += (size_t)visit_marked(ls_table_slot(&e->table, e->urgent.v[i]), both, both, cb, ud);
         for (size_t i = e->pass_pos; i < e->pass.n; i++)
-            n += (size_t)visit_marked(e->pass.v[i], both, both, cb, ud);
+            n += (size_t)visit_marked(ls_table_slot(&e->table, e->pass.v[i]), both, both, cb, ud);
         for (size_t i = 0; i < e->dirty.n; i++)
-            n += (size_t)visit_marked(e->dirty.v[i], both, both, cb, ud);
+            n += (size_t)visit_marked(ls_table_slot(&e->table, e->dirty.v[i]), both, both, cb, ud);
     }
     e->urgent = (eng__list){.v = e->urgent.v, .cap = e->urgent.cap};
     e->pass = (eng__list){.v = e->pass.v, .cap = e->pass.cap};
     e->dirty = (eng__list){.v = e->dirty.v, .cap = e->dirty.cap};
     e->pass_pos = 0;
     e->pass_scan = 0;
+    list_trim(&e->pass, n);
+    list_trim(&e->dirty, n);
     return n;
 }
 
@@ -661,7 +703,7 @@ size_t ls_engine_drain_urgent(ls_engine *e, size_t max, ls_visit_cb cb, void *ud
     }
     /* Newest first: order does not matter, the list only shrinks from its end. */
     while (n < max && e->urgent.n > 0)
-        n += (size_t)visit_marked(e->urgent.v[--e->urgent.n], LS_DEV_URGENT, both, cb, ud);
+        n += (size_t)visit_marked(ls_table_slot(&e->table, e->urgent.v[--e->urgent.n]), LS_DEV_URGENT, both, cb, ud);
     return n;
 }
 
@@ -713,7 +755,7 @@ size_t ls_engine_flush_next(ls_engine *e, size_t max, ls_visit_cb cb, void *ud, 
         }
     } else {
         while (n < max && looked < limit && e->pass_pos < e->pass.n) {
-            ls_device *d = e->pass.v[e->pass_pos++];
+            ls_device *d = ls_table_slot(&e->table, e->pass.v[e->pass_pos++]);
             looked++;
             /* An urgent device is written whole by the urgent drain. */
             if (d->live && (d->flags & LS_DEV_URGENT)) d->flags &= (uint16_t)~LS_DEV_DIRTY;
@@ -721,8 +763,10 @@ size_t ls_engine_flush_next(ls_engine *e, size_t max, ls_visit_cb cb, void *ud, 
         }
     }
     if (pass_done(e)) {
+        size_t used = e->pass.n;
         e->pass.n = 0;
         e->pass_pos = 0;
+        list_trim(&e->pass, used);
     }
     *done = pass_done(e);
     return n;
@@ -745,10 +789,10 @@ static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag
     if (st->has_c8y && (st->response_interval < LS_RI_MIN || st->response_interval > LS_RI_MAX))
         return LS_EINVAL;
     if (st->type && st->type_len && (rc = eng__type_intern(e, st->type, st->type_len, &type)) < 0) return rc;
-    if ((rc = lookup_tagged(e, id, len, tag, 1, &d, NULL)) < 0) return rc;
+    if ((rc = lookup_tagged(e, id, len, tag, 1 | LOOKUP_CHECKED, &d, NULL)) < 0) return rc;
     if ((rc = set_c8y(e, d, st->has_c8y, st->response_interval)) < 0) return rc;
     /* Replace whatever was there. */
-    ls_wheel_remove(&e->wheel, &d->timer);
+    ls_wheel_remove(&e->wheel, d->slot + 1);
     eng__count(e, d, -1);
     if (d->active) e->st.active--;
     e->st.sessions -= d->sessions;

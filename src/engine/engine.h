@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/uuid.h"
 #include "engine/wheel.h"
 
 /* Error codes, all negative. */
@@ -97,31 +98,50 @@ typedef enum ls_avail {
 } ls_avail;
 
 /*
- * A device record: 128 bytes, two cache lines, 128-byte aligned.  Records
- * live in chunks that never move, so a pointer to one stays valid until the
- * device is deleted.  What an activity touches (times, timeout, flags, the
- * id) comes first.  Ids shorter than LS_ID_INLINE bytes (36-character UUIDs
- * among them) are stored in the record itself; longer ones on the heap.
+ * A device record: 96 bytes.  Records live in chunks that never move, so a
+ * pointer to one stays valid until the device is deleted.  What an activity
+ * touches (flags, times, timeout, the id) comes first, in bytes 0..55.
+ *
+ *    0 slot    4 id_len/id_form    6 type    8 flags   10 active   11 live
+ *   12 sessions      16 last_activity_mono      24 last_activity
+ *   32 timeout_ms    40 id (16 bytes)           56 timer (next, prev, expire)
+ *   72 last_connect  80 last_disconnect         88 inactivity_alarm
+ *
+ * The id takes 16 bytes in one of three forms (id_form): text of up to 16
+ * bytes; a canonical UUID (36 characters, 8-4-4-4-12 hex digits, letters
+ * all lower-case or all upper-case: uuid.h) as its 16 bytes, the case in
+ * the form; or, for any other id longer than 16 bytes, a pointer to a
+ * malloc'd copy.  ls_device_id() gives the exact original text back.
+ * The timer links other records by slot number, not by pointer (wheel.h).
  * Field names follow ThingsBoard's server-side attributes; all times are
  * wall ms, 0 = never.
  */
-#define LS_ID_INLINE 40
+#define LS_ID_INLINE 16
+#define LS_ID_BUF (LS_ID_MAX + 1) /* room for any id and its NUL */
+enum {
+    LS_ID_TEXT = 0,   /* id.inl, id_len <= LS_ID_INLINE, not NUL-terminated */
+    LS_ID_HEAP,       /* id.heap, malloc'd, NUL-terminated */
+    LS_ID_UUID_LOWER, /* id.uuid, id_len 36 */
+    LS_ID_UUID_UPPER,
+};
 typedef struct ls_device {
-    uint32_t hash;               /* high bits of the id's hash */
-    uint16_t id_len;
+    uint32_t slot;               /* its slot in the table (stable while it lives) */
+    uint16_t id_len : 9;         /* 1..LS_ID_MAX */
+    uint16_t id_form : 2;        /* LS_ID_* */
     uint16_t type;               /* index into the engine's type names */
+    uint16_t flags;              /* LS_DEV_* */
     uint8_t active;
     uint8_t live;                /* slot holds a device */
-    uint16_t flags;              /* LS_DEV_* */
     uint32_t sessions;           /* open sessions */
     int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
     int64_t last_activity;       /* lastActivityTime */
     int64_t timeout_ms;          /* effective timeout: see below */
     union {
-        char inl[LS_ID_INLINE];  /* id_len < LS_ID_INLINE: NUL-terminated */
-        char *heap;              /* else: malloc'd, NUL-terminated */
+        char inl[LS_ID_INLINE];
+        uint8_t uuid[16];
+        char *heap;
     } id;
-    ls_wheel_entry timer;        /* intrusive: armed while active */
+    ls_wheel_entry timer;        /* intrusive, handle slot + 1: armed while active */
     int64_t last_connect;        /* lastConnectTime */
     int64_t last_disconnect;     /* lastDisconnectTime */
     int64_t inactivity_alarm;    /* inactivityAlarmTime */
@@ -170,11 +190,12 @@ static inline unsigned ls_device_source(const ls_device *d)
     return (d->flags & LS_SOURCE_MASK) >> LS_SOURCE_SHIFT;
 }
 
-/* The device's id, NUL-terminated, id_len bytes. */
-static inline const char *ls_device_id(const ls_device *d)
-{
-    return d->id_len < LS_ID_INLINE ? d->id.inl : d->id.heap;
-}
+/*
+ * The device's id, id_len bytes and a NUL: written into buf (LS_ID_BUF
+ * bytes) unless it is held whole on the heap, in which case that copy is
+ * returned.  Valid while buf and the device are.
+ */
+const char *ls_device_id(const ls_device *d, char *buf);
 
 /* One activity of a batch (see ls_engine_activity_batch). */
 typedef struct ls_activity {

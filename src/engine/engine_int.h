@@ -12,10 +12,10 @@
 
 #define ENG__MAX_TYPES 65535
 
-/* A list of devices to persist; `lost`: it could not grow, so a drain
+/* A list of devices (their slots) to persist; `lost`: it could not grow, so a drain
  * scans every slot for the flag instead. */
 typedef struct eng__list {
-    ls_device **v;
+    uint32_t *v; /* slots */
     size_t n, cap;
     int lost;
 } eng__list;

@@ -1,7 +1,7 @@
 /*
  * map64.h - a small open-addressing hash map from non-zero u64 keys to i64
  * values, for data that only a few devices carry (side tables keyed by a
- * device's slot, so the 128-byte record does not grow).  See map64.c.
+ * device's slot, so the device record does not grow).  See map64.c.
  */
 #ifndef LS_MAP64_H
 #define LS_MAP64_H

@@ -1,12 +1,13 @@
 /*
  * table.c - the device table.
  *
- * Records live in a slab of 16384-record chunks (2 MiB, allocated aligned
- * and advised as transparent huge pages, as is a large index, so random
- * lookups over millions of devices do not also miss the TLB) that are
- * never moved or freed while the table lives, so a record's address is stable (the timing
- * wheel links records by pointer) and its slot number gives a paging order
- * that concurrent inserts and deletes cannot shuffle.  Deleted slots are
+ * Records live in a slab of 65536-record chunks (6 MiB: three huge pages,
+ * allocated aligned and advised as transparent huge pages, as is a large
+ * index, so random lookups over millions of devices do not also miss the
+ * TLB) that are never moved or freed while the table lives, so a record's
+ * address is stable and its slot number (kept in the record: the timing
+ * wheel and the dirty list name records by slot) gives a paging order that
+ * concurrent inserts and deletes cannot shuffle.  Deleted slots are
  * reused, last freed first.
  *
  * The index is open addressing with linear probing over 8-byte buckets:
@@ -19,23 +20,33 @@
  * The hash is XXH3 with a per-process random seed: ids come from outside,
  * and a fixed hash would let a client pick colliding ids.
  *
+ * Ids: a canonical UUID is packed into the record's 16 id bytes (uuid.h),
+ * as is any id of up to 16 bytes; other ids are malloc'd.  A lookup
+ * compares the incoming text with a packed id by formatting the 16 bytes
+ * in registers (ls_uuid_equal), never by parsing the text.
+ *
  * Cost: O(1) expected find/insert/remove; growth doubles the bucket array
  * (O(n) once per doubling, 8 bytes a bucket).  Memory per device: the
- * 128-byte record (ids under 40 bytes inside it, longer ones malloc'd),
- * and 8/load bytes of index: 128 + 10.7..21.3 bytes.
+ * 96-byte record, the id's heap copy when it has one (17+ bytes and not a
+ * canonical UUID), and 8/load bytes of index: 96 + 10.7..21.3 bytes.
  */
 #include "engine/table.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+/* The hash of every lookup: inlined here rather than called in the shared
+ * library, whose entry point dispatches on the length at run time. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define MIN_BUCKETS 1024
 #define HUGE_PAGE ((size_t)2 << 20)
 
-_Static_assert(sizeof(ls_device) == 128, "a device record is two cache lines");
+_Static_assert(sizeof(ls_device) == 96, "a device record is 96 bytes");
+_Static_assert(offsetof(ls_device, timer) == 56, "the hot fields come first");
 
 /* Zeroed memory for big arrays, backed by huge pages where the kernel can. */
 static void *big_alloc(size_t size)
@@ -59,10 +70,7 @@ static void big_free(void *p, size_t size)
 }
 
 #define CHUNK_BYTES (LS_TABLE_CHUNK * sizeof(ls_device))
-/* Chunks are huge-page aligned, so a record's chunk base is its address
- * with the low bits cleared, and those bits can hold the chunk index. */
-_Static_assert(LS_TABLE_CHUNK * 128 >= 2u << 20, "chunks are allocated 2 MiB aligned");
-#define CHUNK_ALIGN ((uintptr_t)HUGE_PAGE)
+_Static_assert(CHUNK_BYTES % (2u << 20) == 0, "chunks are whole huge pages");
 
 int ls_table_init(ls_table *t, uint64_t seed)
 {
@@ -78,11 +86,10 @@ void ls_table_close(ls_table *t)
 {
     for (uint32_t i = 0; i < t->high; i++) {
         ls_device *d = ls_table_slot(t, i);
-        if (d->live && d->id_len >= LS_ID_INLINE) free(d->id.heap);
+        if (d->live && d->id_form == LS_ID_HEAP) free(d->id.heap);
     }
     for (uint32_t c = 0; c < t->nchunks; c++) big_free(t->chunks[c], CHUNK_BYTES);
     free(t->chunks);
-    free(t->chunk_addr);
     free(t->free);
     big_free(t->buckets, (t->mask + 1) * sizeof(*t->buckets));
     *t = (ls_table){0};
@@ -101,7 +108,7 @@ ls_device *ls_table_find(const ls_table *t, const char *id, size_t len, uint32_t
         if (!b) return NULL;
         if ((uint32_t)(b >> 32) == tag) {
             ls_device *d = ls_table_slot(t, (uint32_t)b - 1);
-            if (d->id_len == len && memcmp(ls_device_id(d), id, len) == 0) return d;
+            if (ls_table_id_equal(d, id, len)) return d;
         }
         i = (i + 1) & t->mask;
     }
@@ -142,24 +149,13 @@ static int take_slot(ls_table *t, uint32_t *slot)
         *slot = t->free[--t->nfree];
         return 0;
     }
-    if (t->high == UINT32_MAX - 1) return LS_ENOMEM;
+    if (t->high >= LS_WHEEL_HANDLE_MAX - 1) return LS_ENOMEM; /* handles are slot + 1 */
     if ((t->high & (LS_TABLE_CHUNK - 1)) == 0 && (t->high >> LS_TABLE_CHUNK_BITS) == t->nchunks) {
         ls_device **nc = realloc(t->chunks, (t->nchunks + 1) * sizeof(*nc));
         if (!nc) return LS_ENOMEM;
         t->chunks = nc;
-        uintptr_t *na = realloc(t->chunk_addr, (t->nchunks + 1) * sizeof(*na));
-        if (!na) return LS_ENOMEM;
-        t->chunk_addr = na;
         nc[t->nchunks] = big_alloc(CHUNK_BYTES);
         if (!nc[t->nchunks]) return LS_ENOMEM;
-        /* Keep chunk_addr sorted: insert the new base in place. */
-        uintptr_t base = (uintptr_t)nc[t->nchunks];
-        uint32_t at = t->nchunks;
-        while (at > 0 && (na[at - 1] & ~(CHUNK_ALIGN - 1)) > base) {
-            na[at] = na[at - 1];
-            at--;
-        }
-        na[at] = base | t->nchunks;
         t->nchunks++;
     }
     *slot = t->high++;
@@ -179,8 +175,10 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
         t->free = nf;
         t->free_cap = cap;
     }
+    uint8_t uuid[16];
+    int upper = 0, packed = len > LS_ID_INLINE && ls_uuid_pack(id, len, uuid, &upper);
     char *copy = NULL;
-    if (len >= LS_ID_INLINE) {
+    if (len > LS_ID_INLINE && !packed) {
         if (!(copy = malloc(len + 1))) return LS_ENOMEM;
         memcpy(copy, id, len);
         copy[len] = '\0';
@@ -195,12 +193,16 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
     *d = (ls_device){0};
     if (copy) {
         d->id.heap = copy;
+        d->id_form = LS_ID_HEAP;
+    } else if (packed) {
+        memcpy(d->id.uuid, uuid, 16);
+        d->id_form = upper ? LS_ID_UUID_UPPER : LS_ID_UUID_LOWER;
     } else {
         memcpy(d->id.inl, id, len);
-        d->id.inl[len] = '\0';
+        d->id_form = LS_ID_TEXT;
     }
-    d->id_len = (uint16_t)len;
-    d->hash = tag;
+    d->id_len = len & 0x1ffu;
+    d->slot = slot;
     d->live = 1;
     place(t->buckets, t->mask, (uint64_t)tag << 32 | (uint64_t)(slot + 1));
     t->count++;
@@ -208,31 +210,26 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
     return 0;
 }
 
-uint32_t ls_table_slot_of(const ls_table *t, const ls_device *d)
+const char *ls_device_id(const ls_device *d, char *buf)
 {
-    uintptr_t base = (uintptr_t)d & ~(CHUNK_ALIGN - 1);
-    uint32_t lo = 0, hi = t->nchunks;
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if ((t->chunk_addr[mid] & ~(CHUNK_ALIGN - 1)) <= base) lo = mid;
-        else hi = mid;
+    switch (d->id_form) {
+    case LS_ID_HEAP: return d->id.heap;
+    case LS_ID_TEXT: memcpy(buf, d->id.inl, d->id_len); break;
+    default: ls_uuid_unpack(d->id.uuid, d->id_form == LS_ID_UUID_UPPER, buf); break;
     }
-    uint32_t chunk = (uint32_t)(t->chunk_addr[lo] & (CHUNK_ALIGN - 1));
-    return chunk << LS_TABLE_CHUNK_BITS | (uint32_t)(d - t->chunks[chunk]);
+    buf[d->id_len] = '\0';
+    return buf;
 }
 
-void ls_table_remove(ls_table *t, ls_device *d)
+void ls_table_remove(ls_table *t, ls_device *d, uint32_t tag)
 {
-    uint64_t i = d->hash & t->mask;
-    uint32_t slot = UINT32_MAX;
+    uint64_t i = tag & t->mask;
+    uint32_t slot = d->slot;
     /* Find the bucket whose record is d. */
     for (;;) {
         uint64_t b = t->buckets[i];
         if (!b) abort(); /* d is not indexed: a caller bug */
-        if ((uint32_t)(b >> 32) == d->hash && ls_table_slot(t, (uint32_t)b - 1) == d) {
-            slot = (uint32_t)b - 1;
-            break;
-        }
+        if (b == ((uint64_t)tag << 32 | (uint64_t)(slot + 1))) break;
         i = (i + 1) & t->mask;
     }
     /* Backward-shift deletion: pull later members of the run into the hole
@@ -252,7 +249,7 @@ void ls_table_remove(ls_table *t, ls_device *d)
     t->buckets[hole] = 0;
     t->count--;
 
-    if (d->id_len >= LS_ID_INLINE) free(d->id.heap);
+    if (d->id_form == LS_ID_HEAP) free(d->id.heap);
     *d = (ls_device){0};
     t->free[t->nfree++] = slot;
 }

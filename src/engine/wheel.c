@@ -27,8 +27,11 @@
  * overflow the hierarchy whatever the clock's origin; empty levels cost one
  * bitmap test.
  *
- * Memory: 11 levels x 64 slot heads = 5.5 KiB per wheel, plus the entry
- * embedded in each timed record (24 bytes: two links and the expiry).
+ * Memory: 11 levels x 64 slot heads = 2.8 KiB per wheel, plus the entry
+ * embedded in each timed record (16 bytes: two 32-bit links and the
+ * expiry).  Links are handles rather than pointers so that the engine's
+ * device record stays small; resolving one is an indexed load through the
+ * owner's `at` function.
  *
  * Time is an input: the wheel never reads a clock; `now` only moves forward.
  */
@@ -38,6 +41,12 @@
 
 #define SLOT_MASK (LS_WHEEL_SLOTS - 1)
 #define SPAN_MAX ((int64_t)1 << 60)
+#define DUE (LS_WHEEL_LEVELS * LS_WHEEL_SLOTS) /* index of the due list's head */
+
+static inline ls_wheel_entry *at(const ls_wheel *w, uint32_t h)
+{
+    return w->at(w->ctx, h);
+}
 
 static int level_of(int64_t expire, int64_t now)
 {
@@ -46,52 +55,62 @@ static int level_of(int64_t expire, int64_t now)
     return (63 - __builtin_clzll(x)) / LS_WHEEL_BITS;
 }
 
-static void link_entry(ls_wheel *w, ls_wheel_entry *e)
+/* Pushes entry h (e) on the list whose head is heads[idx]. */
+static void push(ls_wheel *w, uint32_t idx, uint32_t h, ls_wheel_entry *e)
+{
+    e->next = w->heads[idx];
+    if (e->next) at(w, e->next)->prev = h;
+    e->prev = LS_WHEEL_HEAD | idx;
+    w->heads[idx] = h;
+}
+
+static void link_entry(ls_wheel *w, uint32_t h, ls_wheel_entry *e)
 {
     int level = level_of(e->expire, w->now);
     int slot = (int)((uint64_t)e->expire >> (level * LS_WHEEL_BITS)) & SLOT_MASK;
-    ls_wheel_entry **head = &w->slots[level][slot];
-
-    e->next = *head;
-    if (e->next) e->next->pprev = &e->next;
-    e->pprev = head;
-    *head = e;
+    push(w, (uint32_t)(level * LS_WHEEL_SLOTS + slot), h, e);
     w->occupied[level] |= (uint64_t)1 << slot;
 }
 
 static void unlink_entry(ls_wheel *w, ls_wheel_entry *e)
 {
-    *e->pprev = e->next;
-    if (e->next) e->next->pprev = e->pprev;
-    /* The head pointer's position identifies the slot when it empties. */
-    if (e->pprev >= &w->slots[0][0] && e->pprev < &w->slots[0][0] + LS_WHEEL_LEVELS * LS_WHEEL_SLOTS &&
-        *e->pprev == NULL) {
-        ptrdiff_t idx = e->pprev - &w->slots[0][0];
-        w->occupied[idx / LS_WHEEL_SLOTS] &= ~((uint64_t)1 << (idx % LS_WHEEL_SLOTS));
+    if (e->next) at(w, e->next)->prev = e->prev;
+    if (e->prev & LS_WHEEL_HEAD) {
+        uint32_t idx = e->prev & ~LS_WHEEL_HEAD;
+        w->heads[idx] = e->next;
+        /* The slot's occupancy bit goes when its list empties. */
+        if (!e->next && idx < DUE)
+            w->occupied[idx / LS_WHEEL_SLOTS] &= ~((uint64_t)1 << (idx % LS_WHEEL_SLOTS));
+    } else {
+        at(w, e->prev)->next = e->next;
     }
-    e->next = NULL;
-    e->pprev = NULL;
+    e->next = 0;
+    e->prev = 0;
 }
 
-void ls_wheel_init(ls_wheel *w, int64_t now)
+void ls_wheel_init(ls_wheel *w, int64_t now, ls_wheel_at_fn at_fn, void *ctx)
 {
     *w = (ls_wheel){0};
     w->now = now;
+    w->at = at_fn;
+    w->ctx = ctx;
 }
 
-void ls_wheel_add(ls_wheel *w, ls_wheel_entry *e, int64_t expire)
+void ls_wheel_add(ls_wheel *w, uint32_t h, int64_t expire)
 {
-    if (e->pprev) unlink_entry(w, e);
+    ls_wheel_entry *e = at(w, h);
+    if (e->prev) unlink_entry(w, e);
     else w->count++;
     if (expire <= w->now) expire = w->now + 1;
     if (expire - w->now >= SPAN_MAX) expire = w->now + SPAN_MAX - 1; /* w->now < 2^62 */
     e->expire = expire;
-    link_entry(w, e);
+    link_entry(w, h, e);
 }
 
-void ls_wheel_remove(ls_wheel *w, ls_wheel_entry *e)
+void ls_wheel_remove(ls_wheel *w, uint32_t h)
 {
-    if (!e->pprev) return;
+    ls_wheel_entry *e = at(w, h);
+    if (!e->prev) return;
     unlink_entry(w, e);
     w->count--;
 }
@@ -150,38 +169,30 @@ uint64_t ls_wheel_run(ls_wheel *w, int64_t now, ls_wheel_cb cb, void *ud)
         w->now = t;
         /* Cascade higher levels whose slot starts at t, highest first, so
          * that their entries land on lower levels relative to the new clock.
-         * Entries expiring exactly at t go straight to the due list. */
-        ls_wheel_entry *due = NULL;
+         * Entries expiring exactly at t go to the due list, a proper list
+         * (heads[DUE]) because a callback may remove a due entry. */
         for (int level = LS_WHEEL_LEVELS - 1; level >= 0; level--) {
             int slot = (int)((uint64_t)t >> (level * LS_WHEEL_BITS)) & SLOT_MASK;
             if (!(w->occupied[level] & ((uint64_t)1 << slot))) continue;
             if (slot_time(t, level, slot) != t) continue;
-            ls_wheel_entry *list = w->slots[level][slot];
-            w->slots[level][slot] = NULL;
+            uint32_t *head = &w->heads[level * LS_WHEEL_SLOTS + slot];
+            uint32_t list = *head;
+            *head = 0;
             w->occupied[level] &= ~((uint64_t)1 << slot);
             while (list) {
-                ls_wheel_entry *e = list;
+                uint32_t h = list;
+                ls_wheel_entry *e = at(w, h);
                 list = e->next;
-                if (e->expire <= t) {
-                    /* A proper list: a callback may remove a due entry. */
-                    e->next = due;
-                    if (due) due->pprev = &e->next;
-                    e->pprev = &due;
-                    due = e;
-                } else {
-                    link_entry(w, e);
-                }
+                if (e->expire <= t) push(w, DUE, h, e);
+                else link_entry(w, h, e);
             }
         }
-        while (due) {
-            ls_wheel_entry *e = due;
-            due = e->next;
-            if (due) due->pprev = &due;
-            e->next = NULL;
-            e->pprev = NULL;
+        while (w->heads[DUE]) {
+            uint32_t h = w->heads[DUE];
+            unlink_entry(w, at(w, h));
             w->count--;
             fired++;
-            cb(ud, e, t);
+            cb(ud, h, t);
         }
     }
     return fired;

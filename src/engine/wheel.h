@@ -11,37 +11,53 @@
 #define LS_WHEEL_SLOTS (1 << LS_WHEEL_BITS) /* 64 slots a level */
 #define LS_WHEEL_LEVELS 11                  /* 66 bits: any int64 time */
 
-/* Embed one in the record to be timed; zero-initialised = not armed. */
+/*
+ * Entries are named by 32-bit handles (1..2^31-1; the engine uses slot + 1),
+ * not pointers: links cost 4 bytes each.  The wheel finds an entry through
+ * the `at` function given to ls_wheel_init().  Embed one in the record to
+ * be timed; zero-initialised = not armed.
+ */
 typedef struct ls_wheel_entry {
-    struct ls_wheel_entry *next;
-    struct ls_wheel_entry **pprev; /* NULL when not armed */
-    int64_t expire;                /* ms on the wheel's clock */
+    uint32_t next;  /* handle of the next entry of the slot's list, 0 = last */
+    uint32_t prev;  /* 0 = not armed; the previous entry's handle, or
+                       LS_WHEEL_HEAD | slot head index when first */
+    int64_t expire; /* ms on the wheel's clock */
 } ls_wheel_entry;
+
+#define LS_WHEEL_HEAD 0x80000000u
+#define LS_WHEEL_HANDLE_MAX 0x7fffffffu
+
+/* The entry of handle h (never 0); called on every link and unlink. */
+typedef ls_wheel_entry *(*ls_wheel_at_fn)(void *ctx, uint32_t h);
 
 typedef struct ls_wheel {
     int64_t now; /* every time <= now has been processed */
     uint64_t count;
+    ls_wheel_at_fn at;
+    void *ctx;
     uint64_t occupied[LS_WHEEL_LEVELS]; /* bit s set = slot s non-empty */
-    ls_wheel_entry *slots[LS_WHEEL_LEVELS][LS_WHEEL_SLOTS];
+    /* List heads, 0 = empty: level L slot s at L * 64 + s; the last one is
+     * the list of entries due in the millisecond being processed. */
+    uint32_t heads[LS_WHEEL_LEVELS * LS_WHEEL_SLOTS + 1];
 } ls_wheel;
 
 /* Called for each expired entry, already disarmed; it may re-arm it. */
-typedef void (*ls_wheel_cb)(void *ud, ls_wheel_entry *e, int64_t now);
+typedef void (*ls_wheel_cb)(void *ud, uint32_t h, int64_t now);
 
-void ls_wheel_init(ls_wheel *w, int64_t now);
+void ls_wheel_init(ls_wheel *w, int64_t now, ls_wheel_at_fn at, void *ctx);
 
 /*
- * Arms e to fire at `expire` (clamped to now+1 and to now + 2^48-1).  An armed
- * entry is moved.  O(1).
+ * Arms entry h to fire at `expire` (clamped to now+1 and to now + 2^60-1).
+ * An armed entry is moved.  O(1).
  */
-void ls_wheel_add(ls_wheel *w, ls_wheel_entry *e, int64_t expire);
+void ls_wheel_add(ls_wheel *w, uint32_t h, int64_t expire);
 
-/* Disarms e if armed.  O(1). */
-void ls_wheel_remove(ls_wheel *w, ls_wheel_entry *e);
+/* Disarms entry h if armed.  O(1). */
+void ls_wheel_remove(ls_wheel *w, uint32_t h);
 
 static inline int ls_wheel_armed(const ls_wheel_entry *e)
 {
-    return e->pprev != 0;
+    return e->prev != 0;
 }
 
 /*

@@ -6,8 +6,9 @@
  * The other strategies keep, for each device with a period open, a small
  * heap record (its id, the period's end, the newest held time and three
  * flags) found through a hash map keyed by the id, and timed by this
- * reporter's own timing wheel (the engine's, from wheel.c), so a period
- * end costs O(1) and nothing scans the devices.  Records live only while
+ * reporter's own timing wheel (the engine's, from wheel.c, whose entries
+ * are named by handles: by_handle maps a handle to its record), so a
+ * period end costs O(1) and nothing scans the devices.  Records live only while
  * a device reports: one period after its last activity (two under FIRST
  * with a held activity) the record is freed.
  *
@@ -37,6 +38,7 @@
 
 typedef struct rep_state {
     ls_wheel_entry timer; /* at period_end */
+    uint32_t h;           /* its wheel handle: index into by_handle */
     int64_t period_end;   /* mono ms */
     int64_t held;         /* wall ms of the newest held activity, 0 = none */
     uint8_t activity;     /* the current period had an activity */
@@ -52,6 +54,11 @@ struct ls_reporter {
     int64_t period;
     ls_wheel wheel;
     ls_strmap states;
+    /* Wheel handles: by_handle[h] is the state with handle h (1..), the
+     * handles of freed states are reused from free_h. */
+    rep_state **by_handle;
+    uint32_t *free_h;
+    uint32_t nhandles, handles_cap, nfree;
     ls_reporter_stats st;
     ls_now tick_now; /* of the tick in progress */
 };
@@ -71,6 +78,36 @@ const char *ls_report_strategy_name(ls_report_strategy s)
     return "UNKNOWN";
 }
 
+static ls_wheel_entry *entry_at(void *ctx, uint32_t h)
+{
+    ls_reporter *r = ctx;
+    return &r->by_handle[h]->timer;
+}
+
+/* Gives s a wheel handle.  0 or LS_ENOMEM. */
+static int handle_take(ls_reporter *r, rep_state *s)
+{
+    if (r->nfree) {
+        s->h = r->free_h[--r->nfree];
+    } else {
+        if (r->nhandles + 1 >= r->handles_cap) {
+            if (r->handles_cap >= LS_WHEEL_HANDLE_MAX / 2) return LS_ENOMEM;
+            uint32_t cap = r->handles_cap ? r->handles_cap * 2 : 64;
+            rep_state **nb = realloc(r->by_handle, cap * sizeof(*nb));
+            if (!nb) return LS_ENOMEM;
+            r->by_handle = nb;
+            /* Room to free every handle, so that freeing never allocates. */
+            uint32_t *nf = realloc(r->free_h, cap * sizeof(*nf));
+            if (!nf) return LS_ENOMEM;
+            r->free_h = nf;
+            r->handles_cap = cap;
+        }
+        s->h = ++r->nhandles;
+    }
+    r->by_handle[s->h] = s;
+    return 0;
+}
+
 int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64_t period_ms,
                     uint64_t seed)
 {
@@ -80,7 +117,7 @@ int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64
     r->e = e;
     r->strategy = s;
     r->period = period_ms;
-    ls_wheel_init(&r->wheel, 0);
+    ls_wheel_init(&r->wheel, 0, entry_at, r);
     ls_strmap_init(&r->states, seed);
     *out = r;
     return 0;
@@ -88,7 +125,9 @@ int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64
 
 static void state_free(ls_reporter *r, rep_state *s)
 {
-    ls_wheel_remove(&r->wheel, &s->timer);
+    ls_wheel_remove(&r->wheel, s->h);
+    r->by_handle[s->h] = NULL;
+    r->free_h[r->nfree++] = s->h;
     ls_strmap_del(&r->states, s->id, s->len);
     r->st.tracking--;
     free(s);
@@ -100,6 +139,8 @@ void ls_reporter_close(ls_reporter *r)
     for (uint64_t i = 0; r->states.mask && i <= r->states.mask; i++)
         if (r->states.e[i].key) free(r->states.e[i].val);
     ls_strmap_close(&r->states);
+    free(r->by_handle);
+    free(r->free_h);
     free(r);
 }
 
@@ -116,12 +157,18 @@ static rep_state *state_of(ls_reporter *r, const char *id, size_t len, ls_now no
     if (!(s = calloc(1, sizeof(*s) + len + 1))) return NULL;
     memcpy(s->id, id, len);
     s->len = len;
+    if (handle_take(r, s) < 0) {
+        free(s);
+        return NULL;
+    }
     if (ls_strmap_put(&r->states, s->id, len, s) < 0) {
+        r->by_handle[s->h] = NULL;
+        r->free_h[r->nfree++] = s->h;
         free(s);
         return NULL;
     }
     s->period_end = now.mono + r->period;
-    ls_wheel_add(&r->wheel, &s->timer, s->period_end);
+    ls_wheel_add(&r->wheel, s->h, s->period_end);
     r->st.tracking++;
     return s;
 }
@@ -165,10 +212,10 @@ size_t ls_reporter_activity_batch(ls_reporter *r, const ls_activity *a, size_t n
 }
 
 /* A period of s ended at t: report what it held, open the next or forget the device. */
-static void period_end_cb(void *ud, ls_wheel_entry *ent, int64_t t)
+static void period_end_cb(void *ud, uint32_t h, int64_t t)
 {
     ls_reporter *r = ud;
-    rep_state *s = (rep_state *)((char *)ent - offsetof(rep_state, timer));
+    rep_state *s = r->by_handle[h];
     ls_now now = r->tick_now;
     (void)t;
     if (r->strategy == LS_REPORT_FIRST) {
@@ -195,7 +242,7 @@ static void period_end_cb(void *ud, ls_wheel_entry *ent, int64_t t)
     s->period_end += r->period;
     if (s->period_end <= now.mono) /* the tick came late: skip the periods that passed */
         s->period_end += ((now.mono - s->period_end) / r->period + 1) * r->period;
-    ls_wheel_add(&r->wheel, &s->timer, s->period_end);
+    ls_wheel_add(&r->wheel, s->h, s->period_end);
 }
 
 uint64_t ls_reporter_tick(ls_reporter *r, ls_now now)

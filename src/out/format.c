@@ -54,11 +54,13 @@ static void severity_counts(ls_buf *b, const uint64_t *by_sev)
 int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, const ls_device *d)
 {
     ls_availability av;
+    char idb[LS_ID_BUF];
+    const char *id = ls_device_id(d, idb);
     const char *type = ls_engine_type_name(e, d);
     ls_engine_availability(e, d, &av);
 
     LIT(b, "{\"id\":");
-    ls_buf_json_str(b, ls_device_id(d), d->id_len);
+    ls_buf_json_str(b, id, d->id_len);
     LIT(b, ",\"type\":");
     ls_buf_json_str(b, type, strlen(type));
     ls_buf_printf(b,
@@ -93,7 +95,7 @@ int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, con
     }
     if (alarms) {
         uint64_t by_sev[LS_SEV__COUNT] = {0};
-        const ls_alarm *a = ls_alarms_open(alarms, ls_device_id(d), d->id_len);
+        const ls_alarm *a = ls_alarms_open(alarms, id, d->id_len);
         if (a) by_sev[a->severity]++;
         LIT(b, ",\"c8y_ActiveAlarmsStatus\":");
         severity_counts(b, by_sev);
@@ -160,8 +162,10 @@ int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint
     }
     if (ev->alarm)
         ls_buf_json_str(b, ev->alarm->source, ev->alarm->source_len);
-    else
-        ls_buf_json_str(b, ls_device_id(ev->dev), ev->dev->id_len);
+    else {
+        char idb[LS_ID_BUF];
+        ls_buf_json_str(b, ls_device_id(ev->dev, idb), ev->dev->id_len);
+    }
     ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,", (long long)ev->ts,
                   (long long)ev->detected_at);
     if (ev->alarm) {

@@ -9,7 +9,9 @@
  * resize re-encodes nothing.  The arena doubles when full and never grows
  * past STORE__BATCH_CAP (1 GiB): an op that would cross it fails with
  * -ENOMEM and leaves the batch as it was.  ls_store_batch_clear() keeps the
- * arena for reuse, so a steady-state writer allocates nothing.
+ * arena for reuse, so a steady-state writer allocates nothing; only an
+ * arena above BATCH_KEEP that its last use filled to less than a quarter
+ * (a burst is over) is shrunk, to twice that use.
  *
  * Arguments are validated here (key lengths LMDB accepts, seq > 0, type
  * length fitting the record's u16), so a batch that was built can only
@@ -41,8 +43,18 @@ void ls_store_batch_free(ls_store_batch *b)
     free(b);
 }
 
+#define BATCH_KEEP ((size_t)4 << 20)
+
 void ls_store_batch_clear(ls_store_batch *b)
 {
+    if (b->cap > BATCH_KEEP && b->len < b->cap / 4) {
+        size_t cap = b->len * 2 > BATCH_KEEP ? b->len * 2 : BATCH_KEEP;
+        unsigned char *nb = realloc(b->buf, cap);
+        if (nb) {
+            b->buf = nb;
+            b->cap = cap;
+        }
+    }
     b->len = 0;
     b->nops = 0;
 }

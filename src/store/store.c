@@ -103,6 +103,18 @@
  * function opens and closes its own read transaction (MDB_NOTLS, so any
  * thread may read); one writer thread at a time.
  *
+ * RESIDENT PAGES.  Without MDB_WRITEMAP the map is a read-only shared
+ * mapping of the file: the pages a read touches count in the process's
+ * RSS until the kernel reclaims them, though they are only page cache.
+ * ls_store_drop_pages() unmaps them from the process after a big read
+ * (madvise MADV_DONTNEED, which on a shared file mapping drops the page
+ * table entries and keeps the cached data; later reads fault them back
+ * from the page cache); holding the read side of `map_lock` keeps a
+ * resize from remapping meanwhile.  The daemon calls it after its
+ * start-up load, which reads the whole file.  Pages that commits read
+ * later (the B-tree paths to dirty records) come back into the RSS
+ * gradually; they are not dropped again.
+ *
  * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
  * `lastseen export` next to a running daemon.  Nothing is created: a
  * missing directory, data.mdb or format is reported, never made; the map
@@ -124,7 +136,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -1027,6 +1041,35 @@ uint64_t ls_store_prunable(ls_store *s, int64_t cutoff)
     if (rc && rc != MDB_NOTFOUND) fail(s, "reading retention marks", rc);
     rd_end(s, txn);
     return upto;
+}
+
+/*
+ * LMDB does not say where it mapped the file (me_mapaddr is only set for
+ * MDB_FIXEDMAP), so the map is found in /proc/self/maps by the file's
+ * device and inode.
+ */
+void ls_store_drop_pages(ls_store *s)
+{
+    struct stat sb;
+    int fd;
+    pthread_rwlock_rdlock(&s->map_lock);
+    FILE *f = NULL;
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &sb) < 0 || !(f = fopen("/proc/self/maps", "re"))) {
+        ls_warn(MOD, "%s/data.mdb: cannot find the map to drop its pages", s->dir);
+        goto out;
+    }
+    char line[4352];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, mnr;
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr, &ino) != 6) continue;
+        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || mnr != minor(sb.st_dev)) continue;
+        if (madvise((void *)(uintptr_t)lo, (size_t)(hi - lo), MADV_DONTNEED) < 0)
+            ls_warn(MOD, "%s/data.mdb: madvise(MADV_DONTNEED) of the map: %s", s->dir, strerror(errno));
+    }
+    fclose(f);
+out:
+    pthread_rwlock_unlock(&s->map_lock);
 }
 
 void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used)

@@ -149,6 +149,15 @@ uint64_t ls_store_prunable(ls_store *s, int64_t cutoff);
 /* A sink's durable cursor (last delivered seq); 0 if never set. */
 uint64_t ls_store_cursor(ls_store *s, const char *sink);
 
+/*
+ * Drops the pages of the map that this process has read from its resident
+ * set (madvise MADV_DONTNEED on the whole read-only map).  The data stays
+ * in the OS page cache and later reads fault it back in, so nothing is
+ * lost: call it after a read that touched much of the file (the start-up
+ * load), so that those pages do not count in the process's RSS forever.
+ */
+void ls_store_drop_pages(ls_store *s);
+
 /* Current map size and bytes in use, for metrics and logs. */
 void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used);
 

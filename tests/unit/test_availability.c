@@ -55,7 +55,7 @@ static void event_cb(void *ud, const ls_event *ev)
     if (f->n >= 256) return;
     rec *r = &f->ev[f->n++];
     r->type = ev->type;
-    snprintf(r->id, sizeof(r->id), "%s", ls_device_id(ev->dev));
+    snprintf(r->id, sizeof(r->id), "%s", ls_device_id(ev->dev, (char[LS_ID_BUF]){0}));
     r->ts = ev->ts;
     r->at = ev->detected_at;
     r->active = ev->dev->active;
@@ -68,7 +68,7 @@ static void avail_cb(void *ud, const ls_device *d, ls_avail old, int was_active,
     (void)now;
     if (f->nch >= 64) return;
     chg *c = &f->ch[f->nch++];
-    snprintf(c->id, sizeof(c->id), "%s", ls_device_id(d));
+    snprintf(c->id, sizeof(c->id), "%s", ls_device_id(d, (char[LS_ID_BUF]){0}));
     c->old_cls = old;
     c->new_cls = ls_device_avail(d);
     c->was_active = was_active;

@@ -70,7 +70,7 @@ static void event_cb(void *ud, const ls_event *ev)
     rec *r = &f->ev[f->n++];
     r->type = ev->type;
     r->id_len = ev->dev->id_len;
-    memcpy(r->id, ls_device_id(ev->dev), ev->dev->id_len);
+    memcpy(r->id, ls_device_id(ev->dev, (char[LS_ID_BUF]){0}), ev->dev->id_len);
     r->id[ev->dev->id_len] = '\0';
     r->ts = ev->ts;
     r->detected_at = ev->detected_at;
@@ -245,7 +245,7 @@ static void test_activity_creates_active_device(void **state)
 
     const ls_device *d = dev(f, "dev1");
     assert_non_null(d);
-    assert_string_equal(ls_device_id(d), "dev1");
+    assert_string_equal(ls_device_id(d, (char[LS_ID_BUF]){0}), "dev1");
     assert_int_equal(d->active, 1);
     assert_int_equal(d->last_activity, WALL0);
     assert_int_equal(d->last_activity_mono, MONO0);
@@ -334,9 +334,9 @@ static void test_find_distinguishes_prefixes(void **state)
     act(f, "dev1");
     act(f, "de");
     assert_int_equal(f->n, 3);
-    assert_string_equal(ls_device_id(dev(f, "dev")), "dev");
-    assert_string_equal(ls_device_id(dev(f, "dev1")), "dev1");
-    assert_string_equal(ls_device_id(dev(f, "de")), "de");
+    assert_string_equal(ls_device_id(dev(f, "dev"), (char[LS_ID_BUF]){0}), "dev");
+    assert_string_equal(ls_device_id(dev(f, "dev1"), (char[LS_ID_BUF]){0}), "dev1");
+    assert_string_equal(ls_device_id(dev(f, "de"), (char[LS_ID_BUF]){0}), "de");
     assert_null(dev(f, "d"));
     assert_null(dev(f, "dev12"));
     /* The id is matched by length, not by NUL. */
@@ -1460,7 +1460,7 @@ static void test_engine_accepts_edge_ids(void **state)
     const ls_device *d = ls_engine_find(f->e, max, sizeof(max));
     assert_non_null(d);
     assert_int_equal(d->id_len, LS_ID_MAX);
-    assert_int_equal(ls_device_id(d)[LS_ID_MAX], '\0');
+    assert_int_equal(ls_device_id(d, (char[LS_ID_BUF]){0})[LS_ID_MAX], '\0');
     assert_null(ls_engine_find(f->e, max, sizeof(max) - 1));
 
     act(f, "\xf0\x9f\x98\x80 sensor/\xe6\x97\xa5\xe6\x9c\xac");
@@ -1662,7 +1662,7 @@ static void seen_cb(void *ud, const ls_device *d)
     seen *s = ud;
     assert_true(d->live);
     if (s->filter >= 0) assert_int_equal(d->active, s->filter);
-    const char *id = ls_device_id(d);
+    const char *id = ls_device_id(d, (char[LS_ID_BUF]){0});
     long k = strtol(id + 1, NULL, 10);
     assert_true(k >= 0 && k < SCAN_N);
     if (id[0] == 's')
@@ -1813,7 +1813,7 @@ static void test_scan_stable_under_change(void **state)
 static int seventh_match(void *ud, const ls_device *d)
 {
     (void)ud;
-    return strtol(ls_device_id(d) + 1, NULL, 10) % 7 == 0;
+    return strtol(ls_device_id(d, (char[LS_ID_BUF]){0}) + 1, NULL, 10) % 7 == 0;
 }
 
 static void test_scan_match(void **state)

@@ -18,7 +18,7 @@ typedef struct captured {
     int n;
     ls_event_type type[64];
     int64_t ts[64], at[64];
-    char id[64][LS_ID_INLINE];
+    char id[64][LS_ID_BUF];
 } captured;
 
 static void capture_cb(void *ud, const ls_event *ev)
@@ -28,7 +28,7 @@ static void capture_cb(void *ud, const ls_event *ev)
     c->type[c->n] = ev->type;
     c->ts[c->n] = ev->ts;
     c->at[c->n] = ev->detected_at;
-    snprintf(c->id[c->n], sizeof(c->id[0]), "%s", ls_device_id(ev->dev));
+    snprintf(c->id[c->n], sizeof(c->id[0]), "%s", ls_device_id(ev->dev, (char[LS_ID_BUF]){0}));
     c->n++;
 }
 
@@ -216,11 +216,11 @@ static void test_restore_inactive_and_fields(void **state)
 }
 
 static int visited;
-static char visited_ids[16][LS_ID_INLINE];
+static char visited_ids[16][LS_ID_BUF];
 static void visit(void *ud, const ls_device *d)
 {
     (void)ud;
-    if (visited < 16) snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d));
+    if (visited < 16) snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d, (char[LS_ID_BUF]){0}));
     visited++;
 }
 

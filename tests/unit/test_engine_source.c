@@ -46,7 +46,7 @@ static void cb(void *ud, const ls_event *e)
     r->at = e->detected_at;
     r->dev = e->dev != NULL;
     if (e->dev) {
-        snprintf(r->name, sizeof(r->name), "%s", ls_device_id(e->dev));
+        snprintf(r->name, sizeof(r->name), "%s", ls_device_id(e->dev, (char[LS_ID_BUF]){0}));
         assert_null(e->source);
     } else {
         assert_non_null(e->source);

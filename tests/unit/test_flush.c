@@ -68,7 +68,8 @@ static int index_of(const char *id)
 static void seen_cb(void *ud, const ls_device *d)
 {
     seen *s = ud;
-    int i = index_of(ls_device_id(d));
+    char buf[LS_ID_BUF];
+    int i = index_of(ls_device_id(d, buf));
     s->count[i]++;
     s->last[i] = d->last_activity;
     s->total++;
@@ -286,7 +287,8 @@ static int load_cb(void *ud, const ls_store_device *d)
 /* The event commit's records, as persist.c builds them. */
 static void put_cb(void *ud, const ls_device *dev)
 {
-    ls_store_device rec = {.id = ls_device_id(dev),
+    char buf[LS_ID_BUF];
+    ls_store_device rec = {.id = ls_device_id(dev, buf),
                            .id_len = dev->id_len,
                            .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
                            .last_activity = dev->last_activity,

@@ -15,7 +15,8 @@
  * the store is closed (LMDB forbids opening one env twice in a process).
  * Read-only opens: nothing created for a missing store, every read works,
  * writes refused and data.mdb unchanged, and a read-only reader keeps up
- * with a writer in another (forked) process that grows the map.
+ * with a writer in another (forked) process that grows the map.  The pages
+ * a load touched leave the resident set with ls_store_drop_pages().
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -539,6 +540,65 @@ static void test_big_batch(void **state)
         assert_string_equal(g.v[i].id, id);
         assert_int_equal(g.v[i].d.sessions, (uint32_t)i);
         assert_int_equal(g.v[i].type_null, (i % 3) == 0);
+    }
+    free(g.v);
+    ls_store_close(s);
+}
+
+/* kB of the process's resident pages mapped from the file `name` (smaps). */
+static long resident_kb_of(const char *name)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[4352];
+    long kb = 0;
+    int in = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            in = strstr(line, name) != NULL;
+            continue;
+        }
+        long v;
+        if (in && sscanf(line, "Rss: %ld kB", &v) == 1) kb += v;
+    }
+    fclose(f);
+    return kb;
+}
+
+/*
+ * ls_store_drop_pages() takes the map's pages a load touched out of the
+ * process's resident set, and the store reads the same afterwards; a batch
+ * arena grown by a big batch is reused for small ones after it shrank.
+ */
+static void test_drop_pages(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, 64 * MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    char id[32];
+    for (int round = 0; round < 2; round++) {
+        int n = round == 0 ? 100000 : 10;
+        for (int i = 0; i < n; i++) {
+            snprintf(id, sizeof(id), "dev-%07d", i);
+            put_dev(b, id, NULL, i + round);
+        }
+        assert_int_equal(ls_store_write(s, b), 0);
+        ls_store_batch_clear(b); /* after the big round: shrinks */
+    }
+    ls_store_batch_free(b);
+    got g = load_all(s);
+    assert_int_equal(g.n, 100000);
+    free(g.v);
+    assert_true(resident_kb_of(path_in(f, "data.mdb")) > 1024); /* the load read ~10 MiB */
+    ls_store_drop_pages(s);
+    assert_true(resident_kb_of(path_in(f, "data.mdb")) < 256);
+    g = load_all(s);
+    assert_int_equal(g.n, 100000);
+    for (int i = 0; i < 100000; i++) {
+        snprintf(id, sizeof(id), "dev-%07d", i);
+        assert_string_equal(g.v[i].id, id);
+        assert_int_equal(g.v[i].d.sessions, (uint32_t)(i < 10 ? i + 1 : i));
     }
     free(g.v);
     ls_store_close(s);
@@ -1319,6 +1379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cursors, setup, teardown),
         cmocka_unit_test(test_batch_args),
         cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_size, setup, teardown),

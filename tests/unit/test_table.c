@@ -83,7 +83,7 @@ static void check_key(ls_table *t, ref *r, tag_fn tag, int k)
     if (d) {
         assert_int_equal(d->live, 1);
         assert_int_equal(d->id_len, len);
-        assert_string_equal(ls_device_id(d), id);
+        assert_string_equal(ls_device_id(d, (char[LS_ID_BUF]){0}), id);
     }
 }
 
@@ -111,9 +111,11 @@ static void do_insert(ls_table *t, ref *r, tag_fn tag, int k)
     r->count++;
 }
 
-static void do_remove(ls_table *t, ref *r, int k)
+static void do_remove(ls_table *t, ref *r, tag_fn tag, int k)
 {
-    ls_table_remove(t, r->rec[k]);
+    char id[32];
+    int len = key_id(id, sizeof(id), k);
+    ls_table_remove(t, r->rec[k], tag(t, k, id, (size_t)len));
     r->rec[k] = NULL;
     r->count--;
 }
@@ -140,7 +142,7 @@ static void random_ops(tag_fn tag, int nkeys, int ops, int full_every, uint64_t 
         if (want_insert && !r.rec[k])
             do_insert(&t, &r, tag, k);
         else if (!want_insert && r.rec[k])
-            do_remove(&t, &r, k);
+            do_remove(&t, &r, tag, k);
         check_key(&t, &r, tag, k);
         /* A neighbour key too: removes shift other keys' buckets. */
         check_key(&t, &r, tag, (k + 1) % nkeys);
@@ -154,7 +156,7 @@ static void random_ops(tag_fn tag, int nkeys, int ops, int full_every, uint64_t 
     check_all(&t, &r, tag);
     /* Empty it completely, then check every key is gone. */
     for (int k = 0; k < nkeys; k++)
-        if (r.rec[k]) do_remove(&t, &r, k);
+        if (r.rec[k]) do_remove(&t, &r, tag, k);
     check_all(&t, &r, tag);
     for (uint64_t i = 0; i <= t.mask; i++)
         assert_int_equal(t.buckets[i], 0);
@@ -202,7 +204,7 @@ static void test_table_growth_keeps_records(void **state)
         ls_device *d = ls_table_find(&t, id, (size_t)len, ls_table_hash(&t, id, (size_t)len));
         assert_ptr_equal(d, recs[k]); /* records never move */
         assert_int_equal(d->last_activity, k);
-        assert_string_equal(ls_device_id(d), id);
+        assert_string_equal(ls_device_id(d, (char[LS_ID_BUF]){0}), id);
     }
     ls_table_close(&t);
     free(recs);
@@ -228,11 +230,14 @@ static void test_table_long_and_inline_ids(void **state)
         ls_device *x = ls_table_find(&t, id, (size_t)len, ls_table_hash(&t, id, (size_t)len));
         assert_ptr_equal(x, d[len]);
         assert_int_equal(x->id_len, len);
-        assert_memory_equal(ls_device_id(x), id, (size_t)len);
-        assert_int_equal(ls_device_id(x)[len], '\0');
+        assert_memory_equal(ls_device_id(x, (char[LS_ID_BUF]){0}), id, (size_t)len);
+        assert_int_equal(ls_device_id(x, (char[LS_ID_BUF]){0})[len], '\0');
     }
-    for (int len = 1; len <= LS_ID_MAX; len += 2)
-        ls_table_remove(&t, d[len]);
+    for (int len = 1; len <= LS_ID_MAX; len += 2) {
+        memset(id, 'a' + len % 26, (size_t)len);
+        id[0] = (char)('A' + len % 26);
+        ls_table_remove(&t, d[len], ls_table_hash(&t, id, (size_t)len));
+    }
     for (int len = 1; len <= LS_ID_MAX; len++) {
         memset(id, 'a' + len % 26, (size_t)len);
         id[0] = (char)('A' + len % 26);
@@ -255,15 +260,15 @@ static void test_table_slot_reuse(void **state)
     assert_int_equal(ls_table_insert(&t, "b", 1, ls_table_hash(&t, "b", 1), &b), 0);
     assert_int_equal(ls_table_insert(&t, "c", 1, ls_table_hash(&t, "c", 1), &c), 0);
     assert_int_equal(t.high, 3);
-    ls_table_remove(&t, a);
-    ls_table_remove(&t, c);
+    ls_table_remove(&t, a, ls_table_hash(&t, "a", 1));
+    ls_table_remove(&t, c, ls_table_hash(&t, "c", 1));
     assert_int_equal(a->live, 0);
     /* Last freed first; no new slot. */
     assert_int_equal(ls_table_insert(&t, "x", 1, ls_table_hash(&t, "x", 1), &x), 0);
     assert_ptr_equal(x, c);
     assert_int_equal(x->live, 1);
     assert_int_equal(x->last_activity, 0);
-    assert_string_equal(ls_device_id(x), "x");
+    assert_string_equal(ls_device_id(x, (char[LS_ID_BUF]){0}), "x");
     assert_int_equal(t.high, 3);
     assert_null(ls_table_find(&t, "c", 1, ls_table_hash(&t, "c", 1)));
     assert_ptr_equal(ls_table_find(&t, "b", 1, ls_table_hash(&t, "b", 1)), b);
@@ -291,8 +296,10 @@ static void test_table_remove_all_reinsert(void **state)
                 0);
         }
         assert_int_equal(t.count, N);
-        for (int k = 0; k < N; k++)
-            ls_table_remove(&t, recs[k]);
+        for (int k = 0; k < N; k++) {
+            int len = key_id(id, sizeof(id), k);
+            ls_table_remove(&t, recs[k], ls_table_hash(&t, id, (size_t)len));
+        }
         assert_int_equal(t.count, 0);
         assert_int_equal(t.nfree, t.high);
     }

@@ -21,14 +21,41 @@ typedef struct item {
     int64_t want;   /* expiry, or -1 when not armed */
     int64_t fired;  /* time fired at, -1 if not */
     int fire_count;
+    uint32_t h;     /* wheel handle, 0 until first used */
 } item;
+
+/* Handles: every item the tests use gets the next one on first use. */
+#define MAX_ITEMS 32768
+static item *reg[MAX_ITEMS];
+static uint32_t nreg;
+
+static uint32_t H(item *it)
+{
+    if (!it->h) {
+        assert_true(nreg + 1 < MAX_ITEMS);
+        it->h = ++nreg;
+        reg[it->h] = it;
+    }
+    return it->h;
+}
+
+static ls_wheel_entry *at_cb(void *ctx, uint32_t h)
+{
+    (void)ctx;
+    return &reg[h]->e;
+}
+
+static void wheel_init(ls_wheel *w, int64_t now)
+{
+    ls_wheel_init(w, now, at_cb, NULL);
+}
 
 static int64_t run_now;
 
-static void record_cb(void *ud, ls_wheel_entry *e, int64_t t)
+static void record_cb(void *ud, uint32_t h, int64_t t)
 {
     (void)ud;
-    item *it = (item *)e;
+    item *it = reg[h];
     it->fired = t;
     it->fire_count++;
     assert_true(t <= run_now);
@@ -47,13 +74,13 @@ static void test_fires_exactly_at_expiry(void **state)
 {
     (void)state;
     ls_wheel w;
-    ls_wheel_init(&w, 1000);
+    wheel_init(&w, 1000);
     static item items[5000];
     int64_t spans[] = {1, 63, 64, 65, 4095, 4096, 4097, 262144, 300000, 16777216 + 5};
     for (int i = 0; i < 5000; i++) {
         int64_t exp = 1000 + spans[i % 10] + (int64_t)(rnd() % 50);
         items[i] = (item){.want = exp, .fired = -1};
-        ls_wheel_add(&w, &items[i].e, exp);
+        ls_wheel_add(&w, H(&items[i]), exp);
     }
     assert_int_equal(w.count, 5000);
     /* Step with irregular strides, checking each fires at its own ms. */
@@ -75,9 +102,9 @@ static void test_next_is_exact_for_level0(void **state)
 {
     (void)state;
     ls_wheel w;
-    ls_wheel_init(&w, 0);
+    wheel_init(&w, 0);
     item a = {.fired = -1};
-    ls_wheel_add(&w, &a.e, 17);
+    ls_wheel_add(&w, H(&a), 17);
     assert_int_equal(ls_wheel_next(&w), 17);
     run_now = 16;
     assert_int_equal(ls_wheel_run(&w, 16, record_cb, NULL), 0);
@@ -91,16 +118,16 @@ static void test_remove_and_move(void **state)
 {
     (void)state;
     ls_wheel w;
-    ls_wheel_init(&w, 0);
+    wheel_init(&w, 0);
     item a = {.fired = -1}, b = {.fired = -1}, c = {.fired = -1};
-    ls_wheel_add(&w, &a.e, 5000);
-    ls_wheel_add(&w, &b.e, 5000);
-    ls_wheel_add(&w, &c.e, 70);
-    ls_wheel_remove(&w, &a.e);
+    ls_wheel_add(&w, H(&a), 5000);
+    ls_wheel_add(&w, H(&b), 5000);
+    ls_wheel_add(&w, H(&c), 70);
+    ls_wheel_remove(&w, H(&a));
     assert_false(ls_wheel_armed(&a.e));
-    ls_wheel_remove(&w, &a.e); /* idempotent */
-    ls_wheel_add(&w, &b.e, 100000); /* moved out */
-    ls_wheel_add(&w, &c.e, 30);     /* moved in */
+    ls_wheel_remove(&w, H(&a)); /* idempotent */
+    ls_wheel_add(&w, H(&b), 100000); /* moved out */
+    ls_wheel_add(&w, H(&c), 30);     /* moved in */
     assert_int_equal(w.count, 2);
     run_now = 99999;
     ls_wheel_run(&w, 99999, record_cb, NULL);
@@ -117,9 +144,9 @@ static void test_past_expiry_fires_next_tick(void **state)
 {
     (void)state;
     ls_wheel w;
-    ls_wheel_init(&w, 500);
+    wheel_init(&w, 500);
     item a = {.fired = -1};
-    ls_wheel_add(&w, &a.e, 10);
+    ls_wheel_add(&w, H(&a), 10);
     run_now = 501;
     ls_wheel_run(&w, 501, record_cb, NULL);
     assert_int_equal(a.fired, 501);
@@ -128,24 +155,24 @@ static void test_past_expiry_fires_next_tick(void **state)
 /* A callback that re-arms itself (as the engine's does) and removes its
  * partner, which may be waiting in the same millisecond's due list. */
 static item *pair[2];
-static void rearm_cb(void *ud, ls_wheel_entry *e, int64_t t)
+static void rearm_cb(void *ud, uint32_t h, int64_t t)
 {
     ls_wheel *w = ud;
-    item *it = (item *)e;
+    item *it = reg[h];
     it->fire_count++;
     it->fired = t;
-    if (it->fire_count < 3) ls_wheel_add(w, e, t + 1000);
-    if (pair[0]) ls_wheel_remove(w, &pair[it == pair[0]]->e);
+    if (it->fire_count < 3) ls_wheel_add(w, h, t + 1000);
+    if (pair[0]) ls_wheel_remove(w, H(pair[it == pair[0]]));
 }
 
 static void test_callback_rearms_and_removes(void **state)
 {
     (void)state;
     ls_wheel w;
-    ls_wheel_init(&w, 0);
+    wheel_init(&w, 0);
     item a = {.fired = -1}, b = {.fired = -1};
-    ls_wheel_add(&w, &a.e, 100);
-    ls_wheel_add(&w, &b.e, 100); /* due in the same ms: the first removes the other */
+    ls_wheel_add(&w, H(&a), 100);
+    ls_wheel_add(&w, H(&b), 100); /* due in the same ms: the first removes the other */
     pair[0] = &a;
     pair[1] = &b;
     ls_wheel_run(&w, 100, rearm_cb, &w);
@@ -166,7 +193,7 @@ static void test_random_against_reference(void **state)
     static item items[N];
     ls_wheel w;
     int64_t now = (int64_t)(rnd() % 100000);
-    ls_wheel_init(&w, now);
+    wheel_init(&w, now);
     for (int i = 0; i < N; i++) items[i] = (item){.want = -1, .fired = -1};
     for (int round = 0; round < 2000; round++) {
         /* Arm, move or cancel some entries. */
@@ -178,9 +205,9 @@ static void test_random_against_reference(void **state)
                 it->want = now + span;
                 it->fired = -1;
                 it->fire_count = 0;
-                ls_wheel_add(&w, &it->e, it->want);
+                ls_wheel_add(&w, H(it), it->want);
             } else if (ls_wheel_armed(&it->e)) {
-                ls_wheel_remove(&w, &it->e);
+                ls_wheel_remove(&w, H(it));
                 it->want = -1;
             }
         }
@@ -206,10 +233,10 @@ static void test_large_clock_values(void **state)
     (void)state;
     ls_wheel w;
     int64_t base = ((int64_t)1 << 48) - 3; /* crossing high bit groups */
-    ls_wheel_init(&w, base);
+    wheel_init(&w, base);
     item a = {.fired = -1}, b = {.fired = -1};
-    ls_wheel_add(&w, &a.e, base + 5);
-    ls_wheel_add(&w, &b.e, base + ((int64_t)1 << 40));
+    ls_wheel_add(&w, H(&a), base + 5);
+    ls_wheel_add(&w, H(&b), base + ((int64_t)1 << 40));
     run_now = base + 5;
     ls_wheel_run(&w, base + 5, record_cb, NULL);
     assert_int_equal(a.fired, base + 5);
