@@ -58,6 +58,7 @@
 #include "app/clock.h"
 #include "app/load.h"
 #include "app/log.h"
+#include "app/shards.h"
 #include "out/format.h"
 
 #define SINK_JSONL "events.jsonl"
@@ -69,12 +70,18 @@
 #define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
 #define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
 
+typedef struct drain_state {
+    ls_daemon *d;
+    const ls_engine *e; /* the shard being drained */
+} drain_state;
+
 static void put_dirty_cb(void *ud, const ls_device *dev)
 {
-    ls_daemon *d = ud;
-    const char *type = ls_engine_type_name(d->engine, dev);
+    const drain_state *ds = ud;
+    ls_daemon *d = ds->d;
+    const char *type = ls_engine_type_name(ds->e, dev);
     ls_availability av = {0};
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(d->engine, dev, &av);
+    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(ds->e, dev, &av);
     ls_store_device rec = {
         .id = ls_device_id(dev),
         .id_len = dev->id_len,
@@ -99,7 +106,8 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     uint64_t seq = ++d->seq;
     ls_buf_reset(&d->line);
     if ((unsigned)ev->type < LS_EV__COUNT) d->events_by_type[ev->type]++;
-    if (ls_format_event(&d->line, d->engine, d->alarms, seq, ev) < 0 ||
+    const ls_engine *e = ev->dev ? ls_daemon_engine(d, ls_device_id(ev->dev), ev->dev->id_len) : NULL;
+    if (ls_format_event(&d->line, e, d->alarms, seq, ev) < 0 ||
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
         __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
@@ -141,6 +149,7 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
+    ls_daemon__release_shards(d, d->locked); /* the committer needs them to drain */
     while (d->committed_gen < gen && !d->committer_gone) pthread_cond_wait(&d->commit_cv, &d->lock);
     pthread_mutex_unlock(&d->lock);
 }
@@ -151,7 +160,9 @@ uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
     ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
+    int held = d->locked;
     pthread_mutex_unlock(&d->lock);
+    ls_daemon__release_shards(d, held);
     return gen;
 }
 
@@ -288,8 +299,16 @@ static void *committer_main(void *arg)
             pthread_cond_timedwait(&d->work_cv, &d->lock, &ts);
             stopping = d->stopping;
         }
-        /* Take the pending batch with every device changed since. */
-        ls_engine_drain_dirty(d->engine, put_dirty_cb, d);
+        /* Take the pending batch with every device changed since: every
+         * shard held (lock order: shards, then global), so that no event
+         * lands in this batch without the device state that caused it. */
+        pthread_mutex_unlock(&d->lock);
+        ls_daemon_lock(d);
+        for (unsigned i = 0; i < d->shards->n; i++) {
+            drain_state ds = {.d = d, .e = d->shards->shard[i].engine};
+            ls_engine_drain_dirty(d->shards->shard[i].engine, put_dirty_cb, &ds);
+        }
+        ls_shards_unlock_all(d->shards); /* the global lock stays held */
         /* The file's cursor: only what write(2) accepted. */
         if (d->events.written > cursor_saved) {
             ls_store_batch_cursor(d->pending, SINK_JSONL, d->events.written);
@@ -424,7 +443,7 @@ static int load_type_cb(void *ud, const ls_store_type *t)
         .monitored = t->monitored,
         .severity = (ls_severity)t->severity,
     };
-    int rc = ls_engine_type_put(ls->d->engine, t->name, t->name_len, &c, ls->now, NULL);
+    int rc = ls_shards_type_put(ls->d->shards, t->name, t->name_len, &c, ls->now, NULL);
     if (rc < 0)
         ls_error("persist", "stored device type %.*s not restored: %s", (int)t->name_len, t->name, ls_strerror(rc));
     return 0;
@@ -441,8 +460,8 @@ int ls_persist_start(ls_daemon *d)
         return rc;
     }
     ls_load_result ls;
-    if ((rc = ls_load_devices(d->store, d->engine, (ls_restart_policy)d->cfg.state_restart_policy, now, &d->loaded,
-                              &ls)) < 0) {
+    if ((rc = ls_load_devices_sharded(d->store, d->shards, (ls_restart_policy)d->cfg.state_restart_policy, now,
+                                      &d->loaded, &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
         return rc;
     }
