@@ -264,8 +264,11 @@ static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, co
 
 /*
  * Bulk items are validated as they are parsed and applied in batches of
- * BULK_LOCK_ITEMS through the engine's pipelined batch path, one lock
- * acquisition and one clock read per batch.  The JSON values the batch
+ * BULK_LOCK_ITEMS through the engine's pipelined batch path.  Under the
+ * ALL reporting strategy each batch is split by shard and each part
+ * applied under its shard's lock only (ls_shards_apply()), so bulk
+ * requests on several HTTP threads and the UDP workers run in parallel;
+ * the other strategies hold every shard for the batch.  The JSON values the batch
  * points into are kept alive until it is applied.
  */
 typedef struct bulk_reject_rec {
@@ -295,11 +298,22 @@ static void bulk_reject(bulk_state *s, size_t index, const char *why, ls_reject_
 static void bulk_flush(bulk_state *s)
 {
     if (!s->n) return;
-    ls_daemon_lock(s->r->d);
-    uint64_t seq0 = s->r->d->seq;
-    ls_reporter_activity_batch(s->r->d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
-    if (s->r->d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(s->r->d); /* transitions: durable first */
-    else ls_daemon_unlock(s->r->d);
+    ls_daemon *d = s->r->d;
+    if (ls_reporter_strategy(d->http_in) == LS_REPORT_ALL) {
+        /* A pass-through: straight to the shards, one shard lock at a time. */
+        uint64_t gen;
+        size_t applied = ls_shards_apply(d->shards, s->items, s->n, s->rcs, &gen);
+        if (gen > s->gen) s->gen = gen; /* transitions: durable first */
+        pthread_mutex_lock(&d->lock);
+        ls_reporter_count_forwarded(d->http_in, applied);
+        pthread_mutex_unlock(&d->lock);
+    } else {
+        ls_daemon_lock(d);
+        uint64_t seq0 = d->seq;
+        ls_reporter_activity_batch(d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
+        if (d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(d);
+        else ls_daemon_unlock(d);
+    }
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
         else if (s->rcs[i] == LS_EFULL) bulk_reject(s, s->index[i], "state.max_devices reached", LS_REJECT_DEVICE_LIMIT);
@@ -561,6 +575,14 @@ enum MHD_Result ls_api_stats(ls_req *r)
                           (unsigned long long)us.rejected[i]);
         ls_buf_append(&b, "}}", 2);
     }
+
+    ls_shards_stats ss;
+    ls_shards_get_stats(d->shards, &ss);
+    ls_buf_printf(&b,
+                  ",\"shards\":{\"count\":%u,\"batches\":%llu,\"activities\":%llu,\"queued\":%llu,"
+                  "\"producerWaits\":%llu}",
+                  d->shards->n, (unsigned long long)ss.batches, (unsigned long long)ss.activities,
+                  (unsigned long long)ss.queued, (unsigned long long)ss.producer_waits);
 
     ls_webhook_stats ws[LS_WEBHOOKS_MAX];
     int nw = ls_webhooks_stats(d->webhooks, ws, LS_WEBHOOKS_MAX);

@@ -67,13 +67,17 @@ static void take_global(ls_shard *s)
     }
 }
 
-static void release_global(ls_shard *s)
+/* Releases the global lock if an event took it; returns the generation
+ * the events' commit will have (0: no event). */
+static uint64_t release_global(ls_shard *s)
 {
-    if (!s->global_held) return;
+    if (!s->global_held) return 0;
     ls_daemon *d = s->set->d;
+    uint64_t gen = d->pending_gen;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
     pthread_mutex_unlock(&d->lock);
     s->global_held = 0;
+    return gen;
 }
 
 static void shard_event_cb(void *ud, const ls_event *ev)
@@ -296,6 +300,41 @@ size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_
                 }
             if (!np) continue;
             applied += ls_engine_activity_batch(sh->shard[k].engine, part, np, now, rcs ? prc : NULL);
+            if (rcs)
+                for (size_t j = 0; j < np; j++) rcs[base + pos[j]] = prc[j];
+        }
+    }
+    return applied;
+}
+
+size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, uint64_t *gen)
+{
+    size_t applied = 0;
+    uint8_t which[APPLY_CHUNK];
+    ls_activity part[APPLY_CHUNK];
+    uint16_t pos[APPLY_CHUNK];
+    int prc[APPLY_CHUNK];
+    *gen = 0;
+    for (size_t base = 0; base < n; base += APPLY_CHUNK) {
+        size_t m = n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK;
+        for (size_t i = 0; i < m; i++) which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
+        for (unsigned k = 0; k < sh->n; k++) {
+            size_t np = 0;
+            for (size_t i = 0; i < m; i++)
+                if (which[i] == k) {
+                    part[np] = a[base + i];
+                    pos[np++] = (uint16_t)i;
+                }
+            if (!np) continue;
+            ls_shard *s = &sh->shard[k];
+            pthread_mutex_lock(&s->lock);
+            s->in_worker = 1; /* events take the global lock, as in the worker */
+            applied += ls_engine_activity_batch(s->engine, part, np, ls_clock_now(), prc);
+            s->in_worker = 0;
+            uint64_t g = release_global(s);
+            if (g > *gen) *gen = g;
+            ls_shard_wake_if_earlier(s);
+            pthread_mutex_unlock(&s->lock);
             if (rcs)
                 for (size_t j = 0; j < np; j++) rcs[base + pos[j]] = prc[j];
         }

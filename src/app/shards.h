@@ -129,6 +129,15 @@ void ls_shard_wake_if_earlier(ls_shard *s);
  */
 size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_now now, int *rcs);
 
+/*
+ * Applies n activities from a thread holding no lock (HTTP bulk): shard by
+ * shard, each under its own lock only, like a worker (events take the
+ * global lock).  rcs[i] (if not NULL) gets item i's result; *gen the
+ * commit generation of the events emitted, 0 if none.  Returns the number
+ * applied.  Order is kept per device.
+ */
+size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, uint64_t *gen);
+
 /* Under every shard lock: the sum of the engines' statistics. */
 void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out);
 

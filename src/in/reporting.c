@@ -113,6 +113,11 @@ void ls_reporter_set_route(ls_reporter *r, ls_engine_route_fn route, ls_engine_b
     r->route_ud = ud;
 }
 
+void ls_reporter_count_forwarded(ls_reporter *r, uint64_t n)
+{
+    r->st.forwarded += n;
+}
+
 /* The engine that owns a device. */
 static ls_engine *engine_of(const ls_reporter *r, const char *id, size_t len)
 {

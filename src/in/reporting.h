@@ -65,6 +65,9 @@ void ls_reporter_close(ls_reporter *r);
  */
 typedef ls_engine *(*ls_engine_route_fn)(void *ud, const char *id, size_t len);
 typedef size_t (*ls_engine_batch_fn)(void *ud, const ls_activity *a, size_t n, ls_now now, int *rcs);
+/* Counts n activities the caller passed to the engines itself under
+ * ALL (whose reporter is a pass-through), as if they went through it. */
+void ls_reporter_count_forwarded(ls_reporter *r, uint64_t n);
 void ls_reporter_set_route(ls_reporter *r, ls_engine_route_fn route, ls_engine_batch_fn batch, void *ud);
 
 /*
