@@ -2,7 +2,7 @@
  * metrics.c - GET /metrics: everything lastseen counts, in the Prometheus
  * text format 0.0.4 (out/prom.c writes it).
  *
- * A scrape reads the engine's figures under the engine lock once (as
+ * A scrape reads the engines' figures under the daemon's locks once (as
  * /api/v1/stats does: a copy of a few counters and the sink cursors), then
  * formats without any lock; counters kept elsewhere (app/metrics.h,
  * webhooks, streams) are read atomically.  Names follow the Prometheus

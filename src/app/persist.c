@@ -1,12 +1,14 @@
 /*
  * persist.c - durability: the store, group commit, and event delivery.
  *
- * Flow.  Under the engine lock, every event gets the next seq and its JSON
- * line goes into the pending batch (the transactional outbox); deletes go
- * in as ops.  One committer thread turns the pending batch into an LMDB
- * transaction: it takes the lock briefly, drains the engine's dirty devices
- * into the batch as records, swaps in an empty batch, and writes the full
- * one outside the lock.  Only then are the batch's events handed to the
+ * Flow.  Under the global lock (daemon.h), every event gets the next seq
+ * and its JSON line goes into the pending batch (the transactional outbox);
+ * deletes go in as ops.  One committer thread turns the pending batch into
+ * an LMDB transaction: it takes every shard and the global lock briefly,
+ * drains each shard's dirty devices into the batch as records, swaps in an
+ * empty batch, and writes the full one outside the locks.  Holding every
+ * shard for the drain keeps each event in the same batch as the device
+ * state that caused it.  Only then are the batch's events handed to the
  * sinks (today events.jsonl), and only then are API requests waiting on
  * that batch answered.  So a transition is on disk before anyone hears of
  * it, and an acknowledged change survives kill -9.

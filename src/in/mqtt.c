@@ -10,8 +10,9 @@
  * (mqtt_topic.c).  A message becomes an operation on a device: activity,
  * online (a session opened) or offline (closed), copied into a batch.
  *
- * Batching.  The engine is shared with the API and the timer loop under
- * one lock.  The thread takes it once per batch, not per message: a batch
+ * Batching.  The engines are shared with the API and the shards' workers;
+ * the thread takes every shard's lock (ls_daemon_lock()) once per batch,
+ * not per message, and each device goes to its own shard's engine: a batch
  * is applied when the socket has nothing more to read (so an idle
  * connection applies each message at once), when it is full
  * (BATCH_OPS operations or ARENA_BYTES of ids), or after BATCH_MAX_AGE_MS.
@@ -135,7 +136,7 @@ static void set_state(ls_mqtt *q, int s)
     __atomic_store_n(&q->state, s, __ATOMIC_RELAXED);
 }
 
-/* ---- applying a batch (under the engine lock) --------------------------- */
+/* ---- applying a batch (under ls_daemon_lock()) -------------------------- */
 
 /* Counts a refused input here and in /metrics (source "mqtt"). */
 static void refuse(ls_mqtt *q, uint64_t *counter, ls_reject_reason why)
@@ -197,7 +198,7 @@ static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
     if (rc < 0) count_rc(q, rc);
 }
 
-/* Applies and empties the batch.  Caller holds the engine lock. */
+/* Applies and empties the batch.  Caller holds ls_daemon_lock(). */
 static void flush_locked(ls_mqtt *q)
 {
     if (q->nops == 0) return;
