@@ -8,10 +8,11 @@
  * batch).  When the queue is empty, tick the wheel, note the next
  * deadline in wake_at, announce `sleeping` and sleep in ppoll(2) on the
  * shard's eventfd until that deadline, to the nanosecond.  A producer
- * pushes, then (after a full fence) reads `sleeping` and writes the eventfd
- * only if the worker sleeps; the worker stores `sleeping`, fences, and looks
- * at the queue once more before it sleeps (Dekker's handshake), so a
- * wake-up is never lost and a busy worker costs producers no system call.
+ * pushes, then reads `sleeping` (with a read-modify-write) and writes the
+ * eventfd only if the worker sleeps; the worker sets `sleeping` (an
+ * exchange) and looks at the queue once more before it sleeps (Dekker's
+ * handshake), so a wake-up is never lost and a busy worker costs producers
+ * no system call.
  * An API call that arms an earlier deadline wakes the worker the same way
  * (ls_shard_wake_if_earlier()).
  *
@@ -181,8 +182,7 @@ static void *worker_main(void *arg)
         s->wake_at = next;
         pthread_mutex_unlock(&s->lock);
 
-        __atomic_store_n(&s->sleeping, 1, __ATOMIC_SEQ_CST);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        __atomic_exchange_n(&s->sleeping, 1, __ATOMIC_SEQ_CST);
         if (!ls_ring_empty(&s->queue)) {
             __atomic_store_n(&s->sleeping, 0, __ATOMIC_RELAXED);
             continue;
@@ -202,10 +202,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* After a push: wakes the worker if it sleeps.  The read of `sleeping` is
+ * a read-modify-write, like the worker's exchange: the two are ordered in
+ * `sleeping`'s modification order, so either the producer sees 1 and
+ * writes the eventfd, or the worker's exchange comes after this one and
+ * synchronises with it, and the worker sees the batch in its queue. */
 static void wake(ls_shard *s)
 {
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!__atomic_load_n(&s->sleeping, __ATOMIC_SEQ_CST)) return;
+    if (!__atomic_fetch_or(&s->sleeping, 0, __ATOMIC_SEQ_CST)) return;
     uint64_t one = 1;
     ssize_t w = write(s->wake_fd, &one, sizeof(one));
     (void)w;
