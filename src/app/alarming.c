@@ -122,8 +122,9 @@ int ls_alarming_load(ls_daemon *d)
 static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
 {
     if (!d->cfg.alarms_enabled) return;
-    int rc = ls_alarms_raise(d->alarms, ls_device_id(dev), dev->id_len,
-                             ls_engine_severity(ls_daemon_engine(d, ls_device_id(dev), dev->id_len), dev), dev->last_activity, now);
+    const ls_engine *e = ls_daemon_engine(d, ls_device_id(dev), dev->id_len);
+    int rc = ls_alarms_raise(d->alarms, ls_device_id(dev), dev->id_len, ls_engine_severity(e, dev),
+                             dev->last_activity, now);
     if (rc < 0) {
         d->persist_errors++;
         ls_error("alarms", "cannot raise the alarm of %s: %s", ls_device_id(dev), ls_strerror(rc));

@@ -17,11 +17,13 @@ int ls_ring_init(ls_ring *r, size_t capacity)
     *r = (ls_ring){0};
     if (capacity < 2 || capacity > ((size_t)1 << 30)) return -EINVAL;
     size_t cap = 2;
-    while (cap < capacity) cap <<= 1;
+    while (cap < capacity)
+        cap <<= 1;
     r->cells = calloc(cap, sizeof(*r->cells));
     if (!r->cells) return -ENOMEM;
     r->mask = cap - 1;
-    for (size_t i = 0; i < cap; i++) r->cells[i].seq = i;
+    for (size_t i = 0; i < cap; i++)
+        r->cells[i].seq = i;
     return 0;
 }
 
@@ -39,7 +41,8 @@ int ls_ring_push(ls_ring *r, void *v)
         uint64_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
-            if (__atomic_compare_exchange_n(&r->head, &pos, pos + 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            if (__atomic_compare_exchange_n(&r->head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED)) {
                 c->v = v;
                 __atomic_store_n(&c->seq, pos + 1, __ATOMIC_RELEASE);
                 return 0;
@@ -61,7 +64,8 @@ void *ls_ring_pop(ls_ring *r)
         uint64_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
         int64_t dif = (int64_t)(seq - (pos + 1));
         if (dif == 0) {
-            if (__atomic_compare_exchange_n(&r->tail, &pos, pos + 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            if (__atomic_compare_exchange_n(&r->tail, &pos, pos + 1, 1, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED)) {
                 void *v = c->v;
                 __atomic_store_n(&c->seq, pos + r->mask + 1, __ATOMIC_RELEASE);
                 return v;

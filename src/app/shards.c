@@ -90,7 +90,8 @@ static void shard_event_cb(void *ud, const ls_event *ev)
     ls_daemon__event(s->set->d, ev);
 }
 
-static void shard_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int was_active, ls_now now)
+static void shard_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int was_active,
+                           ls_now now)
 {
     ls_shard *s = ud;
     take_global(s);
@@ -108,13 +109,15 @@ int ls_shards_new(ls_shards **out, ls_daemon *d, unsigned n, const ls_engine_con
     sh->seed = ec->seed * 7 + 11;
     size_t nb = (size_t)n * LS_SHARD_POOL_PER_SHARD;
     int rc = 0;
-    if (!(sh->shard = calloc(n, sizeof(*sh->shard))) || !(sh->batches = calloc(nb, sizeof(*sh->batches)))) {
+    if (!(sh->shard = calloc(n, sizeof(*sh->shard))) ||
+        !(sh->batches = calloc(nb, sizeof(*sh->batches)))) {
         free(sh->shard);
         free(sh);
         return -ENOMEM;
     }
     if ((rc = ls_ring_init(&sh->pool, nb)) < 0) goto fail;
-    for (size_t i = 0; i < nb; i++) ls_ring_push(&sh->pool, &sh->batches[i]);
+    for (size_t i = 0; i < nb; i++)
+        ls_ring_push(&sh->pool, &sh->batches[i]);
     for (unsigned i = 0; i < n; i++) {
         ls_shard *s = &sh->shard[i];
         s->set = sh;
@@ -274,12 +277,14 @@ void ls_shards_close(ls_shards *sh)
 
 void ls_shards_lock_all(ls_shards *sh)
 {
-    for (unsigned i = 0; i < sh->n; i++) pthread_mutex_lock(&sh->shard[i].lock);
+    for (unsigned i = 0; i < sh->n; i++)
+        pthread_mutex_lock(&sh->shard[i].lock);
 }
 
 void ls_shards_unlock_all(ls_shards *sh)
 {
-    for (unsigned i = sh->n; i-- > 0;) pthread_mutex_unlock(&sh->shard[i].lock);
+    for (unsigned i = sh->n; i-- > 0;)
+        pthread_mutex_unlock(&sh->shard[i].lock);
 }
 
 #define APPLY_CHUNK 256
@@ -294,7 +299,8 @@ size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_
     int prc[APPLY_CHUNK];
     for (size_t base = 0; base < n; base += APPLY_CHUNK) {
         size_t m = n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK;
-        for (size_t i = 0; i < m; i++) which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
+        for (size_t i = 0; i < m; i++)
+            which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
         for (unsigned k = 0; k < sh->n; k++) {
             size_t np = 0;
             for (size_t i = 0; i < m; i++)
@@ -303,9 +309,11 @@ size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_
                     pos[np++] = (uint16_t)i;
                 }
             if (!np) continue;
-            applied += ls_engine_activity_batch(sh->shard[k].engine, part, np, now, rcs ? prc : NULL);
+            applied +=
+                ls_engine_activity_batch(sh->shard[k].engine, part, np, now, rcs ? prc : NULL);
             if (rcs)
-                for (size_t j = 0; j < np; j++) rcs[base + pos[j]] = prc[j];
+                for (size_t j = 0; j < np; j++)
+                    rcs[base + pos[j]] = prc[j];
         }
     }
     return applied;
@@ -321,7 +329,8 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, 
     *gen = 0;
     for (size_t base = 0; base < n; base += APPLY_CHUNK) {
         size_t m = n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK;
-        for (size_t i = 0; i < m; i++) which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
+        for (size_t i = 0; i < m; i++)
+            which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
         for (unsigned k = 0; k < sh->n; k++) {
             size_t np = 0;
             for (size_t i = 0; i < m; i++)
@@ -340,7 +349,8 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, 
             ls_shard_wake_if_earlier(s);
             pthread_mutex_unlock(&s->lock);
             if (rcs)
-                for (size_t j = 0; j < np; j++) rcs[base + pos[j]] = prc[j];
+                for (size_t j = 0; j < np; j++)
+                    rcs[base + pos[j]] = prc[j];
         }
     }
     return applied;
@@ -348,14 +358,16 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, 
 
 void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out)
 {
-    _Static_assert(sizeof(ls_engine_stats) % sizeof(uint64_t) == 0, "ls_engine_stats is all uint64_t");
+    _Static_assert(sizeof(ls_engine_stats) % sizeof(uint64_t) == 0,
+                   "ls_engine_stats is all uint64_t");
     ls_engine_get_stats(sh->shard[0].engine, out);
     for (unsigned i = 1; i < sh->n; i++) {
         ls_engine_stats st;
         ls_engine_get_stats(sh->shard[i].engine, &st);
         uint64_t *o = (uint64_t *)out;
         const uint64_t *p = (const uint64_t *)&st;
-        for (size_t k = 0; k < sizeof(st) / sizeof(uint64_t); k++) o[k] += p[k];
+        for (size_t k = 0; k < sizeof(st) / sizeof(uint64_t); k++)
+            o[k] += p[k];
     }
 }
 
@@ -397,15 +409,16 @@ void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud)
     }
 }
 
-int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c, ls_now now,
-                       int *created)
+int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c,
+                       ls_now now, int *created)
 {
     int rc0 = ls_engine_type_put(sh->shard[0].engine, name, len, c, now, created);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++) {
         int rc = ls_engine_type_put(sh->shard[i].engine, name, len, c, now, NULL);
         if (rc < 0)
-            ls_error("shards", "device type %.*s not applied in shard %u: %s", (int)len, name, i, ls_strerror(rc));
+            ls_error("shards", "device type %.*s not applied in shard %u: %s", (int)len, name, i,
+                     ls_strerror(rc));
     }
     return 0;
 }
@@ -414,7 +427,8 @@ int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now no
 {
     int rc0 = ls_engine_type_delete(sh->shard[0].engine, name, len, now);
     if (rc0 < 0) return rc0;
-    for (unsigned i = 1; i < sh->n; i++) ls_engine_type_delete(sh->shard[i].engine, name, len, now);
+    for (unsigned i = 1; i < sh->n; i++)
+        ls_engine_type_delete(sh->shard[i].engine, name, len, now);
     return 0;
 }
 
@@ -434,12 +448,14 @@ int ls_shards_source_add(ls_shards *sh, const char *name, int gate)
 
 void ls_shards_source_down(ls_shards *sh, unsigned source, ls_now now)
 {
-    for (unsigned i = 0; i < sh->n; i++) ls_engine_source_down(sh->shard[i].engine, source, now);
+    for (unsigned i = 0; i < sh->n; i++)
+        ls_engine_source_down(sh->shard[i].engine, source, now);
 }
 
 void ls_shards_source_up(ls_shards *sh, unsigned source, ls_now now)
 {
-    for (unsigned i = 0; i < sh->n; i++) ls_engine_source_up(sh->shard[i].engine, source, now);
+    for (unsigned i = 0; i < sh->n; i++)
+        ls_engine_source_up(sh->shard[i].engine, source, now);
 }
 
 void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out)
@@ -488,7 +504,8 @@ static ls_shard_batch *take_batch(ls_shard_producer *p)
     ls_shard_batch *b = ls_ring_pop(&p->sh->pool);
     if (b) return b;
     __atomic_fetch_add(&p->sh->producer_waits, 1, __ATOMIC_RELAXED);
-    for (unsigned k = 0; k < p->sh->n; k++) push(p, k);
+    for (unsigned k = 0; k < p->sh->n; k++)
+        push(p, k);
     for (unsigned spins = 0; !(b = ls_ring_pop(&p->sh->pool)); spins++) {
         if (spins < SPINS_BEFORE_SLEEP) {
             sched_yield();
@@ -500,7 +517,8 @@ static ls_shard_batch *take_batch(ls_shard_producer *p)
     return b;
 }
 
-void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts, uint8_t source)
+void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                           uint8_t source)
 {
     unsigned k = ls_shards_index(p->sh, id, len);
     ls_shard_batch *b = p->open[k];
@@ -522,7 +540,8 @@ void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int
 
 void ls_shard_producer_flush(ls_shard_producer *p)
 {
-    for (unsigned k = 0; k < p->sh->n; k++) push(p, k);
+    for (unsigned k = 0; k < p->sh->n; k++)
+        push(p, k);
 }
 
 void ls_shard_producer_close(ls_shard_producer *p)

@@ -50,8 +50,8 @@ typedef void (*ls_shard_done_cb)(void *ud, size_t applied, size_t refused);
 struct ls_shard_producer;
 typedef struct ls_shard_batch {
     struct ls_shard_producer *prod; /* whose it is while queued */
-    uint32_t n;    /* items */
-    uint32_t used; /* bytes of ids */
+    uint32_t n;                     /* items */
+    uint32_t used;                  /* bytes of ids */
     ls_activity items[LS_SHARD_BATCH_ITEMS];
     char ids[LS_SHARD_BATCH_BYTES]; /* the items' ids, NUL-terminated */
 } ls_shard_batch;
@@ -64,12 +64,12 @@ typedef struct ls_shard {
     unsigned index;
     ls_engine *engine;
     pthread_mutex_t lock;
-    ls_ring queue;      /* of ls_shard_batch *, as large as the pool */
-    int wake_fd;        /* eventfd: wakes the worker */
-    int sleeping;       /* atomic: the worker is (about to be) in ppoll */
-    int64_t wake_at;    /* under lock: mono ms the worker sleeps until */
-    int in_worker;      /* under lock: the worker is applying or ticking */
-    int global_held;    /* the worker took the global lock for an event */
+    ls_ring queue;   /* of ls_shard_batch *, as large as the pool */
+    int wake_fd;     /* eventfd: wakes the worker */
+    int sleeping;    /* atomic: the worker is (about to be) in ppoll */
+    int64_t wake_at; /* under lock: mono ms the worker sleeps until */
+    int in_worker;   /* under lock: the holder takes the global lock at an event */
+    int global_held; /* ... and has taken it */
     pthread_t thread;
     int running;
     uint64_t batches, activities; /* atomic: applied by the worker */
@@ -79,11 +79,11 @@ typedef struct ls_shards {
     struct ls_daemon *d;
     unsigned n;
     uint64_t seed;
-    ls_shard *shard;          /* n of them */
-    ls_ring pool;             /* free batches */
-    ls_shard_batch *batches;  /* all of them, n * LS_SHARD_POOL_PER_SHARD */
-    int stopping;             /* atomic */
-    uint64_t producer_waits;  /* atomic: a producer found the pool empty */
+    ls_shard *shard;         /* n of them */
+    ls_ring pool;            /* free batches */
+    ls_shard_batch *batches; /* all of them, n * LS_SHARD_POOL_PER_SHARD */
+    int stopping;            /* atomic */
+    uint64_t producer_waits; /* atomic: a producer found the pool empty */
 } ls_shards;
 
 typedef struct ls_shards_stats {
@@ -153,8 +153,8 @@ void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud);
 int ls_shards_type_get(ls_shards *sh, const char *name, size_t len, ls_type_info *out);
 /* Puts (deletes) the settings in every shard.  Returns shard 0's result
  * (the shards agree but for allocation failures, which are logged). */
-int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c, ls_now now,
-                       int *created);
+int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c,
+                       ls_now now, int *created);
 int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now now);
 
 /* Input sources, in every shard (under every shard lock): the same index
@@ -183,7 +183,8 @@ typedef struct ls_shard_producer {
 
 void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud);
 /* id must be valid (ls_id_check) and at most LS_ID_MAX bytes. */
-void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts, uint8_t source);
+void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                           uint8_t source);
 void ls_shard_producer_flush(ls_shard_producer *p);
 /* Flushes and waits until the workers have applied (and reported through
  * `done`) every batch of this producer; unusable afterwards.  The workers

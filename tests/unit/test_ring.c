@@ -19,7 +19,7 @@
 /* Values are never NULL: encode (producer, counter) as producer << 32 | counter + 1. */
 #define VAL(p, i) ((void *)(uintptr_t)(((uint64_t)(p) << 32) | ((uint64_t)(i) + 1)))
 #define VAL_P(v) ((unsigned)((uintptr_t)(v) >> 32))
-#define VAL_I(v) ((uint32_t)((uintptr_t)(v) & 0xffffffffu) - 1)
+#define VAL_I(v) ((uint32_t)((uintptr_t)(v)&0xffffffffu) - 1)
 
 static void test_init_bounds(void **state)
 {
@@ -38,13 +38,15 @@ static void test_fifo_and_full(void **state)
     assert_int_equal(ls_ring_init(&r, 8), 0);
     assert_true(ls_ring_empty(&r));
     assert_null(ls_ring_pop(&r));
-    for (int i = 0; i < 8; i++) assert_int_equal(ls_ring_push(&r, VAL(0, i)), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(ls_ring_push(&r, VAL(0, i)), 0);
     assert_false(ls_ring_empty(&r));
     assert_int_equal(ls_ring_push(&r, VAL(0, 8)), -EAGAIN); /* full: refused, not overwritten */
     assert_ptr_equal(ls_ring_pop(&r), VAL(0, 0));
     assert_int_equal(ls_ring_push(&r, VAL(0, 8)), 0); /* one cell free again */
     assert_int_equal(ls_ring_push(&r, VAL(0, 9)), -EAGAIN);
-    for (int i = 1; i <= 8; i++) assert_ptr_equal(ls_ring_pop(&r), VAL(0, i));
+    for (int i = 1; i <= 8; i++)
+        assert_ptr_equal(ls_ring_pop(&r), VAL(0, i));
     assert_null(ls_ring_pop(&r));
     assert_true(ls_ring_empty(&r));
     ls_ring_close(&r);
@@ -59,7 +61,8 @@ static void test_wrap_around(void **state)
     uint32_t next_in = 0, next_out = 0;
     for (int round = 0; round < 100000; round++) {
         int k = 1 + round % 4; /* push 1..4, pop the same: crosses the array end in every phase */
-        for (int i = 0; i < k; i++) assert_int_equal(ls_ring_push(&r, VAL(0, next_in++)), 0);
+        for (int i = 0; i < k; i++)
+            assert_int_equal(ls_ring_push(&r, VAL(0, next_in++)), 0);
         if (k == 4) assert_int_equal(ls_ring_push(&r, VAL(0, next_in)), -EAGAIN);
         for (int i = 0; i < k; i++) {
             void *v = ls_ring_pop(&r);
@@ -86,7 +89,8 @@ static void *producer_main(void *p)
 {
     prod_arg *a = p;
     for (uint32_t i = 0; i < PER_PRODUCER; i++)
-        while (ls_ring_push(a->r, VAL(a->id, i)) == -EAGAIN) a->full++;
+        while (ls_ring_push(a->r, VAL(a->id, i)) == -EAGAIN)
+            a->full++;
     return NULL;
 }
 
@@ -108,13 +112,17 @@ static void test_multi_producer(void **state)
         void *v = ls_ring_pop(&r);
         if (!v) continue;
         unsigned p = VAL_P(v);
-        if (p >= PRODUCERS || VAL_I(v) != next[p]) bad++;
-        else next[p]++;
+        if (p >= PRODUCERS || VAL_I(v) != next[p])
+            bad++;
+        else
+            next[p]++;
         got++;
     }
-    for (unsigned p = 0; p < PRODUCERS; p++) pthread_join(t[p], NULL);
+    for (unsigned p = 0; p < PRODUCERS; p++)
+        pthread_join(t[p], NULL);
     assert_int_equal(bad, 0);
-    for (unsigned p = 0; p < PRODUCERS; p++) assert_int_equal(next[p], PER_PRODUCER);
+    for (unsigned p = 0; p < PRODUCERS; p++)
+        assert_int_equal(next[p], PER_PRODUCER);
     assert_null(ls_ring_pop(&r));
     ls_ring_close(&r);
 }
@@ -134,8 +142,10 @@ static void *consumer_main(void *p)
         if (!v) continue;
         unsigned pr = VAL_P(v);
         uint32_t i = VAL_I(v);
-        if (pr >= PRODUCERS || i >= PER_PRODUCER) c->bad++;
-        else __atomic_fetch_add(&c->seen[(size_t)pr * PER_PRODUCER + i], 1, __ATOMIC_RELAXED);
+        if (pr >= PRODUCERS || i >= PER_PRODUCER)
+            c->bad++;
+        else
+            __atomic_fetch_add(&c->seen[(size_t)pr * PER_PRODUCER + i], 1, __ATOMIC_RELAXED);
         __atomic_fetch_sub(c->remaining, 1, __ATOMIC_RELAXED);
     }
     return NULL;
@@ -161,11 +171,14 @@ static void test_multi_consumer(void **state)
         a[p] = (prod_arg){.r = &r, .id = p};
         assert_int_equal(pthread_create(&t[p], NULL, producer_main, &a[p]), 0);
     }
-    for (unsigned p = 0; p < PRODUCERS; p++) pthread_join(t[p], NULL);
-    for (int k = 0; k < 2; k++) pthread_join(ct[k], NULL);
+    for (unsigned p = 0; p < PRODUCERS; p++)
+        pthread_join(t[p], NULL);
+    for (int k = 0; k < 2; k++)
+        pthread_join(ct[k], NULL);
     assert_int_equal(c[0].bad + c[1].bad, 0);
     size_t wrong = 0;
-    for (size_t i = 0; i < (size_t)PRODUCERS * PER_PRODUCER; i++) wrong += seen[i] != 1;
+    for (size_t i = 0; i < (size_t)PRODUCERS * PER_PRODUCER; i++)
+        wrong += seen[i] != 1;
     assert_int_equal(wrong, 0);
     free(seen);
     ls_ring_close(&r);
@@ -174,10 +187,8 @@ static void test_multi_consumer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_bounds),
-        cmocka_unit_test(test_fifo_and_full),
-        cmocka_unit_test(test_wrap_around),
-        cmocka_unit_test(test_multi_producer),
+        cmocka_unit_test(test_init_bounds),    cmocka_unit_test(test_fifo_and_full),
+        cmocka_unit_test(test_wrap_around),    cmocka_unit_test(test_multi_producer),
         cmocka_unit_test(test_multi_consumer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
