@@ -6,8 +6,12 @@ during a UDP flood, each with engine.shards = 1 and 2 (--shards).
                           [--shards 1,2] [--devices 100000] [--runs 3]
                           [--only udp,flood,http]
 
+--shards 0 leaves engine.shards out of the command line, for a binary that
+predates it (a baseline).
 udp    lastseen-bench udp, 64 lines a datagram, the rate ladder of
-       bench/suite.py, R runs: the highest lossless step (median);
+       bench/suite.py, R runs: the highest lossless step (median); then
+       (also alone as `sat`) 5 s as fast as the sender can, R runs: the
+       lines/s the daemon took;
 flood  the same ladder (1 run) while one client walks the device list
        (1000 a page) and another reads /api/v1/stats, back to back: the
        lossless step with queries next to the one without, and the
@@ -39,6 +43,21 @@ def udp_ladder(a, d, runs):
            str(a.devices), "--lines", "64", "--rates", suite.UDP_LADDER, "--duration-ms", "1000",
            "--runs", str(runs), "--max"]
     return suite.parse_udp(suite.run(cmd, 1800))
+
+
+def udp_saturate(a, d, runs):
+    """As fast as the sender can for 5 s, R times: lines/s the daemon received
+    (counted once its counters settle, so the socket buffer's last 8 MiB is
+    included: about 4 % of a run)."""
+    cmd = [a.bench, "udp", "--port", str(d.udp_port), "--http-port", str(d.http_port), "--devices",
+           str(a.devices), "--lines", "64", "--rates", "0", "--duration-ms", "5000", "--runs", str(runs),
+           "--keep-going"]
+    out = []
+    for line in suite.run(cmd, 1800).splitlines():
+        if line.startswith("step "):
+            st = {k: float(v) for k, v in (x.split("=", 1) for x in line.split()[1:])}
+            out.append((st["received"] / st["secs"], st["sent_rate"], st["loss_pct"]))
+    return out
 
 
 def pct(vals, p):
@@ -86,15 +105,26 @@ def main():
     only = a.only.split(",")
     print("machine: %s" % lsbench.machine(), flush=True)
     for n in [int(x) for x in a.shards.split(",")]:
-        sets = {"engine.shards": str(n)}
-        if "udp" in only:
+        sets = {"engine.shards": str(n)} if n else {}  # 0: leave it out (a binary without the key)
+        if "udp" in only or "sat" in only:
             d = lsbench.Daemon(a.bin, sets, udp=True)
             try:
                 d.start()
-                r = udp_ladder(a, d, a.runs)
-                print("udp shards=%d: max lossless %d lines/s (median of %s; min %d max %d; stops %s) load %s"
-                      % (n, r["median"], r["runs"], r["min"], r["max"], r["stops"], lsbench.loadavg()),
-                      flush=True)
+                if "udp" in only:
+                    r = udp_ladder(a, d, a.runs)
+                    print("udp shards=%d: max lossless %d lines/s (median of %s; min %d max %d; stops %s) load %s"
+                          % (n, r["median"], r["runs"], r["min"], r["max"], r["stops"], lsbench.loadavg()),
+                          flush=True)
+                c0 = d.cpu()
+                st0 = lsbench.Client(d.http_port).json("GET", "/api/v1/stats")["udp"]["activities"]
+                sat = udp_saturate(a, d, a.runs)
+                got = lsbench.Client(d.http_port).json("GET", "/api/v1/stats")["udp"]["activities"] - st0
+                cpu_ns = (d.cpu() - c0) * 1e9 / got if got else float("nan")
+                m = lsbench.summary([x[0] for x in sat])
+                print("udp shards=%d: saturated 5 s: received %.2f M lines/s [%.2f..%.2f] (sent %s M/s, lost %s %%), "
+                      "daemon CPU %.0f ns a line; load %s" % (n, m[0] / 1e6, m[1] / 1e6, m[2] / 1e6,
+                                   "/".join("%.1f" % (x[1] / 1e6) for x in sat),
+                                   "/".join("%.0f" % x[2] for x in sat), cpu_ns, lsbench.loadavg()), flush=True)
             finally:
                 d.stop()
         if "flood" in only:
