@@ -16,10 +16,11 @@
  * what is shared: the event seq and the outbox (pending batch), alarms,
  * the HTTP reporter, history, sinks.  Order: shard mutexes in index order,
  * then `lock`.  ls_daemon_lock() takes every shard and the global lock
- * (global operations: stats, types, MQTT, bulk); ls_daemon_lock_id() takes
- * one device's shard and the global lock (device routes); a shard worker
- * holds its own shard for one batch and takes the global lock only when its
- * engine emits an event.  So every event gets its seq under the global lock,
+ * (global operations: stats, types, MQTT, the HTTP reporter's periods);
+ * ls_daemon_lock_id() takes one device's shard and the global lock (device
+ * routes); a shard worker, and HTTP bulk (ls_shards_apply()), hold one
+ * shard for one batch and take the global lock only when its engine emits
+ * an event.  So every event gets its seq under the global lock,
  * seqs are strictly increasing, and an event is in the same pending batch
  * as the device state that caused it.
  */
