@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "app/shards.h"
 
 static void type_entry(ls_buf *b, const ls_type_info *t, int first)
 {
@@ -19,12 +20,25 @@ static void type_entry(ls_buf *b, const ls_type_info *t, int first)
                   t->configured ? "true" : "false");
 }
 
+typedef struct types_state {
+    ls_buf *b;
+    int first;
+} types_state;
+
+static void type_visit(void *ud, const ls_type_info *t)
+{
+    types_state *ts = ud;
+    if (!t->devices && !t->configured) return; /* a name nothing uses any more */
+    type_entry(ts->b, t, ts->first);
+    ts->first = 0;
+}
+
 void ls_api_stats_availability(ls_buf *b, ls_daemon *d)
 {
     ls_engine_stats st;
     ls_alarm_stats as;
     ls_reporter_stats rs;
-    ls_engine_get_stats(d->engine, &st);
+    ls_shards_engine_stats(d->shards, &st);
     ls_alarms_get_stats(d->alarms, &as);
     ls_reporter_get_stats(d->http_in, &rs);
     const int M = LS_AVAIL_MONITORED, X = LS_AVAIL_MAINTENANCE, U = LS_AVAIL_UNMONITORED;
@@ -41,15 +55,8 @@ void ls_api_stats_availability(ls_buf *b, ls_daemon *d)
         (unsigned long long)(st.avail[M] - st.avail_connected[M]), (unsigned long long)st.avail[X]);
 
     ls_buf_append(b, ",\"types\":{", 10);
-    uint32_t n = ls_engine_type_count(d->engine);
-    int first = 1;
-    for (uint32_t i = 0; i < n; i++) {
-        ls_type_info t;
-        ls_engine_type_at(d->engine, i, &t);
-        if (!t.devices && !t.configured) continue; /* a name nothing uses any more */
-        type_entry(b, &t, first);
-        first = 0;
-    }
+    types_state ts = {.b = b, .first = 1};
+    ls_shards_types(d->shards, type_visit, &ts);
     ls_buf_printf(
         b,
         "},\"alarms\":{\"ACTIVE\":%llu,\"ACKNOWLEDGED\":%llu,\"CLEARED\":%llu,\"raised\":%llu,"

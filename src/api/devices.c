@@ -22,6 +22,7 @@
 #include "app/alarming.h"
 #include "app/clock.h"
 #include "app/persist.h"
+#include "app/shards.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
 #include "out/mqtt_pub.h"
@@ -87,9 +88,9 @@ static enum MHD_Result device_json(ls_req *r, unsigned status, const char *id, s
 {
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
-    ls_daemon_lock(r->d);
-    const ls_device *dev = ls_engine_find(r->d->engine, id, len);
-    if (dev) ls_format_device(&b, r->d->engine, r->d->alarms, dev);
+    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
+    const ls_device *dev = ls_engine_find(e, id, len);
+    if (dev) ls_format_device(&b, e, r->d->alarms, dev);
     ls_daemon_unlock(r->d);
     if (!dev) {
         ls_buf_free(&b);
@@ -163,13 +164,13 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
     int created = 0, rc;
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
-    ls_daemon_lock(r->d);
+    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
     ls_now now = ls_clock_now();
-    if (fields == 0 && ls_engine_find(r->d->engine, id, len)) {
-        rc = ls_engine_activity(r->d->engine, id, len, 0, now); /* a ping */
-        if (rc == 0) ls_engine_urge(r->d->engine, id, len);     /* acknowledged once durable */
+    if (fields == 0 && ls_engine_find(e, id, len)) {
+        rc = ls_engine_activity(e, id, len, 0, now); /* a ping */
+        if (rc == 0) ls_engine_urge(e, id, len);     /* acknowledged once durable */
     } else
-        rc = ls_engine_put(r->d->engine, id, len, &c, now, &created);
+        rc = ls_engine_put(e, id, len, &c, now, &created);
     json_decref(j);
     if (rc < 0) {
         ls_daemon_unlock(r->d);
@@ -177,7 +178,7 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
         return ls_api_engine_error(r, rc, "device");
     }
     /* The answer shows the device as committed. */
-    ls_format_device(&b, r->d->engine, r->d->alarms, ls_engine_find(r->d->engine, id, len));
+    ls_format_device(&b, e, r->d->alarms, ls_engine_find(e, id, len));
     uint64_t gen = ls_daemon_unlock_to_commit(r->d);
     return ls_api_respond_committed(r, gen, created ? 201 : 200, &b);
 }
@@ -186,8 +187,8 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
 {
     if (strcmp(r->method, "GET") == 0) return device_json(r, 200, id, len);
     if (strcmp(r->method, "PUT") == 0) return device_put(r, id, len);
-    ls_daemon_lock(r->d);
-    int rc = ls_engine_delete(r->d->engine, id, len);
+    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
+    int rc = ls_engine_delete(e, id, len);
     if (rc < 0) {
         ls_daemon_unlock(r->d);
         return ls_api_engine_error(r, rc, "device");
@@ -213,7 +214,7 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     ls_buf b;
     ls_buf_init(&b, 256);
     int rc;
-    ls_daemon_lock(r->d);
+    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
     uint64_t seq0 = r->d->seq;
     ls_now now = ls_clock_now();
     if (action[0] == 'a') {
@@ -222,9 +223,8 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
         if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
         if (rc == 0) ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
     } else {
-        rc = action[0] == 'c' ? ls_engine_connect(r->d->engine, id, len, now)
-                              : ls_engine_disconnect(r->d->engine, id, len, now);
-        const ls_device *dev = rc == 0 ? ls_engine_find(r->d->engine, id, len) : NULL;
+        rc = action[0] == 'c' ? ls_engine_connect(e, id, len, now) : ls_engine_disconnect(e, id, len, now);
+        const ls_device *dev = rc == 0 ? ls_engine_find(e, id, len) : NULL;
         if (dev) ls_buf_printf(&b, "{\"sessions\":%u}", dev->sessions);
     }
     /* Sessions and transitions are acknowledged once committed; a plain
@@ -265,8 +265,11 @@ static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, co
 
 /*
  * Bulk items are validated as they are parsed and applied in batches of
- * BULK_LOCK_ITEMS through the engine's pipelined batch path, one lock
- * acquisition and one clock read per batch.  The JSON values the batch
+ * BULK_LOCK_ITEMS through the engine's pipelined batch path.  Under the
+ * ALL reporting strategy each batch is split by shard and each part
+ * applied under its shard's lock only (ls_shards_apply()), so bulk
+ * requests on several HTTP threads and the UDP workers run in parallel;
+ * the other strategies hold every shard for the batch.  The JSON values the batch
  * points into are kept alive until it is applied.
  */
 typedef struct bulk_reject_rec {
@@ -296,11 +299,22 @@ static void bulk_reject(bulk_state *s, size_t index, const char *why, ls_reject_
 static void bulk_flush(bulk_state *s)
 {
     if (!s->n) return;
-    ls_daemon_lock(s->r->d);
-    uint64_t seq0 = s->r->d->seq;
-    ls_reporter_activity_batch(s->r->d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
-    if (s->r->d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(s->r->d); /* transitions: durable first */
-    else ls_daemon_unlock(s->r->d);
+    ls_daemon *d = s->r->d;
+    if (ls_reporter_strategy(d->http_in) == LS_REPORT_ALL) {
+        /* A pass-through: straight to the shards, one shard lock at a time. */
+        uint64_t gen;
+        size_t applied = ls_shards_apply(d->shards, s->items, s->n, s->rcs, &gen);
+        if (gen > s->gen) s->gen = gen; /* transitions: durable first */
+        pthread_mutex_lock(&d->lock);
+        ls_reporter_count_forwarded(d->http_in, applied);
+        pthread_mutex_unlock(&d->lock);
+    } else {
+        ls_daemon_lock(d);
+        uint64_t seq0 = d->seq;
+        ls_reporter_activity_batch(d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
+        if (d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(d);
+        else ls_daemon_unlock(d);
+    }
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
         else if (s->rcs[i] == LS_EFULL) bulk_reject(s, s->index[i], "state.max_devices reached", LS_REJECT_DEVICE_LIMIT);
@@ -463,18 +477,39 @@ enum MHD_Result ls_api_device_list(ls_req *r)
     }
     if (limit_s && ls_api_parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
         return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", LIST_LIMIT_MAX);
-    if (after && after[0] && ls_api_parse_u64(after, 0, UINT32_MAX, &cursor) < 0)
+    if (after && after[0] && ls_api_parse_u64(after, 0, UINT64_MAX / 2, &cursor) < 0)
         return ls_api_error(r, 422, "invalid", "after must be a cursor returned as \"next\"");
 
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {.e = r->d->engine, .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL,
-                    .qlen = hq ? strlen(qbuf) : 0};
-    ls_daemon_lock(r->d);
-    uint64_t next = ls_engine_scan_match(r->d->engine, cursor, filter, limit, LIST_SCAN_MAX,
-                                         s.qlen ? list_match : NULL, list_visit, &s);
-    ls_daemon_unlock(r->d);
+    list_state s = {.alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
+    /* Shard after shard, each locked on its own for at most LIST_SCAN_MAX
+     * slots: the cursor is the engine's cursor times the shard count plus
+     * the shard (a cursor of 0 in shard k is k: its beginning). */
+    ls_shards *sh = r->d->shards;
+    unsigned k = (unsigned)(cursor % sh->n);
+    uint64_t c = cursor / sh->n, next = 0, left = limit;
+    for (; k < sh->n; k++, c = 0) {
+        ls_shard *shard = &sh->shard[k];
+        pthread_mutex_lock(&shard->lock);
+        pthread_mutex_lock(&r->d->lock); /* the alarms in each device's JSON */
+        s.e = shard->engine;
+        size_t before = s.n;
+        uint64_t nc = ls_engine_scan_match(shard->engine, c, filter, left, LIST_SCAN_MAX,
+                                           s.qlen ? list_match : NULL, list_visit, &s);
+        pthread_mutex_unlock(&r->d->lock);
+        pthread_mutex_unlock(&shard->lock);
+        left -= s.n - before;
+        if (nc) {
+            next = nc * sh->n + k;
+            break;
+        }
+        if (left == 0) {
+            next = k + 1 < sh->n ? k + 1 : 0;
+            break;
+        }
+    }
     if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
     else ls_buf_append(&b, "],\"next\":null}", 14);
     return respond_buf(r, 200, &b);
@@ -486,7 +521,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
     ls_buf avail;
     ls_buf_init(&avail, (size_t)16 << 20);
     ls_daemon_lock(r->d);
-    ls_engine_get_stats(r->d->engine, &st);
+    ls_shards_engine_stats(r->d->shards, &st);
     ls_daemon *d = r->d;
     uint64_t events[LS_EV__COUNT];
     memcpy(events, d->events_by_type, sizeof(events));
@@ -556,6 +591,14 @@ enum MHD_Result ls_api_stats(ls_req *r)
                           (unsigned long long)us.rejected[i]);
         ls_buf_append(&b, "}}", 2);
     }
+
+    ls_shards_stats ss;
+    ls_shards_get_stats(d->shards, &ss);
+    ls_buf_printf(&b,
+                  ",\"shards\":{\"count\":%u,\"batches\":%llu,\"activities\":%llu,\"queued\":%llu,"
+                  "\"producerWaits\":%llu}",
+                  d->shards->n, (unsigned long long)ss.batches, (unsigned long long)ss.activities,
+                  (unsigned long long)ss.queued, (unsigned long long)ss.producer_waits);
 
     ls_webhook_stats ws[LS_WEBHOOKS_MAX];
     int nw = ls_webhooks_stats(d->webhooks, ws, LS_WEBHOOKS_MAX);

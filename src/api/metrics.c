@@ -2,7 +2,7 @@
  * metrics.c - GET /metrics: everything lastseen counts, in the Prometheus
  * text format 0.0.4 (out/prom.c writes it).
  *
- * A scrape reads the engine's figures under the engine lock once (as
+ * A scrape reads the engines' figures under the daemon's locks once (as
  * /api/v1/stats does: a copy of a few counters and the sink cursors), then
  * formats without any lock; counters kept elsewhere (app/metrics.h,
  * webhooks, streams) are read atomically.  Names follow the Prometheus
@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "app/persist.h"
+#include "app/shards.h"
 #include "in/mqtt.h"
 #include "out/prom.h"
 #include "out/webhook.h"
@@ -101,7 +102,7 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     ls_sink sinks[LS_SINKS_MAX];
 
     ls_daemon_lock(d);
-    ls_engine_get_stats(d->engine, &st);
+    ls_shards_engine_stats(d->shards, &st);
     uint64_t committed = d->committed_seq;
     int nsinks = d->nsinks;
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "app/clock.h"
 #include "app/persist.h"
+#include "app/shards.h"
 
 #define LIST_MAX_BYTES ((size_t)64 << 20)
 
@@ -50,19 +51,26 @@ static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
     return ok;
 }
 
+typedef struct list_state {
+    ls_buf *b;
+    size_t n;
+} list_state;
+
+static void list_visit(void *ud, const ls_type_info *t)
+{
+    list_state *ls = ud;
+    if (ls->n++) ls_buf_putc(ls->b, ',');
+    type_json(ls->b, t);
+}
+
 static enum MHD_Result type_list(ls_req *r)
 {
     ls_buf b;
     ls_buf_init(&b, LIST_MAX_BYTES);
     ls_buf_append(&b, "{\"types\":[", 10);
     ls_daemon_lock(r->d);
-    uint32_t n = ls_engine_type_count(r->d->engine);
-    for (uint32_t i = 0; i < n; i++) {
-        ls_type_info t;
-        ls_engine_type_at(r->d->engine, i, &t);
-        if (i) ls_buf_putc(&b, ',');
-        type_json(&b, &t);
-    }
+    list_state ls = {.b = &b};
+    ls_shards_types(r->d->shards, list_visit, &ls);
     ls_daemon_unlock(r->d);
     ls_buf_append(&b, "]}", 2);
     return respond_buf(r, 200, &b);
@@ -147,7 +155,7 @@ static enum MHD_Result type_put(ls_req *r, const char *name, size_t len)
     ls_daemon_lock(r->d);
     ls_type_info cur;
     ls_type_config c = {.monitored = -1, .severity = LS_SEV_MAJOR};
-    if (ls_engine_type_get(r->d->engine, name, len, &cur) == 0 && cur.configured) c = cur.cfg;
+    if (ls_shards_type_get(r->d->shards, name, len, &cur) == 0 && cur.configured) c = cur.cfg;
     if (p.set_timeout) c.timeout_ms = p.v.timeout_ms;
     if (p.set_ri) {
         c.has_ri = p.v.has_ri;
@@ -156,10 +164,10 @@ static enum MHD_Result type_put(ls_req *r, const char *name, size_t len)
     if (p.set_monitored) c.monitored = p.v.monitored;
     if (p.set_severity) c.severity = p.v.severity;
     int created = 0;
-    int rc = ls_engine_type_put(r->d->engine, name, len, &c, ls_clock_now(), &created);
+    int rc = ls_shards_type_put(r->d->shards, name, len, &c, ls_clock_now(), &created);
     if (rc == 0) {
         ls_persist_type(r->d, name, len, &c);
-        ls_engine_type_get(r->d->engine, name, len, &cur);
+        ls_shards_type_get(r->d->shards, name, len, &cur);
         type_json(&b, &cur);
         ls_daemon_commit_unlock(r->d);
     } else {
@@ -179,7 +187,7 @@ static enum MHD_Result type_item(ls_req *r, const char *name, size_t len)
     if (strcmp(r->method, "PUT") == 0) return type_put(r, name, len);
     ls_daemon_lock(r->d);
     if (strcmp(r->method, "DELETE") == 0) {
-        int rc = ls_engine_type_delete(r->d->engine, name, len, ls_clock_now());
+        int rc = ls_shards_type_delete(r->d->shards, name, len, ls_clock_now());
         if (rc == 0) {
             ls_persist_type(r->d, name, len, NULL);
             ls_daemon_commit_unlock(r->d);
@@ -191,7 +199,7 @@ static enum MHD_Result type_item(ls_req *r, const char *name, size_t len)
     ls_type_info t;
     ls_buf b;
     ls_buf_init(&b, 4096);
-    int rc = ls_engine_type_get(r->d->engine, name, len, &t);
+    int rc = ls_shards_type_get(r->d->shards, name, len, &t);
     if (rc == 0) type_json(&b, &t);
     ls_daemon_unlock(r->d);
     if (rc < 0) {

@@ -23,6 +23,7 @@
 #include "api/api.h"
 #include "app/clock.h"
 #include "app/persist.h"
+#include "app/shards.h"
 
 #define RECENT_LIMIT_DEFAULT 50
 #define RECENT_LIMIT_MAX 500
@@ -45,7 +46,7 @@ enum MHD_Result ls_api_stats_history(ls_req *r)
     ls_engine_stats st;
     ls_daemon_lock(r->d);
     size_t n = ls_history_copy(&r->d->history, s, LS_HISTORY_LEN);
-    ls_engine_get_stats(r->d->engine, &st);
+    ls_shards_engine_stats(r->d->shards, &st);
     ls_daemon_unlock(r->d);
     int64_t now = ls_clock_now().wall;
 

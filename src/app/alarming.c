@@ -124,8 +124,8 @@ static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
     if (!d->cfg.alarms_enabled) return;
     char idb[LS_ID_BUF];
     const char *id = ls_device_id(dev, idb);
-    int rc = ls_alarms_raise(d->alarms, id, dev->id_len,
-                             ls_engine_severity(d->engine, dev), dev->last_activity, now);
+    const ls_engine *e = ls_daemon_engine(d, id, dev->id_len);
+    int rc = ls_alarms_raise(d->alarms, id, dev->id_len, ls_engine_severity(e, dev), dev->last_activity, now);
     if (rc < 0) {
         d->persist_errors++;
         ls_error("alarms", "cannot raise the alarm of %s: %s", id, ls_strerror(rc));

@@ -45,6 +45,7 @@ typedef struct ls_config {
     int64_t store_flush_interval;            /* ms */
     int64_t store_max_size;                  /* bytes, 0 = no cap */
     int store_sync;                          /* bool */
+    int64_t engine_shards;                    /* 0 = one per online core */
     int64_t state_default_inactivity_timeout; /* ms */
     int64_t state_max_clock_skew;             /* ms */
     int64_t state_max_devices;                /* 0 = unlimited */

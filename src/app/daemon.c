@@ -1,12 +1,12 @@
 /*
- * daemon.c - start-up, the timer loop, shutdown.
+ * daemon.c - start-up, the main loop, shutdown, and the locks.
  *
- * The timer loop sleeps in ppoll(2) until the engine's next wheel event
- * (to the nanosecond, so a deadline is processed in the millisecond it
- * falls due), a wake-up from an API thread that armed an earlier timer, or
- * a signal.  Each turn reads the clock once, ticks the engine, flushes the
- * events and hands the fleet counts to the history ring (history.c).
- * Idle, it wakes at most once a second.
+ * The shards' workers fire the engines' deadlines (shards.c).  The main
+ * loop sleeps in ppoll(2) until the HTTP reporter's next period end (to
+ * the nanosecond), a wake-up from an API thread that moved it earlier, or
+ * a signal; each turn reads the clock once, ticks the reporter, hands the
+ * fleet counts to the history ring (history.c) and prunes old alarms.
+ * Idle, it wakes once a second.
  */
 #include "app/daemon.h"
 
@@ -28,6 +28,7 @@
 #include "app/lockfile.h"
 #include "app/log.h"
 #include "app/persist.h"
+#include "app/shards.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
 #include "out/mqtt_pub.h"
@@ -36,9 +37,8 @@
 #define IDLE_WAKE_MS 1000
 #define ALARM_PRUNE_EVERY_MS 60000 /* or a quarter of alarms.retention if shorter */
 
-static void on_event(void *ud, const ls_event *ev)
+void ls_daemon__event(ls_daemon *d, const ls_event *ev)
 {
-    ls_daemon *d = ud;
     if (ev->type == LS_EV_INACTIVITY) {
         int64_t late_ms = ev->detected_at - ev->ts; /* < 0 after a wall clock step back */
         ls_histogram_observe(&d->metrics.lateness, late_ms > 0 ? (uint64_t)late_ms * 1000000 : 0);
@@ -47,17 +47,31 @@ static void on_event(void *ud, const ls_event *ev)
     ls_alarming_event(d, ev);
 }
 
-/* The earliest monotonic ms at which the engine or the HTTP reporter has work. */
+/* The earliest monotonic ms at which the HTTP reporter has work. */
 static int64_t next_wakeup(const ls_daemon *d)
 {
-    int64_t next = ls_engine_next_wakeup(d->engine);
-    int64_t r = d->http_in ? ls_reporter_next_wakeup(d->http_in) : INT64_MAX;
-    return r < next ? r : next;
+    return d->http_in ? ls_reporter_next_wakeup(d->http_in) : INT64_MAX;
+}
+
+ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len)
+{
+    return ls_shards_of(d->shards, id, len)->engine;
 }
 
 void ls_daemon_lock(ls_daemon *d)
 {
+    ls_shards_lock_all(d->shards);
     pthread_mutex_lock(&d->lock);
+    d->locked = -1;
+}
+
+ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len)
+{
+    ls_shard *s = ls_shards_of(d->shards, id, len);
+    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&d->lock);
+    d->locked = (int)s->index;
+    return s->engine;
 }
 
 void ls_daemon__wake_timer(ls_daemon *d)
@@ -69,13 +83,47 @@ void ls_daemon__wake_timer(ls_daemon *d)
         ssize_t w = write(d->wake_fd, &one, sizeof(one));
         (void)w;
     }
+    if (d->locked >= 0) {
+        ls_shard_wake_if_earlier(&d->shards->shard[d->locked]);
+    } else {
+        for (unsigned i = 0; i < d->shards->n; i++) ls_shard_wake_if_earlier(&d->shards->shard[i]);
+    }
+}
+
+void ls_daemon__release_shards(ls_daemon *d, int held)
+{
+    if (held >= 0) pthread_mutex_unlock(&d->shards->shard[held].lock);
+    else ls_shards_unlock_all(d->shards);
 }
 
 void ls_daemon_unlock(ls_daemon *d)
 {
     ls_daemon__wake_timer(d);
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
+    int held = d->locked;
     pthread_mutex_unlock(&d->lock);
+    ls_daemon__release_shards(d, held);
+}
+
+/* engine.shards, 0 resolved to the online cores. */
+static unsigned shard_count(const ls_config *cfg)
+{
+    long n = cfg->engine_shards;
+    if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > LS_SHARDS_MAX) n = LS_SHARDS_MAX;
+    return (unsigned)n;
+}
+
+static ls_engine *route_cb(void *ud, const char *id, size_t len)
+{
+    return ls_daemon_engine(ud, id, len);
+}
+
+static size_t batch_cb(void *ud, const ls_activity *a, size_t n, ls_now now, int *rcs)
+{
+    ls_daemon *d = ud;
+    return ls_shards_apply_locked(d->shards, a, n, now, rcs);
 }
 
 int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
@@ -125,21 +173,23 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         .session_timeout_ms = cfg->transport_session_inactivity_timeout,
     };
     if (getrandom(&ec.seed, sizeof(ec.seed), 0) != sizeof(ec.seed)) ec.seed = (uint64_t)ls_clock_mono_ns();
-    if ((rc = ls_engine_new(&d->engine, &ec, on_event, d)) < 0) {
-        ls_error("daemon", "engine: %s", ls_strerror(rc));
+    ec.shared_devices = &d->devices;
+    if ((rc = ls_alarming_open(d, ec.seed * 3 + 1)) < 0) return rc;
+    if ((rc = ls_shards_new(&d->shards, d, shard_count(cfg), &ec)) < 0) {
+        ls_error("daemon", "engine: %s", strerror(-rc));
         return rc;
     }
-    if ((rc = ls_alarming_open(d, ec.seed * 3 + 1)) < 0) return rc;
-    ls_engine_set_avail_cb(d->engine, ls_alarming_avail_cb, d);
-    if ((rc = ls_reporter_new(&d->http_in, d->engine, (ls_report_strategy)cfg->http_reporting_strategy,
+    if ((rc = ls_reporter_new(&d->http_in, NULL, (ls_report_strategy)cfg->http_reporting_strategy,
                               cfg->http_reporting_period, ec.seed * 5 + 3)) < 0) {
         ls_error("daemon", "http reporting strategy: %s", ls_strerror(rc));
         return rc;
     }
+    ls_reporter_set_route(d->http_in, route_cb, batch_cb, d);
     /* HTTP answers /healthz with "starting" while the devices load. */
     if ((rc = ls_persist_open(d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     if ((rc = ls_persist_start(d)) < 0) return rc;
+    if ((rc = ls_shards_start(d->shards)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
     if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
     if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
@@ -148,9 +198,9 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         return rc;
     __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
     ls_info("daemon",
-            "lastseen %s started: data_dir=%s default_inactivity_timeout=%lldms monitor_by_default=%s "
+            "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms monitor_by_default=%s "
             "http.reporting_strategy=%s events seq=%llu",
-            LS_VERSION, cfg->data_dir, (long long)cfg->state_default_inactivity_timeout,
+            LS_VERSION, cfg->data_dir, d->shards->n, (long long)cfg->state_default_inactivity_timeout,
             cfg->state_monitor_by_default ? "true" : "false",
             ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy), (unsigned long long)d->seq);
     return 0;
@@ -161,9 +211,8 @@ int ls_daemon_run(ls_daemon *d)
     for (;;) {
         ls_daemon_lock(d);
         ls_now now = ls_clock_now();
-        ls_engine_tick(d->engine, now);
         ls_engine_stats st;
-        ls_engine_get_stats(d->engine, &st);
+        ls_shards_engine_stats(d->shards, &st);
         ls_history_tick(&d->history, now, &st);
         ls_reporter_tick(d->http_in, now);
         int64_t prune_every = d->cfg.alarms_retention / 4;
@@ -175,8 +224,10 @@ int ls_daemon_run(ls_daemon *d)
         int64_t next = next_wakeup(d);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;
+        ls_daemon__wake_timer(d); /* the reporter may have armed an earlier deadline in a shard */
         if (d->want_commit) pthread_cond_signal(&d->work_cv);
         pthread_mutex_unlock(&d->lock);
+        ls_shards_unlock_all(d->shards);
 
         int64_t wait_ns = next * 1000000 - ls_clock_mono_ns();
         if (wait_ns < 0) wait_ns = 0;
@@ -214,6 +265,7 @@ void ls_daemon_stop(ls_daemon *d)
     ls_http_stop(d->http);
     ls_udp_stop(d->udp);
     d->udp = NULL;
+    ls_shards_stop(d->shards); /* applies what is queued: the final commit has it */
     /* Sinks before the store closes, so that their last acknowledgements are saved. */
     ls_webhooks_stop(d->webhooks);
     d->webhooks = NULL;
@@ -225,8 +277,8 @@ void ls_daemon_stop(ls_daemon *d)
     ls_eventlog_close(&d->events);
     ls_reporter_close(d->http_in);
     d->http_in = NULL;
-    ls_engine_close(d->engine);
-    d->engine = NULL;
+    ls_shards_close(d->shards);
+    d->shards = NULL;
     ls_alarming_close(d);
     if (d->wake_fd >= 0) close(d->wake_fd);
     if (d->signal_fd >= 0) close(d->signal_fd);

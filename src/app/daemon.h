@@ -1,13 +1,28 @@
 /*
- * daemon.h - the running daemon: the engine, its lock, its sinks, its loop.
+ * daemon.h - the running daemon: its shards, the global lock, sinks, loop.
  *
- * Threads: libmicrohttpd's threads serve the API; the main thread runs the
- * timer loop; the committer thread writes the store (persist.c); with MQTT
- * on, one thread reads the broker (src/in/mqtt.c).  All
- * touch the engine under `lock` (one writer at a time) and keep their
- * critical sections short; events get their seq inside them.  Outputs add
- * one thread for all webhooks (out/webhook.c) and one that wakes event
- * streams (api/stream.c); neither touches the engine.
+ * Threads.  The devices live in engine.shards shards (app/shards.h), each
+ * one pure engine with its own table and timing wheel, written by one
+ * worker thread that applies queued activity batches and fires its wheel.
+ * libmicrohttpd's threads serve the API; the main thread runs the loop of
+ * the HTTP reporting strategy, the history and alarm pruning; the committer
+ * thread writes the store (persist.c); with MQTT on, one thread reads the
+ * broker (src/in/mqtt.c); with UDP on, one thread reads the socket and
+ * feeds the shards' queues.  Outputs add one thread for all webhooks
+ * (out/webhook.c) and one that wakes event streams (api/stream.c); neither
+ * touches an engine.
+ *
+ * Locks.  Each shard has a mutex; the daemon has one global `lock` for
+ * what is shared: the event seq and the outbox (pending batch), alarms,
+ * the HTTP reporter, history, sinks.  Order: shard mutexes in index order,
+ * then `lock`.  ls_daemon_lock() takes every shard and the global lock
+ * (global operations: stats, types, MQTT, the HTTP reporter's periods);
+ * ls_daemon_lock_id() takes one device's shard and the global lock (device
+ * routes); a shard worker, and HTTP bulk (ls_shards_apply()), hold one
+ * shard for one batch and take the global lock only when its engine emits
+ * an event.  So every event gets its seq under the global lock,
+ * seqs are strictly increasing, and an event is in the same pending batch
+ * as the device state that caused it.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -40,7 +55,9 @@ typedef struct ls_sink {
 
 typedef struct ls_daemon {
     ls_config cfg;
-    ls_engine *engine;
+    struct ls_shards *shards; /* the engines (shards.h) */
+    int locked;               /* under lock: -1 every shard held, else the one shard held */
+    uint64_t devices;         /* atomic: devices of every shard, for state.max_devices */
     ls_eventlog events;
     pthread_mutex_t lock;
     int wake_fd;     /* eventfd: wakes the timer loop */
@@ -118,10 +135,19 @@ int ls_daemon_run(ls_daemon *d);
 
 void ls_daemon_stop(ls_daemon *d);
 
-/* Enter/leave the engine's critical section; leaving wakes the timer loop
- * if its next deadline moved earlier, and the committer if events wait. */
+/* Enter/leave the critical section of every shard and the global state;
+ * leaving wakes the loops whose next deadline moved earlier, and the
+ * committer if events wait. */
 void ls_daemon_lock(ls_daemon *d);
 void ls_daemon_unlock(ls_daemon *d);
+
+/* Enters the critical section of one device's shard and the global state
+ * and returns that shard's engine; ls_daemon_unlock() and the commit
+ * variants below leave it.  For calls that touch one device only. */
+ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len);
+
+/* The engine owning a device (any thread; use it under the right lock). */
+ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len);
 
 /* Leaves the critical section once everything changed in it is committed
  * to the store and its events delivered: for changes the API acknowledges. */
@@ -133,8 +159,17 @@ void ls_daemon_commit_unlock(ls_daemon *d);
 uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
 uint64_t ls_daemon_committed_gen(ls_daemon *d);
 
-/* Under the lock: wakes the timer loop if the engine's next deadline moved
- * earlier than the time it sleeps until (for daemon.c and persist.c). */
+/* Under the lock: wakes the loop and the workers of the shards held whose
+ * next deadline moved earlier than the time they sleep until (for
+ * daemon.c and persist.c). */
 void ls_daemon__wake_timer(ls_daemon *d);
+
+/* Under the global lock, just before it is released: releases the shard
+ * locks that ls_daemon_lock() or ls_daemon_lock_id() took (`held` is the
+ * value d->locked had), for persist.c's commit variants. */
+void ls_daemon__release_shards(ls_daemon *d, int held);
+
+/* An event from an engine, under the global lock: seq, outbox, alarms. */
+void ls_daemon__event(ls_daemon *d, const ls_event *ev);
 
 #endif

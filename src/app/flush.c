@@ -190,6 +190,11 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+void ls_flush_set_engine(ls_flush *f, const ls_engine *engine)
+{
+    f->engine = engine;
+}
+
 int ls_flush_reserve(ls_flush *f, size_t records)
 {
     /* Ids are at most 256 bytes, type names 64. */

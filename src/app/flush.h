@@ -26,6 +26,9 @@ typedef struct ls_flush_stats {
 
 /* A flush for `engine` (read only while the caller holds the engine lock). */
 int ls_flush_new(ls_flush **out, const ls_engine *engine);
+
+/* The engine the next ls_flush_stage_cb() calls read from (a shard's). */
+void ls_flush_set_engine(ls_flush *f, const ls_engine *engine);
 void ls_flush_free(ls_flush *f);
 
 /* 1 while a pass is staged or being written: commits of other records must

@@ -2,8 +2,8 @@
  * history.c - a ring of fleet-count samples for the dashboard's chart.
  *
  * The timer loop calls ls_history_tick() every turn (it turns at least once
- * a second), under the engine lock; a sample is three counters the engine
- * keeps anyway, so the cost is a comparison per turn and a copy every ten
+ * a second), under every shard's lock; a sample is three counters the engines
+ * keep anyway, so the cost is a comparison per turn and a copy every ten
  * seconds.  The ring is fixed (360 samples, 11 KiB): the oldest sample is
  * overwritten.  Samples are not persisted: after a restart the chart starts
  * over (the event log keeps the detail).

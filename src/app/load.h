@@ -22,4 +22,10 @@ typedef struct ls_load_result {
 int ls_load_devices(ls_store *s, ls_engine *e, ls_restart_policy policy, ls_now now, uint64_t *progress,
                     ls_load_result *out);
 
+/* The same into a daemon's shards, each device into its own shard's engine
+ * (ls_shards_index()); batches are split by shard, order kept per shard. */
+struct ls_shards;
+int ls_load_devices_sharded(ls_store *s, struct ls_shards *sh, ls_restart_policy policy, ls_now now,
+                            uint64_t *progress, ls_load_result *out);
+
 #endif

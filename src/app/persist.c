@@ -1,14 +1,15 @@
 /*
  * persist.c - durability: the store, group commit, and event delivery.
  *
- * Flow.  Under the engine lock, every event gets the next seq and its JSON
- * line goes into the pending batch (the transactional outbox); deletes go
- * in as ops.  One committer thread writes two kinds of LMDB transactions,
- * one after the other:
+ * Flow.  Under the global lock (daemon.h), every event gets the next seq
+ * and its JSON line goes into the pending batch (the transactional outbox);
+ * deletes go in as ops.  One committer thread writes two kinds of LMDB
+ * transactions, one after the other:
  *   - event commits (commit_events): the pending batch plus the record of
  *     every urgent device (transitions, sessions, configuration, pings:
- *     engine.h), copied DRAIN_CHUNK at a time with the lock released in
- *     between.  Only then are the batch's events handed to the sinks
+ *     engine.h), copied DRAIN_CHUNK at a time with the locks released in
+ *     between (each chunk is taken holding every shard and the global
+ *     lock, so no event is in a batch without the state behind it).  Only then are the batch's events handed to the sinks
  *     (today events.jsonl), and only then are API requests waiting on that
  *     batch answered.  So a transition is on disk before anyone hears of
  *     it, together with its device, and an acknowledged change survives
@@ -69,6 +70,7 @@
 #include "app/flush.h"
 #include "app/load.h"
 #include "app/log.h"
+#include "app/shards.h"
 #include "out/format.h"
 
 #define SINK_JSONL "events.jsonl"
@@ -85,6 +87,7 @@
 /* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
 typedef struct record_ctx {
     ls_daemon *d;
+    const ls_engine *e; /* the shard being drained */
     ls_store_batch *b;
 } record_ctx;
 
@@ -92,10 +95,10 @@ static void put_record_cb(void *ud, const ls_device *dev)
 {
     record_ctx *rc = ud;
     ls_daemon *d = rc->d;
-    const char *type = ls_engine_type_name(d->engine, dev);
+    const char *type = ls_engine_type_name(rc->e, dev);
     ls_availability av = {0};
     char idb[LS_ID_BUF];
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(d->engine, dev, &av);
+    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(rc->e, dev, &av);
     ls_store_device rec = {
         .id = ls_device_id(dev, idb),
         .id_len = dev->id_len,
@@ -120,7 +123,8 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     char idb[LS_ID_BUF];
     ls_buf_reset(&d->line);
     if ((unsigned)ev->type < LS_EV__COUNT) d->events_by_type[ev->type]++;
-    if (ls_format_event(&d->line, d->engine, d->alarms, seq, ev) < 0 ||
+    const ls_engine *e = ev->dev ? ls_daemon_engine(d, ls_device_id(ev->dev, idb), ev->dev->id_len) : NULL;
+    if (ls_format_event(&d->line, e, d->alarms, seq, ev) < 0 ||
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
         __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
@@ -162,6 +166,7 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
+    ls_daemon__release_shards(d, d->locked); /* the committer needs them to drain */
     while (d->committed_gen < gen && !d->committer_gone) pthread_cond_wait(&d->commit_cv, &d->lock);
     pthread_mutex_unlock(&d->lock);
 }
@@ -172,7 +177,9 @@ uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
     ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
+    int held = d->locked;
     pthread_mutex_unlock(&d->lock);
+    ls_daemon__release_shards(d, held);
     return gen;
 }
 
@@ -290,20 +297,23 @@ typedef struct committer {
     uint64_t batched;      /* last seq put in a batch */
     int64_t mark_every, check_every;
     int64_t hold_t0; /* when the committer took the engine lock */
-    int staging;     /* a flush pass is copying devices from the engine */
+    int staging;     /* a flush pass is copying devices from the engines */
+    unsigned flush_shard; /* the shard the pass is copying from */
 } committer;
 
+/* Takes every shard and the global lock (ls_daemon_lock()). */
 static void hold_begin(committer *c)
 {
-    pthread_mutex_lock(&c->d->lock);
+    ls_daemon_lock(c->d);
     c->hold_t0 = ls_clock_mono_ns();
 }
 
-/* Leaves the lock, counting how long the committer held it. */
+/* Leaves the locks, counting how long the committer held them. */
 static void hold_end(committer *c)
 {
     uint64_t ns = (uint64_t)(ls_clock_mono_ns() - c->hold_t0);
     pthread_mutex_unlock(&c->d->lock);
+    ls_shards_unlock_all(c->d->shards);
     ls_histogram_observe(&c->d->metrics.lock_hold, ns);
     if (ns > __atomic_load_n(&c->d->metrics.lock_hold_max_ns, __ATOMIC_RELAXED))
         __atomic_store_n(&c->d->metrics.lock_hold_max_ns, ns, __ATOMIC_RELAXED);
@@ -349,8 +359,17 @@ static void commit_events(committer *c)
             ls_store_batch_clear(d->pending);
         }
         rx.b = batch;
-        ls_engine_drain_urgent(d->engine, DRAIN_CHUNK, put_record_cb, &rx);
-        if (ls_engine_urgent_left(d->engine) == 0) break;
+        size_t left = 0, room = DRAIN_CHUNK;
+        for (unsigned i = 0; i < d->shards->n; i++) {
+            ls_engine *e = d->shards->shard[i].engine;
+            rx.e = e;
+            if (room) {
+                size_t got = ls_engine_drain_urgent(e, room, put_record_cb, &rx);
+                room = got < room ? room - got : 0;
+            }
+            left += ls_engine_urgent_left(e);
+        }
+        if (left == 0) break;
         hold_end(c);
         lock_gap();
     }
@@ -432,9 +451,16 @@ static int flush_step(committer *c, int begin)
         int done = 0;
         ls_flush_reserve(d->flush, DRAIN_CHUNK); /* no allocation under the lock */
         hold_begin(c);
-        if (begin) ls_engine_flush_begin(d->engine);
+        if (begin) {
+            for (unsigned i = 0; i < d->shards->n; i++) ls_engine_flush_begin(d->shards->shard[i].engine);
+            c->flush_shard = 0;
+        }
+        /* The shards one after the other, a chunk a step. */
+        ls_engine *e = d->shards->shard[c->flush_shard].engine;
+        ls_flush_set_engine(d->flush, e);
         ls_flush_chunk(d->flush);
-        ls_engine_flush_next(d->engine, DRAIN_CHUNK, ls_flush_stage_cb, d->flush, &done);
+        ls_engine_flush_next(e, DRAIN_CHUNK, ls_flush_stage_cb, d->flush, &done);
+        if (done) done = ++c->flush_shard == d->shards->n;
         hold_end(c);
         if (done) c->staging = 0;
         else lock_gap();
@@ -490,9 +516,15 @@ static void *committer_main(void *arg)
             pthread_cond_timedwait(&d->work_cv, &d->lock, &ts);
             stopping = d->stopping;
         }
-        int want = d->want_commit || ls_store_batch_ops(d->pending) > 0 || ls_engine_urgent_left(d->engine) > 0;
-        int dirty = ls_engine_dirty_left(d->engine) > 0;
+        int want = d->want_commit || ls_store_batch_ops(d->pending) > 0;
         pthread_mutex_unlock(&d->lock);
+        int dirty = 0;
+        ls_shards_lock_all(d->shards); /* lock order: shards before the global lock */
+        for (unsigned i = 0; i < d->shards->n; i++) {
+            want |= ls_engine_urgent_left(d->shards->shard[i].engine) > 0;
+            dirty |= ls_engine_dirty_left(d->shards->shard[i].engine) > 0;
+        }
+        ls_shards_unlock_all(d->shards);
 
         /* Events first; when idle, woken by the clock (and at that pace
          * during a long pass): cursors, retention, a retry of the events file. */
@@ -535,7 +567,7 @@ int ls_persist_open(ls_daemon *d)
     d->pending = ls_store_batch_new();
     d->spare = ls_store_batch_new();
     ls_buf_init(&d->line, 1 << 20);
-    if (!d->pending || !d->spare || ls_flush_new(&d->flush, d->engine) < 0) return -ENOMEM;
+    if (!d->pending || !d->spare || ls_flush_new(&d->flush, d->shards->shard[0].engine) < 0) return -ENOMEM;
 
     /* seq continues after both the outbox and the file. */
     uint64_t last = ls_store_last_seq(d->store);
@@ -572,7 +604,7 @@ static int load_type_cb(void *ud, const ls_store_type *t)
         .monitored = t->monitored,
         .severity = (ls_severity)t->severity,
     };
-    int rc = ls_engine_type_put(ls->d->engine, t->name, t->name_len, &c, ls->now, NULL);
+    int rc = ls_shards_type_put(ls->d->shards, t->name, t->name_len, &c, ls->now, NULL);
     if (rc < 0)
         ls_error("persist", "stored device type %.*s not restored: %s", (int)t->name_len, t->name, ls_strerror(rc));
     return 0;
@@ -589,8 +621,8 @@ int ls_persist_start(ls_daemon *d)
         return rc;
     }
     ls_load_result ls;
-    if ((rc = ls_load_devices(d->store, d->engine, (ls_restart_policy)d->cfg.state_restart_policy, now, &d->loaded,
-                              &ls)) < 0) {
+    if ((rc = ls_load_devices_sharded(d->store, d->shards, (ls_restart_policy)d->cfg.state_restart_policy, now,
+                                      &d->loaded, &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir, ls_store_strerror(rc));
         return rc;
     }

@@ -17,10 +17,10 @@ int ls_persist_start(ls_daemon *d);
 /* Commits what is pending, stops the committer, closes the store. */
 void ls_persist_stop(ls_daemon *d);
 
-/* Under the engine lock: queue an event (assigns its seq) / a deletion. */
+/* Under the global lock: queue an event (assigns its seq) / a deletion. */
 void ls_persist_event(ls_daemon *d, const ls_event *ev);
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len);
-/* Under the engine lock: queue a type's settings (NULL: the type has none). */
+/* Under the global lock: queue a type's settings (NULL: the type has none). */
 void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c);
 
 /*
@@ -54,7 +54,7 @@ int ls_persist_watch(ls_daemon *d);
 
 /* Blocks until an event after `after` is committed, the daemon stops, or
  * timeout_ms passes; returns ls_persist_committed().  Any thread but the
- * committer; must not hold the engine lock. */
+ * committer; must not hold any daemon lock. */
 uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms);
 
 #endif

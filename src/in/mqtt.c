@@ -10,8 +10,9 @@
  * (mqtt_topic.c).  A message becomes an operation on a device: activity,
  * online (a session opened) or offline (closed), copied into a batch.
  *
- * Batching.  The engine is shared with the API and the timer loop under
- * one lock.  The thread takes it once per batch, not per message: a batch
+ * Batching.  The engines are shared with the API and the shards' workers;
+ * the thread takes every shard's lock (ls_daemon_lock()) once per batch,
+ * not per message, and each device goes to its own shard's engine: a batch
  * is applied when the socket has nothing more to read (so an idle
  * connection applies each message at once), when it is full
  * (BATCH_OPS operations or ARENA_BYTES of ids), or after BATCH_MAX_AGE_MS.
@@ -56,6 +57,7 @@
 
 #include "app/clock.h"
 #include "app/log.h"
+#include "app/shards.h"
 #include "in/mqtt_client.h"
 #include "in/mqtt_topic.h"
 #include "in/sparkplug.h"
@@ -134,7 +136,7 @@ static void set_state(ls_mqtt *q, int s)
     __atomic_store_n(&q->state, s, __ATOMIC_RELAXED);
 }
 
-/* ---- applying a batch (under the engine lock) --------------------------- */
+/* ---- applying a batch (under ls_daemon_lock()) -------------------------- */
 
 /* Counts a refused input here and in /metrics (source "mqtt"). */
 static void refuse(ls_mqtt *q, uint64_t *counter, ls_reject_reason why)
@@ -163,7 +165,7 @@ static void count_activities(ls_mqtt *q, uint64_t n)
 static void apply_activities(ls_mqtt *q, size_t n, ls_now now)
 {
     if (n == 0) return;
-    size_t ok = ls_engine_activity_batch(q->d->engine, q->acts, n, now, q->rcs);
+    size_t ok = ls_shards_apply_locked(q->d->shards, q->acts, n, now, q->rcs);
     if (ok < n)
         for (size_t i = 0; i < n; i++)
             if (q->rcs[i] < 0) count_rc(q, q->rcs[i]);
@@ -173,7 +175,7 @@ static void apply_activities(ls_mqtt *q, size_t n, ls_now now)
 /* A presence operation: sessions are a state here, see the top comment. */
 static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
 {
-    ls_engine *e = q->d->engine;
+    ls_engine *e = ls_daemon_engine(q->d, id, o->len);
     const ls_device *dev = ls_engine_find(e, id, o->len);
     int rc = 0;
     if (!dev && ls_id_check(id, o->len)) {
@@ -196,7 +198,7 @@ static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
     if (rc < 0) count_rc(q, rc);
 }
 
-/* Applies and empties the batch.  Caller holds the engine lock. */
+/* Applies and empties the batch.  Caller holds ls_daemon_lock(). */
 static void flush_locked(ls_mqtt *q)
 {
     if (q->nops == 0) return;
@@ -231,7 +233,7 @@ static void source_up(ls_mqtt *q)
 {
     ls_daemon_lock(q->d);
     flush_locked(q);
-    ls_engine_source_up(q->d->engine, q->source, ls_clock_now());
+    ls_shards_source_up(q->d->shards, q->source, ls_clock_now());
     ls_daemon_unlock(q->d);
     set_state(q, ST_UP);
 }
@@ -240,7 +242,7 @@ static void source_down(ls_mqtt *q)
 {
     ls_daemon_lock(q->d);
     flush_locked(q);
-    ls_engine_source_down(q->d->engine, q->source, ls_clock_now());
+    ls_shards_source_down(q->d->shards, q->source, ls_clock_now());
     ls_daemon_unlock(q->d);
     set_state(q, ST_DOWN);
 }
@@ -660,7 +662,7 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
         return rc;
     }
     ls_daemon_lock(d);
-    rc = ls_engine_source_add(d->engine, SOURCE_NAME, d->cfg.mqtt_gate);
+    rc = ls_shards_source_add(d->shards, SOURCE_NAME, d->cfg.mqtt_gate);
     ls_daemon_unlock(d);
     if (rc < 0) {
         ls_error(MOD, "cannot register the mqtt source: %s", ls_strerror(rc));

@@ -9,10 +9,16 @@
  * either (transitions are committed with the next group commit, like any).
  *
  * One thread owns the socket.  It sleeps in poll(2), then drains the socket
- * with recvmmsg(2), UDP_VLEN datagrams a call, and applies their lines to
- * the engine with ls_engine_activity_batch() under one lock per
- * UDP_BATCH lines: the lock and the clock read are paid per batch, not per
- * heartbeat, and the engine's prefetching batch path does the rest.
+ * with recvmmsg(2), UDP_VLEN datagrams a call, and hands each good line to
+ * the device's shard through a shard producer (app/shards.h): the line is
+ * copied into that shard's open batch, a full batch goes onto the shard's
+ * lock-free queue, and every open batch is queued once the socket is
+ * drained.  This thread takes no lock; the shards' workers apply the
+ * batches with the engine's prefetching batch path, in parallel.  When
+ * every batch is in use the thread waits for one (counted in
+ * /api/v1/stats as shards.producerWaits) while the socket buffer absorbs
+ * the backlog; nothing is dropped by lastseen itself.  Activities and
+ * refusals (state.max_devices) are counted when a worker has applied them.
  *
  * Loss.  UDP drops datagrams when the socket's receive buffer overflows;
  * udp.rcvbuf sets it (SO_RCVBUFFORCE when running as root, so it is not
@@ -20,7 +26,7 @@
  * truncated by the kernel: the complete lines are kept and the datagram is
  * counted as truncated.
  *
- * Memory: UDP_VLEN x UDP_DGRAM_MAX bytes of buffers (4 MiB) plus the batch.
+ * Memory: UDP_VLEN x UDP_DGRAM_MAX bytes of buffers (4 MiB).
  */
 #include "in/udp.h"
 
@@ -39,10 +45,10 @@
 #include "app/daemon.h"
 #include "app/log.h"
 #include "app/net.h"
+#include "app/shards.h"
 
 #define UDP_VLEN 64
 #define UDP_DGRAM_MAX 65536
-#define UDP_BATCH 4096
 
 struct ls_udp {
     ls_daemon *d;
@@ -54,8 +60,7 @@ struct ls_udp {
     char *bufs;
     struct mmsghdr msgs[UDP_VLEN];
     struct iovec iov[UDP_VLEN];
-    ls_activity items[UDP_BATCH];
-    size_t n;
+    ls_shard_producer prod;
 };
 
 static const char *const reject_names[LS_UDP__REJECTS] = {"bad_id", "bad_ts", "bad_line", "truncated",
@@ -138,21 +143,16 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
     return 0;
 }
 
-/* Applies the pending lines to the engine under one lock. */
-static void apply(struct ls_udp *u)
+/* A worker applied a batch of this input's lines (any thread). */
+static void applied_cb(void *ud, size_t applied, size_t refused)
 {
-    if (u->n == 0) return;
-    ls_daemon_lock(u->d);
-    size_t applied = ls_engine_activity_batch(u->d->engine, u->items, u->n, ls_clock_now(), NULL);
-    ls_daemon_unlock(u->d);
+    struct ls_udp *u = ud;
     count(&u->stats.activities, applied);
     ls_metrics_activities(&u->d->metrics, u->metrics_src, applied);
-    reject(u, LS_UDP_REFUSED, u->n - applied);
-    u->n = 0;
+    reject(u, LS_UDP_REFUSED, refused);
 }
 
-/* Queues every complete line of one datagram.  Lines point into its buffer,
- * so the caller applies them before the buffer is reused. */
+/* Hands every complete line of one datagram to its shard (copied). */
 static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
 {
     const char *end = p + n;
@@ -172,8 +172,7 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
         if (rc < 0) {
             reject(u, why, 1);
         } else if (rc == 0) {
-            u->items[u->n++] = (ls_activity){.id = id, .len = (uint32_t)len, .ts = ts};
-            if (u->n == UDP_BATCH) apply(u);
+            ls_shard_producer_add(&u->prod, id, len, ts, 0);
         }
         p = le + 1;
     }
@@ -199,14 +198,17 @@ static void *udp_main(void *arg)
             if (got < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                     ls_warn("udp", "recvmmsg: %s", strerror(errno));
+                ls_shard_producer_flush(&u->prod); /* drained: nothing lingers */
                 break;
             }
             count(&u->stats.datagrams, (uint64_t)got);
             for (int i = 0; i < got; i++)
                 datagram(u, u->bufs + (size_t)i * UDP_DGRAM_MAX, u->msgs[i].msg_len,
                          (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
-            apply(u); /* before the buffers are reused */
-            if (got < UDP_VLEN) break;
+            if (got < UDP_VLEN) {
+                ls_shard_producer_flush(&u->prod);
+                break;
+            }
         }
     }
     return NULL;
@@ -242,6 +244,7 @@ int ls_udp_start(struct ls_udp **out, ls_daemon *d)
     }
     u->d = d;
     u->metrics_src = ls_metrics_source(&d->metrics, "udp");
+    ls_shard_producer_init(&u->prod, d->shards, applied_cb, u);
     u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     u->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int rc = 0;
@@ -282,6 +285,7 @@ void ls_udp_stop(struct ls_udp *u)
         (void)w;
         pthread_join(u->thread, NULL);
     }
+    ls_shard_producer_close(&u->prod);
     if (u->fd >= 0) close(u->fd);
     if (u->stop_fd >= 0) close(u->stop_fd);
     free(u->bufs);

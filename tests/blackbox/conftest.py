@@ -11,7 +11,10 @@ is started as
 
     LASTSEEN_BIN --set http.listen=127.0.0.1:0 --set store.data_dir=DIR [...]
 
-with stdout and stderr sent to files in DIR's parent; the port is read from
+with stdout and stderr sent to files in DIR's parent (and, when the
+environment variable LS_TEST_SHARDS is set, with --set engine.shards=N
+first, so that a whole file can be run against a given shard count:
+LS_TEST_SHARDS=4 pytest tests/blackbox/test_api.py); the port is read from
 the `listening on HOST:PORT` line on stderr, then /healthz is polled until it
 answers 200.  On teardown the daemon gets SIGTERM and must exit 0 within 5 s.
 """
@@ -30,6 +33,8 @@ import urllib.parse
 import pytest
 
 LASTSEEN_BIN = os.environ.get("LASTSEEN_BIN", "/work/main/build/lastseen")
+# engine.shards for every daemon (a test's own --set comes later and wins); None = the default.
+TEST_SHARDS = os.environ.get("LS_TEST_SHARDS") or None
 
 DEFAULT_TEST_TIMEOUT = 60.0
 START_TIMEOUT = 10.0
@@ -387,6 +392,8 @@ class Daemon:
         if listen:
             cmd += ["--set", "http.listen=127.0.0.1:0"]
         cmd += ["--set", "store.data_dir=%s" % self.data_dir]
+        if TEST_SHARDS:
+            cmd += ["--set", "engine.shards=%s" % TEST_SHARDS]
         for s in sets:
             cmd += ["--set", s]
         self.cmd = cmd

@@ -40,6 +40,7 @@ static const char *const all_keys[][2] = {
     {"store.flush_interval", "LASTSEEN_STORE_FLUSH_INTERVAL"},
     {"store.max_size", "LASTSEEN_STORE_MAX_SIZE"},
     {"store.sync", "LASTSEEN_STORE_SYNC"},
+    {"engine.shards", "LASTSEEN_ENGINE_SHARDS"},
     {"state.default_inactivity_timeout", "LASTSEEN_STATE_DEFAULT_INACTIVITY_TIMEOUT"},
     {"state.max_clock_skew", "LASTSEEN_STATE_MAX_CLOCK_SKEW"},
     {"state.max_devices", "LASTSEEN_STATE_MAX_DEVICES"},
@@ -181,6 +182,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.state_default_inactivity_timeout, 600000);
     assert_int_equal(c.state_max_clock_skew, 5000);
     assert_int_equal(c.state_max_devices, 0);
+    assert_int_equal(c.engine_shards, 0); /* one per online core */
     assert_int_equal(c.events_stdout, 0);
     assert_int_equal(c.log_level, LS_LOG_INFO);
     assert_int_equal(c.http_reporting_strategy, 0); /* ALL */
@@ -337,6 +339,9 @@ static void test_int_keys(void **state)
     set_bad("http.threads=", "expected an integer");
     set_bad("http.threads=0x10", "expected an integer");
     set_bad("state.max_devices=4294967296", "between 0 and 4294967295");
+    set_ok(&c, "engine.shards=4");
+    assert_int_equal(c.engine_shards, 4);
+    set_bad("engine.shards=65", "between 0 and 64");
     set_bad("state.max_devices=99999999999999999999", "too large");
     set_bad("state.max_devices=-99999999999999999999", "too large");
 }
