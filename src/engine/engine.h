@@ -422,7 +422,9 @@ const char *ls_id_check(const char *id, size_t len);
  * Persistence support.  Every change to a device (activity, session, config,
  * transition) marks it dirty; ls_engine_drain_dirty() visits each dirty
  * device once and clears the marks, so a store can write exactly what
- * changed.  Marking costs one flag test on the hot path.
+ * changed.  Marking costs one flag test on the hot path; the list holds 4
+ * bytes a dirty device, and memory a burst made it take is given back by
+ * the next drain that finds it less than a quarter used.
  */
 size_t ls_engine_drain_dirty(ls_engine *e, ls_visit_cb cb, void *ud);
 
