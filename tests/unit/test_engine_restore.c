@@ -221,7 +221,9 @@ static char visited_ids[16][LS_ID_BUF];
 static void visit(void *ud, const ls_device *d)
 {
     (void)ud;
-    if (visited < 16) snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d, (char[LS_ID_BUF]){0}));
+    char buf[LS_ID_BUF];
+    if (visited < 16)
+        snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d, buf));
     visited++;
 }
 
@@ -276,8 +278,8 @@ static void test_dirty_list_shrinks_after_burst(void **state)
     char id[32];
     for (int i = 0; i < N; i++) {
         int len = snprintf(id, sizeof(id), "dev-%d", i);
-        assert_int_equal(ls_engine_restore(e, id, (size_t)len, &(ls_device_state){.last_activity = WALL0},
-                                           LS_RESTART_GRACE, now), 0);
+        ls_device_state st = {.last_activity = WALL0};
+        assert_int_equal(ls_engine_restore(e, id, (size_t)len, &st, LS_RESTART_GRACE, now), 0);
     }
     for (int round = 0; round < 3; round++) {
         int touch = round == 1 ? 10 : N; /* burst, light, burst again */
