@@ -139,7 +139,8 @@ void ls_alarming_event(ls_daemon *d, const ls_event *ev)
         raise_for(d, ev->dev, ev->detected_at);
     else if (ev->type == LS_EV_ACTIVITY) {
         char idb[LS_ID_BUF];
-        ls_alarms_clear_source(d->alarms, ls_device_id(ev->dev, idb), ev->dev->id_len, ev->detected_at);
+        const char *id = ls_device_id(ev->dev, idb);
+        ls_alarms_clear_source(d->alarms, id, ev->dev->id_len, ev->detected_at);
     }
 }
 

@@ -16,7 +16,8 @@
 /* Bytes of c in [lo, lo + n), as a mask (signed compares only in SSE2). */
 static inline __m128i in_range(__m128i c, int lo, int n)
 {
-    return _mm_cmplt_epi8(_mm_sub_epi8(c, _mm_set1_epi8((char)(lo + 128))), _mm_set1_epi8((char)(n - 128)));
+    return _mm_cmplt_epi8(_mm_sub_epi8(c, _mm_set1_epi8((char)(lo + 128))),
+                          _mm_set1_epi8((char)(n - 128)));
 }
 
 /* Checks and converts 16 hex digits: 1 and 8 bytes into *out, with the
@@ -29,9 +30,11 @@ static inline int pack16(__m128i c, uint8_t *out, unsigned *cases)
     if (_mm_movemask_epi8(lower)) *cases |= 1;
     if (_mm_movemask_epi8(upper)) *cases |= 2;
     /* Digit values: the low nibble, + 9 for letters. */
-    __m128i v = _mm_add_epi8(_mm_and_si128(c, _mm_set1_epi8(0x0f)), _mm_and_si128(letter, _mm_set1_epi8(9)));
+    __m128i v = _mm_add_epi8(_mm_and_si128(c, _mm_set1_epi8(0x0f)),
+                             _mm_and_si128(letter, _mm_set1_epi8(9)));
     /* Each 16-bit lane holds a pair, first digit low: first << 4 | second. */
-    __m128i pairs = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(v, 4), _mm_set1_epi16(0x00f0)), _mm_srli_epi16(v, 8));
+    __m128i pairs = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(v, 4), _mm_set1_epi16(0x00f0)),
+                                 _mm_srli_epi16(v, 8));
     __m128i packed = _mm_packus_epi16(pairs, pairs);
     _mm_storel_epi64((__m128i *)(void *)out, packed);
     return 1;
@@ -40,7 +43,8 @@ static inline int pack16(__m128i c, uint8_t *out, unsigned *cases)
 int ls_uuid_pack(const char *text, size_t len, uint8_t out[16], int *upper)
 {
     const unsigned char *p = (const unsigned char *)text;
-    if (len != LS_UUID_TEXT || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-') return 0;
+    if (len != LS_UUID_TEXT || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-')
+        return 0;
     uint64_t w0, w3;
     uint32_t a, b, c, d;
     memcpy(&w0, p, 8);
@@ -76,7 +80,8 @@ static const uint8_t pair_at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 2
 int ls_uuid_pack(const char *text, size_t len, uint8_t out[16], int *upper)
 {
     const unsigned char *p = (const unsigned char *)text;
-    if (len != LS_UUID_TEXT || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-') return 0;
+    if (len != LS_UUID_TEXT || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-')
+        return 0;
     unsigned all = 0xff, any = 0;
     for (int k = 0; k < 16; k++) {
         unsigned hi = hexval[p[pair_at[k]]], lo = hexval[p[pair_at[k] + 1]];

@@ -60,7 +60,8 @@ static inline uint64_t ls_uuid__hex8(const uint8_t *b, uint64_t off)
 static inline void ls_uuid__digits(const uint8_t p[16], int upper, uint64_t w[4])
 {
     uint64_t off = upper ? 'A' - '0' - 10 : 'a' - '0' - 10;
-    for (int i = 0; i < 4; i++) w[i] = ls_uuid__hex8(p + 4 * i, off);
+    for (int i = 0; i < 4; i++)
+        w[i] = ls_uuid__hex8(p + 4 * i, off);
 }
 #endif
 
@@ -96,8 +97,8 @@ static inline int ls_uuid_equal(const uint8_t p[16], int upper, const char *text
     memcpy(&c, text + 19, 4);
     memcpy(&d, text + 24, 4);
     memcpy(&t3, text + 28, 8);
-    uint64_t diff = (t0 ^ w[0]) | (((uint64_t)b << 32 | a) ^ w[1]) | (((uint64_t)d << 32 | c) ^ w[2]) |
-                    (t3 ^ w[3]);
+    uint64_t diff = (t0 ^ w[0]) | (((uint64_t)b << 32 | a) ^ w[1]) |
+                    (((uint64_t)d << 32 | c) ^ w[2]) | (t3 ^ w[3]);
     unsigned dashes = ((unsigned char)text[8] ^ '-') | ((unsigned char)text[13] ^ '-') |
                       ((unsigned char)text[18] ^ '-') | ((unsigned char)text[23] ^ '-');
     return (diff | dashes) == 0;

@@ -1054,7 +1054,8 @@ void ls_store_drop_pages(ls_store *s)
     int fd;
     pthread_rwlock_rdlock(&s->map_lock);
     FILE *f = NULL;
-    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &sb) < 0 || !(f = fopen("/proc/self/maps", "re"))) {
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &sb) < 0 ||
+        !(f = fopen("/proc/self/maps", "re"))) {
         ls_warn(MOD, "%s/data.mdb: cannot find the map to drop its pages", s->dir);
         goto out;
     }
@@ -1062,10 +1063,14 @@ void ls_store_drop_pages(ls_store *s)
     while (fgets(line, sizeof(line), f)) {
         unsigned long long lo, hi, off, ino;
         unsigned maj, mnr;
-        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr, &ino) != 6) continue;
-        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || mnr != minor(sb.st_dev)) continue;
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr, &ino) != 6)
+            continue;
+        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) ||
+            mnr != minor(sb.st_dev))
+            continue;
         if (madvise((void *)(uintptr_t)lo, (size_t)(hi - lo), MADV_DONTNEED) < 0)
-            ls_warn(MOD, "%s/data.mdb: madvise(MADV_DONTNEED) of the map: %s", s->dir, strerror(errno));
+            ls_warn(MOD, "%s/data.mdb: madvise(MADV_DONTNEED) of the map: %s", s->dir,
+                    strerror(errno));
     }
     fclose(f);
 out:

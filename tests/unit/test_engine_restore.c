@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
+#include "engine/engine_int.h"
 
 #define WALL0 1700000000000LL
 
@@ -220,7 +221,9 @@ static char visited_ids[16][LS_ID_BUF];
 static void visit(void *ud, const ls_device *d)
 {
     (void)ud;
-    if (visited < 16) snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d, (char[LS_ID_BUF]){0}));
+    char buf[LS_ID_BUF];
+    if (visited < 16)
+        snprintf(visited_ids[visited], sizeof(visited_ids[0]), "%s", ls_device_id(d, buf));
     visited++;
 }
 
@@ -251,6 +254,49 @@ static void test_dirty_tracking(void **state)
     visited = 0;
     assert_int_equal(ls_engine_drain_dirty(e, visit, NULL), 1);
     assert_string_equal(visited_ids[0], "f");
+    ls_engine_close(e);
+}
+
+/*
+ * After a burst (every device dirty at once) a light drain gives the dirty
+ * list's memory back, and the lists that follow, shorter or growing again,
+ * still name every changed device exactly once.
+ */
+static void count_visit(void *ud, const ls_device *d)
+{
+    (void)d;
+    (*(size_t *)ud)++;
+}
+
+static void test_dirty_list_shrinks_after_burst(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    ls_now now = at(1000, WALL0);
+    enum { N = 300000 };
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        int len = snprintf(id, sizeof(id), "dev-%d", i);
+        ls_device_state st = {.last_activity = WALL0};
+        assert_int_equal(ls_engine_restore(e, id, (size_t)len, &st, LS_RESTART_GRACE, now), 0);
+    }
+    for (int round = 0; round < 3; round++) {
+        int touch = round == 1 ? 10 : N; /* burst, light, burst again */
+        for (int i = 0; i < touch; i++) {
+            int len = snprintf(id, sizeof(id), "dev-%d", i);
+            ls_engine_record(e, id, (size_t)len, WALL0 + round + 1, now);
+        }
+        size_t n = 0;
+        assert_int_equal(ls_engine_drain_dirty(e, count_visit, &n), (size_t)touch);
+        assert_int_equal(n, (size_t)touch);
+        if (round == 0) assert_true(e->dirty.cap >= N);
+        if (round == 1) assert_true(e->dirty.cap < N / 2); /* given back after a light drain */
+    }
+    for (int i = 0; i < N; i += 997) {
+        int len = snprintf(id, sizeof(id), "dev-%d", i);
+        assert_int_equal(ls_engine_find(e, id, (size_t)len)->last_activity, WALL0 + 3);
+    }
     ls_engine_close(e);
 }
 
@@ -321,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_strict_keeps_deadline_within_skew),
         cmocka_unit_test(test_restore_inactive_and_fields),
         cmocka_unit_test(test_dirty_tracking),
+        cmocka_unit_test(test_dirty_list_shrinks_after_burst),
         cmocka_unit_test(test_restore_batch_matches_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

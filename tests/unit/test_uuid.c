@@ -56,8 +56,10 @@ static const char upper_digits[] = "0123456789ABCDEF";
 static void random_uuid(char t[36], int upper)
 {
     const char *digits = upper ? upper_digits : lower_digits;
-    for (int i = 0; i < 36; i++) t[i] = '-';
-    for (int k = 0; k < 32; k++) t[digit_at[k]] = digits[rnd() % 16];
+    for (int i = 0; i < 36; i++)
+        t[i] = '-';
+    for (int k = 0; k < 32; k++)
+        t[digit_at[k]] = digits[rnd() % 16];
 }
 
 /* Packs t (which must pack), checks the case bit, unpacks and compares. */
@@ -101,7 +103,8 @@ static void test_every_byte_everywhere(void **state)
             for (int v = 0; v < 256; v++) {
                 uint8_t p[16], q[16];
                 char t[36];
-                for (int i = 0; i < 16; i++) p[i] = (uint8_t)rnd();
+                for (int i = 0; i < 16; i++)
+                    p[i] = (uint8_t)rnd();
                 p[pos] = (uint8_t)v;
                 p[(pos + 1) % 16] = 0xab; /* a letter: the case shows */
                 ls_uuid_unpack(p, up, t);
@@ -168,12 +171,12 @@ static void test_near_misses(void **state)
         "6fa459ea-ee8a-3ca4-894edb77e-160355e", /* dash moved */
         "6fa459ea-ee8a-3ca4-894e_db77e160355e", /* underscore */
         "6fa459ea+ee8a-3ca4-894e-db77e160355e",
-        "{fa459ea-ee8a-3ca4-894e-db77e160355}", /* braces, 36 chars */
+        "{fa459ea-ee8a-3ca4-894e-db77e160355}",    /* braces, 36 chars */
         "6fa459ea-ee8a-3ca4-894e-db77e160355\xc3", /* non-ASCII */
-        "6fa459ea-ee8a-3ca4-894e-db77e16035:e", /* ':' is '9' + 1 */
-        "6fa459ea-ee8a-3ca4-894e-db77e16035/e", /* '/' is '0' - 1 */
-        "6fa459ea-ee8a-3ca4-894e-db77e16035`e", /* '`' is 'a' - 1 */
-        "6fa459ea-ee8a-3ca4-894e-db77e16035@e", /* '@' is 'A' - 1 */
+        "6fa459ea-ee8a-3ca4-894e-db77e16035:e",    /* ':' is '9' + 1 */
+        "6fa459ea-ee8a-3ca4-894e-db77e16035/e",    /* '/' is '0' - 1 */
+        "6fa459ea-ee8a-3ca4-894e-db77e16035`e",    /* '`' is 'a' - 1 */
+        "6fa459ea-ee8a-3ca4-894e-db77e16035@e",    /* '@' is 'A' - 1 */
     };
     for (size_t i = 0; i < sizeof(misses) / sizeof(*misses); i++) {
         assert_int_equal(strlen(misses[i]), 36);
@@ -278,8 +281,8 @@ static void test_engine_ids(void **state)
     ls_now now = {.mono = 1000, .wall = 1700000000000};
     assert_int_equal(ls_engine_new(&e, &cfg, event_cb, &s), 0);
     static const char *const ids[] = {
-        "6fa459ea-ee8a-3ca4-894e-db77e160355e", "6FA459EA-EE8A-3CA4-894E-DB77E160355E",
-        "6fa459ea-EE8A-3ca4-894e-db77e160355e", "6fa459ea-ee8a-3ca4-894e-db77e160355",
+        "6fa459ea-ee8a-3ca4-894e-db77e160355e",  "6FA459EA-EE8A-3CA4-894E-DB77E160355E",
+        "6fa459ea-EE8A-3ca4-894e-db77e160355e",  "6fa459ea-ee8a-3ca4-894e-db77e160355",
         "6fa459ea-ee8a-3ca4-894e-db77e160355e0", "device-with-a-rather-long-name-0001",
     };
     for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
