@@ -82,6 +82,7 @@
 #define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
 #define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
 #define DRAIN_CHUNK 1024   /* devices copied from the engine per lock hold (under 1 ms) */
+#define DRAIN_ROUNDS 32    /* chunks of urgent devices an event commit takes one by one */
 #define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
 
 /* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
@@ -335,8 +336,9 @@ static void lock_gap(void)
  * The urgent devices are copied DRAIN_CHUNK at a time, the lock released in
  * between; whatever the other threads queue meanwhile is appended behind,
  * so the batch holds everything in the order it was taken, and the
- * transaction closes only once no urgent device is left: every event in it
- * has its device's state after the event in it too.  Without the lock on
+ * transaction closes only once no urgent device is left (after DRAIN_ROUNDS
+ * chunks, the rest in one hold): every event in it has its device's state
+ * after the event in it too.  Without the lock on
  * entry and return.
  */
 static void commit_events(committer *c)
@@ -344,7 +346,7 @@ static void commit_events(committer *c)
     ls_daemon *d = c->d;
     ls_store_batch *batch = NULL;
     record_ctx rx = {.d = d};
-    for (;;) {
+    for (int round = 1;; round++) {
         hold_begin(c);
         if (!batch) {
             batch = d->pending;
@@ -359,7 +361,11 @@ static void commit_events(committer *c)
             ls_store_batch_clear(d->pending);
         }
         rx.b = batch;
-        size_t left = 0, room = DRAIN_CHUNK;
+        /* While transitions keep coming (a reconnect storm), the chunks
+         * would never run out: after DRAIN_ROUNDS the rest goes in this
+         * hold, however many, so that the commit closes.  The hold is then
+         * as long as the urgent devices the last rounds let pile up. */
+        size_t left = 0, room = round < DRAIN_ROUNDS ? DRAIN_CHUNK : SIZE_MAX;
         for (unsigned i = 0; i < d->shards->n; i++) {
             ls_engine *e = d->shards->shard[i].engine;
             rx.e = e;
