@@ -289,31 +289,53 @@ void ls_shards_unlock_all(ls_shards *sh)
 
 #define APPLY_CHUNK 256
 
-size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_now now, int *rcs)
-{
-    if (sh->n == 1) return ls_engine_activity_batch(sh->shard[0].engine, a, n, now, rcs);
-    size_t applied = 0;
+/* A chunk of at most APPLY_CHUNK activities, split by shard: part() gives
+ * shard k's items in their order and where each stands in the chunk. */
+typedef struct apply_split {
+    size_t m; /* items in the chunk */
     uint8_t which[APPLY_CHUNK];
     ls_activity part[APPLY_CHUNK];
     uint16_t pos[APPLY_CHUNK];
     int prc[APPLY_CHUNK];
+} apply_split;
+
+static void split_chunk(const ls_shards *sh, apply_split *sp, const ls_activity *a, size_t m)
+{
+    sp->m = m;
+    for (size_t i = 0; i < m; i++) sp->which[i] = (uint8_t)ls_shards_index(sh, a[i].id, a[i].len);
+}
+
+/* Gathers shard k's items of the chunk into sp->part; returns their count. */
+static size_t split_part(apply_split *sp, const ls_activity *a, unsigned k)
+{
+    size_t np = 0;
+    for (size_t i = 0; i < sp->m; i++)
+        if (sp->which[i] == k) {
+            sp->part[np] = a[i];
+            sp->pos[np++] = (uint16_t)i;
+        }
+    return np;
+}
+
+/* Scatters the part's results back to the chunk's places in rcs (if any). */
+static void split_results(const apply_split *sp, size_t np, int *rcs)
+{
+    if (rcs)
+        for (size_t j = 0; j < np; j++) rcs[sp->pos[j]] = sp->prc[j];
+}
+
+size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_now now, int *rcs)
+{
+    if (sh->n == 1) return ls_engine_activity_batch(sh->shard[0].engine, a, n, now, rcs);
+    size_t applied = 0;
+    apply_split sp;
     for (size_t base = 0; base < n; base += APPLY_CHUNK) {
-        size_t m = n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK;
-        for (size_t i = 0; i < m; i++)
-            which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
+        split_chunk(sh, &sp, a + base, n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK);
         for (unsigned k = 0; k < sh->n; k++) {
-            size_t np = 0;
-            for (size_t i = 0; i < m; i++)
-                if (which[i] == k) {
-                    part[np] = a[base + i];
-                    pos[np++] = (uint16_t)i;
-                }
+            size_t np = split_part(&sp, a + base, k);
             if (!np) continue;
-            applied +=
-                ls_engine_activity_batch(sh->shard[k].engine, part, np, now, rcs ? prc : NULL);
-            if (rcs)
-                for (size_t j = 0; j < np; j++)
-                    rcs[base + pos[j]] = prc[j];
+            applied += ls_engine_activity_batch(sh->shard[k].engine, sp.part, np, now, rcs ? sp.prc : NULL);
+            split_results(&sp, np, rcs ? rcs + base : NULL);
         }
     }
     return applied;
@@ -322,35 +344,23 @@ size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_
 size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, uint64_t *gen)
 {
     size_t applied = 0;
-    uint8_t which[APPLY_CHUNK];
-    ls_activity part[APPLY_CHUNK];
-    uint16_t pos[APPLY_CHUNK];
-    int prc[APPLY_CHUNK];
+    apply_split sp;
     *gen = 0;
     for (size_t base = 0; base < n; base += APPLY_CHUNK) {
-        size_t m = n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK;
-        for (size_t i = 0; i < m; i++)
-            which[i] = (uint8_t)ls_shards_index(sh, a[base + i].id, a[base + i].len);
+        split_chunk(sh, &sp, a + base, n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK);
         for (unsigned k = 0; k < sh->n; k++) {
-            size_t np = 0;
-            for (size_t i = 0; i < m; i++)
-                if (which[i] == k) {
-                    part[np] = a[base + i];
-                    pos[np++] = (uint16_t)i;
-                }
+            size_t np = split_part(&sp, a + base, k);
             if (!np) continue;
             ls_shard *s = &sh->shard[k];
             pthread_mutex_lock(&s->lock);
             s->in_worker = 1; /* events take the global lock, as in the worker */
-            applied += ls_engine_activity_batch(s->engine, part, np, ls_clock_now(), prc);
+            applied += ls_engine_activity_batch(s->engine, sp.part, np, ls_clock_now(), sp.prc);
             s->in_worker = 0;
             uint64_t g = release_global(s);
             if (g > *gen) *gen = g;
             ls_shard_wake_if_earlier(s);
             pthread_mutex_unlock(&s->lock);
-            if (rcs)
-                for (size_t j = 0; j < np; j++)
-                    rcs[base + pos[j]] = prc[j];
+            split_results(&sp, np, rcs ? rcs + base : NULL);
         }
     }
     return applied;
