@@ -40,7 +40,7 @@ void ls_api_stats_availability(ls_buf *b, ls_daemon *d)
     ls_reporter_stats rs;
     ls_shards_engine_stats(d->shards, &st);
     ls_alarms_get_stats(d->alarms, &as);
-    ls_reporter_get_stats(d->http_in, &rs);
+    ls_shards_reporter_stats(d->shards, &rs);
     const int M = LS_AVAIL_MONITORED, X = LS_AVAIL_MAINTENANCE, U = LS_AVAIL_UNMONITORED;
 
     ls_buf_printf(
@@ -75,7 +75,7 @@ void ls_api_stats_availability(ls_buf *b, ls_daemon *d)
         "},\"inputs\":{\"http\":{\"reportingStrategy\":\"%s\",\"reportingPeriod\":%lld,"
         "\"forwarded\":%llu,\"held\":%llu,\"reported\":%llu,\"recorded\":%llu,\"failed\":%llu,"
         "\"tracking\":%llu}}",
-        ls_report_strategy_name(ls_reporter_strategy(d->http_in)),
+        ls_report_strategy_name((ls_report_strategy)d->cfg.http_reporting_strategy),
         (long long)d->cfg.http_reporting_period, (unsigned long long)rs.forwarded,
         (unsigned long long)rs.held, (unsigned long long)rs.reported,
         (unsigned long long)rs.recorded, (unsigned long long)rs.failed,

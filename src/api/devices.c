@@ -195,7 +195,7 @@ enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
     }
     ls_persist_delete(r->d, id, len);
     ls_alarming_deleted(r->d, id, len, ls_clock_now().wall);
-    ls_reporter_forget(r->d->http_in, id, len);
+    ls_reporter_forget(ls_shards_of(r->d->shards, id, len)->reporter, id, len);
     return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 204, NULL);
 }
 
@@ -219,7 +219,7 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
     ls_now now = ls_clock_now();
     if (action[0] == 'a') {
         ls_activity a = {.id = id, .len = (uint32_t)len, .ts = ts};
-        ls_reporter_activity_batch(r->d->http_in, &a, 1, now, &rc);
+        ls_reporter_activity_batch(ls_shards_of(r->d->shards, id, len)->reporter, &a, 1, now, &rc);
         if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
         if (rc == 0) ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
     } else {
@@ -265,12 +265,12 @@ static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, co
 
 /*
  * Bulk items are validated as they are parsed and applied in batches of
- * BULK_LOCK_ITEMS through the engine's pipelined batch path.  Under the
- * ALL reporting strategy each batch is split by shard and each part
- * applied under its shard's lock only (ls_shards_apply()), so bulk
- * requests on several HTTP threads and the UDP workers run in parallel;
- * the other strategies hold every shard for the batch.  The JSON values the batch
- * points into are kept alive until it is applied.
+ * BULK_LOCK_ITEMS through the engine's pipelined batch path: each batch
+ * is split by shard and each part handed to its shard's reporter (the
+ * reporting strategy; ALL is a pass-through to the engine) under that
+ * shard's lock only (ls_shards_apply()), so bulk requests on several HTTP
+ * threads, MQTT and the UDP workers run in parallel whatever the strategy.
+ * The JSON values the batch points into are kept alive until it is applied.
  */
 typedef struct bulk_reject_rec {
     size_t index;
@@ -300,21 +300,9 @@ static void bulk_flush(bulk_state *s)
 {
     if (!s->n) return;
     ls_daemon *d = s->r->d;
-    if (ls_reporter_strategy(d->http_in) == LS_REPORT_ALL) {
-        /* A pass-through: straight to the shards, one shard lock at a time. */
-        uint64_t gen;
-        size_t applied = ls_shards_apply(d->shards, s->items, s->n, s->rcs, &gen);
-        if (gen > s->gen) s->gen = gen; /* transitions: durable first */
-        pthread_mutex_lock(&d->lock);
-        ls_reporter_count_forwarded(d->http_in, applied);
-        pthread_mutex_unlock(&d->lock);
-    } else {
-        ls_daemon_lock(d);
-        uint64_t seq0 = d->seq;
-        ls_reporter_activity_batch(d->http_in, s->items, s->n, ls_clock_now(), s->rcs);
-        if (d->seq != seq0) s->gen = ls_daemon_unlock_to_commit(d);
-        else ls_daemon_unlock(d);
-    }
+    uint64_t gen;
+    ls_shards_apply(d->shards, s->items, s->n, 1, s->rcs, &gen);
+    if (gen > s->gen) s->gen = gen; /* transitions: durable first */
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0) s->accepted++;
         else if (s->rcs[i] == LS_EFULL) bulk_reject(s, s->index[i], "state.max_devices reached", LS_REJECT_DEVICE_LIMIT);

@@ -1,12 +1,10 @@
 /*
  * daemon.c - start-up, the main loop, shutdown, and the locks.
  *
- * The shards' workers fire the engines' deadlines (shards.c).  The main
- * loop sleeps in ppoll(2) until the HTTP reporter's next period end (to
- * the nanosecond), a wake-up from an API thread that moved it earlier, or
- * a signal; each turn reads the clock once, ticks the reporter, hands the
+ * The shards' workers fire the engines' deadlines and end the HTTP
+ * reporters' periods (shards.c).  The main loop sleeps in ppoll(2) for a
+ * second or until a signal; each turn reads the clock once, hands the
  * fleet counts to the history ring (history.c) and prunes old alarms.
- * Idle, it wakes once a second.
  */
 #include "app/daemon.h"
 
@@ -47,12 +45,6 @@ void ls_daemon__event(ls_daemon *d, const ls_event *ev)
     ls_alarming_event(d, ev);
 }
 
-/* The earliest monotonic ms at which the HTTP reporter has work. */
-static int64_t next_wakeup(const ls_daemon *d)
-{
-    return d->http_in ? ls_reporter_next_wakeup(d->http_in) : INT64_MAX;
-}
-
 ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len)
 {
     return ls_shards_of(d->shards, id, len)->engine;
@@ -76,13 +68,6 @@ ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len)
 
 void ls_daemon__wake_timer(ls_daemon *d)
 {
-    int64_t next = next_wakeup(d);
-    if (next < d->wake_at) {
-        d->wake_at = next;
-        uint64_t one = 1;
-        ssize_t w = write(d->wake_fd, &one, sizeof(one));
-        (void)w;
-    }
     if (d->locked >= 0) {
         ls_shard_wake_if_earlier(&d->shards->shard[d->locked]);
     } else {
@@ -113,17 +98,6 @@ static unsigned shard_count(const ls_config *cfg)
     if (n < 1) n = 1;
     if (n > LS_SHARDS_MAX) n = LS_SHARDS_MAX;
     return (unsigned)n;
-}
-
-static ls_engine *route_cb(void *ud, const char *id, size_t len)
-{
-    return ls_daemon_engine(ud, id, len);
-}
-
-static size_t batch_cb(void *ud, const ls_activity *a, size_t n, ls_now now, int *rcs)
-{
-    ls_daemon *d = ud;
-    return ls_shards_apply_locked(d->shards, a, n, now, rcs);
 }
 
 int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
@@ -179,12 +153,11 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         ls_error("daemon", "engine: %s", strerror(-rc));
         return rc;
     }
-    if ((rc = ls_reporter_new(&d->http_in, NULL, (ls_report_strategy)cfg->http_reporting_strategy,
-                              cfg->http_reporting_period, ec.seed * 5 + 3)) < 0) {
+    if ((rc = ls_shards_set_reporting(d->shards, (ls_report_strategy)cfg->http_reporting_strategy,
+                                      cfg->http_reporting_period, ec.seed * 5 + 3)) < 0) {
         ls_error("daemon", "http reporting strategy: %s", ls_strerror(rc));
         return rc;
     }
-    ls_reporter_set_route(d->http_in, route_cb, batch_cb, d);
     /* HTTP answers /healthz with "starting" while the devices load. */
     if ((rc = ls_persist_open(d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
@@ -214,17 +187,14 @@ int ls_daemon_run(ls_daemon *d)
         ls_engine_stats st;
         ls_shards_engine_stats(d->shards, &st);
         ls_history_tick(&d->history, now, &st);
-        ls_reporter_tick(d->http_in, now);
         int64_t prune_every = d->cfg.alarms_retention / 4;
         if (prune_every > ALARM_PRUNE_EVERY_MS) prune_every = ALARM_PRUNE_EVERY_MS;
         if (now.mono - d->alarm_prune_mono >= prune_every) {
             d->alarm_prune_mono = now.mono;
             ls_alarming_prune(d, now.wall);
         }
-        int64_t next = next_wakeup(d);
-        if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
+        int64_t next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;
-        ls_daemon__wake_timer(d); /* the reporter may have armed an earlier deadline in a shard */
         if (d->want_commit) pthread_cond_signal(&d->work_cv);
         pthread_mutex_unlock(&d->lock);
         ls_shards_unlock_all(d->shards);
@@ -275,8 +245,6 @@ void ls_daemon_stop(ls_daemon *d)
     ls_http_free(d->http);
     d->http = NULL;
     ls_eventlog_close(&d->events);
-    ls_reporter_close(d->http_in);
-    d->http_in = NULL;
     ls_shards_close(d->shards);
     d->shards = NULL;
     ls_alarming_close(d);

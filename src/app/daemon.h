@@ -5,7 +5,7 @@
  * one pure engine with its own table and timing wheel, written by one
  * worker thread that applies queued activity batches and fires its wheel.
  * libmicrohttpd's threads serve the API; the main thread runs the loop of
- * the HTTP reporting strategy, the history and alarm pruning; the committer
+ * the history and alarm pruning; the committer
  * thread writes the store (persist.c); with MQTT on, one thread reads the
  * broker (src/in/mqtt.c); with UDP on, one thread reads the socket and
  * feeds the shards' queues.  Outputs add one thread for all webhooks
@@ -14,9 +14,9 @@
  *
  * Locks.  Each shard has a mutex; the daemon has one global `lock` for
  * what is shared: the event seq and the outbox (pending batch), alarms,
- * the HTTP reporter, history, sinks.  Order: shard mutexes in index order,
+ * history, sinks (each shard's HTTP reporter is under its shard's mutex).  Order: shard mutexes in index order,
  * then `lock`.  ls_daemon_lock() takes every shard and the global lock
- * (global operations: stats, types, MQTT, the HTTP reporter's periods);
+ * (global operations: stats, types, MQTT source transitions);
  * ls_daemon_lock_id() takes one device's shard and the global lock (device
  * routes); a shard worker, and HTTP bulk (ls_shards_apply()), hold one
  * shard for one batch and take the global lock only when its engine emits
@@ -68,7 +68,6 @@ typedef struct ls_daemon {
     struct ls_http *http;
     struct ls_udp *udp; /* NULL unless udp.listen is set */
     ls_alarms *alarms;       /* unavailability alarms (alarming.c), under lock */
-    ls_reporter *http_in;    /* the HTTP ingest's reporting strategy, under lock */
     uint64_t events_by_type[LS_EV__COUNT]; /* events logged since start, under lock */
     int64_t alarm_prune_mono; /* timer loop: last alarms.retention pass */
     struct ls_mqtt *mqtt;         /* MQTT input (src/in/mqtt.c), NULL when off */
@@ -159,8 +158,8 @@ void ls_daemon_commit_unlock(ls_daemon *d);
 uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
 uint64_t ls_daemon_committed_gen(ls_daemon *d);
 
-/* Under the lock: wakes the loop and the workers of the shards held whose
- * next deadline moved earlier than the time they sleep until (for
+/* Under the lock: wakes the workers of the shards held whose next
+ * deadline (wheel or reporter) moved earlier than the time they sleep until (for
  * daemon.c and persist.c). */
 void ls_daemon__wake_timer(ls_daemon *d);
 

@@ -144,25 +144,92 @@ fail:
     return rc;
 }
 
+/* Counts a refused item's result. */
+static void count_rc(ls_shard_result *r, int rc)
+{
+    if (rc == LS_EFULL || rc == LS_ENOMEM)
+        r->full++;
+    else if (rc == LS_EBADID)
+        r->bad_ids++;
+    else if (rc < 0)
+        r->invalid++;
+}
+
+/* A run of activities of a batch with ops: their results are classified. */
+static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_shard_result *r)
+{
+    if (n == 0) return;
+    size_t ok = ls_engine_activity_batch(s->engine, a, n, now, s->rcs);
+    r->applied += ok;
+    if (ok < n)
+        for (size_t i = 0; i < n; i++) count_rc(r, s->rcs[i]);
+}
+
+/* A presence op: sessions are a state (see ls_shard_producer_op()). */
+static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now now,
+                     ls_shard_result *r)
+{
+    const ls_device *dev = ls_engine_find(s->engine, a->id, a->len);
+    int rc = 0;
+    if ((kind & ~LS_SHARD_OP_RETAINED) == LS_SHARD_OP_ONLINE) {
+        if (!dev || dev->sessions == 0) {
+            if ((rc = ls_engine_connect_src(s->engine, a->id, a->len, a->source, now)) == 0)
+                r->connects++;
+        } else if (!(kind & LS_SHARD_OP_RETAINED)) {
+            ls_activity one = {.id = a->id, .len = a->len, .source = a->source};
+            if (ls_engine_activity_batch(s->engine, &one, 1, now, &rc) == 1) r->applied++;
+        }
+    } else if (dev && dev->sessions > 0) {
+        if ((rc = ls_engine_disconnect(s->engine, a->id, a->len, now)) == 0) r->disconnects++;
+    }
+    count_rc(r, rc);
+}
+
 /* Applies one batch under the shard's lock, fires due expiries, returns the batch. */
 static void apply(ls_shard *s, ls_shard_batch *b)
 {
+    ls_shard_result r = {0};
     pthread_mutex_lock(&s->lock);
     ls_now now = ls_clock_now();
     s->in_worker = 1;
-    size_t applied = ls_engine_activity_batch(s->engine, b->items, b->n, now, NULL);
+    if (b->nops == 0) {
+        r.applied = ls_engine_activity_batch(s->engine, b->items, b->n, now, NULL);
+        r.full = b->n - r.applied; /* producers' ids are valid: only the device limit refuses */
+    } else {
+        size_t from = 0;
+        for (uint32_t k = 0; k < b->nops; k++) {
+            const ls_shard_op *o = &b->ops[k];
+            apply_run(s, b->items + from, o->at - from, now, &r);
+            apply_op(s, &b->items[o->at], o->kind, now, &r);
+            from = (size_t)o->at + 1;
+        }
+        apply_run(s, b->items + from, b->n - from, now, &r);
+    }
     if (ls_engine_next_wakeup(s->engine) <= now.mono) ls_engine_tick(s->engine, now);
+    if (s->reporter && ls_reporter_next_wakeup(s->reporter) <= now.mono)
+        ls_reporter_tick(s->reporter, now);
     s->in_worker = 0;
     release_global(s);
     pthread_mutex_unlock(&s->lock);
     __atomic_fetch_add(&s->batches, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&s->activities, applied, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->activities, r.applied, __ATOMIC_RELAXED);
     ls_shard_producer *p = b->prod;
-    if (p->done) p->done(p->ud, applied, b->n - applied);
+    if (p->done) p->done(p->ud, &r);
     __atomic_fetch_sub(&p->inflight, 1, __ATOMIC_RELEASE);
-    b->n = b->used = 0;
+    b->n = b->used = b->nops = 0;
     b->prod = NULL;
     ls_ring_push(&s->set->pool, b); /* the pool ring holds every batch: never full */
+}
+
+/* Under lock: the earliest of the wheel's and the reporter's deadlines. */
+static int64_t next_wakeup(const ls_shard *s)
+{
+    int64_t next = ls_engine_next_wakeup(s->engine);
+    if (s->reporter) {
+        int64_t r = ls_reporter_next_wakeup(s->reporter);
+        if (r < next) next = r;
+    }
+    return next;
 }
 
 static void *worker_main(void *arg)
@@ -177,10 +244,11 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&s->lock);
         ls_now now = ls_clock_now();
         s->in_worker = 1;
+        if (s->reporter) ls_reporter_tick(s->reporter, now); /* may arm the wheel: first */
         ls_engine_tick(s->engine, now);
         s->in_worker = 0;
         release_global(s);
-        int64_t next = ls_engine_next_wakeup(s->engine);
+        int64_t next = next_wakeup(s);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         s->wake_at = next;
         pthread_mutex_unlock(&s->lock);
@@ -220,12 +288,38 @@ static void wake(ls_shard *s)
 
 void ls_shard_wake_if_earlier(ls_shard *s)
 {
-    int64_t next = ls_engine_next_wakeup(s->engine);
+    int64_t next = next_wakeup(s);
     if (next < s->wake_at) {
         s->wake_at = next;
         uint64_t one = 1;
         ssize_t w = write(s->wake_fd, &one, sizeof(one));
         (void)w;
+    }
+}
+
+int ls_shards_set_reporting(ls_shards *sh, ls_report_strategy st, int64_t period_ms, uint64_t seed)
+{
+    for (unsigned i = 0; i < sh->n; i++) {
+        ls_shard *s = &sh->shard[i];
+        int rc = ls_reporter_new(&s->reporter, s->engine, st, period_ms, seed + i);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out)
+{
+    _Static_assert(sizeof(ls_reporter_stats) % sizeof(uint64_t) == 0,
+                   "ls_reporter_stats is all uint64_t");
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < sh->n; i++) {
+        if (!sh->shard[i].reporter) continue;
+        ls_reporter_stats st;
+        ls_reporter_get_stats(sh->shard[i].reporter, &st);
+        uint64_t *o = (uint64_t *)out;
+        const uint64_t *p = (const uint64_t *)&st;
+        for (size_t k = 0; k < sizeof(st) / sizeof(uint64_t); k++)
+            o[k] += p[k];
     }
 }
 
@@ -264,6 +358,7 @@ void ls_shards_close(ls_shards *sh)
     for (unsigned i = 0; i < sh->n; i++) {
         ls_shard *s = &sh->shard[i];
         if (s->set != sh) continue; /* never initialised (failed start) */
+        ls_reporter_close(s->reporter);
         ls_engine_close(s->engine);
         if (s->wake_fd >= 0) close(s->wake_fd);
         ls_ring_close(&s->queue);
@@ -341,7 +436,8 @@ size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_
     return applied;
 }
 
-size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, uint64_t *gen)
+size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report, int *rcs,
+                       uint64_t *gen)
 {
     size_t applied = 0;
     apply_split sp;
@@ -354,7 +450,10 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, 
             ls_shard *s = &sh->shard[k];
             pthread_mutex_lock(&s->lock);
             s->in_worker = 1; /* events take the global lock, as in the worker */
-            applied += ls_engine_activity_batch(s->engine, sp.part, np, ls_clock_now(), sp.prc);
+            if (report && s->reporter)
+                applied += ls_reporter_activity_batch(s->reporter, sp.part, np, ls_clock_now(), sp.prc);
+            else
+                applied += ls_engine_activity_batch(s->engine, sp.part, np, ls_clock_now(), sp.prc);
             s->in_worker = 0;
             uint64_t g = release_global(s);
             if (g > *gen) *gen = g;
@@ -527,10 +626,9 @@ static ls_shard_batch *take_batch(ls_shard_producer *p)
     return b;
 }
 
-void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
-                           uint8_t source)
+/* The open batch of shard k with room for an id of len bytes. */
+static inline ls_shard_batch *room(ls_shard_producer *p, unsigned k, size_t len)
 {
-    unsigned k = ls_shards_index(p->sh, id, len);
     ls_shard_batch *b = p->open[k];
     if (b && (b->n == LS_SHARD_BATCH_ITEMS || b->used + len + 1 > LS_SHARD_BATCH_BYTES)) {
         push(p, k);
@@ -541,11 +639,30 @@ void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int
         b->prod = p;
         p->open[k] = b;
     }
+    return b;
+}
+
+void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                           uint8_t source)
+{
+    ls_shard_batch *b = room(p, ls_shards_index(p->sh, id, len), len);
     char *dst = b->ids + b->used;
     memcpy(dst, id, len);
     dst[len] = '\0';
     b->used += (uint32_t)len + 1;
     b->items[b->n++] = (ls_activity){.id = dst, .len = (uint32_t)len, .source = source, .ts = ts};
+}
+
+void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
+                          uint8_t source)
+{
+    ls_shard_batch *b = room(p, ls_shards_index(p->sh, id, len), len);
+    b->ops[b->nops++] = (ls_shard_op){.at = (uint16_t)b->n, .kind = (uint8_t)kind};
+    char *dst = b->ids + b->used;
+    memcpy(dst, id, len);
+    dst[len] = '\0';
+    b->used += (uint32_t)len + 1;
+    b->items[b->n++] = (ls_activity){.id = dst, .len = (uint32_t)len, .source = source};
 }
 
 void ls_shard_producer_flush(ls_shard_producer *p)
@@ -554,7 +671,7 @@ void ls_shard_producer_flush(ls_shard_producer *p)
         push(p, k);
 }
 
-void ls_shard_producer_close(ls_shard_producer *p)
+void ls_shard_producer_sync(ls_shard_producer *p)
 {
     if (!p->sh) return;
     ls_shard_producer_flush(p);
@@ -562,5 +679,10 @@ void ls_shard_producer_close(ls_shard_producer *p)
         struct timespec ts = {0, WAIT_SLEEP_NS};
         nanosleep(&ts, NULL);
     }
+}
+
+void ls_shard_producer_close(ls_shard_producer *p)
+{
+    ls_shard_producer_sync(p);
     p->sh = NULL;
 }

@@ -27,6 +27,22 @@
  * shard in turn (lists) and keep each for a bounded time, so they delay a
  * worker by at most that, and never wait behind a queue.
  *
+ * Presence.  A batch item is an activity unless the batch lists it among
+ * its `ops` (online / offline, see ls_shard_producer_op()): an input with
+ * sessions (MQTT) puts them in the same per-shard FIFO as its activities,
+ * so a device's operations are applied in the order they were read.  The
+ * worker applies the runs of activities between two ops with
+ * ls_engine_activity_batch() and each op on its own; a batch without ops
+ * (UDP) is applied exactly as before, so plain activities pay nothing for
+ * them.  Results come back per batch through the producer's `done`
+ * callback, counted by kind (ls_shard_result), never per item under a lock.
+ *
+ * HTTP reporting.  Each shard owns the reporter of the HTTP input's
+ * reporting strategy (in/reporting.h) for its devices, used under the
+ * shard's lock only: ls_shards_apply(.., report = 1) hands each shard's
+ * part of a bulk to it, and the worker ends its periods (its wake-up is
+ * the earlier of the wheel's and the reporter's next deadline).
+ *
  * Memory: LS_SHARD_POOL_PER_SHARD batches of ~100 KiB per shard.
  */
 #ifndef LS_SHARDS_H
@@ -37,22 +53,46 @@
 
 #include "app/ring.h"
 #include "engine/engine.h"
+#include "in/reporting.h"
 
 #define LS_SHARDS_MAX 64
 #define LS_SHARD_BATCH_ITEMS 1024
 #define LS_SHARD_BATCH_BYTES (64 * 1024)
 #define LS_SHARD_POOL_PER_SHARD 16
 
-/* Called by a worker after applying a producer's batch, outside every
- * lock: `applied` activities taken, `refused` refused (LS_EFULL). */
-typedef void (*ls_shard_done_cb)(void *ud, size_t applied, size_t refused);
+/* What a worker did with one batch of a producer. */
+typedef struct ls_shard_result {
+    size_t applied;     /* activities taken */
+    size_t full;        /* refused: state.max_devices (LS_EFULL, LS_ENOMEM) */
+    size_t bad_ids;     /* refused: LS_EBADID */
+    size_t invalid;     /* refused: any other error (a bad timestamp) */
+    size_t connects;    /* online ops that opened a session */
+    size_t disconnects; /* offline ops that closed one */
+} ls_shard_result;
+
+/* Called by a worker after applying a producer's batch, outside every lock. */
+typedef void (*ls_shard_done_cb)(void *ud, const ls_shard_result *r);
+
+/* Presence operations riding a batch (see ls_shard_producer_op()). */
+typedef enum ls_shard_op_kind {
+    LS_SHARD_OP_ONLINE = 1,  /* open a session unless one is open */
+    LS_SHARD_OP_OFFLINE = 2, /* close the session if one is open */
+} ls_shard_op_kind;
+#define LS_SHARD_OP_RETAINED 0x80 /* or-ed in: a retained copy (a state, not news) */
+
+typedef struct ls_shard_op {
+    uint16_t at;  /* index of its item (id, source) in items */
+    uint8_t kind; /* ls_shard_op_kind | LS_SHARD_OP_RETAINED */
+} ls_shard_op;
 
 struct ls_shard_producer;
 typedef struct ls_shard_batch {
     struct ls_shard_producer *prod; /* whose it is while queued */
     uint32_t n;                     /* items */
     uint32_t used;                  /* bytes of ids */
+    uint32_t nops;                  /* items that are ops, listed in ops in order */
     ls_activity items[LS_SHARD_BATCH_ITEMS];
+    ls_shard_op ops[LS_SHARD_BATCH_ITEMS];
     char ids[LS_SHARD_BATCH_BYTES]; /* the items' ids, NUL-terminated */
 } ls_shard_batch;
 
@@ -73,6 +113,8 @@ typedef struct ls_shard {
     pthread_t thread;
     int running;
     uint64_t batches, activities; /* atomic: applied by the worker */
+    ls_reporter *reporter;        /* under lock: the HTTP input's strategy for this shard */
+    int rcs[LS_SHARD_BATCH_ITEMS]; /* the worker's: results of a batch with ops */
 } ls_shard;
 
 typedef struct ls_shards {
@@ -97,6 +139,13 @@ typedef struct ls_shards_stats {
  * callback and the daemon's event glue set.  No thread yet.  0 or < 0.
  */
 int ls_shards_new(ls_shards **out, struct ls_daemon *d, unsigned n, const ls_engine_config *ec);
+
+/* Gives every shard a reporter for the HTTP input (before start).  0 or
+ * an LS_E* code. */
+int ls_shards_set_reporting(ls_shards *sh, ls_report_strategy s, int64_t period_ms, uint64_t seed);
+
+/* Under every shard lock: the reporters' statistics summed. */
+void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out);
 
 /* Starts the workers (after the devices are loaded).  0 or -errno. */
 int ls_shards_start(ls_shards *sh);
@@ -132,11 +181,14 @@ size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_
 /*
  * Applies n activities from a thread holding no lock (HTTP bulk): shard by
  * shard, each under its own lock only, like a worker (events take the
- * global lock).  rcs[i] (if not NULL) gets item i's result; *gen the
- * commit generation of the events emitted, 0 if none.  Returns the number
- * applied.  Order is kept per device.
+ * global lock).  With `report`, each shard's part goes through its
+ * reporter (ls_reporter_activity_batch()) instead of straight to its
+ * engine.  rcs[i] (if not NULL) gets item i's result; *gen the commit
+ * generation of the events emitted, 0 if none.  Returns the number
+ * accepted.  Order is kept per device.
  */
-size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int *rcs, uint64_t *gen);
+size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report, int *rcs,
+                       uint64_t *gen);
 
 /* Under every shard lock: the sum of the engines' statistics. */
 void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out);
@@ -185,10 +237,23 @@ void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_c
 /* id must be valid (ls_id_check) and at most LS_ID_MAX bytes. */
 void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
                            uint8_t source);
+/*
+ * Adds a presence operation (kind: ls_shard_op_kind, or-ed with
+ * LS_SHARD_OP_RETAINED) for device id from input `source`: it is applied
+ * after the producer's earlier items for the device and before its later
+ * ones.  ONLINE opens a session (ls_engine_connect_src()) if the device
+ * has none, and otherwise, unless retained, counts as an activity;
+ * OFFLINE closes the open session (ls_engine_disconnect()), if any.  id
+ * as for ls_shard_producer_add().
+ */
+void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
+                          uint8_t source);
 void ls_shard_producer_flush(ls_shard_producer *p);
 /* Flushes and waits until the workers have applied (and reported through
- * `done`) every batch of this producer; unusable afterwards.  The workers
- * must be running. */
+ * `done`) every batch of this producer; it stays usable.  The workers must
+ * be running. */
+void ls_shard_producer_sync(ls_shard_producer *p);
+/* ls_shard_producer_sync(), then unusable. */
 void ls_shard_producer_close(ls_shard_producer *p);
 
 #endif

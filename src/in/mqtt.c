@@ -8,17 +8,24 @@
  * a broad pattern never reads lastseen's events back as activity),
  * Sparkplug B (sparkplug.c), the status topic, then the topic patterns
  * (mqtt_topic.c).  A message becomes an operation on a device: activity,
- * online (a session opened) or offline (closed), copied into a batch.
+ * online (a session opened) or offline (closed).
  *
- * Batching.  The engines are shared with the API and the shards' workers;
- * the thread takes every shard's lock (ls_daemon_lock()) once per batch,
- * not per message, and each device goes to its own shard's engine: a batch
- * is applied when the socket has nothing more to read (so an idle
- * connection applies each message at once), when it is full
- * (BATCH_OPS operations or ARENA_BYTES of ids), or after BATCH_MAX_AGE_MS.
- * Runs of activities go through ls_engine_activity_batch (prefetching
- * pipeline).  Nothing waits for the store commit: there is no client to
- * answer, and the committer picks the changes up like any others.
+ * Batching.  The thread hands its operations to the shards through its
+ * own shard producer (app/shards.h): the id is checked (ls_id_check) and
+ * copied into the open batch of the device's shard, and the shard's worker
+ * applies the batch under that shard's lock only: no lock and no
+ * allocation per message on this thread, and the API's queries, UDP and
+ * HTTP never wait for MQTT (nor MQTT for them) beyond one batch of one
+ * shard.  Presence operations ride the same batches as activities, so a
+ * device's "online, data, offline" is applied in the order read; runs of
+ * activities go through ls_engine_activity_batch (prefetching pipeline).
+ * The open batches are queued when the socket has nothing more to read
+ * (so an idle connection applies each message at once), when one is full,
+ * or BATCH_MAX_AGE_MS after the oldest operation in them.  The workers
+ * report what they applied, refused (by reason), connected and
+ * disconnected per batch (applied_cb), and those counters feed the stats.
+ * Nothing waits for the store commit: there is no client to answer, and
+ * the committer picks the changes up like any others.
  *
  * Retained messages are history, not news: a retained message on a data
  * topic is not an activity (it would make a device that died a month ago
@@ -31,7 +38,10 @@
  * Source health.  The connection is an input source of the engine
  * ("mqtt"): held from start-up until the first connection is synced, held
  * again from the moment the connection drops, and released (SOURCE_UP)
- * once lastseen has read what the broker queued for it meanwhile.  To
+ * once lastseen has read what the broker queued for it meanwhile.  A
+ * transition first waits until the workers have applied every batch the
+ * thread queued (ls_shard_producer_sync()), then takes every shard's lock
+ * for the transition itself, so the backlog is applied before SOURCE_UP.  To
  * know that, after subscribing the thread publishes a marker with a fresh
  * nonce to mqtt.sync_topic/<client id>, which it subscribes too: the
  * broker delivers a client's messages in order, so the marker arrives
@@ -64,8 +74,6 @@
 
 #define MOD "mqtt"
 #define SOURCE_NAME "mqtt"
-#define BATCH_OPS 1024
-#define ARENA_BYTES (64 * 1024)
 #define BATCH_MAX_AGE_MS 5
 #define LOOP_IDLE_MS 200
 #define DRAIN_MAX 256  /* packets read in a row before the loop looks at keepalive again */
@@ -77,13 +85,6 @@
 enum { OP_ACTIVITY = 0, OP_ONLINE, OP_OFFLINE };
 enum { ST_DOWN = 0, ST_CONNECTING, ST_SUBSCRIBING, ST_SYNCING, ST_UP };
 static const char *const state_names[] = {"down", "connecting", "subscribing", "syncing", "up"};
-
-typedef struct op {
-    uint32_t off;
-    uint16_t len;
-    uint8_t kind, retained;
-    int64_t ts;
-} op;
 
 typedef struct mqtt_stats {
     uint64_t received, activities, connects, disconnects;
@@ -117,12 +118,9 @@ struct ls_mqtt {
     int64_t sync_started, sync_deadline; /* mono ms */
     uint64_t nrecv;                      /* messages seen (thread-local copy) */
 
-    op ops[BATCH_OPS];
-    size_t nops, used;
-    int64_t batch_since; /* mono ms of the batch's first op */
-    char arena[ARENA_BYTES];
-    ls_activity acts[BATCH_OPS];
-    int rcs[BATCH_OPS];
+    ls_shard_producer prod; /* this thread's batches to the shards */
+    size_t pending;         /* ops handed to prod since its last flush */
+    int64_t batch_since;    /* mono ms of the first of them */
     mqtt_stats st;
 };
 
@@ -136,103 +134,51 @@ static void set_state(ls_mqtt *q, int s)
     __atomic_store_n(&q->state, s, __ATOMIC_RELAXED);
 }
 
-/* ---- applying a batch (under ls_daemon_lock()) -------------------------- */
+/* ---- handing operations to the shards ----------------------------------- */
 
 /* Counts a refused input here and in /metrics (source "mqtt"). */
+static void refuse_n(ls_mqtt *q, uint64_t *counter, ls_reject_reason why, uint64_t n)
+{
+    if (n == 0) return;
+    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+    ls_metrics_rejected(&q->d->metrics, q->metrics_src, why, n);
+}
+
 static void refuse(ls_mqtt *q, uint64_t *counter, ls_reject_reason why)
 {
-    COUNT(*counter);
-    ls_metrics_rejected(&q->d->metrics, q->metrics_src, why, 1);
+    refuse_n(q, counter, why, 1);
 }
 
-static void count_rc(ls_mqtt *q, int rc)
+/* A shard worker applied one of our batches (on its thread, no lock held). */
+static void applied_cb(void *ud, const ls_shard_result *r)
 {
-    if (rc == LS_EBADID)
-        refuse(q, &q->st.bad_ids, LS_REJECT_INVALID);
-    else if (rc == LS_EFULL || rc == LS_ENOMEM)
-        refuse(q, &q->st.rejected, LS_REJECT_DEVICE_LIMIT);
-    else if (rc < 0)
-        refuse(q, &q->st.bad_ts, LS_REJECT_INVALID);
-}
-
-static void count_activities(ls_mqtt *q, uint64_t n)
-{
-    if (n == 0) return;
-    __atomic_fetch_add(&q->st.activities, n, __ATOMIC_RELAXED);
-    ls_metrics_activities(&q->d->metrics, q->metrics_src, n);
-}
-
-static void apply_activities(ls_mqtt *q, size_t n, ls_now now)
-{
-    if (n == 0) return;
-    size_t ok = ls_shards_apply_locked(q->d->shards, q->acts, n, now, q->rcs);
-    if (ok < n)
-        for (size_t i = 0; i < n; i++)
-            if (q->rcs[i] < 0) count_rc(q, q->rcs[i]);
-    count_activities(q, ok);
-}
-
-/* A presence operation: sessions are a state here, see the top comment. */
-static void apply_presence(ls_mqtt *q, const op *o, const char *id, ls_now now)
-{
-    ls_engine *e = ls_daemon_engine(q->d, id, o->len);
-    const ls_device *dev = ls_engine_find(e, id, o->len);
-    int rc = 0;
-    if (!dev && ls_id_check(id, o->len)) {
-        refuse(q, &q->st.bad_ids, LS_REJECT_INVALID);
-        return;
+    ls_mqtt *q = ud;
+    if (r->applied) {
+        __atomic_fetch_add(&q->st.activities, r->applied, __ATOMIC_RELAXED);
+        ls_metrics_activities(&q->d->metrics, q->metrics_src, r->applied);
     }
-    if (o->kind == OP_ONLINE) {
-        if (!dev || dev->sessions == 0) {
-            if ((rc = ls_engine_connect_src(e, id, o->len, q->source, now)) == 0)
-                COUNT(q->st.connects);
-        } else if (!o->retained) {
-            ls_activity a = {.id = id, .len = o->len, .source = (uint8_t)q->source};
-            rc = 0;
-            ls_engine_activity_batch(e, &a, 1, now, &rc);
-            if (rc == 0) count_activities(q, 1);
-        }
-    } else if (dev && dev->sessions > 0) {
-        if ((rc = ls_engine_disconnect(e, id, o->len, now)) == 0) COUNT(q->st.disconnects);
-    }
-    if (rc < 0) count_rc(q, rc);
-}
-
-/* Applies and empties the batch.  Caller holds ls_daemon_lock(). */
-static void flush_locked(ls_mqtt *q)
-{
-    if (q->nops == 0) return;
-    ls_now now = ls_clock_now();
-    size_t run = 0;
-    for (size_t i = 0; i < q->nops; i++) {
-        const op *o = &q->ops[i];
-        if (o->kind == OP_ACTIVITY) {
-            q->acts[run++] = (ls_activity){
-                .id = q->arena + o->off, .len = o->len, .source = (uint8_t)q->source, .ts = o->ts};
-            continue;
-        }
-        apply_activities(q, run, now);
-        run = 0;
-        apply_presence(q, o, q->arena + o->off, now);
-    }
-    apply_activities(q, run, now);
-    q->nops = q->used = 0;
+    refuse_n(q, &q->st.bad_ids, LS_REJECT_INVALID, r->bad_ids);
+    refuse_n(q, &q->st.rejected, LS_REJECT_DEVICE_LIMIT, r->full);
+    refuse_n(q, &q->st.bad_ts, LS_REJECT_INVALID, r->invalid);
+    if (r->connects) __atomic_fetch_add(&q->st.connects, r->connects, __ATOMIC_RELAXED);
+    if (r->disconnects) __atomic_fetch_add(&q->st.disconnects, r->disconnects, __ATOMIC_RELAXED);
     COUNT(q->st.batches);
 }
 
+/* Queues the open batches (the input is idle or the oldest op is due). */
 static void flush(ls_mqtt *q)
 {
-    if (q->nops == 0) return;
-    ls_daemon_lock(q->d);
-    flush_locked(q);
-    ls_daemon_unlock(q->d);
+    if (q->pending == 0) return;
+    ls_shard_producer_flush(&q->prod);
+    q->pending = 0;
 }
 
-/* Source transitions, after applying what was read before them. */
+/* Source transitions, after the workers applied what was read before them. */
 static void source_up(ls_mqtt *q)
 {
+    ls_shard_producer_sync(&q->prod);
+    q->pending = 0;
     ls_daemon_lock(q->d);
-    flush_locked(q);
     ls_shards_source_up(q->d->shards, q->source, ls_clock_now());
     ls_daemon_unlock(q->d);
     set_state(q, ST_UP);
@@ -240,31 +186,29 @@ static void source_up(ls_mqtt *q)
 
 static void source_down(ls_mqtt *q)
 {
+    ls_shard_producer_sync(&q->prod);
+    q->pending = 0;
     ls_daemon_lock(q->d);
-    flush_locked(q);
     ls_shards_source_down(q->d->shards, q->source, ls_clock_now());
     ls_daemon_unlock(q->d);
     set_state(q, ST_DOWN);
 }
 
-/* Copies one operation into the batch (applying the batch first if full). */
+/* Hands one operation to its shard (copied; applied in order per device). */
 static void push(ls_mqtt *q, int kind, const char *id, size_t len, int64_t ts, int retained)
 {
-    if (len == 0 || len > LS_ID_MAX) {
+    if (len == 0 || len > LS_ID_MAX || ls_id_check(id, len)) {
         refuse(q, &q->st.bad_ids, LS_REJECT_INVALID);
         return;
     }
-    if (q->nops == BATCH_OPS || q->used + len + 1 > ARENA_BYTES) flush(q);
-    if (q->nops == 0) q->batch_since = mono_ms();
-    op *o = &q->ops[q->nops++];
-    o->off = (uint32_t)q->used;
-    o->len = (uint16_t)len;
-    o->kind = (uint8_t)kind;
-    o->retained = retained ? 1 : 0;
-    o->ts = ts;
-    memcpy(q->arena + q->used, id, len);
-    q->arena[q->used + len] = '\0';
-    q->used += len + 1;
+    if (q->pending++ == 0) q->batch_since = mono_ms();
+    if (kind == OP_ACTIVITY)
+        ls_shard_producer_add(&q->prod, id, len, ts, (uint8_t)q->source);
+    else
+        ls_shard_producer_op(&q->prod,
+                             (kind == OP_ONLINE ? LS_SHARD_OP_ONLINE : LS_SHARD_OP_OFFLINE) |
+                                 (retained ? LS_SHARD_OP_RETAINED : 0),
+                             id, len, (uint8_t)q->source);
 }
 
 /* ---- classifying messages (reader thread) ------------------------------ */
@@ -495,7 +439,7 @@ static int run_connection(ls_mqtt *q)
     set_state(q, ST_CONNECTING);
     while (!ls_stopper_requested(&q->stop)) {
         uint64_t before = q->nrecv;
-        int rc = mosquitto_loop(q->m, q->nops ? 0 : LOOP_IDLE_MS, 1);
+        int rc = mosquitto_loop(q->m, q->pending ? 0 : LOOP_IDLE_MS, 1);
         /* mosquitto_loop() reads one packet per call, after a select(2).
          * While packets keep coming, read them without the select. */
         for (int k = 0; rc == MOSQ_ERR_SUCCESS && k < DRAIN_MAX && q->nrecv != before; k++) {
@@ -503,7 +447,7 @@ static int run_connection(ls_mqtt *q)
             rc = mosquitto_loop_read(q->m, 1);
             if (q->nrecv == n0) break;
         }
-        if (q->nops && (q->nrecv == before || mono_ms() - q->batch_since >= BATCH_MAX_AGE_MS))
+        if (q->pending && (q->nrecv == before || mono_ms() - q->batch_since >= BATCH_MAX_AGE_MS))
             flush(q);
         if (q->state == ST_UP) was_up = 1;
         if (q->state == ST_SYNCING && mono_ms() >= q->sync_deadline) {
@@ -539,7 +483,7 @@ static void *reader_main(void *arg)
         ls_debug(MOD, "reconnecting to %s in %lld ms", where, (long long)delay);
         if (ls_stopper_sleep(&q->stop, delay)) break;
     }
-    flush(q);
+    ls_shard_producer_close(&q->prod); /* applied before the daemon's final commit */
     if (q->state >= ST_SUBSCRIBING) {
         mosquitto_disconnect(q->m); /* clean: no Will, the session stays */
         mosquitto_loop(q->m, 10, 1);
@@ -671,6 +615,7 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
     }
     q->source = (unsigned)rc;
     q->metrics_src = ls_metrics_source(&d->metrics, SOURCE_NAME);
+    ls_shard_producer_init(&q->prod, d->shards, applied_cb, q);
     if ((rc = pthread_create(&q->thread, NULL, reader_main, q)) != 0) {
         destroy(q);
         return -rc;

@@ -144,12 +144,12 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
 }
 
 /* A worker applied a batch of this input's lines (any thread). */
-static void applied_cb(void *ud, size_t applied, size_t refused)
+static void applied_cb(void *ud, const ls_shard_result *r)
 {
     struct ls_udp *u = ud;
-    count(&u->stats.activities, applied);
-    ls_metrics_activities(&u->d->metrics, u->metrics_src, applied);
-    reject(u, LS_UDP_REFUSED, refused);
+    count(&u->stats.activities, r->applied);
+    ls_metrics_activities(&u->d->metrics, u->metrics_src, r->applied);
+    reject(u, LS_UDP_REFUSED, r->full + r->bad_ids + r->invalid);
 }
 
 /* Hands every complete line of one datagram to its shard (copied). */
