@@ -157,3 +157,50 @@ def test_deleted_device_forgets_held_activity(start_daemon):
     assert c.delete(dev_path("x")).status == 204
     time.sleep(2 * PERIOD / 1000.0)
     assert c.device("x").status == 404  # the held activity did not bring it back
+
+
+# Expected per device after one bulk of (t0, t0 + 50, t0 + 20): what the engine has at once, what it
+# has once the periods ended, and the reporter's counters per device.
+PER_SHARD_TIMELINE = {
+    "ALL": (50, 50, {"forwarded": 3, "held": 0, "reported": 0, "recorded": 0}),
+    "FIRST": (0, 50, {"forwarded": 1, "held": 2, "reported": 0, "recorded": 1}),
+    "LAST": (None, 50, {"forwarded": 0, "held": 3, "reported": 1, "recorded": 0}),
+    "FIRST_AND_LAST": (0, 50, {"forwarded": 1, "held": 2, "reported": 1, "recorded": 0}),
+}
+
+
+@pytest.mark.bb_timeout(30)
+@pytest.mark.parametrize("strategy", sorted(PER_SHARD_TIMELINE))
+def test_strategies_with_shards(start_daemon, strategy):
+    """Each shard runs its own reporter for its devices: with 4 shards and devices spread over
+    them, every strategy keeps its timeline, periods end without further activity (the shards'
+    workers end them), and the stats sum the shards."""
+    d = start_daemon(sets=["http.reporting_strategy=" + strategy, "http.reporting_period=%dms" % PERIOD,
+                           "engine.shards=4"])
+    c = d.client()
+    devs = ["s%02d" % i for i in range(16)]
+    at_once, at_end, counts = PER_SHARD_TIMELINE[strategy]
+    t0 = now_ms()
+    sent = time.monotonic()
+    items = [{"id": x, "ts": t0 + dt} for dt in (0, 50, 20) for x in devs]
+    r = c.post("/api/v1/activity", json_body=items)
+    assert r.status == 202 and r.body["accepted"] == 48, r.body
+    now_seen = [last_activity(c, x) for x in devs]
+    if within_period(sent):
+        assert now_seen == [None if at_once is None else t0 + at_once] * 16, now_seen
+    # One more device through the single-activity route.
+    assert c.activity("single", ts=t0).status == 202
+    for x in devs:
+        assert wait_last(c, x, t0 + at_end), (x, last_activity(c, x))
+    if strategy != "ALL":
+        assert time.monotonic() - sent >= PERIOD / 1000.0 - 0.02
+    assert wait_last(c, "single", t0)
+    assert wait_until(lambda: c.stats()["inputs"]["http"]["tracking"] == 0, 5.0), c.stats()["inputs"]
+    http = c.stats()["inputs"]["http"]
+    assert http["reportingStrategy"] == strategy
+    single = {"held": 1, "reported": 1} if strategy == "LAST" else {"forwarded": 1}
+    for k, v in counts.items():
+        assert http[k] == 16 * v + single.get(k, 0), (k, http)
+    for x in devs:
+        evs = events_of(d.data_dir, x, "ACTIVITY_EVENT")
+        assert len(evs) == 1 and evs[0]["ts"] == t0 + (50 if strategy == "LAST" else 0), evs
