@@ -2,13 +2,15 @@
  * devices.c - the device routes: state, configuration, activity, sessions,
  * listing (with an id substring search) and stats.
  *
- * Every handler validates its whole input first, then takes the engine
- * lock once (bulk requests take it per 4096 items, so a large bulk never
- * holds the timer loop back for long), and answers after unlocking, which
- * is also when the events it caused have been written to the event log.
+ * Every handler validates its whole input first, then takes its device's
+ * shard lock once (bulk requests take each shard's lock per part of 4096
+ * items, so a large bulk never holds a shard's worker back for long), and
+ * answers after unlocking, which is also when the events it caused have
+ * been written to the event log.
  *
  * Activities (single and bulk) go through the HTTP input's reporting
- * strategy (http.reporting_strategy); sessions and pings do not.  A PUT
+ * strategy (http.reporting_strategy: the reporter of the device's shard,
+ * under that shard's lock); sessions and pings do not.  A PUT
  * whose body is {} or only {"id": ...} is Cumulocity's "ping" of an
  * existing device: an activity at now and nothing else.
  */

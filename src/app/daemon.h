@@ -7,8 +7,8 @@
  * libmicrohttpd's threads serve the API; the main thread runs the loop of
  * the history and alarm pruning; the committer
  * thread writes the store (persist.c); with MQTT on, one thread reads the
- * broker (src/in/mqtt.c); with UDP on, one thread reads the socket and
- * feeds the shards' queues.  Outputs add one thread for all webhooks
+ * broker (src/in/mqtt.c) and with UDP on, one thread reads the socket:
+ * both feed the shards' queues.  Outputs add one thread for all webhooks
  * (out/webhook.c) and one that wakes event streams (api/stream.c); neither
  * touches an engine.
  *

@@ -6,7 +6,7 @@
  * mutex and one worker thread.  engine.shards sets how many (0 = one per
  * online core; 1 = a single engine, as before sharding).
  *
- * Ingest.  Producers (the UDP input) copy activities into fixed-size
+ * Ingest.  Producers (the UDP and MQTT inputs) copy activities into fixed-size
  * batches taken from a shared pool and hand each full batch to its shard
  * over a bounded lock-free queue (ring.h).  The worker pops batches, applies
  * each with ls_engine_activity_batch() under its shard's mutex (one lock and
@@ -15,7 +15,7 @@
  * no lock is shared between producers on that path.  Backpressure: when the
  * pool is empty (every batch queued or being applied) the producer waits
  * for one to come back; it never drops.  The UDP socket buffer absorbs the
- * wait; waits are counted (ls_shards_get_stats()).
+ * wait (the broker, for MQTT); waits are counted (ls_shards_get_stats()).
  *
  * Locks.  Order: shard mutexes in index order, then the daemon's global
  * `lock` (daemon.h).  A worker holds only its own shard while it applies a

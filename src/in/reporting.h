@@ -22,8 +22,12 @@
  * none), so a late report is placed where it happened; staleness and
  * future clamping are judged when it reaches the engine.  See reporting.c.
  *
- * Pure like the engine (time is an input); one writer: the caller holds the
- * daemon's lock around every call, ticks included.
+ * Pure like the engine (time is an input); one writer: the caller holds
+ * what guards its engine around every call, ticks included.  The daemon
+ * gives each shard its own reporter feeding that shard's engine
+ * (app/shards.h), used under the shard's lock only: by HTTP activities of
+ * the shard's devices, and ticked by the shard's worker, whose sleep ends
+ * at ls_reporter_next_wakeup() at the latest.
  */
 #ifndef LS_REPORTING_H
 #define LS_REPORTING_H
@@ -57,7 +61,8 @@ int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64
 void ls_reporter_close(ls_reporter *r);
 
 /*
- * Feeds several engines instead (a sharded daemon): route(ud, id, len)
+ * Feeds several engines instead (one reporter for several engines; the
+ * daemon uses one reporter per shard instead): route(ud, id, len)
  * names the engine that owns a device, batch(ud, ...) applies a batch of
  * ALL's pass-through as ls_engine_activity_batch() would across them.  The
  * caller holds whatever those engines need (their locks) around every
