@@ -226,13 +226,14 @@ int ls_daemon_run(ls_daemon *d)
 void ls_daemon_stop(ls_daemon *d)
 {
     ls_mqtt_stop(d->mqtt); /* first: what it read is applied before the final commit */
-    d->mqtt = NULL;
     /* Commit what requests wait for, so they get their real answer. */
     if (d->committer_running) {
         ls_daemon_lock(d);
         ls_daemon_commit_unlock(d);
     }
     ls_http_stop(d->http);
+    ls_mqtt_free(d->mqtt); /* HTTP threads read its counters until here */
+    d->mqtt = NULL;
     ls_udp_stop(d->udp);
     d->udp = NULL;
     ls_shards_stop(d->shards); /* applies what is queued: the final commit has it */

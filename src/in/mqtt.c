@@ -630,6 +630,13 @@ void ls_mqtt_stop(ls_mqtt *q)
     if (!q) return;
     ls_stopper_request(&q->stop);
     if (q->thread_running) pthread_join(q->thread, NULL);
+    q->thread_running = 0;
+}
+
+void ls_mqtt_free(ls_mqtt *q)
+{
+    if (!q) return;
+    ls_mqtt_stop(q);
     destroy(q);
 }
 

@@ -20,8 +20,11 @@ typedef struct ls_mqtt ls_mqtt;
  */
 int ls_mqtt_start(ls_mqtt **out, ls_daemon *d);
 
-/* Stops the thread (applying what it read), disconnects cleanly, frees. */
+/* Stops the thread (applying what it read) and disconnects cleanly; the
+ * counters stay readable (ls_mqtt_stats_json()) until ls_mqtt_free(). */
 void ls_mqtt_stop(ls_mqtt *m);
+/* Frees (after ls_mqtt_stop(), once nothing reads its counters). */
+void ls_mqtt_free(ls_mqtt *m);
 
 /* 1 while the source is up (connected, backlog read).  Any thread. */
 int ls_mqtt_is_up(ls_mqtt *m);
