@@ -49,10 +49,7 @@ typedef struct rep_state {
 } rep_state;
 
 struct ls_reporter {
-    ls_engine *e; /* without a route */
-    ls_engine_route_fn route;
-    ls_engine_batch_fn batch;
-    void *route_ud;
+    ls_engine *e;
     ls_report_strategy strategy;
     int64_t period;
     ls_wheel wheel;
@@ -147,23 +144,6 @@ void ls_reporter_close(ls_reporter *r)
     free(r);
 }
 
-void ls_reporter_set_route(ls_reporter *r, ls_engine_route_fn route, ls_engine_batch_fn batch, void *ud)
-{
-    r->route = route;
-    r->batch = batch;
-    r->route_ud = ud;
-}
-
-void ls_reporter_count_forwarded(ls_reporter *r, uint64_t n)
-{
-    r->st.forwarded += n;
-}
-
-/* The engine that owns a device. */
-static ls_engine *engine_of(const ls_reporter *r, const char *id, size_t len)
-{
-    return r->route ? r->route(r->route_ud, id, len) : r->e;
-}
 
 ls_report_strategy ls_reporter_strategy(const ls_reporter *r)
 {
@@ -197,7 +177,7 @@ static rep_state *state_of(ls_reporter *r, const char *id, size_t len, ls_now no
 /* One activity under FIRST, LAST or FIRST_AND_LAST.  0 or an engine error. */
 static int take(ls_reporter *r, const char *id, size_t len, int64_t ts, ls_now now)
 {
-    int rc = ts < 0 ? LS_EINVAL : ls_engine_admit(engine_of(r, id, len), id, len);
+    int rc = ts < 0 ? LS_EINVAL : ls_engine_admit(r->e, id, len);
     if (rc < 0) return rc;
     rep_state *s = state_of(r, id, len, now);
     if (!s) return LS_ENOMEM;
@@ -207,7 +187,7 @@ static int take(ls_reporter *r, const char *id, size_t len, int64_t ts, ls_now n
         if (s->carried) s->held = 0; /* FIRST: this report supersedes the deferred one */
         s->carried = 0;
         r->st.forwarded++;
-        return ls_engine_activity(engine_of(r, id, len), id, len, ts, now);
+        return ls_engine_activity(r->e, id, len, ts, now);
     }
     int64_t t = ts ? ts : now.wall;
     if (t > s->held) s->held = t;
@@ -219,8 +199,7 @@ size_t ls_reporter_activity_batch(ls_reporter *r, const ls_activity *a, size_t n
                                   int *rcs)
 {
     if (r->strategy == LS_REPORT_ALL) {
-        size_t applied = r->batch ? r->batch(r->route_ud, a, n, now, rcs)
-                                  : ls_engine_activity_batch(r->e, a, n, now, rcs);
+        size_t applied = ls_engine_activity_batch(r->e, a, n, now, rcs);
         r->st.forwarded += applied;
         return applied;
     }
@@ -242,14 +221,14 @@ static void period_end_cb(void *ud, uint32_t h, int64_t t)
     (void)t;
     if (r->strategy == LS_REPORT_FIRST) {
         if (!s->activity && s->carried) {
-            if (ls_engine_record(engine_of(r, s->id, s->len), s->id, s->len, s->held, now) == 0) r->st.recorded++;
+            if (ls_engine_record(r->e, s->id, s->len, s->held, now) == 0) r->st.recorded++;
             s->held = 0;
             s->carried = 0;
         } else if (s->activity) {
             s->carried = s->held != 0;
         }
     } else if (s->held) {
-        if (ls_engine_activity(engine_of(r, s->id, s->len), s->id, s->len, s->held, now) == 0)
+        if (ls_engine_activity(r->e, s->id, s->len, s->held, now) == 0)
             r->st.reported++;
         else
             r->st.failed++;

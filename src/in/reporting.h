@@ -61,21 +61,6 @@ int ls_reporter_new(ls_reporter **out, ls_engine *e, ls_report_strategy s, int64
 void ls_reporter_close(ls_reporter *r);
 
 /*
- * Feeds several engines instead (one reporter for several engines; the
- * daemon uses one reporter per shard instead): route(ud, id, len)
- * names the engine that owns a device, batch(ud, ...) applies a batch of
- * ALL's pass-through as ls_engine_activity_batch() would across them.  The
- * caller holds whatever those engines need (their locks) around every
- * reporter call.
- */
-typedef ls_engine *(*ls_engine_route_fn)(void *ud, const char *id, size_t len);
-typedef size_t (*ls_engine_batch_fn)(void *ud, const ls_activity *a, size_t n, ls_now now, int *rcs);
-/* Counts n activities the caller passed to the engines itself under
- * ALL (whose reporter is a pass-through), as if they went through it. */
-void ls_reporter_count_forwarded(ls_reporter *r, uint64_t n);
-void ls_reporter_set_route(ls_reporter *r, ls_engine_route_fn route, ls_engine_batch_fn batch, void *ud);
-
-/*
  * Takes n activities at `now` as ls_engine_activity_batch() would (same
  * validation, same per-item results in rcs, including LS_EFULL for a new
  * device over state.max_devices), applying or holding each one per the
