@@ -419,23 +419,6 @@ static void split_results(const apply_split *sp, size_t np, int *rcs)
         for (size_t j = 0; j < np; j++) rcs[sp->pos[j]] = sp->prc[j];
 }
 
-size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_now now, int *rcs)
-{
-    if (sh->n == 1) return ls_engine_activity_batch(sh->shard[0].engine, a, n, now, rcs);
-    size_t applied = 0;
-    apply_split sp;
-    for (size_t base = 0; base < n; base += APPLY_CHUNK) {
-        split_chunk(sh, &sp, a + base, n - base < APPLY_CHUNK ? n - base : APPLY_CHUNK);
-        for (unsigned k = 0; k < sh->n; k++) {
-            size_t np = split_part(&sp, a + base, k);
-            if (!np) continue;
-            applied += ls_engine_activity_batch(sh->shard[k].engine, sp.part, np, now, rcs ? sp.prc : NULL);
-            split_results(&sp, np, rcs ? rcs + base : NULL);
-        }
-    }
-    return applied;
-}
-
 size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report, int *rcs,
                        uint64_t *gen)
 {

@@ -172,13 +172,6 @@ void ls_shards_unlock_all(ls_shards *sh);
 void ls_shard_wake_if_earlier(ls_shard *s);
 
 /*
- * Applies n activities to their shards' engines in order per device, as
- * ls_engine_activity_batch() would: for callers holding every shard lock
- * (HTTP bulk, MQTT).  rcs as there.  Returns the number applied.
- */
-size_t ls_shards_apply_locked(ls_shards *sh, const ls_activity *a, size_t n, ls_now now, int *rcs);
-
-/*
  * Applies n activities from a thread holding no lock (HTTP bulk): shard by
  * shard, each under its own lock only, like a worker (events take the
  * global lock).  With `report`, each shard's part goes through its
