@@ -80,7 +80,8 @@ enum { IDLE = 0, STAGING, WRITING };
 struct ls_flush {
     const ls_engine *engine;
     int state;
-    uint32_t epoch; /* chunks staged in this pass */
+    uint32_t epoch;   /* chunks staged in this pass */
+    uint32_t pass_no; /* passes begun since start */
     flush_ent *ents;
     size_t n, cap;
     char *arena;
@@ -163,6 +164,7 @@ void ls_flush_chunk(ls_flush *f)
     if (f->state == IDLE) {
         f->state = STAGING;
         f->epoch = 0;
+        f->pass_no++;
         f->n = f->alen = 0;
         f->common = SIZE_MAX;
         f->errors = 0;
@@ -285,10 +287,24 @@ typedef struct sup_ctx {
     int failed;
 } sup_ctx;
 
-static void supersede_cb(void *ud, const char *id, size_t len)
+uint64_t ls_flush_tag(const ls_flush *f)
+{
+    return f ? (uint64_t)f->pass_no << 32 | f->epoch : 0;
+}
+
+static void supersede_cb(void *ud, const char *id, size_t len, uint64_t tag)
 {
     sup_ctx *c = ud;
     ls_flush *f = c->f;
+    uint32_t epoch = f->epoch; /* untagged: read after every chunk staged so far */
+    if (tag) {
+        /* A record taken with an event, before the commit was built: it
+         * is newer than the chunks staged before it, and only those.
+         * Taken before this pass began: every chunk is newer. */
+        if ((uint32_t)(tag >> 32) != f->pass_no) return;
+        epoch = (uint32_t)tag;
+        if (epoch == 0) return;
+    }
     if ((f->nsup + 1) * 2 > f->sup_cap && sup_grow(f) < 0) {
         c->failed = 1;
         return;
@@ -305,7 +321,7 @@ static void supersede_cb(void *ud, const char *id, size_t len)
         f->sup_len += len;
         f->nsup++;
     }
-    s->epoch = f->epoch; /* epochs only grow: the latest commit counts */
+    if (epoch > s->epoch) s->epoch = epoch; /* the newest record counts */
 }
 
 void ls_flush_supersede(ls_flush *f, const ls_store_batch *b)

@@ -39,6 +39,16 @@ int ls_flush_active(const ls_flush *f);
  * ls_flush_stage_cb() until the next call belong to this chunk. */
 void ls_flush_chunk(ls_flush *f);
 
+/*
+ * Under the engine locks (which ls_flush_chunk() is called under): a tag
+ * for a device record taken now, outside a commit (a record taken with its
+ * event: persist.c).  Put in the batch with ls_store_batch_put_device_tagged(),
+ * it tells ls_flush_supersede() which staged records are older than the
+ * record (those staged before it), however late the commit is built.
+ * f may be NULL (0: untagged).
+ */
+uint64_t ls_flush_tag(const ls_flush *f);
+
 /* Makes room for `records` more staged records, so that staging them
  * under the engine lock allocates nothing.  Call without the lock.
  * 0 or -ENOMEM (staging then counts what does not fit as errors). */

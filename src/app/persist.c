@@ -85,26 +85,17 @@
 #define DRAIN_ROUNDS 32    /* chunks of urgent devices an event commit takes one by one */
 #define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
 
-/* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
-typedef struct record_ctx {
-    ls_daemon *d;
-    const ls_engine *e; /* the shard being drained */
-    ls_store_batch *b;
-} record_ctx;
-
-static void put_record_cb(void *ud, const ls_device *dev)
+/* What the store keeps of a device (points into dev, e and idb). */
+static ls_store_device record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
 {
-    record_ctx *rc = ud;
-    ls_daemon *d = rc->d;
-    const char *type = ls_engine_type_name(rc->e, dev);
+    const char *type = dev->type ? ls_engine_type_name(e, dev) : NULL;
     ls_availability av = {0};
-    char idb[LS_ID_BUF];
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(rc->e, dev, &av);
-    ls_store_device rec = {
+    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(e, dev, &av);
+    return (ls_store_device){
         .id = ls_device_id(dev, idb),
         .id_len = dev->id_len,
-        .type = dev->type ? type : NULL,
-        .type_len = dev->type ? strlen(type) : 0,
+        .type = type,
+        .type_len = type ? strlen(type) : 0,
         .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
         .has_c8y = (uint8_t)av.has_c8y,
         .response_interval = av.response_interval,
@@ -115,7 +106,22 @@ static void put_record_cb(void *ud, const ls_device *dev)
         .sessions = dev->sessions,
         .active = dev->active,
     };
-    if (ls_store_batch_put_device(rc->b, &rec) < 0) __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+}
+
+/* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
+typedef struct record_ctx {
+    ls_daemon *d;
+    const ls_engine *e; /* the shard being drained */
+    ls_store_batch *b;
+} record_ctx;
+
+static void put_record_cb(void *ud, const ls_device *dev)
+{
+    record_ctx *rc = ud;
+    char idb[LS_ID_BUF];
+    ls_store_device rec = record_of(rc->e, dev, idb);
+    if (ls_store_batch_put_device(rc->b, &rec) < 0)
+        __atomic_fetch_add(&rc->d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
@@ -131,6 +137,14 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type),
                  ev->alarm ? ev->alarm->source : ev->dev ? ls_device_id(ev->dev, idb) : ev->source);
+    }
+    if (ev->dev) {
+        /* The device's record goes with its event (engine.h,
+         * event_snapshots): the state after the event, whatever the
+         * device does before the commit is built. */
+        ls_store_device rec = record_of(e, ev->dev, idb);
+        if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0)
+            __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
     }
     d->want_commit = 1;
 }

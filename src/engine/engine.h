@@ -229,6 +229,11 @@ typedef struct ls_engine_config {
     int64_t grace_ms;           /* availability.grace: added to responseInterval */
     int unmonitored_default;    /* state.monitor_by_default = false */
     int64_t session_timeout_ms; /* transport.session_inactivity_timeout, 0 = never */
+    /* The event callback persists the device's whole record with each of
+     * its events (the daemon's store does): a device event then leaves its
+     * device neither urgent nor dirty, the record taken with the event
+     * covers it.  0 = every device event marks its device urgent. */
+    int event_snapshots;
 } ls_engine_config;
 
 typedef struct ls_engine_stats {
