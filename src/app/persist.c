@@ -5,11 +5,16 @@
  * and its JSON line goes into the pending batch (the transactional outbox);
  * deletes go in as ops.  One committer thread writes two kinds of LMDB
  * transactions, one after the other:
- *   - event commits (commit_events): the pending batch plus the record of
- *     every urgent device (transitions, sessions, configuration, pings:
- *     engine.h), copied DRAIN_CHUNK at a time with the locks released in
- *     between (each chunk is taken holding every shard and the global
- *     lock, so no event is in a batch without the state behind it).  Only then are the batch's events handed to the sinks
+ *   - event commits (commit_events): the pending batch, where every event
+ *     came with its device's record as the event left it (taken in
+ *     ls_persist_event(), under the locks the event was raised under: the
+ *     engines run with event_snapshots), plus the record of every urgent
+ *     device (changes without an event: configuration, pings, a session
+ *     closed while others stay open: engine.h), copied DRAIN_CHUNK at a
+ *     time with the locks released in between.  No event is in a batch
+ *     without the state behind it, and however many events a reconnect
+ *     storm raises, the committer never has to gather their devices: the
+ *     lock holds stay short.  Only then are the batch's events handed to the sinks
  *     (today events.jsonl), and only then are API requests waiting on that
  *     batch answered.  So a transition is on disk before anyone hears of
  *     it, together with its device, and an acknowledged change survives
@@ -351,8 +356,9 @@ static void lock_gap(void)
  * between; whatever the other threads queue meanwhile is appended behind,
  * so the batch holds everything in the order it was taken, and the
  * transaction closes only once no urgent device is left (after DRAIN_ROUNDS
- * chunks, the rest in one hold): every event in it has its device's state
- * after the event in it too.  Without the lock on
+ * chunks, the rest in one hold): a request waiting for its change is
+ * answered after a commit that has it.  Events need no such closure: each
+ * brought its device's record with it.  Without the lock on
  * entry and return.
  */
 static void commit_events(committer *c)
@@ -375,10 +381,10 @@ static void commit_events(committer *c)
             ls_store_batch_clear(d->pending);
         }
         rx.b = batch;
-        /* While transitions keep coming (a reconnect storm), the chunks
-         * would never run out: after DRAIN_ROUNDS the rest goes in this
-         * hold, however many, so that the commit closes.  The hold is then
-         * as long as the urgent devices the last rounds let pile up. */
+        /* While urgent changes keep coming (API requests; transitions
+         * bring their records with their events), the chunks could run on:
+         * after DRAIN_ROUNDS the rest goes in this hold, however many, so
+         * that the commit closes. */
         size_t left = 0, room = round < DRAIN_ROUNDS ? DRAIN_CHUNK : SIZE_MAX;
         for (unsigned i = 0; i < d->shards->n; i++) {
             ls_engine *e = d->shards->shard[i].engine;

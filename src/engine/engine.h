@@ -432,7 +432,8 @@ const char *ls_id_check(const char *id, size_t len);
  * Persistence support.  Every change to a device marks it dirty (one flag
  * test on the hot path), so a store writes exactly what changed.  Changes
  * come in two kinds:
- *   - urgent: a transition (every device event marks its device), a
+ *   - urgent: a transition (every device event marks its device, unless
+ *     cfg.event_snapshots: then the event callback takes the record), a
  *     session opened or closed, a configuration change, ls_engine_urge().
  *     Its record must be committed together with the events it produced
  *     and before the change is acknowledged: ls_engine_drain_urgent().
