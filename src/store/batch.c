@@ -324,3 +324,16 @@ void ls_store_batch_each_device(const ls_store_batch *b,
         if (op.type == STORE__OP_PUT_DEVICE || op.type == STORE__OP_DEL_DEVICE)
             cb(ud, (const char *)op.key, op.klen, op.num);
 }
+
+int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb, void *ud)
+{
+    size_t pos = 0;
+    int64_t n = 0;
+    store__op op;
+    while (store__batch_next(b, &pos, &op)) {
+        if (op.type != STORE__OP_EVENT || op.num <= after) continue;
+        if (cb(ud, op.num, (const char *)op.val, op.vlen)) break;
+        n++;
+    }
+    return n;
+}

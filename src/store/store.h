@@ -139,6 +139,9 @@ uint64_t ls_store_alarm_last_id(ls_store *s);
 typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
 /* Calls cb for up to `max` events with seq > after, in seq order.  Returns the count or < 0. */
 int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb, void *ud);
+/* Calls cb for every event of batch b with seq > after, in the batch's
+ * order, until cb returns nonzero.  Returns the count of events cb took. */
+int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb, void *ud);
 /* Highest seq in the outbox, or the highest ever pruned; 0 if none ever. */
 uint64_t ls_store_last_seq(ls_store *s);
 /* Lowest seq still in the outbox, 0 if empty. */

@@ -381,6 +381,22 @@ static void test_delete(void **state)
  * events around them and one event bigger than a block, appended to
  * another batch: the store ends as if every op had been applied in order.
  */
+typedef struct seq_list {
+    uint64_t seq[8];
+    size_t n, stop_at; /* stop_at > 0: refuse the event after that many */
+} seq_list;
+
+static int seq_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    seq_list *l = ud;
+    if (l->stop_at && l->n == l->stop_at) return -1;
+    assert_true(l->n < 8);
+    l->seq[l->n++] = seq;
+    return 0;
+}
+
 static int big_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
     (void)seq;
@@ -420,6 +436,14 @@ static void test_batch_order_and_blocks(void **state)
     assert_int_equal(ls_store_batch_append(a, b), 0);
     assert_int_equal(ls_store_batch_ops(b), 0);
     assert_int_equal(ls_store_batch_ops(a), nb + 1);
+    /* The batch's own events, in order, after a given seq. */
+    seq_list sl = {0};
+    assert_int_equal(ls_store_batch_each_event(a, seq - 4, seq_cb, &sl), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(sl.seq[i], seq - 3 + (uint64_t)i);
+    sl.stop_at = 2;
+    sl.n = 0;
+    assert_int_equal(ls_store_batch_each_event(a, 0, seq_cb, &sl), 2);
     put_dev(b, "key-00001", NULL, 9); /* b is usable again, and empty */
     assert_int_equal(ls_store_batch_ops(b), 1);
     assert_int_equal(ls_store_write(s, a), 0);
