@@ -24,12 +24,14 @@
  *
  * Ordering.  A device is written by a pass and by event commits, and the
  * store must never go back to an older state of it.  Every staged record
- * carries the chunk (epoch) it was copied in.  An event commit built after
- * chunk k (its records were read from the engine after it) reports the
- * devices it writes or deletes with ls_flush_supersede(); the staged
- * records of those devices from chunks <= k are then dropped: the commit
- * wrote a newer state, or deleted the device, and the pass must not write
- * the older one back over it.  Records staged in later chunks are newer
+ * carries the chunk (epoch) it was copied in.  An event commit reports the
+ * devices it writes or deletes with ls_flush_supersede(), each with the
+ * last chunk k copied before its record was read from the engine (a record
+ * taken with its event carries k in its tag, ls_flush_tag(); the others
+ * were read while the commit was built, after every chunk so far); the
+ * staged records of those devices from chunks <= k are then dropped: the
+ * commit wrote a newer state, or deleted the device, and the pass must not
+ * write the older one back over it.  Records staged in later chunks are newer
  * than the commit, and event commits of a pass are all written before its
  * first slice, so they land after it.  Within the pass, two records of one
  * id (a device deleted and created again) are written in staging order.

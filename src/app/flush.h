@@ -64,11 +64,12 @@ void ls_flush_stage_cb(void *ud, const ls_device *dev);
 uint64_t ls_flush_errors(const ls_flush *f);
 
 /*
- * The records of `b` (device puts and deletes), about to be committed, were
- * taken after every chunk staged so far: the staged records of the same
- * devices are older and are dropped, so that the pass never writes a
- * device back to an older state.  Chunks staged later are newer and kept.
- * No-op when no pass is active.
+ * The records of `b` (device puts and deletes), about to be committed: an
+ * untagged one was taken after every chunk staged so far, a tagged one
+ * (ls_flush_tag()) after the chunks up to its tag.  The staged records of
+ * the same devices from those chunks are older and are dropped, so that the
+ * pass never writes a device back to an older state; chunks staged later
+ * are newer and kept.  No-op when no pass is active.
  */
 void ls_flush_supersede(ls_flush *f, const ls_store_batch *b);
 
