@@ -156,6 +156,8 @@ def run_storm(binary, n, spread_s, seed=2):
                 continue
             wait = min(k * SLICE_S, next_poll) - now
             time.sleep(max(0.0, min(wait, 0.005)))
+        status, mtext = client.request("GET", "/metrics")
+        res["metrics"] = mtext.decode() if status == 200 else ""
         stop.set()
         obs.join(120)
         if obs.is_alive():
@@ -210,7 +212,26 @@ def run_storm(binary, n, spread_s, seed=2):
         "commit_backlog_max": max(p["lastSeq"] - p["outbox"]["committedSeq"] for _, _, p in polls),
         "udp_sent": sent, "udp_lost": sent - received, "resent": resent,
     })
+    res.update(committer_figures(res.pop("metrics", "")))
     return res
+
+
+def metric(text, name):
+    """A sample's value from Prometheus text, None if absent."""
+    for line in (text or "").splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def committer_figures(text):
+    """What the committer did over the run: commits, their mean time, its longest lock hold."""
+    n = metric(text, "lastseen_store_commit_duration_seconds_count")
+    total = metric(text, "lastseen_store_commit_duration_seconds_sum")
+    return {"commits": int(n or 0),
+            "commit_mean_ms": (total * 1000.0 / n) if n else None,
+            "commit_total_s": total,
+            "lock_hold_max_ms": (metric(text, "lastseen_committer_lock_hold_max_seconds") or 0) * 1000.0}
 
 
 def describe(r):
@@ -222,7 +243,10 @@ def describe(r):
                r["devices"], f(r["lag_p50"], " ms"), f(r["lag_p99"], " ms"), f(r["lag_max"], " ms"),
                r["ingest_backlog_max"], r["commit_backlog_max"], r["udp_lost"], r["udp_sent"], r["rounds"],
                r["setup_s"],
-               "/".join("%.1f" % x for x in r["load"])))
+               "/".join("%.1f" % x for x in r["load"]))
+            + "; commits %d, mean %s, total %s, longest lock hold %s"
+            % (r["commits"], f(r["commit_mean_ms"], " ms"), f(r["commit_total_s"], " s"),
+               f(r["lock_hold_max_ms"], " ms")))
 
 
 def main():

@@ -440,6 +440,9 @@ def render(a, R, meta):
     w(meta["command"])
     w("```")
     w("")
+    if meta.get("section_s"):
+        w("Time per section: %s." % ", ".join("%s %.0f s" % (k, v) for k, v in meta["section_s"].items()))
+        w("")
     m = meta["machine"]
     w("Machine: %s, %s cores, %s, Linux %s, %s, %s. Load average (1 min) while measuring: %s "
       "(the machine is shared; figures are medians, [min..max] across runs)."
@@ -743,8 +746,10 @@ def main():
             "failed": []}
     log("machine: %s" % meta["machine"])
     R = {}
+    meta["section_s"] = {}
     for name in only:
         log("section %s (load %.1f)" % (name, lsbench.loadavg()))
+        ts = time.monotonic()
         try:
             if name == "engine":
                 R[name] = sec_engine(a)
@@ -765,6 +770,8 @@ def main():
             log("section %s FAILED: %s" % (name, e))
             traceback.print_exc()
             meta["failed"].append(name)
+        meta["section_s"][name] = time.monotonic() - ts
+        log("section %s took %.0f s" % (name, meta["section_s"][name]))
     meta["elapsed"] = time.monotonic() - t0
     meta["commands"] = commands(a, R)
     meta["aborted"] = ABORTED

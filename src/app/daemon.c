@@ -145,6 +145,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         .grace_ms = cfg->availability_grace,
         .unmonitored_default = !cfg->state_monitor_by_default,
         .session_timeout_ms = cfg->transport_session_inactivity_timeout,
+        .event_snapshots = 1, /* ls_persist_event() writes the device with its event */
     };
     if (getrandom(&ec.seed, sizeof(ec.seed), 0) != sizeof(ec.seed)) ec.seed = (uint64_t)ls_clock_mono_ns();
     ec.shared_devices = &d->devices;

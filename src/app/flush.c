@@ -24,12 +24,14 @@
  *
  * Ordering.  A device is written by a pass and by event commits, and the
  * store must never go back to an older state of it.  Every staged record
- * carries the chunk (epoch) it was copied in.  An event commit built after
- * chunk k (its records were read from the engine after it) reports the
- * devices it writes or deletes with ls_flush_supersede(); the staged
- * records of those devices from chunks <= k are then dropped: the commit
- * wrote a newer state, or deleted the device, and the pass must not write
- * the older one back over it.  Records staged in later chunks are newer
+ * carries the chunk (epoch) it was copied in.  An event commit reports the
+ * devices it writes or deletes with ls_flush_supersede(), each with the
+ * last chunk k copied before its record was read from the engine (a record
+ * taken with its event carries k in its tag, ls_flush_tag(); the others
+ * were read while the commit was built, after every chunk so far); the
+ * staged records of those devices from chunks <= k are then dropped: the
+ * commit wrote a newer state, or deleted the device, and the pass must not
+ * write the older one back over it.  Records staged in later chunks are newer
  * than the commit, and event commits of a pass are all written before its
  * first slice, so they land after it.  Within the pass, two records of one
  * id (a device deleted and created again) are written in staging order.
@@ -80,7 +82,8 @@ enum { IDLE = 0, STAGING, WRITING };
 struct ls_flush {
     const ls_engine *engine;
     int state;
-    uint32_t epoch; /* chunks staged in this pass */
+    uint32_t epoch;   /* chunks staged in this pass */
+    uint32_t pass_no; /* passes begun since start */
     flush_ent *ents;
     size_t n, cap;
     char *arena;
@@ -163,6 +166,7 @@ void ls_flush_chunk(ls_flush *f)
     if (f->state == IDLE) {
         f->state = STAGING;
         f->epoch = 0;
+        f->pass_no++;
         f->n = f->alen = 0;
         f->common = SIZE_MAX;
         f->errors = 0;
@@ -285,10 +289,24 @@ typedef struct sup_ctx {
     int failed;
 } sup_ctx;
 
-static void supersede_cb(void *ud, const char *id, size_t len)
+uint64_t ls_flush_tag(const ls_flush *f)
+{
+    return f ? (uint64_t)f->pass_no << 32 | f->epoch : 0;
+}
+
+static void supersede_cb(void *ud, const char *id, size_t len, uint64_t tag)
 {
     sup_ctx *c = ud;
     ls_flush *f = c->f;
+    uint32_t epoch = f->epoch; /* untagged: read after every chunk staged so far */
+    if (tag) {
+        /* A record taken with an event, before the commit was built: it
+         * is newer than the chunks staged before it, and only those.
+         * Taken before this pass began: every chunk is newer. */
+        if ((uint32_t)(tag >> 32) != f->pass_no) return;
+        epoch = (uint32_t)tag;
+        if (epoch == 0) return;
+    }
     if ((f->nsup + 1) * 2 > f->sup_cap && sup_grow(f) < 0) {
         c->failed = 1;
         return;
@@ -305,7 +323,7 @@ static void supersede_cb(void *ud, const char *id, size_t len)
         f->sup_len += len;
         f->nsup++;
     }
-    s->epoch = f->epoch; /* epochs only grow: the latest commit counts */
+    if (epoch > s->epoch) s->epoch = epoch; /* the newest record counts */
 }
 
 void ls_flush_supersede(ls_flush *f, const ls_store_batch *b)

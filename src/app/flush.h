@@ -39,6 +39,16 @@ int ls_flush_active(const ls_flush *f);
  * ls_flush_stage_cb() until the next call belong to this chunk. */
 void ls_flush_chunk(ls_flush *f);
 
+/*
+ * Under the engine locks (which ls_flush_chunk() is called under): a tag
+ * for a device record taken now, outside a commit (a record taken with its
+ * event: persist.c).  Put in the batch with ls_store_batch_put_device_tagged(),
+ * it tells ls_flush_supersede() which staged records are older than the
+ * record (those staged before it), however late the commit is built.
+ * f may be NULL (0: untagged).
+ */
+uint64_t ls_flush_tag(const ls_flush *f);
+
 /* Makes room for `records` more staged records, so that staging them
  * under the engine lock allocates nothing.  Call without the lock.
  * 0 or -ENOMEM (staging then counts what does not fit as errors). */
@@ -54,11 +64,12 @@ void ls_flush_stage_cb(void *ud, const ls_device *dev);
 uint64_t ls_flush_errors(const ls_flush *f);
 
 /*
- * The records of `b` (device puts and deletes), about to be committed, were
- * taken after every chunk staged so far: the staged records of the same
- * devices are older and are dropped, so that the pass never writes a
- * device back to an older state.  Chunks staged later are newer and kept.
- * No-op when no pass is active.
+ * The records of `b` (device puts and deletes), about to be committed: an
+ * untagged one was taken after every chunk staged so far, a tagged one
+ * (ls_flush_tag()) after the chunks up to its tag.  The staged records of
+ * the same devices from those chunks are older and are dropped, so that the
+ * pass never writes a device back to an older state; chunks staged later
+ * are newer and kept.  No-op when no pass is active.
  */
 void ls_flush_supersede(ls_flush *f, const ls_store_batch *b);
 

@@ -5,11 +5,16 @@
  * and its JSON line goes into the pending batch (the transactional outbox);
  * deletes go in as ops.  One committer thread writes two kinds of LMDB
  * transactions, one after the other:
- *   - event commits (commit_events): the pending batch plus the record of
- *     every urgent device (transitions, sessions, configuration, pings:
- *     engine.h), copied DRAIN_CHUNK at a time with the locks released in
- *     between (each chunk is taken holding every shard and the global
- *     lock, so no event is in a batch without the state behind it).  Only then are the batch's events handed to the sinks
+ *   - event commits (commit_events): the pending batch, where every event
+ *     came with its device's record as the event left it (taken in
+ *     ls_persist_event(), under the locks the event was raised under: the
+ *     engines run with event_snapshots), plus the record of every urgent
+ *     device (changes without an event: configuration, pings, a session
+ *     closed while others stay open: engine.h), copied DRAIN_CHUNK at a
+ *     time with the locks released in between.  No event is in a batch
+ *     without the state behind it, and however many events a reconnect
+ *     storm raises, the committer never has to gather their devices: the
+ *     lock holds stay short.  Only then are the batch's events handed to the sinks
  *     (today events.jsonl), and only then are API requests waiting on that
  *     batch answered.  So a transition is on disk before anyone hears of
  *     it, together with its device, and an acknowledged change survives
@@ -85,26 +90,17 @@
 #define DRAIN_ROUNDS 32    /* chunks of urgent devices an event commit takes one by one */
 #define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
 
-/* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
-typedef struct record_ctx {
-    ls_daemon *d;
-    const ls_engine *e; /* the shard being drained */
-    ls_store_batch *b;
-} record_ctx;
-
-static void put_record_cb(void *ud, const ls_device *dev)
+/* What the store keeps of a device (points into dev, e and idb). */
+static ls_store_device record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
 {
-    record_ctx *rc = ud;
-    ls_daemon *d = rc->d;
-    const char *type = ls_engine_type_name(rc->e, dev);
+    const char *type = dev->type ? ls_engine_type_name(e, dev) : NULL;
     ls_availability av = {0};
-    char idb[LS_ID_BUF];
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(rc->e, dev, &av);
-    ls_store_device rec = {
+    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(e, dev, &av);
+    return (ls_store_device){
         .id = ls_device_id(dev, idb),
         .id_len = dev->id_len,
-        .type = dev->type ? type : NULL,
-        .type_len = dev->type ? strlen(type) : 0,
+        .type = type,
+        .type_len = type ? strlen(type) : 0,
         .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
         .has_c8y = (uint8_t)av.has_c8y,
         .response_interval = av.response_interval,
@@ -115,7 +111,22 @@ static void put_record_cb(void *ud, const ls_device *dev)
         .sessions = dev->sessions,
         .active = dev->active,
     };
-    if (ls_store_batch_put_device(rc->b, &rec) < 0) __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+}
+
+/* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
+typedef struct record_ctx {
+    ls_daemon *d;
+    const ls_engine *e; /* the shard being drained */
+    ls_store_batch *b;
+} record_ctx;
+
+static void put_record_cb(void *ud, const ls_device *dev)
+{
+    record_ctx *rc = ud;
+    char idb[LS_ID_BUF];
+    ls_store_device rec = record_of(rc->e, dev, idb);
+    if (ls_store_batch_put_device(rc->b, &rec) < 0)
+        __atomic_fetch_add(&rc->d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
@@ -131,6 +142,14 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type),
                  ev->alarm ? ev->alarm->source : ev->dev ? ls_device_id(ev->dev, idb) : ev->source);
+    }
+    if (ev->dev) {
+        /* The device's record goes with its event (engine.h,
+         * event_snapshots): the state after the event, whatever the
+         * device does before the commit is built. */
+        ls_store_device rec = record_of(e, ev->dev, idb);
+        if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0)
+            __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
     }
     d->want_commit = 1;
 }
@@ -191,12 +210,14 @@ uint64_t ls_daemon_committed_gen(ls_daemon *d)
 
 typedef struct deliver_state {
     ls_daemon *d;
-    int refused; /* the event log did not take a line */
+    int refused;  /* the event log did not take a line */
+    int in_order; /* take only the very next seq (from a batch) */
 } deliver_state;
 
 static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
     deliver_state *ds = ud;
+    if (ds->in_order && seq != ds->d->delivered + 1) return -1;
     if (ls_eventlog_append_line(&ds->d->events, seq, line, len) < 0) {
         ds->refused = 1;
         return -1;
@@ -213,7 +234,7 @@ static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
  * gets every event once, in seq order, however long the outage.  Every
  * SINK_CHECK_MS it also reopens the file if its path was renamed away.
  */
-static void deliver(ls_daemon *d, uint64_t upto)
+static void deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *batch)
 {
     ls_eventlog *l = &d->events;
     int64_t now = ls_clock_mono_ns() / 1000000;
@@ -236,7 +257,18 @@ static void deliver(ls_daemon *d, uint64_t upto)
             }
         }
     }
-    while (d->delivered < upto) {
+    if (batch && d->delivered < upto) {
+        /* The batch just committed holds the next events, in order: no
+         * need to read them back from the store. */
+        deliver_state ds = {.d = d, .in_order = 1};
+        ls_store_batch_each_event(batch, d->delivered, deliver_cb, &ds);
+        if (ls_eventlog_flush(l) < 0) {
+            d->delivered = l->seq;
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+    }
+    while (d->delivered < upto) { /* the rest (after a failure, at start-up): from the store */
         uint64_t before = d->delivered;
         deliver_state ds = {.d = d};
         int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, &ds);
@@ -337,8 +369,9 @@ static void lock_gap(void)
  * between; whatever the other threads queue meanwhile is appended behind,
  * so the batch holds everything in the order it was taken, and the
  * transaction closes only once no urgent device is left (after DRAIN_ROUNDS
- * chunks, the rest in one hold): every event in it has its device's state
- * after the event in it too.  Without the lock on
+ * chunks, the rest in one hold): a request waiting for its change is
+ * answered after a commit that has it.  Events need no such closure: each
+ * brought its device's record with it.  Without the lock on
  * entry and return.
  */
 static void commit_events(committer *c)
@@ -361,10 +394,10 @@ static void commit_events(committer *c)
             ls_store_batch_clear(d->pending);
         }
         rx.b = batch;
-        /* While transitions keep coming (a reconnect storm), the chunks
-         * would never run out: after DRAIN_ROUNDS the rest goes in this
-         * hold, however many, so that the commit closes.  The hold is then
-         * as long as the urgent devices the last rounds let pile up. */
+        /* While urgent changes keep coming (API requests; transitions
+         * bring their records with their events), the chunks could run on:
+         * after DRAIN_ROUNDS the rest goes in this hold, however many, so
+         * that the commit closes. */
         size_t left = 0, room = round < DRAIN_ROUNDS ? DRAIN_CHUNK : SIZE_MAX;
         for (unsigned i = 0; i < d->shards->n; i++) {
             ls_engine *e = d->shards->shard[i].engine;
@@ -418,7 +451,7 @@ static void commit_events(committer *c)
         __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
         ls_histogram_observe(&d->metrics.commit, took);
     }
-    if (rc == 0) deliver(d, upto);
+    if (rc == 0) deliver(d, upto, batch);
 
     pthread_mutex_lock(&d->lock);
     if (rc < 0) {
@@ -642,7 +675,7 @@ int ls_persist_start(ls_daemon *d)
             (unsigned long long)d->seq);
 
     /* Catch the file up with what the store committed but never delivered. */
-    deliver(d, d->committed_seq);
+    deliver(d, d->committed_seq, NULL);
     if ((rc = pthread_create(&d->committer, NULL, committer_main, d)) != 0) return -rc;
     d->committer_running = 1;
     return 0;

@@ -117,11 +117,25 @@ void eng__mark(ls_engine *e, ls_device *d)
     mark_urgent(e, d);
 }
 
-/* Every device event marks its device urgent: its record is committed with
- * the event. */
+/*
+ * A device event's own mark.  Every device event has its device's record
+ * committed with it: either the engine marks the device urgent (the
+ * committer copies it with the event), or, with cfg.event_snapshots, the
+ * event callback copies the record itself, and the device needs no mark
+ * for this change (the dirty one is cleared in emit(), after the change).
+ */
+static void mark_event(ls_engine *e, ls_device *d)
+{
+    if (!e->cfg.event_snapshots) mark_urgent(e, d);
+}
+
+/* Emits a device event; d's change is complete (see mark_event()). */
 static void emit(ls_engine *e, ls_event_type type, ls_device *d, int64_t ts, int64_t at)
 {
-    mark_urgent(e, d);
+    if (e->cfg.event_snapshots)
+        d->flags &= (uint16_t)~LS_DEV_DIRTY; /* the callback's record holds this state */
+    else
+        mark_urgent(e, d);
     ls_event ev = {.type = type, .dev = d, .ts = ts, .detected_at = at};
     e->st.events[type]++;
     if (e->cb) e->cb(e->ud, &ev);
@@ -358,7 +372,7 @@ int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
 /* Makes d inactive, detected at wall time `at`.  The caller re-arms. */
 static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
 {
-    mark_urgent(e, d);
+    mark_event(e, d);
     set_active(e, d, 0);
     d->inactivity_alarm = at;
     emit(e, LS_EV_INACTIVITY, d, d->last_activity + eng__timeout(e, d), at);
@@ -367,7 +381,7 @@ static void go_inactive(ls_engine *e, ls_device *d, int64_t at)
 /* Closes every session of d: it was silent for session_timeout_ms. */
 static void expire_sessions(ls_engine *e, ls_device *d, int64_t at)
 {
-    mark_urgent(e, d);
+    mark_event(e, d);
     e->st.sessions -= d->sessions;
     e->st.avail_connected[ls_device_avail(d)]--;
     d->sessions = 0;
@@ -481,7 +495,7 @@ int ls_engine_connect_src(ls_engine *e, const char *id, size_t len, unsigned sou
     int rc;
     if (source > LS_SOURCE_MAX) return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, NULL)) < 0) return rc;
-    mark_urgent(e, d);
+    mark_event(e, d); /* CONNECT follows */
     if (d->sessions == 0) e->st.avail_connected[ls_device_avail(d)]++;
     d->sessions++;
     e->st.sessions++;

@@ -229,6 +229,11 @@ typedef struct ls_engine_config {
     int64_t grace_ms;           /* availability.grace: added to responseInterval */
     int unmonitored_default;    /* state.monitor_by_default = false */
     int64_t session_timeout_ms; /* transport.session_inactivity_timeout, 0 = never */
+    /* The event callback persists the device's whole record with each of
+     * its events (the daemon's store does): a device event then leaves its
+     * device neither urgent nor dirty, the record taken with the event
+     * covers it.  0 = every device event marks its device urgent. */
+    int event_snapshots;
 } ls_engine_config;
 
 typedef struct ls_engine_stats {
@@ -427,7 +432,8 @@ const char *ls_id_check(const char *id, size_t len);
  * Persistence support.  Every change to a device marks it dirty (one flag
  * test on the hot path), so a store writes exactly what changed.  Changes
  * come in two kinds:
- *   - urgent: a transition (every device event marks its device), a
+ *   - urgent: a transition (every device event marks its device, unless
+ *     cfg.event_snapshots: then the event callback takes the record), a
  *     session opened or closed, a configuration change, ls_engine_urge().
  *     Its record must be committed together with the events it produced
  *     and before the change is acknowledged: ls_engine_drain_urgent().

@@ -2,16 +2,26 @@
  * batch.c - a batch of store writes, built in memory with no LMDB
  * transaction open.
  *
- * Every op is appended to one growable arena as a 24-byte header (type,
- * key length, value length, a number) followed by the key and value bytes,
- * padded to 8 bytes.  Device records are encoded here, at batch time, so
- * ls_store_write() only copies bytes into LMDB and a retry after a map
- * resize re-encodes nothing.  The arena doubles when full and never grows
- * past STORE__BATCH_CAP (1 GiB): an op that would cross it fails with
- * -ENOMEM and leaves the batch as it was.  ls_store_batch_clear() keeps the
- * arena for reuse, so a steady-state writer allocates nothing; only an
- * arena above BATCH_KEEP that its last use filled to less than a quarter
- * (a burst is over) is shrunk, to twice that use.
+ * Every op is a 24-byte header (type, key length, value length, a number)
+ * followed by the key and value bytes, padded to 8 bytes.  Device records
+ * are encoded here, at batch time, so ls_store_write() only copies bytes
+ * into LMDB and a retry after a map resize re-encodes nothing.
+ *
+ * Ops are appended to blocks of BLOCK bytes (an op larger than that gets a
+ * block of its own), never to one growing arena: the event path adds an
+ * op per event under the daemon's lock, and a reconnect storm adds
+ * hundreds of megabytes between two commits; an arena that doubles copies
+ * all of it at every step and touches fresh pages each time, where blocks
+ * cost one allocation per BLOCK bytes and nothing is ever copied.
+ * ls_store_batch_append() moves the source's blocks over instead of
+ * copying them.  The batch never grows past STORE__BATCH_CAP (1 GiB): an
+ * op that would cross it fails with -ENOMEM and leaves the batch as it
+ * was.  ls_store_batch_clear() keeps KEEP_BLOCKS blocks for reuse, so a
+ * steady-state writer allocates nothing, and frees the rest (a burst is
+ * over).
+ *
+ * A position (store__batch_next()) is the block's index times POS_SPAN plus
+ * the offset in the block.
  *
  * Arguments are validated here (key lengths LMDB accepts, seq > 0, type
  * length fitting the record's u16), so a batch that was built can only
@@ -24,10 +34,20 @@
 #include "store/store_int.h"
 
 #define OP_HDR 24
+#define BLOCK ((size_t)256 << 10)
+#define KEEP_BLOCKS 4
+#define POS_SPAN ((size_t)1 << 31) /* > any block: ops are at most STORE__BATCH_CAP */
+
+typedef struct blk {
+    unsigned char *p;
+    size_t len, cap;
+} blk;
 
 struct ls_store_batch {
-    unsigned char *buf;
-    size_t len, cap;
+    blk *blk;
+    size_t nblk, blk_cap; /* blocks in use (the last one open), allocated slots */
+    size_t nspare;        /* kept blocks after the used ones: blk[nblk .. nblk + nspare) */
+    size_t bytes;         /* ops' bytes in all blocks */
     size_t nops;
 };
 
@@ -39,23 +59,26 @@ ls_store_batch *ls_store_batch_new(void)
 void ls_store_batch_free(ls_store_batch *b)
 {
     if (!b) return;
-    free(b->buf);
+    for (size_t i = 0; i < b->nblk + b->nspare; i++)
+        free(b->blk[i].p);
+    free(b->blk);
     free(b);
 }
 
-#define BATCH_KEEP ((size_t)4 << 20)
-
 void ls_store_batch_clear(ls_store_batch *b)
 {
-    if (b->cap > BATCH_KEEP && b->len < b->cap / 4) {
-        size_t cap = b->len * 2 > BATCH_KEEP ? b->len * 2 : BATCH_KEEP;
-        unsigned char *nb = realloc(b->buf, cap);
-        if (nb) {
-            b->buf = nb;
-            b->cap = cap;
+    size_t keep = 0, total = b->nblk + b->nspare;
+    for (size_t i = 0; i < total; i++) {
+        if (keep < KEEP_BLOCKS && b->blk[i].cap == BLOCK) {
+            b->blk[keep] = b->blk[i];
+            b->blk[keep++].len = 0;
+        } else {
+            free(b->blk[i].p);
         }
     }
-    b->len = 0;
+    b->nblk = 0;
+    b->nspare = keep;
+    b->bytes = 0;
     b->nops = 0;
 }
 
@@ -69,6 +92,39 @@ static size_t pad8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
+/* Room for `slots` block descriptors; 0 or -1. */
+static int blk_room(ls_store_batch *b, size_t slots)
+{
+    if (slots <= b->blk_cap) return 0;
+    size_t cap = b->blk_cap ? b->blk_cap : 16;
+    while (cap < slots)
+        cap *= 2;
+    blk *v = realloc(b->blk, cap * sizeof(*v));
+    if (!v) return -1;
+    b->blk = v;
+    b->blk_cap = cap;
+    return 0;
+}
+
+/* A block with `need` free bytes at its end, opened if needed; NULL when
+ * malloc refuses. */
+static blk *open_block(ls_store_batch *b, size_t need)
+{
+    if (b->nblk && b->blk[b->nblk - 1].cap - b->blk[b->nblk - 1].len >= need) return &b->blk[b->nblk - 1];
+    if (need <= BLOCK && b->nspare) { /* a kept block, already after the used ones */
+        b->nspare--;
+        return &b->blk[b->nblk++];
+    }
+    if (blk_room(b, b->nblk + b->nspare + 1) < 0) return NULL;
+    size_t cap = need > BLOCK ? need : BLOCK;
+    unsigned char *p = malloc(cap);
+    if (!p) return NULL;
+    /* The new block goes before the kept ones. */
+    if (b->nspare) b->blk[b->nblk + b->nspare] = b->blk[b->nblk];
+    b->blk[b->nblk] = (blk){.p = p, .len = 0, .cap = cap};
+    return &b->blk[b->nblk++];
+}
+
 /*
  * Reserves room for one op with a key of klen and a value of vlen bytes,
  * writes its header and returns a pointer to where the key goes (the value
@@ -79,51 +135,54 @@ static unsigned char *op_reserve(ls_store_batch *b, int type, size_t klen, size_
 {
     if (klen > STORE__BATCH_CAP || vlen > STORE__BATCH_CAP) return NULL;
     size_t need = OP_HDR + pad8(klen + vlen);
-    if (need > STORE__BATCH_CAP - b->len) return NULL;
-    if (b->len + need > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + need)
-            cap *= 2;
-        if (cap > STORE__BATCH_CAP) cap = STORE__BATCH_CAP;
-        unsigned char *nb = realloc(b->buf, cap);
-        if (!nb) return NULL;
-        b->buf = nb;
-        b->cap = cap;
-    }
-    unsigned char *p = b->buf + b->len;
+    if (need > STORE__BATCH_CAP - b->bytes) return NULL;
+    blk *k = open_block(b, need);
+    if (!k) return NULL;
+    unsigned char *p = k->p + k->len;
     store__put_le32(p, (uint32_t)type);
     store__put_le32(p + 4, (uint32_t)klen);
     store__put_le64(p + 8, (uint64_t)vlen);
     store__put_le64(p + 16, num);
-    /* Zero the padding so the arena never holds uninitialised bytes. */
+    /* Zero the padding so the blocks never hold uninitialised bytes. */
     if (pad8(klen + vlen) > klen + vlen)
         memset(p + OP_HDR + klen + vlen, 0, pad8(klen + vlen) - (klen + vlen));
-    b->len += need;
+    k->len += need;
+    b->bytes += need;
     b->nops++;
     return p + OP_HDR;
 }
 
 int store__batch_next(const ls_store_batch *b, size_t *pos, store__op *op)
 {
-    if (*pos >= b->len) return 0;
-    const unsigned char *p = b->buf + *pos;
+    size_t i = *pos / POS_SPAN, off = *pos % POS_SPAN;
+    while (i < b->nblk && off >= b->blk[i].len) {
+        i++;
+        off = 0;
+    }
+    if (i >= b->nblk) return 0;
+    const unsigned char *p = b->blk[i].p + off;
     op->type = (int)store__get_le32(p);
     op->klen = store__get_le32(p + 4);
     op->vlen = (size_t)store__get_le64(p + 8);
     op->num = store__get_le64(p + 16);
     op->key = p + OP_HDR;
     op->val = p + OP_HDR + op->klen;
-    *pos += OP_HDR + pad8(op->klen + op->vlen);
+    *pos = i * POS_SPAN + off + OP_HDR + pad8(op->klen + op->vlen);
     return 1;
 }
 
 int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d)
 {
+    return ls_store_batch_put_device_tagged(b, d, 0);
+}
+
+int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d, uint64_t tag)
+{
     size_t tlen = d->type ? d->type_len : 0;
     if (!d->id || d->id_len == 0 || d->id_len > STORE__MAX_KEY || tlen > UINT16_MAX) return -EINVAL;
     if (d->has_c8y && (d->response_interval < INT16_MIN || d->response_interval > INT16_MAX)) return -EINVAL;
     unsigned char *k =
-        op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED_V2 + tlen, 0);
+        op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED_V2 + tlen, tag);
     if (!k) return -ENOMEM;
     memcpy(k, d->id, d->id_len);
     unsigned char *v = k + d->id_len;
@@ -237,32 +296,44 @@ int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id)
     return op_reserve(b, STORE__OP_DEL_ALARM, 0, 0, id) ? 0 : -ENOMEM;
 }
 
-int ls_store_batch_append(ls_store_batch *dst, const ls_store_batch *src)
+int ls_store_batch_append(ls_store_batch *dst, ls_store_batch *src)
 {
-    if (src->len == 0) return 0;
-    if (src->len > STORE__BATCH_CAP - dst->len) return -ENOMEM;
-    if (dst->len + src->len > dst->cap) {
-        size_t cap = dst->cap ? dst->cap : 4096;
-        while (cap < dst->len + src->len)
-            cap *= 2;
-        if (cap > STORE__BATCH_CAP) cap = STORE__BATCH_CAP;
-        unsigned char *nb = realloc(dst->buf, cap);
-        if (!nb) return -ENOMEM;
-        dst->buf = nb;
-        dst->cap = cap;
-    }
-    memcpy(dst->buf + dst->len, src->buf, src->len);
-    dst->len += src->len;
+    if (src->nops == 0) return 0;
+    if (src->bytes > STORE__BATCH_CAP - dst->bytes) return -ENOMEM;
+    if (blk_room(dst, dst->nblk + dst->nspare + src->nblk) < 0) return -ENOMEM;
+    /* dst's kept blocks move behind the ones taken over. */
+    memmove(&dst->blk[dst->nblk + src->nblk], &dst->blk[dst->nblk], dst->nspare * sizeof(blk));
+    memcpy(&dst->blk[dst->nblk], src->blk, src->nblk * sizeof(blk));
+    dst->nblk += src->nblk;
+    dst->bytes += src->bytes;
     dst->nops += src->nops;
+    /* src keeps only its spare blocks, and is empty. */
+    memmove(src->blk, &src->blk[src->nblk], src->nspare * sizeof(blk));
+    src->nblk = 0;
+    src->bytes = 0;
+    src->nops = 0;
     return 0;
 }
 
-void ls_store_batch_each_device(const ls_store_batch *b, void (*cb)(void *ud, const char *id, size_t len),
-                                void *ud)
+void ls_store_batch_each_device(const ls_store_batch *b,
+                                void (*cb)(void *ud, const char *id, size_t len, uint64_t tag), void *ud)
 {
     size_t pos = 0;
     store__op op;
     while (store__batch_next(b, &pos, &op))
         if (op.type == STORE__OP_PUT_DEVICE || op.type == STORE__OP_DEL_DEVICE)
-            cb(ud, (const char *)op.key, op.klen);
+            cb(ud, (const char *)op.key, op.klen, op.num);
+}
+
+int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb, void *ud)
+{
+    size_t pos = 0;
+    int64_t n = 0;
+    store__op op;
+    while (store__batch_next(b, &pos, &op)) {
+        if (op.type != STORE__OP_EVENT || op.num <= after) continue;
+        if (cb(ud, op.num, (const char *)op.val, op.vlen)) break;
+        n++;
+    }
+    return n;
 }

@@ -90,6 +90,9 @@ void ls_store_batch_free(ls_store_batch *b);
 void ls_store_batch_clear(ls_store_batch *b);
 size_t ls_store_batch_ops(const ls_store_batch *b);
 int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d);
+/* The same with a tag kept beside the op for ls_store_batch_each_device()
+ * (the store ignores it; the committer notes when the record was taken). */
+int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d, uint64_t tag);
 int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
 /* An outbox event: seq must increase across the batches of a store. */
 int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len);
@@ -103,12 +106,14 @@ int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len);
 /* Puts an alarm and raises the stored highest alarm id to its id. */
 int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a);
 int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id);
-/* Appends every op of `src` to `dst`, in order.  0, or -ENOMEM (past the
- * batch cap) with `dst` unchanged. */
-int ls_store_batch_append(ls_store_batch *dst, const ls_store_batch *src);
-/* Calls cb with the id of every device put or deleted by the batch, in order. */
-void ls_store_batch_each_device(const ls_store_batch *b, void (*cb)(void *ud, const char *id, size_t len),
-                                void *ud);
+/* Moves every op of `src` to the end of `dst`, in order (no copy: src's
+ * blocks change hands), leaving `src` empty.  0, or -ENOMEM (past the
+ * batch cap, or no memory for the block list) with both unchanged. */
+int ls_store_batch_append(ls_store_batch *dst, ls_store_batch *src);
+/* Calls cb with the id of every device put or deleted by the batch, in
+ * order, and the op's tag (0 for untagged puts and for deletes). */
+void ls_store_batch_each_device(const ls_store_batch *b,
+                                void (*cb)(void *ud, const char *id, size_t len, uint64_t tag), void *ud);
 
 /*
  * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
@@ -134,6 +139,9 @@ uint64_t ls_store_alarm_last_id(ls_store *s);
 typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
 /* Calls cb for up to `max` events with seq > after, in seq order.  Returns the count or < 0. */
 int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb, void *ud);
+/* Calls cb for every event of batch b with seq > after, in the batch's
+ * order, until cb returns nonzero.  Returns the count of events cb took. */
+int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb, void *ud);
 /* Highest seq in the outbox, or the highest ever pruned; 0 if none ever. */
 uint64_t ls_store_last_seq(ls_store *s);
 /* Lowest seq still in the outbox, 0 if empty. */

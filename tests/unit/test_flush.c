@@ -503,6 +503,115 @@ static void test_flush_commit_between_slices(void **state)
 }
 
 /* An empty pass ends at once and writes nothing. */
+/* Records taken with their events, as persist.c takes them (event_snapshots). */
+typedef struct snap_ctx {
+    ls_flush *f;
+    ls_store_batch *pending;
+    int events;
+} snap_ctx;
+
+static void snapshot_cb(void *ud, const ls_event *ev)
+{
+    snap_ctx *c = ud;
+    if (!ev->dev) return;
+    const ls_device *dev = ev->dev;
+    char buf[LS_ID_BUF];
+    ls_store_device rec = {.id = ls_device_id(dev, buf),
+                           .id_len = dev->id_len,
+                           .last_activity = dev->last_activity,
+                           .sessions = dev->sessions,
+                           .active = dev->active};
+    assert_int_equal(ls_store_batch_put_device_tagged(c->pending, &rec, ls_flush_tag(c->f)), 0);
+    c->events++;
+}
+
+/*
+ * With event_snapshots, an event leaves its device neither urgent nor
+ * dirty, and the record taken with it is tagged with the pass's chunk at
+ * that moment.  A commit built later drops the staged records older than
+ * the record (x: staged before its event) and keeps the newer ones (y:
+ * changed again after its event, staged after it), which the pass writes
+ * after the commit: the store ends with the newest state of both.
+ */
+static void test_event_snapshots_tagged(void **state)
+{
+    (void)state;
+    char tmp[] = "/tmp/ls_flush_XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    ls_store *s;
+    ls_store_options o = {.initial_size = (uint64_t)8 << 20, .sync = 0};
+    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    snap_ctx c = {.pending = ls_store_batch_new()};
+    ls_engine *e;
+    ls_engine_config cfg = {.default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 11,
+                            .event_snapshots = 1};
+    assert_int_equal(ls_engine_new(&e, &cfg, snapshot_cb, &c), 0);
+    assert_int_equal(ls_flush_new(&c.f, e), 0);
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), i);
+        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(1000, WALL0)), 0);
+    }
+    /* Every new device had its ACTIVITY_EVENT: records taken, nothing urgent or dirty. */
+    assert_int_equal(c.events, N);
+    assert_int_equal(ls_engine_urgent_left(e), 0);
+    const ls_device *d = ls_engine_find(e, "dev-00010", 9);
+    assert_int_equal(d->flags & (LS_DEV_DIRTY | LS_DEV_URGENT), 0);
+    assert_int_equal(ls_store_write(s, c.pending), 0);
+    ls_store_batch_clear(c.pending);
+
+    for (int i = 0; i < N; i++) { /* heartbeats: dirty, no event */
+        dev_id(id, sizeof(id), i);
+        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000)), 0);
+    }
+    assert_int_equal(c.events, N);
+    ls_engine_flush_begin(e);
+    int done = 0, chunk = 0;
+    while (!done) {
+        ls_flush_chunk(c.f);
+        ls_engine_flush_next(e, 500, ls_flush_stage_cb, c.f, &done);
+        if (++chunk == 1) {
+            /* x (dev-00010) was in chunk 1; y (dev-04000) comes in a later one. */
+            ls_now now = at(3000, WALL0 + 2000);
+            assert_int_equal(ls_engine_connect(e, "dev-00010", 9, now), 0);
+            assert_int_equal(ls_engine_connect(e, "dev-04000", 9, now), 0);
+            assert_int_equal(ls_engine_urgent_left(e), 0);
+            d = ls_engine_find(e, "dev-04000", 9);
+            assert_int_equal(d->flags & LS_DEV_DIRTY, 0); /* its record is in `pending` */
+            assert_int_equal(ls_engine_activity(e, "dev-04000", 9, 0, at(3500, WALL0 + 2500)), 0);
+        }
+    }
+    assert_true(chunk > 2);
+    /* The commit is built after every chunk, yet only chunk 1 is older than its records. */
+    ls_flush_supersede(c.f, c.pending);
+    assert_int_equal(ls_store_write(s, c.pending), 0);
+    int wdone = 0;
+    while (!wdone)
+        assert_int_equal(ls_flush_write(c.f, s, &wdone), 0);
+    ls_flush_stats fs;
+    ls_flush_get_stats(c.f, &fs);
+    assert_int_equal(fs.superseded, 1); /* x's record of chunk 1 */
+
+    loaded l = {0};
+    assert_int_equal(ls_store_load_devices(s, load_cb, &l), 0);
+    assert_int_equal(l.sessions[10], 1);
+    assert_int_equal(l.last[10], WALL0 + 2000);
+    assert_int_equal(l.sessions[4000], 1);
+    assert_int_equal(l.last[4000], WALL0 + 2500); /* the staged record, newer than the event's */
+    for (int i = 0; i < N; i++) {
+        dev_id(id, sizeof(id), i);
+        d = ls_engine_find(e, id, strlen(id));
+        assert_int_equal(l.count[i], 1);
+        assert_int_equal(l.last[i], d->last_activity);
+        assert_int_equal(l.sessions[i], d->sessions);
+    }
+    ls_store_batch_free(c.pending);
+    ls_flush_free(c.f);
+    ls_engine_close(e);
+    ls_store_close(s);
+    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_flush_empty_pass(void **state)
 {
     (void)state;
@@ -539,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_flush_pass_with_commits_between),
         cmocka_unit_test(test_flush_commit_between_slices),
         cmocka_unit_test(test_flush_empty_pass),
+        cmocka_unit_test(test_event_snapshots_tagged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

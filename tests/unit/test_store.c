@@ -373,6 +373,110 @@ static void test_delete(void **state)
     ls_store_close(s);
 }
 
+/*
+ * Device ops are applied in key order (store.c), ops on one key in batch
+ * order; batches are built of blocks (batch.c), an op larger than a block
+ * gets its own, and append moves the blocks.  One batch crossing many
+ * blocks, with puts and deletes of the same keys in a scrambled key order,
+ * events around them and one event bigger than a block, appended to
+ * another batch: the store ends as if every op had been applied in order.
+ */
+typedef struct seq_list {
+    uint64_t seq[8];
+    size_t n, stop_at; /* stop_at > 0: refuse the event after that many */
+} seq_list;
+
+static int seq_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    seq_list *l = ud;
+    if (l->stop_at && l->n == l->stop_at) return -1;
+    assert_true(l->n < 8);
+    l->seq[l->n++] = seq;
+    return 0;
+}
+
+static int big_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    (void)seq;
+    for (size_t i = 0; i < len; i++)
+        if (line[i] != 'x') return -1;
+    *(size_t *)ud = len;
+    return 0;
+}
+
+static void test_batch_order_and_blocks(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, 64 * MIB, 0);
+    ls_store_batch *a = ls_store_batch_new(), *b = ls_store_batch_new();
+    char id[32], line[64];
+    enum { K = 3000 };
+    uint64_t seq = 0;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < K; i++) {
+            int k = (i * 7919) % K; /* a scrambled order of the keys */
+            snprintf(id, sizeof(id), "key-%05d", k);
+            if (round == 1 && k % 3 == 0)
+                assert_int_equal(ls_store_batch_del_device(b, id, strlen(id)), 0);
+            else if (round < 2 || k % 5 == 0)
+                put_dev(b, id, NULL, round * 100000 + k);
+            int n = snprintf(line, sizeof(line), "{\"seq\":%llu}", (unsigned long long)++seq);
+            assert_int_equal(ls_store_batch_event(b, seq, line, (size_t)n), 0);
+        }
+    /* One event larger than a block. */
+    size_t big = (size_t)600 << 10;
+    char *p = malloc(big);
+    assert_non_null(p);
+    memset(p, 'x', big);
+    assert_int_equal(ls_store_batch_event(b, ++seq, p, big), 0);
+    put_dev(a, "key-00000", NULL, 7); /* before b's ops: b's come after it */
+    size_t nb = ls_store_batch_ops(b);
+    assert_int_equal(ls_store_batch_append(a, b), 0);
+    assert_int_equal(ls_store_batch_ops(b), 0);
+    assert_int_equal(ls_store_batch_ops(a), nb + 1);
+    /* The batch's own events, in order, after a given seq. */
+    seq_list sl = {0};
+    assert_int_equal(ls_store_batch_each_event(a, seq - 4, seq_cb, &sl), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(sl.seq[i], seq - 3 + (uint64_t)i);
+    sl.stop_at = 2;
+    sl.n = 0;
+    assert_int_equal(ls_store_batch_each_event(a, 0, seq_cb, &sl), 2);
+    put_dev(b, "key-00001", NULL, 9); /* b is usable again, and empty */
+    assert_int_equal(ls_store_batch_ops(b), 1);
+    assert_int_equal(ls_store_write(s, a), 0);
+
+    got g = load_all(s);
+    size_t want = 0;
+    for (int k = 0; k < K; k++) {
+        snprintf(id, sizeof(id), "key-%05d", k);
+        const got_dev *d = find(&g, id, strlen(id));
+        if (k % 3 == 0 && k % 5 != 0) { /* deleted in round 1, not put again */
+            assert_null(d);
+            continue;
+        }
+        want++;
+        assert_non_null(d);
+        /* the last put of the key: round 2 if k % 5 == 0, else round 1 */
+        assert_int_equal(d->d.timeout_ms, (k % 5 == 0 ? 200000 : 100000) + k);
+    }
+    assert_int_equal(g.n, want);
+    free(g.v);
+    /* The events, in order, the big one whole. */
+    assert_int_equal(ls_store_last_seq(s), seq);
+    check_range(s, 0, 100, 1, 100);
+    check_range(s, seq - 101, 100, seq - 100, 100);
+    size_t len = 0;
+    assert_int_equal(ls_store_read_events(s, seq - 1, 1, big_cb, &len), 1);
+    assert_int_equal(len, big);
+    free(p);
+    ls_store_batch_free(a);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+}
+
 static void test_outbox(void **state)
 {
     fixture *f = *state;
@@ -1374,6 +1478,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_devices_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_order_and_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_events_cb_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursors, setup, teardown),
