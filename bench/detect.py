@@ -103,6 +103,11 @@ class Schedule:
             j = (r * self.S) // n
             self.silent_by_slice.setdefault(m * self.S + j, []).append(r)
 
+    def first_rank(self, k):
+        """The first rank to send in slice k."""
+        j = k % self.S
+        return -(-j * self.n // self.S) % self.n
+
     def ranks(self, k):
         """Ranks sending in slice k (since the start)."""
         m, j = divmod(k, self.S)
@@ -322,6 +327,8 @@ class RedisTarget:
             self.sent += min(SETUP_BULK, len(ids) - i)
             self.poll()
         self.drain(time.monotonic() + SETUP_MAX_S)
+        if self.acked != self.sent:
+            raise lsbench.RunError("redis acknowledged %d of %d SETs" % (self.acked, self.sent))
 
     def send(self, k, ids):
         pre, post = self.pre, self.post
@@ -422,6 +429,12 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
         while True:
             due = k * SLICE_S
             now = time.monotonic() - t0
+            if held:
+                if (now > last_deadline and counter.value >= n_silent) or now > end:
+                    break
+                target.poll()
+                time.sleep(0.05)
+                continue
             if due > now:
                 target.poll()
                 time.sleep(min(due - now, 0.005))
@@ -434,12 +447,10 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
                 break
             if now > end:
                 break
-            if held:
-                target.poll()
-                time.sleep(0.05)
-                continue
             if now > last_deadline and hasattr(target, "hold"):
-                live = [ids[r] for r in range(n) if sched.last_round[r] == Schedule.NEVER]
+                # The devices due to send next first: their keys expire soonest.
+                a = sched.first_rank(k)
+                live = [ids[r % n] for r in range(a, a + n) if sched.last_round[r % n] == Schedule.NEVER]
                 target.hold(live, end - now + HOLD_MARGIN_S)
                 held = True
                 if on_tail is not None:

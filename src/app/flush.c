@@ -121,6 +121,7 @@ int ls_flush_new(ls_flush **out, const ls_engine *engine)
     }
     f->engine = engine;
     f->slice = 16384;
+    f->pass_no = 1; /* a tag is never 0 (0 = untagged) */
     *out = f;
     return 0;
 }

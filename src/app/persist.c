@@ -113,6 +113,15 @@ static ls_store_device record_of(const ls_engine *e, const ls_device *dev, char 
     };
 }
 
+/* ls_store_batch_each_device callback: marks the device urgent again (its
+ * record was dropped).  Under every shard lock. */
+static void urge_cb(void *ud, const char *id, size_t len, uint64_t tag)
+{
+    (void)tag;
+    ls_daemon *d = ud;
+    ls_engine_urge(ls_daemon_engine(d, id, len), id, len);
+}
+
 /* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
 typedef struct record_ctx {
     ls_daemon *d;
@@ -148,8 +157,12 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
          * event_snapshots): the state after the event, whatever the
          * device does before the commit is built. */
         ls_store_device rec = record_of(e, ev->dev, idb);
-        if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0)
+        if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0) {
+            /* No record with the event (out of memory, or the batch cap):
+             * the committer copies the device instead. */
             __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+            ls_engine_urge(ls_daemon_engine(d, rec.id, rec.id_len), rec.id, rec.id_len);
+        }
     }
     d->want_commit = 1;
 }
@@ -176,7 +189,9 @@ void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_c
 
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
 {
-    if (ls_store_batch_del_device(d->pending, id, len) < 0)
+    /* Tagged like an event's record: a pass's copies made after the
+     * delete (of the device created again) are newer than it. */
+    if (ls_store_batch_del_device_tagged(d->pending, id, len, ls_flush_tag(d->flush)) < 0)
         __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
 }
 
@@ -390,6 +405,8 @@ static void commit_events(committer *c)
                 __atomic_fetch_add(&d->persist_errors, ls_store_batch_ops(d->pending), __ATOMIC_RELAXED);
                 ls_error("persist", "%zu store operations dropped: the commit is over its size cap",
                          ls_store_batch_ops(d->pending));
+                /* The devices those records were for are copied again by a later commit. */
+                ls_store_batch_each_device(d->pending, urge_cb, d);
             }
             ls_store_batch_clear(d->pending);
         }

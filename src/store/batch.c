@@ -204,8 +204,13 @@ int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d
 
 int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len)
 {
+    return ls_store_batch_del_device_tagged(b, id, len, 0);
+}
+
+int ls_store_batch_del_device_tagged(ls_store_batch *b, const char *id, size_t len, uint64_t tag)
+{
     if (!id || len == 0 || len > STORE__MAX_KEY) return -EINVAL;
-    unsigned char *k = op_reserve(b, STORE__OP_DEL_DEVICE, len, 0, 0);
+    unsigned char *k = op_reserve(b, STORE__OP_DEL_DEVICE, len, 0, tag);
     if (!k) return -ENOMEM;
     memcpy(k, id, len);
     return 0;

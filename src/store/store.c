@@ -565,6 +565,8 @@ static int prune(ls_store *s, MDB_txn *txn, uint64_t upto)
  * on one key keep their order (the sort is stable), and no other op reads
  * the devices, so the result is the batch's.
  */
+#define DEV_OPS_KEEP 65536 /* dev_ops entries kept between batches, at least */
+
 struct dev_op {
     uint64_t prefix; /* the key's first 8 bytes, big-endian, zero-padded */
     size_t pos;      /* the op's place in the batch: order among equal keys */
@@ -693,6 +695,15 @@ static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
             rc = EINVAL;
         }
         if (rc) return rc;
+    }
+    /* After a burst, give back what a much smaller batch would not need. */
+    if (s->dev_cap > DEV_OPS_KEEP && ndev < s->dev_cap / 4) {
+        size_t cap = ndev * 2 > DEV_OPS_KEEP ? ndev * 2 : DEV_OPS_KEEP;
+        struct dev_op *v = realloc(s->dev_ops, cap * sizeof(*v));
+        if (v) {
+            s->dev_ops = v;
+            s->dev_cap = cap;
+        }
     }
     if (!sorted || ndev == 0) return 0;
     qsort(s->dev_ops, ndev, sizeof(*s->dev_ops), dev_op_cmp);

@@ -94,6 +94,7 @@ int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d);
  * (the store ignores it; the committer notes when the record was taken). */
 int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d, uint64_t tag);
 int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
+int ls_store_batch_del_device_tagged(ls_store_batch *b, const char *id, size_t len, uint64_t tag);
 /* An outbox event: seq must increase across the batches of a store. */
 int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len);
 int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
@@ -111,7 +112,7 @@ int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id);
  * batch cap, or no memory for the block list) with both unchanged. */
 int ls_store_batch_append(ls_store_batch *dst, ls_store_batch *src);
 /* Calls cb with the id of every device put or deleted by the batch, in
- * order, and the op's tag (0 for untagged puts and for deletes). */
+ * order, and the op's tag (0 for untagged ops). */
 void ls_store_batch_each_device(const ls_store_batch *b,
                                 void (*cb)(void *ud, const char *id, size_t len, uint64_t tag), void *ud);
 
