@@ -183,6 +183,7 @@ uint64_t ls_wheel_run(ls_wheel *w, int64_t now, ls_wheel_cb cb, void *ud)
                 uint32_t h = list;
                 ls_wheel_entry *e = at(w, h);
                 list = e->next;
+                w->moved++;
                 if (e->expire <= t) push(w, DUE, h, e);
                 else link_entry(w, h, e);
             }

@@ -33,6 +33,7 @@ typedef ls_wheel_entry *(*ls_wheel_at_fn)(void *ctx, uint32_t h);
 typedef struct ls_wheel {
     int64_t now; /* every time <= now has been processed */
     uint64_t count;
+    uint64_t moved; /* entries moved from one level to another, ever */
     ls_wheel_at_fn at;
     void *ctx;
     uint64_t occupied[LS_WHEEL_LEVELS]; /* bit s set = slot s non-empty */
