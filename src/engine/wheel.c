@@ -53,9 +53,13 @@
  * - `left` is an upper bound kept per list (counted on link, and on unlink
  *   when the entry is first; reset when the list empties), so pacing is
  *   never too slow; a list thinned by removals is only moved a bit early.
- * - ls_wheel_next() reports now + 1 while a source is non-empty (one wake
- *   a ms at most, only while there are entries to move; a small source
- *   goes in one tick), the time a list becomes a source, and the exact
+ * - A source of at most PACE_BATCH entries is not paced but moved in one
+ *   go at its deadline, so a lightly loaded wheel wakes once per source,
+ *   not every ms (256 moves cost ~50 us; deadlines of different levels
+ *   never fall in the same ms).
+ * - ls_wheel_next() reports now + 1 while a long source is non-empty (one
+ *   wake a ms at most, only while there are entries to move), the time a
+ *   long list becomes a source or a short one's deadline, and the exact
  *   time of the next level-0 slot, so it is never later than the next
  *   expiry.  ls_wheel_run() jumps over idle time straight to the next such
  *   event; a clock far behind is caught up tick by tick at the same pace.
@@ -84,6 +88,7 @@
 #define NLIST (LS_WHEEL_LEVELS * LS_WHEEL_SLOTS) /* lists in a bank */
 #define DUE (2 * NLIST)                            /* index of the due list's head */
 #define PACE_MIN 16                                /* moves a tick, at least */
+#define PACE_BATCH 256 /* a source this short is moved in one go, at its deadline */
 
 static inline ls_wheel_entry *at(const ls_wheel *w, uint32_t h)
 {
@@ -222,13 +227,23 @@ static uint32_t source_of(int64_t n, int m)
 }
 
 /*
+ * When list idx, a slot of level >= 1 starting at T, needs the next call:
+ * when it becomes a source (T - span(level)), or, for a short list, the
+ * last moment it must be moved (T - span(level - 1)); now + 1 if past.
+ */
+static int64_t source_time(const ls_wheel *w, uint32_t idx, int64_t t, int level)
+{
+    int lead = w->est[idx] <= PACE_BATCH ? 0 : LS_WHEEL_BITS;
+    t -= (int64_t)1 << ((level - 1) * LS_WHEEL_BITS + lead);
+    return t > w->now ? t : w->now + 1;
+}
+
+/*
  * Every list of a current bank is strictly after the clock's slot at that
  * level (entries are placed by the highest differing bit and expire after
  * now; level L >= 1 slot cur + 1 is a source, emptied before its start).
- * So a level's next event is: for level 0, its next occupied slot, when it
- * fires; above, now + 1 if the slot after the clock's is a source with
- * entries left, else the start of the slot before its next occupied one,
- * when that one becomes a source.  Next banks likewise, one rotation on.
+ * So a level's next event is the first occupied slot's: for level 0, when
+ * it fires; above, source_time().  Next banks likewise, one rotation on.
  */
 int64_t ls_wheel_next(const ls_wheel *w)
 {
@@ -240,17 +255,16 @@ int64_t ls_wheel_next(const ls_wheel *w)
         uint64_t above = cur == SLOT_MASK ? 0 : occ & (~(uint64_t)0 << (cur + 1));
         if (above) {
             int s = __builtin_ctzll(above);
-            int64_t t = level == 0 ? slot_time(n, 0, s) : s == cur + 1 ? n + 1 : slot_time(n, level, s - 1);
+            int64_t t = slot_time(n, level, s);
+            if (level > 0) t = source_time(w, list_of(bank, level, s), t, level);
             if (t < best) best = t;
         }
         if (level == TOP) break;
         occ = w->occupied[(bank ^ 1) * LS_WHEEL_LEVELS + (uint32_t)level];
         if (occ) {
-            int64_t end = window_end(n, level), t;
             int s = __builtin_ctzll(occ);
-            if (level == 0) t = end + s;
-            else if (s == 0) t = cur == SLOT_MASK ? n + 1 : slot_time(n, level, SLOT_MASK);
-            else t = end + (int64_t)((uint64_t)(s - 1) << (level * LS_WHEEL_BITS));
+            int64_t t = window_end(n, level) + (int64_t)((uint64_t)s << (level * LS_WHEEL_BITS));
+            if (level > 0) t = source_time(w, list_of(bank ^ 1, level, s), t, level);
             if (t < best) best = t;
         }
     }
@@ -269,6 +283,7 @@ static void pace(ls_wheel *w)
         if (!w->heads[src]) continue;
         int64_t due = window_end(n, m) - ((int64_t)1 << (m * LS_WHEEL_BITS)), togo = due - n;
         uint64_t quota = UINT64_MAX;
+        if (togo > 0 && w->est[src] <= PACE_BATCH) continue; /* all at once, at `due` */
         if (togo > 0) quota = (2 * (uint64_t)w->est[src] + (uint64_t)togo - 1) / (uint64_t)togo + PACE_MIN;
         while (quota-- && w->heads[src]) {
             uint32_t h = w->heads[src];

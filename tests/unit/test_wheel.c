@@ -249,27 +249,37 @@ static void test_large_clock_values(void **state)
 
 /* --- long runs against the reference, with callbacks that change the wheel */
 
-enum { LONG_N = 4000 };
+enum { LONG_N = 8000 };
 static item long_items[LONG_N];
 static ls_wheel long_w;
 static int64_t long_armed;
 
-/* A target time: near, far, or inside the window of the next level-(M+1)
- * slot, whose entries may be being moved right now. */
+/* A time inside the level-(m+1) slot `ahead` slots after the clock's:
+ * ahead = 1 is the window whose entries may be being moved right now,
+ * ahead = 2 the slot that will be moved next. */
+static int64_t ahead_target(int64_t now, int m, int ahead)
+{
+    int shift = (m + 1) * LS_WHEEL_BITS;
+    int64_t start = (int64_t)((((uint64_t)now >> shift) + (uint64_t)ahead) << shift);
+    return start + (int64_t)(rnd() % ((uint64_t)1 << shift));
+}
+
+/* A target time: near, far, just before or after a slot boundary, or in a
+ * slot being moved or about to be. */
 static int64_t long_target(int64_t now)
 {
-    switch (rnd() % 7) {
+    switch (rnd() % 8) {
     case 0: return now + 1 + (int64_t)(rnd() % 100);
     case 1: return now + 1 + (int64_t)(rnd() % 5000);
     case 2: return now + 1 + (int64_t)(rnd() % 300000);
     case 3: return now + 1 + (int64_t)(rnd() % 20000000);
     case 4: return now - (int64_t)(rnd() % 10); /* past: fires next ms */
-    default: {
-        int m = (int)(rnd() % 4), shift = (m + 1) * LS_WHEEL_BITS;
-        int64_t end = (int64_t)((((uint64_t)now >> shift) + 1) << shift);
-        if (rnd() % 4 == 0) return end - 1 + (int64_t)(rnd() % 3);
-        return end + (int64_t)(rnd() % ((uint64_t)1 << shift));
+    case 5: return ahead_target(now, (int)(rnd() % 4), 2);
+    case 6: {
+        int shift = (int)(1 + rnd() % 4) * LS_WHEEL_BITS;
+        return (int64_t)((((uint64_t)now >> shift) + 1) << shift) - 1 + (int64_t)(rnd() % 3);
     }
+    default: return ahead_target(now, (int)(rnd() % 4), 1);
     }
 }
 
@@ -338,14 +348,23 @@ static void long_ops(int64_t now, int k)
     }
 }
 
+/* Half the items start in the level-2 and level-3 slots two ahead, so
+ * that long lists are moved a few at a time while the callbacks and the
+ * ops arm, move and remove entries in them. */
 static void long_setup(int64_t now)
 {
     wheel_init(&long_w, now);
     long_armed = 0;
     for (int i = 0; i < LONG_N; i++) {
-        long_items[i] = (item){.want = -1, .fired = -1, .h = long_items[i].h};
-        long_items[i].e = (ls_wheel_entry){0};
-        long_arm(&long_items[i], now);
+        item *it = &long_items[i];
+        *it = (item){.want = -1, .fired = -1, .h = it->h};
+        if (i % 2) {
+            long_arm(it, now);
+            continue;
+        }
+        it->want = ahead_target(now, 1 + i % 4 / 2, 2);
+        ls_wheel_add(&long_w, H(it), it->want);
+        long_armed++;
     }
 }
 
@@ -356,17 +375,22 @@ static void test_long_run_tick_by_tick(void **state)
     (void)state;
     int64_t now = 3 * ((int64_t)1 << 24) - 280000 + (int64_t)(rnd() % 1000);
     long_setup(now);
-    uint64_t fired = 0;
+    uint64_t fired = 0, worst = 0;
     for (int tick = 0; tick < 300000; tick++) {
         if (rnd() % 8 == 0) long_ops(now, 1 + (int)(rnd() % 4));
         now++;
         run_now = now;
+        uint64_t moved = long_w.moved;
         fired += ls_wheel_run(&long_w, now, long_cb, NULL);
+        if (long_w.moved - moved > worst) worst = long_w.moved - moved;
         if (tick % 997 == 0) long_check(now);
     }
     long_check(now);
     assert_true(fired > 10000);
-    assert_true(long_w.moved > 1000);
+    assert_true(long_w.moved > 10000);
+    /* The ~2000 entries that started in one level-2 slot were moved a few
+     * at a time, not in one go. */
+    assert_true(worst < 1000);
 }
 
 /* Random strides from 1 ms to 5 min across level-4 and level-5 boundaries
