@@ -5,6 +5,7 @@
  *   lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]
  *   lastseen-bench store-fill | store-flush | store-events ...   (see store_bench.c)
  *   lastseen-bench udp --port P --http-port H ...                (see udp_bench.c)
+ *   lastseen-bench wheel [--entries N] [--ms D]                  (see wheel_bench.c)
  *
  * Creates N devices with 36-character UUID-shaped ids, then applies M
  * activities to devices in random order (the ids are generated up front so
@@ -207,7 +208,8 @@ static void usage(void)
 
             "       lastseen-bench udp --port P --http-port H [--devices N] [--lines L] [--vlen V]\n"
             "                          [--rates R1,R2,...] [--duration-ms D] [--runs R] [--max] [--keep-going]\n"
-            "                          [--no-warm] [--seed S]\n");
+            "                          [--no-warm] [--seed S]\n"
+            "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n");
 }
 
 int bench_arg_u64(const char *opt, const char *val, uint64_t *out)
@@ -251,6 +253,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "store-events")) return bench_store_events(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "store-load")) return bench_store_load(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "udp")) return bench_udp(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "wheel")) return bench_wheel(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "engine")) {
         usage();
         return 2;

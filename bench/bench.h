@@ -30,6 +30,9 @@ int bench_store_load(int argc, char **argv);
 /* The MQTT load generator (mqtt_pub.c) for bench/mqtt_ingest.py. */
 int bench_mqtt_pub(int argc, char **argv);
 
+/* The timing wheel alone (wheel_bench.c). */
+int bench_wheel(int argc, char **argv);
+
 /* The UDP load generator (udp_bench.c). */
 int bench_udp(int argc, char **argv);
 

@@ -33,12 +33,19 @@ typedef ls_wheel_entry *(*ls_wheel_at_fn)(void *ctx, uint32_t h);
 typedef struct ls_wheel {
     int64_t now; /* every time <= now has been processed */
     uint64_t count;
+    uint64_t moved; /* entries moved from one level to another, ever */
     ls_wheel_at_fn at;
     void *ctx;
-    uint64_t occupied[LS_WHEEL_LEVELS]; /* bit s set = slot s non-empty */
-    /* List heads, 0 = empty: level L slot s at L * 64 + s; the last one is
-     * the list of entries due in the millisecond being processed. */
-    uint32_t heads[LS_WHEEL_LEVELS * LS_WHEEL_SLOTS + 1];
+    /* Two banks of 64 lists a level (the current rotation and the next
+     * one, see wheel.c).  List i = bank * 704 + level * 64 + slot; bit
+     * (i % 64) of occupied[i / 64] is set when list i is non-empty. */
+    uint64_t occupied[2 * LS_WHEEL_LEVELS];
+    /* List heads, 0 = empty; the last one is the list of entries due in
+     * the millisecond being processed. */
+    uint32_t heads[2 * LS_WHEEL_LEVELS * LS_WHEEL_SLOTS + 1];
+    /* Per list, an upper bound on its length (exact unless an entry other
+     * than the first was unlinked since it was last empty): paces moves. */
+    uint32_t est[2 * LS_WHEEL_LEVELS * LS_WHEEL_SLOTS];
 } ls_wheel;
 
 /* Called for each expired entry, already disarmed; it may re-arm it. */
@@ -66,7 +73,11 @@ static inline int ls_wheel_armed(const ls_wheel_entry *e)
  */
 uint64_t ls_wheel_run(ls_wheel *w, int64_t now, ls_wheel_cb cb, void *ud);
 
-/* The earliest time at which ls_wheel_run() has work, INT64_MAX if none. */
+/*
+ * The earliest time at which ls_wheel_run() has work, INT64_MAX if none:
+ * never later than the next expiry; now + 1 while entries are being moved
+ * ahead of a slot boundary (at most one wake-up per ms, see wheel.c).
+ */
 int64_t ls_wheel_next(const ls_wheel *w);
 
 #endif
