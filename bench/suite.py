@@ -580,7 +580,7 @@ def render(a, R, meta):
                 "{:,.0f}".format(g[0]["rate"]) if g else "-"))
         w("")
         w("Engine: `lastseen-bench engine` (one core, batches of 1024 through `ls_engine_activity_batch`, "
-          "random devices; wall time, which was within a few % of the CPU time; bytes/device is the "
+          "random devices; wall time, which was within a few %% of the CPU time; bytes/device is the "
           "process's RSS growth over the device load). Detection: the job below at each size, heartbeats "
           "every max(5 s, N / 200,000/s), timeout twice that, 10 %% of the devices silent but at most "
           "%s (the 1M job's), so that every row raises its inactivity events at most at the 1M job's rate "
@@ -845,12 +845,12 @@ def main():
     meta["commands"] = commands(a, R)
     meta["aborted"] = ABORTED
     meta["args"] = {k: getattr(a, k) for k in ("devices", "max", "runs", "redis_runs", "storm_runs")}
-    md = render(a, R, meta)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:  # first: --rerender can use it
+        json.dump({"meta": meta, "results": R}, f, default=str, indent=1)
+    md = render(a, R, meta)
     with open(a.out, "w") as f:
         f.write("# lastseen benchmark results\n\n" + md)
-    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-        json.dump({"meta": meta, "results": R}, f, default=str, indent=1)
     if a.docs:
         splice(a.docs, md)
     log("wrote %s%s in %.1f min" % (a.out, " and " + a.docs if a.docs else "", meta["elapsed"] / 60))
