@@ -594,6 +594,19 @@ static int apply_device(ls_store *s, MDB_txn *txn, const store__op *op)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Applies the first n collected device ops, in the order of s->dev_ops. */
+static int apply_collected(ls_store *s, MDB_txn *txn, const ls_store_batch *b, size_t n)
+{
+    store__op op;
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        size_t p = s->dev_ops[i].pos;
+        if (!store__batch_next(b, &p, &op)) return EINVAL;
+        if ((rc = apply_device(s, txn, &op))) return rc;
+    }
+    return 0;
+}
+
 /* Collects a device op for the sorted pass; 0, or -1 (out of memory:
  * the caller applies it at once, in batch order). */
 static int collect_device(ls_store *s, size_t *n, size_t pos, const store__op *op)
@@ -631,13 +644,7 @@ static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
             if (sorted && collect_device(s, &ndev, at, &op) == 0) break;
             if (sorted) { /* apply what was collected first: order per key */
                 sorted = 0;
-                for (size_t i = 0; i < ndev && !rc; i++) {
-                    size_t p = s->dev_ops[i].pos;
-                    store__op o;
-                    store__batch_next(b, &p, &o);
-                    rc = apply_device(s, txn, &o);
-                }
-                if (rc) break;
+                if ((rc = apply_collected(s, txn, b, ndev))) break;
             }
             rc = apply_device(s, txn, &op);
             break;
@@ -707,12 +714,7 @@ static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
     }
     if (!sorted || ndev == 0) return 0;
     qsort(s->dev_ops, ndev, sizeof(*s->dev_ops), dev_op_cmp);
-    for (size_t i = 0; i < ndev; i++) {
-        size_t p = s->dev_ops[i].pos;
-        if (!store__batch_next(b, &p, &op)) return EINVAL;
-        if ((rc = apply_device(s, txn, &op))) return rc;
-    }
-    return 0;
+    return apply_collected(s, txn, b, ndev);
 }
 
 /* Doubles the map, capped at max_size; LS_STORE_EFULL at the cap. Writer thread, no txn open. */
