@@ -283,9 +283,8 @@ class RedisTarget:
 
     def __init__(self, timeout_s):
         self.r = lsbench.Redis()
-        self.px = b"%d" % round(timeout_s * 1000)
         self.pre = b"*5\r\n$3\r\nSET\r\n$36\r\n"
-        self.post = b"\r\n$1\r\n1\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(self.px), self.px)
+        self.post = self.ttl_tail(timeout_s)
         self.sent = 0
         self.acked = 0
         self.pending = []   # (slice, commands sent through it)
@@ -298,9 +297,15 @@ class RedisTarget:
         self.sock = self.r.connect()
         self.mem0 = self.r.info("memory")
 
-    def setup(self, ids):
-        """Every key, with a TTL long enough to last until the job's first SET."""
-        post = b"\r\n$1\r\n1\r\n$2\r\nPX\r\n$6\r\n600000\r\n"
+    @staticmethod
+    def ttl_tail(seconds):
+        """The end of `SET <id> 1 PX <ms>` after the id, for a TTL of `seconds`."""
+        px = b"%d" % round(seconds * 1000)
+        return b"\r\n$1\r\n1\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(px), px)
+
+    def set_all(self, ids, seconds):
+        """One SET per key with a TTL of `seconds`, acknowledged before it returns."""
+        post = self.ttl_tail(seconds)
         for i in range(0, len(ids), SETUP_BULK):
             self.sock.sendall(b"".join([self.pre + x + post for x in ids[i:i + SETUP_BULK]]))
             self.sent += min(SETUP_BULK, len(ids) - i)
@@ -308,6 +313,10 @@ class RedisTarget:
         self.drain(time.monotonic() + SETUP_MAX_S)
         if self.acked != self.sent:
             raise lsbench.RunError("redis acknowledged %d of %d SETs" % (self.acked, self.sent))
+
+    def setup(self, ids):
+        """Every key, with a TTL long enough to last until the job's first SET."""
+        self.set_all(ids, 600)
         self.pending = []
         self.pi = 0
         return self.mem()
@@ -319,16 +328,8 @@ class RedisTarget:
         return subscribe_expired, (self.r.port,)
 
     def hold(self, ids, seconds):
-        """One SET per key with a TTL of `seconds`, acknowledged before it returns."""
-        px = b"%d" % round(seconds * 1000)
-        post = b"\r\n$1\r\n1\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(px), px)
-        for i in range(0, len(ids), SETUP_BULK):
-            self.sock.sendall(b"".join([self.pre + x + post for x in ids[i:i + SETUP_BULK]]))
-            self.sent += min(SETUP_BULK, len(ids) - i)
-            self.poll()
-        self.drain(time.monotonic() + SETUP_MAX_S)
-        if self.acked != self.sent:
-            raise lsbench.RunError("redis acknowledged %d of %d SETs" % (self.acked, self.sent))
+        """The keys of the devices that keep sending, set to outlive the wait (run_job)."""
+        self.set_all(ids, seconds)
 
     def send(self, k, ids):
         pre, post = self.pre, self.post
