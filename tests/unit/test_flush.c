@@ -77,13 +77,19 @@ static void seen_cb(void *ud, const ls_device *d)
 
 /* Creates devices 0..n-1 (each active: an ACTIVITY_EVENT, so urgent) and
  * drains them, so that they start clean. */
-static void create_clean(ls_engine *e, int n, ls_now now)
+/* An activity of devices 0..n-1, in id order. */
+static void beat_all(ls_engine *e, int n, ls_now now)
 {
     char id[32];
     for (int i = 0; i < n; i++) {
         dev_id(id, sizeof(id), i);
         assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, now), 0);
     }
+}
+
+static void create_clean(ls_engine *e, int n, ls_now now)
+{
+    beat_all(e, n, now);
     seen s = {0};
     ls_engine_drain_dirty(e, seen_cb, &s);
     assert_int_equal(s.total, n);
@@ -127,12 +133,8 @@ static void test_pass_in_chunks(void **state)
 {
     (void)state;
     ls_engine *e = make();
-    char id[32];
     create_clean(e, N, at(1000, WALL0));
-    for (int i = 0; i < N; i++) {
-        dev_id(id, sizeof(id), i);
-        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000)), 0);
-    }
+    beat_all(e, N, at(2000, WALL0 + 1000));
     assert_int_equal(ls_engine_urgent_left(e), 0);
     seen p = {0};
     int done = 0, chunks = 0;
@@ -144,10 +146,7 @@ static void test_pass_in_chunks(void **state)
         if (++chunks == 2) {
             /* Between chunks: every device changes again; some are deleted,
              * one is created, one connects (urgent). */
-            for (int i = 0; i < N; i++) {
-                dev_id(id, sizeof(id), i);
-                ls_engine_activity(e, id, strlen(id), 0, at(3000, WALL0 + 2000));
-            }
+            beat_all(e, N, at(3000, WALL0 + 2000));
             assert_int_equal(ls_engine_delete(e, "dev-04000", 9), 0);
             assert_int_equal(ls_engine_delete(e, "dev-00001", 9), 0); /* already visited or not */
             assert_int_equal(ls_engine_connect(e, "dev-04001", 9, at(3000, WALL0 + 2000)), 0);
@@ -231,10 +230,7 @@ static void test_pass_bounded(void **state)
     ls_engine *e = make();
     char id[32];
     create_clean(e, N, at(1000, WALL0));
-    for (int i = 0; i < N; i++) {
-        dev_id(id, sizeof(id), i);
-        ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000));
-    }
+    beat_all(e, N, at(2000, WALL0 + 1000));
     seen s = {0};
     assert_int_equal(ls_engine_drain_dirty(e, seen_cb, &s), N); /* everything clean again */
     for (int i = 0; i < N; i++) {
@@ -332,10 +328,7 @@ static void test_flush_pass_with_commits_between(void **state)
         assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(1000, WALL0)), 0);
     }
     commit_urgent(e, f, s, NULL); /* all new: urgent */
-    for (int i = 0; i < N; i++) {
-        dev_id(id, sizeof(id), i);
-        ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000));
-    }
+    beat_all(e, N, at(2000, WALL0 + 1000));
     /* The pass: chunks of 500, with commits after the first ones.  The
      * list holds every device twice, in the order of the marks: created
      * (4999 down to 0, drained since), then the activities (0 up); the
@@ -548,10 +541,7 @@ static void test_event_snapshots_tagged(void **state)
     assert_int_equal(ls_engine_new(&e, &cfg, snapshot_cb, &c), 0);
     assert_int_equal(ls_flush_new(&c.f, e), 0);
     char id[32];
-    for (int i = 0; i < N; i++) {
-        dev_id(id, sizeof(id), i);
-        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(1000, WALL0)), 0);
-    }
+    beat_all(e, N, at(1000, WALL0));
     /* Every new device had its ACTIVITY_EVENT: records taken, nothing urgent or dirty. */
     assert_int_equal(c.events, N);
     assert_int_equal(ls_engine_urgent_left(e), 0);
@@ -560,10 +550,7 @@ static void test_event_snapshots_tagged(void **state)
     assert_int_equal(ls_store_write(s, c.pending), 0);
     ls_store_batch_clear(c.pending);
 
-    for (int i = 0; i < N; i++) { /* heartbeats: dirty, no event */
-        dev_id(id, sizeof(id), i);
-        assert_int_equal(ls_engine_activity(e, id, strlen(id), 0, at(2000, WALL0 + 1000)), 0);
-    }
+    beat_all(e, N, at(2000, WALL0 + 1000)); /* heartbeats: dirty, no event */
     assert_int_equal(c.events, N);
     ls_engine_flush_begin(e);
     int done = 0, chunk = 0;
