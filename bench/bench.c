@@ -209,7 +209,8 @@ static void usage(void)
             "       lastseen-bench udp --port P --http-port H [--devices N] [--lines L] [--vlen V]\n"
             "                          [--rates R1,R2,...] [--duration-ms D] [--runs R] [--max] [--keep-going]\n"
             "                          [--no-warm] [--seed S]\n"
-            "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n");
+            "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n"
+            "       lastseen-bench jitter [--ms D] [--period-us P]\n");
 }
 
 int bench_arg_u64(const char *opt, const char *val, uint64_t *out)
@@ -254,6 +255,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "store-load")) return bench_store_load(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "udp")) return bench_udp(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "wheel")) return bench_wheel(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "jitter")) return bench_jitter(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "engine")) {
         usage();
         return 2;

@@ -33,6 +33,9 @@ int bench_mqtt_pub(int argc, char **argv);
 /* The timing wheel alone (wheel_bench.c). */
 int bench_wheel(int argc, char **argv);
 
+/* How late a thread that only sleeps wakes up (jitter_bench.c). */
+int bench_jitter(int argc, char **argv);
+
 /* The UDP load generator (udp_bench.c). */
 int bench_udp(int argc, char **argv);
 

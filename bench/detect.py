@@ -59,6 +59,7 @@ import pickle
 import random
 import select
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -379,7 +380,7 @@ class RedisTarget:
 
 # ---------------------------------------------------------------------------
 
-def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_tail=None):
+def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_tail=None, dump=None, probe=None):
     """Runs the job once against a target (started and stopped here).
     Returns a dict of figures; raises lsbench.RunError on failure.
 
@@ -389,7 +390,12 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
     heartbeat every period (so they cannot expire in it, as with heartbeats),
     and on_tail(), if given, is called then.  The store's expiry sees the
     same keys, TTLs and expired keys as with heartbeats; it only gets more of
-    the CPU (it no longer shares it with the SETs)."""
+    the CPU (it no longer shares it with the SETs).
+
+    probe, if given, is the path of lastseen-bench: its `jitter` mode runs
+    from a second before the first deadline to a second after the last one
+    and says how late a thread that only sleeps 1 ms woke up meanwhile,
+    the machine's share of the lateness (figure "probe")."""
     if timeout_s <= period_s:
         raise lsbench.RunError("the timeout must be longer than the heartbeat period")
     rng = random.Random(seed)
@@ -398,6 +404,7 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
     sched = Schedule(n, period_s, window_s, silent_frac, rng)
     silent_ids = set(ids[r] for r in sched.silent)
     gen_s = time.monotonic() - t_gen
+    lsbench.freeze_gc()
 
     ctx = multiprocessing.get_context("fork")
     tmp = tempfile.mkdtemp(prefix="lastseen-bench-detect-")
@@ -405,6 +412,7 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
     counter = ctx.Value("q", 0)
     ready, stop = ctx.Event(), ctx.Event()
     obs = None
+    jit = None
     load = [lsbench.loadavg()]
     try:
         target.want_ack = set(sched.silent_by_slice)
@@ -441,6 +449,9 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
                 time.sleep(min(due - now, 0.005))
                 continue
             max_slip = max(max_slip, now - due)
+            if probe and jit is None and now >= mem_at:
+                jit = subprocess.Popen([probe, "jitter", "--ms", str(int((last_deadline + 1.0 - now) * 1000))],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             if mem is None and now >= mem_at:
                 mem = target.mem()
                 load.append(lsbench.loadavg())
@@ -484,7 +495,13 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
             observed = pickle.load(f)
         fin = target.finish()
         load.append(lsbench.loadavg())
+        if jit is not None:
+            out, _ = jit.communicate(timeout=60)
+            fin["probe"] = json.loads(out) if jit.returncode == 0 else None
     finally:
+        if jit is not None and jit.poll() is None:
+            jit.kill()
+            jit.wait()
         stop.set()
         if obs is not None and obs.is_alive():
             obs.terminate()
@@ -522,6 +539,15 @@ def run_job(target, n, period_s, timeout_s, window_s, silent_frac, seed=1, on_ta
         first[dev] = t
         if len(item) > 2:
             daemon_late.append(item[3] - item[2])
+    if dump:
+        # One line a reported silent device: its deadline as the client sees
+        # it and the time its report was read (wall clock, s), then ts and
+        # detectedAt of its INACTIVITY_EVENT (epoch ms; lastseen only).
+        with open(dump, "w") as f:
+            for item in observed:
+                if item[0] in deadline:
+                    f.write(" ".join("%.3f" % v for v in [deadline[item[0]], item[1]] + list(item[2:4]))
+                            + "\n")
     late = sorted((first[d] - deadline[d]) * 1000.0 for d in first if first[d] - deadline[d] <= MAX_WAIT_S)
     missed = n_silent - len(late)
     # A device not reported within MAX_WAIT_S counts as infinitely late, so
@@ -558,6 +584,8 @@ def describe(r):
               "(largest %d records in %d ms)" % (st["lock_hold_p99_le_s"], st["committerLockMaxUs"] / 1000.0, st["commits"],
                                                st["commitMsTotal"] / max(1, st["commits"]), st["flushes"],
                                                st["largestFlush"]["records"], st["largestFlush"]["ms"]))
+    if r.get("probe"):
+        s += ("; an idle probe woke p99=%.1f max=%.1f ms late meanwhile" % (r["probe"]["p99_ms"], r["probe"]["max_ms"]))
     s += "; job %.1f s, max sender slip %.0f ms, load %s" % (r["job_s"], r["max_slip_ms"],
                                                            "/".join("%.1f" % x for x in r["load"]))
     return s
@@ -580,13 +608,18 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="more lastseen configuration (repeatable)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ap.add_argument("--probe", default=os.path.join(REPO, "build", "lastseen-bench"),
+                    help="lastseen-bench, for its jitter probe during the deadlines ('' for none)")
+    ap.add_argument("--dump", metavar="PATH", help="write each silent device's deadline, report time, "
+                    "ts and detectedAt to PATH, a line each (to see when lateness happened)")
     a = ap.parse_args()
     lsbench.on_sigterm_exit()
     timeout = a.timeout_s if a.timeout_s else 2 * a.period_s
     sets = dict(kv.split("=", 1) for kv in a.set)
     tgt = LastseenTarget(a.bin, timeout, sets) if a.target == "lastseen" else RedisTarget(timeout)
     try:
-        r = run_job(tgt, a.devices, a.period_s, timeout, a.window_s, a.silent, a.seed)
+        r = run_job(tgt, a.devices, a.period_s, timeout, a.window_s, a.silent, a.seed, dump=a.dump,
+                    probe=a.probe if a.probe and os.access(a.probe, os.X_OK) else None)
     except lsbench.RunError as e:
         print("FAILED: %s" % e)
         return 1

@@ -82,6 +82,7 @@ def settle(client, n, what, deadline):
 def run_storm(binary, n, spread_s, seed=2):
     rng = random.Random(seed)
     ids = lsbench.uuids(n, rng)
+    lsbench.freeze_gc()
     d = lsbench.Daemon(binary, {"state.default_inactivity_timeout": "%ds" % TIMEOUT_S}, udp=True)
     ctx = multiprocessing.get_context("fork")
     tmp = tempfile.mkdtemp(prefix="lastseen-bench-storm-")

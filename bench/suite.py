@@ -220,7 +220,8 @@ def detection(a, n, target, runs, on_tail=None):
         t = detect.LastseenTarget(a.bin, timeout) if target == "lastseen" else detect.RedisTarget(timeout)
         try:
             res = detect.run_job(t, n, period, timeout, 10.0, silent, seed=r + 1,
-                                 on_tail=on_tail if r == 0 else None)
+                                 on_tail=on_tail if r == 0 else None,
+                                 probe=a.bench if target == "lastseen" else None)
         except lsbench.RunError as e:
             log("detection run %d of %s at %d devices aborted: %s" % (r + 1, target, n, e))
             ABORTED.append(("detection", n, target, str(e)))
@@ -548,11 +549,14 @@ def render(a, R, meta):
           % (ratio(ljob, med([r["mem_per_device"]["rss"] for r in rd])), B(ljob),
              B(med([r["mem_per_device"]["rss"] for r in rd]))))
         w("")
-        w("lastseen's own lateness (`detectedAt - ts` of each INACTIVITY_EVENT): p50 %s, p99 %s, max %s. "
+        pr = [r["probe"] for r in ls if r.get("probe")]
+        w("lastseen's own lateness (`detectedAt - ts` of each INACTIVITY_EVENT): p50 %s, p99 %s, max %s%s. "
           "Devices reported that kept sending: lastseen %d, Redis %d."
           % (fmt_range([r["daemon_p50"] for r in ls], ms), fmt_range([r["daemon_p99"] for r in ls], ms),
-             fmt_range([r["daemon_max"] for r in ls], ms), sum(r["false"] for r in ls),
-             sum(r["false"] for r in rd)))
+             fmt_range([r["daemon_max"] for r in ls], ms),
+             "; meanwhile an idle probe (`lastseen-bench jitter`, a thread that only sleeps 1 ms) woke p99 %s, "
+             "max %s late" % (fmt_range([p["p99_ms"] for p in pr], ms), fmt_range([p["max_ms"] for p in pr], ms))
+             if pr else "", sum(r["false"] for r in ls), sum(r["false"] for r in rd)))
         w("")
 
     eng = R.get("engine", {}).get("sizes", {})
@@ -562,12 +566,14 @@ def render(a, R, meta):
         w("### Cost growth")
         w("")
         w("| devices | engine updates/s | ns/update | instructions/update | engine bytes/device | "
-          "detection p50 / p99 / max (detectedAt - ts) | client-seen p99 | missed | heartbeats/s |")
-        w("|---|---|---|---|---|---|---|---|---|")
+          "detection p50 / p99 / max (detectedAt - ts) | idle probe p99 / max | client-seen p99 | missed | "
+          "heartbeats/s |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
         for n in sorted(set(eng) | set(gr)):
             e = eng.get(n, {}).get("runs", [])
             g = gr.get(n, [])
-            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            pr = [r["probe"] for r in g if r.get("probe")]
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 "{:,}".format(n), fmt_range([r["ups"] for r in e], M) if e else "-",
                 fmt_range([r["ns"] for r in e], lambda v: "%.1f" % v) if e else "-",
                 "%.0f" % cg[n]["ir_per_update"] if n in cg else "-",
@@ -575,6 +581,8 @@ def render(a, R, meta):
                 "%s / %s / %s" % (fmt_range([r["daemon_p50"] for r in g], ms),
                                   fmt_range([r["daemon_p99"] for r in g], ms),
                                   fmt_range([r["daemon_max"] for r in g], ms)) if g else "-",
+                "%s / %s" % (fmt_range([p["p99_ms"] for p in pr], ms), fmt_range([p["max_ms"] for p in pr], ms))
+                if pr else "-",
                 fmt_range([r["p99"] for r in g], secs) if g else "-",
                 "%d" % sum(r["missed"] for r in g) if g else "-",
                 "{:,.0f}".format(g[0]["rate"]) if g else "-"))
@@ -584,7 +592,11 @@ def render(a, R, meta):
           "process's RSS growth over the device load). Detection: the job below at each size, heartbeats "
           "every max(5 s, N / 200,000/s), timeout twice that, 10 %% of the devices silent but at most "
           "%s (the 1M job's), so that every row raises its inactivity events at most at the 1M job's rate "
-          "and the row measures the fleet's size; p50 / p99 / max are medians over runs." % "{:,}".format(SILENT_MAX))
+          "and the row measures the fleet's size; p50 / p99 / max are medians over runs. Idle probe: "
+          "`lastseen-bench jitter`, a thread at the workers' priority that only sleeps 1 ms at a time, run "
+          "from a second before the first deadline to a second after the last; how late it woke is the "
+          "machine's share of the detection lateness (the load generator, the daemon's other threads, the "
+          "kernel, other jobs)." % "{:,}".format(SILENT_MAX))
         w("")
     if cg:
         w("### Instructions per update (callgrind)")

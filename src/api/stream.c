@@ -257,6 +257,7 @@ static struct MHD_Connection *drop_locked(struct ls_streams *h, ls_stream *s, ui
 
 static void *pump_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "ls-stream");
     struct ls_streams *h = arg;
     ls_daemon *d = h->d;
     uint64_t seen = ls_persist_committed(d);

@@ -546,6 +546,7 @@ static int flush_step(committer *c, int begin)
 
 static void *committer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "ls-committer");
     ls_daemon *d = arg;
     committer c = {.d = d, .cursor_saved = d->delivered, .batched = d->seq};
     int64_t interval = d->cfg.store_flush_interval * 1000000;

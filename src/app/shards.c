@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -235,6 +236,9 @@ static int64_t next_wakeup(const ls_shard *s)
 static void *worker_main(void *arg)
 {
     ls_shard *s = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "ls-shard%u", s->index);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         ls_shard_batch *b = ls_ring_pop(&s->queue);
         if (b) {

@@ -465,6 +465,7 @@ static int run_connection(ls_mqtt *q)
 
 static void *reader_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "ls-mqtt-in");
     ls_mqtt *q = arg;
     unsigned attempt = 0;
     char where[300];

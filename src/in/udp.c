@@ -180,6 +180,7 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
 
 static void *udp_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "ls-udp");
     struct ls_udp *u = arg;
     struct pollfd pf[2] = {{.fd = u->fd, .events = POLLIN}, {.fd = u->stop_fd, .events = POLLIN}};
     for (;;) {

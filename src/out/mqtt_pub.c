@@ -270,6 +270,7 @@ static void run_connection(ls_mqtt_pub *p, unsigned *attempt)
 
 static void *pub_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "ls-mqtt-out");
     ls_mqtt_pub *p = arg;
     unsigned attempt = 0;
     char where[300];

@@ -338,6 +338,7 @@ static void finish(ls_webhooks *w, hook *h, CURLcode res)
 
 static void *webhooks_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "ls-webhooks");
     ls_webhooks *w = arg;
     uint64_t v;
 

@@ -4,6 +4,7 @@ every UDP line applied once, the device list walks every shard exactly
 once, events from all shards get one gap-free seq order, types and the
 device cap apply across shards, and a restart with another shard count
 finds every device again."""
+import os
 import re
 import socket
 
@@ -169,3 +170,19 @@ def test_restart_with_another_shard_count_finds_every_device(start_daemon, tmp_p
         assert sorted(_walk(c, 100)[0]) == ids
         assert c.device("rs-007").body["inactivityTimeout"] == 123456
         d.stop_and_check()
+
+
+def test_threads_are_named(start_daemon):
+    """Each thread of lastseen's own is named (top -H, perf, gdb): a worker
+    per shard, the committer, the UDP reader."""
+    d = start_daemon(sets=["udp.listen=127.0.0.1:0", "engine.shards=3"])
+    task = "/proc/%d/task" % d.proc.pid
+    names = set()
+    for tid in os.listdir(task):
+        try:
+            with open(os.path.join(task, tid, "comm")) as f:
+                names.add(f.read().strip())
+        except OSError:
+            pass  # a thread that ended meanwhile
+    assert {"ls-shard0", "ls-shard1", "ls-shard2", "ls-committer", "ls-udp"} <= names, names
+    assert "ls-shard3" not in names
