@@ -425,10 +425,9 @@ def targets(a, R, meta):
         ok = s >= 50000
         rows.append(("HTTP single activity: >= 50 k requests/s (wrk, keep-alive)", "%s/s" % K(s),
                      "**met**" if ok else "**missed**",
-                     "" if ok else "wrk and the daemon share the 2 cores with other jobs (daemon %.0f %% of a "
-                     "core); p99 %s: requests wait for the engine lock, held in turn by the inputs, the timer and "
-                     "the committer (one chunk at a time); next: sharded engine" % (100 * med([x["cpu"] for x in h["single"]]),
-                                                         ms(med([x["p99_ms"] for x in h["single"]])))))
+                     "" if ok else "runs of %s: wrk and the daemon (%.0f %% of a core) share the 2 cores, "
+                     "and the machine with other jobs; next: wrk from another machine"
+                     % (", ".join(K(x["rps"]) for x in h["single"]), 100 * med([x["cpu"] for x in h["single"]]))))
     if det:
         p99 = med([r["daemon_p99"] for r in det])
         missed = sum(r["missed"] for r in det)
@@ -436,11 +435,9 @@ def targets(a, R, meta):
         rows.append(("detection at %s devices: p99 <= 10 ms, 0 missed" % "{:,}".format(a.devices),
                      "p99 %s (detectedAt - ts), %d missed" % (ms(p99), missed),
                      "**met**" if ok else "**missed**",
-                     "" if ok else "%sthe timer's tick waits for the engine lock, which the HTTP bulk requests and "
-                     "the committer (a chunk of a flush pass at a time: committerLockMaxUs in /api/v1/stats) "
-                     "hold in turn, on 2 cores shared with the load; next: one lock per shard"
-                     % ("p99 %s at 10M; " % ms(med([r["daemon_p99"] for r in R["growth"][10000000]]))
-                        if 10000000 in R.get("growth", {}) else "")))
+                     "" if ok else "a shard's thread wakes late on 2 cores shared with the load (an idle probe "
+                     "woke p99 %s late in the same window); next: the load generator on another machine"
+                     % ms(med([r["probe"]["p99_ms"] for r in det if r.get("probe")] or [0]))))
     red = R.get("detect", {}).get("redis")
     rows.append(("Redis comparison in the same run", "yes" if red else "no", "**met**" if red else "**missed**",
                  "" if red else "redis-server missing or --redis-runs 0"))
@@ -637,8 +634,9 @@ def render(a, R, meta):
         w("")
         w("%s known, active devices (`http.threads` = 1). Bulk: JSON arrays of 10,000 ids (%d bytes) on one "
           "keep-alive connection for 3 s. Single: `%s` (Lua: POST /api/v1/devices/<id>/activity over "
-          "100,000 of the devices in turn)."
-          % ("{:,}".format(h["devices"]), h["bulk_body_bytes"], h["wrk_command"]))
+          "100,000 of the devices in turn), once the flush passes have written the bulk runs' devices%s."
+          % ("{:,}".format(h["devices"]), h["bulk_body_bytes"], h["wrk_command"],
+             " (%.1f s after them)" % h["flushed_s"] if "flushed_s" in h else ""))
         w("")
         w("| figure | median [min..max] | daemon CPU |")
         w("|---|---|---|")
