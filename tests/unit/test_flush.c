@@ -258,6 +258,24 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
     return remove(p);
 }
 
+/* A store in a new directory under /tmp (its path into tmp, at least 21 bytes). */
+static ls_store *tmp_store(char *tmp, uint64_t size)
+{
+    strcpy(tmp, "/tmp/ls_flush_XXXXXX");
+    assert_non_null(mkdtemp(tmp));
+    ls_store *s;
+    ls_store_options o = {.initial_size = size, .sync = 0};
+    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    return s;
+}
+
+/* Closes a store of tmp_store() and removes its directory. */
+static void tmp_store_close(ls_store *s, const char *tmp)
+{
+    ls_store_close(s);
+    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 typedef struct loaded {
     int count[N + 16];
     int64_t last[N + 16];
@@ -314,11 +332,8 @@ static void commit_urgent(ls_engine *e, ls_flush *f, ls_store *s, ls_store_batch
 static void test_flush_pass_with_commits_between(void **state)
 {
     (void)state;
-    char tmp[] = "/tmp/ls_flush_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
-    ls_store *s;
-    ls_store_options o = {.initial_size = (uint64_t)8 << 20, .sync = 0};
-    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    char tmp[32];
+    ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     ls_engine *e = make();
     ls_flush *f;
     assert_int_equal(ls_flush_new(&f, e), 0);
@@ -419,8 +434,7 @@ static void test_flush_pass_with_commits_between(void **state)
     ls_store_batch_free(dels);
     ls_flush_free(f);
     ls_engine_close(e);
-    ls_store_close(s);
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_store_close(s, tmp);
 }
 
 typedef struct one_dev {
@@ -447,11 +461,8 @@ static void test_flush_commit_between_slices(void **state)
 {
     (void)state;
     enum { M = 60000 };
-    char tmp[] = "/tmp/ls_flush_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
-    ls_store *s;
-    ls_store_options o = {.initial_size = (uint64_t)32 << 20, .sync = 0};
-    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    char tmp[32];
+    ls_store *s = tmp_store(tmp, (uint64_t)32 << 20);
     ls_engine *e = make();
     ls_flush *f;
     assert_int_equal(ls_flush_new(&f, e), 0);
@@ -491,8 +502,7 @@ static void test_flush_commit_between_slices(void **state)
     assert_int_equal(ls_store_device_count(s), M);
     ls_flush_free(f);
     ls_engine_close(e);
-    ls_store_close(s);
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_store_close(s, tmp);
 }
 
 /* An empty pass ends at once and writes nothing. */
@@ -529,11 +539,8 @@ static void snapshot_cb(void *ud, const ls_event *ev)
 static void test_event_snapshots_tagged(void **state)
 {
     (void)state;
-    char tmp[] = "/tmp/ls_flush_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
-    ls_store *s;
-    ls_store_options o = {.initial_size = (uint64_t)8 << 20, .sync = 0};
-    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    char tmp[32];
+    ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     snap_ctx c = {.pending = ls_store_batch_new()};
     ls_engine *e;
     ls_engine_config cfg = {.default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 11,
@@ -595,18 +602,14 @@ static void test_event_snapshots_tagged(void **state)
     ls_store_batch_free(c.pending);
     ls_flush_free(c.f);
     ls_engine_close(e);
-    ls_store_close(s);
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_store_close(s, tmp);
 }
 
 static void test_flush_empty_pass(void **state)
 {
     (void)state;
-    char tmp[] = "/tmp/ls_flush_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
-    ls_store *s;
-    ls_store_options o = {.initial_size = (uint64_t)8 << 20, .sync = 0};
-    assert_int_equal(ls_store_open(&s, tmp, &o), 0);
+    char tmp[32];
+    ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     ls_engine *e = make();
     ls_flush *f;
     assert_int_equal(ls_flush_new(&f, e), 0);
@@ -621,8 +624,7 @@ static void test_flush_empty_pass(void **state)
     assert_int_equal(ls_store_device_count(s), 0);
     ls_flush_free(f);
     ls_engine_close(e);
-    ls_store_close(s);
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_store_close(s, tmp);
 }
 
 int main(void)
