@@ -311,6 +311,15 @@ int ls_shards_set_reporting(ls_shards *sh, ls_report_strategy st, int64_t period
     return 0;
 }
 
+/* Adds a struct of uint64_t counters into another of the same type. */
+static void add_counters(void *out, const void *in, size_t size)
+{
+    uint64_t *o = out;
+    const uint64_t *p = in;
+    for (size_t k = 0; k < size / sizeof(uint64_t); k++)
+        o[k] += p[k];
+}
+
 void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out)
 {
     _Static_assert(sizeof(ls_reporter_stats) % sizeof(uint64_t) == 0,
@@ -320,10 +329,7 @@ void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out)
         if (!sh->shard[i].reporter) continue;
         ls_reporter_stats st;
         ls_reporter_get_stats(sh->shard[i].reporter, &st);
-        uint64_t *o = (uint64_t *)out;
-        const uint64_t *p = (const uint64_t *)&st;
-        for (size_t k = 0; k < sizeof(st) / sizeof(uint64_t); k++)
-            o[k] += p[k];
+        add_counters(out, &st, sizeof(st));
     }
 }
 
@@ -460,10 +466,7 @@ void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out)
     for (unsigned i = 1; i < sh->n; i++) {
         ls_engine_stats st;
         ls_engine_get_stats(sh->shard[i].engine, &st);
-        uint64_t *o = (uint64_t *)out;
-        const uint64_t *p = (const uint64_t *)&st;
-        for (size_t k = 0; k < sizeof(st) / sizeof(uint64_t); k++)
-            o[k] += p[k];
+        add_counters(out, &st, sizeof(st));
     }
 }
 
