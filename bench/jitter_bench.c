@@ -35,16 +35,10 @@ static int64_t mono_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* The p-th percentile of sorted v[0..n). */
+static double pct(const double *v, size_t n, double p)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct_ms(const int64_t *v, size_t n, double p)
-{
-    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-    return (double)v[i] / 1e6;
+    return v[(size_t)(p / 100.0 * (double)(n - 1) + 0.5)];
 }
 
 int bench_jitter(int argc, char **argv)
@@ -67,7 +61,7 @@ int bench_jitter(int argc, char **argv)
         return 2;
     }
     size_t cap = (size_t)(ms * 1000 / period_us) + 1, n = 0;
-    int64_t *late = malloc(cap * sizeof(*late));
+    double *late = malloc(cap * sizeof(*late)); /* ms */
     if (!late) {
         fprintf(stderr, "jitter: out of memory for %zu samples\n", cap);
         return 1;
@@ -85,7 +79,7 @@ int bench_jitter(int argc, char **argv)
         int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
         if (rc == EINTR) continue;
         int64_t now = mono_ns();
-        late[n++] = now - due;
+        late[n++] = (double)(now - due) / 1e6;
         if (now > due) due = now; /* a late wake-up does not make the next ones look late */
         if (now >= end) break;
     }
@@ -94,11 +88,11 @@ int bench_jitter(int argc, char **argv)
         free(late);
         return 1;
     }
-    qsort(late, n, sizeof(*late), cmp_i64);
+    double med, lo, hi;
+    bench_stats(late, (int)n, &med, &lo, &hi); /* sorts */
     printf("{\"samples\": %zu, \"period_us\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, "
            "\"max_ms\": %.3f}\n",
-           n, (unsigned long long)period_us, pct_ms(late, n, 50), pct_ms(late, n, 99), pct_ms(late, n, 99.9),
-           (double)late[n - 1] / 1e6);
+           n, (unsigned long long)period_us, pct(late, n, 50), pct(late, n, 99), pct(late, n, 99.9), hi);
     free(late);
     return 0;
 }
