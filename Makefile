@@ -37,7 +37,7 @@ BENCH_SUITE = $(PYTHON) bench/suite.py --bin $(BUILD)/lastseen --bench $(BUILD)/
 
 
 .PHONY: all deps bench-deps build run test unit blackbox browser test-asan bench bench-docs bench-store profile \
-        fuzz clean format
+        fuzz clean format check-format check-layers
 
 all: build
 
@@ -111,6 +111,15 @@ fuzz: deps
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The tree is formatted (.clang-format); `make format` fixes what this reports.
+check-format: deps
+	@./scripts/deps.sh clang-format
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+# No include points up a layer (scripts/check-layers.sh, docs/architecture.md).
+check-layers:
+	./scripts/check-layers.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-prof

@@ -116,11 +116,14 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    for (uint64_t i = 0; i < n; i++) bench_uuid(ids + i * 37);
-    for (uint64_t i = 0; i < m; i++) order[i] = (uint32_t)(bench_rng() % n);
+    for (uint64_t i = 0; i < n; i++)
+        bench_uuid(ids + i * 37);
+    for (uint64_t i = 0; i < m; i++)
+        order[i] = (uint32_t)(bench_rng() % n);
 
     ls_engine *e;
-    ls_engine_config cfg = {.default_timeout_ms = timeout, .max_clock_skew_ms = 5000, .seed = bench_rng()};
+    ls_engine_config cfg = {
+        .default_timeout_ms = timeout, .max_clock_skew_ms = 5000, .seed = bench_rng()};
     if (ls_engine_new(&e, &cfg, count_cb, NULL) < 0) return 1;
     ls_now now = {.mono = 1000, .wall = 1700000000000};
 
@@ -153,7 +156,8 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
         t0 = bench_secs();
         double c0 = bench_cpu_secs();
         if (single) {
-            for (size_t j = 0; j < k; j++) ls_engine_activity(e, batch[j].id, 36, 0, now);
+            for (size_t j = 0; j < k; j++)
+                ls_engine_activity(e, batch[j].id, 36, 0, now);
         } else {
             ls_engine_activity_batch(e, batch, k, now, NULL);
         }
@@ -176,13 +180,16 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
     printf("engine: devices=%llu updates=%llu timeout=%lldms path=%s\n", (unsigned long long)n,
            (unsigned long long)m, (long long)timeout, single ? "single" : "batch");
     printf("  insert:    %.0f devices/s (%.3f s)\n", (double)n / t_load, t_load);
-    printf("  update:    %.0f updates/s (%.1f ns/update, %.3f s)\n", (double)m / t_upd, t_upd * 1e9 / (double)m,
-           t_upd);
-    printf("  update:    %.0f updates/s of CPU time (%.1f ns/update, %.3f s; %.0f %% of the wall time)\n",
+    printf("  update:    %.0f updates/s (%.1f ns/update, %.3f s)\n", (double)m / t_upd,
+           t_upd * 1e9 / (double)m, t_upd);
+    printf("  update:    %.0f updates/s of CPU time (%.1f ns/update, %.3f s; %.0f %% of the wall "
+           "time)\n",
            (double)m / c_upd, c_upd * 1e9 / (double)m, c_upd, 100.0 * c_upd / t_upd);
-    printf("  expire:    %.0f expiries/s (%llu fired, %llu events, %.3f s)\n", (double)fired / t_exp,
-           (unsigned long long)fired, (unsigned long long)(events_seen - before), t_exp);
-    printf("  memory:    %.1f bytes/device (RSS growth %.1f MiB; %.1f MiB of the process on huge pages)\n",
+    printf("  expire:    %.0f expiries/s (%llu fired, %llu events, %.3f s)\n",
+           (double)fired / t_exp, (unsigned long long)fired,
+           (unsigned long long)(events_seen - before), t_exp);
+    printf("  memory:    %.1f bytes/device (RSS growth %.1f MiB; %.1f MiB of the process on huge "
+           "pages)\n",
            (double)(rss1 - rss0) / (double)n, (double)(rss1 - rss0) / 1048576.0,
            (double)bench_huge_bytes() / 1048576.0);
     printf("  check:     active=%llu inactive=%llu\n", (unsigned long long)st.active,
@@ -195,22 +202,29 @@ static int bench_engine(uint64_t n, uint64_t m, int64_t timeout, int single)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] [--single]\n"
-            "       lastseen-bench store-fill --dir D --devices N [--order sorted|random] [--batch B] [--seed S]\n"
-            "       lastseen-bench store-flush [--devices N] [--store-devices M] [--runs R] [--sync 0|1]\n"
-            "                                  [--order random|sorted] [--dir D]\n"
-            "       lastseen-bench store-events [--sizes 1,100,10000] [--store-devices M] [--runs R] [--sync 0|1]\n"
-            "                                   [--dir D]\n"
-            "       lastseen-bench store-load --dir D [--runs R]\n"
-            "       lastseen-bench mqtt-pub --port P [--devices D] [--messages N] [--qos Q] [--rate R]\n"
-            "                               [--window W] [--size B] [--prefix P]\n"
+    fprintf(
+        stderr,
+        "usage: lastseen-bench engine --devices N --updates M [--timeout-ms T] [--seed S] "
+        "[--single]\n"
+        "       lastseen-bench store-fill --dir D --devices N [--order sorted|random] [--batch B] "
+        "[--seed S]\n"
+        "       lastseen-bench store-flush [--devices N] [--store-devices M] [--runs R] [--sync "
+        "0|1]\n"
+        "                                  [--order random|sorted] [--dir D]\n"
+        "       lastseen-bench store-events [--sizes 1,100,10000] [--store-devices M] [--runs R] "
+        "[--sync 0|1]\n"
+        "                                   [--dir D]\n"
+        "       lastseen-bench store-load --dir D [--runs R]\n"
+        "       lastseen-bench mqtt-pub --port P [--devices D] [--messages N] [--qos Q] [--rate "
+        "R]\n"
+        "                               [--window W] [--size B] [--prefix P]\n"
 
-            "       lastseen-bench udp --port P --http-port H [--devices N] [--lines L] [--vlen V]\n"
-            "                          [--rates R1,R2,...] [--duration-ms D] [--runs R] [--max] [--keep-going]\n"
-            "                          [--no-warm] [--seed S]\n"
-            "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n"
-            "       lastseen-bench jitter [--ms D] [--period-us P]\n");
+        "       lastseen-bench udp --port P --http-port H [--devices N] [--lines L] [--vlen V]\n"
+        "                          [--rates R1,R2,...] [--duration-ms D] [--runs R] [--max] "
+        "[--keep-going]\n"
+        "                          [--no-warm] [--seed S]\n"
+        "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n"
+        "       lastseen-bench jitter [--ms D] [--period-us P]\n");
 }
 
 int bench_arg_u64(const char *opt, const char *val, uint64_t *out)
@@ -251,7 +265,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "mqtt-pub")) return bench_mqtt_pub(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "store-fill")) return bench_store_fill(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "store-flush")) return bench_store_flush(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "store-events")) return bench_store_events(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "store-events"))
+        return bench_store_events(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "store-load")) return bench_store_load(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "udp")) return bench_udp(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "wheel")) return bench_wheel(argc - 1, argv + 1);
@@ -276,10 +291,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "bad value for %s: %s\n", argv[i], argv[i + 1]);
             return 2;
         }
-        if (!strcmp(argv[i], "--devices")) n = v;
-        else if (!strcmp(argv[i], "--updates")) m = v;
-        else if (!strcmp(argv[i], "--timeout-ms")) timeout = (int64_t)v;
-        else if (!strcmp(argv[i], "--seed")) rng_state = v;
+        if (!strcmp(argv[i], "--devices"))
+            n = v;
+        else if (!strcmp(argv[i], "--updates"))
+            m = v;
+        else if (!strcmp(argv[i], "--timeout-ms"))
+            timeout = (int64_t)v;
+        else if (!strcmp(argv[i], "--seed"))
+            rng_state = v;
         else {
             usage();
             return 2;

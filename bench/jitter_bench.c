@@ -90,9 +90,11 @@ int bench_jitter(int argc, char **argv)
     }
     double med, lo, hi;
     bench_stats(late, (int)n, &med, &lo, &hi); /* sorts */
-    printf("{\"samples\": %zu, \"period_us\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, "
+    printf("{\"samples\": %zu, \"period_us\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
+           "\"p999_ms\": %.3f, "
            "\"max_ms\": %.3f}\n",
-           n, (unsigned long long)period_us, pct(late, n, 50), pct(late, n, 99), pct(late, n, 99.9), hi);
+           n, (unsigned long long)period_us, pct(late, n, 50), pct(late, n, 99), pct(late, n, 99.9),
+           hi);
     free(late);
     return 0;
 }

@@ -61,7 +61,7 @@
 
 #include "bench.h"
 #include "engine/engine.h"
-#include "app/load.h"
+#include "core/load.h"
 #include "store/store.h"
 
 #define MIN_MS 60000LL
@@ -122,8 +122,10 @@ static void make_device(ls_store_device *d, const char *id, int64_t now)
     uint64_t s = (r >> 40) % 100;
     if (s < 30) {
         d->last_connect = d->last_activity - (int64_t)((r2 >> 20) % 3600000ULL);
-        if (s < 5 && d->active) d->sessions = 1;
-        else d->last_disconnect = d->last_connect + (int64_t)((r2 >> 40) % 60000ULL);
+        if (s < 5 && d->active)
+            d->sessions = 1;
+        else
+            d->last_disconnect = d->last_connect + (int64_t)((r2 >> 40) % 60000ULL);
     }
 }
 
@@ -179,7 +181,8 @@ static int fill(ls_store *s, uint64_t n, uint64_t batch, char *ids, int random_o
                         ls_store_strerror(rc));
             ls_store_batch_clear(b);
             if (verbose && (i + 1) % (batch * 8) == 0)
-                fprintf(stderr, "  %llu devices, %.1f s\n", (unsigned long long)(i + 1), bench_secs() - t0);
+                fprintf(stderr, "  %llu devices, %.1f s\n", (unsigned long long)(i + 1),
+                        bench_secs() - t0);
         }
     }
     ls_store_batch_free(b);
@@ -235,7 +238,8 @@ int bench_store_fill(int argc, char **argv)
     int random_order = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--dir") && v) dir = v;
+        if (!strcmp(argv[i], "--dir") && v)
+            dir = v;
         else if (!strcmp(argv[i], "--order") && v && (!strcmp(v, "random") || !strcmp(v, "sorted")))
             random_order = v[0] == 'r';
         else if (!strcmp(argv[i], "--devices")) {
@@ -250,7 +254,8 @@ int bench_store_fill(int argc, char **argv)
         }
     }
     if (!dir || !n) {
-        fprintf(stderr, "usage: lastseen-bench store-fill --dir D --devices N [--order sorted|random] [--batch B] "
+        fprintf(stderr, "usage: lastseen-bench store-fill --dir D --devices N [--order "
+                        "sorted|random] [--batch B] "
                         "[--seed S]\n");
         return 2;
     }
@@ -281,9 +286,10 @@ int bench_store_fill(int argc, char **argv)
     printf("store-fill: devices=%llu order=%s batch=%llu dir=%s\n", (unsigned long long)n,
            random_order ? "random" : "sorted", (unsigned long long)batch, dir);
     printf("  written:   %.0f devices/s (%.2f s)\n", (double)n / t, t);
-    printf("  store:     %llu devices, %.1f MiB used, data.mdb %.1f MiB on disk (%.0f bytes/device)\n",
-           (unsigned long long)count, (double)used / 1048576.0, (double)file_size(dir) / 1048576.0,
-           (double)used / (double)n);
+    printf(
+        "  store:     %llu devices, %.1f MiB used, data.mdb %.1f MiB on disk (%.0f bytes/device)\n",
+        (unsigned long long)count, (double)used / 1048576.0, (double)file_size(dir) / 1048576.0,
+        (double)used / (double)n);
     return count == n ? 0 : 1;
 }
 
@@ -295,11 +301,16 @@ int bench_store_flush(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
-        if (!strcmp(argv[i], "--dir") && v) dir = v;
-        else if (!strcmp(argv[i], "--devices")) rc = bench_arg_u64(argv[i], v, &n);
-        else if (!strcmp(argv[i], "--store-devices")) rc = bench_arg_u64(argv[i], v, &m);
-        else if (!strcmp(argv[i], "--runs")) rc = bench_arg_u64(argv[i], v, &runs);
-        else if (!strcmp(argv[i], "--sync") && v && (!strcmp(v, "0") || !strcmp(v, "1"))) sync = (uint64_t)(v[0] - '0');
+        if (!strcmp(argv[i], "--dir") && v)
+            dir = v;
+        else if (!strcmp(argv[i], "--devices"))
+            rc = bench_arg_u64(argv[i], v, &n);
+        else if (!strcmp(argv[i], "--store-devices"))
+            rc = bench_arg_u64(argv[i], v, &m);
+        else if (!strcmp(argv[i], "--runs"))
+            rc = bench_arg_u64(argv[i], v, &runs);
+        else if (!strcmp(argv[i], "--sync") && v && (!strcmp(v, "0") || !strcmp(v, "1")))
+            sync = (uint64_t)(v[0] - '0');
         else if (!strcmp(argv[i], "--order") && v && (!strcmp(v, "random") || !strcmp(v, "sorted")))
             sorted = v[0] == 's';
         else {
@@ -310,7 +321,8 @@ int bench_store_flush(int argc, char **argv)
     }
     if (!m) m = n;
     if (n > m || runs > MAX_RUNS) {
-        fprintf(stderr, "store-flush: need --devices <= --store-devices and --runs <= %d\n", MAX_RUNS);
+        fprintf(stderr, "store-flush: need --devices <= --store-devices and --runs <= %d\n",
+                MAX_RUNS);
         return 2;
     }
     char tmp[64] = "", sdir[128];
@@ -326,7 +338,8 @@ int bench_store_flush(int argc, char **argv)
     if (!ids || !idx || !b) goto out;
     if (open_store(&s, dir, m, (int)sync) < 0) goto out;
     if (fill(s, m, 250000, ids, 0, 0) < 0) goto out;
-    for (uint64_t i = 0; i < m; i++) idx[i] = (uint32_t)i;
+    for (uint64_t i = 0; i < m; i++)
+        idx[i] = (uint32_t)i;
 
     double write_ms[MAX_RUNS], build_ms[MAX_RUNS];
     long long size0 = file_size(dir);
@@ -348,7 +361,8 @@ int bench_store_flush(int argc, char **argv)
                 free(mark);
                 goto out;
             }
-            for (uint64_t i = 0; i < n; i++) mark[idx[i]] = 1;
+            for (uint64_t i = 0; i < n; i++)
+                mark[idx[i]] = 1;
             for (uint64_t i = 0, k = 0; i < m; i++)
                 if (mark[i]) sel[k++] = (uint32_t)i;
             memcpy(idx, sel, n * sizeof(uint32_t));
@@ -384,9 +398,11 @@ int bench_store_flush(int argc, char **argv)
     double med, lo, hi, bmed, blo, bhi;
     bench_stats(write_ms, (int)runs, &med, &lo, &hi);
     bench_stats(build_ms, (int)runs, &bmed, &blo, &bhi);
-    printf("store-flush: dirty=%llu store=%llu order=%s sync=%llu runs=%llu\n", (unsigned long long)n,
-           (unsigned long long)m, sorted ? "sorted" : "random", (unsigned long long)sync, (unsigned long long)runs);
-    printf("  write:     %.1f ms per flush [%.1f..%.1f] (%.0f records/s)\n", med, lo, hi, (double)n / (med / 1000));
+    printf("store-flush: dirty=%llu store=%llu order=%s sync=%llu runs=%llu\n",
+           (unsigned long long)n, (unsigned long long)m, sorted ? "sorted" : "random",
+           (unsigned long long)sync, (unsigned long long)runs);
+    printf("  write:     %.1f ms per flush [%.1f..%.1f] (%.0f records/s)\n", med, lo, hi,
+           (double)n / (med / 1000));
     printf("  batch:     %.1f ms to build [%.1f..%.1f]\n", bmed, blo, bhi);
     printf("  store:     data.mdb %.1f MiB after the fill, %.1f MiB after the flushes\n",
            (double)size0 / 1048576.0, (double)file_size(dir) / 1048576.0);
@@ -403,14 +419,16 @@ out:
 /* A realistic event line, as format.c writes them (about 400 bytes). */
 static int event_line(char *buf, size_t len, uint64_t seq, const ls_store_device *d, int64_t now)
 {
-    return snprintf(buf, len,
-                    "{\"seq\":%llu,\"type\":\"INACTIVITY_EVENT\",\"device\":\"%s\",\"ts\":%lld,\"detectedAt\":%lld,"
-                    "\"state\":{\"id\":\"%s\",\"type\":\"default\",\"active\":false,\"lastActivityTime\":%lld,"
-                    "\"lastConnectTime\":%lld,\"lastDisconnectTime\":%lld,\"inactivityAlarmTime\":%lld,"
-                    "\"inactivityTimeout\":600000,\"inactivityTimeoutSource\":\"default\",\"sessions\":0}}",
-                    (unsigned long long)seq, d->id, (long long)(d->last_activity + 600000), (long long)now, d->id,
-                    (long long)d->last_activity, (long long)d->last_connect, (long long)d->last_disconnect,
-                    (long long)now);
+    return snprintf(
+        buf, len,
+        "{\"seq\":%llu,\"type\":\"INACTIVITY_EVENT\",\"device\":\"%s\",\"ts\":%lld,\"detectedAt\":%"
+        "lld,"
+        "\"state\":{\"id\":\"%s\",\"type\":\"default\",\"active\":false,\"lastActivityTime\":%lld,"
+        "\"lastConnectTime\":%lld,\"lastDisconnectTime\":%lld,\"inactivityAlarmTime\":%lld,"
+        "\"inactivityTimeout\":600000,\"inactivityTimeoutSource\":\"default\",\"sessions\":0}}",
+        (unsigned long long)seq, d->id, (long long)(d->last_activity + 600000), (long long)now,
+        d->id, (long long)d->last_activity, (long long)d->last_connect,
+        (long long)d->last_disconnect, (long long)now);
 }
 
 int bench_store_events(int argc, char **argv)
@@ -420,11 +438,16 @@ int bench_store_events(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
-        if (!strcmp(argv[i], "--dir") && v) dir = v;
-        else if (!strcmp(argv[i], "--sizes") && v) sizes = v;
-        else if (!strcmp(argv[i], "--runs")) rc = bench_arg_u64(argv[i], v, &runs);
-        else if (!strcmp(argv[i], "--store-devices")) rc = bench_arg_u64(argv[i], v, &devices);
-        else if (!strcmp(argv[i], "--sync") && v && (!strcmp(v, "0") || !strcmp(v, "1"))) sync = (uint64_t)(v[0] - '0');
+        if (!strcmp(argv[i], "--dir") && v)
+            dir = v;
+        else if (!strcmp(argv[i], "--sizes") && v)
+            sizes = v;
+        else if (!strcmp(argv[i], "--runs"))
+            rc = bench_arg_u64(argv[i], v, &runs);
+        else if (!strcmp(argv[i], "--store-devices"))
+            rc = bench_arg_u64(argv[i], v, &devices);
+        else if (!strcmp(argv[i], "--sync") && v && (!strcmp(v, "0") || !strcmp(v, "1")))
+            sync = (uint64_t)(v[0] - '0');
         else {
             fprintf(stderr, "store-events: unknown or incomplete option %s\n", argv[i]);
             return 2;
@@ -448,9 +471,10 @@ int bench_store_events(int argc, char **argv)
     if (open_store(&s, dir, devices, (int)sync) < 0) goto out;
     if (fill(s, devices, 250000, ids, 0, 0) < 0) goto out;
     uint64_t seq = ls_store_last_seq(s);
-    printf("store-events: store=%llu devices sync=%llu runs=%llu; each event = line + device record, "
-           "one cursor update per transaction\n",
-           (unsigned long long)devices, (unsigned long long)sync, (unsigned long long)runs);
+    printf(
+        "store-events: store=%llu devices sync=%llu runs=%llu; each event = line + device record, "
+        "one cursor update per transaction\n",
+        (unsigned long long)devices, (unsigned long long)sync, (unsigned long long)runs);
     for (const char *p = sizes; *p;) {
         char *end;
         unsigned long long k = strtoull(p, &end, 10);
@@ -477,7 +501,8 @@ int bench_store_events(int argc, char **argv)
                     d.active = 0;
                     d.inactivity_alarm = now;
                     int n = event_line(line, sizeof(line), ++seq, &d, now);
-                    if (ls_store_batch_put_device(b, &d) < 0 || ls_store_batch_event(b, seq, line, (size_t)n) < 0)
+                    if (ls_store_batch_put_device(b, &d) < 0 ||
+                        ls_store_batch_event(b, seq, line, (size_t)n) < 0)
                         goto out;
                 }
                 if (ls_store_batch_cursor(b, "events.jsonl", seq - k) < 0) goto out;
@@ -494,8 +519,9 @@ int bench_store_events(int argc, char **argv)
         double med, lo, hi, tmed, tlo, thi;
         bench_stats(rate, (int)runs, &med, &lo, &hi);
         bench_stats(txn_ms, (int)runs, &tmed, &tlo, &thi);
-        printf("  %6llu events/txn: %9.0f events/s [%.0f..%.0f], %.2f ms/txn [%.2f..%.2f], %llu txns/run\n", k, med,
-               lo, hi, tmed, tlo, thi, (unsigned long long)txns);
+        printf("  %6llu events/txn: %9.0f events/s [%.0f..%.0f], %.2f ms/txn [%.2f..%.2f], %llu "
+               "txns/run\n",
+               k, med, lo, hi, tmed, tlo, thi, (unsigned long long)txns);
     }
     status = 0;
 out:
@@ -526,7 +552,8 @@ int bench_store_load(int argc, char **argv)
     uint64_t runs = 3;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--dir") && v) dir = v;
+        if (!strcmp(argv[i], "--dir") && v)
+            dir = v;
         else if (!strcmp(argv[i], "--runs")) {
             if (bench_arg_u64(argv[i], v, &runs) < 0) return 2;
         } else {
@@ -550,7 +577,9 @@ int bench_store_load(int argc, char **argv)
         scan[r] = (bench_secs() - t0) * 1000;
         n = c.n;
 
-        ls_engine_config cfg = {.default_timeout_ms = DEFAULT_TIMEOUT_MS, .max_clock_skew_ms = 5000, .seed = bench_rng()};
+        ls_engine_config cfg = {.default_timeout_ms = DEFAULT_TIMEOUT_MS,
+                                .max_clock_skew_ms = 5000,
+                                .seed = bench_rng()};
         load_ctx e = {.now = {.mono = 1000, .wall = wall_ms()}};
         if (ls_engine_new(&e.e, &cfg, NULL, NULL) < 0) break;
         ls_store_drop_pages(s); /* the scan's pages: not the restore's */
@@ -564,7 +593,8 @@ int bench_store_load(int argc, char **argv)
         rss_kept = bench_rss_bytes() - rss0;
         ls_engine_close(e.e);
         if (rc < 0 || res.loaded != n) {
-            fprintf(stderr, "store-load: restore failed after %llu devices\n", (unsigned long long)res.loaded);
+            fprintf(stderr, "store-load: restore failed after %llu devices\n",
+                    (unsigned long long)res.loaded);
             ls_store_close(s);
             return 1;
         }
@@ -573,11 +603,14 @@ int bench_store_load(int argc, char **argv)
     double med, lo, hi, fmed, flo, fhi;
     bench_stats(scan, (int)runs, &med, &lo, &hi);
     bench_stats(full, (int)runs, &fmed, &flo, &fhi);
-    printf("store-load: devices=%llu runs=%llu (page cache warm after the first scan)\n", (unsigned long long)n,
-           (unsigned long long)runs);
-    printf("  scan only:        %.0f ms [%.0f..%.0f] (%.0f ns/device)\n", med, lo, hi, med * 1e6 / (double)n);
-    printf("  scan + restore:   %.0f ms [%.0f..%.0f] (%.0f ns/device), RSS growth %.0f MiB (%.1f B/device)\n"
-           "                    with the map's pages it read, %.0f MiB (%.1f B/device) once they are dropped\n",
+    printf("store-load: devices=%llu runs=%llu (page cache warm after the first scan)\n",
+           (unsigned long long)n, (unsigned long long)runs);
+    printf("  scan only:        %.0f ms [%.0f..%.0f] (%.0f ns/device)\n", med, lo, hi,
+           med * 1e6 / (double)n);
+    printf("  scan + restore:   %.0f ms [%.0f..%.0f] (%.0f ns/device), RSS growth %.0f MiB (%.1f "
+           "B/device)\n"
+           "                    with the map's pages it read, %.0f MiB (%.1f B/device) once they "
+           "are dropped\n",
            fmed, flo, fhi, fmed * 1e6 / (double)n, (double)rss / 1048576.0, (double)rss / (double)n,
            (double)rss_kept / 1048576.0, (double)rss_kept / (double)n);
     return 0;

@@ -11,10 +11,10 @@
  * ls_wheel_run() call for D ms (default 300000, which crosses the level-3
  * boundary at 262144 ms).  Each call is timed; prints the max, p99.9, p99 and
  * median tick time (wall; and the max in thread CPU time, which leaves out
- * preemption by other work on a shared machine), the entries fired, the entries moved between levels
- * (w.moved), the most moved in one tick, and the time per move: the time
- * of the ticks that moved more entries than they fired, divided by their
- * moves (at large N the moves dominate those ticks).
+ * preemption by other work on a shared machine), the entries fired, the entries moved between
+ * levels (w.moved), the most moved in one tick, and the time per move: the time of the ticks that
+ * moved more entries than they fired, divided by their moves (at large N the moves dominate those
+ * ticks).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +82,8 @@ int bench_wheel(int argc, char **argv)
         return 1;
     }
     ls_wheel_init(&b.w, 0, wb_at, b.ent);
-    for (uint64_t i = 0; i < n; i++) ls_wheel_add(&b.w, (uint32_t)(i + 1), 50000 + (int64_t)(bench_rng() % 50001));
+    for (uint64_t i = 0; i < n; i++)
+        ls_wheel_add(&b.w, (uint32_t)(i + 1), 50000 + (int64_t)(bench_rng() % 50001));
 
     double move_ns = 0, total_ns = 0, max_cpu = 0;
     uint64_t max_at = 0;
@@ -112,10 +113,11 @@ int bench_wheel(int argc, char **argv)
     printf("wheel: entries=%llu ms=%llu fired=%llu moved=%llu max_moves_per_tick=%llu\n",
            (unsigned long long)n, (unsigned long long)ms, (unsigned long long)b.rearmed,
            (unsigned long long)(b.w.moved - moves0), (unsigned long long)max_moves);
-    printf("wheel: tick max=%.3fms p99.9=%.3fms p99=%.3fms median=%.1fus total=%.2fs\n", mx / 1e6, p999 / 1e6,
-           p99 / 1e6, med / 1e3, total_ns / 1e9);
-    printf("wheel: tick max in thread CPU time=%.3fms at %llu ms (without preemption by other work)\n", max_cpu / 1e6,
-           (unsigned long long)max_at);
+    printf("wheel: tick max=%.3fms p99.9=%.3fms p99=%.3fms median=%.1fus total=%.2fs\n", mx / 1e6,
+           p999 / 1e6, p99 / 1e6, med / 1e3, total_ns / 1e9);
+    printf(
+        "wheel: tick max in thread CPU time=%.3fms at %llu ms (without preemption by other work)\n",
+        max_cpu / 1e6, (unsigned long long)max_at);
     printf("wheel: %.1f ns per move (ticks that moved more than they fired)\n",
            move_ticks_moves ? move_ns / (double)move_ticks_moves : 0.0);
     free(tick_ns);

@@ -15,8 +15,8 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "app/clock.h"
-#include "out/format.h"
+#include "base/clock.h"
+#include "core/format.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000

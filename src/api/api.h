@@ -8,18 +8,18 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
-#include "app/buf.h"
-#include "app/daemon.h"
-#include "app/metrics.h"
+#include "base/buf.h"
+#include "core/daemon.h"
+#include "core/metrics.h"
 
 typedef struct ls_req {
     struct MHD_Connection *conn;
     ls_daemon *d;
     const char *method;
     ls_buf body;
-    int too_big;   /* body passed http.max_body: answered 413 */
+    int too_big;        /* body passed http.max_body: answered 413 */
     uint64_t discarded; /* body bytes dropped after too_big */
-    int responded; /* a response is queued */
+    int responded;      /* a response is queued */
     unsigned status;
     /* A reply held until the commit of generation wait_gen (suspended). */
     struct ls_http *http;
@@ -44,7 +44,8 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
  */
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json);
 /* The same with another Content-Type (body required). */
-enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body, const char *ctype);
+enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body,
+                                    const char *ctype);
 
 /* Queues {"error": code, "detail": printf(...)}. */
 enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const char *fmt, ...)

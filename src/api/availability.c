@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "app/shards.h"
+#include "core/shards.h"
 
 static void type_entry(ls_buf *b, const ls_type_info *t, int first)
 {

@@ -21,15 +21,11 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "app/alarming.h"
-#include "app/clock.h"
-#include "app/persist.h"
-#include "app/shards.h"
-#include "in/mqtt.h"
-#include "in/udp.h"
-#include "out/mqtt_pub.h"
-#include "out/format.h"
-#include "out/webhook.h"
+#include "core/alarming.h"
+#include "base/clock.h"
+#include "core/persist.h"
+#include "core/shards.h"
+#include "core/format.h"
 
 #define BULK_LOCK_ITEMS 4096
 #define BULK_REJECTED_MAX 1000
@@ -56,10 +52,11 @@ static int body_blank(const ls_req *r)
 static json_t *body_object(ls_req *r, enum MHD_Result *ok)
 {
     json_error_t err;
-    json_t *j = ls_api_json_parse(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j =
+        ls_api_json_parse(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
-        *ok = ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line,
-                           err.column, err.text);
+        *ok = ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s",
+                           err.line, err.column, err.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -111,7 +108,8 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
     const char *key;
     json_t *v;
     int fields = 0; /* other than "id" */
-    json_object_foreach(j, key, v) {
+    json_object_foreach(j, key, v)
+    {
         if (strcmp(key, "id")) fields++;
         if (strcmp(key, "inactivityTimeout") == 0) {
             c.set_timeout = 1;
@@ -120,19 +118,22 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
             } else if (!json_is_integer(v) || json_integer_value(v) < LS_TIMEOUT_MIN_MS ||
                        json_integer_value(v) > LS_TIMEOUT_MAX_MS) {
                 json_decref(j);
-                return ls_api_error(r, 422, "invalid",
-                                    "inactivityTimeout must be an integer of ms between %d and %lld, or null",
-                                    LS_TIMEOUT_MIN_MS, (long long)LS_TIMEOUT_MAX_MS);
+                return ls_api_error(
+                    r, 422, "invalid",
+                    "inactivityTimeout must be an integer of ms between %d and %lld, or null",
+                    LS_TIMEOUT_MIN_MS, (long long)LS_TIMEOUT_MAX_MS);
             } else {
                 c.timeout_ms = json_integer_value(v);
             }
         } else if (strcmp(key, "type") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > LS_TYPE_MAX ||
+            if (!json_is_string(v) || json_string_length(v) == 0 ||
+                json_string_length(v) > LS_TYPE_MAX ||
                 ls_id_check(json_string_value(v), json_string_length(v))) {
                 json_decref(j);
-                return ls_api_error(r, 422, "invalid",
-                                    "type must be a string of 1..%d bytes of UTF-8 without control characters",
-                                    LS_TYPE_MAX);
+                return ls_api_error(
+                    r, 422, "invalid",
+                    "type must be a string of 1..%d bytes of UTF-8 without control characters",
+                    LS_TYPE_MAX);
             }
             c.type = json_string_value(v);
             c.type_len = json_string_length(v);
@@ -141,24 +142,29 @@ static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
             json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
             if (json_is_null(v)) {
                 c.has_c8y = 0;
-            } else if (!ri || json_object_size(v) != 1 || ls_api_response_interval(ri, &c.response_interval) < 0) {
+            } else if (!ri || json_object_size(v) != 1 ||
+                       ls_api_response_interval(ri, &c.response_interval) < 0) {
                 json_decref(j);
-                return ls_api_error(r, 422, "invalid",
-                                    "c8y_RequiredAvailability must be {\"responseInterval\": minutes} with an "
-                                    "integer (clamped to %d..%d), or null",
-                                    LS_RI_MIN, LS_RI_MAX);
+                return ls_api_error(
+                    r, 422, "invalid",
+                    "c8y_RequiredAvailability must be {\"responseInterval\": minutes} with an "
+                    "integer (clamped to %d..%d), or null",
+                    LS_RI_MIN, LS_RI_MAX);
             } else {
                 c.has_c8y = 1;
             }
         } else if (strcmp(key, "id") == 0) {
-            if (!json_is_string(v) || json_string_length(v) != len || memcmp(json_string_value(v), id, len)) {
+            if (!json_is_string(v) || json_string_length(v) != len ||
+                memcmp(json_string_value(v), id, len)) {
                 json_decref(j);
-                return ls_api_error(r, 422, "invalid", "id in the body differs from the id in the path");
+                return ls_api_error(r, 422, "invalid",
+                                    "id in the body differs from the id in the path");
             }
         } else {
-            enum MHD_Result res = ls_api_error(
-                r, 422, "invalid",
-                "unknown field \"%.64s\"; known: inactivityTimeout, type, c8y_RequiredAvailability, id", key);
+            enum MHD_Result res = ls_api_error(r, 422, "invalid",
+                                               "unknown field \"%.64s\"; known: inactivityTimeout, "
+                                               "type, c8y_RequiredAvailability, id",
+                                               key);
             json_decref(j); /* key lives in j */
             return res;
         }
@@ -225,7 +231,8 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
         if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
         if (rc == 0) ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
     } else {
-        rc = action[0] == 'c' ? ls_engine_connect(e, id, len, now) : ls_engine_disconnect(e, id, len, now);
+        rc = action[0] == 'c' ? ls_engine_connect(e, id, len, now)
+                              : ls_engine_disconnect(e, id, len, now);
         const ls_device *dev = rc == 0 ? ls_engine_find(e, id, len) : NULL;
         if (dev) ls_buf_printf(&b, "{\"sessions\":%u}", dev->sessions);
     }
@@ -252,7 +259,8 @@ static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, co
         if (*ts < 0) return -1;
     }
     if (!json_is_string(jid)) {
-        *why = json_is_object(item) ? "missing \"id\" string" : "item must be an id string or an object";
+        *why = json_is_object(item) ? "missing \"id\" string"
+                                    : "item must be an id string or an object";
         return -1;
     }
     *id = json_string_value(jid);
@@ -283,7 +291,7 @@ typedef struct bulk_state {
     ls_req *r;
     uint64_t accepted, nrejected;
     bulk_reject_rec rejected[BULK_REJECTED_MAX];
-    size_t n; /* items pending */
+    size_t n;     /* items pending */
     uint64_t gen; /* commit the answer waits for, 0 = none */
     ls_activity items[BULK_LOCK_ITEMS];
     size_t index[BULK_LOCK_ITEMS];
@@ -306,9 +314,12 @@ static void bulk_flush(bulk_state *s)
     ls_shards_apply(d->shards, s->items, s->n, 1, s->rcs, &gen);
     if (gen > s->gen) s->gen = gen; /* transitions: durable first */
     for (size_t i = 0; i < s->n; i++) {
-        if (s->rcs[i] == 0) s->accepted++;
-        else if (s->rcs[i] == LS_EFULL) bulk_reject(s, s->index[i], "state.max_devices reached", LS_REJECT_DEVICE_LIMIT);
-        else bulk_reject(s, s->index[i], ls_strerror(s->rcs[i]), LS_REJECT_INVALID);
+        if (s->rcs[i] == 0)
+            s->accepted++;
+        else if (s->rcs[i] == LS_EFULL)
+            bulk_reject(s, s->index[i], "state.max_devices reached", LS_REJECT_DEVICE_LIMIT);
+        else
+            bulk_reject(s, s->index[i], ls_strerror(s->rcs[i]), LS_REJECT_INVALID);
         json_decref(s->keep[i]);
     }
     s->n = 0;
@@ -343,15 +354,16 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
     s->r = r;
     const char *p = r->body.p ? r->body.p : "";
     size_t n = r->body.len, i = 0;
-    while (i < n && strchr(" \t\r\n", p[i])) i++;
+    while (i < n && strchr(" \t\r\n", p[i]))
+        i++;
 
     if (i < n && p[i] == '[') {
         json_error_t err;
         json_t *arr = ls_api_json_parse(p, n, 0, &err);
         if (!arr) {
             free(s);
-            return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s", err.line,
-                                err.column, err.text);
+            return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s",
+                                err.line, err.column, err.text);
         }
         size_t idx;
         json_t *item;
@@ -365,13 +377,17 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
             const char *nl = memchr(p + i, '\n', n - i);
             size_t end = nl ? (size_t)(nl - p) : n;
             size_t a = i, b = end;
-            while (a < b && strchr(" \t\r", p[a])) a++;
-            while (b > a && strchr(" \t\r", p[b - 1])) b--;
+            while (a < b && strchr(" \t\r", p[a]))
+                a++;
+            while (b > a && strchr(" \t\r", p[b - 1]))
+                b--;
             if (b > a) {
                 json_error_t err;
                 json_t *item = ls_api_json_parse(p + a, b - a, JSON_DECODE_ANY, &err);
-                if (!item) bulk_reject(s, index, "malformed JSON line", LS_REJECT_MALFORMED);
-                else bulk_add(s, index, item);
+                if (!item)
+                    bulk_reject(s, index, "malformed JSON line", LS_REJECT_MALFORMED);
+                else
+                    bulk_add(s, index, item);
                 json_decref(item);
                 index++;
             }
@@ -385,8 +401,8 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
     qsort(s->rejected, kept, sizeof(s->rejected[0]), cmp_reject);
     ls_buf b;
     ls_buf_init(&b, (size_t)1 << 20);
-    ls_buf_printf(&b, "{\"accepted\":%llu,\"rejectedCount\":%llu,\"rejected\":[", (unsigned long long)s->accepted,
-                  (unsigned long long)s->nrejected);
+    ls_buf_printf(&b, "{\"accepted\":%llu,\"rejectedCount\":%llu,\"rejected\":[",
+                  (unsigned long long)s->accepted, (unsigned long long)s->nrejected);
     for (size_t k = 0; k < kept; k++) {
         ls_buf_printf(&b, "%s{\"index\":%zu,\"error\":", k ? "," : "", s->rejected[k].index);
         ls_buf_json_str(&b, s->rejected[k].why, strlen(s->rejected[k].why));
@@ -422,7 +438,8 @@ static int list_match(void *ud, const ls_device *d)
     if (s->qlen > d->id_len) return 0;
     for (size_t i = 0; i + s->qlen <= d->id_len; i++) {
         size_t k = 0;
-        while (k < s->qlen && lower((unsigned char)id[i + k]) == lower((unsigned char)s->q[k])) k++;
+        while (k < s->qlen && lower((unsigned char)id[i + k]) == lower((unsigned char)s->q[k]))
+            k++;
         if (k == s->qlen) return 1;
     }
     return 0;
@@ -448,32 +465,40 @@ int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 enum MHD_Result ls_api_device_list(ls_req *r)
 {
-    char abuf[16], lbuf[32], cbuf[32], qbuf[LS_ID_MAX * 3 + 1]; /* q percent-encoded: up to 3 bytes a byte */
+    char abuf[16], lbuf[32], cbuf[32],
+        qbuf[LS_ID_MAX * 3 + 1]; /* q percent-encoded: up to 3 bytes a byte */
     int ha = ls_api_arg(r, "active", abuf, sizeof(abuf));
     int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
     int hc = ls_api_arg(r, "after", cbuf, sizeof(cbuf));
     int hq = ls_api_arg(r, "q", qbuf, sizeof(qbuf));
     if (hq < 0 || (hq && strlen(qbuf) > LS_ID_MAX))
-        return ls_api_error(r, 422, "invalid", "q must be at most %d bytes, without NUL", LS_ID_MAX);
-    if (ha < 0 || hl < 0 || hc < 0) return ls_api_error(r, 422, "invalid", "malformed query parameter");
+        return ls_api_error(r, 422, "invalid", "q must be at most %d bytes, without NUL",
+                            LS_ID_MAX);
+    if (ha < 0 || hl < 0 || hc < 0)
+        return ls_api_error(r, 422, "invalid", "malformed query parameter");
     const char *active = ha ? abuf : NULL, *limit_s = hl ? lbuf : NULL, *after = hc ? cbuf : NULL;
     int filter = -1;
     uint64_t limit = LIST_LIMIT_DEFAULT, cursor = 0;
 
     if (active) {
-        if (strcmp(active, "true") == 0) filter = 1;
-        else if (strcmp(active, "false") == 0) filter = 0;
-        else return ls_api_error(r, 422, "invalid", "active must be true or false");
+        if (strcmp(active, "true") == 0)
+            filter = 1;
+        else if (strcmp(active, "false") == 0)
+            filter = 0;
+        else
+            return ls_api_error(r, 422, "invalid", "active must be true or false");
     }
     if (limit_s && ls_api_parse_u64(limit_s, 1, LIST_LIMIT_MAX, &limit) < 0)
-        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", LIST_LIMIT_MAX);
+        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d",
+                            LIST_LIMIT_MAX);
     if (after && after[0] && ls_api_parse_u64(after, 0, UINT64_MAX / 2, &cursor) < 0)
         return ls_api_error(r, 422, "invalid", "after must be a cursor returned as \"next\"");
 
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {.alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
+    list_state s = {
+        .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
     /* Shard after shard, each locked on its own for at most LIST_SCAN_MAX
      * slots: the cursor is the engine's cursor times the shard count plus
      * the shard (a cursor of 0 in shard k is k: its beginning). */
@@ -500,8 +525,10 @@ enum MHD_Result ls_api_device_list(ls_req *r)
             break;
         }
     }
-    if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
-    else ls_buf_append(&b, "],\"next\":null}", 14);
+    if (next)
+        ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
+    else
+        ls_buf_append(&b, "],\"next\":null}", 14);
     return respond_buf(r, 200, &b);
 }
 
@@ -541,27 +568,31 @@ enum MHD_Result ls_api_stats(ls_req *r)
                       (unsigned long long)events[t]);
     ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
-    ls_buf_printf(&b,
-                  ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
-                  "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
-                  "\"lag\":%llu}",
-                  (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
-                  (unsigned long long)committed,
-                  (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
-                  (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
-                  (unsigned long long)written,
-                  (unsigned long long)(committed > written ? committed - written : 0));
+    ls_buf_printf(
+        &b,
+        ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
+        "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
+        "\"lag\":%llu}",
+        (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
+        (unsigned long long)committed,
+        (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
+        (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
+        (unsigned long long)written,
+        (unsigned long long)(committed > written ? committed - written : 0));
     for (int i = 0; i < nsinks; i++) {
         ls_buf_append(&b, ",{\"name\":", 9);
         ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
-        ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
-                      (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
+        ls_buf_printf(
+            &b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
+            (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
     }
     ls_buf_append(&b, "]}", 2);
     uint64_t commits = __atomic_load_n(&d->commits, __ATOMIC_RELAXED);
     ls_buf_printf(&b,
-                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,\"flushedRecords\":%llu,"
-                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,\"ms\":%llu},"
+                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,"
+                  "\"flushedRecords\":%llu,"
+                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,"
+                  "\"ms\":%llu},"
                   "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
                   "\"committerLockMaxUs\":%llu}",
                   (unsigned long long)commits,
@@ -571,17 +602,6 @@ enum MHD_Result ls_api_stats(ls_req *r)
                   (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),
                   (unsigned long long)fs.max_staged, (unsigned long long)(fs.max_ns / 1000000),
                   (unsigned long long)(ls_metrics_get(&d->metrics.lock_hold_max_ns) / 1000));
-    if (d->udp) {
-        ls_udp_stats us;
-        ls_udp_get_stats(d->udp, &us);
-        ls_buf_printf(&b, ",\"udp\":{\"datagrams\":%llu,\"activities\":%llu,\"rejected\":{",
-                      (unsigned long long)us.datagrams, (unsigned long long)us.activities);
-        for (int i = 0; i < LS_UDP__REJECTS; i++)
-            ls_buf_printf(&b, "%s\"%s\":%llu", i ? "," : "", ls_udp_reject_name((ls_udp_reject)i),
-                          (unsigned long long)us.rejected[i]);
-        ls_buf_append(&b, "}}", 2);
-    }
-
     ls_shards_stats ss;
     ls_shards_get_stats(d->shards, &ss);
     ls_buf_printf(&b,
@@ -590,35 +610,13 @@ enum MHD_Result ls_api_stats(ls_req *r)
                   d->shards->n, (unsigned long long)ss.batches, (unsigned long long)ss.activities,
                   (unsigned long long)ss.queued, (unsigned long long)ss.producer_waits);
 
-    ls_webhook_stats ws[LS_WEBHOOKS_MAX];
-    int nw = ls_webhooks_stats(d->webhooks, ws, LS_WEBHOOKS_MAX);
-    ls_buf_append(&b, ",\"webhooks\":[", 13);
-    for (int i = 0; i < nw; i++) {
-        ls_buf_append(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        ls_buf_json_str(&b, ws[i].name, strlen(ws[i].name));
-        ls_buf_printf(&b, ",\"delivered\":%llu,\"skipped\":%llu,\"failedAttempts\":%llu,\"lastStatus\":%d,"
-                          "\"lastError\":",
-                      (unsigned long long)ws[i].delivered, (unsigned long long)ws[i].skipped,
-                      (unsigned long long)ws[i].failed, ws[i].last_status);
-        if (ws[i].last_error[0]) ls_buf_json_str(&b, ws[i].last_error, strlen(ws[i].last_error));
-        else ls_buf_append(&b, "null", 4);
-        ls_buf_printf(&b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)ws[i].cursor,
-                      (unsigned long long)(committed > ws[i].cursor ? committed - ws[i].cursor : 0));
-    }
-    ls_buf_printf(&b, "],\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}",
+    ls_buf_printf(&b, ",\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}",
                   (unsigned long long)ls_metrics_get(&d->metrics.streams_open),
                   (unsigned long long)ls_metrics_get(&d->metrics.streams_dropped),
                   (unsigned long long)ls_metrics_get(&d->metrics.streams_refused));
     ls_buf_append(&b, avail.p, avail.len); /* ,"sessionsExpired":..,"availability":{..},.. */
     ls_buf_free(&avail);
-    if (d->mqtt) {
-        ls_buf_append(&b, ",\"mqtt\":", 8);
-        ls_mqtt_stats_json(d->mqtt, &b);
-    }
-    if (d->mqtt_pub) {
-        ls_buf_append(&b, ",\"mqttPublish\":", 15);
-        ls_mqtt_pub_stats_json(d->mqtt_pub, &b);
-    }
+    ls_stats_ports_json(d, &b, committed);
     ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }

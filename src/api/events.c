@@ -17,13 +17,13 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "app/persist.h"
-#include "out/format.h"
+#include "core/persist.h"
+#include "core/format.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
-#define SCAN_MAX 100000   /* events looked at per request */
-#define READ_CHUNK 4096   /* events per outbox read */
+#define SCAN_MAX 100000 /* events looked at per request */
+#define READ_CHUNK 4096 /* events per outbox read */
 #define SEQ_MAX ((uint64_t)INT64_MAX)
 
 int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len, int *type)
@@ -49,8 +49,9 @@ int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_
     *after = 0;
     *has_after = ha > 0;
     if (ha < 0 || (ha && ls_api_parse_u64(abuf, 0, SEQ_MAX, after) < 0)) {
-        *ok = ls_api_error(r, 422, "invalid", "after must be an event seq: an integer from 0 to %llu",
-                           (unsigned long long)SEQ_MAX);
+        *ok =
+            ls_api_error(r, 422, "invalid", "after must be an event seq: an integer from 0 to %llu",
+                         (unsigned long long)SEQ_MAX);
         return -1;
     }
     if (ht < 0 || (ht && ls_parse_event_types(tbuf, &f->types) < 0)) {
@@ -118,13 +119,15 @@ enum MHD_Result ls_api_events(ls_req *r)
     if (ls_api_event_query(r, &f, &after, &has_after, &ok) < 0) return ok;
     int hl = ls_api_arg(r, "limit", lbuf, sizeof(lbuf));
     if (hl < 0 || (hl && ls_api_parse_u64(lbuf, 1, LIMIT_MAX, &limit) < 0))
-        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", LIMIT_MAX);
+        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d",
+                            LIMIT_MAX);
 
     ls_daemon *d = r->d;
     ls_buf b;
     ls_buf_init(&b, (size_t)16 << 20);
     ls_buf_append(&b, "{\"events\":[", 11);
-    page_state st = {.f = &f, .b = &b, .committed = ls_persist_committed(d), .next = after, .limit = limit};
+    page_state st = {
+        .f = &f, .b = &b, .committed = ls_persist_committed(d), .next = after, .limit = limit};
     while (!st.stop && st.next < st.committed && st.scanned < SCAN_MAX) {
         uint64_t before = st.next;
         int64_t n = ls_store_read_events(d->store, st.next, READ_CHUNK, page_cb, &st);

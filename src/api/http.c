@@ -9,8 +9,8 @@
  * a request announcing a larger Content-Length is answered 413 at once
  * (MHD then closes the connection); a chunked one that passes the cap is
  * answered 413 at its end, its excess discarded, not stored (up to 64 MiB
- * past the cap; beyond that the connection is closed without an answer).  The first call of the access handler only
- * sets up the request, which keeps MHD from closing kept-alive connections.
+ * past the cap; beyond that the connection is closed without an answer).  The first call of the
+ * access handler only sets up the request, which keeps MHD from closing kept-alive connections.
  *
  * Requests that change state are answered only once their change is
  * committed (persist.c).  Rather than block an MHD thread for the few ms of
@@ -41,8 +41,8 @@
 
 #include "api/api.h"
 #include "api/stream.h"
-#include "app/log.h"
-#include "app/net.h"
+#include "base/log.h"
+#include "base/net.h"
 
 struct ls_http {
     struct MHD_Daemon *mhd;
@@ -53,8 +53,8 @@ struct ls_http {
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
-static enum MHD_Result respond_with(ls_req *r, unsigned status, const ls_buf *body, const char *ctype,
-                                    const char *allow)
+static enum MHD_Result respond_with(ls_req *r, unsigned status, const ls_buf *body,
+                                    const char *ctype, const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         body ? body->len : 0, body ? body->p : (void *)"", MHD_RESPMEM_MUST_COPY);
@@ -135,7 +135,8 @@ static void commit_cb(void *ud, uint64_t gen)
     pthread_mutex_unlock(&h->wait_lock);
 }
 
-enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body, const char *ctype)
+enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body,
+                                    const char *ctype)
 {
     return respond_with(r, status, body, ctype, NULL);
 }
@@ -173,7 +174,8 @@ static enum MHD_Result error_allow(ls_req *r, const char *allow, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    enum MHD_Result ok = error_v(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", allow, fmt, ap);
+    enum MHD_Result ok =
+        error_v(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", allow, fmt, ap);
     va_end(ap);
     return ok;
 }
@@ -186,22 +188,27 @@ enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow)
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what)
 {
     switch (rc) {
-    case LS_EBADID: return ls_api_error(r, 422, "invalid", "invalid device id");
-    case LS_ENOTFOUND: return ls_api_error(r, 404, "not_found", "no such device");
+    case LS_EBADID:
+        return ls_api_error(r, 422, "invalid", "invalid device id");
+    case LS_ENOTFOUND:
+        return ls_api_error(r, 404, "not_found", "no such device");
     case LS_EFULL:
         return ls_api_error(r, 507, "device_limit", "state.max_devices (%lld) reached; %s refused",
                             (long long)r->d->cfg.state_max_devices, what);
-    case LS_EINVAL: return ls_api_error(r, 422, "invalid", "invalid %s", what);
-    default: return ls_api_error(r, 500, "internal", "%s: %s", what, ls_strerror(rc));
+    case LS_EINVAL:
+        return ls_api_error(r, 422, "invalid", "invalid %s", what);
+    default:
+        return ls_api_error(r, 500, "internal", "%s: %s", what, ls_strerror(rc));
     }
 }
 
 int ls_api_pct_decode(const char *in, size_t n, char *out, size_t *outlen)
 {
     static const signed char hexval[256] = {
-        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
-        ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+        ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+        ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+        ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
+        ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
     };
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -244,7 +251,8 @@ static void log_cb(void *cls, const char *fmt, va_list ap)
     (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
     ls_warn("http", "%s", msg);
 }
 
@@ -320,10 +328,12 @@ static enum MHD_Result route(ls_req *r, const char *url)
         char id[LS_ID_MAX * 3 + 1];
         size_t len;
         if (ls_api_pct_decode(rest, raw_len, id, &len) < 0)
-            return ls_api_error(r, 400, "bad_request", "malformed percent-encoding in the device id");
+            return ls_api_error(r, 400, "bad_request",
+                                "malformed percent-encoding in the device id");
         const char *why = ls_id_check(id, len);
         if (action) {
-            if (strcmp(action, "activity") && strcmp(action, "connect") && strcmp(action, "disconnect"))
+            if (strcmp(action, "activity") && strcmp(action, "connect") &&
+                strcmp(action, "disconnect"))
                 return ls_api_error(r, 404, "not_found", "no route for %s", url);
             if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
             if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
@@ -356,15 +366,17 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->method_idx = ls_method_index(method);
         ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || *end || n > (unsigned long long)h->d->cfg.http_max_body) {
                 r->too_big = 1;
-                return ls_api_error(r, 413, "payload_too_large", "body of %s bytes is over http.max_body (%lld)",
-                                    cl, (long long)h->d->cfg.http_max_body);
+                return ls_api_error(r, 413, "payload_too_large",
+                                    "body of %s bytes is over http.max_body (%lld)", cl,
+                                    (long long)h->d->cfg.http_max_body);
             }
         }
         return MHD_YES;
@@ -409,7 +421,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->responded) {
         ls_metrics *m = &h->d->metrics;
         ls_metrics_add(&m->http[r->route][r->method_idx][ls_code_index(r->status)], 1);
-        int why = r->status == 400 ? LS_REJECT_MALFORMED
+        int why = r->status == 400   ? LS_REJECT_MALFORMED
                   : r->status == 422 ? LS_REJECT_INVALID
                   : r->status == 413 ? LS_REJECT_TOO_LARGE
                   : r->status == 507 ? LS_REJECT_DEVICE_LIMIT
@@ -428,7 +440,8 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     socklen_t sl;
     int family = ls_net_parse_addr(d->cfg.http_listen, &ss, &sl);
     if (family < 0) {
-        ls_error("http", "http.listen = \"%s\": expected host:port with a numeric address", d->cfg.http_listen);
+        ls_error("http", "http.listen = \"%s\": expected host:port with a numeric address",
+                 d->cfg.http_listen);
         return -EINVAL;
     }
     struct ls_http *h = calloc(1, sizeof(*h));
@@ -453,11 +466,12 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
         {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
-        {d->cfg.http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)d->cfg.http_threads,
-         NULL},
+        {d->cfg.http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)d->cfg.http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts,
+                              MHD_OPTION_END);
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
         pthread_mutex_destroy(&h->wait_lock);

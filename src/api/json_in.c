@@ -24,8 +24,10 @@ static char *reals_for_big_ints(const char *p, size_t n, size_t *outn)
         char c = p[i];
         if (in_str) {
             out[o++] = c;
-            if (c == '\\' && i + 1 < n) out[o++] = p[++i];
-            else if (c == '"') in_str = 0;
+            if (c == '\\' && i + 1 < n)
+                out[o++] = p[++i];
+            else if (c == '"')
+                in_str = 0;
             i++;
             continue;
         }
@@ -39,7 +41,8 @@ static char *reals_for_big_ints(const char *p, size_t n, size_t *outn)
             size_t start = i;
             if (c == '-') i++;
             size_t digits = 0;
-            while (i < n && p[i] >= '0' && p[i] <= '9') i++, digits++;
+            while (i < n && p[i] >= '0' && p[i] <= '9')
+                i++, digits++;
             int frac = i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E');
             memcpy(out + o, p + start, i - start);
             o += i - start;

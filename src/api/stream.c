@@ -57,17 +57,17 @@
 #include <sys/socket.h>
 
 #include "api/api.h"
-#include "app/clock.h"
-#include "app/log.h"
-#include "app/persist.h"
-#include "out/format.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "core/persist.h"
+#include "core/format.h"
 
 #define MOD "stream"
-#define FILL_BYTES 32768      /* formatted frames buffered per stream */
-#define READ_CHUNK 512        /* events per outbox read */
-#define SKIP_MARK 10000       /* events passed over before an id-only frame */
-#define MAX_ROUNDS 8          /* fills per callback before giving up the thread */
-#define SNDBUF_BYTES 262144   /* kernel send buffer of a stream socket */
+#define FILL_BYTES 32768    /* formatted frames buffered per stream */
+#define READ_CHUNK 512      /* events per outbox read */
+#define SKIP_MARK 10000     /* events passed over before an id-only frame */
+#define MAX_ROUNDS 8        /* fills per callback before giving up the thread */
+#define SNDBUF_BYTES 262144 /* kernel send buffer of a stream socket */
 #define PUMP_TICK_MS 250
 #define BACKLOG_GRACE_MS 5000 /* over the backlog bound this long: dropped */
 
@@ -78,7 +78,7 @@ typedef struct ls_stream {
     int slot;
     char peer[64];
     ls_event_filter f;
-    ls_buf out;         /* frames not yet handed to MHD (MHD thread only) */
+    ls_buf out; /* frames not yet handed to MHD (MHD thread only) */
     size_t off;
     uint64_t cursor;    /* atomic: last seq put into `out` (or passed over) */
     uint64_t skipped;   /* events passed over since the last frame */
@@ -157,10 +157,12 @@ static void fill(ls_stream *s, uint64_t committed)
         uint64_t before = s->cursor;
         int64_t n = ls_store_read_events(s->hub->d->store, s->cursor, READ_CHUNK, fill_cb, &st);
         if (n < 0 && !st.stop) {
-            ls_error(MOD, "%s: cannot read events after seq %llu", s->peer, (unsigned long long)before);
+            ls_error(MOD, "%s: cannot read events after seq %llu", s->peer,
+                     (unsigned long long)before);
             return;
         }
-        if (n == 0 && s->cursor == before) __atomic_store_n(&s->cursor, committed, __ATOMIC_RELAXED);
+        if (n == 0 && s->cursor == before)
+            __atomic_store_n(&s->cursor, committed, __ATOMIC_RELAXED);
     }
 }
 
@@ -202,7 +204,8 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
             s->skipped = 0;
             continue;
         }
-        if (now - __atomic_load_n(&s->last_write, __ATOMIC_RELAXED) >= h->d->cfg.http_stream_keepalive) {
+        if (now - __atomic_load_n(&s->last_write, __ATOMIC_RELAXED) >=
+            h->d->cfg.http_stream_keepalive) {
             ls_buf_append(&s->out, ": keep-alive\n\n", 14);
             continue;
         }
@@ -246,7 +249,8 @@ static struct MHD_Connection *drop_locked(struct ls_streams *h, ls_stream *s, ui
             "stream from %s dropped: %llu events behind, over http.stream_max_backlog (%lld) "
             "beyond its best (%llu) for %d s; the client can resume with Last-Event-ID %llu",
             s->peer, (unsigned long long)lag, (long long)h->d->cfg.http_stream_max_backlog,
-            (unsigned long long)s->best_lag, BACKLOG_GRACE_MS / 1000, (unsigned long long)s->cursor);
+            (unsigned long long)s->best_lag, BACKLOG_GRACE_MS / 1000,
+            (unsigned long long)s->cursor);
     if (s->suspended) {
         s->suspended = 0;
         return s->conn;
@@ -304,7 +308,8 @@ static void *pump_main(void *arg)
 
 static void peer_name(struct MHD_Connection *conn, char *buf, size_t len)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
     if (ci && ci->client_addr) {
@@ -351,7 +356,8 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
     s->fd = -1;
     ls_buf_init(&s->out, (size_t)FILL_BYTES + 2 * (LS_ID_MAX * 6 + 1024));
     peer_name(r->conn, s->peer, sizeof(s->peer));
-    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (fi) s->fd = fi->connect_fd;
 
     pthread_mutex_lock(&h->mu);
@@ -369,7 +375,8 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
         ls_buf_free(&s->out);
         free(s);
         __atomic_fetch_add(&r->d->metrics.streams_refused, 1, __ATOMIC_RELAXED);
-        return ls_api_error(r, 503, "too_many_streams", "http.max_streams (%lld) event streams are open",
+        return ls_api_error(r, 503, "too_many_streams",
+                            "http.max_streams (%lld) event streams are open",
                             (long long)r->d->cfg.http_max_streams);
     }
     __atomic_fetch_add(&r->d->metrics.streams_open, 1, __ATOMIC_RELAXED);
@@ -378,7 +385,8 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
      * it visible as backlog soon. */
     int sndbuf = SNDBUF_BYTES;
     if (s->fd >= 0) setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    ls_buf_printf(&s->out, "retry: 1000\n: lastseen events after %llu\n\n", (unsigned long long)after);
+    ls_buf_printf(&s->out, "retry: 1000\n: lastseen events after %llu\n\n",
+                  (unsigned long long)after);
 
     /* From here the response owns s: stream_free_cb releases it, even if
      * queueing fails. */
@@ -395,7 +403,8 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
     MHD_destroy_response(resp);
     r->responded = 1;
     r->status = 200;
-    ls_info(MOD, "stream from %s opened after seq %llu (%llu behind)", s->peer, (unsigned long long)after,
+    ls_info(MOD, "stream from %s opened after seq %llu (%llu behind)", s->peer,
+            (unsigned long long)after,
             (unsigned long long)(committed > after ? committed - after : 0));
     return ok;
 }

@@ -4,7 +4,7 @@
 #ifndef LS_STREAM_H
 #define LS_STREAM_H
 
-#include "app/daemon.h"
+#include "core/daemon.h"
 
 /* Sets up the stream table and starts its pump thread.  0 or negative. */
 int ls_streams_start(struct ls_streams **out, ls_daemon *d);

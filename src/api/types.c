@@ -15,9 +15,9 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "app/clock.h"
-#include "app/persist.h"
-#include "app/shards.h"
+#include "base/clock.h"
+#include "core/persist.h"
+#include "core/shards.h"
 
 #define LIST_MAX_BYTES ((size_t)64 << 20)
 

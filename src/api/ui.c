@@ -21,9 +21,9 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "app/clock.h"
-#include "app/persist.h"
-#include "app/shards.h"
+#include "base/clock.h"
+#include "core/persist.h"
+#include "core/shards.h"
 
 #define RECENT_LIMIT_DEFAULT 50
 #define RECENT_LIMIT_MAX 500
@@ -80,7 +80,9 @@ static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
 {
     recent_q *q = ud;
     int type;
-    if (seq > q->hi || !ls_event_filter_match(&q->f, line, len, &type) || q->nmatch >= RECENT_WINDOW) return 0;
+    if (seq > q->hi || !ls_event_filter_match(&q->f, line, len, &type) ||
+        q->nmatch >= RECENT_WINDOW)
+        return 0;
     q->off[q->nmatch] = q->lines.len;
     q->seq[q->nmatch] = seq;
     if (ls_buf_append(&q->lines, line, len) < 0) {
@@ -99,8 +101,8 @@ static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
  * `before` to go on with, 0 when nothing older is left.  0 or a negative
  * store error.
  */
-static int recent_scan(ls_daemon *d, recent_q *q, uint64_t after, uint64_t limit, uint64_t before, ls_buf *b,
-                       uint64_t *next)
+static int recent_scan(ls_daemon *d, recent_q *q, uint64_t after, uint64_t limit, uint64_t before,
+                       ls_buf *b, uint64_t *next)
 {
     uint64_t committed = ls_persist_committed(d);
     uint64_t first = ls_store_first_seq(d->store);
@@ -148,11 +150,13 @@ enum MHD_Result ls_api_events_recent(ls_req *r)
     int hb = ls_api_arg(r, "before", bbuf, sizeof(bbuf));
     if (hl < 0 || (hl && ls_api_parse_u64(lbuf, 1, RECENT_LIMIT_MAX, &limit) < 0)) {
         free(q);
-        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d", RECENT_LIMIT_MAX);
+        return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d",
+                            RECENT_LIMIT_MAX);
     }
     if (hb < 0 || (hb && ls_api_parse_u64(bbuf, 1, (uint64_t)INT64_MAX, &before) < 0)) {
         free(q);
-        return ls_api_error(r, 422, "invalid", "before must be an event seq, as returned in \"next\"");
+        return ls_api_error(r, 422, "invalid",
+                            "before must be an event seq, as returned in \"next\"");
     }
 
     ls_buf_init(&q->lines, RECENT_BODY_MAX);
@@ -169,7 +173,9 @@ enum MHD_Result ls_api_events_recent(ls_req *r)
         return ls_api_error(r, 500, "internal", "reading the outbox: %s",
                             oom ? "out of memory" : ls_store_strerror(rc));
     }
-    if (next) ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
-    else ls_buf_append(&b, "],\"next\":null}", 14);
+    if (next)
+        ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
+    else
+        ls_buf_append(&b, "],\"next\":null}", 14);
     return respond_buf(r, 200, &b);
 }

@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/buf.h"
-#include "app/log.h"
-#include "out/format.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "core/format.h"
 
 extern char **environ;
 

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "app/config.h"
+#include "conf/config.h"
 #include "store/store.h"
 
 /*

@@ -31,10 +31,10 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "app/buf.h"
+#include "base/buf.h"
 #include "app/export.h"
-#include "app/lockfile.h"
-#include "app/log.h"
+#include "base/lockfile.h"
+#include "base/log.h"
 #include "engine/engine.h"
 
 #define IMPORT_BATCH 10000
@@ -140,7 +140,8 @@ int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t
     if ((v = json_object_get(o, "c8y_RequiredAvailability")) && !json_is_null(v)) {
         json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
         if (!ri || ls_api_response_interval(ri, &d.response_interval) < 0) {
-            snprintf(why, whylen, "c8y_RequiredAvailability must be {\"responseInterval\": minutes}");
+            snprintf(why, whylen,
+                     "c8y_RequiredAvailability must be {\"responseInterval\": minutes}");
             goto out;
         }
         d.has_c8y = 1;

@@ -7,37 +7,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/config.h"
-#include "app/daemon.h"
+#include "conf/config.h"
+#include "app/root.h"
 #include "app/export.h"
-#include "app/log.h"
+#include "base/log.h"
 
 extern char **environ;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lastseen [-c FILE] [--set section.key=value]... [--check-config]\n"
-            "                [--version] [--help]\n"
-            "       lastseen export [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
-            "       lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
-            "\n"
-            "Tracks the last activity of every device and raises INACTIVITY_EVENT the\n"
-            "moment a device's inactivity timeout elapses.  HTTP API: docs/api.md.\n"
-            "\n"
-            "  -c, --config FILE   read an INI configuration file\n"
-            "  --set KEY=VALUE     set one key (beats LASTSEEN_* variables and the file)\n"
-            "  --check-config      validate the configuration and exit\n"
-            "  --version           print the version and exit\n"
-            "  --help              print this help and exit\n"
-            "\n"
-            "  export              write the store's devices to stdout as JSON lines (works\n"
-            "                      while a daemon runs); see lastseen export --help\n"
-            "  import FILE         load devices from such JSON lines (- = stdin) into the\n"
-            "                      store, all or nothing, while no daemon runs on it\n"
-            "\n"
-            "Every key can also be set with LASTSEEN_SECTION_KEY in the environment.\n"
-            "Precedence: --set > environment > file > default.\n\n");
+    fprintf(f, "usage: lastseen [-c FILE] [--set section.key=value]... [--check-config]\n"
+               "                [--version] [--help]\n"
+               "       lastseen export [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
+               "       lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
+               "\n"
+               "Tracks the last activity of every device and raises INACTIVITY_EVENT the\n"
+               "moment a device's inactivity timeout elapses.  HTTP API: docs/api.md.\n"
+               "\n"
+               "  -c, --config FILE   read an INI configuration file\n"
+               "  --set KEY=VALUE     set one key (beats LASTSEEN_* variables and the file)\n"
+               "  --check-config      validate the configuration and exit\n"
+               "  --version           print the version and exit\n"
+               "  --help              print this help and exit\n"
+               "\n"
+               "  export              write the store's devices to stdout as JSON lines (works\n"
+               "                      while a daemon runs); see lastseen export --help\n"
+               "  import FILE         load devices from such JSON lines (- = stdin) into the\n"
+               "                      store, all or nothing, while no daemon runs on it\n"
+               "\n"
+               "Every key can also be set with LASTSEEN_SECTION_KEY in the environment.\n"
+               "Precedence: --set > environment > file > default.\n\n");
 }
 
 int main(int argc, char **argv)
@@ -92,9 +91,12 @@ int main(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
-        if (!strcmp(argv[i], "--set")) v = argv[++i];
-        else if (!strncmp(argv[i], "--set=", 6)) v = argv[i] + 6;
-        else if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) i++;
+        if (!strcmp(argv[i], "--set"))
+            v = argv[++i];
+        else if (!strncmp(argv[i], "--set=", 6))
+            v = argv[i] + 6;
+        else if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
+            i++;
         if (v && ls_config_set(&cfg, v, err, sizeof(err)) < 0) {
             fprintf(stderr, "lastseen: %s\n", err);
             return 2;

@@ -157,9 +157,10 @@ static ls_wheel_entry *timer_at(void *ctx, uint32_t h)
 
 int ls_engine_new(ls_engine **out, const ls_engine_config *cfg, ls_event_cb cb, void *ud)
 {
-    if (cfg->default_timeout_ms < LS_TIMEOUT_MIN_MS || cfg->default_timeout_ms > LS_TIMEOUT_MAX_MS ||
-        cfg->max_clock_skew_ms < 0 || cfg->grace_ms < 0 || cfg->grace_ms > LS_TIMEOUT_MAX_MS / 2 ||
-        cfg->session_timeout_ms < 0 || cfg->session_timeout_ms > LS_TIMEOUT_MAX_MS)
+    if (cfg->default_timeout_ms < LS_TIMEOUT_MIN_MS ||
+        cfg->default_timeout_ms > LS_TIMEOUT_MAX_MS || cfg->max_clock_skew_ms < 0 ||
+        cfg->grace_ms < 0 || cfg->grace_ms > LS_TIMEOUT_MAX_MS / 2 || cfg->session_timeout_ms < 0 ||
+        cfg->session_timeout_ms > LS_TIMEOUT_MAX_MS)
         return LS_EINVAL;
     ls_engine *e = calloc(1, sizeof(*e));
     if (!e) return LS_ENOMEM;
@@ -201,18 +202,24 @@ void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availabil
                    ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri);
     out->response_interval = (int)ri;
     out->timeout_ms = eng__timeout(e, d);
-    if (d->flags & LS_DEV_OWN_TIMEOUT) out->source = "device";
-    else if (d->flags & LS_DEV_C8Y) out->source = "c8y_RequiredAvailability";
-    else out->source = e->types[d->type].source;
+    if (d->flags & LS_DEV_OWN_TIMEOUT)
+        out->source = "device";
+    else if (d->flags & LS_DEV_C8Y)
+        out->source = "c8y_RequiredAvailability";
+    else
+        out->source = e->types[d->type].source;
     out->cls = ls_device_avail(d);
 }
 
 int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source)
 {
     if (source) {
-        if (d->flags & LS_DEV_OWN_TIMEOUT) *source = "device";
-        else if (d->flags & LS_DEV_C8Y) *source = "c8y_RequiredAvailability";
-        else *source = e->types[d->type].source;
+        if (d->flags & LS_DEV_OWN_TIMEOUT)
+            *source = "device";
+        else if (d->flags & LS_DEV_C8Y)
+            *source = "c8y_RequiredAvailability";
+        else
+            *source = e->types[d->type].source;
     }
     return eng__timeout(e, d);
 }
@@ -294,8 +301,10 @@ static void arm_next(ls_engine *e, ls_device *d, int64_t t)
 {
     int64_t next = inactive_at(e, d, t), s = sessions_end_at(e, d, t);
     if (s < next) next = s;
-    if (next == INT64_MAX) ls_wheel_remove(&e->wheel, d->slot + 1);
-    else ls_wheel_add(&e->wheel, d->slot + 1, next);
+    if (next == INT64_MAX)
+        ls_wheel_remove(&e->wheel, d->slot + 1);
+    else
+        ls_wheel_add(&e->wheel, d->slot + 1, next);
 }
 
 /*
@@ -306,8 +315,8 @@ static void arm_next(ls_engine *e, ls_device *d, int64_t t)
  * else LS_ENOTFOUND (create 0), LS_EFULL, LS_ENOMEM.
  */
 #define LOOKUP_CHECKED 2
-static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag, int create, ls_device **out,
-                         int *created)
+static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag, int create,
+                         ls_device **out, int *created)
 {
     ls_device *d = ls_table_find(&e->table, id, len, tag);
     if (created) *created = 0;
@@ -345,7 +354,8 @@ static inline int bad_len(size_t len)
     return len == 0 || len > LS_ID_MAX;
 }
 
-static int lookup(ls_engine *e, const char *id, size_t len, int create, ls_device **out, int *created)
+static int lookup(ls_engine *e, const char *id, size_t len, int create, ls_device **out,
+                  int *created)
 {
     if (bad_len(len)) return LS_EBADID;
     return lookup_tagged(e, id, len, ls_table_hash(&e->table, id, len), create, out, created);
@@ -363,8 +373,9 @@ int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
     if (bad_len(len)) return LS_EBADID;
     if (ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len))) return 0;
     if (ls_id_check(id, len)) return LS_EBADID;
-    uint64_t count = e->cfg.shared_devices ? __atomic_load_n(e->cfg.shared_devices, __ATOMIC_RELAXED)
-                                           : e->table.count;
+    uint64_t count = e->cfg.shared_devices
+                         ? __atomic_load_n(e->cfg.shared_devices, __ATOMIC_RELAXED)
+                         : e->table.count;
     if (e->cfg.max_devices && count >= e->cfg.max_devices) return LS_EFULL;
     return 0;
 }
@@ -395,8 +406,8 @@ static void expire_sessions(ls_engine *e, ls_device *d, int64_t at)
  * device became active (the caller emits ACTIVITY_EVENT), else 0.  With
  * can_activate 0 it only records (a deferred report).
  */
-static inline int apply_activity(ls_engine *e, ls_device *d, int64_t wall, unsigned source, ls_now now,
-                                 int can_activate)
+static inline int apply_activity(ls_engine *e, ls_device *d, int64_t wall, unsigned source,
+                                 ls_now now, int can_activate)
 {
     if (wall == 0) wall = now.wall;
     if (wall > now.wall + e->cfg.max_clock_skew_ms) {
@@ -471,7 +482,9 @@ size_t ls_engine_activity_batch(ls_engine *e, const ls_activity *a, size_t n, ls
         if (i >= 2 * PIPE_D) {
             size_t j = i - 2 * PIPE_D, k = j & (PIPE_W - 1);
             ls_device *d;
-            int rc = a[j].ts < 0 || a[j].source > LS_SOURCE_MAX ? LS_EINVAL : bad[k] ? LS_EBADID : 0;
+            int rc = a[j].ts < 0 || a[j].source > LS_SOURCE_MAX ? LS_EINVAL
+                     : bad[k]                                   ? LS_EBADID
+                                                                : 0;
             if (rc == 0) rc = lookup_tagged(e, a[j].id, a[j].len, tags[k], 1, &d, NULL);
             if (rc == 0) {
                 applied++;
@@ -535,7 +548,8 @@ static void set_level(ls_engine *e, ls_device *d, int64_t own)
         return;
     }
     d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
-    if ((d->flags & LS_DEV_C8Y) && ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
+    if ((d->flags & LS_DEV_C8Y) &&
+        ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
         d->timeout_ms = ri > 0 ? eng__ri_timeout(e, (int)ri) : LS_TIMEOUT_NONE;
     else
         d->timeout_ms = e->type_timeout[d->type];
@@ -582,9 +596,11 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
     if (c->set_timeout && c->timeout_ms != 0 &&
         (c->timeout_ms < LS_TIMEOUT_MIN_MS || c->timeout_ms > LS_TIMEOUT_MAX_MS))
         return LS_EINVAL;
-    if (c->type && (c->type_len == 0 || c->type_len > LS_TYPE_MAX || ls_id_check(c->type, c->type_len)))
+    if (c->type &&
+        (c->type_len == 0 || c->type_len > LS_TYPE_MAX || ls_id_check(c->type, c->type_len)))
         return LS_EINVAL;
-    if (c->set_c8y && c->has_c8y && (c->response_interval < LS_RI_MIN || c->response_interval > LS_RI_MAX))
+    if (c->set_c8y && c->has_c8y &&
+        (c->response_interval < LS_RI_MIN || c->response_interval > LS_RI_MAX))
         return LS_EINVAL;
     if ((rc = lookup(e, id, len, 1, &d, created)) < 0) return rc;
     mark_urgent(e, d);
@@ -598,8 +614,10 @@ int ls_engine_put(ls_engine *e, const char *id, size_t len, const ls_device_conf
         eng__type_join(e, d);
     }
     if (c->set_timeout) {
-        if (c->timeout_ms) d->flags |= LS_DEV_OWN_TIMEOUT;
-        else d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
+        if (c->timeout_ms)
+            d->flags |= LS_DEV_OWN_TIMEOUT;
+        else
+            d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
         d->timeout_ms = c->timeout_ms;
     }
     eng__refresh(e, d, now); /* resolves the timeout and applies it */
@@ -683,7 +701,8 @@ uint64_t ls_engine_scan_match(const ls_engine *e, uint64_t cursor, int filter, s
 }
 
 /* Visits d if it carries any of `flags`, clearing `clear`.  1 if visited. */
-static inline int visit_marked(ls_device *d, uint16_t flags, uint16_t clear, ls_visit_cb cb, void *ud)
+static inline int visit_marked(ls_device *d, uint16_t flags, uint16_t clear, ls_visit_cb cb,
+                               void *ud)
 {
     if (!d->live || !(d->flags & flags)) return 0;
     d->flags &= (uint16_t)~clear;
@@ -733,7 +752,8 @@ size_t ls_engine_drain_urgent(ls_engine *e, size_t max, ls_visit_cb cb, void *ud
     }
     /* Newest first: order does not matter, the list only shrinks from its end. */
     while (n < max && e->urgent.n > 0)
-        n += (size_t)visit_marked(ls_table_slot(&e->table, e->urgent.v[--e->urgent.n]), LS_DEV_URGENT, both, cb, ud);
+        n += (size_t)visit_marked(ls_table_slot(&e->table, e->urgent.v[--e->urgent.n]),
+                                  LS_DEV_URGENT, both, cb, ud);
     return n;
 }
 
@@ -775,8 +795,10 @@ size_t ls_engine_flush_next(ls_engine *e, size_t max, ls_visit_cb cb, void *ud, 
         while (n < max && looked < limit && e->pass_scan < e->table.high) {
             ls_device *d = ls_table_slot(&e->table, e->pass_scan++);
             looked++;
-            if (d->live && (d->flags & LS_DEV_URGENT)) d->flags &= (uint16_t)~LS_DEV_DIRTY;
-            else n += (size_t)visit_marked(d, LS_DEV_DIRTY, LS_DEV_DIRTY, cb, ud);
+            if (d->live && (d->flags & LS_DEV_URGENT))
+                d->flags &= (uint16_t)~LS_DEV_DIRTY;
+            else
+                n += (size_t)visit_marked(d, LS_DEV_DIRTY, LS_DEV_DIRTY, cb, ud);
         }
         if (e->pass_scan >= e->table.high) {
             e->pass.lost = 0;
@@ -788,8 +810,10 @@ size_t ls_engine_flush_next(ls_engine *e, size_t max, ls_visit_cb cb, void *ud, 
             ls_device *d = ls_table_slot(&e->table, e->pass.v[e->pass_pos++]);
             looked++;
             /* An urgent device is written whole by the urgent drain. */
-            if (d->live && (d->flags & LS_DEV_URGENT)) d->flags &= (uint16_t)~LS_DEV_DIRTY;
-            else n += (size_t)visit_marked(d, LS_DEV_DIRTY, LS_DEV_DIRTY, cb, ud);
+            if (d->live && (d->flags & LS_DEV_URGENT))
+                d->flags &= (uint16_t)~LS_DEV_DIRTY;
+            else
+                n += (size_t)visit_marked(d, LS_DEV_DIRTY, LS_DEV_DIRTY, cb, ud);
         }
     }
     if (pass_done(e)) {
@@ -808,17 +832,19 @@ size_t ls_engine_dirty_left(const ls_engine *e)
 }
 
 /* ls_engine_restore() for an id already checked and hashed into `tag`. */
-static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag, const ls_device_state *st,
-                          ls_restart_policy policy, ls_now now)
+static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag,
+                          const ls_device_state *st, ls_restart_policy policy, ls_now now)
 {
     ls_device *d;
     int rc;
     uint16_t type = 0;
-    if (st->timeout_ms != 0 && (st->timeout_ms < LS_TIMEOUT_MIN_MS || st->timeout_ms > LS_TIMEOUT_MAX_MS))
+    if (st->timeout_ms != 0 &&
+        (st->timeout_ms < LS_TIMEOUT_MIN_MS || st->timeout_ms > LS_TIMEOUT_MAX_MS))
         return LS_EINVAL;
     if (st->has_c8y && (st->response_interval < LS_RI_MIN || st->response_interval > LS_RI_MAX))
         return LS_EINVAL;
-    if (st->type && st->type_len && (rc = eng__type_intern(e, st->type, st->type_len, &type)) < 0) return rc;
+    if (st->type && st->type_len && (rc = eng__type_intern(e, st->type, st->type_len, &type)) < 0)
+        return rc;
     if ((rc = lookup_tagged(e, id, len, tag, 1 | LOOKUP_CHECKED, &d, NULL)) < 0) return rc;
     if ((rc = set_c8y(e, d, st->has_c8y, st->response_interval)) < 0) return rc;
     /* Replace whatever was there. */
@@ -836,7 +862,8 @@ static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag
     d->sessions = st->sessions;
     d->active = st->active ? 1 : 0;
     set_source(d, policy == LS_RESTART_GRACE ? LS_SOURCE_RESTORED : 0);
-    d->flags = (uint16_t)((d->flags & ~LS_DEV_CLASS_MASK) | (eng__class_of(e, d) << LS_DEV_CLASS_SHIFT));
+    d->flags =
+        (uint16_t)((d->flags & ~LS_DEV_CLASS_MASK) | (eng__class_of(e, d) << LS_DEV_CLASS_SHIFT));
     eng__count(e, d, 1);
     eng__type_join(e, d);
     e->st.sessions += st->sessions;
@@ -852,7 +879,8 @@ static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag
         d->last_activity_mono = now.mono;
     else
         d->last_activity_mono = now.mono - (now.wall - st->last_activity);
-    if (policy == LS_RESTART_GRACE && (d->active || d->sessions) && d->last_activity_mono < now.mono)
+    if (policy == LS_RESTART_GRACE && (d->active || d->sessions) &&
+        d->last_activity_mono < now.mono)
         d->last_activity_mono = now.mono;
     arm_next(e, d, now.mono);
     return 0;
@@ -865,8 +893,8 @@ int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_
     return restore_tagged(e, id, len, ls_table_hash(&e->table, id, len), st, policy, now);
 }
 
-size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n, ls_restart_policy policy,
-                               ls_now now, int *rcs)
+size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n,
+                               ls_restart_policy policy, ls_now now, int *rcs)
 {
     uint32_t tags[PIPE_W];
     uint8_t bad[PIPE_W];
@@ -884,7 +912,8 @@ size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_
         if (i >= PIPE_D) {
             size_t j = i - PIPE_D, k = j & (PIPE_W - 1);
             int rc = bad[k] ? LS_EBADID
-                            : restore_tagged(e, items[j].id, items[j].len, tags[k], &items[j].st, policy, now);
+                            : restore_tagged(e, items[j].id, items[j].len, tags[k], &items[j].st,
+                                             policy, now);
             if (rc == 0) done++;
             if (rcs) rcs[j] = rc;
         }

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/now.h"
 #include "engine/uuid.h"
 #include "engine/wheel.h"
 
@@ -52,11 +53,6 @@ enum {
 /* Cumulocity's c8y_RequiredAvailability.responseInterval range (minutes). */
 #define LS_RI_MIN (-32768)
 #define LS_RI_MAX 32767
-
-typedef struct ls_now {
-    int64_t mono; /* monotonic ms: deadlines */
-    int64_t wall; /* ms since the Unix epoch: what is reported */
-} ls_now;
 
 typedef enum ls_event_type {
     LS_EV_ACTIVITY = 0,
@@ -125,26 +121,26 @@ enum {
     LS_ID_UUID_UPPER,
 };
 typedef struct ls_device {
-    uint32_t slot;               /* its slot in the table (stable while it lives) */
-    uint16_t id_len : 9;         /* 1..LS_ID_MAX */
-    uint16_t id_form : 2;        /* LS_ID_* */
-    uint16_t type;               /* index into the engine's type names */
-    uint16_t flags;              /* LS_DEV_* */
+    uint32_t slot;        /* its slot in the table (stable while it lives) */
+    uint16_t id_len : 9;  /* 1..LS_ID_MAX */
+    uint16_t id_form : 2; /* LS_ID_* */
+    uint16_t type;        /* index into the engine's type names */
+    uint16_t flags;       /* LS_DEV_* */
     uint8_t active;
-    uint8_t live;                /* slot holds a device */
-    uint32_t sessions;           /* open sessions */
-    int64_t last_activity_mono;  /* monotonic twin of lastActivityTime */
-    int64_t last_activity;       /* lastActivityTime */
-    int64_t timeout_ms;          /* effective timeout: see below */
+    uint8_t live;               /* slot holds a device */
+    uint32_t sessions;          /* open sessions */
+    int64_t last_activity_mono; /* monotonic twin of lastActivityTime */
+    int64_t last_activity;      /* lastActivityTime */
+    int64_t timeout_ms;         /* effective timeout: see below */
     union {
         char inl[LS_ID_INLINE];
         uint8_t uuid[16];
         char *heap;
     } id;
-    ls_wheel_entry timer;        /* intrusive, handle slot + 1: armed while active */
-    int64_t last_connect;        /* lastConnectTime */
-    int64_t last_disconnect;     /* lastDisconnectTime */
-    int64_t inactivity_alarm;    /* inactivityAlarmTime */
+    ls_wheel_entry timer;     /* intrusive, handle slot + 1: armed while active */
+    int64_t last_connect;     /* lastConnectTime */
+    int64_t last_disconnect;  /* lastDisconnectTime */
+    int64_t inactivity_alarm; /* inactivityAlarmTime */
 } ls_device;
 
 /*
@@ -165,7 +161,8 @@ typedef struct ls_device {
 #define LS_DEV_OWN_TIMEOUT (1u << 3) /* timeout_ms is its own inactivityTimeout */
 #define LS_DEV_C8Y (1u << 4)         /* has c8y_RequiredAvailability */
 #define LS_DEV_MARK (1u << 5)        /* scratch bit of engine-internal walks */
-#define LS_DEV_URGENT (1u << 6)      /* changed beyond its activity times: see ls_engine_drain_urgent() */
+#define LS_DEV_URGENT                                                                              \
+    (1u << 6) /* changed beyond its activity times: see ls_engine_drain_urgent() */
 
 static inline ls_avail ls_device_avail(const ls_device *d)
 {
@@ -240,13 +237,13 @@ typedef struct ls_engine_stats {
     uint64_t devices;
     uint64_t active;
     uint64_t inactive;
-    uint64_t sessions;             /* open sessions, all devices */
-    uint64_t activities;           /* activities accepted */
-    uint64_t stale_activities;     /* older than now - timeout: recorded only */
-    uint64_t clamped_future;       /* ts beyond max_clock_skew, clamped */
-    uint64_t events[LS_EV__COUNT]; /* by type (the engine's own) */
-    uint64_t sessions_expired;     /* closed by session_timeout_ms */
-    uint64_t type_visits;          /* devices visited by type re-evaluations */
+    uint64_t sessions;                         /* open sessions, all devices */
+    uint64_t activities;                       /* activities accepted */
+    uint64_t stale_activities;                 /* older than now - timeout: recorded only */
+    uint64_t clamped_future;                   /* ts beyond max_clock_skew, clamped */
+    uint64_t events[LS_EV__COUNT];             /* by type (the engine's own) */
+    uint64_t sessions_expired;                 /* closed by session_timeout_ms */
+    uint64_t type_visits;                      /* devices visited by type re-evaluations */
     uint64_t avail[LS_AVAIL__COUNT];           /* devices by class */
     uint64_t avail_active[LS_AVAIL__COUNT];    /* ... of them active */
     uint64_t avail_connected[LS_AVAIL__COUNT]; /* ... of them with a session */
@@ -254,12 +251,12 @@ typedef struct ls_engine_stats {
 
 /* Device configuration for ls_engine_put().  Unset fields keep their value. */
 typedef struct ls_device_config {
-    int set_timeout;     /* apply timeout_ms */
-    int64_t timeout_ms;  /* 0 = back to the default */
-    const char *type;    /* NULL = keep; "" is invalid */
+    int set_timeout;    /* apply timeout_ms */
+    int64_t timeout_ms; /* 0 = back to the default */
+    const char *type;   /* NULL = keep; "" is invalid */
     size_t type_len;
-    int set_c8y;         /* apply has_c8y and response_interval */
-    int has_c8y;         /* 0 = remove c8y_RequiredAvailability */
+    int set_c8y;           /* apply has_c8y and response_interval */
+    int has_c8y;           /* 0 = remove c8y_RequiredAvailability */
     int response_interval; /* minutes, LS_RI_MIN..LS_RI_MAX (callers clamp) */
 } ls_device_config;
 
@@ -299,7 +296,8 @@ typedef struct ls_availability {
  * for new or restored devices.  Like the event callback it must not change
  * the engine (reading is fine).
  */
-typedef void (*ls_avail_cb)(void *ud, const ls_device *d, ls_avail old_cls, int was_active, ls_now now);
+typedef void (*ls_avail_cb)(void *ud, const ls_device *d, ls_avail old_cls, int was_active,
+                            ls_now now);
 
 typedef struct ls_engine ls_engine;
 
@@ -391,8 +389,8 @@ ls_severity ls_engine_severity(const ls_engine *e, const ls_device *d);
  * (65535 names), LS_ENOMEM; *created = 1 when it had no settings before.
  * Delete returns LS_ENOTFOUND when the type has no settings.
  */
-int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c, ls_now now,
-                       int *created);
+int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c,
+                       ls_now now, int *created);
 int ls_engine_type_delete(ls_engine *e, const char *name, size_t len, ls_now now);
 /* 0 and *out (configured or not), LS_ENOTFOUND for a name never seen. */
 int ls_engine_type_get(const ls_engine *e, const char *name, size_t len, ls_type_info *out);
@@ -525,8 +523,8 @@ typedef struct ls_restore_item {
  * costs a cache miss in the index that prefetching hides.  rcs[i] (if not
  * NULL) gets item i's result.  Returns the number restored.
  */
-size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n, ls_restart_policy policy,
-                               ls_now now, int *rcs);
+size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n,
+                               ls_restart_policy policy, ls_now now, int *rcs);
 
 /* Sizes the index for `devices` devices at once, so that loading them does
  * not rehash it again and again.  0 or LS_ENOMEM. */

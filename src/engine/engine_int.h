@@ -65,8 +65,8 @@ struct ls_engine {
      * LS_DEV_URGENT.  Entries may be stale (deleted, already drained): the
      * flags are the truth. */
     eng__list dirty, pass, urgent;
-    size_t pass_pos;    /* next entry of `pass` */
-    uint32_t pass_scan; /* pass.lost: next slot of the scan */
+    size_t pass_pos;                    /* next entry of `pass` */
+    uint32_t pass_scan;                 /* pass.lost: next slot of the scan */
     eng__source src[LS_SOURCE_MAX + 1]; /* [1..nsrc] */
     unsigned nsrc;
     unsigned nheld;       /* gated sources not up */

@@ -14,7 +14,7 @@
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 /* Bytes of x below n (n <= 128), for words without high bits set. */
-#define HAS_LESS(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
+#define HAS_LESS(x, n) (((x)-ONES * (n)) & ~(x)&HIGHS)
 
 const char *ls_id_check(const char *id, size_t len)
 {
@@ -39,10 +39,14 @@ const char *ls_id_check(const char *id, size_t len)
         }
         size_t n;
         unsigned cp, min;
-        if ((c & 0xe0) == 0xc0) n = 2, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) n = 3, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) n = 4, cp = c & 0x07, min = 0x10000;
-        else return "invalid UTF-8";
+        if ((c & 0xe0) == 0xc0)
+            n = 2, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            n = 3, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            n = 4, cp = c & 0x07, min = 0x10000;
+        else
+            return "invalid UTF-8";
         if (i + n > len) return "truncated UTF-8";
         for (size_t k = 1; k < n; k++) {
             if ((p[i + k] & 0xc0) != 0x80) return "invalid UTF-8";
@@ -60,27 +64,30 @@ const char *ls_id_check(const char *id, size_t len)
 const char *ls_strerror(int rc)
 {
     switch (rc) {
-    case LS_OK: return "ok";
-    case LS_EINVAL: return "invalid value";
-    case LS_EBADID: return "invalid device id";
-    case LS_ENOTFOUND: return "no such device";
-    case LS_EFULL: return "limit reached";
-    case LS_ENOMEM: return "out of memory";
-    default: return "unknown error";
+    case LS_OK:
+        return "ok";
+    case LS_EINVAL:
+        return "invalid value";
+    case LS_EBADID:
+        return "invalid device id";
+    case LS_ENOTFOUND:
+        return "no such device";
+    case LS_EFULL:
+        return "limit reached";
+    case LS_ENOMEM:
+        return "out of memory";
+    default:
+        return "unknown error";
     }
 }
 
 const char *ls_event_name(ls_event_type t)
 {
     static const char *const names[LS_EV__COUNT] = {
-        [LS_EV_ACTIVITY] = "ACTIVITY_EVENT",
-        [LS_EV_INACTIVITY] = "INACTIVITY_EVENT",
-        [LS_EV_CONNECT] = "CONNECT_EVENT",
-        [LS_EV_DISCONNECT] = "DISCONNECT_EVENT",
-        [LS_EV_ALARM_RAISED] = "ALARM_RAISED",
-        [LS_EV_ALARM_UPDATED] = "ALARM_UPDATED",
-        [LS_EV_ALARM_CLEARED] = "ALARM_CLEARED",
-        [LS_EV_SOURCE_DOWN] = "SOURCE_DOWN",
+        [LS_EV_ACTIVITY] = "ACTIVITY_EVENT",     [LS_EV_INACTIVITY] = "INACTIVITY_EVENT",
+        [LS_EV_CONNECT] = "CONNECT_EVENT",       [LS_EV_DISCONNECT] = "DISCONNECT_EVENT",
+        [LS_EV_ALARM_RAISED] = "ALARM_RAISED",   [LS_EV_ALARM_UPDATED] = "ALARM_UPDATED",
+        [LS_EV_ALARM_CLEARED] = "ALARM_CLEARED", [LS_EV_SOURCE_DOWN] = "SOURCE_DOWN",
         [LS_EV_SOURCE_UP] = "SOURCE_UP",
     };
     return (unsigned)t < LS_EV__COUNT ? names[t] : "UNKNOWN";

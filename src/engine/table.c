@@ -53,7 +53,8 @@ static void *big_alloc(size_t size)
 {
     if (size < HUGE_PAGE) return calloc(1, size);
     /* Map one huge page more and trim, so the region is 2 MiB aligned. */
-    char *p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *p =
+        mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     size_t head = (HUGE_PAGE - ((uintptr_t)p & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
     if (head) munmap(p, head);
@@ -65,8 +66,10 @@ static void *big_alloc(size_t size)
 static void big_free(void *p, size_t size)
 {
     if (!p) return;
-    if (size < HUGE_PAGE) free(p);
-    else munmap(p, size);
+    if (size < HUGE_PAGE)
+        free(p);
+    else
+        munmap(p, size);
 }
 
 #define CHUNK_BYTES (LS_TABLE_CHUNK * sizeof(ls_device))
@@ -88,7 +91,8 @@ void ls_table_close(ls_table *t)
         ls_device *d = ls_table_slot(t, i);
         if (d->live && d->id_form == LS_ID_HEAP) free(d->id.heap);
     }
-    for (uint32_t c = 0; c < t->nchunks; c++) big_free(t->chunks[c], CHUNK_BYTES);
+    for (uint32_t c = 0; c < t->nchunks; c++)
+        big_free(t->chunks[c], CHUNK_BYTES);
     free(t->chunks);
     free(t->free);
     big_free(t->buckets, (t->mask + 1) * sizeof(*t->buckets));
@@ -117,7 +121,8 @@ ls_device *ls_table_find(const ls_table *t, const char *id, size_t len, uint32_t
 static void place(uint64_t *buckets, uint64_t mask, uint64_t b)
 {
     uint64_t i = (b >> 32) & mask;
-    while (buckets[i]) i = (i + 1) & mask;
+    while (buckets[i])
+        i = (i + 1) & mask;
     buckets[i] = b;
 }
 
@@ -213,9 +218,14 @@ int ls_table_insert(ls_table *t, const char *id, size_t len, uint32_t tag, ls_de
 const char *ls_device_id(const ls_device *d, char *buf)
 {
     switch (d->id_form) {
-    case LS_ID_HEAP: return d->id.heap;
-    case LS_ID_TEXT: memcpy(buf, d->id.inl, d->id_len); break;
-    default: ls_uuid_unpack(d->id.uuid, d->id_form == LS_ID_UUID_UPPER, buf); break;
+    case LS_ID_HEAP:
+        return d->id.heap;
+    case LS_ID_TEXT:
+        memcpy(buf, d->id.inl, d->id_len);
+        break;
+    default:
+        ls_uuid_unpack(d->id.uuid, d->id_form == LS_ID_UUID_UPPER, buf);
+        break;
     }
     buf[d->id_len] = '\0';
     return buf;
@@ -256,6 +266,6 @@ void ls_table_remove(ls_table *t, ls_device *d, uint32_t tag)
 
 size_t ls_table_overhead(const ls_table *t)
 {
-    return (t->mask + 1) * sizeof(uint64_t) + (size_t)t->nchunks * LS_TABLE_CHUNK * sizeof(ls_device) +
-           t->free_cap * sizeof(uint32_t);
+    return (t->mask + 1) * sizeof(uint64_t) +
+           (size_t)t->nchunks * LS_TABLE_CHUNK * sizeof(ls_device) + t->free_cap * sizeof(uint32_t);
 }

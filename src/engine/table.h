@@ -39,9 +39,12 @@ static inline int ls_table_id_equal(const ls_device *d, const char *id, size_t l
 {
     if (d->id_len != len) return 0;
     switch (d->id_form) {
-    case LS_ID_TEXT: return memcmp(d->id.inl, id, len) == 0;
-    case LS_ID_HEAP: return memcmp(d->id.heap, id, len) == 0;
-    default: return ls_uuid_equal(d->id.uuid, d->id_form == LS_ID_UUID_UPPER, id);
+    case LS_ID_TEXT:
+        return memcmp(d->id.inl, id, len) == 0;
+    case LS_ID_HEAP:
+        return memcmp(d->id.heap, id, len) == 0;
+    default:
+        return ls_uuid_equal(d->id.uuid, d->id_form == LS_ID_UUID_UPPER, id);
     }
 }
 

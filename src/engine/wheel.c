@@ -86,8 +86,8 @@
 #define SPAN_MAX ((int64_t)1 << 60)
 #define TOP (LS_WHEEL_LEVELS - 1)
 #define NLIST (LS_WHEEL_LEVELS * LS_WHEEL_SLOTS) /* lists in a bank */
-#define DUE (2 * NLIST)                            /* index of the due list's head */
-#define PACE_MIN 16                                /* moves a tick, at least */
+#define DUE (2 * NLIST)                          /* index of the due list's head */
+#define PACE_MIN 16                              /* moves a tick, at least */
 #define PACE_BATCH 256 /* a source this short is moved in one go, at its deadline */
 
 static inline ls_wheel_entry *at(const ls_wheel *w, uint32_t h)
@@ -152,7 +152,8 @@ static uint32_t place(const ls_wheel *w, int64_t e)
     int slot = slot_of(e, level);
     if (slot != slot_of(n, level) + 1) return list_of(bank_of(n, level), level, slot);
     int m = level - 1; /* e is in W_m; W_{m-1} too when it starts W_m's first slot */
-    while (m > 0 && slot_of(e, m) == 0 && slot_of(n, m) == SLOT_MASK) m--;
+    while (m > 0 && slot_of(e, m) == 0 && slot_of(n, m) == SLOT_MASK)
+        m--;
     return list_of(bank_of(n, m) ^ 1, m, slot_of(e, m));
 }
 
@@ -189,8 +190,10 @@ void ls_wheel_init(ls_wheel *w, int64_t now, ls_wheel_at_fn at_fn, void *ctx)
 void ls_wheel_add(ls_wheel *w, uint32_t h, int64_t expire)
 {
     ls_wheel_entry *e = at(w, h);
-    if (e->prev) unlink_entry(w, e);
-    else w->count++;
+    if (e->prev)
+        unlink_entry(w, e);
+    else
+        w->count++;
     if (expire <= w->now) expire = w->now + 1;
     if (expire - w->now >= SPAN_MAX) expire = w->now + SPAN_MAX - 1; /* w->now < 2^62 */
     e->expire = expire;
@@ -284,7 +287,8 @@ static void pace(ls_wheel *w)
         int64_t due = window_end(n, m) - ((int64_t)1 << (m * LS_WHEEL_BITS)), togo = due - n;
         uint64_t quota = UINT64_MAX;
         if (togo > 0 && w->est[src] <= PACE_BATCH) continue; /* all at once, at `due` */
-        if (togo > 0) quota = (2 * (uint64_t)w->est[src] + (uint64_t)togo - 1) / (uint64_t)togo + PACE_MIN;
+        if (togo > 0)
+            quota = (2 * (uint64_t)w->est[src] + (uint64_t)togo - 1) / (uint64_t)togo + PACE_MIN;
         while (quota-- && w->heads[src]) {
             uint32_t h = w->heads[src];
             ls_wheel_entry *e = at(w, h);

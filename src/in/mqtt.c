@@ -11,7 +11,7 @@
  * online (a session opened) or offline (closed).
  *
  * Batching.  The thread hands its operations to the shards through its
- * own shard producer (app/shards.h): the id is checked (ls_id_check) and
+ * own shard producer (core/shards.h): the id is checked (ls_id_check) and
  * copied into the open batch of the device's shard, and the shard's worker
  * applies the batch under that shard's lock only: no lock and no
  * allocation per message on this thread, and the API's queries, UDP and
@@ -65,11 +65,13 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "app/clock.h"
-#include "app/log.h"
-#include "app/shards.h"
-#include "in/mqtt_client.h"
-#include "in/mqtt_topic.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "core/prom.h"
+#include "core/shards.h"
+#include "core/stats.h"
+#include "mqtt/client.h"
+#include "mqtt/topic.h"
 #include "in/sparkplug.h"
 
 #define MOD "mqtt"
@@ -95,12 +97,13 @@ typedef struct mqtt_stats {
 struct ls_mqtt {
     ls_daemon *d;
     const ls_config *cfg;
+    ls_mqtt_opts conn; /* cfg's connection options */
     struct mosquitto *m;
     pthread_t thread;
     int thread_running;
     ls_stopper stop;
-    unsigned source;    /* this input in the engine */
-    int metrics_src;    /* and in /metrics */
+    unsigned source; /* this input in the engine */
+    int metrics_src; /* and in /metrics */
     unsigned seed;
 
     ls_topic_list topics;
@@ -329,7 +332,8 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
                                  msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retain,
                                  sp_op_cb, q) < 0) {
             ls_sparkplug_get_stats(q->sp, &after);
-            uint64_t bad = after.bad_payloads + after.bad_topics - before.bad_payloads - before.bad_topics;
+            uint64_t bad =
+                after.bad_payloads + after.bad_topics - before.bad_payloads - before.bad_topics;
             if (bad) ls_metrics_rejected(&q->d->metrics, q->metrics_src, LS_REJECT_MALFORMED, bad);
         }
         return;
@@ -383,13 +387,13 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc)
     char where[300];
     if (rc != 0) {
         ls_error(MOD, "broker %s refused the connection: %s",
-                 ls_mqtt_client_where(q->cfg, where, sizeof(where)), reason(q, rc));
+                 ls_mqtt_client_where(&q->conn, where, sizeof(where)), reason(q, rc));
         q->refused = 1;
         return;
     }
     COUNT(q->st.sessions);
     ls_info(MOD, "connected to %s as \"%s\"; subscribing to %d topic filters",
-            ls_mqtt_client_where(q->cfg, where, sizeof(where)), q->cfg->mqtt_client_id, q->nsubs);
+            ls_mqtt_client_where(&q->conn, where, sizeof(where)), q->cfg->mqtt_client_id, q->nsubs);
     set_state(q, ST_SUBSCRIBING);
     rc = mosquitto_subscribe_multiple(m, &q->sub_mid, q->nsubs, q->subs, (int)q->cfg->mqtt_qos, 0,
                                       NULL);
@@ -427,7 +431,7 @@ static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc)
         char where[300];
         COUNT(q->st.sessions_lost);
         ls_warn(MOD, "connection to %s lost (%s); devices heard through it are held",
-                ls_mqtt_client_where(q->cfg, where, sizeof(where)), mosquitto_strerror(rc));
+                ls_mqtt_client_where(&q->conn, where, sizeof(where)), mosquitto_strerror(rc));
     }
 }
 
@@ -469,9 +473,9 @@ static void *reader_main(void *arg)
     ls_mqtt *q = arg;
     unsigned attempt = 0;
     char where[300];
-    ls_mqtt_client_where(q->cfg, where, sizeof(where));
+    ls_mqtt_client_where(&q->conn, where, sizeof(where));
     while (!ls_stopper_requested(&q->stop)) {
-        int rc = ls_mqtt_client_connect(q->m, q->cfg, 1);
+        int rc = ls_mqtt_client_connect(q->m, &q->conn, 1);
         if (rc == MOSQ_ERR_SUCCESS) {
             if (run_connection(q)) attempt = 0;
         } else if (attempt == 0) {
@@ -480,7 +484,7 @@ static void *reader_main(void *arg)
         }
         if (ls_stopper_requested(&q->stop)) break;
         source_down(q);
-        int64_t delay = ls_mqtt_backoff_ms(q->cfg, attempt++, &q->seed);
+        int64_t delay = ls_mqtt_backoff_ms(&q->conn, attempt++, &q->seed);
         ls_debug(MOD, "reconnecting to %s in %lld ms", where, (long long)delay);
         if (ls_stopper_sleep(&q->stop, delay)) break;
     }
@@ -564,7 +568,8 @@ static int setup(ls_mqtt *q)
     for (int i = 0; i < q->nsubs; i++)
         if (!q->subs[i]) return -ENOMEM;
 
-    if ((rc = ls_mqtt_client_new(&q->m, c, c->mqtt_client_id, !c->mqtt_clean_session, q)) < 0)
+    if ((rc = ls_mqtt_client_new(&q->m, &q->conn, c->mqtt_client_id, !c->mqtt_clean_session, q)) <
+        0)
         return rc;
     mosquitto_connect_callback_set(q->m, on_connect_cb);
     mosquitto_subscribe_callback_set(q->m, on_subscribe_cb);
@@ -589,6 +594,22 @@ static void destroy(ls_mqtt *q)
     ls_mqtt_lib_cleanup();
 }
 
+/* The MQTT input's figures in /api/v1/stats and /metrics (core/stats.h). */
+static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
+{
+    (void)committed;
+    ls_mqtt_stats_json(ud, b);
+}
+
+static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
+{
+    (void)committed;
+    ls_prom_family(b, "lastseen_source_up", "gauge",
+                   "1 while an input source is heard live; its devices are held otherwise.");
+    const char *l[] = {"source", "mqtt", NULL};
+    ls_prom_u64(b, "lastseen_source_up", l, (uint64_t)ls_mqtt_is_up(ud));
+}
+
 int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
 {
     int rc;
@@ -596,6 +617,7 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
     if (!q) return -ENOMEM;
     q->d = d;
     q->cfg = &d->cfg;
+    ls_config_mqtt_opts(&d->cfg, &q->conn);
     ls_stopper_init(&q->stop);
     if (ls_mqtt_lib_init() < 0) {
         ls_stopper_close(&q->stop);
@@ -623,7 +645,8 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
     }
     q->thread_running = 1;
     *out = q;
-    return 0;
+    ls_stats_port sp = {.key = "mqtt", .json = stats_json_cb, .prom = stats_prom_cb, .ud = q};
+    return ls_stats_register(d, &sp);
 }
 
 void ls_mqtt_stop(ls_mqtt *q)

@@ -5,15 +5,15 @@
 #ifndef LS_MQTT_H
 #define LS_MQTT_H
 
-#include "app/buf.h"
-#include "app/daemon.h"
+#include "base/buf.h"
+#include "core/daemon.h"
 
 typedef struct ls_mqtt ls_mqtt;
 
 /*
  * Registers the "mqtt" source with the engine, creates the client from
  * d->cfg's [mqtt] keys and starts the reader thread, which connects (and
- * keeps reconnecting) on its own.  Call from ls_daemon_start() after the
+ * keeps reconnecting) on its own.  Call from the composition root (app/root.c) after the
  * store is loaded, only when mqtt.host is set.  Returns 0, or a negative
  * value after logging why (bad TLS files, a topic that would read back
  * lastseen's own events, ...).

@@ -10,7 +10,7 @@
  *
  * One thread owns the socket.  It sleeps in poll(2), then drains the socket
  * with recvmmsg(2), UDP_VLEN datagrams a call, and hands each good line to
- * the device's shard through a shard producer (app/shards.h): the line is
+ * the device's shard through a shard producer (core/shards.h): the line is
  * copied into that shard's open batch, a full batch goes onto the shard's
  * lock-free queue, and every open batch is queued once the socket is
  * drained.  This thread takes no lock; the shards' workers apply the
@@ -41,11 +41,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "app/clock.h"
-#include "app/daemon.h"
-#include "app/log.h"
-#include "app/net.h"
-#include "app/shards.h"
+#include "base/clock.h"
+#include "core/daemon.h"
+#include "base/log.h"
+#include "base/net.h"
+#include "core/shards.h"
+#include "core/stats.h"
 
 #define UDP_VLEN 64
 #define UDP_DGRAM_MAX 65536
@@ -63,8 +64,8 @@ struct ls_udp {
     ls_shard_producer prod;
 };
 
-static const char *const reject_names[LS_UDP__REJECTS] = {"bad_id", "bad_ts", "bad_line", "truncated",
-                                                          "refused"};
+static const char *const reject_names[LS_UDP__REJECTS] = {"bad_id", "bad_ts", "bad_line",
+                                                          "truncated", "refused"};
 
 const char *ls_udp_reject_name(ls_udp_reject r)
 {
@@ -80,8 +81,8 @@ static void count(uint64_t *c, uint64_t n)
 static void reject(struct ls_udp *u, ls_udp_reject why, uint64_t n)
 {
     static const ls_reject_reason as_metric[LS_UDP__REJECTS] = {
-        [LS_UDP_BAD_ID] = LS_REJECT_INVALID,     [LS_UDP_BAD_TS] = LS_REJECT_INVALID,
-        [LS_UDP_BAD_LINE] = LS_REJECT_MALFORMED, [LS_UDP_TRUNCATED] = LS_REJECT_TOO_LARGE,
+        [LS_UDP_BAD_ID] = LS_REJECT_INVALID,       [LS_UDP_BAD_TS] = LS_REJECT_INVALID,
+        [LS_UDP_BAD_LINE] = LS_REJECT_MALFORMED,   [LS_UDP_TRUNCATED] = LS_REJECT_TOO_LARGE,
         [LS_UDP_REFUSED] = LS_REJECT_DEVICE_LIMIT,
     };
     if (n == 0) return;
@@ -109,11 +110,14 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
 {
     const char *end = p + n;
     if (end > p && end[-1] == '\r') end--;
-    while (p < end && is_space(*p)) p++;
-    while (end > p && is_space(end[-1])) end--;
+    while (p < end && is_space(*p))
+        p++;
+    while (end > p && is_space(end[-1]))
+        end--;
     if (p == end) return 1;
     const char *q = p;
-    while (q < end && !is_space(*q)) q++;
+    while (q < end && !is_space(*q))
+        q++;
     *id = p;
     *len = (size_t)(q - p);
     *ts = 0;
@@ -121,7 +125,8 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
         *why = LS_UDP_BAD_ID;
         return -1;
     }
-    while (q < end && is_space(*q)) q++;
+    while (q < end && is_space(*q))
+        q++;
     if (q == end) return 0;
     int64_t v = 0;
     for (; q < end && !is_space(*q); q++) {
@@ -224,8 +229,23 @@ static void set_rcvbuf(int fd, int64_t bytes)
     int got = 0;
     socklen_t gl = sizeof(got);
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got / 2 < v)
-        ls_warn("udp", "receive buffer is %d bytes, not the %d of udp.rcvbuf (raise net.core.rmem_max)",
+        ls_warn("udp",
+                "receive buffer is %d bytes, not the %d of udp.rcvbuf (raise net.core.rmem_max)",
                 got / 2, v);
+}
+
+/* The UDP input's figures in /api/v1/stats (core/stats.h). */
+static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
+{
+    (void)committed;
+    ls_udp_stats us;
+    ls_udp_get_stats(ud, &us);
+    ls_buf_printf(b, "{\"datagrams\":%llu,\"activities\":%llu,\"rejected\":{",
+                  (unsigned long long)us.datagrams, (unsigned long long)us.activities);
+    for (int i = 0; i < LS_UDP__REJECTS; i++)
+        ls_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", ls_udp_reject_name((ls_udp_reject)i),
+                      (unsigned long long)us.rejected[i]);
+    ls_buf_append(b, "}}", 2);
 }
 
 int ls_udp_start(struct ls_udp **out, ls_daemon *d)
@@ -235,7 +255,8 @@ int ls_udp_start(struct ls_udp **out, ls_daemon *d)
     *out = NULL;
     int family = ls_net_parse_addr(d->cfg.udp_listen, &ss, &sl);
     if (family < 0) {
-        ls_error("udp", "udp.listen = \"%s\": expected host:port with a numeric address", d->cfg.udp_listen);
+        ls_error("udp", "udp.listen = \"%s\": expected host:port with a numeric address",
+                 d->cfg.udp_listen);
         return -EINVAL;
     }
     struct ls_udp *u = calloc(1, sizeof(*u));
@@ -274,7 +295,8 @@ int ls_udp_start(struct ls_udp **out, ls_daemon *d)
     ls_net_host_part(d->cfg.udp_listen, host, sizeof(host));
     ls_info("udp", "receiving heartbeats on %s:%u", host, port);
     *out = u;
-    return 0;
+    ls_stats_port sp = {.key = "udp", .json = stats_json_cb, .ud = u};
+    return ls_stats_register(d, &sp);
 }
 
 void ls_udp_stop(struct ls_udp *u)

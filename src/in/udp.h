@@ -12,11 +12,11 @@ struct ls_udp;
 
 /* Why a line was skipped (counted per reason). */
 typedef enum ls_udp_reject {
-    LS_UDP_BAD_ID = 0,  /* empty, over 256 bytes, bad UTF-8 or controls */
-    LS_UDP_BAD_TS,      /* the timestamp is not 1..int64 decimal ms */
-    LS_UDP_BAD_LINE,    /* more than two fields */
-    LS_UDP_TRUNCATED,   /* the datagram was larger than the receive buffer */
-    LS_UDP_REFUSED,     /* the engine refused it (state.max_devices) */
+    LS_UDP_BAD_ID = 0, /* empty, over 256 bytes, bad UTF-8 or controls */
+    LS_UDP_BAD_TS,     /* the timestamp is not 1..int64 decimal ms */
+    LS_UDP_BAD_LINE,   /* more than two fields */
+    LS_UDP_TRUNCATED,  /* the datagram was larger than the receive buffer */
+    LS_UDP_REFUSED,    /* the engine refused it (state.max_devices) */
     LS_UDP__REJECTS
 } ls_udp_reject;
 

@@ -37,11 +37,12 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "app/clock.h"
-#include "app/log.h"
-#include "app/persist.h"
-#include "in/mqtt_client.h"
-#include "in/mqtt_topic.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "core/persist.h"
+#include "core/stats.h"
+#include "mqtt/client.h"
+#include "mqtt/topic.h"
 
 #define MOD "mqtt-pub"
 #define SINK_NAME "mqtt"
@@ -65,6 +66,7 @@ typedef struct pub_stats {
 struct ls_mqtt_pub {
     ls_daemon *d;
     const ls_config *cfg;
+    ls_mqtt_opts conn; /* cfg's connection options */
     struct mosquitto *m;
     pthread_t thread;
     int thread_running;
@@ -274,9 +276,9 @@ static void *pub_main(void *arg)
     ls_mqtt_pub *p = arg;
     unsigned attempt = 0;
     char where[300];
-    ls_mqtt_client_where(p->cfg, where, sizeof(where));
+    ls_mqtt_client_where(&p->conn, where, sizeof(where));
     while (!ls_stopper_requested(&p->stop)) {
-        int rc = ls_mqtt_client_connect(p->m, p->cfg, 0);
+        int rc = ls_mqtt_client_connect(p->m, &p->conn, 0);
         if (rc == MOSQ_ERR_SUCCESS)
             run_connection(p, &attempt);
         else if (attempt == 0)
@@ -284,7 +286,7 @@ static void *pub_main(void *arg)
                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         __atomic_store_n(&p->connected, 0, __ATOMIC_RELAXED);
         if (ls_stopper_requested(&p->stop)) break;
-        if (ls_stopper_sleep(&p->stop, ls_mqtt_backoff_ms(p->cfg, attempt++, &p->seed))) break;
+        if (ls_stopper_sleep(&p->stop, ls_mqtt_backoff_ms(&p->conn, attempt++, &p->seed))) break;
     }
     ring_advance(p);
     mosquitto_disconnect(p->m);
@@ -302,6 +304,13 @@ static void destroy(ls_mqtt_pub *p)
     ls_mqtt_lib_cleanup();
 }
 
+/* The publisher's figures in /api/v1/stats (core/stats.h). */
+static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
+{
+    (void)committed;
+    ls_mqtt_pub_stats_json(ud, b);
+}
+
 int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
 {
     int rc;
@@ -310,6 +319,7 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
     if (!p) return -ENOMEM;
     p->d = d;
     p->cfg = &d->cfg;
+    ls_config_mqtt_opts(&d->cfg, &p->conn);
     ls_stopper_init(&p->stop);
     ls_buf_init(&p->topic, 8192);
     if (ls_mqtt_lib_init() < 0) {
@@ -319,7 +329,7 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
         return -EIO;
     }
     snprintf(id, sizeof(id), "%s%s", d->cfg.mqtt_client_id, d->cfg.mqtt_client_id[0] ? "-pub" : "");
-    if ((rc = ls_mqtt_client_new(&p->m, &d->cfg, id, 0, p)) < 0) {
+    if ((rc = ls_mqtt_client_new(&p->m, &p->conn, id, 0, p)) < 0) {
         destroy(p);
         return rc;
     }
@@ -341,7 +351,8 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
     }
     p->thread_running = 1;
     *out = p;
-    return 0;
+    ls_stats_port sp = {.key = "mqttPublish", .json = stats_json_cb, .ud = p};
+    return ls_stats_register(d, &sp);
 }
 
 void ls_mqtt_pub_stop(ls_mqtt_pub *p)

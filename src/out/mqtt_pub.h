@@ -5,14 +5,14 @@
 #ifndef LS_MQTT_PUB_H
 #define LS_MQTT_PUB_H
 
-#include "app/buf.h"
-#include "app/daemon.h"
+#include "base/buf.h"
+#include "core/daemon.h"
 
 typedef struct ls_mqtt_pub ls_mqtt_pub;
 
 /*
  * Registers the outbox sink "mqtt" and starts the publisher thread.  Call
- * from ls_daemon_start() after ls_persist_open() and before the daemon is
+ * from the composition root (app/root.c) after ls_core_open() and before the daemon is
  * ready, when mqtt.host is set and mqtt.event_topic or mqtt.state_topic is
  * not empty.  Returns 0 or a negative value after logging why.
  */

@@ -42,10 +42,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "app/clock.h"
-#include "app/log.h"
-#include "app/persist.h"
-#include "out/format.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "core/persist.h"
+#include "core/format.h"
+#include "core/prom.h"
+#include "core/stats.h"
 
 #define MOD "webhook"
 #define SCAN_MAX 4096   /* events looked at to build one batch */
@@ -266,7 +268,8 @@ static int post(ls_webhooks *w, hook *h)
     l = t;
     if (h->cfg.secret[0]) {
         memcpy(sig, "X-Lastseen-Signature: ", 22);
-        if (ls_webhook_sign(h->cfg.secret, strlen(h->cfg.secret), h->body.p, h->body.len, sig + 22) < 0) {
+        if (ls_webhook_sign(h->cfg.secret, strlen(h->cfg.secret), h->body.p, h->body.len,
+                            sig + 22) < 0) {
             ls_error(MOD, "%s: cannot compute the signature (OpenSSL)", h->sink_name);
             curl_slist_free_all(l);
             return -1;
@@ -326,7 +329,8 @@ static void finish(ls_webhooks *w, hook *h, CURLcode res)
     int64_t wait = ls_webhook_backoff_ms(h->failures, rng_next(&w->rng));
     h->retry_at = ls_clock_now().mono + wait;
     if (h->failures == 1)
-        ls_warn(MOD, "%s: POST of seq %llu..%llu failed: %s; retrying with back-off until it succeeds",
+        ls_warn(MOD,
+                "%s: POST of seq %llu..%llu failed: %s; retrying with back-off until it succeeds",
                 h->sink_name, (unsigned long long)h->first, (unsigned long long)h->upto, why);
     else
         ls_debug(MOD, "%s: attempt %d for seq %llu failed: %s; next in %lld ms", h->sink_name,
@@ -431,11 +435,75 @@ static void free_all(ls_webhooks *w)
     free(w);
 }
 
+static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
+{
+    ls_webhook_stats ws[LS_WEBHOOKS_MAX];
+    int nw = ls_webhooks_stats(ud, ws, LS_WEBHOOKS_MAX);
+    ls_buf_putc(b, '[');
+    for (int i = 0; i < nw; i++) {
+        ls_buf_append(b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        ls_buf_json_str(b, ws[i].name, strlen(ws[i].name));
+        ls_buf_printf(
+            b,
+            ",\"delivered\":%llu,\"skipped\":%llu,\"failedAttempts\":%llu,\"lastStatus\":%d,"
+            "\"lastError\":",
+            (unsigned long long)ws[i].delivered, (unsigned long long)ws[i].skipped,
+            (unsigned long long)ws[i].failed, ws[i].last_status);
+        if (ws[i].last_error[0])
+            ls_buf_json_str(b, ws[i].last_error, strlen(ws[i].last_error));
+        else
+            ls_buf_append(b, "null", 4);
+        ls_buf_printf(
+            b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)ws[i].cursor,
+            (unsigned long long)(committed > ws[i].cursor ? committed - ws[i].cursor : 0));
+    }
+    ls_buf_putc(b, ']');
+}
+
+static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
+{
+    ls_webhook_stats ws[LS_WEBHOOKS_MAX];
+    int n = ls_webhooks_stats(ud, ws, LS_WEBHOOKS_MAX);
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"lastseen_webhook_delivered_events_total", "counter",
+         "Events a webhook endpoint accepted (2xx)."},
+        {"lastseen_webhook_skipped_events_total", "counter",
+         "Events left out by a webhook's events filter (acknowledged without sending)."},
+        {"lastseen_webhook_failed_attempts_total", "counter",
+         "Webhook POSTs that failed: no connection, timeout or a non-2xx status."},
+        {"lastseen_webhook_last_status", "gauge",
+         "HTTP status of a webhook's last attempt; 0 = no response."},
+        {"lastseen_webhook_lag_events", "gauge", "Committed events a webhook has yet to deliver."},
+    };
+    for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+        ls_prom_family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (int i = 0; i < n; i++) {
+            const char *l[] = {"webhook", ws[i].name, NULL};
+            uint64_t v = f == 0   ? ws[i].delivered
+                         : f == 1 ? ws[i].skipped
+                         : f == 2 ? ws[i].failed
+                         : f == 3 ? (uint64_t)ws[i].last_status
+                                  : (committed > ws[i].cursor ? committed - ws[i].cursor : 0);
+            ls_prom_u64(b, fam[f].name, l, v);
+        }
+    }
+}
+
+/* The webhooks' figures in /api/v1/stats and /metrics (core/stats.h); w may
+ * be NULL (no webhook configured: an empty list). */
+static int register_stats(ls_daemon *d, ls_webhooks *w)
+{
+    ls_stats_port port = {.key = "webhooks", .json = stats_json_cb, .prom = stats_prom_cb, .ud = w};
+    return ls_stats_register(d, &port);
+}
+
 int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
 {
     int rc;
     *out = NULL;
-    if (d->cfg.nwebhooks == 0) return 0;
+    if (d->cfg.nwebhooks == 0) return register_stats(d, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         ls_error(MOD, "libcurl cannot be initialised");
         return -EIO;
@@ -448,7 +516,8 @@ int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
         w->rng = (uint64_t)ls_clock_mono_ns() | 1;
     if (w->efd < 0 || !(w->multi = curl_multi_init())) {
-        ls_error(MOD, "cannot set up: %s", w->efd < 0 ? strerror(-w->efd) : "curl_multi_init failed");
+        ls_error(MOD, "cannot set up: %s",
+                 w->efd < 0 ? strerror(-w->efd) : "curl_multi_init failed");
         free_all(w);
         return -ENOMEM;
     }
@@ -467,7 +536,7 @@ int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
     }
     w->running = 1;
     *out = w;
-    return 0;
+    return register_stats(d, w);
 }
 
 void ls_webhooks_stop(ls_webhooks *w)

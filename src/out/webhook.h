@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/daemon.h"
+#include "core/daemon.h"
 
 typedef struct ls_webhooks ls_webhooks;
 
@@ -27,11 +27,11 @@ void ls_webhooks_stop(ls_webhooks *w);
 /* One webhook's delivery figures, for /api/v1/stats and /metrics. */
 typedef struct ls_webhook_stats {
     char name[LS_WEBHOOK_NAME_MAX + 1];
-    uint64_t delivered;  /* events acknowledged by a 2xx */
-    uint64_t skipped;    /* events left out by its events filter */
-    uint64_t failed;     /* failed attempts */
-    uint64_t cursor;     /* last seq delivered or skipped */
-    int last_status;     /* HTTP status of the last attempt, 0 = none */
+    uint64_t delivered;   /* events acknowledged by a 2xx */
+    uint64_t skipped;     /* events left out by its events filter */
+    uint64_t failed;      /* failed attempts */
+    uint64_t cursor;      /* last seq delivered or skipped */
+    int last_status;      /* HTTP status of the last attempt, 0 = none */
     char last_error[160]; /* "" after a success */
 } ls_webhook_stats;
 

@@ -110,7 +110,8 @@ static int blk_room(ls_store_batch *b, size_t slots)
  * malloc refuses. */
 static blk *open_block(ls_store_batch *b, size_t need)
 {
-    if (b->nblk && b->blk[b->nblk - 1].cap - b->blk[b->nblk - 1].len >= need) return &b->blk[b->nblk - 1];
+    if (b->nblk && b->blk[b->nblk - 1].cap - b->blk[b->nblk - 1].len >= need)
+        return &b->blk[b->nblk - 1];
     if (need <= BLOCK && b->nspare) { /* a kept block, already after the used ones */
         b->nspare--;
         return &b->blk[b->nblk++];
@@ -180,7 +181,8 @@ int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d
 {
     size_t tlen = d->type ? d->type_len : 0;
     if (!d->id || d->id_len == 0 || d->id_len > STORE__MAX_KEY || tlen > UINT16_MAX) return -EINVAL;
-    if (d->has_c8y && (d->response_interval < INT16_MIN || d->response_interval > INT16_MAX)) return -EINVAL;
+    if (d->has_c8y && (d->response_interval < INT16_MIN || d->response_interval > INT16_MAX))
+        return -EINVAL;
     unsigned char *k =
         op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED_V2 + tlen, tag);
     if (!k) return -ENOMEM;
@@ -251,8 +253,9 @@ int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall)
 
 int ls_store_batch_put_type(ls_store_batch *b, const ls_store_type *t)
 {
-    if (!t->name || t->name_len == 0 || t->name_len > STORE__MAX_KEY || t->monitored < -1 || t->monitored > 1 ||
-        t->severity < 0 || t->severity > 255 || t->response_interval < INT16_MIN || t->response_interval > INT16_MAX)
+    if (!t->name || t->name_len == 0 || t->name_len > STORE__MAX_KEY || t->monitored < -1 ||
+        t->monitored > 1 || t->severity < 0 || t->severity > 255 ||
+        t->response_interval < INT16_MIN || t->response_interval > INT16_MAX)
         return -EINVAL;
     unsigned char *k = op_reserve(b, STORE__OP_PUT_TYPE, t->name_len, STORE__TYPE_SIZE, 0);
     if (!k) return -ENOMEM;
@@ -279,8 +282,10 @@ int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len)
 
 int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a)
 {
-    if (a->id == 0 || !a->source || a->source_len == 0 || a->source_len > UINT16_MAX) return -EINVAL;
-    unsigned char *v = op_reserve(b, STORE__OP_PUT_ALARM, 0, STORE__ALARM_FIXED + a->source_len, a->id);
+    if (a->id == 0 || !a->source || a->source_len == 0 || a->source_len > UINT16_MAX)
+        return -EINVAL;
+    unsigned char *v =
+        op_reserve(b, STORE__OP_PUT_ALARM, 0, STORE__ALARM_FIXED + a->source_len, a->id);
     if (!v) return -ENOMEM;
     v[0] = STORE__ALARM_VERSION;
     v[1] = a->status;
@@ -321,7 +326,8 @@ int ls_store_batch_append(ls_store_batch *dst, ls_store_batch *src)
 }
 
 void ls_store_batch_each_device(const ls_store_batch *b,
-                                void (*cb)(void *ud, const char *id, size_t len, uint64_t tag), void *ud)
+                                void (*cb)(void *ud, const char *id, size_t len, uint64_t tag),
+                                void *ud)
 {
     size_t pos = 0;
     store__op op;
@@ -330,7 +336,8 @@ void ls_store_batch_each_device(const ls_store_batch *b,
             cb(ud, (const char *)op.key, op.klen, op.num);
 }
 
-int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb, void *ud)
+int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb,
+                                  void *ud)
 {
     size_t pos = 0;
     int64_t n = 0;

@@ -142,7 +142,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "store/store_int.h"
 
 #define MOD "store"
@@ -319,7 +319,8 @@ static int check_format(ls_store *s, MDB_txn *txn)
 /* Creates the databases of a new store, or opens and checks an existing one. */
 static int open_dbs(ls_store *s)
 {
-    static const char *const names[NDBS] = {"meta", "devices", "outbox", "cursors", "types", "alarms"};
+    static const char *const names[NDBS] = {"meta",    "devices", "outbox",
+                                            "cursors", "types",   "alarms"};
     MDB_dbi *dbis[NDBS] = {&s->meta, &s->devices, &s->outbox, &s->cursors, &s->types, &s->alarms};
     MDB_txn *txn;
     MDB_dbi main;
@@ -429,7 +430,8 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
         rc = fail(s, "mdb_env_create", rc);
         goto fail;
     }
-    if ((rc = mdb_env_set_maxdbs(s->env, NDBS)) || (rc = mdb_env_set_mapsize(s->env, (size_t)map))) {
+    if ((rc = mdb_env_set_maxdbs(s->env, NDBS)) ||
+        (rc = mdb_env_set_mapsize(s->env, (size_t)map))) {
         rc = fail(s, "configuring LMDB", rc);
         goto fail;
     }
@@ -516,7 +518,8 @@ static int prune_marks(ls_store *s, MDB_txn *txn, uint64_t upto)
     if (rc) return rc;
     mark_key(kb, 0);
     k = (MDB_val){MARK_KEY, kb};
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size != MARK_KEY || memcmp(k.mv_data, MARK_PREFIX, 4)) break;
         if (store__get_be64((const unsigned char *)k.mv_data + 4) > upto) break;
         if ((rc = mdb_cursor_del(c, 0))) break;
@@ -854,7 +857,8 @@ int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud)
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         ls_store_device d = {0};
         size_t fixed = STORE__DEVICE_FIXED;
-        const char *why = k.mv_size > STORE__MAX_KEY ? "id too long" : device_decode(&v, &d, &fixed);
+        const char *why =
+            k.mv_size > STORE__MAX_KEY ? "id too long" : device_decode(&v, &d, &fixed);
         if (why) {
             ls_error(MOD, "%s: device record '%.*s' is damaged: %s (%zu bytes)", s->dir,
                      (int)(k.mv_size > STORE__MAX_KEY ? STORE__MAX_KEY : k.mv_size),
@@ -912,8 +916,8 @@ int ls_store_load_types(ls_store *s, ls_store_type_cb cb, void *ud)
                                                                        : NULL;
         if (why) {
             ls_error(MOD, "%s: type record '%.*s' is damaged: %s (%zu bytes)", s->dir,
-                     (int)(k.mv_size > STORE__MAX_KEY ? STORE__MAX_KEY : k.mv_size), (const char *)k.mv_data,
-                     why, v.mv_size);
+                     (int)(k.mv_size > STORE__MAX_KEY ? STORE__MAX_KEY : k.mv_size),
+                     (const char *)k.mv_data, why, v.mv_size);
             out = LS_STORE_ECORRUPT;
             break;
         }
@@ -952,14 +956,15 @@ int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud)
     }
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         const unsigned char *p = v.mv_data;
-        const char *why = k.mv_size != 8                                  ? "key is not 8 bytes"
-                          : v.mv_size <= STORE__ALARM_FIXED               ? "record too short"
-                          : v.mv_size - STORE__ALARM_FIXED > UINT16_MAX   ? "record too long"
-                          : p[0] != STORE__ALARM_VERSION                  ? "unknown record version"
-                                                                          : NULL;
+        const char *why = k.mv_size != 8                                ? "key is not 8 bytes"
+                          : v.mv_size <= STORE__ALARM_FIXED             ? "record too short"
+                          : v.mv_size - STORE__ALARM_FIXED > UINT16_MAX ? "record too long"
+                          : p[0] != STORE__ALARM_VERSION                ? "unknown record version"
+                                                                        : NULL;
         if (why) {
             ls_error(MOD, "%s: alarm record %llu is damaged: %s (%zu bytes)", s->dir,
-                     (unsigned long long)(k.mv_size == 8 ? store__get_be64(k.mv_data) : 0), why, v.mv_size);
+                     (unsigned long long)(k.mv_size == 8 ? store__get_be64(k.mv_data) : 0), why,
+                     v.mv_size);
             out = LS_STORE_ECORRUPT;
             break;
         }
@@ -992,7 +997,8 @@ uint64_t ls_store_alarm_last_id(ls_store *s)
     uint64_t last = 0;
     int rc;
     if (rd_begin(s, &txn) < 0) return 0;
-    if ((rc = meta_get_u64(s, txn, "alarm_last_id", &last))) fail(s, "reading the last alarm id", rc);
+    if ((rc = meta_get_u64(s, txn, "alarm_last_id", &last)))
+        fail(s, "reading the last alarm id", rc);
     rd_end(s, txn);
     return last;
 }
@@ -1113,7 +1119,8 @@ uint64_t ls_store_prunable(ls_store *s, int64_t cutoff)
     if ((rc = mdb_cursor_open(txn, s->meta, &c)) == 0) {
         mark_key(kb, 0);
         k = (MDB_val){MARK_KEY, kb};
-        for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
             if (k.mv_size != MARK_KEY || memcmp(k.mv_data, MARK_PREFIX, 4)) break;
             if (v.mv_size != 8) {
                 rc = MDB_CORRUPTED;

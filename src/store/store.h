@@ -40,8 +40,8 @@ typedef struct ls_store_device {
 /* A device type's settings (see ls_type_config). */
 typedef struct ls_store_type {
     const char *name;
-    size_t name_len;       /* 1..511 */
-    int64_t timeout_ms;    /* 0 = unset */
+    size_t name_len;    /* 1..511 */
+    int64_t timeout_ms; /* 0 = unset */
     int has_ri;
     int response_interval; /* -32768..32767 */
     int monitored;         /* -1 unset, 0, 1 */
@@ -114,7 +114,8 @@ int ls_store_batch_append(ls_store_batch *dst, ls_store_batch *src);
 /* Calls cb with the id of every device put or deleted by the batch, in
  * order, and the op's tag (0 for untagged ops). */
 void ls_store_batch_each_device(const ls_store_batch *b,
-                                void (*cb)(void *ud, const char *id, size_t len, uint64_t tag), void *ud);
+                                void (*cb)(void *ud, const char *id, size_t len, uint64_t tag),
+                                void *ud);
 
 /*
  * Applies the batch in one transaction (ops in order).  On MDB_MAP_FULL the
@@ -139,10 +140,12 @@ uint64_t ls_store_alarm_last_id(ls_store *s);
 
 typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
 /* Calls cb for up to `max` events with seq > after, in seq order.  Returns the count or < 0. */
-int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb, void *ud);
+int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb,
+                             void *ud);
 /* Calls cb for every event of batch b with seq > after, in the batch's
  * order, until cb returns nonzero.  Returns the count of events cb took. */
-int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb, void *ud);
+int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb,
+                                  void *ud);
 /* Highest seq in the outbox, or the highest ever pruned; 0 if none ever. */
 uint64_t ls_store_last_seq(ls_store *s);
 /* Lowest seq still in the outbox, 0 if empty. */

@@ -20,13 +20,13 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "app/config.h"
+#include "conf/config.h"
 #include "app/export.h"
 #include "engine/engine.h"
-#include "in/mqtt_topic.h"
+#include "mqtt/topic.h"
 #include "in/sparkplug.h"
 #include "in/udp.h"
-#include "out/format.h"
+#include "core/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,7 +42,9 @@ static void match_check(const ls_topic_pattern *pat, const char *t, size_t n)
 {
     const char *dev;
     size_t dl;
-    if (ls_topic_match(pat, t, n, &dev, &dl) && (dev < t || dev + dl > t + n || memchr(dev, '/', dl))) abort();
+    if (ls_topic_match(pat, t, n, &dev, &dl) &&
+        (dev < t || dev + dl > t + n || memchr(dev, '/', dl)))
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -75,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *j = ls_api_json_parse(p, n, JSON_DECODE_ANY, &err);
         int ri;
         /* Whatever number came in, a responseInterval is within Cumulocity's range. */
-        if (j && ls_api_response_interval(j, &ri) == 0 && (ri < LS_RI_MIN || ri > LS_RI_MAX)) abort();
+        if (j && ls_api_response_interval(j, &ri) == 0 && (ri < LS_RI_MIN || ri > LS_RI_MAX))
+            abort();
         json_decref(j);
         break;
     }
@@ -113,7 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 7: {
         int64_t m;
-        if (ls_parse_event_types(s, &m) == 0 && (m < 1 || m > ((int64_t)1 << LS_EV__COUNT) - 1)) abort();
+        if (ls_parse_event_types(s, &m) == 0 && (m < 1 || m > ((int64_t)1 << LS_EV__COUNT) - 1))
+            abort();
         break;
     }
     case 8: {
@@ -145,7 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         ls_buf b;
         ls_buf_init(&b, 1 << 16);
-        if (ls_topic_expand(&b, "x/{device}", p, n) == 0 && (memchr(b.p, '+', b.len) || memchr(b.p, '#', b.len)))
+        if (ls_topic_expand(&b, "x/{device}", p, n) == 0 &&
+            (memchr(b.p, '+', b.len) || memchr(b.p, '#', b.len)))
             abort();
         ls_buf_free(&b);
         break;

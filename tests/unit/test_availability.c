@@ -484,7 +484,8 @@ static int64_t oracle_type_timeout(const ls_type_info *t, int64_t def, int64_t g
     if (!t->configured) return def;
     if (c->monitored == 0) return LS_TIMEOUT_NONE;
     if (c->timeout_ms) return c->timeout_ms;
-    if (c->has_ri) return c->response_interval > 0 ? c->response_interval * MIN + grace : LS_TIMEOUT_NONE;
+    if (c->has_ri)
+        return c->response_interval > 0 ? c->response_interval * MIN + grace : LS_TIMEOUT_NONE;
     return def;
 }
 
@@ -497,7 +498,8 @@ static void recount_cb(void *ud, const ls_device *d)
     if (!(d->flags & LS_DEV_OWN_TIMEOUT)) {
         int64_t want;
         if (av.has_c8y) {
-            want = av.response_interval > 0 ? av.response_interval * MIN + r->grace : LS_TIMEOUT_NONE;
+            want =
+                av.response_interval > 0 ? av.response_interval * MIN + r->grace : LS_TIMEOUT_NONE;
         } else {
             ls_type_info t;
             const char *name = ls_engine_type_name(r->f->e, d);
@@ -514,9 +516,12 @@ static void recount_cb(void *ud, const ls_device *d)
         ls_type_info t;
         const char *name = ls_engine_type_name(r->f->e, d);
         ls_engine_type_get(r->f->e, name, strlen(name), &t);
-        maint = t.configured && t.cfg.monitored != 0 && t.cfg.has_ri && t.cfg.response_interval <= 0;
+        maint =
+            t.configured && t.cfg.monitored != 0 && t.cfg.has_ri && t.cfg.response_interval <= 0;
     }
-    assert_int_equal(c, maint ? LS_AVAIL_MAINTENANCE : av.timeout_ms > 0 ? LS_AVAIL_MONITORED : LS_AVAIL_UNMONITORED);
+    assert_int_equal(c, maint               ? LS_AVAIL_MAINTENANCE
+                        : av.timeout_ms > 0 ? LS_AVAIL_MONITORED
+                                            : LS_AVAIL_UNMONITORED);
     r->avail[c]++;
     r->devices++;
     r->sessions += d->sessions;

@@ -1,5 +1,5 @@
 /*
- * test_config.c - unit tests for src/app/config.c.
+ * test_config.c - unit tests for src/conf/config.c.
  *
  * Covers each value parser (good values, bad values, overflow, bounds), INI
  * loading from temporary files (errors must name file:line, key and value;
@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app/config.h"
+#include "conf/config.h"
 
 #define MS_DAY (INT64_C(86400000))
 
@@ -856,7 +856,8 @@ static void test_event_types(void **state)
     assert_int_equal(m, 0xf);
     assert_int_equal(ls_parse_event_types("INACTIVITY_EVENT", &m), 0);
     assert_int_equal(m, 2);
-    assert_int_equal(ls_parse_event_types(" activity_event,DISCONNECT_EVENT  connect_event,", &m), 0);
+    assert_int_equal(ls_parse_event_types(" activity_event,DISCONNECT_EVENT  connect_event,", &m),
+                     0);
     assert_int_equal(m, 1 | 4 | 8);
     assert_int_equal(ls_parse_event_types("INACTIVITY_EVENT,INACTIVITY_EVENT", &m), 0);
     assert_int_equal(m, 2);
@@ -887,10 +888,10 @@ static void test_webhook_set(void **state)
     assert_string_equal(c.webhooks[0].url, "https://alerts.example.com/x?a=1");
     assert_int_equal(c.webhooks[0].events, 2);
     assert_string_equal(c.webhooks[0].secret, "s3cret");
-    assert_int_equal(c.webhooks[0].batch, 1);        /* default */
-    assert_int_equal(c.webhooks[0].timeout, 10000);  /* default */
+    assert_int_equal(c.webhooks[0].batch, 1);       /* default */
+    assert_int_equal(c.webhooks[0].timeout, 10000); /* default */
     assert_string_equal(c.webhooks[1].name, "archive");
-    assert_int_equal(c.webhooks[1].events, 0xf);     /* default: all */
+    assert_int_equal(c.webhooks[1].events, 0xf); /* default: all */
     assert_string_equal(c.webhooks[1].secret, "");
     assert_int_equal(c.webhooks[1].batch, 500);
     assert_int_equal(c.webhooks[1].timeout, 250);
@@ -972,8 +973,8 @@ static void test_webhook_file(void **state)
                          sizeof err) < 0);
     assert_non_null(strstr(err, ":3: webhook.pager.batch = \"many\": expected an integer"));
     assert_memory_equal(&c, &before, sizeof c);
-    assert_true(ini_load(&c, "[webhook.pager]\nurl = http://x/\nretries = 3\n", path, err,
-                         sizeof err) < 0);
+    assert_true(
+        ini_load(&c, "[webhook.pager]\nurl = http://x/\nretries = 3\n", path, err, sizeof err) < 0);
     assert_non_null(strstr(err, ":3: unknown key \"webhook.pager.retries\""));
     assert_true(ini_load(&c, "[webhook]\nurl = http://x/\n", path, err, sizeof err) < 0);
     assert_non_null(strstr(err, ":2: \"webhook.url\": expected webhook.NAME.key"));
@@ -1015,7 +1016,8 @@ static void test_webhook_env(void **state)
     assert_true(ls_config_apply_env(&c, no_name, err, sizeof err) < 0);
     assert_non_null(strstr(err, "unknown variable LASTSEEN_WEBHOOK_URL"));
     assert_true(ls_config_apply_env(&c, bad_value, err, sizeof err) < 0);
-    assert_non_null(strstr(err, "environment LASTSEEN_WEBHOOK_PAGER_BATCH: webhook.pager.batch = \"x\""));
+    assert_non_null(
+        strstr(err, "environment LASTSEEN_WEBHOOK_PAGER_BATCH: webhook.pager.batch = \"x\""));
     assert_memory_equal(&c, &before, sizeof c); /* the layer applies fully or not at all */
 }
 

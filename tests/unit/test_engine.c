@@ -1836,7 +1836,8 @@ static void test_scan_match(void **state)
         } while (cursor);
         for (int i = 0; i < 1000; i++) {
             int want = i % 7 == 0 && (filter < 0 || (i % 2 == 0) == (filter == 1));
-            if (s->orig[i] != want) fail_msg("filter %d: s%05d seen %d times", filter, i, s->orig[i]);
+            if (s->orig[i] != want)
+                fail_msg("filter %d: s%05d seen %d times", filter, i, s->orig[i]);
         }
     }
     /* max_scan counts slots, matching or not: 1000 slots, 50 a call. */

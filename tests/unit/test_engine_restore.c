@@ -190,8 +190,14 @@ static void test_restore_inactive_and_fields(void **state)
     (void)state;
     captured c = {0};
     ls_engine *e = make(&c);
-    ls_device_state st = {.type = "meter", .type_len = 5, .timeout_ms = 1234, .last_activity = 11,
-                          .last_connect = 22, .last_disconnect = 33, .inactivity_alarm = 44, .sessions = 2};
+    ls_device_state st = {.type = "meter",
+                          .type_len = 5,
+                          .timeout_ms = 1234,
+                          .last_activity = 11,
+                          .last_connect = 22,
+                          .last_disconnect = 33,
+                          .inactivity_alarm = 44,
+                          .sessions = 2};
     assert_int_equal(ls_engine_restore(e, "m", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
     const ls_device *d = ls_engine_find(e, "m", 1);
     assert_false(d->active);
@@ -314,22 +320,28 @@ static void test_restore_batch_matches_single(void **state)
     ls_now now = at(1000, WALL0);
     for (int i = 0; i < N; i++) {
         snprintf(ids[i], sizeof(ids[i]), "dev-%d", i);
-        items[i] = (ls_restore_item){.id = ids[i], .len = strlen(ids[i]),
-                                     .st = {.active = (uint8_t)(i % 3 != 0), .last_activity = WALL0 - i,
-                                            .timeout_ms = i % 5 ? 0 : 1000 + i, .sessions = (uint32_t)(i % 2),
-                                            .type = i % 7 ? NULL : "meter", .type_len = i % 7 ? 0 : 5}};
+        items[i] = (ls_restore_item){.id = ids[i],
+                                     .len = strlen(ids[i]),
+                                     .st = {.active = (uint8_t)(i % 3 != 0),
+                                            .last_activity = WALL0 - i,
+                                            .timeout_ms = i % 5 ? 0 : 1000 + i,
+                                            .sessions = (uint32_t)(i % 2),
+                                            .type = i % 7 ? NULL : "meter",
+                                            .type_len = i % 7 ? 0 : 5}};
     }
     items[N] = (ls_restore_item){.id = "bad\x01id", .len = 6, .st = {.active = 1}};
     items[N + 1] = (ls_restore_item){.id = "tmo", .len = 3, .st = {.timeout_ms = -5}};
     items[N + 2] = items[5]; /* a repeat replaces, as a single restore does */
     assert_int_equal(ls_engine_reserve(batch, N), 0);
-    assert_int_equal(ls_engine_restore_batch(batch, items, N + 3, LS_RESTART_GRACE, now, rcs), N + 1);
+    assert_int_equal(ls_engine_restore_batch(batch, items, N + 3, LS_RESTART_GRACE, now, rcs),
+                     N + 1);
     assert_int_equal(rcs[N], LS_EBADID);
     assert_int_equal(rcs[N + 1], LS_EINVAL);
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[N + 2], 0);
     for (int i = 0; i < N + 3; i++) {
-        int rc = ls_engine_restore(one, items[i].id, items[i].len, &items[i].st, LS_RESTART_GRACE, now);
+        int rc =
+            ls_engine_restore(one, items[i].id, items[i].len, &items[i].st, LS_RESTART_GRACE, now);
         assert_int_equal(rc, rcs[i]);
     }
     ls_engine_stats s1, s2;

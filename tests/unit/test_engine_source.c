@@ -351,8 +351,9 @@ static void test_restore_batch_attributes(void **state)
     (void)state;
     fx *f = make();
     unsigned a = (unsigned)ls_engine_source_add(f->e, "a", 1);
-    ls_restore_item it[2] = {{.id = "r1", .len = 2, .st = {.active = 1, .last_activity = WALL0 - 1000}},
-                             {.id = "r2", .len = 2, .st = {.active = 0, .last_activity = WALL0 - 1000}}};
+    ls_restore_item it[2] = {
+        {.id = "r1", .len = 2, .st = {.active = 1, .last_activity = WALL0 - 1000}},
+        {.id = "r2", .len = 2, .st = {.active = 0, .last_activity = WALL0 - 1000}}};
     assert_int_equal(ls_engine_restore_batch(f->e, it, 2, LS_RESTART_GRACE, at(0), NULL), 2);
     assert_int_equal(ls_device_source(ls_engine_find(f->e, ID("r1"))), LS_SOURCE_RESTORED);
     run(f, 0, 3000);
@@ -430,7 +431,9 @@ static void test_sessions_held(void **state)
     (void)state;
     fx *f = make();
     ls_engine_close(f->e);
-    ls_engine_config cfg = {.default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 3,
+    ls_engine_config cfg = {.default_timeout_ms = 60000,
+                            .max_clock_skew_ms = 5000,
+                            .seed = 3,
                             .session_timeout_ms = 1000};
     assert_int_equal(ls_engine_new(&f->e, &cfg, cb, f), 0);
     unsigned s = (unsigned)ls_engine_source_add(f->e, "mqtt", 1);

@@ -1,5 +1,5 @@
 /*
- * test_eventlog.c - unit tests for src/out/eventlog.c.
+ * test_eventlog.c - unit tests for src/core/eventlog.c.
  *
  * Each test works in its own mkdtemp directory under /tmp (removed after).
  * Covers seq recovery from the file's tail across reopen (and skipping
@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "out/eventlog.h"
+#include "core/eventlog.h"
 
 typedef struct fixture {
     char tmp[64];
@@ -88,8 +88,10 @@ static void put_file(const char *path, const char *text)
 /* An event line of about 100 bytes for seq. */
 static int line_of(char *buf, size_t len, uint64_t seq)
 {
-    return snprintf(buf, len, "{\"seq\":%llu,\"type\":\"ACTIVITY_EVENT\",\"device\":\"dev-%llu\",\"pad\":\"%040d\"}",
-                    (unsigned long long)seq, (unsigned long long)seq, 0);
+    return snprintf(
+        buf, len,
+        "{\"seq\":%llu,\"type\":\"ACTIVITY_EVENT\",\"device\":\"dev-%llu\",\"pad\":\"%040d\"}",
+        (unsigned long long)seq, (unsigned long long)seq, 0);
 }
 
 static int append(ls_eventlog *l, uint64_t seq)
@@ -120,7 +122,8 @@ static void test_append_and_recover(void **state)
     ls_eventlog l;
     assert_int_equal(ls_eventlog_open(&l, f->path, 0), 0);
     assert_int_equal(l.seq, 0);
-    for (uint64_t s = 1; s <= 3; s++) assert_int_equal(append(&l, s), 0);
+    for (uint64_t s = 1; s <= 3; s++)
+        assert_int_equal(append(&l, s), 0);
     assert_int_equal(l.written, 0); /* buffered, not yet written */
     assert_int_equal(ls_eventlog_flush(&l), 0);
     assert_int_equal(l.written, 3);
@@ -193,7 +196,8 @@ static void test_failed_write_then_file_replaced(void **state)
     assert_int_equal(ls_eventlog_reopen(&l), 0);
     assert_false(l.failed);
     assert_int_equal(l.seq, 0);
-    for (uint64_t s = 1; s <= 3; s++) assert_int_equal(append(&l, s), 0);
+    for (uint64_t s = 1; s <= 3; s++)
+        assert_int_equal(append(&l, s), 0);
     assert_int_equal(ls_eventlog_flush(&l), 0);
     assert_int_equal(l.written, 3);
     ls_eventlog_close(&l);
@@ -288,7 +292,8 @@ static void test_short_write_torn_line(void **state)
     struct rlimit old, lim;
     ls_eventlog l;
     assert_int_equal(ls_eventlog_open(&l, f->path, 0), 0);
-    for (uint64_t s = 1; s <= 3; s++) assert_int_equal(append(&l, s), 0);
+    for (uint64_t s = 1; s <= 3; s++)
+        assert_int_equal(append(&l, s), 0);
 
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -306,7 +311,8 @@ static void test_short_write_torn_line(void **state)
     assert_int_equal(st.st_size, (off_t)(2 * one + one / 2));
     assert_int_equal(ls_eventlog_reopen(&l), 0);
     assert_int_equal(l.seq, 2); /* the two complete lines count */
-    for (uint64_t s = 1; s <= 4; s++) assert_int_equal(append(&l, s), 0);
+    for (uint64_t s = 1; s <= 4; s++)
+        assert_int_equal(append(&l, s), 0);
     ls_eventlog_close(&l);
     assert_lines(f->path, 1, 4);
 }

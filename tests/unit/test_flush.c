@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "app/flush.h"
+#include "core/flush.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
@@ -372,7 +372,8 @@ static void test_flush_pass_with_commits_between(void **state)
             assert_int_equal(ls_store_batch_del_device(dels, "dev-04902", 9), 0);
             assert_int_equal(ls_engine_activity(e, "dev-04902", 9, 0, at(3000, WALL0 + 2500)), 0);
             commit_urgent(e, f, s, dels);
-            /* And activity only, after the commit: newer than it, in a chunk to come or the next pass. */
+            /* And activity only, after the commit: newer than it, in a chunk to come or the next
+             * pass. */
             ls_engine_activity(e, "dev-04850", 9, 0, at(4000, WALL0 + 3000));
         }
     }
@@ -410,8 +411,10 @@ static void test_flush_pass_with_commits_between(void **state)
         /* The store has the engine's state, except lastActivityTime of a
          * device changed after its chunk (the next pass writes it). */
         assert_int_equal(l.sessions[i], d->sessions);
-        if (!(d->flags & LS_DEV_DIRTY)) assert_int_equal(l.last[i], d->last_activity);
-        else assert_true(l.last[i] <= d->last_activity && l.last[i] >= WALL0 + 1000);
+        if (!(d->flags & LS_DEV_DIRTY))
+            assert_int_equal(l.last[i], d->last_activity);
+        else
+            assert_true(l.last[i] <= d->last_activity && l.last[i] >= WALL0 + 1000);
     }
     assert_true(fs.superseded > 0);
     /* The next pass catches up with what changed after its chunk. */
@@ -543,8 +546,8 @@ static void test_event_snapshots_tagged(void **state)
     ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     snap_ctx c = {.pending = ls_store_batch_new()};
     ls_engine *e;
-    ls_engine_config cfg = {.default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 11,
-                            .event_snapshots = 1};
+    ls_engine_config cfg = {
+        .default_timeout_ms = 60000, .max_clock_skew_ms = 5000, .seed = 11, .event_snapshots = 1};
     assert_int_equal(ls_engine_new(&e, &cfg, snapshot_cb, &c), 0);
     assert_int_equal(ls_flush_new(&c.f, e), 0);
     char id[32];

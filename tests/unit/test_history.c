@@ -1,5 +1,5 @@
 /*
- * test_history.c - unit tests of the fleet history ring (src/app/history.c):
+ * test_history.c - unit tests of the fleet history ring (src/core/history.c):
  * when samples are taken (first tick, then every step of monotonic time,
  * whatever the wall clock does), what they hold, and the ring's order and
  * wrap-around.
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "app/history.h"
+#include "core/history.h"
 
 static ls_engine_stats counts(uint64_t active, uint64_t inactive)
 {

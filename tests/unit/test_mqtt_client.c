@@ -1,6 +1,6 @@
 /*
  * test_mqtt_client.c - the reconnect backoff and the stoppable sleep of
- * src/in/mqtt_client.c (the broker side is tested black-box).
+ * src/mqtt/client.c (the broker side is tested black-box).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "app/config.h"
-#include "in/mqtt_client.h"
+#include "conf/config.h"
+#include "mqtt/client.h"
 
 /* Every delay lies in [d/2, d] for d = min(max, min * 2^attempt), and the
  * draws spread over that range (jitter), never all the same. */
@@ -25,6 +25,8 @@ static void test_backoff_bounds(void **state)
     ls_config_defaults(&c);
     c.mqtt_reconnect_min = 500;
     c.mqtt_reconnect_max = 30000;
+    ls_mqtt_opts o;
+    ls_config_mqtt_opts(&c, &o);
     unsigned seed = 12345;
     for (unsigned attempt = 0; attempt < 40; attempt++) {
         int64_t d = 500;
@@ -33,20 +35,22 @@ static void test_backoff_bounds(void **state)
         if (d > 30000) d = 30000;
         int64_t lo = INT64_MAX, hi = 0;
         for (int k = 0; k < 200; k++) {
-            int64_t v = ls_mqtt_backoff_ms(&c, attempt, &seed);
-            if (v < d - d / 2 || v > d) fail_msg("attempt %u: %lld outside [%lld, %lld]", attempt, (long long)v,
-                                                 (long long)(d - d / 2), (long long)d);
+            int64_t v = ls_mqtt_backoff_ms(&o, attempt, &seed);
+            if (v < d - d / 2 || v > d)
+                fail_msg("attempt %u: %lld outside [%lld, %lld]", attempt, (long long)v,
+                         (long long)(d - d / 2), (long long)d);
             if (v < lo) lo = v;
             if (v > hi) hi = v;
         }
         assert_true(hi - lo > d / 4); /* jittered */
     }
     /* A huge attempt count neither overflows nor passes the cap. */
-    assert_true(ls_mqtt_backoff_ms(&c, 4000000000u, &seed) <= 30000);
+    assert_true(ls_mqtt_backoff_ms(&o, 4000000000u, &seed) <= 30000);
     /* min above max: the cap wins. */
     c.mqtt_reconnect_min = 5000;
     c.mqtt_reconnect_max = 1000;
-    assert_true(ls_mqtt_backoff_ms(&c, 0, &seed) <= 1000);
+    ls_config_mqtt_opts(&c, &o);
+    assert_true(ls_mqtt_backoff_ms(&o, 0, &seed) <= 1000);
 }
 
 static double now_s(void)

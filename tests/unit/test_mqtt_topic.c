@@ -1,6 +1,6 @@
 /*
  * test_mqtt_topic.c - topic patterns with {device} and publish templates
- * (src/in/mqtt_topic.c): parsing, the subscription filter, MQTT matching
+ * (src/mqtt/topic.c): parsing, the subscription filter, MQTT matching
  * rules ('+', '#', '$' topics, empty levels) and id escaping.
  */
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "in/mqtt_topic.h"
+#include "mqtt/topic.h"
 
 static ls_topic_pattern *parse_ok(const char *s)
 {

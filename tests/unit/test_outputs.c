@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/metrics.h"
+#include "core/metrics.h"
 #include "engine/engine.h"
-#include "out/format.h"
-#include "out/prom.h"
+#include "core/format.h"
+#include "core/prom.h"
 #include "out/webhook.h"
 
 /* ---- webhook signature and back-off ----------------------------------- */
@@ -33,14 +33,16 @@ static void test_sign_rfc4231(void **state)
     /* RFC 4231, test case 2. */
     const char *data = "what do ya want for nothing?";
     assert_int_equal(ls_webhook_sign("Jefe", 4, data, strlen(data), sig), 0);
-    assert_string_equal(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assert_string_equal(sig,
+                        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 
     /* Test case 6: a key longer than the block size (131 bytes of 0xaa). */
     char key[131];
     memset(key, 0xaa, sizeof key);
     const char *big = "Test Using Larger Than Block-Size Key - Hash Key First";
     assert_int_equal(ls_webhook_sign(key, sizeof key, big, strlen(big), sig), 0);
-    assert_string_equal(sig, "sha256=60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    assert_string_equal(sig,
+                        "sha256=60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
     assert_int_equal(strlen(sig), LS_WEBHOOK_SIG_LEN - 1);
 }
 
@@ -62,7 +64,8 @@ static void test_sign_body(void **state)
     assert_string_not_equal(a, b);
     assert_int_equal(ls_webhook_sign("s3cret", 6, "", 0, b), 0);
     /* python3: hmac.new(b"s3cret", b"", hashlib.sha256).hexdigest() */
-    assert_string_equal(b, "sha256=91dfac70c5348b04e1babb8b421ac92cec08b565b49ca16130dccb72503647b7");
+    assert_string_equal(b,
+                        "sha256=91dfac70c5348b04e1babb8b421ac92cec08b565b49ca16130dccb72503647b7");
 }
 
 static void test_backoff(void **state)
@@ -95,14 +98,16 @@ static void test_prom_escaping(void **state)
     (void)state;
 
     ls_buf_init(&b, 1 << 16);
-    ls_prom_family(&b, "x_total", "counter", "Help with a \\ backslash\nand a newline, \"quotes\" kept.");
+    ls_prom_family(&b, "x_total", "counter",
+                   "Help with a \\ backslash\nand a newline, \"quotes\" kept.");
     const char *l[] = {"path", "a\\b\"c\nd", "k", "", NULL};
     ls_prom_u64(&b, "x_total", l, 18446744073709551615ULL);
     ls_prom_i64(&b, "y", NULL, -5);
-    assert_string_equal(b.p, "# HELP x_total Help with a \\\\ backslash\\nand a newline, \"quotes\" kept.\n"
-                             "# TYPE x_total counter\n"
-                             "x_total{path=\"a\\\\b\\\"c\\nd\",k=\"\"} 18446744073709551615\n"
-                             "y -5\n");
+    assert_string_equal(
+        b.p, "# HELP x_total Help with a \\\\ backslash\\nand a newline, \"quotes\" kept.\n"
+             "# TYPE x_total counter\n"
+             "x_total{path=\"a\\\\b\\\"c\\nd\",k=\"\"} 18446744073709551615\n"
+             "y -5\n");
     ls_buf_free(&b);
 }
 
@@ -113,8 +118,8 @@ static void test_prom_seconds(void **state)
     static const struct {
         uint64_t ns;
         const char *text;
-    } cases[] = {{0, "0"},           {1, "0.000000001"},       {1500000, "0.0015"},
-                 {1000000000, "1"}, {2500000000u, "2.5"},      {123456789012, "123.456789012"},
+    } cases[] = {{0, "0"},          {1, "0.000000001"},   {1500000, "0.0015"},
+                 {1000000000, "1"}, {2500000000u, "2.5"}, {123456789012, "123.456789012"},
                  {100000, "0.0001"}};
     ls_buf_init(&b, 256);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -193,8 +198,8 @@ static void test_routes(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(ls_route_name(ls_route_of(cases[i].path)), cases[i].route) != 0)
-            fail_msg("%s: route %s, want %s", cases[i].path, ls_route_name(ls_route_of(cases[i].path)),
-                     cases[i].route);
+            fail_msg("%s: route %s, want %s", cases[i].path,
+                     ls_route_name(ls_route_of(cases[i].path)), cases[i].route);
     assert_string_equal(ls_route_name((ls_route)999), "other");
 }
 
@@ -236,7 +241,7 @@ static void test_sources(void **state)
     assert_int_equal(ls_metrics_source(m, "udp"), -ENOSPC);
     ls_metrics_activities(m, http, 5);
     ls_metrics_activities(m, http, 0);
-    ls_metrics_activities(m, -1, 7);          /* ignored */
+    ls_metrics_activities(m, -1, 7);             /* ignored */
     ls_metrics_activities(m, LS_SOURCES_MAX, 7); /* ignored */
     assert_int_equal(ls_metrics_get(&m->activities[http]), 5);
     ls_metrics_rejected(m, 1, LS_REJECT_TOO_LARGE, 2);
@@ -245,7 +250,8 @@ static void test_sources(void **state)
     assert_string_equal(ls_reject_name(LS_REJECT_DEVICE_LIMIT), "device_limit");
     ls_metrics_http(m, LS_ROUTE_DEVICE, "PUT", 201);
     ls_metrics_http(m, (ls_route)500, "BREW", 418);
-    assert_int_equal(ls_metrics_get(&m->http[LS_ROUTE_DEVICE][ls_method_index("PUT")][ls_code_index(201)]), 1);
+    assert_int_equal(
+        ls_metrics_get(&m->http[LS_ROUTE_DEVICE][ls_method_index("PUT")][ls_code_index(201)]), 1);
     assert_int_equal(ls_metrics_get(&m->http[LS_ROUTE_OTHER][LS_METHODS - 1][LS_CODES - 1]), 1);
     free(m);
 }
@@ -304,7 +310,8 @@ static void test_event_peek(void **state)
         seen[t]++;
         assert_non_null(strstr(l.b[i].p, ls_event_name((ls_event_type)t)));
     }
-    for (int t = 0; t <= LS_EV_DISCONNECT; t++) /* the engine's own; alarm events come from alarming.c */
+    for (int t = 0; t <= LS_EV_DISCONNECT;
+         t++) /* the engine's own; alarm events come from alarming.c */
         assert_true(seen[t] > 0);
 
     /* Lines of another shape are refused, never misread. */
@@ -319,8 +326,10 @@ static void test_event_peek(void **state)
         "{\"type\":\"ACTIVITY_EVENT\",\"seq\":1,\"device\":\"x\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (ls_format_event_peek(bad[i], strlen(bad[i]), &dev, &dev_len) != -1) fail_msg("accepted %s", bad[i]);
-    const char *ok = "{\"seq\":12,\"type\":\"DISCONNECT_EVENT\",\"device\":\"a\\\\\\\"b\",\"ts\":1}";
+        if (ls_format_event_peek(bad[i], strlen(bad[i]), &dev, &dev_len) != -1)
+            fail_msg("accepted %s", bad[i]);
+    const char *ok =
+        "{\"seq\":12,\"type\":\"DISCONNECT_EVENT\",\"device\":\"a\\\\\\\"b\",\"ts\":1}";
     assert_int_equal(ls_format_event_peek(ok, strlen(ok), &dev, &dev_len), LS_EV_DISCONNECT);
     assert_int_equal(dev_len, 8);
     assert_memory_equal(dev, "\"a\\\\\\\"b\"", 8);
@@ -336,11 +345,11 @@ static void test_event_peek(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_rfc4231),  cmocka_unit_test(test_sign_body),
-        cmocka_unit_test(test_backoff),       cmocka_unit_test(test_prom_escaping),
-        cmocka_unit_test(test_prom_seconds),  cmocka_unit_test(test_prom_histogram),
-        cmocka_unit_test(test_routes),        cmocka_unit_test(test_methods_codes),
-        cmocka_unit_test(test_sources),       cmocka_unit_test(test_event_peek),
+        cmocka_unit_test(test_sign_rfc4231), cmocka_unit_test(test_sign_body),
+        cmocka_unit_test(test_backoff),      cmocka_unit_test(test_prom_escaping),
+        cmocka_unit_test(test_prom_seconds), cmocka_unit_test(test_prom_histogram),
+        cmocka_unit_test(test_routes),       cmocka_unit_test(test_methods_codes),
+        cmocka_unit_test(test_sources),      cmocka_unit_test(test_event_peek),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

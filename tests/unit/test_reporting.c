@@ -1,5 +1,5 @@
 /*
- * test_reporting.c - the activity reporting strategies (src/in/reporting.c)
+ * test_reporting.c - the activity reporting strategies (src/engine/reporting.c)
  * in front of a real engine, on a fake clock: for each strategy, what
  * reaches the engine, when, and with which time; the FIRST edge case (a
  * deferred activity after an empty period is recorded, never re-activates);
@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
-#include "in/reporting.h"
+#include "engine/reporting.h"
 
 #define MONO0 1000LL
 #define WALL0 1700000000000LL
@@ -277,7 +277,8 @@ static void test_forget_and_errors(void **state)
     assert_non_null(ls_engine_find(f->e, "a", 1));
     /* state.max_devices is enforced when the activity arrives. */
     assert_int_equal(send_ts(f, "b", 0), LS_EFULL);
-    ls_activity batch[3] = {{.id = "a", .len = 1}, {.id = "b", .len = 1}, {.id = "a", .len = 1, .ts = -1}};
+    ls_activity batch[3] = {
+        {.id = "a", .len = 1}, {.id = "b", .len = 1}, {.id = "a", .len = 1, .ts = -1}};
     int rcs[3];
     assert_int_equal(ls_reporter_activity_batch(f->r, batch, 3, f->now, rcs), 1);
     assert_int_equal(rcs[0], 0);

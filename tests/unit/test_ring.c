@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "app/ring.h"
+#include "base/ring.h"
 
 /* Values are never NULL: encode (producer, counter) as producer << 32 | counter + 1. */
 #define VAL(p, i) ((void *)(uintptr_t)(((uint64_t)(p) << 32) | ((uint64_t)(i) + 1)))

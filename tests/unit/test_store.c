@@ -1246,8 +1246,13 @@ static void test_device_c8y_roundtrip(void **state)
     fixture *f = *state;
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_device d = {.id = "c8y", .id_len = 3, .type = "meter", .type_len = 5, .has_c8y = 1,
-                         .response_interval = -32768, .last_activity = 5};
+    ls_store_device d = {.id = "c8y",
+                         .id_len = 3,
+                         .type = "meter",
+                         .type_len = 5,
+                         .has_c8y = 1,
+                         .response_interval = -32768,
+                         .last_activity = 5};
     assert_int_equal(ls_store_batch_put_device(b, &d), 0);
     d.id = "c8y2";
     d.id_len = 4;
@@ -1299,8 +1304,13 @@ static void test_types_roundtrip(void **state)
     fixture *f = *state;
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_type a = {.name = "alpha", .name_len = 5, .timeout_ms = 60000, .has_ri = 1, .response_interval = -3,
-                       .monitored = 1, .severity = 3};
+    ls_store_type a = {.name = "alpha",
+                       .name_len = 5,
+                       .timeout_ms = 60000,
+                       .has_ri = 1,
+                       .response_interval = -3,
+                       .monitored = 1,
+                       .severity = 3};
     ls_store_type z = {.name = "zulu", .name_len = 4, .monitored = -1, .severity = 1};
     ls_store_type gone = {.name = "gone", .name_len = 4, .monitored = 0};
     assert_int_equal(ls_store_batch_put_type(b, &a), 0);
@@ -1356,8 +1366,16 @@ static void test_alarms_roundtrip(void **state)
     ls_store *s = open_ok(f, MIB, 0);
     assert_int_equal(ls_store_alarm_last_id(s), 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_alarm a = {.id = 300, .source = "dev-1", .source_len = 5, .time = 11, .first = 10, .since = 9,
-                        .updated = 12, .count = 4, .status = 1, .severity = 2};
+    ls_store_alarm a = {.id = 300,
+                        .source = "dev-1",
+                        .source_len = 5,
+                        .time = 11,
+                        .first = 10,
+                        .since = 9,
+                        .updated = 12,
+                        .count = 4,
+                        .status = 1,
+                        .severity = 2};
     assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
     a.id = 2; /* a lower id later: key order is id order */
     a.source = "dev-2";

@@ -20,10 +20,10 @@
 
 typedef struct item {
     ls_wheel_entry e;
-    int64_t want;   /* expiry, or -1 when not armed */
-    int64_t fired;  /* time fired at, -1 if not */
+    int64_t want;  /* expiry, or -1 when not armed */
+    int64_t fired; /* time fired at, -1 if not */
     int fire_count;
-    uint32_t h;     /* wheel handle, 0 until first used */
+    uint32_t h; /* wheel handle, 0 until first used */
 } item;
 
 /* Handles: every item the tests use gets the next one on first use. */
@@ -127,7 +127,7 @@ static void test_remove_and_move(void **state)
     ls_wheel_add(&w, H(&c), 70);
     ls_wheel_remove(&w, H(&a));
     assert_false(ls_wheel_armed(&a.e));
-    ls_wheel_remove(&w, H(&a)); /* idempotent */
+    ls_wheel_remove(&w, H(&a));      /* idempotent */
     ls_wheel_add(&w, H(&b), 100000); /* moved out */
     ls_wheel_add(&w, H(&c), 30);     /* moved in */
     assert_int_equal(w.count, 2);
@@ -196,7 +196,8 @@ static void test_random_against_reference(void **state)
     ls_wheel w;
     int64_t now = (int64_t)(rnd() % 100000);
     wheel_init(&w, now);
-    for (int i = 0; i < N; i++) items[i] = (item){.want = -1, .fired = -1};
+    for (int i = 0; i < N; i++)
+        items[i] = (item){.want = -1, .fired = -1};
     for (int round = 0; round < 2000; round++) {
         /* Arm, move or cancel some entries. */
         for (int k = 0; k < 20; k++) {
@@ -269,17 +270,24 @@ static int64_t ahead_target(int64_t now, int m, int ahead)
 static int64_t long_target(int64_t now)
 {
     switch (rnd() % 8) {
-    case 0: return now + 1 + (int64_t)(rnd() % 100);
-    case 1: return now + 1 + (int64_t)(rnd() % 5000);
-    case 2: return now + 1 + (int64_t)(rnd() % 300000);
-    case 3: return now + 1 + (int64_t)(rnd() % 20000000);
-    case 4: return now - (int64_t)(rnd() % 10); /* past: fires next ms */
-    case 5: return ahead_target(now, (int)(rnd() % 4), 2);
+    case 0:
+        return now + 1 + (int64_t)(rnd() % 100);
+    case 1:
+        return now + 1 + (int64_t)(rnd() % 5000);
+    case 2:
+        return now + 1 + (int64_t)(rnd() % 300000);
+    case 3:
+        return now + 1 + (int64_t)(rnd() % 20000000);
+    case 4:
+        return now - (int64_t)(rnd() % 10); /* past: fires next ms */
+    case 5:
+        return ahead_target(now, (int)(rnd() % 4), 2);
     case 6: {
         int shift = (int)(1 + rnd() % 4) * LS_WHEEL_BITS;
         return (int64_t)((((uint64_t)now >> shift) + 1) << shift) - 1 + (int64_t)(rnd() % 3);
     }
-    default: return ahead_target(now, (int)(rnd() % 4), 1);
+    default:
+        return ahead_target(now, (int)(rnd() % 4), 1);
     }
 }
 
@@ -313,9 +321,12 @@ static void long_cb(void *ud, uint32_t h, int64_t t)
     it->want = -1;
     long_armed--;
     uint64_t op = rnd() % 8;
-    if (op < 4) long_arm(it, t);                               /* re-arm itself */
-    else if (op == 4) long_disarm(&long_items[rnd() % LONG_N]); /* maybe due now too */
-    else if (op == 5) long_arm(&long_items[rnd() % LONG_N], t); /* arm or move another */
+    if (op < 4)
+        long_arm(it, t); /* re-arm itself */
+    else if (op == 4)
+        long_disarm(&long_items[rnd() % LONG_N]); /* maybe due now too */
+    else if (op == 5)
+        long_arm(&long_items[rnd() % LONG_N], t); /* arm or move another */
 }
 
 static void long_check(int64_t now)
@@ -343,8 +354,10 @@ static void long_ops(int64_t now, int k)
 {
     for (int j = 0; j < k; j++) {
         item *it = &long_items[rnd() % LONG_N];
-        if (rnd() % 4) long_arm(it, now);
-        else long_disarm(it);
+        if (rnd() % 4)
+            long_arm(it, now);
+        else
+            long_disarm(it);
     }
 }
 
@@ -461,7 +474,8 @@ static void test_moves_per_tick_bounded(void **state)
         moved = b.w.moved - moved;
         if (moved > f && moved - f > worst) worst = moved - f;
     }
-    print_message("most entries moved in one ms, beyond those fired: %llu\n", (unsigned long long)worst);
+    print_message("most entries moved in one ms, beyond those fired: %llu\n",
+                  (unsigned long long)worst);
     assert_int_equal(b.bad, 0);
     assert_int_equal(b.w.count, BIG_N);
     assert_true(fired > 2 * (uint64_t)BIG_N);

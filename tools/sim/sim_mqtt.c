@@ -161,8 +161,8 @@ int sim_mqtt_open(sim_out **out, const char *url, const char *topic, const char 
     /* Start only once connected, so the first ticks are not lost. */
     for (int waited = 0; !__atomic_load_n(&q->connected, __ATOMIC_ACQUIRE); waited += 10) {
         if (waited >= CONNECT_WAIT_MS) {
-            fprintf(stderr, "lastseen-sim: MQTT %s:%d: not connected after %d ms\n", q->host, q->port,
-                    CONNECT_WAIT_MS);
+            fprintf(stderr, "lastseen-sim: MQTT %s:%d: not connected after %d ms\n", q->host,
+                    q->port, CONNECT_WAIT_MS);
             mqtt_close(&q->base);
             return -ETIMEDOUT;
         }

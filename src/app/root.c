@@ -1,0 +1,106 @@
+/*
+ * root.c - the composition root: opens the core (core/daemon.h), starts the
+ * adapters around it (HTTP API, UDP and MQTT inputs, webhook and MQTT
+ * sinks) in the order that keeps every promise of theirs, runs the main
+ * loop and stops everything in the reverse order.
+ *
+ * Start: the core opens the store first; HTTP starts next so /healthz says
+ * "starting" while the devices load (ls_core_start()); the inputs come once
+ * the shards run, the sinks last.  Stop: the MQTT input first (what it read
+ * is applied before the final commit), then the requests that wait for a
+ * commit get it, HTTP stops, the other inputs, the shards drain, the sinks
+ * stop (their last acknowledgements are saved) and the core closes.
+ */
+#include "app/root.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "core/shards.h"
+#include "in/mqtt.h"
+#include "in/udp.h"
+#include "out/mqtt_pub.h"
+#include "out/webhook.h"
+
+int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
+{
+    int rc;
+    if ((rc = ls_core_open(d, cfg)) < 0) return rc;
+    if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
+    if ((rc = ls_core_start(d)) < 0) return rc;
+    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
+    if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
+    if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
+    if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
+        (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
+        return rc;
+    ls_core_ready(d);
+    ls_info("daemon",
+            "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms "
+            "monitor_by_default=%s "
+            "http.reporting_strategy=%s events seq=%llu",
+            LS_VERSION, cfg->data_dir, d->shards->n,
+            (long long)cfg->state_default_inactivity_timeout,
+            cfg->state_monitor_by_default ? "true" : "false",
+            ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy),
+            (unsigned long long)d->seq);
+    return 0;
+}
+
+int ls_daemon_run(ls_daemon *d)
+{
+    for (;;) {
+        int64_t next = ls_core_tick(d);
+        int64_t wait_ns = next * 1000000 - ls_clock_mono_ns();
+        if (wait_ns < 0) wait_ns = 0;
+        struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
+        struct pollfd fds[2] = {{.fd = d->signal_fd, .events = POLLIN},
+                                {.fd = d->wake_fd, .events = POLLIN}};
+        int n = ppoll(fds, 2, &ts, NULL);
+        if (n < 0 && errno != EINTR) {
+            ls_error("daemon", "ppoll: %s", strerror(errno));
+            return -errno;
+        }
+        if (n > 0 && (fds[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                ls_info("daemon", "signal %u: stopping", si.ssi_signo);
+                return 0;
+            }
+        }
+        if (n > 0 && (fds[1].revents & POLLIN)) {
+            uint64_t v;
+            ssize_t r = read(d->wake_fd, &v, sizeof(v));
+            (void)r;
+        }
+    }
+}
+
+void ls_daemon_stop(ls_daemon *d)
+{
+    ls_mqtt_stop(d->mqtt);     /* first: what it read is applied before the final commit */
+    ls_core_commit_waiting(d); /* requests waiting for a commit get their real answer */
+    ls_http_stop(d->http);
+    ls_mqtt_free(d->mqtt); /* HTTP threads read its counters until here */
+    d->mqtt = NULL;
+    ls_udp_stop(d->udp);
+    d->udp = NULL;
+    ls_core_stop_ingest(d);
+    /* Sinks before the store closes, so that their last acknowledgements are saved. */
+    ls_webhooks_stop(d->webhooks);
+    d->webhooks = NULL;
+    ls_mqtt_pub_stop(d->mqtt_pub);
+    d->mqtt_pub = NULL;
+    ls_core_stop_committer(d); /* its last commit hook finds HTTP stopped */
+    ls_http_free(d->http);
+    d->http = NULL;
+    ls_core_close(d);
+}

@@ -1,0 +1,192 @@
+/*
+ * daemon.h - the running daemon: its shards, the global lock, sinks, loop.
+ *
+ * Threads.  The devices live in engine.shards shards (core/shards.h), each
+ * one pure engine with its own table and timing wheel, written by one
+ * worker thread that applies queued activity batches and fires its wheel.
+ * libmicrohttpd's threads serve the API; the main thread runs the loop of
+ * the history and alarm pruning; the committer
+ * thread writes the store (persist.c); with MQTT on, one thread reads the
+ * broker (src/in/mqtt.c) and with UDP on, one thread reads the socket:
+ * both feed the shards' queues.  Outputs add one thread for all webhooks
+ * (out/webhook.c) and one that wakes event streams (api/stream.c); neither
+ * touches an engine.
+ *
+ * Locks.  Each shard has a mutex; the daemon has one global `lock` for
+ * what is shared: the event seq and the outbox (pending batch), alarms,
+ * history, sinks (each shard's HTTP reporter is under its shard's mutex).  Order: shard mutexes in
+ * index order, then `lock`.  ls_daemon_lock() takes every shard and the global lock (global
+ * operations: stats, types, MQTT source transitions); ls_daemon_lock_id() takes one device's shard
+ * and the global lock (device routes); a shard worker, and HTTP bulk (ls_shards_apply()), hold one
+ * shard for one batch and take the global lock only when its engine emits
+ * an event.  So every event gets its seq under the global lock,
+ * seqs are strictly increasing, and an event is in the same pending batch
+ * as the device state that caused it.
+ */
+#ifndef LS_DAEMON_H
+#define LS_DAEMON_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "conf/config.h"
+#include "core/flush.h"
+#include "core/history.h"
+#include "core/metrics.h"
+#include "core/stats.h"
+#include "engine/alarms.h"
+#include "engine/engine.h"
+#include "engine/reporting.h"
+#include "core/eventlog.h"
+#include "store/store.h"
+
+struct ls_webhooks;
+struct ls_streams;
+
+/* A durable event consumer besides the events file (see persist.h). */
+#define LS_SINKS_MAX 32
+#define LS_SINK_NAME_MAX 64
+typedef struct ls_sink {
+    char name[LS_SINK_NAME_MAX];
+    uint64_t acked; /* last seq the sink reported delivered */
+    uint64_t saved; /* last cursor written to the store */
+    int behind;     /* holding events older than events.retention */
+} ls_sink;
+
+typedef struct ls_daemon {
+    ls_config cfg;
+    struct ls_shards *shards; /* the engines (shards.h) */
+    int locked;               /* under lock: -1 every shard held, else the one shard held */
+    uint64_t devices;         /* atomic: devices of every shard, for state.max_devices */
+    ls_eventlog events;
+    pthread_mutex_t lock;
+    int wake_fd;     /* eventfd: wakes the timer loop */
+    int signal_fd;   /* signalfd: SIGINT, SIGTERM */
+    int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
+    int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
+    int64_t started_wall;
+    struct ls_http *http;
+    struct ls_udp *udp;                    /* NULL unless udp.listen is set */
+    ls_alarms *alarms;                     /* unavailability alarms (alarming.c), under lock */
+    uint64_t events_by_type[LS_EV__COUNT]; /* events logged since start, under lock */
+    int64_t alarm_prune_mono;              /* timer loop: last alarms.retention pass */
+    struct ls_mqtt *mqtt;                  /* MQTT input (src/in/mqtt.c), NULL when off */
+    struct ls_mqtt_pub *mqtt_pub;          /* MQTT event publisher (src/out/mqtt_pub.c) */
+
+    /* Durability (persist.c).  Fields below `lock` are guarded by it, except
+     * where noted. */
+    ls_store *store;
+    ls_store_batch *pending; /* the outbox and changes of the next commit */
+    ls_store_batch *spare;
+    ls_buf line;            /* formatting buffer for event lines */
+    uint64_t seq;           /* last event seq assigned */
+    uint64_t pending_gen;   /* generation `pending` will commit as */
+    uint64_t committed_gen; /* last generation on disk and delivered */
+    int want_commit;
+    int stopping;
+    int committer_gone;
+    int committer_running;
+    pthread_t committer;
+    pthread_cond_t work_cv;   /* wakes the committer */
+    pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
+    uint64_t delivered;       /* committer thread: last seq given to the sinks */
+    int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
+    int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
+    uint64_t commits, commit_ns, persist_errors; /* atomic */
+    ls_flush *flush;                             /* committer thread: flush passes (flush.c) */
+    ls_flush_stats flush_stats;                  /* the last pass's figures, under `lock` */
+
+    /* Sinks other than the events file (persist.c), under `lock`. */
+    ls_sink sinks[LS_SINKS_MAX];
+    int nsinks;
+    uint64_t committed_seq; /* every event <= it is in the store */
+    pthread_cond_t sink_cv; /* broadcast when committed_seq moves */
+    uint64_t pruned_upto;   /* committer thread: outbox holds seq > it */
+    uint64_t pruned_events; /* total pruned by retention */
+    uint64_t sinks_behind;  /* sinks holding events past events.retention */
+    int64_t last_mark_wall; /* committer thread: last retention mark */
+    int64_t last_retention_mono;
+    int events_behind; /* the events file, like ls_sink.behind */
+    int cvs_ready;     /* the condition variables exist */
+    int ready;         /* atomic: devices loaded, API open */
+    /* Called by the committer, without `lock`, after each commit with the
+     * committed generation: the HTTP server answers requests waiting on it. */
+    void (*on_commit)(void *ud, uint64_t gen);
+    void *on_commit_ud;
+    uint64_t loaded;   /* atomic: devices restored so far */
+    int commit_fds[4]; /* eventfds written when committed_seq moves (persist.h) */
+    int ncommit_fds;
+
+    /* Outputs. */
+    ls_metrics metrics;           /* counters for /metrics (metrics.h) */
+    int http_source;              /* this input's id in metrics */
+    struct ls_webhooks *webhooks; /* NULL without [webhook.*] sections */
+    struct ls_streams *streams;   /* /api/v1/events/stream (api/stream.c) */
+
+    ls_history history; /* fleet counts every 10 s, under `lock` */
+
+    /* Adapters' figures (stats.h): written before ready, read-only after. */
+    ls_stats_port stats_ports[LS_STATS_PORTS_MAX];
+    int nstats_ports;
+} ls_daemon;
+
+/*
+ * The core's life cycle, driven by the composition root (app/root.c):
+ * ls_core_open() sets up the engine shards, the alarms, the event log and
+ * opens the store (the API may start after it and answer "starting");
+ * ls_core_start() restores the devices, starts the committer and the shard
+ * workers; ls_core_ready() opens the API for requests.  ls_core_tick() is
+ * one turn of the main loop (history, alarm pruning) and returns the mono
+ * ms of the next.  Stopping: ls_core_commit_waiting() commits what requests
+ * wait for, ls_core_stop_ingest() drains and stops the shard workers,
+ * ls_core_stop_committer() makes the final commit and stops the committer
+ * (its last commit hook runs then: the API must be stopped, not yet freed),
+ * ls_core_close() frees the rest.
+ */
+int ls_core_open(ls_daemon *d, const ls_config *cfg);
+int ls_core_start(ls_daemon *d);
+void ls_core_ready(ls_daemon *d);
+int64_t ls_core_tick(ls_daemon *d);
+void ls_core_commit_waiting(ls_daemon *d);
+void ls_core_stop_ingest(ls_daemon *d);
+void ls_core_stop_committer(ls_daemon *d);
+void ls_core_close(ls_daemon *d);
+
+/* Enter/leave the critical section of every shard and the global state;
+ * leaving wakes the loops whose next deadline moved earlier, and the
+ * committer if events wait. */
+void ls_daemon_lock(ls_daemon *d);
+void ls_daemon_unlock(ls_daemon *d);
+
+/* Enters the critical section of one device's shard and the global state
+ * and returns that shard's engine; ls_daemon_unlock() and the commit
+ * variants below leave it.  For calls that touch one device only. */
+ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len);
+
+/* The engine owning a device (any thread; use it under the right lock). */
+ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len);
+
+/* Leaves the critical section once everything changed in it is committed
+ * to the store and its events delivered: for changes the API acknowledges. */
+void ls_daemon_commit_unlock(ls_daemon *d);
+
+/* Leaves the critical section at once, asking for a commit of everything
+ * changed in it; returns the generation that commit will have.  The change
+ * is durable once ls_daemon_committed_gen() reaches it (on_commit says when). */
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
+uint64_t ls_daemon_committed_gen(ls_daemon *d);
+
+/* Under the lock: wakes the workers of the shards held whose next
+ * deadline (wheel or reporter) moved earlier than the time they sleep until (for
+ * daemon.c and persist.c). */
+void ls_daemon__wake_timer(ls_daemon *d);
+
+/* Under the global lock, just before it is released: releases the shard
+ * locks that ls_daemon_lock() or ls_daemon_lock_id() took (`held` is the
+ * value d->locked had), for persist.c's commit variants. */
+void ls_daemon__release_shards(ls_daemon *d, int held);
+
+/* An event from an engine, under the global lock: seq, outbox, alarms. */
+void ls_daemon__event(ls_daemon *d, const ls_event *ev);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * eventlog.c - append-only JSON-lines event log.
+ *
+ * Each event becomes one line `{"seq":..,...}\n`.  Lines are formatted into
+ * a buffer as the committer hands them over and written with one write(2)
+ * per flush; a burst (a fleet expiring in one tick) is written every 1 MiB.
+ * The buffer is capped at 256 MiB; a line that does not fit is refused and
+ * offered again by the caller.
+ *
+ * seq strictly increases across restarts: at open, the tail of the file is
+ * read back to find the last complete line and its seq.  A last line
+ * without its newline is a torn write from a crash and is truncated away.
+ *
+ * Failures.  The log is not the durable copy of the events (the store's
+ * outbox is), so it keeps no backlog of its own: when a write fails (disk
+ * full, an I/O error, a path that points at a device that refuses writes)
+ * the lines not yet complete in the file are dropped, `seq` goes back to
+ * the last seq known to be in the file, and the log is marked failed.  The
+ * caller retries later with ls_eventlog_reopen(), which opens the path
+ * afresh and reads its tail again, and then offers the missing lines again
+ * from the outbox.  Reopening the path rather than retrying on the old
+ * descriptor is what lets an operator repair the situation by replacing
+ * the file, and it cuts a line that a short write left torn.
+ *
+ * Rotation.  ls_eventlog_moved() tells whether the path still names the
+ * open file (one stat(2)); the caller checks it now and then and reopens,
+ * so `mv events.jsonl events.jsonl.1` is enough to rotate: the next lines
+ * go to a new events.jsonl, and seq continues after the old file's last.
+ */
+#include "core/eventlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "base/log.h"
+
+#define TAIL_MAX 65536
+#define PENDING_MAX ((size_t)256 << 20)
+#define FLUSH_AT ((size_t)1 << 20)
+
+/*
+ * Finds the seq of the last complete line of the open file `fd` (0 if it has
+ * none) and truncates a torn tail.  A last line that is not an event is
+ * -EINVAL (logged at `level`): the next seq cannot be known.
+ */
+static int recover_tail(int fd, const char *path, int level, uint64_t *seq_out)
+{
+    struct stat st;
+    *seq_out = 0;
+    if (fstat(fd, &st) < 0) return -errno;
+    off_t size = st.st_size;
+    if (size == 0) return 0;
+    size_t n = size < TAIL_MAX ? (size_t)size : TAIL_MAX;
+    char *tail = malloc(n + 1);
+    if (!tail) return -ENOMEM;
+    ssize_t got = pread(fd, tail, n, size - (off_t)n);
+    if (got != (ssize_t)n) {
+        free(tail);
+        return got < 0 ? -errno : -EIO;
+    }
+    /* end = one past the last newline */
+    size_t end = n;
+    while (end > 0 && tail[end - 1] != '\n')
+        end--;
+    if (end < n) {
+        ls_warn("eventlog", "%s: cutting a torn last line of %zu bytes", path, n - end);
+        if (ftruncate(fd, size - (off_t)(n - end)) < 0) {
+            int err = errno;
+            free(tail);
+            return -err;
+        }
+    }
+    if (end > 0) {
+        size_t start = end - 1;
+        while (start > 0 && tail[start - 1] != '\n')
+            start--;
+        json_error_t jerr;
+        json_t *line = json_loadb(tail + start, end - 1 - start, 0, &jerr);
+        json_t *seq = line ? json_object_get(line, "seq") : NULL;
+        if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
+            ls_log(level, "eventlog",
+                   "%s: last line is not an event (%s); refusing to guess the next seq", path,
+                   line ? "no seq" : jerr.text);
+            json_decref(line);
+            free(tail);
+            return -EINVAL;
+        }
+        *seq_out = (uint64_t)json_integer_value(seq);
+        json_decref(line);
+    }
+    free(tail);
+    return 0;
+}
+
+/* Opens l->path into l->fd and recovers its tail.  0 or a negative errno, logged at `level`. */
+static int open_path(ls_eventlog *l, int level, uint64_t *file_seq)
+{
+    int fd = open(l->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        ls_log(level, "eventlog", "cannot open %s: %s", l->path, strerror(err));
+        return -err;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : recover_tail(fd, l->path, level, file_seq);
+    if (rc < 0) {
+        if (rc != -EINVAL) ls_log(level, "eventlog", "cannot read %s: %s", l->path, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    l->fd = fd;
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    return 0;
+}
+
+int ls_eventlog_open(ls_eventlog *l, const char *path, int to_stdout)
+{
+    *l = (ls_eventlog){.fd = -1, .to_stdout = to_stdout};
+    ls_buf_init(&l->pending, PENDING_MAX);
+    if (snprintf(l->path, sizeof(l->path), "%s", path) >= (int)sizeof(l->path)) {
+        ls_error("eventlog", "events file path too long (%zu bytes)", strlen(path));
+        return -ENAMETOOLONG;
+    }
+    uint64_t file_seq = 0;
+    int rc = open_path(l, LS_LOG_ERROR, &file_seq);
+    if (rc < 0) return rc;
+    l->seq = l->written = file_seq;
+    return 0;
+}
+
+int ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len)
+{
+    if (seq <= l->seq) return 0; /* already in the file (or buffered) */
+    if (l->failed) return -1;
+    size_t mark = l->pending.len;
+    if (ls_buf_append(&l->pending, line, len) < 0 || ls_buf_putc(&l->pending, '\n') < 0) {
+        l->pending.len = mark; /* never a partial line */
+        l->pending.overflow = 0;
+        return -1;
+    }
+    l->seq = seq;
+    /* A tick that expires a whole fleet writes as it goes, in 1 MiB pieces. */
+    if (l->pending.len >= FLUSH_AT && ls_eventlog_flush(l) < 0) return -1;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n, size_t *done)
+{
+    *done = 0;
+    while (*done < n) {
+        ssize_t w = write(fd, p + *done, n - *done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (w == 0) return -EIO;
+        *done += (size_t)w;
+    }
+    return 0;
+}
+
+int ls_eventlog_flush(ls_eventlog *l)
+{
+    if (l->failed || l->fd < 0) return -1;
+    if (l->pending.len == 0) {
+        l->written = l->seq;
+        return 0;
+    }
+    size_t done;
+    int rc = write_all(l->fd, l->pending.p, l->pending.len, &done);
+    /* Mirror complete lines only: a torn one is written again whole. */
+    size_t whole = done;
+    while (whole > 0 && l->pending.p[whole - 1] != '\n')
+        whole--;
+    if (l->to_stdout && whole) {
+        size_t ignored;
+        write_all(STDOUT_FILENO, l->pending.p, whole, &ignored);
+    }
+    l->pending.len = 0;
+    if (rc == 0) {
+        if (l->outage)
+            ls_info("eventlog", "%s: writing again, from seq %llu on", l->path,
+                    (unsigned long long)l->written + 1);
+        l->outage = 0;
+        l->written = l->seq;
+        return 0;
+    }
+    __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
+    if (!l->outage)
+        ls_error("eventlog",
+                 "write to %s failed: %s; retrying, events after seq %llu will follow in order",
+                 l->path, strerror(-rc), (unsigned long long)l->written);
+    else
+        ls_debug("eventlog", "write to %s failed again: %s", l->path, strerror(-rc));
+    l->outage = 1;
+    l->failed = 1;
+    l->seq = l->written;
+    return -1;
+}
+
+int ls_eventlog_reopen(ls_eventlog *l)
+{
+    uint64_t old_seq = 0, file_seq = 0;
+    if (l->fd >= 0) {
+        /* A short write may have left a torn line in the old file: cut it,
+         * and count the complete lines it got. */
+        if (l->failed && recover_tail(l->fd, l->path, LS_LOG_DEBUG, &old_seq) < 0) old_seq = 0;
+        close(l->fd);
+        l->fd = -1;
+    }
+    if (old_seq > l->written) l->written = old_seq;
+    l->pending.len = 0;
+    l->seq = l->written;
+    int rc = open_path(l, l->outage ? LS_LOG_DEBUG : LS_LOG_ERROR, &file_seq);
+    if (rc < 0) {
+        __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
+        l->failed = 1;
+        l->outage = 1;
+        return rc;
+    }
+    if (file_seq > l->written) l->written = file_seq;
+    l->seq = l->written;
+    l->failed = 0;
+    l->reopens++;
+    if (!l->outage)
+        ls_info("eventlog", "%s was renamed or replaced: reopened, continuing after seq %llu",
+                l->path, (unsigned long long)l->written);
+    return 0;
+}
+
+int ls_eventlog_moved(const ls_eventlog *l)
+{
+    struct stat st;
+    if (l->fd < 0 || stat(l->path, &st) < 0) return 1;
+    return st.st_dev != l->dev || st.st_ino != l->ino;
+}
+
+void ls_eventlog_close(ls_eventlog *l)
+{
+    if (l->fd >= 0) {
+        ls_eventlog_flush(l);
+        close(l->fd);
+    }
+    ls_buf_free(&l->pending);
+    l->fd = -1;
+}

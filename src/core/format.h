@@ -1,0 +1,59 @@
+/*
+ * format.h - the JSON shapes of a device, an alarm and an event, written
+ * once and shared by the HTTP API and every sink so they cannot drift apart.
+ */
+#ifndef LS_FORMAT_H
+#define LS_FORMAT_H
+
+#include "base/buf.h"
+#include "engine/alarms.h"
+#include "engine/engine.h"
+
+/*
+ * {"id":..,"type":..,"active":..,"lastActivityTime":..,...,"sessions":..,
+ *  "c8y_RequiredAvailability":{..} (if set), "c8y_Availability":{..} and
+ *  "c8y_Connection":{..} (unless not monitored), "c8y_ActiveAlarmsStatus":{..}
+ *  (when `alarms` is given)}
+ */
+int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, const ls_device *d);
+
+/* What a device's JSON reports, for callers without an engine (export). */
+typedef struct ls_device_fields {
+    const char *id;
+    size_t id_len;
+    const char *type; /* its name: "default" when it has none */
+    size_t type_len;
+    int active;
+    int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
+    int64_t timeout_ms;         /* the effective timeout */
+    const char *timeout_source; /* "device" or "default" */
+    uint32_t sessions;
+    int has_c8y;           /* c8y_RequiredAvailability is set */
+    int response_interval; /* its responseInterval (minutes) */
+} ls_device_fields;
+
+/* The same JSON as ls_format_device(), from the field values.  0, or -1 when b is full. */
+int ls_format_device_fields(ls_buf *b, const ls_device_fields *f);
+
+/* {"id":"7","type":"c8y_UnavailabilityAlarm","text":..,"status":..,..,"count":..} */
+int ls_format_alarm(ls_buf *b, const ls_alarm *a);
+
+/* Device events: {"seq":..,"type":..,"device":..,"ts":..,"detectedAt":..,"state":{device}};
+ * alarm events: the same with "alarm":{alarm} instead of "state"; SOURCE_DOWN/SOURCE_UP:
+ * "device" is the source's name, no "state" (there is no device), and "source":true. */
+int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
+                    const ls_event *ev);
+
+/* Wall ms as ISO-8601 UTC with milliseconds ("2024-05-21T10:00:00.123Z"). */
+void ls_format_iso8601(char *out, size_t len, int64_t ms);
+
+/*
+ * What filters need of an event line written by ls_format_event(), read
+ * from its fixed prefix without parsing the JSON: the type, and the device
+ * as the escaped JSON string it was written as (quotes included), which
+ * equals ls_buf_json_str() of the id.  Returns the ls_event_type, or -1 if
+ * the line does not start the way ls_format_event() writes it.
+ */
+int ls_format_event_peek(const char *line, size_t len, const char **dev, size_t *dev_len);
+
+#endif

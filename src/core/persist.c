@@ -1,0 +1,815 @@
+/*
+ * persist.c - durability: the store, group commit, and event delivery.
+ *
+ * Flow.  Under the global lock (daemon.h), every event gets the next seq
+ * and its JSON line goes into the pending batch (the transactional outbox);
+ * deletes go in as ops.  One committer thread writes two kinds of LMDB
+ * transactions, one after the other:
+ *   - event commits (commit_events): the pending batch, where every event
+ *     came with its device's record as the event left it (taken in
+ *     ls_persist_event(), under the locks the event was raised under: the
+ *     engines run with event_snapshots), plus the record of every urgent
+ *     device (changes without an event: configuration, pings, a session
+ *     closed while others stay open: engine.h), copied DRAIN_CHUNK at a
+ *     time with the locks released in between.  No event is in a batch
+ *     without the state behind it, and however many events a reconnect
+ *     storm raises, the committer never has to gather their devices: the
+ *     lock holds stay short.  Only then are the batch's events handed to the sinks
+ *     (today events.jsonl), and only then are API requests waiting on that
+ *     batch answered.  So a transition is on disk before anyone hears of
+ *     it, together with its device, and an acknowledged change survives
+ *     kill -9.
+ *   - flush passes (flush.c): lastActivityTime of the devices that only
+ *     reported activity, copied DRAIN_CHUNK per lock hold and written in
+ *     id-ordered slices.  Event commits go between the steps of a pass, so
+ *     an event waits for at most one chunk or slice, and the engine lock is
+ *     never held for more than one chunk.
+ *
+ * When.  The committer commits events as soon as there is a waiter or an
+ * event (group commit: whatever piled up during the previous write goes
+ * into the next one), and starts a flush pass every store.flush_interval,
+ * which is how long lastActivityTime of a device that only reports
+ * activity can lag on disk (plus the pass itself, on a large fleet).
+ *
+ * Delivery.  Each sink keeps a durable cursor (the last seq it delivered),
+ * written in the next batch.  The events file sink also knows the last seq
+ * in the file itself, so after a crash between writing lines and saving
+ * its cursor it skips what the file already has: at least once, in order,
+ * and in practice exactly once for the file.  The cursor only moves past
+ * what write(2) accepted.  When the file cannot be written, the outbox is
+ * the backlog: delivery rewinds to what the file holds, the file is opened
+ * again every second, and once it works the missing events are read from
+ * the outbox and written in order (also after a crash meanwhile).  The
+ * path is also checked for a rename once a second (rotation).
+ *
+ * Other sinks (MQTT, webhooks: persist.h) run on their own threads, read
+ * the committed outbox themselves and acknowledge; their cursors go into
+ * the next batch like the file's.
+ *
+ * Retention.  Every RETENTION_CHECK_MS (or a quarter of events.retention if
+ * shorter) the committer prunes events older than events.retention that
+ * every sink has delivered.  Age comes from retention marks (store.h): at
+ * most one a minute (an eighth of the retention if shorter), "events from
+ * seq S on were committed at or after T", so an event may outlive the
+ * retention by up to that step, never the other way.  A sink still holding such events
+ * keeps them: it is logged once and counted, and nothing is pruned past it.
+ * One commit prunes at most PRUNE_MAX events, so a first prune after a
+ * long outage is spread over several commits.
+ *
+ * Failure.  A write that fails (disk full, store.max_size) is retried every
+ * second with the same batch plus whatever accumulated; nothing is dropped
+ * and waiters keep waiting, so the API stalls rather than lies.
+ */
+#include "core/persist.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alarming.h"
+#include "base/clock.h"
+#include "core/flush.h"
+#include "core/load.h"
+#include "base/log.h"
+#include "core/shards.h"
+#include "core/format.h"
+
+#define SINK_JSONL "events.jsonl"
+#define DELIVER_BATCH 4096
+/* Retention works in steps of a fraction of events.retention, at most these. */
+#define RETENTION_CHECK_MS 10000
+#define MARK_EVERY_MS 60000
+#define PRUNE_MAX 100000
+#define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
+#define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
+#define DRAIN_CHUNK 1024   /* devices copied from the engine per lock hold (under 1 ms) */
+#define DRAIN_ROUNDS 32    /* chunks of urgent devices an event commit takes one by one */
+#define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
+
+/* What the store keeps of a device (points into dev, e and idb). */
+static ls_store_device record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
+{
+    const char *type = dev->type ? ls_engine_type_name(e, dev) : NULL;
+    ls_availability av = {0};
+    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(e, dev, &av);
+    return (ls_store_device){
+        .id = ls_device_id(dev, idb),
+        .id_len = dev->id_len,
+        .type = type,
+        .type_len = type ? strlen(type) : 0,
+        .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
+        .has_c8y = (uint8_t)av.has_c8y,
+        .response_interval = av.response_interval,
+        .last_activity = dev->last_activity,
+        .last_connect = dev->last_connect,
+        .last_disconnect = dev->last_disconnect,
+        .inactivity_alarm = dev->inactivity_alarm,
+        .sessions = dev->sessions,
+        .active = dev->active,
+    };
+}
+
+/* ls_store_batch_each_device callback: marks the device urgent again (its
+ * record was dropped).  Under every shard lock. */
+static void urge_cb(void *ud, const char *id, size_t len, uint64_t tag)
+{
+    (void)tag;
+    ls_daemon *d = ud;
+    ls_engine_urge(ls_daemon_engine(d, id, len), id, len);
+}
+
+/* ls_visit_cb of the urgent drain: the device's whole record into `b`. */
+typedef struct record_ctx {
+    ls_daemon *d;
+    const ls_engine *e; /* the shard being drained */
+    ls_store_batch *b;
+} record_ctx;
+
+static void put_record_cb(void *ud, const ls_device *dev)
+{
+    record_ctx *rc = ud;
+    char idb[LS_ID_BUF];
+    ls_store_device rec = record_of(rc->e, dev, idb);
+    if (ls_store_batch_put_device(rc->b, &rec) < 0)
+        __atomic_fetch_add(&rc->d->persist_errors, 1, __ATOMIC_RELAXED);
+}
+
+void ls_persist_event(ls_daemon *d, const ls_event *ev)
+{
+    uint64_t seq = ++d->seq;
+    char idb[LS_ID_BUF];
+    ls_buf_reset(&d->line);
+    if ((unsigned)ev->type < LS_EV__COUNT) d->events_by_type[ev->type]++;
+    const ls_engine *e =
+        ev->dev ? ls_daemon_engine(d, ls_device_id(ev->dev, idb), ev->dev->id_len) : NULL;
+    if (ls_format_event(&d->line, e, d->alarms, seq, ev) < 0 ||
+        ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+        ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
+                 ls_event_name(ev->type),
+                 ev->alarm ? ev->alarm->source
+                 : ev->dev ? ls_device_id(ev->dev, idb)
+                           : ev->source);
+    }
+    if (ev->dev) {
+        /* The device's record goes with its event (engine.h,
+         * event_snapshots): the state after the event, whatever the
+         * device does before the commit is built. */
+        ls_store_device rec = record_of(e, ev->dev, idb);
+        if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0) {
+            /* No record with the event (out of memory, or the batch cap):
+             * the committer copies the device instead. */
+            __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+            ls_engine_urge(ls_daemon_engine(d, rec.id, rec.id_len), rec.id, rec.id_len);
+        }
+    }
+    d->want_commit = 1;
+}
+
+void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c)
+{
+    int rc;
+    if (c) {
+        ls_store_type t = {
+            .name = name,
+            .name_len = len,
+            .timeout_ms = c->timeout_ms,
+            .has_ri = c->has_ri,
+            .response_interval = c->response_interval,
+            .monitored = c->monitored,
+            .severity = (int)c->severity,
+        };
+        rc = ls_store_batch_put_type(d->pending, &t);
+    } else {
+        rc = ls_store_batch_del_type(d->pending, name, len);
+    }
+    if (rc < 0) d->persist_errors++;
+}
+
+void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
+{
+    /* Tagged like an event's record: a pass's copies made after the
+     * delete (of the device created again) are newer than it. */
+    if (ls_store_batch_del_device_tagged(d->pending, id, len, ls_flush_tag(d->flush)) < 0)
+        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+}
+
+void ls_daemon_commit_unlock(ls_daemon *d)
+{
+    uint64_t gen = d->pending_gen;
+    ls_daemon__wake_timer(d);
+    d->want_commit = 1;
+    pthread_cond_signal(&d->work_cv);
+    ls_daemon__release_shards(d, d->locked); /* the committer needs them to drain */
+    while (d->committed_gen < gen && !d->committer_gone)
+        pthread_cond_wait(&d->commit_cv, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
+{
+    uint64_t gen = d->pending_gen;
+    ls_daemon__wake_timer(d);
+    d->want_commit = 1;
+    pthread_cond_signal(&d->work_cv);
+    int held = d->locked;
+    pthread_mutex_unlock(&d->lock);
+    ls_daemon__release_shards(d, held);
+    return gen;
+}
+
+uint64_t ls_daemon_committed_gen(ls_daemon *d)
+{
+    return __atomic_load_n(&d->committed_gen, __ATOMIC_ACQUIRE);
+}
+
+typedef struct deliver_state {
+    ls_daemon *d;
+    int refused;  /* the event log did not take a line */
+    int in_order; /* take only the very next seq (from a batch) */
+} deliver_state;
+
+static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
+{
+    deliver_state *ds = ud;
+    if (ds->in_order && seq != ds->d->delivered + 1) return -1;
+    if (ls_eventlog_append_line(&ds->d->events, seq, line, len) < 0) {
+        ds->refused = 1;
+        return -1;
+    }
+    ds->d->delivered = seq;
+    return 0;
+}
+
+/*
+ * Hands committed events up to `upto` to the events file.  Committer thread
+ * only (and start-up, before it runs).  A failed write rewinds `delivered`
+ * to what the file holds; the next call at or after `sink_retry_at` reopens
+ * the file and reads the missing events from the outbox again, so the file
+ * gets every event once, in seq order, however long the outage.  Every
+ * SINK_CHECK_MS it also reopens the file if its path was renamed away.
+ */
+static void deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *batch)
+{
+    ls_eventlog *l = &d->events;
+    int64_t now = ls_clock_mono_ns() / 1000000;
+    if (l->failed) {
+        if (now < d->sink_retry_at) return;
+        if (ls_eventlog_reopen(l) < 0) {
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+        d->delivered = l->seq;
+    } else if (now >= d->sink_check_at) {
+        d->sink_check_at = now + SINK_CHECK_MS;
+        if (ls_eventlog_moved(l)) {
+            /* Pending lines go to the old file first: they belong before the rename. */
+            if (ls_eventlog_flush(l) == 0) ls_eventlog_reopen(l);
+            d->delivered = l->seq;
+            if (l->failed) {
+                d->sink_retry_at = now + SINK_RETRY_MS;
+                return;
+            }
+        }
+    }
+    if (batch && d->delivered < upto) {
+        /* The batch just committed holds the next events, in order: no
+         * need to read them back from the store. */
+        deliver_state ds = {.d = d, .in_order = 1};
+        ls_store_batch_each_event(batch, d->delivered, deliver_cb, &ds);
+        if (ls_eventlog_flush(l) < 0) {
+            d->delivered = l->seq;
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+    }
+    while (d->delivered < upto) { /* the rest (after a failure, at start-up): from the store */
+        uint64_t before = d->delivered;
+        deliver_state ds = {.d = d};
+        int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, &ds);
+        if (ls_eventlog_flush(l) < 0) {
+            d->delivered = l->seq; /* what the file is known to hold */
+            d->sink_retry_at = now + SINK_RETRY_MS;
+            return;
+        }
+        if ((n < 0 && !ds.refused) || d->delivered == before) {
+            ls_error("persist", "cannot read events after seq %llu from the store",
+                     (unsigned long long)d->delivered);
+            break;
+        }
+    }
+}
+
+/* Notes whether a sink holds events older than the retention; logs changes. */
+static int held(const char *name, uint64_t cursor, uint64_t upto, int *behind)
+{
+    int now_behind = cursor < upto;
+    if (now_behind && !*behind)
+        ls_warn("persist",
+                "sink %s is behind events.retention: it has not delivered seq %llu, older than the "
+                "retention; its events are kept until it does",
+                name, (unsigned long long)cursor + 1);
+    else if (!now_behind && *behind)
+        ls_info("persist", "sink %s has caught up with events.retention", name);
+    *behind = now_behind;
+    return now_behind;
+}
+
+/* Adds to `batch` the prune of events older than events.retention that
+ * every sink has delivered.  Committer thread, without the lock. */
+static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
+{
+    uint64_t upto = ls_store_prunable(d->store, now_wall - d->cfg.events_retention);
+    if (upto <= d->pruned_upto) return;
+    uint64_t keep = d->events.written;
+    uint64_t behind = (uint64_t)held(SINK_JSONL, keep, upto, &d->events_behind);
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < d->nsinks; i++) {
+        ls_sink *k = &d->sinks[i];
+        behind += (uint64_t)held(k->name, k->acked, upto, &k->behind);
+        if (k->acked < keep) keep = k->acked;
+    }
+    pthread_mutex_unlock(&d->lock);
+    __atomic_store_n(&d->sinks_behind, behind, __ATOMIC_RELAXED);
+    if (keep < upto) upto = keep;
+    if (upto - d->pruned_upto > PRUNE_MAX) upto = d->pruned_upto + PRUNE_MAX;
+    if (upto <= d->pruned_upto || ls_store_batch_prune(batch, upto) < 0) return;
+    __atomic_fetch_add(&d->pruned_events, upto - d->pruned_upto, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->pruned_upto, upto, __ATOMIC_RELAXED);
+}
+
+/* The committer's own state (its thread only). */
+typedef struct committer {
+    ls_daemon *d;
+    uint64_t cursor_saved; /* the events file's cursor last put in a batch */
+    uint64_t batched;      /* last seq put in a batch */
+    int64_t mark_every, check_every;
+    int64_t hold_t0;      /* when the committer took the engine lock */
+    int staging;          /* a flush pass is copying devices from the engines */
+    unsigned flush_shard; /* the shard the pass is copying from */
+} committer;
+
+/* Takes every shard and the global lock (ls_daemon_lock()). */
+static void hold_begin(committer *c)
+{
+    ls_daemon_lock(c->d);
+    c->hold_t0 = ls_clock_mono_ns();
+}
+
+/* Leaves the locks, counting how long the committer held them. */
+static void hold_end(committer *c)
+{
+    uint64_t ns = (uint64_t)(ls_clock_mono_ns() - c->hold_t0);
+    pthread_mutex_unlock(&c->d->lock);
+    ls_shards_unlock_all(c->d->shards);
+    ls_histogram_observe(&c->d->metrics.lock_hold, ns);
+    if (ns > __atomic_load_n(&c->d->metrics.lock_hold_max_ns, __ATOMIC_RELAXED))
+        __atomic_store_n(&c->d->metrics.lock_hold_max_ns, ns, __ATOMIC_RELAXED);
+}
+
+/* Between two chunks: stay off the lock long enough for a waiting thread
+ * (the timer loop, a request) to take it; a mutex handed back at once
+ * would usually go to the committer again. */
+static void lock_gap(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = LOCK_GAP_NS};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * One event commit: the pending batch (events, deletions, types, alarms,
+ * cursors) and the record of every urgent device, in one transaction; then
+ * delivery to the events file, and the requests waiting on it are answered.
+ * The urgent devices are copied DRAIN_CHUNK at a time, the lock released in
+ * between; whatever the other threads queue meanwhile is appended behind,
+ * so the batch holds everything in the order it was taken, and the
+ * transaction closes only once no urgent device is left (after DRAIN_ROUNDS
+ * chunks, the rest in one hold): a request waiting for its change is
+ * answered after a commit that has it.  Events need no such closure: each
+ * brought its device's record with it.  Without the lock on
+ * entry and return.
+ */
+static void commit_events(committer *c)
+{
+    ls_daemon *d = c->d;
+    ls_store_batch *batch = NULL;
+    record_ctx rx = {.d = d};
+    for (int round = 1;; round++) {
+        hold_begin(c);
+        if (!batch) {
+            batch = d->pending;
+            d->pending = d->spare;
+            d->spare = NULL;
+        } else if (ls_store_batch_ops(d->pending) > 0) {
+            if (ls_store_batch_append(batch, d->pending) < 0) {
+                __atomic_fetch_add(&d->persist_errors, ls_store_batch_ops(d->pending),
+                                   __ATOMIC_RELAXED);
+                ls_error("persist", "%zu store operations dropped: the commit is over its size cap",
+                         ls_store_batch_ops(d->pending));
+                /* The devices those records were for are copied again by a later commit. */
+                ls_store_batch_each_device(d->pending, urge_cb, d);
+            }
+            ls_store_batch_clear(d->pending);
+        }
+        rx.b = batch;
+        /* While urgent changes keep coming (API requests; transitions
+         * bring their records with their events), the chunks could run on:
+         * after DRAIN_ROUNDS the rest goes in this hold, however many, so
+         * that the commit closes. */
+        size_t left = 0, room = round < DRAIN_ROUNDS ? DRAIN_CHUNK : SIZE_MAX;
+        for (unsigned i = 0; i < d->shards->n; i++) {
+            ls_engine *e = d->shards->shard[i].engine;
+            rx.e = e;
+            if (room) {
+                size_t got = ls_engine_drain_urgent(e, room, put_record_cb, &rx);
+                room = got < room ? room - got : 0;
+            }
+            left += ls_engine_urgent_left(e);
+        }
+        if (left == 0) break;
+        hold_end(c);
+        lock_gap();
+    }
+    /* The file's cursor: only what write(2) accepted. */
+    if (d->events.written > c->cursor_saved) {
+        ls_store_batch_cursor(batch, SINK_JSONL, d->events.written);
+        c->cursor_saved = d->events.written;
+    }
+    for (int i = 0; i < d->nsinks; i++) {
+        ls_sink *k = &d->sinks[i];
+        if (k->acked > k->saved && ls_store_batch_cursor(batch, k->name, k->acked) == 0)
+            k->saved = k->acked;
+    }
+    uint64_t gen = d->pending_gen++;
+    uint64_t upto = d->seq;
+    d->want_commit = 0;
+    int ready = __atomic_load_n(&d->ready, __ATOMIC_ACQUIRE);
+    hold_end(c);
+
+    ls_now now = ls_clock_now();
+    if (upto > c->batched && now.wall - d->last_mark_wall >= c->mark_every &&
+        ls_store_batch_mark(batch, c->batched + 1, now.wall) == 0)
+        d->last_mark_wall = now.wall;
+    if (ready && now.mono - d->last_retention_mono >= c->check_every) {
+        d->last_retention_mono = now.mono;
+        retention(d, batch, now.wall);
+    }
+    /* A flush pass under way must not write these devices back to older states. */
+    ls_flush_supersede(d->flush, batch);
+
+    int rc = 0;
+    if (ls_store_batch_ops(batch) > 0) {
+        int64_t t0 = ls_clock_mono_ns();
+        while ((rc = ls_store_write(d->store, batch)) < 0) {
+            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_store_strerror(rc));
+            if (d->stopping) break;
+            sleep(1);
+        }
+        uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
+        __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
+        ls_histogram_observe(&d->metrics.commit, took);
+    }
+    if (rc == 0) deliver(d, upto, batch);
+
+    pthread_mutex_lock(&d->lock);
+    if (rc < 0) {
+        /* Stopping with a failed batch: nothing more can be done. */
+        ls_error("persist", "%zu store operations not written", ls_store_batch_ops(batch));
+    }
+    ls_store_batch_clear(batch);
+    d->spare = batch;
+    __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&d->commit_cv);
+    if (rc == 0) {
+        c->batched = upto;
+        __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&d->sink_cv);
+        for (int i = 0; i < d->ncommit_fds; i++) {
+            uint64_t one = 1;
+            ssize_t w = write(d->commit_fds[i], &one, sizeof(one));
+            (void)w; /* full (EAGAIN): the reader has a wake-up pending anyway */
+        }
+    }
+    void (*hook)(void *, uint64_t) = d->on_commit;
+    void *ud = d->on_commit_ud;
+    pthread_mutex_unlock(&d->lock);
+    if (hook) hook(ud, gen);
+}
+
+/*
+ * One step of a flush pass (flush.c): a chunk of dirty devices copied under
+ * the lock, or, once they are all copied, one slice written.  `begin`
+ * starts the pass.  Returns 1 while the pass goes on, 0 once it is written.
+ */
+static int flush_step(committer *c, int begin)
+{
+    ls_daemon *d = c->d;
+    if (c->staging) {
+        int done = 0;
+        ls_flush_reserve(d->flush, DRAIN_CHUNK); /* no allocation under the lock */
+        hold_begin(c);
+        if (begin) {
+            for (unsigned i = 0; i < d->shards->n; i++)
+                ls_engine_flush_begin(d->shards->shard[i].engine);
+            c->flush_shard = 0;
+        }
+        /* The shards one after the other, a chunk a step. */
+        ls_engine *e = d->shards->shard[c->flush_shard].engine;
+        ls_flush_set_engine(d->flush, e);
+        ls_flush_chunk(d->flush);
+        ls_engine_flush_next(e, DRAIN_CHUNK, ls_flush_stage_cb, d->flush, &done);
+        if (done) done = ++c->flush_shard == d->shards->n;
+        hold_end(c);
+        if (done)
+            c->staging = 0;
+        else
+            lock_gap();
+        return 1;
+    }
+    int done = 0, rc = ls_flush_write(d->flush, d->store, &done);
+    if (rc < 0) {
+        ls_error("persist", "store write of a flush slice failed: %s; retrying in 1 s",
+                 ls_store_strerror(rc));
+        if (d->stopping) {
+            ls_error("persist",
+                     "stopping: lastActivityTime of the devices left in the flush not written");
+            return 0;
+        }
+        sleep(1);
+        return 1;
+    }
+    if (!done) return 1;
+    ls_flush_stats fs;
+    ls_flush_get_stats(d->flush, &fs);
+    uint64_t errs = ls_flush_errors(d->flush);
+    if (errs) __atomic_fetch_add(&d->persist_errors, errs, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&d->lock);
+    d->flush_stats = fs;
+    pthread_mutex_unlock(&d->lock);
+    ls_histogram_observe(&d->metrics.flush, fs.last_ns);
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "ls-committer");
+    ls_daemon *d = arg;
+    committer c = {.d = d, .cursor_saved = d->delivered, .batched = d->seq};
+    int64_t interval = d->cfg.store_flush_interval * 1000000;
+    int64_t next_pass = ls_clock_mono_ns() + interval, last_commit = 0;
+    int pass = 0; /* a flush pass is under way */
+    c.mark_every = d->cfg.events_retention / 8;
+    c.check_every = d->cfg.events_retention / 4;
+    if (c.mark_every > MARK_EVERY_MS) c.mark_every = MARK_EVERY_MS;
+    if (c.check_every > RETENTION_CHECK_MS) c.check_every = RETENTION_CHECK_MS;
+
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        int stopping = d->stopping;
+        while (!d->want_commit && !stopping && !pass) {
+            int64_t due = next_pass;
+            if (d->events.failed && d->sink_retry_at * 1000000 < due)
+                due = d->sink_retry_at * 1000000;
+            int64_t now = ls_clock_mono_ns();
+            if (now >= due) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (due - now);
+            ts.tv_sec = abs / 1000000000;
+            ts.tv_nsec = abs % 1000000000;
+            pthread_cond_timedwait(&d->work_cv, &d->lock, &ts);
+            stopping = d->stopping;
+        }
+        int want = d->want_commit || ls_store_batch_ops(d->pending) > 0;
+        pthread_mutex_unlock(&d->lock);
+        int dirty = 0;
+        ls_shards_lock_all(d->shards); /* lock order: shards before the global lock */
+        for (unsigned i = 0; i < d->shards->n; i++) {
+            want |= ls_engine_urgent_left(d->shards->shard[i].engine) > 0;
+            dirty |= ls_engine_dirty_left(d->shards->shard[i].engine) > 0;
+        }
+        ls_shards_unlock_all(d->shards);
+
+        /* Events first; when idle, woken by the clock (and at that pace
+         * during a long pass): cursors, retention, a retry of the events file. */
+        int64_t now = ls_clock_mono_ns();
+        if (want || !pass || now - last_commit >= interval) {
+            commit_events(&c);
+            last_commit = now = ls_clock_mono_ns();
+        }
+        int begin = 0;
+        if (!pass && (now >= next_pass || (stopping && dirty))) {
+            pass = begin = c.staging = 1;
+            next_pass = now + interval;
+        }
+        if (pass) pass = flush_step(&c, begin);
+        if (stopping && !pass && !want && !dirty) break;
+    }
+    pthread_mutex_lock(&d->lock);
+    d->committer_gone = 1;
+    pthread_cond_broadcast(&d->commit_cv);
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+/* Device types are restored before the devices, so that each device
+ * resolves its timeout at once. */
+typedef struct type_load {
+    ls_daemon *d;
+    ls_now now;
+} type_load;
+
+int ls_persist_open(ls_daemon *d)
+{
+    char dir[4200];
+    int rc;
+    snprintf(dir, sizeof(dir), "%s/store", d->cfg.data_dir);
+    ls_store_options o = {.initial_size = (uint64_t)64 << 20,
+                          .max_size = (uint64_t)d->cfg.store_max_size,
+                          .sync = d->cfg.store_sync};
+    if ((rc = ls_store_open(&d->store, dir, &o)) < 0) return rc;
+    d->pending = ls_store_batch_new();
+    d->spare = ls_store_batch_new();
+    ls_buf_init(&d->line, 1 << 20);
+    if (!d->pending || !d->spare || ls_flush_new(&d->flush, d->shards->shard[0].engine) < 0)
+        return -ENOMEM;
+
+    /* seq continues after both the outbox and the file. */
+    uint64_t last = ls_store_last_seq(d->store);
+    d->seq = last > d->events.seq ? last : d->events.seq;
+    d->committed_seq = last;
+    uint64_t first = ls_store_first_seq(d->store);
+    d->pruned_upto = first ? first - 1 : last;
+    /* Delivered: the sink's cursor (never past the outbox), or what the file
+     * itself already holds if that is more. */
+    uint64_t cursor = ls_store_cursor(d->store, SINK_JSONL);
+    if (cursor > last) cursor = last;
+    d->delivered = cursor > d->events.seq ? cursor : d->events.seq;
+    d->pending_gen = 1;
+    d->committed_gen = 0;
+
+    pthread_condattr_t ca; /* timed waits run on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->work_cv, &ca);
+    pthread_cond_init(&d->sink_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&d->commit_cv, NULL);
+    d->cvs_ready = 1;
+    return 0;
+}
+
+static int load_type_cb(void *ud, const ls_store_type *t)
+{
+    type_load *ls = ud;
+    ls_type_config c = {
+        .timeout_ms = t->timeout_ms,
+        .has_ri = t->has_ri,
+        .response_interval = t->response_interval,
+        .monitored = t->monitored,
+        .severity = (ls_severity)t->severity,
+    };
+    int rc = ls_shards_type_put(ls->d->shards, t->name, t->name_len, &c, ls->now, NULL);
+    if (rc < 0)
+        ls_error("persist", "stored device type %.*s not restored: %s", (int)t->name_len, t->name,
+                 ls_strerror(rc));
+    return 0;
+}
+
+int ls_persist_start(ls_daemon *d)
+{
+    int rc;
+    int64_t t0 = ls_clock_mono_ns();
+    ls_now now = ls_clock_now();
+    type_load tl = {.d = d, .now = now};
+    if ((rc = ls_store_load_types(d->store, load_type_cb, &tl)) < 0) {
+        ls_error("persist", "cannot load device types from %s/store: %s", d->cfg.data_dir,
+                 ls_store_strerror(rc));
+        return rc;
+    }
+    ls_load_result ls;
+    if ((rc = ls_load_devices_sharded(d->store, d->shards,
+                                      (ls_restart_policy)d->cfg.state_restart_policy, now,
+                                      &d->loaded, &ls)) < 0) {
+        ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir,
+                 ls_store_strerror(rc));
+        return rc;
+    }
+    if ((rc = ls_alarming_load(d)) < 0) return rc;
+    /* The load read the whole file through the map: keep it in the page
+     * cache, not in this process's resident set. */
+    ls_store_drop_pages(d->store);
+    ls_info("persist",
+            "loaded %llu devices (%llu refused) in %.1f ms; restart policy %s; events seq %llu",
+            (unsigned long long)ls.loaded, (unsigned long long)ls.refused,
+            (double)(ls_clock_mono_ns() - t0) / 1e6,
+            d->cfg.state_restart_policy ? "strict" : "grace", (unsigned long long)d->seq);
+
+    /* Catch the file up with what the store committed but never delivered. */
+    deliver(d, d->committed_seq, NULL);
+    if ((rc = pthread_create(&d->committer, NULL, committer_main, d)) != 0) return -rc;
+    d->committer_running = 1;
+    return 0;
+}
+
+int ls_persist_sink_open(ls_daemon *d, const char *name, uint64_t *cursor)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= LS_SINK_NAME_MAX || !strcmp(name, SINK_JSONL)) return -EINVAL;
+    pthread_mutex_lock(&d->lock);
+    int id = -ENOSPC;
+    for (int i = 0; i < d->nsinks; i++)
+        if (!strcmp(d->sinks[i].name, name)) id = -EEXIST;
+    if (id == -ENOSPC && d->nsinks < LS_SINKS_MAX) {
+        uint64_t c = ls_store_cursor(d->store, name);
+        if (c > d->committed_seq) c = d->committed_seq; /* never past the outbox */
+        id = d->nsinks++;
+        ls_sink *k = &d->sinks[id];
+        memcpy(k->name, name, n + 1);
+        k->acked = k->saved = c;
+        *cursor = c;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (id < 0) ls_error("persist", "sink %s: cannot register: %s", name, strerror(-id));
+    return id;
+}
+
+void ls_persist_sink_ack(ls_daemon *d, int sink, uint64_t seq)
+{
+    if (sink < 0) return;
+    pthread_mutex_lock(&d->lock);
+    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->committed_seq)
+        d->sinks[sink].acked = seq;
+    pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t ls_persist_committed(ls_daemon *d)
+{
+    return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
+}
+
+int ls_persist_watch(ls_daemon *d)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&d->lock);
+    if (d->ncommit_fds < (int)(sizeof(d->commit_fds) / sizeof(d->commit_fds[0]))) {
+        rc = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rc < 0)
+            rc = -errno;
+        else
+            d->commit_fds[d->ncommit_fds++] = rc;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)timeout_ms * 1000000;
+    ts.tv_sec = abs / 1000000000;
+    ts.tv_nsec = abs % 1000000000;
+    pthread_mutex_lock(&d->lock);
+    while (d->committed_seq <= after && !d->stopping)
+        if (pthread_cond_timedwait(&d->sink_cv, &d->lock, &ts) != 0) break;
+    uint64_t c = d->committed_seq;
+    pthread_mutex_unlock(&d->lock);
+    return c;
+}
+
+void ls_persist_stop(ls_daemon *d)
+{
+    if (d->committer_running) {
+        pthread_mutex_lock(&d->lock);
+        d->stopping = 1;
+        d->want_commit = 1;
+        pthread_cond_signal(&d->work_cv);
+        pthread_cond_broadcast(&d->sink_cv);
+        pthread_mutex_unlock(&d->lock);
+        pthread_join(d->committer, NULL);
+        d->committer_running = 0;
+    }
+    if (d->cvs_ready) {
+        pthread_cond_destroy(&d->work_cv);
+        pthread_cond_destroy(&d->commit_cv);
+        pthread_cond_destroy(&d->sink_cv);
+        d->cvs_ready = 0;
+    }
+    for (int i = 0; i < d->ncommit_fds; i++)
+        close(d->commit_fds[i]);
+    d->ncommit_fds = 0;
+    ls_store_batch_free(d->pending);
+    ls_store_batch_free(d->spare);
+    ls_flush_free(d->flush);
+    d->flush = NULL;
+    d->pending = d->spare = NULL;
+    ls_buf_free(&d->line);
+    ls_store_close(d->store);
+    d->store = NULL;
+}

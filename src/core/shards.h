@@ -1,0 +1,252 @@
+/*
+ * shards.h - the engine split into shards, one writer thread each.
+ *
+ * A device belongs to exactly one shard, chosen by a seeded hash of its id;
+ * each shard owns one pure engine (its own table and timing wheel), one
+ * mutex and one worker thread.  engine.shards sets how many (0 = one per
+ * online core; 1 = a single engine, as before sharding).
+ *
+ * Ingest.  Producers (the UDP and MQTT inputs) copy activities into fixed-size
+ * batches taken from a shared pool and hand each full batch to its shard
+ * over a bounded lock-free queue (ring.h).  The worker pops batches, applies
+ * each with ls_engine_activity_batch() under its shard's mutex (one lock and
+ * one clock read per batch, never per activity), fires its wheel's due
+ * expiries, and gives the batch back to the pool.  Nothing is allocated and
+ * no lock is shared between producers on that path.  Backpressure: when the
+ * pool is empty (every batch queued or being applied) the producer waits
+ * for one to come back; it never drops.  The UDP socket buffer absorbs the
+ * wait (the broker, for MQTT); waits are counted (ls_shards_get_stats()).
+ *
+ * Locks.  Order: shard mutexes in index order, then the daemon's global
+ * `lock` (daemon.h).  A worker holds only its own shard while it applies a
+ * batch; when the engine emits an event during that batch (rare next to
+ * activities) the worker takes the global lock at the first event and keeps
+ * it to the end of the batch, so every event gets its seq and outbox line
+ * under the global lock exactly as before sharding, and a batch's events
+ * stay contiguous in seq.  Queries lock one shard (device routes) or every
+ * shard in turn (lists) and keep each for a bounded time, so they delay a
+ * worker by at most that, and never wait behind a queue.
+ *
+ * Presence.  A batch item is an activity unless the batch lists it among
+ * its `ops` (online / offline, see ls_shard_producer_op()): an input with
+ * sessions (MQTT) puts them in the same per-shard FIFO as its activities,
+ * so a device's operations are applied in the order they were read.  The
+ * worker applies the runs of activities between two ops with
+ * ls_engine_activity_batch() and each op on its own; a batch without ops
+ * (UDP) is applied exactly as before, so plain activities pay nothing for
+ * them.  Results come back per batch through the producer's `done`
+ * callback, counted by kind (ls_shard_result), never per item under a lock.
+ *
+ * HTTP reporting.  Each shard owns the reporter of the HTTP input's
+ * reporting strategy (engine/reporting.h) for its devices, used under the
+ * shard's lock only: ls_shards_apply(.., report = 1) hands each shard's
+ * part of a bulk to it, and the worker ends its periods (its wake-up is
+ * the earlier of the wheel's and the reporter's next deadline).
+ *
+ * Memory: LS_SHARD_POOL_PER_SHARD batches of ~100 KiB per shard.
+ */
+#ifndef LS_SHARDS_H
+#define LS_SHARDS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "base/ring.h"
+#include "engine/engine.h"
+#include "engine/reporting.h"
+
+#define LS_SHARDS_MAX 64
+#define LS_SHARD_BATCH_ITEMS 1024
+#define LS_SHARD_BATCH_BYTES (64 * 1024)
+#define LS_SHARD_POOL_PER_SHARD 16
+
+/* What a worker did with one batch of a producer. */
+typedef struct ls_shard_result {
+    size_t applied;     /* activities taken */
+    size_t full;        /* refused: state.max_devices (LS_EFULL, LS_ENOMEM) */
+    size_t bad_ids;     /* refused: LS_EBADID */
+    size_t invalid;     /* refused: any other error (a bad timestamp) */
+    size_t connects;    /* online ops that opened a session */
+    size_t disconnects; /* offline ops that closed one */
+} ls_shard_result;
+
+/* Called by a worker after applying a producer's batch, outside every lock. */
+typedef void (*ls_shard_done_cb)(void *ud, const ls_shard_result *r);
+
+/* Presence operations riding a batch (see ls_shard_producer_op()). */
+typedef enum ls_shard_op_kind {
+    LS_SHARD_OP_ONLINE = 1,  /* open a session unless one is open */
+    LS_SHARD_OP_OFFLINE = 2, /* close the session if one is open */
+} ls_shard_op_kind;
+#define LS_SHARD_OP_RETAINED 0x80 /* or-ed in: a retained copy (a state, not news) */
+
+typedef struct ls_shard_op {
+    uint16_t at;  /* index of its item (id, source) in items */
+    uint8_t kind; /* ls_shard_op_kind | LS_SHARD_OP_RETAINED */
+} ls_shard_op;
+
+struct ls_shard_producer;
+typedef struct ls_shard_batch {
+    struct ls_shard_producer *prod; /* whose it is while queued */
+    uint32_t n;                     /* items */
+    uint32_t used;                  /* bytes of ids */
+    uint32_t nops;                  /* items that are ops, listed in ops in order */
+    ls_activity items[LS_SHARD_BATCH_ITEMS];
+    ls_shard_op ops[LS_SHARD_BATCH_ITEMS];
+    char ids[LS_SHARD_BATCH_BYTES]; /* the items' ids, NUL-terminated */
+} ls_shard_batch;
+
+struct ls_daemon;
+struct ls_shards;
+
+typedef struct ls_shard {
+    struct ls_shards *set;
+    unsigned index;
+    ls_engine *engine;
+    pthread_mutex_t lock;
+    ls_ring queue;   /* of ls_shard_batch *, as large as the pool */
+    int wake_fd;     /* eventfd: wakes the worker */
+    int sleeping;    /* atomic: the worker is (about to be) in ppoll */
+    int64_t wake_at; /* under lock: mono ms the worker sleeps until */
+    int in_worker;   /* under lock: the holder takes the global lock at an event */
+    int global_held; /* ... and has taken it */
+    pthread_t thread;
+    int running;
+    uint64_t batches, activities;  /* atomic: applied by the worker */
+    ls_reporter *reporter;         /* under lock: the HTTP input's strategy for this shard */
+    int rcs[LS_SHARD_BATCH_ITEMS]; /* the worker's: results of a batch with ops */
+} ls_shard;
+
+typedef struct ls_shards {
+    struct ls_daemon *d;
+    unsigned n;
+    uint64_t seed;
+    ls_shard *shard;         /* n of them */
+    ls_ring pool;            /* free batches */
+    ls_shard_batch *batches; /* all of them, n * LS_SHARD_POOL_PER_SHARD */
+    int stopping;            /* atomic */
+    uint64_t producer_waits; /* atomic: a producer found the pool empty */
+} ls_shards;
+
+typedef struct ls_shards_stats {
+    uint64_t batches, activities, producer_waits;
+    uint64_t queued; /* batches waiting in queues right now */
+} ls_shards_stats;
+
+/*
+ * Creates n shards (1..LS_SHARDS_MAX), each with an engine made from `ec`
+ * (every engine gets the same configuration and seed), the class-change
+ * callback and the daemon's event glue set.  No thread yet.  0 or < 0.
+ */
+int ls_shards_new(ls_shards **out, struct ls_daemon *d, unsigned n, const ls_engine_config *ec);
+
+/* Gives every shard a reporter for the HTTP input (before start).  0 or
+ * an LS_E* code. */
+int ls_shards_set_reporting(ls_shards *sh, ls_report_strategy s, int64_t period_ms, uint64_t seed);
+
+/* Under every shard lock: the reporters' statistics summed. */
+void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out);
+
+/* Starts the workers (after the devices are loaded).  0 or -errno. */
+int ls_shards_start(ls_shards *sh);
+
+/* Applies what is queued, then stops the workers.  Producers must be gone. */
+void ls_shards_stop(ls_shards *sh);
+
+/* Closes the engines and frees everything (after stop). */
+void ls_shards_close(ls_shards *sh);
+
+/* The shard that owns id (no lock: the mapping never changes). */
+unsigned ls_shards_index(const ls_shards *sh, const char *id, size_t len);
+static inline ls_shard *ls_shards_of(ls_shards *sh, const char *id, size_t len)
+{
+    return &sh->shard[ls_shards_index(sh, id, len)];
+}
+
+/* Lock every shard in index order / unlock them. */
+void ls_shards_lock_all(ls_shards *sh);
+void ls_shards_unlock_all(ls_shards *sh);
+
+/* Under s's lock: wakes its worker if its engine's next deadline moved
+ * earlier than the time the worker sleeps until. */
+void ls_shard_wake_if_earlier(ls_shard *s);
+
+/*
+ * Applies n activities from a thread holding no lock (HTTP bulk): shard by
+ * shard, each under its own lock only, like a worker (events take the
+ * global lock).  With `report`, each shard's part goes through its
+ * reporter (ls_reporter_activity_batch()) instead of straight to its
+ * engine.  rcs[i] (if not NULL) gets item i's result; *gen the commit
+ * generation of the events emitted, 0 if none.  Returns the number
+ * accepted.  Order is kept per device.
+ */
+size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report, int *rcs,
+                       uint64_t *gen);
+
+/* Under every shard lock: the sum of the engines' statistics. */
+void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out);
+
+/*
+ * Device types across shards, under every shard lock.  Each engine interns
+ * names on its own, so a type is listed once by name (shard 0's order
+ * first, then names only later shards know) with devices and active summed
+ * and the settings of the shards (which are equal: puts go to all).
+ */
+typedef void (*ls_type_visit_cb)(void *ud, const ls_type_info *t);
+void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud);
+/* 0 and *out summed over the shards, LS_ENOTFOUND if no shard knows it. */
+int ls_shards_type_get(ls_shards *sh, const char *name, size_t len, ls_type_info *out);
+/* Puts (deletes) the settings in every shard.  Returns shard 0's result
+ * (the shards agree but for allocation failures, which are logged). */
+int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c,
+                       ls_now now, int *created);
+int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now now);
+
+/* Input sources, in every shard (under every shard lock): the same index
+ * everywhere.  Only shard 0's SOURCE_UP/DOWN events reach the outbox. */
+int ls_shards_source_add(ls_shards *sh, const char *name, int gate);
+void ls_shards_source_down(ls_shards *sh, unsigned source, ls_now now);
+void ls_shards_source_up(ls_shards *sh, unsigned source, ls_now now);
+
+void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out);
+
+/*
+ * A producer: one per input thread, not shared.  It keeps one open batch
+ * per shard; ls_shard_producer_add() copies the activity (id and all) into
+ * its shard's batch and queues the batch when it is full;
+ * ls_shard_producer_flush() queues every open batch: call it when the
+ * input goes idle, so that nothing lingers (ids are copied, so the input's
+ * buffers can be reused at once).  Both may wait for a free batch.
+ */
+typedef struct ls_shard_producer {
+    ls_shards *sh;
+    ls_shard_done_cb done;
+    void *ud;
+    uint64_t inflight; /* atomic: batches queued and not yet applied */
+    ls_shard_batch *open[LS_SHARDS_MAX];
+} ls_shard_producer;
+
+void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud);
+/* id must be valid (ls_id_check) and at most LS_ID_MAX bytes. */
+void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                           uint8_t source);
+/*
+ * Adds a presence operation (kind: ls_shard_op_kind, or-ed with
+ * LS_SHARD_OP_RETAINED) for device id from input `source`: it is applied
+ * after the producer's earlier items for the device and before its later
+ * ones.  ONLINE opens a session (ls_engine_connect_src()) if the device
+ * has none, and otherwise, unless retained, counts as an activity;
+ * OFFLINE closes the open session (ls_engine_disconnect()), if any.  id
+ * as for ls_shard_producer_add().
+ */
+void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
+                          uint8_t source);
+void ls_shard_producer_flush(ls_shard_producer *p);
+/* Flushes and waits until the workers have applied (and reported through
+ * `done`) every batch of this producer; it stays usable.  The workers must
+ * be running. */
+void ls_shard_producer_sync(ls_shard_producer *p);
+/* ls_shard_producer_sync(), then unusable. */
+void ls_shard_producer_close(ls_shard_producer *p);
+
+#endif
