@@ -550,8 +550,6 @@ enum MHD_Result ls_api_stats(ls_req *r)
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
     ls_flush_stats fs = d->flush_stats;
     ls_daemon_unlock(d);
-    uint64_t werr = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
-    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
 
     ls_buf b;
     ls_buf_init(&b, (size_t)17 << 20);
@@ -566,21 +564,16 @@ enum MHD_Result ls_api_stats(ls_req *r)
     for (int t = 0; t < LS_EV__COUNT; t++)
         ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
                       (unsigned long long)events[t]);
-    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
-                  (unsigned long long)werr);
-    ls_buf_printf(
-        &b,
-        ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
-        "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
-        "\"lag\":%llu}",
-        (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
-        (unsigned long long)committed,
-        (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
-        (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
-        (unsigned long long)written,
-        (unsigned long long)(committed > written ? committed - written : 0));
+    ls_buf_printf(&b, "},\"lastSeq\":%llu", (unsigned long long)seq);
+    ls_buf_printf(&b,
+                  ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
+                  "\"sinksBehindRetention\":%llu,\"sinks\":[",
+                  (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
+                  (unsigned long long)committed,
+                  (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
+                  (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED));
     for (int i = 0; i < nsinks; i++) {
-        ls_buf_append(&b, ",{\"name\":", 9);
+        ls_buf_append(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
         ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
         ls_buf_printf(
             &b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,

@@ -82,7 +82,6 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
     ls_flush_stats fs = d->flush_stats;
     ls_daemon_unlock(d);
-    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
     uint64_t first = __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
 
     ls_buf b;
@@ -123,16 +122,12 @@ enum MHD_Result ls_api_metrics(ls_req *r)
           "Sinks holding events older than events.retention.",
           __atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED));
     ls_prom_family(&b, "lastseen_sink_cursor", "gauge", "The last seq a sink delivered.");
-    const char *jsonl[] = {"sink", "events.jsonl", NULL};
-    ls_prom_u64(&b, "lastseen_sink_cursor", jsonl, written);
     for (int i = 0; i < nsinks; i++) {
         const char *l[] = {"sink", sinks[i].name, NULL};
         ls_prom_u64(&b, "lastseen_sink_cursor", l, sinks[i].acked);
     }
     ls_prom_family(&b, "lastseen_sink_lag_events", "gauge",
                    "Committed events a sink has yet to deliver.");
-    ls_prom_u64(&b, "lastseen_sink_lag_events", jsonl,
-                committed > written ? committed - written : 0);
     for (int i = 0; i < nsinks; i++) {
         const char *l[] = {"sink", sinks[i].name, NULL};
         ls_prom_u64(&b, "lastseen_sink_lag_events", l,
@@ -164,8 +159,6 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     counter(&b, "lastseen_store_errors_total",
             "Changes or events that could not be queued for the store.",
             __atomic_load_n(&d->persist_errors, __ATOMIC_RELAXED));
-    counter(&b, "lastseen_event_log_write_errors_total", "Failed writes to events.jsonl.",
-            __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED));
 
     http_requests(&b, m);
     gauge(&b, "lastseen_event_streams", "Open event streams.", ls_metrics_get(&m->streams_open));

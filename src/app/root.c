@@ -1,15 +1,20 @@
 /*
  * root.c - the composition root: opens the core (core/daemon.h), starts the
- * adapters around it (HTTP API, UDP and MQTT inputs, webhook and MQTT
- * sinks) in the order that keeps every promise of theirs, runs the main
- * loop and stops everything in the reverse order.
+ * adapters around it (HTTP API, UDP and MQTT inputs, the events file,
+ * webhook and MQTT sinks) in the order that keeps every promise of theirs,
+ * runs the main loop and stops everything in the reverse order.
  *
- * Start: the core opens the store first; HTTP starts next so /healthz says
+ * Start: the core opens the store first, then the events file's sink (the
+ * file's last seq must be known before any event gets one, and the file
+ * is caught up before the API opens); HTTP starts next so /healthz says
  * "starting" while the devices load (ls_core_start()); the inputs come once
- * the shards run, the sinks last.  Stop: the MQTT input first (what it read
- * is applied before the final commit), then the requests that wait for a
- * commit get it, HTTP stops, the other inputs, the shards drain, the sinks
- * stop (their last acknowledgements are saved) and the core closes.
+ * the shards run, the other sinks last.  Stop: the MQTT input first (what
+ * it read is applied before the final commit), then the requests that wait
+ * for a commit get it, HTTP stops, the other inputs, the shards drain, the
+ * webhook and MQTT sinks stop (their last acknowledgements are saved), the
+ * committer makes the final commit, the events file gets it (its cursor
+ * is not saved, but the file's own last seq says as much next time), and
+ * the core closes.
  */
 #include "app/root.h"
 
@@ -27,6 +32,7 @@
 #include "core/shards.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
+#include "out/eventlog.h"
 #include "out/mqtt_pub.h"
 #include "out/webhook.h"
 
@@ -34,6 +40,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
+    if ((rc = ls_eventlog_sink_start(&d->eventlog, d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
@@ -99,7 +106,9 @@ void ls_daemon_stop(ls_daemon *d)
     d->webhooks = NULL;
     ls_mqtt_pub_stop(d->mqtt_pub);
     d->mqtt_pub = NULL;
-    ls_core_stop_committer(d); /* its last commit hook finds HTTP stopped */
+    ls_core_stop_committer(d);          /* its last commit hook finds HTTP stopped */
+    ls_eventlog_sink_stop(d->eventlog); /* after the final commit; its hook too */
+    d->eventlog = NULL;
     ls_http_free(d->http);
     d->http = NULL;
     ls_core_close(d);

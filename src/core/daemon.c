@@ -105,7 +105,6 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     *d = (ls_daemon){.cfg = *cfg, .wake_fd = -1, .signal_fd = -1, .wake_at = INT64_MAX};
-    d->events.fd = -1;
     d->lock_fd = -1;
     pthread_mutex_init(&d->lock, NULL);
     ls_metrics_init(&d->metrics);
@@ -131,16 +130,6 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
                                   &d->lock_fd)) < 0)
         return rc;
-    char events_path[LS_EVENTLOG_PATH_MAX];
-    if (snprintf(events_path, sizeof(events_path), "%s%s%s",
-                 cfg->events_file[0] == '/' ? "" : cfg->data_dir,
-                 cfg->events_file[0] == '/' ? "" : "/",
-                 cfg->events_file) >= (int)sizeof(events_path)) {
-        ls_error("daemon", "events.file: path too long");
-        return -ENAMETOOLONG;
-    }
-    if ((rc = ls_eventlog_open(&d->events, events_path, cfg->events_stdout)) < 0) return rc;
-
     ls_engine_config ec = {
         .default_timeout_ms = cfg->state_default_inactivity_timeout,
         .max_clock_skew_ms = cfg->state_max_clock_skew,
@@ -221,7 +210,7 @@ void ls_core_stop_committer(ls_daemon *d)
 
 void ls_core_close(ls_daemon *d)
 {
-    ls_eventlog_close(&d->events);
+    ls_persist_close(d);
     ls_shards_close(d->shards);
     d->shards = NULL;
     ls_alarming_close(d);

@@ -23,7 +23,7 @@ struct ls_daemon;
 
 typedef struct ls_stats_port {
     const char *key; /* its member of /api/v1/stats: letters, no escaping */
-    /* Writes the member's JSON value (an object or an array).  `committed`
+    /* Writes the member's JSON value (an object, an array, a number).  `committed`
      * is the highest committed event seq, for lags. */
     void (*json)(void *ud, ls_buf *b, uint64_t committed);
     /* Writes its Prometheus families (core/prom.h), or NULL for none. */
