@@ -4,11 +4,11 @@
  * webhook and MQTT sinks) in the order that keeps every promise of theirs,
  * runs the main loop and stops everything in the reverse order.
  *
- * Start: the core opens the store first, then the events file's sink (the
- * file's last seq must be known before any event gets one, and the file
- * is caught up before the API opens); HTTP starts next so /healthz says
- * "starting" while the devices load (ls_core_start()); the inputs come once
- * the shards run, the other sinks last.  Stop: the MQTT input first (what
+ * Start: the core opens the store first; HTTP starts next so /healthz says
+ * "starting" while the events file catches up and the devices load; the
+ * events file's sink opens before ls_core_start() (the file's last seq
+ * must be known before any event gets one); the inputs come once the
+ * shards run, the other sinks last.  Stop: the MQTT input first (what
  * it read is applied before the final commit), then the requests that wait
  * for a commit get it, HTTP stops, the other inputs, the shards drain, the
  * webhook and MQTT sinks stop (their last acknowledgements are saved), the
@@ -40,8 +40,8 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
-    if ((rc = ls_eventlog_sink_start(&d->eventlog, d)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
+    if ((rc = ls_eventlog_sink_start(&d->eventlog, d)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
     if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;

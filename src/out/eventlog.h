@@ -81,7 +81,8 @@ typedef struct ls_eventlog_sink ls_eventlog_sink;
  * Opens events.file, registers the awaited sink "events.jsonl" (its seqs
  * continue after the file's last line), writes the events the store
  * committed but the file lacks, and starts the thread.  Call from the
- * composition root after ls_core_open() and before ls_core_start().
+ * composition root after ls_core_open() and before ls_core_start(), so
+ * before the daemon is ready.
  * 0, or a negative errno (logged).
  */
 int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d);
