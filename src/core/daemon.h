@@ -105,8 +105,10 @@ typedef struct ls_daemon {
     /* The outbox's sinks and watches (outbox.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
     int nsinks;
-    uint64_t committed_seq;           /* every event <= it is in the store */
-    int watch_fds[LS_OUTBOX_WATCHES]; /* eventfds written when committed_seq moves */
+    uint64_t durable_seq;             /* atomic: every event <= it is in the store */
+    uint64_t committed_seq;           /* atomic: released to readers: durable, and with
+                                       * every awaited sink (outbox.c) */
+    int watch_fds[LS_OUTBOX_WATCHES]; /* eventfds written when either moves */
     int nwatch;
     ls_unreleased unreleased[LS_UNRELEASED_MAX]; /* a ring, oldest first */
     int unrel_head, unrel_n;

@@ -25,14 +25,17 @@
  * one that blocks (ls_outbox_wait() is a poll(2) on it).  It replaces a
  * condition variable, which a polling sink cannot wait on.
  *
- * Answers.  A request that waits for a commit (ls_daemon_commit_unlock(),
- * the HTTP server's on_commit hook) waits for committed_gen, which is
- * released here: once a commit is on disk and every awaited sink has
- * acknowledged up to the last seq that commit made durable.  The commits
+ * Release.  The committer moves durable_seq; what readers see,
+ * committed_seq, is released here: the durable events every awaited sink
+ * has acknowledged (all of them while there is none).  A request that
+ * waits for a commit (ls_daemon_commit_unlock(), the HTTP server's
+ * on_commit hook) waits for committed_gen, released at the same point:
+ * once the last seq that commit made durable is released.  The commits
  * not yet released wait in a ring of LS_UNRELEASED_MAX; when it is full the
  * newest two are merged (the older generation is then released with the
- * newer one: later, never earlier).  Without awaited sinks a commit is
- * released by the committer at once.
+ * newer one: later, never earlier).  Both only move forward: an awaited
+ * sink that takes up waiting again (ls_outbox_sink_await()) holds back
+ * what comes after, not what was released meanwhile.
  */
 #include "core/outbox.h"
 
@@ -52,17 +55,23 @@
 /* ---- sinks ------------------------------------------------------------- */
 
 /*
- * Under the lock: releases the commits every awaited sink has caught up
- * with.  Returns the newly released generation (committed_gen is set and
- * commit_cv broadcast), or 0 if it did not move; the caller then runs the
- * on_commit hook without the lock.
+ * Under the lock: releases the events and the commits every awaited sink
+ * has caught up with, and writes the watches if `woke` (the durable seq
+ * moved) or the committed seq moved.  Returns the newly released
+ * generation (committed_gen is set and commit_cv broadcast), or 0 if it
+ * did not move; the caller then runs the on_commit hook without the lock.
  */
-static uint64_t release_locked(ls_daemon *d)
+static uint64_t release_locked(ls_daemon *d, int woke)
 {
-    uint64_t floor = UINT64_MAX, gen = 0;
+    uint64_t floor = d->durable_seq, gen = 0;
     for (int i = 0; i < d->nsinks; i++)
         if (d->sinks[i].awaited && d->sinks[i].acked < floor) floor = d->sinks[i].acked;
-    while (d->unrel_n && d->unreleased[d->unrel_head].upto <= floor) {
+    if (floor > d->committed_seq) {
+        __atomic_store_n(&d->committed_seq, floor, __ATOMIC_RELEASE);
+        woke = 1;
+    }
+    if (woke) ls_outbox__wake_all(d);
+    while (d->unrel_n && d->unreleased[d->unrel_head].upto <= d->committed_seq) {
         gen = d->unreleased[d->unrel_head].gen;
         d->unrel_head = (d->unrel_head + 1) % LS_UNRELEASED_MAX;
         d->unrel_n--;
@@ -96,7 +105,7 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t hold
     if (holds > d->seq && d->committer_running) id = -EBUSY;
     if (id == -ENOSPC && d->nsinks < LS_SINKS_MAX) {
         uint64_t c = ls_store_cursor(d->store, name);
-        if (c > d->committed_seq) c = d->committed_seq; /* never past the outbox */
+        if (c > d->durable_seq) c = d->durable_seq; /* never past the outbox */
         if (holds > c) c = holds;
         if (holds > d->seq) d->seq = holds; /* seqs continue after the sink's own copy */
         id = d->nsinks++;
@@ -115,9 +124,9 @@ void ls_outbox_ack(ls_daemon *d, int sink, uint64_t seq)
     uint64_t gen = 0;
     if (sink < 0) return;
     pthread_mutex_lock(&d->lock);
-    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->committed_seq) {
+    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->durable_seq) {
         d->sinks[sink].acked = seq;
-        if (d->sinks[sink].awaited) gen = release_locked(d);
+        if (d->sinks[sink].awaited) gen = release_locked(d, 0);
     }
     unlock_and_hook(d, gen);
 }
@@ -129,7 +138,7 @@ void ls_outbox_sink_await(ls_daemon *d, int sink, int on)
     pthread_mutex_lock(&d->lock);
     if (sink < d->nsinks) {
         d->sinks[sink].awaited = on != 0;
-        gen = release_locked(d);
+        gen = release_locked(d, 0);
     }
     unlock_and_hook(d, gen);
 }
@@ -137,6 +146,11 @@ void ls_outbox_sink_await(ls_daemon *d, int sink, int on)
 uint64_t ls_outbox_committed(ls_daemon *d)
 {
     return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
+}
+
+uint64_t ls_outbox_durable(ls_daemon *d)
+{
+    return __atomic_load_n(&d->durable_seq, __ATOMIC_ACQUIRE);
 }
 
 uint64_t ls_outbox_first(ls_daemon *d)
@@ -227,8 +241,8 @@ static int read_cb(void *ud, const ls_store_event *ev)
 int64_t ls_outbox_read(ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_rec *rec, size_t max,
                        char *buf, size_t buflen)
 {
-    uint64_t committed = ls_outbox_committed(d);
-    if (upto > committed) upto = committed;
+    uint64_t durable = ls_outbox_durable(d);
+    if (upto > durable) upto = durable;
     read_ctx c = {.rec = rec, .buf = buf, .cap = buflen};
     int64_t rc = ls_store_read_outbox(d->store, after, upto, max, read_cb, &c);
     if (rc == -ENOBUFS && c.n == 0) {
@@ -298,10 +312,8 @@ void ls_outbox__wake_all(ls_daemon *d)
 
 uint64_t ls_outbox__committed(ls_daemon *d, uint64_t gen, uint64_t upto, int ok)
 {
-    if (ok && upto > d->committed_seq) {
-        __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
-        ls_outbox__wake_all(d);
-    }
+    int woke = ok && upto > d->durable_seq;
+    if (woke) __atomic_store_n(&d->durable_seq, upto, __ATOMIC_RELEASE);
     ls_unreleased u = {.gen = gen, .upto = ok ? upto : 0};
     if (d->unrel_n == LS_UNRELEASED_MAX) { /* merged into the newest: released with it */
         d->unreleased[(d->unrel_head + d->unrel_n - 1) % LS_UNRELEASED_MAX] = u;
@@ -309,7 +321,7 @@ uint64_t ls_outbox__committed(ls_daemon *d, uint64_t gen, uint64_t upto, int ok)
         d->unreleased[(d->unrel_head + d->unrel_n) % LS_UNRELEASED_MAX] = u;
         d->unrel_n++;
     }
-    return release_locked(d);
+    return release_locked(d, woke);
 }
 
 void ls_outbox__close(ls_daemon *d)

@@ -11,11 +11,11 @@
  *
  * What it promises:
  *   - An event can be read once it is committed (on disk, with the state
- *     change behind it), never before: ls_outbox_committed() is the
- *     highest such seq.  Reads return events in seq order, each with its
- *     seq, type, device id, the JSON line (the bytes of events.jsonl) and
- *     the device's state object inside it, as the committer stored them:
- *     no reader parses the line back.
+ *     change behind it, and in every awaited sink, below), never before:
+ *     ls_outbox_committed() is the highest such seq.  Reads return events
+ *     in seq order, each with its seq, type, device id, the JSON line
+ *     (the bytes of events.jsonl) and the device's state object inside
+ *     it, as the committer stored them: no reader parses the line back.
  *   - A sink's acknowledgement becomes its durable cursor with the next
  *     commit; after a restart ls_outbox_sink_open() returns it, so
  *     delivery is at least once and in seq order.  A sink that keeps its
@@ -25,23 +25,27 @@
  *     events.retention: the sink is logged once as behind and counted
  *     (outbox.sinksBehindRetention), and the outbox grows meanwhile.
  *   - One wake mechanism: a watch is an eventfd that becomes readable
- *     when the committed seq moves and when the daemon stops.  A sink
+ *     when the committed (or durable) seq moves and when the daemon stops.  A sink
  *     that waits in poll(2) (or curl_multi_poll) polls it; a thread that
  *     blocks calls ls_outbox_wait() on it.
- *   - An awaited sink (LS_OUTBOX_AWAITED) holds back the answers of API
- *     requests that wait for a commit until it has acknowledged every
- *     event of that commit, so a client that got its answer finds the
- *     event in it.  The sink lifts that while it cannot deliver
+ *   - An awaited sink (LS_OUTBOX_AWAITED) comes first: it reads events as
+ *     soon as they are on disk (up to ls_outbox_durable()), and they are
+ *     committed for everyone else, and the answers of API requests that
+ *     wait for their commit are given, only once it has acknowledged
+ *     them.  So a client that got its answer, or read an event anywhere
+ *     else, finds the event in that sink, as it always found it in
+ *     events.jsonl.  The sink lifts that while it cannot deliver
  *     (ls_outbox_sink_await()).
  *
  * What it costs: a read is one LMDB read transaction (no lock shared with
  * the engines or the committer) and a copy of the events into the caller's
  * buffer; an acknowledgement is a short critical section on the daemon's
- * lock; each commit writes every watch once (one write(2) each) and saves
+ * lock; each commit writes every watch (one write(2) each; once more when
+ * an awaited sink releases it: the others may wake for nothing) and saves
  * each moved cursor (one store op each).  The slowest sink holds back
  * retention, so its backlog is disk (up to store.max_size).  An awaited
  * sink adds its delivery to the latency of the answers whose commit
- * carried events.
+ * carried events, and to every other reader's view of them.
  *
  * Threads: sinks open, and say how far their own copy reaches, before the
  * core starts (events get their seqs from then on) or, without such a
@@ -89,7 +93,7 @@ typedef struct ls_outbox_rec {
 int ls_outbox_sink_open(struct ls_daemon *d, const char *name, int flags, uint64_t holds,
                         uint64_t *cursor);
 
-/* Sink `sink` delivered every event up to `seq` (at most the committed
+/* Sink `sink` delivered every event up to `seq` (at most the durable
  * seq; a smaller seq than before is ignored).  Any thread. */
 void ls_outbox_ack(struct ls_daemon *d, int sink, uint64_t seq);
 
@@ -100,14 +104,19 @@ void ls_outbox_sink_await(struct ls_daemon *d, int sink, int on);
 /* The highest committed seq: every event up to it can be read. */
 uint64_t ls_outbox_committed(struct ls_daemon *d);
 
+/* The highest seq on disk: what an awaited sink reads up to (the others
+ * wait for ls_outbox_committed()). */
+uint64_t ls_outbox_durable(struct ls_daemon *d);
+
 /* The oldest seq retention has not pruned (committed + 1 when there is none). */
 uint64_t ls_outbox_first(struct ls_daemon *d);
 
 /*
- * Reads up to `max` committed events with after < seq <= min(upto,
- * ls_outbox_committed()) into rec[], their bytes into buf (buflen >=
- * LS_OUTBOX_BUF_MIN); stops early when buf is full.  Events pruned by
- * retention are simply not there: the first may come after a gap, and 0
+ * Reads up to `max` events with after < seq <= min(upto,
+ * ls_outbox_durable()) into rec[], their bytes into buf (buflen >=
+ * LS_OUTBOX_BUF_MIN); stops early when buf is full.  Readers other than
+ * an awaited sink pass ls_outbox_committed() (or less) as upto.  Events
+ * pruned by retention are simply not there: the first may come after a gap, and 0
  * means nothing is left up to the bound.  Returns the count, or a negative
  * store error (logged by the store).
  */
@@ -116,7 +125,8 @@ int64_t ls_outbox_read(struct ls_daemon *d, uint64_t after, uint64_t upto, ls_ou
 
 /*
  * A watch: an eventfd (non-blocking) that becomes readable whenever
- * ls_outbox_committed() moves and when the daemon stops.  Its owner may
+ * ls_outbox_committed() or ls_outbox_durable() moves and when the daemon
+ * stops.  Its owner may
  * also write it to wake its own thread.  Up to LS_OUTBOX_WATCHES; the fd,
  * or a negative errno.  ls_outbox_unwatch() closes it (the core closes
  * the ones left when it closes).
@@ -135,9 +145,10 @@ uint64_t ls_outbox_wait(struct ls_daemon *d, int fd, uint64_t after, int timeout
 /*
  * The core's side (persist.c, daemon.c), under the daemon's lock.
  * ls_outbox__committed(): the commit of generation `gen` is over (`ok`:
- * written, making every event up to `upto` durable); moves the committed
- * seq, writes the watches and returns the generation released for the
- * answers (0: none; the caller runs the on_commit hook after unlocking).
+ * written, making every event up to `upto` durable); moves the durable
+ * seq, releases what the awaited sinks allow, writes the watches and
+ * returns the generation released for the answers (0: none; the caller
+ * runs the on_commit hook after unlocking).
  * ls_outbox__wake_all(): writes every watch (stop).  ls_outbox__close():
  * closes the watches left.
  */

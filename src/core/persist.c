@@ -556,7 +556,7 @@ int ls_persist_open(ls_daemon *d)
      * events, if that goes further: ls_outbox_sink_open()). */
     uint64_t last = ls_store_last_seq(d->store);
     d->seq = last;
-    d->committed_seq = last;
+    d->durable_seq = d->committed_seq = last;
     uint64_t first = ls_store_first_seq(d->store);
     d->pruned_upto = first ? first - 1 : last;
     d->pending_gen = 1;

@@ -1,7 +1,7 @@
 /*
  * eventlog.c - append-only JSON-lines event log, a sink of the outbox.
  *
- * The sink.  One thread reads the committed events through the outbox port
+ * The sink.  One thread reads the events through the outbox port
  * (core/outbox.h) after its cursor, appends their lines and acknowledges
  * what write(2) accepted; the cursor "events.jsonl" is saved with the next
  * commit.  The file also knows its own last seq (below), so the sink opens
@@ -12,10 +12,12 @@
  * thread runs and before the API opens, the file is caught up with what
  * the store committed but never reached it.
  *
- * The sink is awaited: an API request that waits for a commit is answered
- * once the commit's events are in the file, so a client finds them there.
- * That costs the answer a hop to this thread and the write(2).  While the
- * file cannot be written the sink lifts it (the API keeps answering and
+ * The sink is awaited (core/outbox.h): it reads events as soon as they are
+ * on disk, and they are committed for the other readers, and an API
+ * request that waits for their commit is answered, once they are in the
+ * file, so a client finds them there.  That costs those a hop to this
+ * thread and the write(2).  While the file cannot be written the sink
+ * lifts it (the API keeps answering, the other sinks keep delivering and
  * the events wait in the outbox), and takes it up again once the file has
  * caught up.
  *
@@ -295,7 +297,7 @@ struct ls_eventlog_sink {
     int sink;         /* the outbox sink */
     int wfd;          /* its outbox watch */
     uint64_t cursor;  /* last seq the file is known to hold */
-    uint64_t acked;   /* last seq acknowledged: the cursor, but never past the committed seq */
+    uint64_t acked;   /* last seq acknowledged: the cursor, but never past the durable seq */
     int awaited;      /* answers wait for this sink (not while the file fails) */
     int64_t retry_at; /* mono ms: next reopen of a failed file */
     int64_t check_at; /* mono ms: next check for a rename */
@@ -311,19 +313,25 @@ static int64_t mono_ms(void)
     return ls_clock_mono_ns() / 1000000;
 }
 
-/* The file failed: answers stop waiting, the file is retried in a while. */
-static void failing(ls_eventlog_sink *s, int64_t now)
+/* Answers stop waiting for the file (until it has caught up again). */
+static void lift(ls_eventlog_sink *s)
 {
-    s->cursor = s->log.written;
-    s->retry_at = now + RETRY_MS;
     if (s->awaited) {
         s->awaited = 0;
         ls_outbox_sink_await(s->d, s->sink, 0);
     }
 }
 
+/* The file failed: it is retried in a while. */
+static void failing(ls_eventlog_sink *s, int64_t now)
+{
+    s->cursor = s->log.written;
+    s->retry_at = now + RETRY_MS;
+    lift(s);
+}
+
 /*
- * Writes the committed events after the cursor, up to `committed`, and
+ * Writes the events after the cursor, up to `durable`, and
  * acknowledges them.  A failed write rewinds the cursor to what the file
  * holds; the next call at or after retry_at opens the path again and
  * writes the missing events from the outbox, so the file gets every event
@@ -331,7 +339,7 @@ static void failing(ls_eventlog_sink *s, int64_t now)
  * opens the path again if it was renamed away (rotation).  Returns 1 if
  * the cursor moved.
  */
-static int deliver(ls_eventlog_sink *s, uint64_t committed)
+static int deliver(ls_eventlog_sink *s, uint64_t durable)
 {
     ls_eventlog *l = &s->log;
     int64_t now = mono_ms();
@@ -355,15 +363,16 @@ static int deliver(ls_eventlog_sink *s, uint64_t committed)
             }
         }
     }
-    while (s->cursor < committed) {
-        int64_t n = ls_outbox_read(s->d, s->cursor, committed, s->rec, READ_MAX, s->buf, READ_BUF);
-        if (n < 0) {
+    while (s->cursor < durable) {
+        int64_t n = ls_outbox_read(s->d, s->cursor, durable, s->rec, READ_MAX, s->buf, READ_BUF);
+        if (n < 0) { /* tried again at the next wake, a second at most */
             ls_error("eventlog", "cannot read events after seq %llu from the outbox",
                      (unsigned long long)s->cursor);
+            lift(s);
             break;
         }
-        if (n == 0) { /* none left up to committed (pruned): nothing to write */
-            s->cursor = committed;
+        if (n == 0) { /* none left up to durable (pruned): nothing to write */
+            s->cursor = durable;
             break;
         }
         for (int64_t i = 0; i < n; i++)
@@ -377,12 +386,12 @@ static int deliver(ls_eventlog_sink *s, uint64_t committed)
         s->cursor = l->written; /* lines the file had already were skipped */
         if (s->cursor <= before) break;
     }
-    uint64_t ack = s->cursor < committed ? s->cursor : committed;
+    uint64_t ack = s->cursor < durable ? s->cursor : durable;
     if (ack > s->acked) {
         s->acked = ack;
         ls_outbox_ack(s->d, s->sink, ack);
     }
-    if (!s->awaited && !l->failed && s->cursor >= committed) {
+    if (!s->awaited && !l->failed && s->cursor >= durable) {
         s->awaited = 1; /* caught up: answers wait for the file again */
         ls_outbox_sink_await(s->d, s->sink, 1);
     }
@@ -394,15 +403,16 @@ static void *sink_main(void *arg)
     pthread_setname_np(pthread_self(), "ls-eventlog");
     ls_eventlog_sink *s = arg;
     for (;;) {
-        /* The flag first: a stop comes after the final commit. */
+        /* The flag first: a stop comes after the final commit.  An awaited
+         * sink reads what is on disk; the others see it once it has it. */
         int stopping = __atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE);
-        uint64_t committed = ls_outbox_committed(s->d);
-        int moved = deliver(s, committed);
+        uint64_t durable = ls_outbox_durable(s->d);
+        int moved = deliver(s, durable);
         if (stopping) break; /* the final commit is written, or cannot be */
         int64_t wait = s->log.failed ? s->retry_at - mono_ms() : CHECK_MS;
         if (wait < 0) wait = 0;
         /* Without progress, wait for a newer commit than the one in hand. */
-        ls_outbox_wait(s->d, s->wfd, moved || s->cursor >= committed ? s->cursor : committed,
+        ls_outbox_wait(s->d, s->wfd, moved || s->cursor >= durable ? s->cursor : durable,
                        (int)wait);
     }
     return NULL;
@@ -428,6 +438,7 @@ static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
 
 static void sink_free(ls_eventlog_sink *s)
 {
+    ls_outbox_sink_await(s->d, s->sink, 0); /* nothing waits for a stopped sink */
     ls_outbox_unwatch(s->d, s->wfd);
     ls_eventlog_close(&s->log);
     free(s->buf);
@@ -448,7 +459,7 @@ int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d)
     ls_eventlog_sink *s = calloc(1, sizeof(*s));
     if (!s) return -ENOMEM;
     s->d = d;
-    s->wfd = -1;
+    s->sink = s->wfd = -1;
     if ((rc = ls_eventlog_open(&s->log, path, cfg->events_stdout)) < 0) {
         sink_free(s);
         return rc;
@@ -467,10 +478,9 @@ int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d)
     s->awaited = 1;
     s->check_at = mono_ms() + CHECK_MS;
     /* Catch the file up with what the store committed but never delivered. */
-    deliver(s, ls_outbox_committed(d));
+    deliver(s, ls_outbox_durable(d));
     if ((rc = -pthread_create(&s->thread, NULL, sink_main, s)) < 0) {
         ls_error("eventlog", "cannot start the thread: %s", strerror(-rc));
-        ls_outbox_sink_await(d, s->sink, 0);
         sink_free(s);
         return rc;
     }
@@ -491,6 +501,5 @@ void ls_eventlog_sink_stop(ls_eventlog_sink *s)
         (void)w;
         pthread_join(s->thread, NULL);
     }
-    ls_outbox_sink_await(s->d, s->sink, 0); /* nothing waits for a stopped sink */
     sink_free(s);
 }

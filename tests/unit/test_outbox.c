@@ -12,8 +12,9 @@
  * the sink's cursor after a restart and reading resumes after it; a sink
  * that holds its own copy makes seqs continue after it; retention prunes
  * nothing an unacknowledged sink still needs and counts it as behind; an
- * awaited sink holds back the answers for a commit until it has the
- * commit's events (or lifts that); and an outbox written by store format 1
+ * awaited sink reads events on disk first and holds back both the other
+ * readers' view of them and the answers for their commit until it has them
+ * (or lifts that); and an outbox written by store format 1
  * (lines alone) reads with the same fields.
  */
 #define _XOPEN_SOURCE 700
@@ -143,12 +144,12 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Waits (5 s at most) until the committed seq reaches seq. */
-static void wait_committed(ls_daemon *d, uint64_t seq)
+/* Waits (5 s at most) until the durable seq reaches seq. */
+static void wait_durable(ls_daemon *d, uint64_t seq)
 {
-    for (int i = 0; i < 500 && ls_outbox_committed(d) < seq; i++)
+    for (int i = 0; i < 500 && ls_outbox_durable(d) < seq; i++)
         sleep_ms(10);
-    assert_true(ls_outbox_committed(d) >= seq);
+    assert_true(ls_outbox_durable(d) >= seq);
 }
 
 /* Checks that record r is the event (seq, type) of device dev, with the
@@ -252,7 +253,7 @@ static void test_cursor_survives_restart(void **state)
     assert_int_equal(ls_outbox_committed(d), 10);
     ls_outbox_ack(d, sink, 6);
     ls_outbox_ack(d, sink, 4);  /* going back: ignored */
-    ls_outbox_ack(d, sink, 99); /* past the committed seq: ignored */
+    ls_outbox_ack(d, sink, 99); /* past the durable seq: ignored */
     apply(d, "dev-10", ACT);    /* seq 11: its commit saves the cursor */
     core_close(f);
 
@@ -337,25 +338,50 @@ static void test_awaited_sink_holds_answers(void **state)
     int sink = ls_outbox_sink_open(d, "awaited", LS_OUTBOX_AWAITED, 0, &c);
     core_start(f);
 
+    int fd = ls_outbox_watch(d);
     uint64_t gen = apply_nowait(d, "w1"); /* CONNECT, ACTIVITY: seqs 1, 2 */
-    wait_committed(d, 2);
+    wait_durable(d, 2);
     sleep_ms(50);
-    assert_true(ls_daemon_committed_gen(d) < gen); /* on disk, but not in the sink */
+    /* On disk, but neither answered nor committed for the other readers
+     * until the awaited sink has the events; it reads them already. */
+    assert_true(ls_daemon_committed_gen(d) < gen);
+    assert_int_equal(ls_outbox_committed(d), 0);
+    assert_true(readable(fd)); /* the durable seq moved */
+    assert_int_equal(ls_outbox_read(d, 0, UINT64_MAX, f->rec, MAXREC, f->buf, BUF), 2);
+    check_rec(&f->rec[1], 2, LS_EV_ACTIVITY, "w1");
     ls_outbox_ack(d, sink, 1);
+    assert_int_equal(ls_outbox_committed(d), 1);
     assert_true(ls_daemon_committed_gen(d) < gen); /* not all of its events */
+    char tmp[8];
+    while (read(fd, tmp, 8) > 0) {
+    }
     ls_outbox_ack(d, sink, 2);
+    assert_int_equal(ls_outbox_committed(d), 2);
     assert_true(ls_daemon_committed_gen(d) >= gen);
+    assert_true(readable(fd)); /* the committed seq moved */
 
     /* A sink that cannot deliver lifts the wait. */
     gen = apply_nowait(d, "w2");
-    wait_committed(d, 4);
+    wait_durable(d, 4);
     sleep_ms(50);
     assert_true(ls_daemon_committed_gen(d) < gen);
+    assert_int_equal(ls_outbox_committed(d), 2);
     ls_outbox_sink_await(d, sink, 0);
+    assert_int_equal(ls_outbox_committed(d), 4);
     assert_true(ls_daemon_committed_gen(d) >= gen);
     apply(d, "w3", ACT); /* answered at once now */
+    assert_int_equal(ls_outbox_committed(d), 5);
+    /* Taking the wait up again holds back what comes next only. */
     ls_outbox_sink_await(d, sink, 1);
-    ls_outbox_ack(d, sink, ls_outbox_committed(d));
+    assert_int_equal(ls_outbox_committed(d), 5);
+    gen = apply_nowait(d, "w4");
+    wait_durable(d, 7);
+    sleep_ms(50);
+    assert_int_equal(ls_outbox_committed(d), 5);
+    ls_outbox_ack(d, sink, 7);
+    assert_int_equal(ls_outbox_committed(d), 7);
+    assert_true(ls_daemon_committed_gen(d) >= gen);
+    ls_outbox_unwatch(d, fd);
 }
 
 /* Puts one raw key/value into database `db` of the store in `dir`. */
