@@ -131,7 +131,11 @@
  * resize from remapping meanwhile.  The daemon calls it after its
  * start-up load, which reads the whole file.  Pages that commits read
  * later (the B-tree paths to dirty records) come back into the RSS
- * gradually; they are not dropped again.
+ * gradually; they are not dropped again.  ls_store_read_outbox() drops the
+ * pages of the events it read once they are copied out (one madvise per
+ * run of adjacent pages, after the cursor is done): every event is read
+ * by the sinks, so without that the process would map the whole outbox
+ * (days of events, with events.retention) into its RSS.
  *
  * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
  * `lastseen export` next to a running daemon.  Nothing is created: a
@@ -1048,6 +1052,33 @@ uint64_t ls_store_device_count(ls_store *s)
     return st.ms_entries;
 }
 
+/* Pages of the map a read touched, as runs of adjacent pages, dropped
+ * from the resident set once the read is over (see RESIDENT PAGES). */
+typedef struct page_runs {
+    uintptr_t page;   /* page size */
+    uintptr_t lo, hi; /* the current run [lo, hi), empty when lo == hi */
+} page_runs;
+
+static void runs_drop(page_runs *r)
+{
+    if (r->hi > r->lo) madvise((void *)r->lo, r->hi - r->lo, MADV_DONTNEED);
+    r->lo = r->hi = 0;
+}
+
+static void runs_add(page_runs *r, const void *p, size_t n)
+{
+    uintptr_t lo = (uintptr_t)p & ~(r->page - 1);
+    uintptr_t hi = ((uintptr_t)p + n + r->page - 1) & ~(r->page - 1);
+    if (r->hi > r->lo && lo <= r->hi && hi >= r->lo) { /* overlaps or touches the run */
+        if (lo < r->lo) r->lo = lo;
+        if (hi > r->hi) r->hi = hi;
+        return;
+    }
+    runs_drop(r);
+    r->lo = lo;
+    r->hi = hi;
+}
+
 int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t max,
                              ls_store_outbox_cb cb, void *ud)
 {
@@ -1058,6 +1089,7 @@ int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t 
     ls_store_event ev;
     int64_t n = 0;
     int rc;
+    page_runs runs = {.page = (uintptr_t)sysconf(_SC_PAGESIZE)};
 
     if (max == 0 || after >= upto) return 0;
     if ((rc = rd_begin(s, &txn)) < 0) return rc;
@@ -1076,6 +1108,8 @@ int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t 
         }
         uint64_t seq = store__get_be64(k.mv_data);
         if (seq > upto) break;
+        runs_add(&runs, k.mv_data, k.mv_size);
+        runs_add(&runs, v.mv_data, v.mv_size);
         const char *why = store__event_decode(seq, v.mv_data, v.mv_size, &ev);
         if (why) {
             ls_error(MOD, "%s: outbox event seq %llu (%zu bytes): %s: damaged", s->dir,
@@ -1092,6 +1126,7 @@ int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t 
     }
     if (n >= 0 && rc && rc != MDB_NOTFOUND) n = fail(s, "reading events", rc);
     mdb_cursor_close(c);
+    runs_drop(&runs); /* before rd_end(): no resize can remap meanwhile */
 end:
     rd_end(s, txn);
     return n;
