@@ -39,12 +39,11 @@
  *
  * What it costs: a read is one LMDB read transaction (no lock shared with
  * the engines or the committer) and a copy of the events into the caller's
- * buffer; an acknowledgement is a short critical section on the daemon's
- * lock; each commit writes every watch (one write(2) each; once more when
- * an awaited sink releases it: the others may wake for nothing) and saves
- * each moved cursor (one store op each).  The slowest sink holds back
- * retention, so its backlog is disk (up to store.max_size).  An awaited
- * sink adds its delivery to the latency of the answers whose commit
+ * buffer (a scan: no copy, but the caller works inside the transaction); an acknowledgement is a
+ * short critical section on the daemon's lock; each commit writes every watch (one write(2) each;
+ * once more when an awaited sink releases it: the others may wake for nothing) and saves each moved
+ * cursor (one store op each).  The slowest sink holds back retention, so its backlog is disk (up to
+ * store.max_size).  An awaited sink adds its delivery to the latency of the answers whose commit
  * carried events, and to every other reader's view of them.
  *
  * Threads: sinks open, and say how far their own copy reaches, before the
@@ -122,6 +121,18 @@ uint64_t ls_outbox_first(struct ls_daemon *d);
  */
 int64_t ls_outbox_read(struct ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_rec *rec,
                        size_t max, char *buf, size_t buflen);
+
+/*
+ * The same without a copy: calls cb for each event, with the record
+ * pointing into the store's map, valid only during the call, which runs
+ * inside a read transaction: keep it short (no blocking, no other outbox
+ * or store call); a resize of the store waits for it.  A negative cb
+ * result stops the scan and is returned.  Returns the count, or a
+ * negative store error.
+ */
+typedef int (*ls_outbox_scan_cb)(void *ud, const ls_outbox_rec *r);
+int64_t ls_outbox_scan(struct ls_daemon *d, uint64_t after, uint64_t upto, size_t max,
+                       ls_outbox_scan_cb cb, void *ud);
 
 /*
  * A watch: an eventfd (non-blocking) that becomes readable whenever

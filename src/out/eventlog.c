@@ -22,11 +22,12 @@
  * caught up.
  *
  * Each wake writes everything committed in chunks of at most READ_MAX
- * events or READ_BUF bytes, about one write(2) per chunk (lines are also
- * written every MiB, below); the thread sleeps on an outbox watch, or
- * until the next retry of a failed file.  Cost beyond the write: the
- * outbox read (a read transaction and a copy of the lines) and the hop to
- * this thread.  Knobs: events.file, events.stdout.
+ * events or FLUSH_AT bytes, one write(2) per chunk: the lines are scanned
+ * in place from the outbox (ls_outbox_scan(), no copy but the one into the
+ * pending buffer) and written once the scan's read transaction is over.
+ * The thread sleeps on an outbox watch, or until the next retry of a
+ * failed file.  Cost beyond the write: the scan (a read transaction) and
+ * the hop to this thread.  Knobs: events.file, events.stdout.
  *
  * Each event becomes one line `{"seq":..,...}\n`.  Lines are formatted into
  * a buffer as the committer hands them over and written with one write(2)
@@ -76,10 +77,9 @@
 #define PENDING_MAX ((size_t)256 << 20)
 #define FLUSH_AT ((size_t)1 << 20)
 #define SINK_NAME "events.jsonl" /* the cursor's key in the store, whatever events.file says */
-#define READ_MAX 1024            /* events per outbox read (the buffer may hold fewer) */
-#define READ_BUF ((size_t)1 << 20)
-#define RETRY_MS 1000 /* a failed file is opened again this often */
-#define CHECK_MS 1000 /* and the path checked for a rename this often */
+#define READ_MAX 4096            /* events per outbox scan (or FLUSH_AT bytes of lines) */
+#define RETRY_MS 1000            /* a failed file is opened again this often */
+#define CHECK_MS 1000            /* and the path checked for a rename this often */
 
 /*
  * Finds the seq of the last complete line of the open file `fd` (0 if it has
@@ -304,8 +304,6 @@ struct ls_eventlog_sink {
     int stopping;     /* atomic */
     int running;
     pthread_t thread;
-    ls_outbox_rec rec[READ_MAX];
-    char *buf; /* READ_BUF bytes for the records */
 };
 
 static int64_t mono_ms(void)
@@ -328,6 +326,30 @@ static void failing(ls_eventlog_sink *s, int64_t now)
     s->cursor = s->log.written;
     s->retry_at = now + RETRY_MS;
     lift(s);
+}
+
+/* An ls_outbox_scan() of lines into the pending buffer, up to FLUSH_AT. */
+typedef struct append_ctx {
+    ls_eventlog *l;
+    size_t n;
+    int full; /* stopped: the lines make FLUSH_AT */
+} append_ctx;
+
+static int append_cb(void *ud, const ls_outbox_rec *r)
+{
+    append_ctx *ac = ud;
+    ls_eventlog *l = ac->l;
+    /* No write(2) inside the read transaction: stop short of FLUSH_AT. */
+    if (ac->n && l->pending.len + r->line_len + 1 >= FLUSH_AT) {
+        ac->full = 1;
+        return -1;
+    }
+    if (ls_eventlog_append_line(l, r->seq, r->line, r->line_len) < 0) {
+        ac->full = 1; /* the buffer refused it: write what is there first */
+        return -1;
+    }
+    ac->n++;
+    return 0;
 }
 
 /*
@@ -364,20 +386,18 @@ static int deliver(ls_eventlog_sink *s, uint64_t durable)
         }
     }
     while (s->cursor < durable) {
-        int64_t n = ls_outbox_read(s->d, s->cursor, durable, s->rec, READ_MAX, s->buf, READ_BUF);
-        if (n < 0) { /* tried again at the next wake, a second at most */
+        append_ctx ac = {.l = l};
+        int64_t n = ls_outbox_scan(s->d, s->cursor, durable, READ_MAX, append_cb, &ac);
+        if (n < 0 && !ac.full) { /* tried again at the next wake, a second at most */
             ls_error("eventlog", "cannot read events after seq %llu from the outbox",
                      (unsigned long long)s->cursor);
             lift(s);
             break;
         }
-        if (n == 0) { /* none left up to durable (pruned): nothing to write */
+        if (ac.n == 0 && !ac.full) { /* none left up to durable (pruned): nothing to write */
             s->cursor = durable;
             break;
         }
-        for (int64_t i = 0; i < n; i++)
-            if (ls_eventlog_append_line(l, s->rec[i].seq, s->rec[i].line, s->rec[i].line_len) < 0)
-                break; /* a write failed (flush says so), or the buffer is full */
         if (ls_eventlog_flush(l) < 0) {
             failing(s, now);
             break;
@@ -441,7 +461,6 @@ static void sink_free(ls_eventlog_sink *s)
     ls_outbox_sink_await(s->d, s->sink, 0); /* nothing waits for a stopped sink */
     ls_outbox_unwatch(s->d, s->wfd);
     ls_eventlog_close(&s->log);
-    free(s->buf);
     free(s);
 }
 
@@ -463,10 +482,6 @@ int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d)
     if ((rc = ls_eventlog_open(&s->log, path, cfg->events_stdout)) < 0) {
         sink_free(s);
         return rc;
-    }
-    if (!(s->buf = malloc(READ_BUF))) {
-        sink_free(s);
-        return -ENOMEM;
     }
     s->sink = ls_outbox_sink_open(d, SINK_NAME, LS_OUTBOX_AWAITED, s->log.seq, &s->cursor);
     if (s->sink < 0 || (s->wfd = ls_outbox_watch(d)) < 0) {
