@@ -1,6 +1,6 @@
 /*
  * outbox.c - the port for sinks (outbox.h): durable cursors, reads of the
- * committed outbox, watches, and the answers that wait for awaited sinks.
+ * committed outbox, watches, and the inline sinks the committer calls.
  *
  * Records.  The committer stores each event with its type, device id and
  * the place of the device's state in the line (store.h, ls_store_event),
@@ -15,7 +15,11 @@
  * transaction and closes it, so a sink may take its time with them (a
  * publish, a POST) without pinning the map; the copy is the price.  A
  * scan hands them over in place instead, inside the transaction: for a
- * sink that only copies them on (the events file), one copy less.
+ * sink that only copies them on (the events file), one copy less.  An
+ * inline sink's scan of the events the commit just wrote reads the
+ * committer's batch, still in memory, rather than the map: as cheap as
+ * when the committer wrote the file from the batch itself (reading the
+ * pages back cost a reconnect storm a few per cent of its throughput).
  *
  * Cursors.  A sink's acknowledgement is kept in d->sinks under the
  * daemon's lock; the committer writes the moved ones with its next
@@ -27,17 +31,13 @@
  * one that blocks (ls_outbox_wait() is a poll(2) on it).  It replaces a
  * condition variable, which a polling sink cannot wait on.
  *
- * Release.  The committer moves durable_seq; what readers see,
- * committed_seq, is released here: the durable events every awaited sink
- * has acknowledged (all of them while there is none).  A request that
- * waits for a commit (ls_daemon_commit_unlock(), the HTTP server's
- * on_commit hook) waits for committed_gen, released at the same point:
- * once the last seq that commit made durable is released.  The commits
- * not yet released wait in a ring of LS_UNRELEASED_MAX; when it is full the
- * newest two are merged (the older generation is then released with the
- * newer one: later, never earlier).  Both only move forward: an awaited
- * sink that takes up waiting again (ls_outbox_sink_await()) holds back
- * what comes after, not what was released meanwhile.
+ * Inline sinks.  The committer moves durable_seq once a commit is on
+ * disk, calls the inline sinks (the events file) with it, and only then
+ * moves committed_seq, which every other reader waits for, and answers the
+ * requests that wait for the commit (persist.c).  So the events file comes
+ * first, as it did when the committer wrote it itself, and costs no hop
+ * to another thread; an inline sink that cannot deliver simply returns,
+ * and the commit goes on without it.
  */
 #include "core/outbox.h"
 
@@ -56,44 +56,7 @@
 
 /* ---- sinks ------------------------------------------------------------- */
 
-/*
- * Under the lock: releases the events and the commits every awaited sink
- * has caught up with, and writes the watches if `woke` (the durable seq
- * moved) or the committed seq moved.  Returns the newly released
- * generation (committed_gen is set and commit_cv broadcast), or 0 if it
- * did not move; the caller then runs the on_commit hook without the lock.
- */
-static uint64_t release_locked(ls_daemon *d, int woke)
-{
-    uint64_t floor = d->durable_seq, gen = 0;
-    for (int i = 0; i < d->nsinks; i++)
-        if (d->sinks[i].awaited && d->sinks[i].acked < floor) floor = d->sinks[i].acked;
-    if (floor > d->committed_seq) {
-        __atomic_store_n(&d->committed_seq, floor, __ATOMIC_RELEASE);
-        woke = 1;
-    }
-    if (woke) ls_outbox__wake_all(d);
-    while (d->unrel_n && d->unreleased[d->unrel_head].upto <= d->committed_seq) {
-        gen = d->unreleased[d->unrel_head].gen;
-        d->unrel_head = (d->unrel_head + 1) % LS_UNRELEASED_MAX;
-        d->unrel_n--;
-    }
-    if (gen <= d->committed_gen) return 0;
-    __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
-    if (d->cvs_ready) pthread_cond_broadcast(&d->commit_cv);
-    return gen;
-}
-
-/* Leaves the lock, then tells the HTTP server about a released generation. */
-static void unlock_and_hook(ls_daemon *d, uint64_t gen)
-{
-    void (*hook)(void *, uint64_t) = d->on_commit;
-    void *ud = d->on_commit_ud;
-    pthread_mutex_unlock(&d->lock);
-    if (gen && hook) hook(ud, gen);
-}
-
-int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t holds, uint64_t *cursor)
+int ls_outbox_sink_open(ls_daemon *d, const char *name, uint64_t holds, uint64_t *cursor)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= LS_SINK_NAME_MAX) {
@@ -112,7 +75,7 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t hold
         if (holds > d->seq) d->seq = holds; /* seqs continue after the sink's own copy */
         id = d->nsinks++;
         ls_sink *k = &d->sinks[id];
-        *k = (ls_sink){.acked = c, .saved = c, .awaited = (flags & LS_OUTBOX_AWAITED) != 0};
+        *k = (ls_sink){.acked = c, .saved = c};
         memcpy(k->name, name, n + 1);
         *cursor = c;
     }
@@ -121,38 +84,34 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t hold
     return id;
 }
 
-void ls_outbox_ack(ls_daemon *d, int sink, uint64_t seq)
+int ls_outbox_sink_inline(ls_daemon *d, int sink, ls_outbox_deliver_cb deliver, void *ud)
 {
-    uint64_t gen = 0;
-    if (sink < 0) return;
+    int rc = 0;
     pthread_mutex_lock(&d->lock);
-    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->durable_seq) {
-        d->sinks[sink].acked = seq;
-        if (d->sinks[sink].awaited) gen = release_locked(d, 0);
+    if (sink < 0 || sink >= d->nsinks)
+        rc = -EINVAL;
+    else if (d->committer_running)
+        rc = -EBUSY; /* the committer reads these without the lock */
+    else {
+        d->sinks[sink].deliver = deliver;
+        d->sinks[sink].deliver_ud = ud;
     }
-    unlock_and_hook(d, gen);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
 }
 
-void ls_outbox_sink_await(ls_daemon *d, int sink, int on)
+void ls_outbox_ack(ls_daemon *d, int sink, uint64_t seq)
 {
-    uint64_t gen = 0;
     if (sink < 0) return;
     pthread_mutex_lock(&d->lock);
-    if (sink < d->nsinks) {
-        d->sinks[sink].awaited = on != 0;
-        gen = release_locked(d, 0);
-    }
-    unlock_and_hook(d, gen);
+    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->durable_seq)
+        d->sinks[sink].acked = seq;
+    pthread_mutex_unlock(&d->lock);
 }
 
 uint64_t ls_outbox_committed(ls_daemon *d)
 {
     return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
-}
-
-uint64_t ls_outbox_durable(ls_daemon *d)
-{
-    return __atomic_load_n(&d->durable_seq, __ATOMIC_ACQUIRE);
 }
 
 uint64_t ls_outbox_first(ls_daemon *d)
@@ -251,7 +210,7 @@ static int read_cb(void *ud, const ls_store_event *ev)
 int64_t ls_outbox_read(ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_rec *rec, size_t max,
                        char *buf, size_t buflen)
 {
-    uint64_t durable = ls_outbox_durable(d);
+    uint64_t durable = __atomic_load_n(&d->durable_seq, __ATOMIC_ACQUIRE);
     if (upto > durable) upto = durable;
     read_ctx c = {.rec = rec, .buf = buf, .cap = buflen};
     int64_t rc = ls_store_read_outbox(d->store, after, upto, max, read_cb, &c);
@@ -267,6 +226,7 @@ int64_t ls_outbox_read(ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_re
 typedef struct scan_ctx {
     ls_outbox_scan_cb cb;
     void *ud;
+    uint64_t last; /* a scan of the committer's batch: the last seq handed over */
 } scan_ctx;
 
 static int scan_cb(void *ud, const ls_store_event *ev)
@@ -278,12 +238,31 @@ static int scan_cb(void *ud, const ls_store_event *ev)
     return c->cb(c->ud, &r);
 }
 
+/* A scan of the batch the committer just wrote: notes the last seq. */
+static int batch_scan_cb(void *ud, const ls_store_event *ev)
+{
+    scan_ctx *c = ud;
+    int rc = scan_cb(ud, ev);
+    if (rc >= 0) c->last = ev->seq;
+    return rc;
+}
+
 int64_t ls_outbox_scan(ls_daemon *d, uint64_t after, uint64_t upto, size_t max,
                        ls_outbox_scan_cb cb, void *ud)
 {
-    uint64_t durable = ls_outbox_durable(d);
+    uint64_t durable = __atomic_load_n(&d->durable_seq, __ATOMIC_ACQUIRE);
     if (upto > durable) upto = durable;
     scan_ctx c = {.cb = cb, .ud = ud};
+    /* An inline sink scanning what the commit just wrote: from memory. */
+    if (pthread_equal(pthread_self(), d->committer) && d->deliver_batch &&
+        after + 1 >= d->deliver_first && after < d->deliver_last) {
+        if (after != d->deliver_pos_seq) d->deliver_pos = 0; /* not where the last one stopped */
+        c.last = after;
+        int64_t n = ls_store_batch_read_outbox(d->deliver_batch, &d->deliver_pos, after, upto, max,
+                                               batch_scan_cb, &c);
+        d->deliver_pos_seq = c.last;
+        return n;
+    }
     return ls_store_read_outbox(d->store, after, upto, max, scan_cb, &c);
 }
 
@@ -343,18 +322,37 @@ void ls_outbox__wake_all(ls_daemon *d)
     }
 }
 
-uint64_t ls_outbox__committed(ls_daemon *d, uint64_t gen, uint64_t upto, int ok)
+int64_t ls_outbox__deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *batch, uint64_t first)
 {
-    int woke = ok && upto > d->durable_seq;
-    if (woke) __atomic_store_n(&d->durable_seq, upto, __ATOMIC_RELEASE);
-    ls_unreleased u = {.gen = gen, .upto = ok ? upto : 0};
-    if (d->unrel_n == LS_UNRELEASED_MAX) { /* merged into the newest: released with it */
-        d->unreleased[(d->unrel_head + d->unrel_n - 1) % LS_UNRELEASED_MAX] = u;
-    } else {
-        d->unreleased[(d->unrel_head + d->unrel_n) % LS_UNRELEASED_MAX] = u;
-        d->unrel_n++;
+    int64_t due = 0;
+    if (upto > __atomic_load_n(&d->durable_seq, __ATOMIC_RELAXED))
+        __atomic_store_n(&d->durable_seq, upto, __ATOMIC_RELEASE);
+    uint64_t durable = __atomic_load_n(&d->durable_seq, __ATOMIC_RELAXED);
+    /* The inline sinks are fixed while the committer runs; other sinks may
+     * still open (hence the lock for the count). */
+    pthread_mutex_lock(&d->lock);
+    int n = d->nsinks;
+    pthread_mutex_unlock(&d->lock);
+    d->deliver_batch = batch;
+    d->deliver_first = first;
+    d->deliver_last = upto;
+    d->deliver_pos = 0;
+    d->deliver_pos_seq = first - 1;
+    for (int i = 0; i < n; i++) {
+        ls_sink *k = &d->sinks[i];
+        if (!k->deliver) continue;
+        int64_t at = k->deliver(k->deliver_ud, durable);
+        if (at && (!due || at < due)) due = at;
     }
-    return release_locked(d, woke);
+    d->deliver_batch = NULL;
+    return due;
+}
+
+void ls_outbox__committed(ls_daemon *d, uint64_t upto)
+{
+    if (upto <= d->committed_seq) return;
+    __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
+    ls_outbox__wake_all(d);
 }
 
 void ls_outbox__close(ls_daemon *d)
