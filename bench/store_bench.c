@@ -135,7 +135,7 @@ static int open_store(ls_store **s, const char *dir, uint64_t devices, int sync)
     if (initial < ((uint64_t)64 << 20)) initial = (uint64_t)64 << 20;
     ls_store_options o = {.initial_size = initial, .max_size = 0, .sync = sync};
     int rc = ls_store_open(s, dir, &o);
-    if (rc < 0) fprintf(stderr, "cannot open the store in %s: %s\n", dir, ls_store_strerror(rc));
+    if (rc < 0) fprintf(stderr, "cannot open the store in %s: %s\n", dir, ls_strerror(rc));
     return rc;
 }
 
@@ -178,7 +178,7 @@ static int fill(ls_store *s, uint64_t n, uint64_t batch, char *ids, int random_o
         if (rc == 0 && (ls_store_batch_ops(b) == batch || i + 1 == n)) {
             if ((rc = ls_store_write(s, b)) < 0)
                 fprintf(stderr, "store write failed at device %llu: %s\n", (unsigned long long)i,
-                        ls_store_strerror(rc));
+                        ls_strerror(rc));
             ls_store_batch_clear(b);
             if (verbose && (i + 1) % (batch * 8) == 0)
                 fprintf(stderr, "  %llu devices, %.1f s\n", (unsigned long long)(i + 1),
@@ -387,7 +387,7 @@ int bench_store_flush(int argc, char **argv)
         int rc = ls_store_write(s, b);
         double t2 = bench_secs();
         if (rc < 0) {
-            fprintf(stderr, "store write failed: %s\n", ls_store_strerror(rc));
+            fprintf(stderr, "store write failed: %s\n", ls_strerror(rc));
             goto out;
         }
         if (run > 0) {
@@ -508,7 +508,7 @@ int bench_store_events(int argc, char **argv)
                 if (ls_store_batch_cursor(b, "events.jsonl", seq - k) < 0) goto out;
                 int rc = ls_store_write(s, b);
                 if (rc < 0) {
-                    fprintf(stderr, "store write failed: %s\n", ls_store_strerror(rc));
+                    fprintf(stderr, "store write failed: %s\n", ls_strerror(rc));
                     goto out;
                 }
                 busy += bench_secs() - t0;

@@ -41,6 +41,7 @@
 
 #include "api/api.h"
 #include "api/stream.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "base/net.h"
 
@@ -450,7 +451,7 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     pthread_mutex_init(&h->wait_lock, NULL);
     int rc = ls_streams_start(&d->streams, d);
     if (rc < 0) {
-        ls_error("http", "cannot start the event streams: %s", strerror(-rc));
+        ls_error("http", "cannot start the event streams: %s", ls_strerror(rc));
         pthread_mutex_destroy(&h->wait_lock);
         free(h);
         return rc;

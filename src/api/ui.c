@@ -22,6 +22,7 @@
 
 #include "api/api.h"
 #include "base/clock.h"
+#include "base/err.h"
 #include "core/persist.h"
 #include "core/shards.h"
 
@@ -73,7 +74,6 @@ typedef struct recent_q {
     size_t nmatch;
     size_t off[RECENT_WINDOW + 1];
     uint64_t seq[RECENT_WINDOW];
-    int oom;
 } recent_q;
 
 static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
@@ -85,10 +85,7 @@ static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
         return 0;
     q->off[q->nmatch] = q->lines.len;
     q->seq[q->nmatch] = seq;
-    if (ls_buf_append(&q->lines, line, len) < 0) {
-        q->oom = 1;
-        return -ENOMEM;
-    }
+    if (ls_buf_append(&q->lines, line, len) < 0) return LS_ENOMEM;
     q->nmatch++;
     q->off[q->nmatch] = q->lines.len;
     return 0;
@@ -165,13 +162,11 @@ enum MHD_Result ls_api_events_recent(ls_req *r)
     ls_buf_append(&b, "{\"events\":[", 11);
     uint64_t next = 0;
     int rc = recent_scan(r->d, q, after, limit, before, &b, &next);
-    int oom = q->oom;
     ls_buf_free(&q->lines);
     free(q);
     if (rc < 0) {
         ls_buf_free(&b);
-        return ls_api_error(r, 500, "internal", "reading the outbox: %s",
-                            oom ? "out of memory" : ls_store_strerror(rc));
+        return ls_api_error(r, 500, "internal", "reading the outbox: %s", ls_strerror(rc));
     }
     if (next)
         ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);

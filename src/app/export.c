@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/format.h"
 
@@ -201,7 +202,7 @@ int ls_export_main(int argc, char **argv)
                     c.store_dir, c.cfg.data_dir);
         else
             fprintf(stderr, "lastseen export: cannot open the store in %s: %s\n", c.store_dir,
-                    ls_store_strerror(rc));
+                    ls_strerror(rc));
         return 1;
     }
     export_state st = {.out = stdout, .default_timeout = c.cfg.state_default_inactivity_timeout};
@@ -218,7 +219,7 @@ int ls_export_main(int argc, char **argv)
     }
     if (rc < 0) {
         fprintf(stderr, "lastseen export: stopped after %llu devices: %s\n",
-                (unsigned long long)st.devices, ls_store_strerror(rc));
+                (unsigned long long)st.devices, ls_strerror(rc));
         return 1;
     }
     fprintf(stderr, "exported %llu devices\n", (unsigned long long)st.devices);

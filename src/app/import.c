@@ -34,6 +34,7 @@
 #include "base/buf.h"
 #include "app/export.h"
 #include "base/lockfile.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "engine/engine.h"
 
@@ -291,7 +292,7 @@ int ls_import_main(int argc, char **argv)
                           .sync = c.cfg.store_sync};
     if ((rc = ls_store_open(&s, c.store_dir, &o)) < 0) {
         fprintf(stderr, "lastseen import: cannot open the store in %s: %s; nothing imported\n",
-                c.store_dir, ls_store_strerror(rc));
+                c.store_dir, ls_strerror(rc));
         goto out;
     }
     for (size_t i = 0; i < bs.n; i++) {
@@ -300,7 +301,7 @@ int ls_import_main(int argc, char **argv)
             fprintf(stderr,
                     "lastseen import: writing to %s failed after %llu of %llu devices: %s\n",
                     c.store_dir, (unsigned long long)written, (unsigned long long)devices,
-                    ls_store_strerror(rc));
+                    ls_strerror(rc));
             break;
         }
         written += in_batch;

@@ -23,6 +23,7 @@
 
 #include <stdlib.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "core/persist.h"
 
@@ -87,7 +88,7 @@ static int load_cb(void *ud, const ls_store_alarm *rec)
         .source = (char *)rec->source,
     };
     int rc = rec->source_len > LS_ID_MAX ? LS_EINVAL : ls_alarms_restore(ls->d->alarms, &a);
-    if (rc == LS_ENOMEM) return -1;
+    if (rc == LS_ENOMEM) return rc; /* stops the load */
     if (rc < 0) {
         ls->refused++;
         ls_error("alarms", "stored alarm %llu not restored: invalid record",
@@ -104,7 +105,7 @@ int ls_alarming_load(ls_daemon *d)
     int rc = ls_store_load_alarms(d->store, load_cb, &ls);
     if (rc < 0) {
         ls_error("alarms", "cannot load alarms from %s/store: %s", d->cfg.data_dir,
-                 rc == -1 ? "out of memory" : ls_store_strerror(rc));
+                 ls_strerror(rc));
         return rc;
     }
     ls_alarms_set_last_id(d->alarms, ls_store_alarm_last_id(d->store));

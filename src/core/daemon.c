@@ -26,6 +26,7 @@
 #include "core/alarming.h"
 #include "base/clock.h"
 #include "base/lockfile.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/persist.h"
 #include "core/shards.h"
@@ -155,7 +156,7 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
     ec.shared_devices = &d->devices;
     if ((rc = ls_alarming_open(d, ec.seed * 3 + 1)) < 0) return rc;
     if ((rc = ls_shards_new(&d->shards, d, shard_count(cfg), &ec)) < 0) {
-        ls_error("daemon", "engine: %s", strerror(-rc));
+        ls_error("daemon", "engine: %s", ls_strerror(rc));
         return rc;
     }
     if ((rc = ls_shards_set_reporting(d->shards, (ls_report_strategy)cfg->http_reporting_strategy,

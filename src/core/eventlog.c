@@ -39,6 +39,7 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "base/log.h"
 
 #define TAIL_MAX 65536
@@ -111,7 +112,8 @@ static int open_path(ls_eventlog *l, int level, uint64_t *file_seq)
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : recover_tail(fd, l->path, level, file_seq);
     if (rc < 0) {
-        if (rc != -EINVAL) ls_log(level, "eventlog", "cannot read %s: %s", l->path, strerror(-rc));
+        if (rc != -EINVAL)
+            ls_log(level, "eventlog", "cannot read %s: %s", l->path, ls_strerror(rc));
         close(fd);
         return rc;
     }
@@ -139,16 +141,18 @@ int ls_eventlog_open(ls_eventlog *l, const char *path, int to_stdout)
 int ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len)
 {
     if (seq <= l->seq) return 0; /* already in the file (or buffered) */
-    if (l->failed) return -1;
+    if (l->failed) return -EIO;
     size_t mark = l->pending.len;
-    if (ls_buf_append(&l->pending, line, len) < 0 || ls_buf_putc(&l->pending, '\n') < 0) {
+    int rc;
+    if ((rc = ls_buf_append(&l->pending, line, len)) < 0 ||
+        (rc = ls_buf_putc(&l->pending, '\n')) < 0) {
         l->pending.len = mark; /* never a partial line */
         l->pending.overflow = 0;
-        return -1;
+        return rc;
     }
     l->seq = seq;
     /* A tick that expires a whole fleet writes as it goes, in 1 MiB pieces. */
-    if (l->pending.len >= FLUSH_AT && ls_eventlog_flush(l) < 0) return -1;
+    if (l->pending.len >= FLUSH_AT && (rc = ls_eventlog_flush(l)) < 0) return rc;
     return 0;
 }
 
@@ -169,7 +173,7 @@ static int write_all(int fd, const char *p, size_t n, size_t *done)
 
 int ls_eventlog_flush(ls_eventlog *l)
 {
-    if (l->failed || l->fd < 0) return -1;
+    if (l->failed || l->fd < 0) return -EIO;
     if (l->pending.len == 0) {
         l->written = l->seq;
         return 0;
@@ -197,13 +201,13 @@ int ls_eventlog_flush(ls_eventlog *l)
     if (!l->outage)
         ls_error("eventlog",
                  "write to %s failed: %s; retrying, events after seq %llu will follow in order",
-                 l->path, strerror(-rc), (unsigned long long)l->written);
+                 l->path, ls_strerror(rc), (unsigned long long)l->written);
     else
-        ls_debug("eventlog", "write to %s failed again: %s", l->path, strerror(-rc));
+        ls_debug("eventlog", "write to %s failed again: %s", l->path, ls_strerror(rc));
     l->outage = 1;
     l->failed = 1;
     l->seq = l->written;
-    return -1;
+    return rc;
 }
 
 int ls_eventlog_reopen(ls_eventlog *l)

@@ -39,18 +39,19 @@ int ls_eventlog_open(ls_eventlog *l, const char *path, int to_stdout);
 /*
  * Buffers an already formatted event line (without its newline), unless the
  * file already holds seq (at-least-once delivery made idempotent).  Lines
- * must come in seq order.  Returns 0 (buffered or already there), or -1 when
- * the line was not taken: the buffer is full, or a write failed (then
- * `failed` is set, see ls_eventlog_flush); the caller offers it again later.
+ * must come in seq order.  Returns 0 (buffered or already there), or a
+ * negative code when the line was not taken: LS_ENOMEM (the buffer is full),
+ * or the write's -errno, -EIO while `failed` is set (see ls_eventlog_flush);
+ * the caller offers it again later.
  */
 int ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len);
 
 /*
- * Writes the buffered lines.  Returns 0, or -1 on a write error: then the
+ * Writes the buffered lines.  Returns 0, or -errno on a write error: then the
  * lines not known to be complete in the file are dropped, `seq` goes back to
  * `written`, and `failed` is set, so the caller must offer those lines again
  * from its own durable copy after a successful ls_eventlog_reopen().  Also
- * -1 without writing while `failed` is set.
+ * -EIO without writing while `failed` is set (or no file is open).
  */
 int ls_eventlog_flush(ls_eventlog *l);
 

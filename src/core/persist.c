@@ -74,6 +74,7 @@
 #include "base/clock.h"
 #include "core/flush.h"
 #include "core/load.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/shards.h"
 #include "core/format.h"
@@ -465,7 +466,7 @@ static void commit_events(committer *c)
     if (ls_store_batch_ops(batch) > 0) {
         int64_t t0 = ls_clock_mono_ns();
         while ((rc = ls_store_write(d->store, batch)) < 0) {
-            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_store_strerror(rc));
+            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_strerror(rc));
             if (d->stopping) break;
             sleep(1);
         }
@@ -534,7 +535,7 @@ static int flush_step(committer *c, int begin)
     int done = 0, rc = ls_flush_write(d->flush, d->store, &done);
     if (rc < 0) {
         ls_error("persist", "store write of a flush slice failed: %s; retrying in 1 s",
-                 ls_store_strerror(rc));
+                 ls_strerror(rc));
         if (d->stopping) {
             ls_error("persist",
                      "stopping: lastActivityTime of the devices left in the flush not written");
@@ -689,7 +690,7 @@ int ls_persist_start(ls_daemon *d)
     type_load tl = {.d = d, .now = now};
     if ((rc = ls_store_load_types(d->store, load_type_cb, &tl)) < 0) {
         ls_error("persist", "cannot load device types from %s/store: %s", d->cfg.data_dir,
-                 ls_store_strerror(rc));
+                 ls_strerror(rc));
         return rc;
     }
     ls_load_result ls;
@@ -697,7 +698,7 @@ int ls_persist_start(ls_daemon *d)
                                       (ls_restart_policy)d->cfg.state_restart_policy, now,
                                       &d->loaded, &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir,
-                 ls_store_strerror(rc));
+                 ls_strerror(rc));
         return rc;
     }
     if ((rc = ls_alarming_load(d)) < 0) return rc;
@@ -735,7 +736,7 @@ int ls_persist_sink_open(ls_daemon *d, const char *name, uint64_t *cursor)
         *cursor = c;
     }
     pthread_mutex_unlock(&d->lock);
-    if (id < 0) ls_error("persist", "sink %s: cannot register: %s", name, strerror(-id));
+    if (id < 0) ls_error("persist", "sink %s: cannot register: %s", name, ls_strerror(id));
     return id;
 }
 

@@ -133,7 +133,6 @@ int ls_shards_new(ls_shards **out, ls_daemon *d, unsigned n, const ls_engine_con
         }
         if ((rc = ls_engine_new(&s->engine, ec, shard_event_cb, s)) < 0) {
             ls_error("shards", "engine of shard %u: %s", i, ls_strerror(rc));
-            rc = rc == LS_ENOMEM ? -ENOMEM : -EINVAL;
             goto fail;
         }
         ls_engine_set_avail_cb(s->engine, shard_avail_cb, s);

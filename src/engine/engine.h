@@ -20,7 +20,8 @@
  * The engine is single-threaded: one writer.  Callers that share it between
  * threads serialise access themselves.
  *
- * Errors: every function that can fail returns 0 or a negative LS_E* code;
+ * Errors: every function that can fail returns 0 or a negative code of
+ * base/err.h (LS_EINVAL, LS_EBADID, LS_ENOTFOUND, LS_EFULL, LS_ENOMEM);
  * ls_strerror() names it.
  */
 #ifndef LS_ENGINE_H
@@ -29,19 +30,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "base/now.h"
 #include "engine/uuid.h"
 #include "engine/wheel.h"
-
-/* Error codes, all negative. */
-enum {
-    LS_OK = 0,
-    LS_EINVAL = -1,    /* invalid argument value (bad timeout, ts, type...) */
-    LS_EBADID = -2,    /* device id not 1..256 bytes of UTF-8 without controls */
-    LS_ENOTFOUND = -3, /* no such device */
-    LS_EFULL = -4,     /* state.max_devices reached */
-    LS_ENOMEM = -5,    /* allocation failed */
-};
 
 #define LS_ID_MAX 256
 #define LS_TYPE_MAX 64
@@ -559,7 +551,6 @@ int ls_engine_source_up(ls_engine *e, unsigned source, ls_now now);
 int ls_engine_source_is_up(const ls_engine *e, unsigned source);
 const char *ls_engine_source_name(const ls_engine *e, unsigned source);
 
-const char *ls_strerror(int rc);
 const char *ls_event_name(ls_event_type t);
 
 #endif

@@ -43,6 +43,7 @@
 #include <openssl/hmac.h>
 
 #include "base/clock.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/persist.h"
 #include "core/format.h"
@@ -517,20 +518,20 @@ int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
         w->rng = (uint64_t)ls_clock_mono_ns() | 1;
     if (w->efd < 0 || !(w->multi = curl_multi_init())) {
         ls_error(MOD, "cannot set up: %s",
-                 w->efd < 0 ? strerror(-w->efd) : "curl_multi_init failed");
+                 w->efd < 0 ? ls_strerror(w->efd) : "curl_multi_init failed");
         free_all(w);
         return -ENOMEM;
     }
     for (int i = 0; i < d->cfg.nwebhooks; i++) {
         w->n = i + 1;
         if ((rc = hook_init(w, &w->hooks[i], &d->cfg.webhooks[i])) < 0) {
-            ls_error(MOD, "webhook.%s cannot start: %s", d->cfg.webhooks[i].name, strerror(-rc));
+            ls_error(MOD, "webhook.%s cannot start: %s", d->cfg.webhooks[i].name, ls_strerror(rc));
             free_all(w);
             return rc;
         }
     }
     if ((rc = -pthread_create(&w->thread, NULL, webhooks_main, w)) < 0) {
-        ls_error(MOD, "cannot start the delivery thread: %s", strerror(-rc));
+        ls_error(MOD, "cannot start the delivery thread: %s", ls_strerror(rc));
         free_all(w);
         return rc;
     }

@@ -92,7 +92,7 @@ static size_t pad8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-/* Room for `slots` block descriptors; 0 or -1. */
+/* Room for `slots` block descriptors; 0 or LS_ENOMEM. */
 static int blk_room(ls_store_batch *b, size_t slots)
 {
     if (slots <= b->blk_cap) return 0;
@@ -100,7 +100,7 @@ static int blk_room(ls_store_batch *b, size_t slots)
     while (cap < slots)
         cap *= 2;
     blk *v = realloc(b->blk, cap * sizeof(*v));
-    if (!v) return -1;
+    if (!v) return LS_ENOMEM;
     b->blk = v;
     b->blk_cap = cap;
     return 0;

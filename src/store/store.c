@@ -196,22 +196,6 @@ static int fail(const ls_store *s, const char *what, int rc)
     return map_rc(rc);
 }
 
-const char *ls_store_strerror(int rc)
-{
-    switch (rc) {
-    case 0:
-        return "success";
-    case LS_STORE_EVERSION:
-        return "store written by a newer lastseen";
-    case LS_STORE_ECORRUPT:
-        return "store damaged or not a lastseen store";
-    case LS_STORE_EFULL:
-        return "store.max_size reached";
-    }
-    if (rc < 0 && rc > -4096) return strerror(-rc);
-    return "unknown store error";
-}
-
 /* ---- open / close ------------------------------------------------------ */
 
 static uint64_t round_up(uint64_t v, uint64_t unit)
@@ -610,14 +594,14 @@ static int apply_collected(ls_store *s, MDB_txn *txn, const ls_store_batch *b, s
     return 0;
 }
 
-/* Collects a device op for the sorted pass; 0, or -1 (out of memory:
- * the caller applies it at once, in batch order). */
+/* Collects a device op for the sorted pass; 0, or LS_ENOMEM (the caller
+ * applies it at once, in batch order). */
 static int collect_device(ls_store *s, size_t *n, size_t pos, const store__op *op)
 {
     if (*n == s->dev_cap) {
         size_t cap = s->dev_cap ? s->dev_cap * 2 : 1024;
         struct dev_op *v = realloc(s->dev_ops, cap * sizeof(*v));
-        if (!v) return -1;
+        if (!v) return LS_ENOMEM;
         s->dev_ops = v;
         s->dev_cap = cap;
     }

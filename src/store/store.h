@@ -7,6 +7,9 @@
  * LMDB transaction is open meanwhile) and ls_store_write() applies it in
  * one write transaction, growing the map and retrying when it is full.
  * One writer thread at a time; reads may run from any thread.
+ *
+ * Errors are 0 or negative, from base/err.h: -errno, LS_ENOMEM, and the
+ * store's own LS_STORE_EVERSION, LS_STORE_ECORRUPT and LS_STORE_EFULL.
  */
 #ifndef LS_STORE_H
 #define LS_STORE_H
@@ -14,14 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LS_STORE_FORMAT 1 /* on-disk format version written by this build */
+#include "base/err.h"
 
-/* Errors beyond negative errno values. */
-enum {
-    LS_STORE_EVERSION = -2001, /* written by a newer lastseen: refuse */
-    LS_STORE_ECORRUPT = -2002, /* not a lastseen store, or damaged */
-    LS_STORE_EFULL = -2003,    /* store.max_size reached */
-};
+#define LS_STORE_FORMAT 1 /* on-disk format version written by this build */
 
 /* The persisted form of a device: its config and its last known state. */
 typedef struct ls_store_device {
@@ -172,7 +170,5 @@ void ls_store_drop_pages(ls_store *s);
 
 /* Current map size and bytes in use, for metrics and logs. */
 void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used);
-
-const char *ls_store_strerror(int rc);
 
 #endif

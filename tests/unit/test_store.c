@@ -1064,7 +1064,7 @@ static void test_format_newer(void **state)
     assert_int_equal(open_rc(f), LS_STORE_EVERSION);
     assert_int_equal(open_rc(f), LS_STORE_EVERSION); /* and nothing was changed */
     assert_int_equal(file_size(path_in(f, "data.mdb")), before);
-    assert_string_equal(ls_store_strerror(LS_STORE_EVERSION), "store written by a newer lastseen");
+    assert_string_equal(ls_strerror(LS_STORE_EVERSION), "store written by a newer lastseen");
 
     unsigned char bad[3] = {1, 0, 0};
     raw_put(f, "meta", "format", 6, bad, 3);
@@ -1485,10 +1485,9 @@ static void test_corrupt_type_and_alarm_records(void **state)
 static void test_strerror(void **state)
 {
     (void)state;
-    assert_string_equal(ls_store_strerror(LS_STORE_EFULL), "store.max_size reached");
-    assert_string_equal(ls_store_strerror(LS_STORE_ECORRUPT),
-                        "store damaged or not a lastseen store");
-    assert_string_equal(ls_store_strerror(-ENOENT), strerror(ENOENT));
+    assert_string_equal(ls_strerror(LS_STORE_EFULL), "store.max_size reached");
+    assert_string_equal(ls_strerror(LS_STORE_ECORRUPT), "store damaged or not a lastseen store");
+    assert_string_equal(ls_strerror(-ENOENT), strerror(ENOENT));
 }
 
 int main(void)
