@@ -106,9 +106,9 @@ int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len
  */
 int ls_api_response_interval(json_t *v, int *out);
 
-/* Under the lock: appends the availability part of /api/v1/stats,
+/* Appends the availability part of /api/v1/stats from a snapshot,
  * starting with a comma (availability.c). */
-void ls_api_stats_availability(ls_buf *b, ls_daemon *d);
+void ls_api_stats_availability(ls_buf *b, const ls_stats_snapshot *s);
 
 /* Route handlers.  `id` is the percent-decoded device id (len bytes). */
 enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);

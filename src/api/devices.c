@@ -1,6 +1,6 @@
 /*
  * devices.c - the device routes: state, configuration, activity, sessions,
- * listing (with an id substring search) and stats.
+ * listing (with an id substring search).
  *
  * Every handler validates its whole input first, then takes its device's
  * shard lock once (bulk requests take each shard's lock per part of 4096
@@ -529,94 +529,5 @@ enum MHD_Result ls_api_device_list(ls_req *r)
         ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
     else
         ls_buf_append(&b, "],\"next\":null}", 14);
-    return respond_buf(r, 200, &b);
-}
-
-enum MHD_Result ls_api_stats(ls_req *r)
-{
-    ls_engine_stats st;
-    ls_buf avail;
-    ls_buf_init(&avail, (size_t)16 << 20);
-    ls_daemon_lock(r->d);
-    ls_shards_engine_stats(r->d->shards, &st);
-    ls_daemon *d = r->d;
-    uint64_t events[LS_EV__COUNT];
-    memcpy(events, d->events_by_type, sizeof(events));
-    ls_api_stats_availability(&avail, d);
-    uint64_t seq = d->seq;
-    uint64_t committed = d->committed_seq;
-    int nsinks = d->nsinks;
-    ls_sink sinks[LS_SINKS_MAX];
-    memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
-    ls_flush_stats fs = d->flush_stats;
-    ls_daemon_unlock(d);
-    uint64_t werr = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
-    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
-
-    ls_buf b;
-    ls_buf_init(&b, (size_t)17 << 20);
-    ls_buf_printf(&b,
-                  "{\"devices\":%llu,\"active\":%llu,\"inactive\":%llu,\"sessions\":%llu,"
-                  "\"activities\":%llu,\"staleActivities\":%llu,\"clampedFutureTimestamps\":%llu,"
-                  "\"events\":{",
-                  (unsigned long long)st.devices, (unsigned long long)st.active,
-                  (unsigned long long)st.inactive, (unsigned long long)st.sessions,
-                  (unsigned long long)st.activities, (unsigned long long)st.stale_activities,
-                  (unsigned long long)st.clamped_future);
-    for (int t = 0; t < LS_EV__COUNT; t++)
-        ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
-                      (unsigned long long)events[t]);
-    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
-                  (unsigned long long)werr);
-    ls_buf_printf(
-        &b,
-        ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
-        "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
-        "\"lag\":%llu}",
-        (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
-        (unsigned long long)committed,
-        (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
-        (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
-        (unsigned long long)written,
-        (unsigned long long)(committed > written ? committed - written : 0));
-    for (int i = 0; i < nsinks; i++) {
-        ls_buf_append(&b, ",{\"name\":", 9);
-        ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
-        ls_buf_printf(
-            &b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
-            (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
-    }
-    ls_buf_append(&b, "]}", 2);
-    uint64_t commits = __atomic_load_n(&d->commits, __ATOMIC_RELAXED);
-    ls_buf_printf(&b,
-                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,"
-                  "\"flushedRecords\":%llu,"
-                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,"
-                  "\"ms\":%llu},"
-                  "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
-                  "\"committerLockMaxUs\":%llu}",
-                  (unsigned long long)commits,
-                  (unsigned long long)(__atomic_load_n(&d->commit_ns, __ATOMIC_RELAXED) / 1000000),
-                  (unsigned long long)fs.passes, (unsigned long long)fs.records,
-                  (unsigned long long)fs.superseded, (unsigned long long)fs.slices,
-                  (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),
-                  (unsigned long long)fs.max_staged, (unsigned long long)(fs.max_ns / 1000000),
-                  (unsigned long long)(ls_metrics_get(&d->metrics.lock_hold_max_ns) / 1000));
-    ls_shards_stats ss;
-    ls_shards_get_stats(d->shards, &ss);
-    ls_buf_printf(&b,
-                  ",\"shards\":{\"count\":%u,\"batches\":%llu,\"activities\":%llu,\"queued\":%llu,"
-                  "\"producerWaits\":%llu}",
-                  d->shards->n, (unsigned long long)ss.batches, (unsigned long long)ss.activities,
-                  (unsigned long long)ss.queued, (unsigned long long)ss.producer_waits);
-
-    ls_buf_printf(&b, ",\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}",
-                  (unsigned long long)ls_metrics_get(&d->metrics.streams_open),
-                  (unsigned long long)ls_metrics_get(&d->metrics.streams_dropped),
-                  (unsigned long long)ls_metrics_get(&d->metrics.streams_refused));
-    ls_buf_append(&b, avail.p, avail.len); /* ,"sessionsExpired":..,"availability":{..},.. */
-    ls_buf_free(&avail);
-    ls_stats_ports_json(d, &b, committed);
-    ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }
