@@ -12,6 +12,10 @@
 #   out     base engine conf core mqtt out
 #   api     base engine conf core api
 #   app     everything                                 (nothing includes app/)
+# Inputs see only the core's ports: a file in src/in/ may include from
+# core/ only the headers in IN_CORE_PORTS (ingest.h, the port inputs feed
+# the shards through; stats.h and prom.h, for their own figures), never
+# daemon.h or shards.h.
 # Run from anywhere; exit 0 when clean, 1 with one line per violation.
 cd "$(dirname "$0")/.." || exit 2
 
@@ -47,6 +51,21 @@ for f in $(find src -name '*.[ch]' | sort); do
         *)
             line=$(grep -n "#[[:space:]]*include[[:space:]]*\"$inc/" "$f" | head -1)
             echo "$f:${line%%:*}: layer '$layer' may not include '$inc/' (${line#*:})"
+            bad=1
+            ;;
+        esac
+    done
+done
+
+# Inputs talk to the core through its ports only.
+IN_CORE_PORTS="ingest.h stats.h prom.h"
+for f in $(find src/in -name '*.[ch]' | sort); do
+    for h in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"core\/\([^"]*\)".*/\1/p' "$f" | sort -u); do
+        case " $IN_CORE_PORTS " in
+        *" $h "*) ;;
+        *)
+            line=$(grep -n "#[[:space:]]*include[[:space:]]*\"core/$h\"" "$f" | head -1)
+            echo "$f:${line%%:*}: an input may include from core/ only $IN_CORE_PORTS (not core/$h)"
             bad=1
             ;;
         esac

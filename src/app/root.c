@@ -6,10 +6,12 @@
  *
  * Start: the core opens the store first; HTTP starts next so /healthz says
  * "starting" while the devices load (ls_core_start()); the inputs come once
- * the shards run, the sinks last.  Stop: the MQTT input first (what it read
- * is applied before the final commit), then the requests that wait for a
- * commit get it, HTTP stops, the other inputs, the shards drain, the sinks
- * stop (their last acknowledgements are saved) and the core closes.
+ * the shards run, each given the ingest port (core/ingest.h) and the
+ * configuration, never the daemon; the sinks last.  Stop: the MQTT input
+ * first (what it read is applied before the final commit), then the
+ * requests that wait for a commit get it, HTTP stops, the other inputs,
+ * the port closes, the shards drain, the sinks stop (their last
+ * acknowledgements are saved) and the core closes.
  */
 #include "app/root.h"
 
@@ -24,6 +26,7 @@
 #include "api/http.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "core/ingest.h"
 #include "core/shards.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
@@ -36,8 +39,9 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
-    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
-    if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
+    if ((rc = ls_ingest_open(&d->ingest, d)) < 0) return rc;
+    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d->ingest, &d->cfg)) < 0) return rc;
+    if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d->ingest, &d->cfg)) < 0) return rc;
     if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
     if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
         (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
@@ -93,6 +97,8 @@ void ls_daemon_stop(ls_daemon *d)
     d->mqtt = NULL;
     ls_udp_stop(d->udp);
     d->udp = NULL;
+    ls_ingest_close(d->ingest); /* every input is gone */
+    d->ingest = NULL;
     ls_core_stop_ingest(d);
     /* Sinks before the store closes, so that their last acknowledgements are saved. */
     ls_webhooks_stop(d->webhooks);

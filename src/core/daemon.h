@@ -72,6 +72,7 @@ typedef struct ls_daemon {
     int64_t alarm_prune_mono;              /* timer loop: last alarms.retention pass */
     struct ls_mqtt *mqtt;                  /* MQTT input (src/in/mqtt.c), NULL when off */
     struct ls_mqtt_pub *mqtt_pub;          /* MQTT event publisher (src/out/mqtt_pub.c) */
+    struct ls_ingest *ingest;              /* the inputs' port (ingest.h), made by app/root.c */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */

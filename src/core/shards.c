@@ -216,6 +216,7 @@ static void apply(ls_shard *s, ls_shard_batch *b)
     __atomic_fetch_add(&s->activities, r.applied, __ATOMIC_RELAXED);
     ls_shard_producer *p = b->prod;
     if (p->done) p->done(p->ud, &r);
+    __atomic_store_n(&p->applied_last[s->index], b->last, __ATOMIC_RELEASE);
     __atomic_fetch_sub(&p->inflight, 1, __ATOMIC_RELEASE);
     b->n = b->used = b->nops = 0;
     b->prod = NULL;
@@ -594,6 +595,7 @@ static void push(ls_shard_producer *p, unsigned k)
         return;
     }
     ls_shard *s = &p->sh->shard[k];
+    p->pushed_last[k] = b->last;
     __atomic_fetch_add(&p->inflight, 1, __ATOMIC_RELAXED);
     ls_ring_push(&s->queue, b); /* as large as the pool: never full */
     wake(s);
@@ -635,8 +637,8 @@ static inline ls_shard_batch *room(ls_shard_producer *p, unsigned k, size_t len)
     return b;
 }
 
-void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
-                           uint8_t source)
+uint64_t ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                               uint8_t source)
 {
     ls_shard_batch *b = room(p, ls_shards_index(p->sh, id, len), len);
     char *dst = b->ids + b->used;
@@ -644,10 +646,11 @@ void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int
     dst[len] = '\0';
     b->used += (uint32_t)len + 1;
     b->items[b->n++] = (ls_activity){.id = dst, .len = (uint32_t)len, .source = source, .ts = ts};
+    return b->last = ++p->added;
 }
 
-void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
-                          uint8_t source)
+uint64_t ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
+                              uint8_t source)
 {
     ls_shard_batch *b = room(p, ls_shards_index(p->sh, id, len), len);
     b->ops[b->nops++] = (ls_shard_op){.at = (uint16_t)b->n, .kind = (uint8_t)kind};
@@ -656,6 +659,18 @@ void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, s
     dst[len] = '\0';
     b->used += (uint32_t)len + 1;
     b->items[b->n++] = (ls_activity){.id = dst, .len = (uint32_t)len, .source = source};
+    return b->last = ++p->added;
+}
+
+uint64_t ls_shard_producer_applied(ls_shard_producer *p)
+{
+    uint64_t upto = p->added;
+    for (unsigned k = 0; p->sh && k < p->sh->n; k++) {
+        uint64_t done = __atomic_load_n(&p->applied_last[k], __ATOMIC_ACQUIRE);
+        int waiting = done != p->pushed_last[k] || (p->open[k] && p->open[k]->n > 0);
+        if (waiting && done < upto) upto = done;
+    }
+    return upto;
 }
 
 void ls_shard_producer_flush(ls_shard_producer *p)
