@@ -523,8 +523,8 @@ enum MHD_Result ls_api_stats(ls_req *r)
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
     ls_flush_stats fs = d->flush_stats;
     ls_daemon_unlock(d);
-    uint64_t werr = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
-    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
+    uint64_t werr = atomic_load_explicit(&d->events.write_errors, memory_order_relaxed);
+    uint64_t written = atomic_load_explicit(&d->events.written, memory_order_relaxed);
 
     ls_buf b;
     ls_buf_init(&b, (size_t)17 << 20);
@@ -545,10 +545,10 @@ enum MHD_Result ls_api_stats(ls_req *r)
                   ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
                   "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
                   "\"lag\":%llu}",
-                  (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
+                  (unsigned long long)atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1,
                   (unsigned long long)committed,
-                  (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
-                  (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED),
+                  (unsigned long long)atomic_load_explicit(&d->pruned_events, memory_order_relaxed),
+                  (unsigned long long)atomic_load_explicit(&d->sinks_behind, memory_order_relaxed),
                   (unsigned long long)written,
                   (unsigned long long)(committed > written ? committed - written : 0));
     for (int i = 0; i < nsinks; i++) {
@@ -558,14 +558,15 @@ enum MHD_Result ls_api_stats(ls_req *r)
                       (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
     }
     ls_buf_append(&b, "]}", 2);
-    uint64_t commits = __atomic_load_n(&d->commits, __ATOMIC_RELAXED);
+    uint64_t commits = atomic_load_explicit(&d->commits, memory_order_relaxed);
+    uint64_t commit_ns = atomic_load_explicit(&d->commit_ns, memory_order_relaxed);
     ls_buf_printf(&b,
                   ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,\"flushedRecords\":%llu,"
                   "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,\"ms\":%llu},"
                   "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
                   "\"committerLockMaxUs\":%llu}",
                   (unsigned long long)commits,
-                  (unsigned long long)(__atomic_load_n(&d->commit_ns, __ATOMIC_RELAXED) / 1000000),
+                  (unsigned long long)(commit_ns / 1000000),
                   (unsigned long long)fs.passes, (unsigned long long)fs.records,
                   (unsigned long long)fs.superseded, (unsigned long long)fs.slices,
                   (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),

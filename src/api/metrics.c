@@ -49,7 +49,7 @@ static void http_requests(ls_buf *b, ls_metrics *m)
 
 static void inputs(ls_buf *b, ls_metrics *m)
 {
-    int n = __atomic_load_n(&m->nsources, __ATOMIC_ACQUIRE);
+    int n = atomic_load_explicit(&m->nsources, memory_order_acquire);
     ls_prom_family(b, "lastseen_activities_total", "counter", "Activity reports accepted, by input.");
     for (int i = 0; i < n; i++) {
         const char *l[] = {"source", m->source_names[i], NULL};
@@ -108,8 +108,8 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
     ls_flush_stats fs = d->flush_stats;
     ls_daemon_unlock(d);
-    uint64_t written = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
-    uint64_t first = __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
+    uint64_t written = atomic_load_explicit(&d->events.written, memory_order_relaxed);
+    uint64_t first = atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
 
     ls_buf b;
     ls_buf_init(&b, METRICS_BUF_MAX);
@@ -150,9 +150,9 @@ enum MHD_Result ls_api_metrics(ls_req *r)
           committed + 1 > first ? committed + 1 - first : 0);
     gauge(&b, "lastseen_outbox_committed_seq", "The newest committed event.", committed);
     counter(&b, "lastseen_outbox_pruned_events_total", "Events pruned by events.retention.",
-            __atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED));
+            atomic_load_explicit(&d->pruned_events, memory_order_relaxed));
     gauge(&b, "lastseen_sinks_behind_retention", "Sinks holding events older than events.retention.",
-          __atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED));
+          atomic_load_explicit(&d->sinks_behind, memory_order_relaxed));
     ls_prom_family(&b, "lastseen_sink_cursor", "gauge", "The last seq a sink delivered.");
     const char *jsonl[] = {"sink", "events.jsonl", NULL};
     ls_prom_u64(&b, "lastseen_sink_cursor", jsonl, written);
@@ -187,9 +187,9 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     ls_prom_seconds(&b, ls_metrics_get(&m->lock_hold_max_ns));
     ls_buf_putc(&b, '\n');
     counter(&b, "lastseen_store_errors_total", "Changes or events that could not be queued for the store.",
-            __atomic_load_n(&d->persist_errors, __ATOMIC_RELAXED));
+            atomic_load_explicit(&d->persist_errors, memory_order_relaxed));
     counter(&b, "lastseen_event_log_write_errors_total", "Failed writes to events.jsonl.",
-            __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED));
+            atomic_load_explicit(&d->events.write_errors, memory_order_relaxed));
 
     http_requests(&b, m);
     gauge(&b, "lastseen_event_streams", "Open event streams.", ls_metrics_get(&m->streams_open));

@@ -42,7 +42,8 @@ static void queue_alarm(ls_daemon *d, const ls_alarm *a)
         .status = a->status,
         .severity = a->severity,
     };
-    if (ls_store_batch_put_alarm(d->pending, &rec) < 0) d->persist_errors++;
+    if (ls_store_batch_put_alarm(d->pending, &rec) < 0)
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 static void alarm_cb(void *ud, ls_event_type what, const ls_alarm *a, int64_t now)
@@ -127,7 +128,7 @@ static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
     const ls_engine *e = ls_daemon_engine(d, id, dev->id_len);
     int rc = ls_alarms_raise(d->alarms, id, dev->id_len, ls_engine_severity(e, dev), dev->last_activity, now);
     if (rc < 0) {
-        d->persist_errors++;
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
         ls_error("alarms", "cannot raise the alarm of %s: %s", id, ls_strerror(rc));
     }
 }
@@ -161,7 +162,8 @@ void ls_alarming_deleted(ls_daemon *d, const char *id, size_t len, int64_t now_w
 static void prune_cb(void *ud, uint64_t id)
 {
     ls_daemon *d = ud;
-    if (ls_store_batch_del_alarm(d->pending, id) < 0) d->persist_errors++;
+    if (ls_store_batch_del_alarm(d->pending, id) < 0)
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_alarming_prune(ls_daemon *d, int64_t now_wall)

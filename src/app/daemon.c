@@ -170,7 +170,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
         (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
         return rc;
-    __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->ready, 1, memory_order_release);
     ls_info("daemon",
             "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms monitor_by_default=%s "
             "http.reporting_strategy=%s events seq=%llu",

@@ -28,6 +28,7 @@
 #define LS_DAEMON_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "app/config.h"
@@ -57,7 +58,7 @@ typedef struct ls_daemon {
     ls_config cfg;
     struct ls_shards *shards; /* the engines (shards.h) */
     int locked;               /* under lock: -1 every shard held, else the one shard held */
-    uint64_t devices;         /* atomic: devices of every shard, for state.max_devices */
+    _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
     ls_eventlog events;
     pthread_mutex_t lock;
     int wake_fd;     /* eventfd: wakes the timer loop */
@@ -81,9 +82,10 @@ typedef struct ls_daemon {
     ls_buf line;             /* formatting buffer for event lines */
     uint64_t seq;            /* last event seq assigned */
     uint64_t pending_gen;    /* generation `pending` will commit as */
-    uint64_t committed_gen;  /* last generation on disk and delivered */
+    _Atomic uint64_t committed_gen; /* last generation on disk and delivered: written under
+                                     * `lock` (release), read without it (acquire) */
     int want_commit;
-    int stopping;
+    _Atomic int stopping;    /* written under `lock`; the committer also reads it without */
     int committer_gone;
     int committer_running;
     pthread_t committer;
@@ -92,28 +94,30 @@ typedef struct ls_daemon {
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
     int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
     int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
-    uint64_t commits, commit_ns, persist_errors; /* atomic */
+    _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
     ls_flush *flush;           /* committer thread: flush passes (flush.c) */
     ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
     /* Sinks other than the events file (persist.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
     int nsinks;
-    uint64_t committed_seq;    /* every event <= it is in the store */
+    _Atomic uint64_t committed_seq; /* every event <= it is in the store: written under
+                                     * `lock` (release), read without it (acquire) */
     pthread_cond_t sink_cv;    /* broadcast when committed_seq moves */
-    uint64_t pruned_upto;      /* committer thread: outbox holds seq > it */
-    uint64_t pruned_events;    /* total pruned by retention */
-    uint64_t sinks_behind;     /* sinks holding events past events.retention */
+    _Atomic uint64_t pruned_upto;   /* written by the committer: outbox holds seq > it */
+    _Atomic uint64_t pruned_events; /* written by the committer: total pruned by retention */
+    _Atomic uint64_t sinks_behind;  /* written by the committer: sinks holding events past
+                                     * events.retention */
     int64_t last_mark_wall;    /* committer thread: last retention mark */
     int64_t last_retention_mono;
     int events_behind;         /* the events file, like ls_sink.behind */
     int cvs_ready;             /* the condition variables exist */
-    int ready;                 /* atomic: devices loaded, API open */
+    _Atomic int ready;         /* devices loaded, API open (release / acquire) */
     /* Called by the committer, without `lock`, after each commit with the
      * committed generation: the HTTP server answers requests waiting on it. */
     void (*on_commit)(void *ud, uint64_t gen);
     void *on_commit_ud;
-    uint64_t loaded;           /* atomic: devices restored so far */
+    _Atomic uint64_t loaded;   /* devices restored so far (relaxed) */
     int commit_fds[4];         /* eventfds written when committed_seq moves (persist.h) */
     int ncommit_fds;
 

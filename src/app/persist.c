@@ -135,7 +135,7 @@ static void put_record_cb(void *ud, const ls_device *dev)
     char idb[LS_ID_BUF];
     ls_store_device rec = record_of(rc->e, dev, idb);
     if (ls_store_batch_put_device(rc->b, &rec) < 0)
-        __atomic_fetch_add(&rc->d->persist_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&rc->d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
@@ -147,7 +147,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     const ls_engine *e = ev->dev ? ls_daemon_engine(d, ls_device_id(ev->dev, idb), ev->dev->id_len) : NULL;
     if (ls_format_event(&d->line, e, d->alarms, seq, ev) < 0 ||
         ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
-        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type),
                  ev->alarm ? ev->alarm->source : ev->dev ? ls_device_id(ev->dev, idb) : ev->source);
@@ -160,7 +160,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0) {
             /* No record with the event (out of memory, or the batch cap):
              * the committer copies the device instead. */
-            __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
             ls_engine_urge(ls_daemon_engine(d, rec.id, rec.id_len), rec.id, rec.id_len);
         }
     }
@@ -184,7 +184,7 @@ void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_c
     } else {
         rc = ls_store_batch_del_type(d->pending, name, len);
     }
-    if (rc < 0) d->persist_errors++;
+    if (rc < 0) atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
@@ -192,7 +192,7 @@ void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
     /* Tagged like an event's record: a pass's copies made after the
      * delete (of the device created again) are newer than it. */
     if (ls_store_batch_del_device_tagged(d->pending, id, len, ls_flush_tag(d->flush)) < 0)
-        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_daemon_commit_unlock(ls_daemon *d)
@@ -220,7 +220,7 @@ uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
 
 uint64_t ls_daemon_committed_gen(ls_daemon *d)
 {
-    return __atomic_load_n(&d->committed_gen, __ATOMIC_ACQUIRE);
+    return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
 }
 
 typedef struct deliver_state {
@@ -330,12 +330,12 @@ static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
         if (k->acked < keep) keep = k->acked;
     }
     pthread_mutex_unlock(&d->lock);
-    __atomic_store_n(&d->sinks_behind, behind, __ATOMIC_RELAXED);
+    atomic_store_explicit(&d->sinks_behind, behind, memory_order_relaxed);
     if (keep < upto) upto = keep;
     if (upto - d->pruned_upto > PRUNE_MAX) upto = d->pruned_upto + PRUNE_MAX;
     if (upto <= d->pruned_upto || ls_store_batch_prune(batch, upto) < 0) return;
-    __atomic_fetch_add(&d->pruned_events, upto - d->pruned_upto, __ATOMIC_RELAXED);
-    __atomic_store_n(&d->pruned_upto, upto, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&d->pruned_events, upto - d->pruned_upto, memory_order_relaxed);
+    atomic_store_explicit(&d->pruned_upto, upto, memory_order_relaxed);
 }
 
 /* The committer's own state (its thread only). */
@@ -363,8 +363,8 @@ static void hold_end(committer *c)
     pthread_mutex_unlock(&c->d->lock);
     ls_shards_unlock_all(c->d->shards);
     ls_histogram_observe(&c->d->metrics.lock_hold, ns);
-    if (ns > __atomic_load_n(&c->d->metrics.lock_hold_max_ns, __ATOMIC_RELAXED))
-        __atomic_store_n(&c->d->metrics.lock_hold_max_ns, ns, __ATOMIC_RELAXED);
+    if (ns > atomic_load_explicit(&c->d->metrics.lock_hold_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&c->d->metrics.lock_hold_max_ns, ns, memory_order_relaxed);
 }
 
 /* Between two chunks: stay off the lock long enough for a waiting thread
@@ -402,7 +402,8 @@ static void commit_events(committer *c)
             d->spare = NULL;
         } else if (ls_store_batch_ops(d->pending) > 0) {
             if (ls_store_batch_append(batch, d->pending) < 0) {
-                __atomic_fetch_add(&d->persist_errors, ls_store_batch_ops(d->pending), __ATOMIC_RELAXED);
+                atomic_fetch_add_explicit(&d->persist_errors, ls_store_batch_ops(d->pending),
+                                          memory_order_relaxed);
                 ls_error("persist", "%zu store operations dropped: the commit is over its size cap",
                          ls_store_batch_ops(d->pending));
                 /* The devices those records were for are copied again by a later commit. */
@@ -441,7 +442,7 @@ static void commit_events(committer *c)
     uint64_t gen = d->pending_gen++;
     uint64_t upto = d->seq;
     d->want_commit = 0;
-    int ready = __atomic_load_n(&d->ready, __ATOMIC_ACQUIRE);
+    int ready = atomic_load_explicit(&d->ready, memory_order_acquire);
     hold_end(c);
 
     ls_now now = ls_clock_now();
@@ -464,8 +465,8 @@ static void commit_events(committer *c)
             sleep(1);
         }
         uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
-        __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&d->commits, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->commit_ns, took, memory_order_relaxed);
         ls_histogram_observe(&d->metrics.commit, took);
     }
     if (rc == 0) deliver(d, upto, batch);
@@ -477,11 +478,11 @@ static void commit_events(committer *c)
     }
     ls_store_batch_clear(batch);
     d->spare = batch;
-    __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
     pthread_cond_broadcast(&d->commit_cv);
     if (rc == 0) {
         c->batched = upto;
-        __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
+        atomic_store_explicit(&d->committed_seq, upto, memory_order_release);
         pthread_cond_broadcast(&d->sink_cv);
         for (int i = 0; i < d->ncommit_fds; i++) {
             uint64_t one = 1;
@@ -536,7 +537,7 @@ static int flush_step(committer *c, int begin)
     ls_flush_stats fs;
     ls_flush_get_stats(d->flush, &fs);
     uint64_t errs = ls_flush_errors(d->flush);
-    if (errs) __atomic_fetch_add(&d->persist_errors, errs, __ATOMIC_RELAXED);
+    if (errs) atomic_fetch_add_explicit(&d->persist_errors, errs, memory_order_relaxed);
     pthread_mutex_lock(&d->lock);
     d->flush_stats = fs;
     pthread_mutex_unlock(&d->lock);
@@ -732,7 +733,7 @@ void ls_persist_sink_ack(ls_daemon *d, int sink, uint64_t seq)
 
 uint64_t ls_persist_committed(ls_daemon *d)
 {
-    return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
+    return atomic_load_explicit(&d->committed_seq, memory_order_acquire);
 }
 
 int ls_persist_watch(ls_daemon *d)

@@ -212,11 +212,11 @@ static void apply(ls_shard *s, ls_shard_batch *b)
     s->in_worker = 0;
     release_global(s);
     pthread_mutex_unlock(&s->lock);
-    __atomic_fetch_add(&s->batches, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&s->activities, r.applied, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->activities, r.applied, memory_order_relaxed);
     ls_shard_producer *p = b->prod;
     if (p->done) p->done(p->ud, &r);
-    __atomic_fetch_sub(&p->inflight, 1, __ATOMIC_RELEASE);
+    atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
     b->n = b->used = b->nops = 0;
     b->prod = NULL;
     ls_ring_push(&s->set->pool, b); /* the pool ring holds every batch: never full */
@@ -257,12 +257,12 @@ static void *worker_main(void *arg)
         s->wake_at = next;
         pthread_mutex_unlock(&s->lock);
 
-        __atomic_exchange_n(&s->sleeping, 1, __ATOMIC_SEQ_CST);
+        atomic_exchange_explicit(&s->sleeping, 1, memory_order_seq_cst);
         if (!ls_ring_empty(&s->queue)) {
-            __atomic_store_n(&s->sleeping, 0, __ATOMIC_RELAXED);
+            atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
             continue;
         }
-        if (__atomic_load_n(&s->set->stopping, __ATOMIC_ACQUIRE)) break;
+        if (atomic_load_explicit(&s->set->stopping, memory_order_acquire)) break;
         int64_t wait_ns = next * 1000000 - ls_clock_mono_ns();
         if (wait_ns < 0) wait_ns = 0;
         struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
@@ -272,7 +272,7 @@ static void *worker_main(void *arg)
             ssize_t r = read(s->wake_fd, &v, sizeof(v));
             (void)r;
         }
-        __atomic_store_n(&s->sleeping, 0, __ATOMIC_RELAXED);
+        atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
     }
     return NULL;
 }
@@ -284,7 +284,7 @@ static void *worker_main(void *arg)
  * synchronises with it, and the worker sees the batch in its queue. */
 static void wake(ls_shard *s)
 {
-    if (!__atomic_fetch_or(&s->sleeping, 0, __ATOMIC_SEQ_CST)) return;
+    if (!atomic_fetch_or_explicit(&s->sleeping, 0, memory_order_seq_cst)) return;
     uint64_t one = 1;
     ssize_t w = write(s->wake_fd, &one, sizeof(one));
     (void)w;
@@ -350,7 +350,7 @@ int ls_shards_start(ls_shards *sh)
 void ls_shards_stop(ls_shards *sh)
 {
     if (!sh) return;
-    __atomic_store_n(&sh->stopping, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&sh->stopping, 1, memory_order_release);
     for (unsigned i = 0; i < sh->n; i++) {
         ls_shard *s = &sh->shard[i];
         if (!s->running) continue;
@@ -562,13 +562,13 @@ void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out)
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < sh->n; i++) {
         ls_shard *s = &sh->shard[i];
-        out->batches += __atomic_load_n(&s->batches, __ATOMIC_RELAXED);
-        out->activities += __atomic_load_n(&s->activities, __ATOMIC_RELAXED);
-        uint64_t h = __atomic_load_n(&s->queue.head, __ATOMIC_RELAXED);
-        uint64_t t = __atomic_load_n(&s->queue.tail, __ATOMIC_RELAXED);
+        out->batches += atomic_load_explicit(&s->batches, memory_order_relaxed);
+        out->activities += atomic_load_explicit(&s->activities, memory_order_relaxed);
+        uint64_t h = atomic_load_explicit(&s->queue.head, memory_order_relaxed);
+        uint64_t t = atomic_load_explicit(&s->queue.tail, memory_order_relaxed);
         out->queued += h > t ? h - t : 0;
     }
-    out->producer_waits = __atomic_load_n(&sh->producer_waits, __ATOMIC_RELAXED);
+    out->producer_waits = atomic_load_explicit(&sh->producer_waits, memory_order_relaxed);
 }
 
 /* ---- producers ---------------------------------------------------------- */
@@ -591,7 +591,7 @@ static void push(ls_shard_producer *p, unsigned k)
         return;
     }
     ls_shard *s = &p->sh->shard[k];
-    __atomic_fetch_add(&p->inflight, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     ls_ring_push(&s->queue, b); /* as large as the pool: never full */
     wake(s);
 }
@@ -602,7 +602,7 @@ static ls_shard_batch *take_batch(ls_shard_producer *p)
 {
     ls_shard_batch *b = ls_ring_pop(&p->sh->pool);
     if (b) return b;
-    __atomic_fetch_add(&p->sh->producer_waits, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&p->sh->producer_waits, 1, memory_order_relaxed);
     for (unsigned k = 0; k < p->sh->n; k++)
         push(p, k);
     for (unsigned spins = 0; !(b = ls_ring_pop(&p->sh->pool)); spins++) {
@@ -665,7 +665,7 @@ void ls_shard_producer_sync(ls_shard_producer *p)
 {
     if (!p->sh) return;
     ls_shard_producer_flush(p);
-    while (__atomic_load_n(&p->inflight, __ATOMIC_ACQUIRE) > 0) {
+    while (atomic_load_explicit(&p->inflight, memory_order_acquire) > 0) {
         struct timespec ts = {0, WAIT_SLEEP_NS};
         nanosleep(&ts, NULL);
     }

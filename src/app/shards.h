@@ -49,6 +49,7 @@
 #define LS_SHARDS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "app/ring.h"
@@ -106,13 +107,13 @@ typedef struct ls_shard {
     pthread_mutex_t lock;
     ls_ring queue;   /* of ls_shard_batch *, as large as the pool */
     int wake_fd;     /* eventfd: wakes the worker */
-    int sleeping;    /* atomic: the worker is (about to be) in ppoll */
+    _Atomic int sleeping; /* the worker is (about to be) in ppoll (see wake() in shards.c) */
     int64_t wake_at; /* under lock: mono ms the worker sleeps until */
     int in_worker;   /* under lock: the holder takes the global lock at an event */
     int global_held; /* ... and has taken it */
     pthread_t thread;
     int running;
-    uint64_t batches, activities; /* atomic: applied by the worker */
+    _Atomic uint64_t batches, activities; /* applied by the worker (relaxed counters) */
     ls_reporter *reporter;        /* under lock: the HTTP input's strategy for this shard */
     int rcs[LS_SHARD_BATCH_ITEMS]; /* the worker's: results of a batch with ops */
 } ls_shard;
@@ -124,8 +125,8 @@ typedef struct ls_shards {
     ls_shard *shard;         /* n of them */
     ls_ring pool;            /* free batches */
     ls_shard_batch *batches; /* all of them, n * LS_SHARD_POOL_PER_SHARD */
-    int stopping;            /* atomic */
-    uint64_t producer_waits; /* atomic: a producer found the pool empty */
+    _Atomic int stopping;            /* set by ls_shards_stop() (release / acquire) */
+    _Atomic uint64_t producer_waits; /* a producer found the pool empty (relaxed) */
 } ls_shards;
 
 typedef struct ls_shards_stats {
@@ -222,7 +223,7 @@ typedef struct ls_shard_producer {
     ls_shards *sh;
     ls_shard_done_cb done;
     void *ud;
-    uint64_t inflight; /* atomic: batches queued and not yet applied */
+    _Atomic uint64_t inflight; /* batches queued and not yet applied */
     ls_shard_batch *open[LS_SHARDS_MAX];
 } ls_shard_producer;
 
