@@ -171,12 +171,17 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
         return rc;
     atomic_store_explicit(&d->ready, 1, memory_order_release);
+    /* The inputs run already: an MQTT source transition may be raising an
+     * event right now. */
+    pthread_mutex_lock(&d->lock);
+    uint64_t seq = d->seq;
+    pthread_mutex_unlock(&d->lock);
     ls_info("daemon",
             "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms monitor_by_default=%s "
             "http.reporting_strategy=%s events seq=%llu",
             LS_VERSION, cfg->data_dir, d->shards->n, (long long)cfg->state_default_inactivity_timeout,
             cfg->state_monitor_by_default ? "true" : "false",
-            ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy), (unsigned long long)d->seq);
+            ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy), (unsigned long long)seq);
     return 0;
 }
 
