@@ -467,10 +467,10 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
         free(h);
         return -EADDRINUSE;
     }
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->on_commit = commit_cb;
     d->on_commit_ud = h;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
     ls_net_host_part(d->cfg.http_listen, host, sizeof(host));

@@ -30,6 +30,7 @@
 
 static void queue_alarm(ls_daemon *d, const ls_alarm *a)
 {
+    LS_ASSERT_LOCKED(&d->lock); /* d->pending */
     ls_store_alarm rec = {
         .id = a->id,
         .source = a->source,
@@ -135,6 +136,7 @@ static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
 
 void ls_alarming_event(ls_daemon *d, const ls_event *ev)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (!ev->dev) return; /* alarm events themselves */
     if (ev->type == LS_EV_INACTIVITY && ls_device_avail(ev->dev) == LS_AVAIL_MONITORED)
         raise_for(d, ev->dev, ev->detected_at);
@@ -149,6 +151,7 @@ void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int 
                           ls_now now)
 {
     ls_daemon *d = ud;
+    LS_ASSERT_LOCKED(&d->lock);
     if (ls_device_avail(dev) == LS_AVAIL_MONITORED && old_cls != LS_AVAIL_MONITORED &&
         !was_active && !dev->active && dev->last_activity)
         raise_for(d, dev, now.wall);
@@ -156,6 +159,7 @@ void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int 
 
 void ls_alarming_deleted(ls_daemon *d, const char *id, size_t len, int64_t now_wall)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     ls_alarms_clear_source(d->alarms, id, len, now_wall);
 }
 
@@ -168,6 +172,7 @@ static void prune_cb(void *ud, uint64_t id)
 
 void ls_alarming_prune(ls_daemon *d, int64_t now_wall)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (ls_alarms_prune(d->alarms, now_wall - d->cfg.alarms_retention, PRUNE_MAX, prune_cb, d))
         d->want_commit = 1;
 }

@@ -37,6 +37,7 @@
 
 void ls_daemon__event(ls_daemon *d, const ls_event *ev)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (ev->type == LS_EV_INACTIVITY) {
         int64_t late_ms = ev->detected_at - ev->ts; /* < 0 after a wall clock step back */
         ls_histogram_observe(&d->metrics.lateness, late_ms > 0 ? (uint64_t)late_ms * 1000000 : 0);
@@ -53,21 +54,32 @@ ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len)
 void ls_daemon_lock(ls_daemon *d)
 {
     ls_shards_lock_all(d->shards);
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->locked = -1;
 }
 
 ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len)
 {
     ls_shard *s = ls_shards_of(d->shards, id, len);
-    pthread_mutex_lock(&s->lock);
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&s->lock);
+    ls_mutex_lock(&d->lock);
     d->locked = (int)s->index;
     return s->engine;
 }
 
+/* With assertions on: the calling thread holds the shard locks that `held`
+ * (a value of d->locked) names. */
+static inline void assert_shards_held(ls_daemon *d, int held)
+{
+    LS_ASSERT(held >= -1 && held < (int)d->shards->n);
+    for (unsigned i = 0; i < d->shards->n; i++)
+        if (held < 0 || (unsigned)held == i) LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
+}
+
 void ls_daemon__wake_timer(ls_daemon *d)
 {
+    LS_ASSERT_LOCKED(&d->lock);
+    assert_shards_held(d, d->locked);
     if (d->locked >= 0) {
         ls_shard_wake_if_earlier(&d->shards->shard[d->locked]);
     } else {
@@ -77,7 +89,8 @@ void ls_daemon__wake_timer(ls_daemon *d)
 
 void ls_daemon__release_shards(ls_daemon *d, int held)
 {
-    if (held >= 0) pthread_mutex_unlock(&d->shards->shard[held].lock);
+    assert_shards_held(d, held);
+    if (held >= 0) ls_mutex_unlock(&d->shards->shard[held].lock);
     else ls_shards_unlock_all(d->shards);
 }
 
@@ -86,7 +99,7 @@ void ls_daemon_unlock(ls_daemon *d)
     ls_daemon__wake_timer(d);
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
     int held = d->locked;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     ls_daemon__release_shards(d, held);
 }
 
@@ -106,7 +119,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     *d = (ls_daemon){.cfg = *cfg, .wake_fd = -1, .signal_fd = -1, .wake_at = INT64_MAX};
     d->events.fd = -1;
     d->lock_fd = -1;
-    pthread_mutex_init(&d->lock, NULL);
+    ls_mutex_init(&d->lock);
     ls_metrics_init(&d->metrics);
     d->http_source = ls_metrics_source(&d->metrics, "http");
     d->started_wall = ls_clock_now().wall;
@@ -173,9 +186,9 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     atomic_store_explicit(&d->ready, 1, memory_order_release);
     /* The inputs run already: an MQTT source transition may be raising an
      * event right now. */
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     uint64_t seq = d->seq;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     ls_info("daemon",
             "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms monitor_by_default=%s "
             "http.reporting_strategy=%s events seq=%llu",
@@ -202,7 +215,7 @@ int ls_daemon_run(ls_daemon *d)
         int64_t next = now.mono + IDLE_WAKE_MS;
         d->wake_at = next;
         if (d->want_commit) pthread_cond_signal(&d->work_cv);
-        pthread_mutex_unlock(&d->lock);
+        ls_mutex_unlock(&d->lock);
         ls_shards_unlock_all(d->shards);
 
         int64_t wait_ns = next * 1000000 - ls_clock_mono_ns();
@@ -258,7 +271,7 @@ void ls_daemon_stop(ls_daemon *d)
     if (d->wake_fd >= 0) close(d->wake_fd);
     if (d->signal_fd >= 0) close(d->signal_fd);
     d->wake_fd = d->signal_fd = -1;
-    pthread_mutex_destroy(&d->lock);
+    ls_mutex_destroy(&d->lock);
     ls_lockfile_release(d->lock_fd);
     d->lock_fd = -1;
 }

@@ -23,6 +23,15 @@
  * an event.  So every event gets its seq under the global lock,
  * seqs are strictly increasing, and an event is in the same pending batch
  * as the device state that caused it.
+ *
+ * Checked.  The global and shard locks are ls_mutex (app/assert.h): in
+ * Debug and sanitizer builds the functions documented "under the global
+ * lock" (ls_daemon__event(), ls_persist_event() and the other outbox
+ * writers, the alarm glue) assert that the calling thread holds it, the
+ * shard layer asserts its lock wherever it touches an engine, and the
+ * "committer thread" fields below are asserted to be touched by that
+ * thread only (committer_thread).  Fields shared without a lock are
+ * _Atomic.  make test-tsan runs the threaded tests under ThreadSanitizer.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -31,6 +40,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "app/assert.h"
 #include "app/config.h"
 #include "app/flush.h"
 #include "app/history.h"
@@ -60,7 +70,7 @@ typedef struct ls_daemon {
     int locked;               /* under lock: -1 every shard held, else the one shard held */
     _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
     ls_eventlog events;
-    pthread_mutex_t lock;
+    ls_mutex lock;   /* the global lock (above) */
     int wake_fd;     /* eventfd: wakes the timer loop */
     int signal_fd;   /* signalfd: SIGINT, SIGTERM */
     int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
@@ -91,11 +101,16 @@ typedef struct ls_daemon {
     pthread_t committer;
     pthread_cond_t work_cv;   /* wakes the committer */
     pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
+    /* The thread the "committer thread" fields belong to: the main thread
+     * until ls_persist_start() starts the committer, then the committer
+     * (LS_ASSERT_THREAD). */
+    ls_thread_owner committer_thread;
     uint64_t delivered;       /* committer thread: last seq given to the sinks */
     int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
     int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
     _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
-    ls_flush *flush;           /* committer thread: flush passes (flush.c) */
+    ls_flush *flush;           /* committer thread: flush passes (flush.c); the pass's
+                                * tag is written and read (ls_flush_tag()) under `lock` */
     ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
     /* Sinks other than the events file (persist.c), under `lock`. */
@@ -167,9 +182,9 @@ uint64_t ls_daemon_committed_gen(ls_daemon *d);
  * daemon.c and persist.c). */
 void ls_daemon__wake_timer(ls_daemon *d);
 
-/* Under the global lock, just before it is released: releases the shard
- * locks that ls_daemon_lock() or ls_daemon_lock_id() took (`held` is the
- * value d->locked had), for persist.c's commit variants. */
+/* Releases the shard locks that ls_daemon_lock() or ls_daemon_lock_id()
+ * took (`held` is the value d->locked had while the global lock was held:
+ * it may be released already), for persist.c's commit variants. */
 void ls_daemon__release_shards(ls_daemon *d, int held);
 
 /* An event from an engine, under the global lock: seq, outbox, alarms. */

@@ -60,11 +60,21 @@ unsigned ls_shards_index(const ls_shards *sh, const char *id, size_t len)
     return (unsigned)(((h >> 32) * sh->n) >> 32);
 }
 
-/* The worker's global lock, taken at the first event of a batch or tick. */
+/* With assertions on: the calling thread holds every shard's lock. */
+static inline void assert_all_held(const ls_shards *sh)
+{
+    for (unsigned i = 0; i < sh->n; i++)
+        LS_ASSERT_LOCKED(&sh->shard[i].lock);
+}
+
+/* The worker's global lock, taken at the first event of a batch or tick.
+ * Outside the worker the caller holds it already (daemon.h). */
 static void take_global(ls_shard *s)
 {
+    LS_ASSERT_LOCKED(&s->lock); /* an engine runs under its shard's lock */
+    if (!s->in_worker) LS_ASSERT_LOCKED(&s->set->d->lock);
     if (s->in_worker && !s->global_held) {
-        pthread_mutex_lock(&s->set->d->lock);
+        ls_mutex_lock(&s->set->d->lock);
         s->global_held = 1;
     }
 }
@@ -75,9 +85,10 @@ static uint64_t release_global(ls_shard *s)
 {
     if (!s->global_held) return 0;
     ls_daemon *d = s->set->d;
+    LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     s->global_held = 0;
     return gen;
 }
@@ -125,7 +136,7 @@ int ls_shards_new(ls_shards **out, ls_daemon *d, unsigned n, const ls_engine_con
         s->index = i;
         s->wake_fd = -1;
         s->wake_at = INT64_MAX;
-        pthread_mutex_init(&s->lock, NULL);
+        ls_mutex_init(&s->lock);
         if ((rc = ls_ring_init(&s->queue, nb)) < 0) goto fail;
         if ((s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
             rc = -errno;
@@ -159,6 +170,7 @@ static void count_rc(ls_shard_result *r, int rc)
 /* A run of activities of a batch with ops: their results are classified. */
 static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_shard_result *r)
 {
+    LS_ASSERT_THREAD(&s->worker); /* s->rcs is the worker's */
     if (n == 0) return;
     size_t ok = ls_engine_activity_batch(s->engine, a, n, now, s->rcs);
     r->applied += ok;
@@ -190,7 +202,8 @@ static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now no
 static void apply(ls_shard *s, ls_shard_batch *b)
 {
     ls_shard_result r = {0};
-    pthread_mutex_lock(&s->lock);
+    LS_ASSERT_THREAD(&s->worker);
+    ls_mutex_lock(&s->lock);
     ls_now now = ls_clock_now();
     s->in_worker = 1;
     if (b->nops == 0) {
@@ -211,7 +224,7 @@ static void apply(ls_shard *s, ls_shard_batch *b)
         ls_reporter_tick(s->reporter, now);
     s->in_worker = 0;
     release_global(s);
-    pthread_mutex_unlock(&s->lock);
+    ls_mutex_unlock(&s->lock);
     atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->activities, r.applied, memory_order_relaxed);
     ls_shard_producer *p = b->prod;
@@ -225,6 +238,7 @@ static void apply(ls_shard *s, ls_shard_batch *b)
 /* Under lock: the earliest of the wheel's and the reporter's deadlines. */
 static int64_t next_wakeup(const ls_shard *s)
 {
+    LS_ASSERT_LOCKED(&s->lock);
     int64_t next = ls_engine_next_wakeup(s->engine);
     if (s->reporter) {
         int64_t r = ls_reporter_next_wakeup(s->reporter);
@@ -239,13 +253,14 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "ls-shard%u", s->index);
     pthread_setname_np(pthread_self(), name);
+    ls_thread_claim(&s->worker);
     for (;;) {
         ls_shard_batch *b = ls_ring_pop(&s->queue);
         if (b) {
             apply(s, b);
             continue;
         }
-        pthread_mutex_lock(&s->lock);
+        ls_mutex_lock(&s->lock);
         ls_now now = ls_clock_now();
         s->in_worker = 1;
         if (s->reporter) ls_reporter_tick(s->reporter, now); /* may arm the wheel: first */
@@ -255,7 +270,7 @@ static void *worker_main(void *arg)
         int64_t next = next_wakeup(s);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         s->wake_at = next;
-        pthread_mutex_unlock(&s->lock);
+        ls_mutex_unlock(&s->lock);
 
         atomic_exchange_explicit(&s->sleeping, 1, memory_order_seq_cst);
         if (!ls_ring_empty(&s->queue)) {
@@ -292,6 +307,7 @@ static void wake(ls_shard *s)
 
 void ls_shard_wake_if_earlier(ls_shard *s)
 {
+    LS_ASSERT_LOCKED(&s->lock); /* wake_at */
     int64_t next = next_wakeup(s);
     if (next < s->wake_at) {
         s->wake_at = next;
@@ -322,6 +338,7 @@ static void add_counters(void *out, const void *in, size_t size)
 
 void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out)
 {
+    assert_all_held(sh);
     _Static_assert(sizeof(ls_reporter_stats) % sizeof(uint64_t) == 0,
                    "ls_reporter_stats is all uint64_t");
     memset(out, 0, sizeof(*out));
@@ -372,7 +389,7 @@ void ls_shards_close(ls_shards *sh)
         ls_engine_close(s->engine);
         if (s->wake_fd >= 0) close(s->wake_fd);
         ls_ring_close(&s->queue);
-        pthread_mutex_destroy(&s->lock);
+        ls_mutex_destroy(&s->lock);
     }
     ls_ring_close(&sh->pool);
     free(sh->batches);
@@ -383,13 +400,13 @@ void ls_shards_close(ls_shards *sh)
 void ls_shards_lock_all(ls_shards *sh)
 {
     for (unsigned i = 0; i < sh->n; i++)
-        pthread_mutex_lock(&sh->shard[i].lock);
+        ls_mutex_lock(&sh->shard[i].lock);
 }
 
 void ls_shards_unlock_all(ls_shards *sh)
 {
     for (unsigned i = sh->n; i-- > 0;)
-        pthread_mutex_unlock(&sh->shard[i].lock);
+        ls_mutex_unlock(&sh->shard[i].lock);
 }
 
 #define APPLY_CHUNK 256
@@ -441,7 +458,7 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
             size_t np = split_part(&sp, a + base, k);
             if (!np) continue;
             ls_shard *s = &sh->shard[k];
-            pthread_mutex_lock(&s->lock);
+            ls_mutex_lock(&s->lock);
             s->in_worker = 1; /* events take the global lock, as in the worker */
             if (report && s->reporter)
                 applied += ls_reporter_activity_batch(s->reporter, sp.part, np, ls_clock_now(), sp.prc);
@@ -451,7 +468,7 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
             uint64_t g = release_global(s);
             if (g > *gen) *gen = g;
             ls_shard_wake_if_earlier(s);
-            pthread_mutex_unlock(&s->lock);
+            ls_mutex_unlock(&s->lock);
             split_results(&sp, np, rcs ? rcs + base : NULL);
         }
     }
@@ -460,6 +477,7 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
 
 void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out)
 {
+    assert_all_held(sh);
     _Static_assert(sizeof(ls_engine_stats) % sizeof(uint64_t) == 0,
                    "ls_engine_stats is all uint64_t");
     ls_engine_get_stats(sh->shard[0].engine, out);
@@ -472,6 +490,7 @@ void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out)
 
 int ls_shards_type_get(ls_shards *sh, const char *name, size_t len, ls_type_info *out)
 {
+    assert_all_held(sh);
     int found = 0;
     for (unsigned i = 0; i < sh->n; i++) {
         ls_type_info t;
@@ -489,6 +508,7 @@ int ls_shards_type_get(ls_shards *sh, const char *name, size_t len, ls_type_info
 
 void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud)
 {
+    assert_all_held(sh);
     for (unsigned i = 0; i < sh->n; i++) {
         ls_engine *e = sh->shard[i].engine;
         uint32_t n = ls_engine_type_count(e);
@@ -511,6 +531,7 @@ void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud)
 int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c,
                        ls_now now, int *created)
 {
+    assert_all_held(sh);
     int rc0 = ls_engine_type_put(sh->shard[0].engine, name, len, c, now, created);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++) {
@@ -524,6 +545,7 @@ int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_typ
 
 int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now now)
 {
+    assert_all_held(sh);
     int rc0 = ls_engine_type_delete(sh->shard[0].engine, name, len, now);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++)
@@ -533,6 +555,7 @@ int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now no
 
 int ls_shards_source_add(ls_shards *sh, const char *name, int gate)
 {
+    assert_all_held(sh);
     int rc0 = ls_engine_source_add(sh->shard[0].engine, name, gate);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++) {
@@ -547,12 +570,14 @@ int ls_shards_source_add(ls_shards *sh, const char *name, int gate)
 
 void ls_shards_source_down(ls_shards *sh, unsigned source, ls_now now)
 {
+    assert_all_held(sh);
     for (unsigned i = 0; i < sh->n; i++)
         ls_engine_source_down(sh->shard[i].engine, source, now);
 }
 
 void ls_shards_source_up(ls_shards *sh, unsigned source, ls_now now)
 {
+    assert_all_held(sh);
     for (unsigned i = 0; i < sh->n; i++)
         ls_engine_source_up(sh->shard[i].engine, source, now);
 }

@@ -52,6 +52,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "app/assert.h"
 #include "app/ring.h"
 #include "engine/engine.h"
 #include "in/reporting.h"
@@ -104,7 +105,7 @@ typedef struct ls_shard {
     struct ls_shards *set;
     unsigned index;
     ls_engine *engine;
-    pthread_mutex_t lock;
+    ls_mutex lock;
     ls_ring queue;   /* of ls_shard_batch *, as large as the pool */
     int wake_fd;     /* eventfd: wakes the worker */
     _Atomic int sleeping; /* the worker is (about to be) in ppoll (see wake() in shards.c) */
@@ -112,6 +113,7 @@ typedef struct ls_shard {
     int in_worker;   /* under lock: the holder takes the global lock at an event */
     int global_held; /* ... and has taken it */
     pthread_t thread;
+    ls_thread_owner worker; /* the worker thread, for LS_ASSERT_THREAD */
     int running;
     _Atomic uint64_t batches, activities; /* applied by the worker (relaxed counters) */
     ls_reporter *reporter;        /* under lock: the HTTP input's strategy for this shard */
