@@ -541,16 +541,17 @@ enum MHD_Result ls_api_stats(ls_req *r)
                       (unsigned long long)events[t]);
     ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (unsigned long long)seq,
                   (unsigned long long)werr);
-    ls_buf_printf(&b,
-                  ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
-                  "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
-                  "\"lag\":%llu}",
-                  (unsigned long long)atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1,
-                  (unsigned long long)committed,
-                  (unsigned long long)atomic_load_explicit(&d->pruned_events, memory_order_relaxed),
-                  (unsigned long long)atomic_load_explicit(&d->sinks_behind, memory_order_relaxed),
-                  (unsigned long long)written,
-                  (unsigned long long)(committed > written ? committed - written : 0));
+    ls_buf_printf(
+        &b,
+        ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
+        "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\",\"cursor\":%llu,"
+        "\"lag\":%llu}",
+        (unsigned long long)atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1,
+        (unsigned long long)committed,
+        (unsigned long long)atomic_load_explicit(&d->pruned_events, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&d->sinks_behind, memory_order_relaxed),
+        (unsigned long long)written,
+        (unsigned long long)(committed > written ? committed - written : 0));
     for (int i = 0; i < nsinks; i++) {
         ls_buf_append(&b, ",{\"name\":", 9);
         ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
@@ -561,12 +562,13 @@ enum MHD_Result ls_api_stats(ls_req *r)
     uint64_t commits = atomic_load_explicit(&d->commits, memory_order_relaxed);
     uint64_t commit_ns = atomic_load_explicit(&d->commit_ns, memory_order_relaxed);
     ls_buf_printf(&b,
-                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,\"flushedRecords\":%llu,"
-                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,\"ms\":%llu},"
+                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,"
+                  "\"flushedRecords\":%llu,"
+                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,"
+                  "\"ms\":%llu},"
                   "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
                   "\"committerLockMaxUs\":%llu}",
-                  (unsigned long long)commits,
-                  (unsigned long long)(commit_ns / 1000000),
+                  (unsigned long long)commits, (unsigned long long)(commit_ns / 1000000),
                   (unsigned long long)fs.passes, (unsigned long long)fs.records,
                   (unsigned long long)fs.superseded, (unsigned long long)fs.slices,
                   (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),

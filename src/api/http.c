@@ -262,8 +262,9 @@ static enum MHD_Result route(ls_req *r, const char *url)
         if (ready)
             ls_buf_printf(&b, "{\"status\":\"ok\"}");
         else
-            ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
-                          (unsigned long long)atomic_load_explicit(&r->d->loaded, memory_order_relaxed));
+            ls_buf_printf(
+                &b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
+                (unsigned long long)atomic_load_explicit(&r->d->loaded, memory_order_relaxed));
         enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
         ls_buf_free(&b);
         return ok;

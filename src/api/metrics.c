@@ -151,7 +151,8 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     gauge(&b, "lastseen_outbox_committed_seq", "The newest committed event.", committed);
     counter(&b, "lastseen_outbox_pruned_events_total", "Events pruned by events.retention.",
             atomic_load_explicit(&d->pruned_events, memory_order_relaxed));
-    gauge(&b, "lastseen_sinks_behind_retention", "Sinks holding events older than events.retention.",
+    gauge(&b, "lastseen_sinks_behind_retention",
+          "Sinks holding events older than events.retention.",
           atomic_load_explicit(&d->sinks_behind, memory_order_relaxed));
     ls_prom_family(&b, "lastseen_sink_cursor", "gauge", "The last seq a sink delivered.");
     const char *jsonl[] = {"sink", "events.jsonl", NULL};
@@ -186,7 +187,8 @@ enum MHD_Result ls_api_metrics(ls_req *r)
     ls_buf_append(&b, "lastseen_committer_lock_hold_max_seconds ", 41);
     ls_prom_seconds(&b, ls_metrics_get(&m->lock_hold_max_ns));
     ls_buf_putc(&b, '\n');
-    counter(&b, "lastseen_store_errors_total", "Changes or events that could not be queued for the store.",
+    counter(&b, "lastseen_store_errors_total",
+            "Changes or events that could not be queued for the store.",
             atomic_load_explicit(&d->persist_errors, memory_order_relaxed));
     counter(&b, "lastseen_event_log_write_errors_total", "Failed writes to events.jsonl.",
             atomic_load_explicit(&d->events.write_errors, memory_order_relaxed));

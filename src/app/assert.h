@@ -44,9 +44,8 @@
 #define LS_ASSERTS_ON 0
 #endif
 
-__attribute__((noreturn, cold)) static inline void ls__assert_fail(const char *file, int line,
-                                                                 const char *func,
-                                                                 const char *expr)
+__attribute__((noreturn, cold)) static inline void
+ls__assert_fail(const char *file, int line, const char *func, const char *expr)
 {
     fprintf(stderr, "%s:%d: %s: assertion `%s' failed\n", file, line, func, expr);
     fflush(stderr);
@@ -55,8 +54,7 @@ __attribute__((noreturn, cold)) static inline void ls__assert_fail(const char *f
 
 #if LS_ASSERTS_ON
 #define LS_ASSERT(cond)                                                                            \
-    (__builtin_expect(!!(cond), 1) ? (void)0                                                       \
-                                   : ls__assert_fail(__FILE__, __LINE__, __func__, #cond))
+    (__builtin_expect(!!(cond), 1) ? (void)0 : ls__assert_fail(__FILE__, __LINE__, __func__, #cond))
 #else
 #define LS_ASSERT(cond) ((void)sizeof(!(cond)))
 #endif

@@ -90,7 +90,8 @@ void ls_daemon__wake_timer(ls_daemon *d)
 void ls_daemon__release_shards(ls_daemon *d, int held)
 {
     assert_shards_held(d, held);
-    if (held >= 0) ls_mutex_unlock(&d->shards->shard[held].lock);
+    if (held >= 0)
+        ls_mutex_unlock(&d->shards->shard[held].lock);
     else ls_shards_unlock_all(d->shards);
 }
 
@@ -190,11 +191,14 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     uint64_t seq = d->seq;
     ls_mutex_unlock(&d->lock);
     ls_info("daemon",
-            "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms monitor_by_default=%s "
+            "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms "
+            "monitor_by_default=%s "
             "http.reporting_strategy=%s events seq=%llu",
-            LS_VERSION, cfg->data_dir, d->shards->n, (long long)cfg->state_default_inactivity_timeout,
+            LS_VERSION, cfg->data_dir, d->shards->n,
+            (long long)cfg->state_default_inactivity_timeout,
             cfg->state_monitor_by_default ? "true" : "false",
-            ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy), (unsigned long long)seq);
+            ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy),
+            (unsigned long long)seq);
     return 0;
 }
 

@@ -95,7 +95,7 @@ typedef struct ls_daemon {
     _Atomic uint64_t committed_gen; /* last generation on disk and delivered: written under
                                      * `lock` (release), read without it (acquire) */
     int want_commit;
-    _Atomic int stopping;    /* written under `lock`; the committer also reads it without */
+    _Atomic int stopping; /* written under `lock`; the committer also reads it without */
     int committer_gone;
     int committer_running;
     pthread_t committer;
@@ -109,8 +109,8 @@ typedef struct ls_daemon {
     int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
     int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
     _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
-    ls_flush *flush;           /* committer thread: flush passes (flush.c); the pass's
-                                * tag is written and read (ls_flush_tag()) under `lock` */
+    ls_flush *flush;            /* committer thread: flush passes (flush.c); the pass's
+                                 * tag is written and read (ls_flush_tag()) under `lock` */
     ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
     /* Sinks other than the events file (persist.c), under `lock`. */

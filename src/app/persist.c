@@ -207,7 +207,8 @@ void ls_daemon_commit_unlock(ls_daemon *d)
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
     ls_daemon__release_shards(d, d->locked); /* the committer needs them to drain */
-    while (d->committed_gen < gen && !d->committer_gone) ls_cond_wait(&d->commit_cv, &d->lock);
+    while (d->committed_gen < gen && !d->committer_gone)
+        ls_cond_wait(&d->commit_cv, &d->lock);
     ls_mutex_unlock(&d->lock);
 }
 

@@ -42,7 +42,7 @@ int ls_ring_push(ls_ring *r, void *v)
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1, memory_order_relaxed,
-                                            memory_order_relaxed)) {
+                                                      memory_order_relaxed)) {
                 c->v = v;
                 atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
                 return 0;
@@ -65,7 +65,7 @@ void *ls_ring_pop(ls_ring *r)
         int64_t dif = (int64_t)(seq - (pos + 1));
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_relaxed,
-                                            memory_order_relaxed)) {
+                                                      memory_order_relaxed)) {
                 void *v = c->v;
                 atomic_store_explicit(&c->seq, pos + r->mask + 1, memory_order_release);
                 return v;

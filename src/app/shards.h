@@ -127,7 +127,7 @@ typedef struct ls_shards {
     ls_shard *shard;         /* n of them */
     ls_ring pool;            /* free batches */
     ls_shard_batch *batches; /* all of them, n * LS_SHARD_POOL_PER_SHARD */
-    _Atomic int stopping;            /* set by ls_shards_stop() (release / acquire) */
+    _Atomic int stopping;    /* set by ls_shards_stop() (release / acquire) */
     _Atomic uint64_t producer_waits; /* a producer found the pool empty (relaxed) */
 } ls_shards;
 

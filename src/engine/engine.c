@@ -620,7 +620,8 @@ int ls_engine_delete(ls_engine *e, const char *id, size_t len)
     e->st.sessions -= d->sessions;
     set_c8y(e, d, 0, 0);
     ls_table_remove(&e->table, d, tag);
-    if (e->cfg.shared_devices) atomic_fetch_sub_explicit(e->cfg.shared_devices, 1, memory_order_relaxed);
+    if (e->cfg.shared_devices)
+        atomic_fetch_sub_explicit(e->cfg.shared_devices, 1, memory_order_relaxed);
     return 0;
 }
 

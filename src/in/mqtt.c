@@ -163,8 +163,7 @@ static void applied_cb(void *ud, const ls_shard_result *r)
     refuse_n(q, &q->st.bad_ids, LS_REJECT_INVALID, r->bad_ids);
     refuse_n(q, &q->st.rejected, LS_REJECT_DEVICE_LIMIT, r->full);
     refuse_n(q, &q->st.bad_ts, LS_REJECT_INVALID, r->invalid);
-    if (r->connects)
-        atomic_fetch_add_explicit(&q->st.connects, r->connects, memory_order_relaxed);
+    if (r->connects) atomic_fetch_add_explicit(&q->st.connects, r->connects, memory_order_relaxed);
     if (r->disconnects)
         atomic_fetch_add_explicit(&q->st.disconnects, r->disconnects, memory_order_relaxed);
     COUNT(q->st.batches);

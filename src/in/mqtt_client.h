@@ -52,7 +52,7 @@ int64_t ls_mqtt_backoff_ms(const ls_config *cfg, unsigned attempt, unsigned *see
 typedef struct ls_stopper {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* on CLOCK_MONOTONIC */
-    _Atomic int stop; /* written under mu; ls_stopper_requested() reads it without */
+    _Atomic int stop;  /* written under mu; ls_stopper_requested() reads it without */
 } ls_stopper;
 
 void ls_stopper_init(ls_stopper *s);
