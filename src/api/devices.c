@@ -507,14 +507,14 @@ enum MHD_Result ls_api_device_list(ls_req *r)
     uint64_t c = cursor / sh->n, next = 0, left = limit;
     for (; k < sh->n; k++, c = 0) {
         ls_shard *shard = &sh->shard[k];
-        pthread_mutex_lock(&shard->lock);
-        pthread_mutex_lock(&r->d->lock); /* the alarms in each device's JSON */
+        ls_mutex_lock(&shard->lock);
+        ls_mutex_lock(&r->d->lock); /* the alarms in each device's JSON */
         s.e = shard->engine;
         size_t before = s.n;
         uint64_t nc = ls_engine_scan_match(shard->engine, c, filter, left, LIST_SCAN_MAX,
                                            s.qlen ? list_match : NULL, list_visit, &s);
-        pthread_mutex_unlock(&r->d->lock);
-        pthread_mutex_unlock(&shard->lock);
+        ls_mutex_unlock(&r->d->lock);
+        ls_mutex_unlock(&shard->lock);
         left -= s.n - before;
         if (nc) {
             next = nc * sh->n + k;

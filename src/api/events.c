@@ -137,7 +137,7 @@ enum MHD_Result ls_api_events(ls_req *r)
         }
         if (n == 0 && st.next == before) st.next = st.committed; /* nothing left up to it */
     }
-    uint64_t first = __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
+    uint64_t first = atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
     ls_buf_printf(&b, "],\"next\":%llu,\"more\":%s,\"firstSeq\":%llu,\"committedSeq\":%llu}",
                   (unsigned long long)st.next, st.next < st.committed ? "true" : "false",
                   (unsigned long long)first, (unsigned long long)st.committed);

@@ -265,14 +265,15 @@ static enum MHD_Result route(ls_req *r, const char *url)
     const char *m = r->method;
     if (strcmp(url, "/healthz") == 0) {
         if (strcmp(m, "GET") && strcmp(m, "HEAD")) return ls_api_method_not_allowed(r, "GET, HEAD");
-        int ready = __atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE);
+        int ready = atomic_load_explicit(&r->d->ready, memory_order_acquire);
         ls_buf b;
         ls_buf_init(&b, 128);
         if (ready)
             ls_buf_printf(&b, "{\"status\":\"ok\"}");
         else
-            ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
-                          (unsigned long long)__atomic_load_n(&r->d->loaded, __ATOMIC_RELAXED));
+            ls_buf_printf(
+                &b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
+                (unsigned long long)atomic_load_explicit(&r->d->loaded, memory_order_relaxed));
         enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
         ls_buf_free(&b);
         return ok;
@@ -280,7 +281,7 @@ static enum MHD_Result route(ls_req *r, const char *url)
     /* The dashboard's files need no engine: served while loading too. */
     if (strcmp(url, "/") == 0 || strncmp(url, "/ui/", 4) == 0) return ls_api_asset(r, url);
     /* Nothing else may touch the engine before the devices are loaded. */
-    if (!__atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE))
+    if (!atomic_load_explicit(&r->d->ready, memory_order_acquire))
         return ls_api_error(r, 503, "starting", "lastseen is loading its devices; retry shortly");
     if (strcmp(url, "/api/v1/stats") == 0) {
         if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
@@ -482,10 +483,10 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
         free(h);
         return -EADDRINUSE;
     }
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->on_commit = commit_cb;
     d->on_commit_ud = h;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
     ls_net_host_part(d->cfg.http_listen, host, sizeof(host));

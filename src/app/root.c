@@ -47,6 +47,11 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
         (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
         return rc;
     ls_core_ready(d);
+    /* The inputs run already: an MQTT source transition may be raising an
+     * event right now. */
+    ls_mutex_lock(&d->lock);
+    uint64_t seq = d->seq;
+    ls_mutex_unlock(&d->lock);
     ls_info("daemon",
             "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms "
             "monitor_by_default=%s "
@@ -55,7 +60,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
             (long long)cfg->state_default_inactivity_timeout,
             cfg->state_monitor_by_default ? "true" : "false",
             ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy),
-            (unsigned long long)d->seq);
+            (unsigned long long)seq);
     return 0;
 }
 

@@ -31,6 +31,7 @@
 
 static void queue_alarm(ls_daemon *d, const ls_alarm *a)
 {
+    LS_ASSERT_LOCKED(&d->lock); /* d->pending */
     ls_store_alarm rec = {
         .id = a->id,
         .source = a->source,
@@ -43,7 +44,8 @@ static void queue_alarm(ls_daemon *d, const ls_alarm *a)
         .status = a->status,
         .severity = a->severity,
     };
-    if (ls_store_batch_put_alarm(d->pending, &rec) < 0) d->persist_errors++;
+    if (ls_store_batch_put_alarm(d->pending, &rec) < 0)
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 static void alarm_cb(void *ud, ls_event_type what, const ls_alarm *a, int64_t now)
@@ -129,13 +131,14 @@ static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
     int rc = ls_alarms_raise(d->alarms, id, dev->id_len, ls_engine_severity(e, dev),
                              dev->last_activity, now);
     if (rc < 0) {
-        d->persist_errors++;
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
         ls_error("alarms", "cannot raise the alarm of %s: %s", id, ls_strerror(rc));
     }
 }
 
 void ls_alarming_event(ls_daemon *d, const ls_event *ev)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (!ev->dev) return; /* alarm events themselves */
     if (ev->type == LS_EV_INACTIVITY && ls_device_avail(ev->dev) == LS_AVAIL_MONITORED)
         raise_for(d, ev->dev, ev->detected_at);
@@ -150,6 +153,7 @@ void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int 
                           ls_now now)
 {
     ls_daemon *d = ud;
+    LS_ASSERT_LOCKED(&d->lock);
     if (ls_device_avail(dev) == LS_AVAIL_MONITORED && old_cls != LS_AVAIL_MONITORED &&
         !was_active && !dev->active && dev->last_activity)
         raise_for(d, dev, now.wall);
@@ -157,17 +161,20 @@ void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int 
 
 void ls_alarming_deleted(ls_daemon *d, const char *id, size_t len, int64_t now_wall)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     ls_alarms_clear_source(d->alarms, id, len, now_wall);
 }
 
 static void prune_cb(void *ud, uint64_t id)
 {
     ls_daemon *d = ud;
-    if (ls_store_batch_del_alarm(d->pending, id) < 0) d->persist_errors++;
+    if (ls_store_batch_del_alarm(d->pending, id) < 0)
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_alarming_prune(ls_daemon *d, int64_t now_wall)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (ls_alarms_prune(d->alarms, now_wall - d->cfg.alarms_retention, PRUNE_MAX, prune_cb, d))
         d->want_commit = 1;
 }

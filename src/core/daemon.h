@@ -22,13 +22,24 @@
  * an event.  So every event gets its seq under the global lock,
  * seqs are strictly increasing, and an event is in the same pending batch
  * as the device state that caused it.
+ *
+ * Checked.  The global and shard locks are ls_mutex (app/assert.h): in
+ * Debug and sanitizer builds the functions documented "under the global
+ * lock" (ls_daemon__event(), ls_persist_event() and the other outbox
+ * writers, the alarm glue) assert that the calling thread holds it, the
+ * shard layer asserts its lock wherever it touches an engine, and the
+ * "committer thread" fields below are asserted to be touched by that
+ * thread only (committer_thread).  Fields shared without a lock are
+ * _Atomic.  make test-tsan runs the threaded tests under ThreadSanitizer.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/assert.h"
 #include "conf/config.h"
 #include "core/flush.h"
 #include "core/history.h"
@@ -57,9 +68,9 @@ typedef struct ls_daemon {
     ls_config cfg;
     struct ls_shards *shards; /* the engines (shards.h) */
     int locked;               /* under lock: -1 every shard held, else the one shard held */
-    uint64_t devices;         /* atomic: devices of every shard, for state.max_devices */
+    _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
     ls_eventlog events;
-    pthread_mutex_t lock;
+    ls_mutex lock;   /* the global lock (above) */
     int wake_fd;     /* eventfd: wakes the timer loop */
     int signal_fd;   /* signalfd: SIGINT, SIGTERM */
     int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
@@ -79,43 +90,51 @@ typedef struct ls_daemon {
     ls_store *store;
     ls_store_batch *pending; /* the outbox and changes of the next commit */
     ls_store_batch *spare;
-    ls_buf line;            /* formatting buffer for event lines */
-    uint64_t seq;           /* last event seq assigned */
-    uint64_t pending_gen;   /* generation `pending` will commit as */
-    uint64_t committed_gen; /* last generation on disk and delivered */
+    ls_buf line;                    /* formatting buffer for event lines */
+    uint64_t seq;                   /* last event seq assigned */
+    uint64_t pending_gen;           /* generation `pending` will commit as */
+    _Atomic uint64_t committed_gen; /* last generation on disk and delivered: written under
+                                     * `lock` (release), read without it (acquire) */
     int want_commit;
-    int stopping;
+    _Atomic int stopping; /* written under `lock`; the committer also reads it without */
     int committer_gone;
     int committer_running;
     pthread_t committer;
     pthread_cond_t work_cv;   /* wakes the committer */
     pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
-    uint64_t delivered;       /* committer thread: last seq given to the sinks */
-    int64_t sink_retry_at;    /* committer thread: mono ms of the next retry of a failed sink */
-    int64_t sink_check_at;    /* committer thread: mono ms of the next check for a renamed file */
-    uint64_t commits, commit_ns, persist_errors; /* atomic */
-    ls_flush *flush;                             /* committer thread: flush passes (flush.c) */
-    ls_flush_stats flush_stats;                  /* the last pass's figures, under `lock` */
+    /* The thread the "committer thread" fields belong to: the main thread
+     * until ls_persist_start() starts the committer, then the committer
+     * (LS_ASSERT_THREAD). */
+    ls_thread_owner committer_thread;
+    uint64_t delivered;    /* committer thread: last seq given to the sinks */
+    int64_t sink_retry_at; /* committer thread: mono ms of the next retry of a failed sink */
+    int64_t sink_check_at; /* committer thread: mono ms of the next check for a renamed file */
+    _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
+    ls_flush *flush;            /* committer thread: flush passes (flush.c); the pass's
+                                 * tag is written and read (ls_flush_tag()) under `lock` */
+    ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
     /* Sinks other than the events file (persist.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
     int nsinks;
-    uint64_t committed_seq; /* every event <= it is in the store */
-    pthread_cond_t sink_cv; /* broadcast when committed_seq moves */
-    uint64_t pruned_upto;   /* committer thread: outbox holds seq > it */
-    uint64_t pruned_events; /* total pruned by retention */
-    uint64_t sinks_behind;  /* sinks holding events past events.retention */
-    int64_t last_mark_wall; /* committer thread: last retention mark */
+    _Atomic uint64_t committed_seq; /* every event <= it is in the store: written under
+                                     * `lock` (release), read without it (acquire) */
+    pthread_cond_t sink_cv;         /* broadcast when committed_seq moves */
+    _Atomic uint64_t pruned_upto;   /* written by the committer: outbox holds seq > it */
+    _Atomic uint64_t pruned_events; /* written by the committer: total pruned by retention */
+    _Atomic uint64_t sinks_behind;  /* written by the committer: sinks holding events past
+                                     * events.retention */
+    int64_t last_mark_wall;         /* committer thread: last retention mark */
     int64_t last_retention_mono;
     int events_behind; /* the events file, like ls_sink.behind */
     int cvs_ready;     /* the condition variables exist */
-    int ready;         /* atomic: devices loaded, API open */
+    _Atomic int ready; /* devices loaded, API open (release / acquire) */
     /* Called by the committer, without `lock`, after each commit with the
      * committed generation: the HTTP server answers requests waiting on it. */
     void (*on_commit)(void *ud, uint64_t gen);
     void *on_commit_ud;
-    uint64_t loaded;   /* atomic: devices restored so far */
-    int commit_fds[4]; /* eventfds written when committed_seq moves (persist.h) */
+    _Atomic uint64_t loaded; /* devices restored so far (relaxed) */
+    int commit_fds[4];       /* eventfds written when committed_seq moves (persist.h) */
     int ncommit_fds;
 
     /* Outputs. */
@@ -182,9 +201,9 @@ uint64_t ls_daemon_committed_gen(ls_daemon *d);
  * daemon.c and persist.c). */
 void ls_daemon__wake_timer(ls_daemon *d);
 
-/* Under the global lock, just before it is released: releases the shard
- * locks that ls_daemon_lock() or ls_daemon_lock_id() took (`held` is the
- * value d->locked had), for persist.c's commit variants. */
+/* Releases the shard locks that ls_daemon_lock() or ls_daemon_lock_id()
+ * took (`held` is the value d->locked had while the global lock was held:
+ * it may be released already), for persist.c's commit variants. */
 void ls_daemon__release_shards(ls_daemon *d, int held);
 
 /* An event from an engine, under the global lock: seq, outbox, alarms. */

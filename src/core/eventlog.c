@@ -51,6 +51,13 @@
  * none) and truncates a torn tail.  A last line that is not an event is
  * -EINVAL (logged at `level`): the next seq cannot be known.
  */
+/* `written` is read by other threads (stats): a relaxed store, only the
+ * log's own thread writes it. */
+static void set_written(ls_eventlog *l, uint64_t seq)
+{
+    atomic_store_explicit(&l->written, seq, memory_order_relaxed);
+}
+
 static int recover_tail(int fd, const char *path, int level, uint64_t *seq_out)
 {
     struct stat st;
@@ -134,7 +141,8 @@ int ls_eventlog_open(ls_eventlog *l, const char *path, int to_stdout)
     uint64_t file_seq = 0;
     int rc = open_path(l, LS_LOG_ERROR, &file_seq);
     if (rc < 0) return rc;
-    l->seq = l->written = file_seq;
+    l->seq = file_seq;
+    set_written(l, file_seq);
     return 0;
 }
 
@@ -175,7 +183,7 @@ int ls_eventlog_flush(ls_eventlog *l)
 {
     if (l->failed || l->fd < 0) return -EIO;
     if (l->pending.len == 0) {
-        l->written = l->seq;
+        set_written(l, l->seq);
         return 0;
     }
     size_t done;
@@ -194,10 +202,10 @@ int ls_eventlog_flush(ls_eventlog *l)
             ls_info("eventlog", "%s: writing again, from seq %llu on", l->path,
                     (unsigned long long)l->written + 1);
         l->outage = 0;
-        l->written = l->seq;
+        set_written(l, l->seq);
         return 0;
     }
-    __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&l->write_errors, 1, memory_order_relaxed);
     if (!l->outage)
         ls_error("eventlog",
                  "write to %s failed: %s; retrying, events after seq %llu will follow in order",
@@ -220,17 +228,17 @@ int ls_eventlog_reopen(ls_eventlog *l)
         close(l->fd);
         l->fd = -1;
     }
-    if (old_seq > l->written) l->written = old_seq;
+    if (old_seq > l->written) set_written(l, old_seq);
     l->pending.len = 0;
     l->seq = l->written;
     int rc = open_path(l, l->outage ? LS_LOG_DEBUG : LS_LOG_ERROR, &file_seq);
     if (rc < 0) {
-        __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&l->write_errors, 1, memory_order_relaxed);
         l->failed = 1;
         l->outage = 1;
         return rc;
     }
-    if (file_seq > l->written) l->written = file_seq;
+    if (file_seq > l->written) set_written(l, file_seq);
     l->seq = l->written;
     l->failed = 0;
     l->reopens++;

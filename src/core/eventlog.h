@@ -6,6 +6,7 @@
 #ifndef LS_EVENTLOG_H
 #define LS_EVENTLOG_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,17 +15,19 @@
 
 #define LS_EVENTLOG_PATH_MAX 8200
 
+/* One thread writes the log (the committer, or start-up before it runs);
+ * `written` and `write_errors` are also read by others (stats, /metrics). */
 typedef struct ls_eventlog {
-    int fd;                /* -1 while the file could not be opened */
-    int to_stdout;         /* events.stdout */
-    int failed;            /* the last write or open failed: reopen before writing */
-    int outage;            /* failing since the last successful write (logged once) */
-    uint64_t seq;          /* last seq buffered or written */
-    uint64_t written;      /* last seq known to be in the file */
-    ls_buf pending;        /* formatted lines not yet written */
-    uint64_t write_errors; /* failed writes and failed reopens */
-    uint64_t reopens;      /* successful reopens (after a failure or a rename) */
-    dev_t dev;             /* identity of the open file, to notice a rename */
+    int fd;                        /* -1 while the file could not be opened */
+    int to_stdout;                 /* events.stdout */
+    int failed;                    /* the last write or open failed: reopen before writing */
+    int outage;                    /* failing since the last successful write (logged once) */
+    uint64_t seq;                  /* last seq buffered or written */
+    _Atomic uint64_t written;      /* last seq known to be in the file (relaxed) */
+    ls_buf pending;                /* formatted lines not yet written */
+    _Atomic uint64_t write_errors; /* failed writes and failed reopens (relaxed) */
+    uint64_t reopens;              /* successful reopens (after a failure or a rename) */
+    dev_t dev;                     /* identity of the open file, to notice a rename */
     ino_t ino;
     char path[LS_EVENTLOG_PATH_MAX];
 } ls_eventlog;

@@ -27,7 +27,7 @@ typedef struct load_state {
     ls_shards *sh; /* or NULL: everything into e */
     ls_restart_policy policy;
     ls_now now;
-    uint64_t *progress;
+    _Atomic uint64_t *progress;
     ls_load_result res;
     size_t n, used;
     ls_restore_item items[LOAD_BATCH];
@@ -73,7 +73,7 @@ static void flush(load_state *ls)
                  ls->items[i].id, ls_strerror(ls->rcs[i]));
     }
     ls->n = ls->used = 0;
-    if (ls->progress) __atomic_store_n(ls->progress, ls->res.loaded, __ATOMIC_RELAXED);
+    if (ls->progress) atomic_store_explicit(ls->progress, ls->res.loaded, memory_order_relaxed);
 }
 
 /* Copies n bytes into the arena; the store never hands out more than the
@@ -112,7 +112,7 @@ static int load_cb(void *ud, const ls_store_device *rec)
 }
 
 static int load(ls_store *s, ls_engine *e, ls_shards *sh, ls_restart_policy policy, ls_now now,
-                uint64_t *progress, ls_load_result *out)
+                _Atomic uint64_t *progress, ls_load_result *out)
 {
     load_state *ls = malloc(sizeof(*ls));
     if (!ls) return -ENOMEM;
@@ -141,13 +141,13 @@ static int load(ls_store *s, ls_engine *e, ls_shards *sh, ls_restart_policy poli
 }
 
 int ls_load_devices(ls_store *s, ls_engine *e, ls_restart_policy policy, ls_now now,
-                    uint64_t *progress, ls_load_result *out)
+                    _Atomic uint64_t *progress, ls_load_result *out)
 {
     return load(s, e, NULL, policy, now, progress, out);
 }
 
 int ls_load_devices_sharded(ls_store *s, ls_shards *sh, ls_restart_policy policy, ls_now now,
-                            uint64_t *progress, ls_load_result *out)
+                            _Atomic uint64_t *progress, ls_load_result *out)
 {
     return load(s, NULL, sh, policy, now, progress, out);
 }

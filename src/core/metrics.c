@@ -151,7 +151,9 @@ void ls_metrics_init(ls_metrics *m)
     m->commit.n = (int)(sizeof commit_le_ns / sizeof commit_le_ns[0]);
     m->commit.le_ns = commit_le_ns;
     m->commit.le_text = commit_le_text;
-    m->flush = m->lateness; /* 1 ms .. 10 s */
+    m->flush.n = m->lateness.n; /* 1 ms .. 10 s */
+    m->flush.le_ns = m->lateness.le_ns;
+    m->flush.le_text = m->lateness.le_text;
     m->lock_hold.n = (int)(sizeof hold_le_ns / sizeof hold_le_ns[0]);
     m->lock_hold.le_ns = hold_le_ns;
     m->lock_hold.le_text = hold_le_text;
@@ -160,13 +162,13 @@ void ls_metrics_init(ls_metrics *m)
 int ls_metrics_source(ls_metrics *m, const char *name)
 {
     size_t n = name ? strlen(name) : 0;
-    int count = __atomic_load_n(&m->nsources, __ATOMIC_ACQUIRE);
+    int count = atomic_load_explicit(&m->nsources, memory_order_acquire);
     if (n == 0 || n >= LS_SOURCE_NAME_MAX) return -EINVAL;
     for (int i = 0; i < count; i++)
         if (strcmp(m->source_names[i], name) == 0) return i;
     if (count >= LS_SOURCES_MAX) return -ENOSPC;
     memcpy(m->source_names[count], name, n + 1);
-    __atomic_store_n(&m->nsources, count + 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&m->nsources, count + 1, memory_order_release);
     return count;
 }
 

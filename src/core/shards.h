@@ -56,8 +56,10 @@
 #define LS_SHARDS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/assert.h"
 #include "base/ring.h"
 #include "core/ingest.h"
 #include "engine/engine.h"
@@ -99,29 +101,30 @@ typedef struct ls_shard {
     struct ls_shards *set;
     unsigned index;
     ls_engine *engine;
-    pthread_mutex_t lock;
-    ls_ring queue;   /* of ls_shard_batch *, as large as the pool */
-    int wake_fd;     /* eventfd: wakes the worker */
-    int sleeping;    /* atomic: the worker is (about to be) in ppoll */
-    int64_t wake_at; /* under lock: mono ms the worker sleeps until */
-    int in_worker;   /* under lock: the holder takes the global lock at an event */
-    int global_held; /* ... and has taken it */
+    ls_mutex lock;
+    ls_ring queue;        /* of ls_shard_batch *, as large as the pool */
+    int wake_fd;          /* eventfd: wakes the worker */
+    _Atomic int sleeping; /* the worker is (about to be) in ppoll (see wake() in shards.c) */
+    int64_t wake_at;      /* under lock: mono ms the worker sleeps until */
+    int in_worker;        /* under lock: the holder takes the global lock at an event */
+    int global_held;      /* ... and has taken it */
     pthread_t thread;
+    ls_thread_owner worker; /* the worker thread, for LS_ASSERT_THREAD */
     int running;
-    uint64_t batches, activities;  /* atomic: applied by the worker */
-    ls_reporter *reporter;         /* under lock: the HTTP input's strategy for this shard */
-    int rcs[LS_SHARD_BATCH_ITEMS]; /* the worker's: results of a batch with ops */
+    _Atomic uint64_t batches, activities; /* applied by the worker (relaxed counters) */
+    ls_reporter *reporter;                /* under lock: the HTTP input's strategy for this shard */
+    int rcs[LS_SHARD_BATCH_ITEMS];        /* the worker's: results of a batch with ops */
 } ls_shard;
 
 typedef struct ls_shards {
     struct ls_daemon *d;
     unsigned n;
     uint64_t seed;
-    ls_shard *shard;         /* n of them */
-    ls_ring pool;            /* free batches */
-    ls_shard_batch *batches; /* all of them, n * LS_SHARD_POOL_PER_SHARD */
-    int stopping;            /* atomic */
-    uint64_t producer_waits; /* atomic: a producer found the pool empty */
+    ls_shard *shard;                 /* n of them */
+    ls_ring pool;                    /* free batches */
+    ls_shard_batch *batches;         /* all of them, n * LS_SHARD_POOL_PER_SHARD */
+    _Atomic int stopping;            /* set by ls_shards_stop() (release / acquire) */
+    _Atomic uint64_t producer_waits; /* a producer found the pool empty (relaxed) */
 } ls_shards;
 
 typedef struct ls_shards_stats {
@@ -218,11 +221,12 @@ typedef struct ls_shard_producer {
     ls_shards *sh;
     ls_shard_done_cb done;
     void *ud;
-    uint64_t inflight; /* atomic: batches queued and not yet applied */
+    _Atomic uint64_t inflight; /* batches queued and not yet applied */
     ls_shard_batch *open[LS_SHARDS_MAX];
-    uint64_t added;                       /* items numbered so far (ls_shard_producer_applied()) */
-    uint64_t pushed_last[LS_SHARDS_MAX];  /* per shard: `last` of the batch queued last */
-    uint64_t applied_last[LS_SHARDS_MAX]; /* atomic, per shard: `last` of the batch applied last */
+    uint64_t added;                      /* items numbered so far (ls_shard_producer_applied()) */
+    uint64_t pushed_last[LS_SHARDS_MAX]; /* per shard: `last` of the batch queued last */
+    _Atomic uint64_t applied_last[LS_SHARDS_MAX]; /* per shard (release / acquire): `last` of the
+                                                     batch applied last */
 } ls_shard_producer;
 
 void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud);

@@ -152,7 +152,7 @@ static void copy_histogram(ls_histogram *out, const ls_histogram *h)
 /* The counters of core/metrics.h, each read atomically. */
 static void copy_metrics(ls_stats_snapshot *s, ls_metrics *m)
 {
-    int n = __atomic_load_n(&m->nsources, __ATOMIC_ACQUIRE);
+    int n = atomic_load_explicit(&m->nsources, memory_order_acquire);
     s->nsources = n;
     memcpy(s->source_names, m->source_names, sizeof(s->source_names[0]) * (size_t)n);
     for (int i = 0; i < n; i++) {
@@ -190,8 +190,8 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     ls_shards_engine_stats(d->shards, &out->engine);
     memcpy(out->events, d->events_by_type, sizeof(out->events));
     out->last_seq = d->seq;
-    out->committed_seq = __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
-    out->jsonl_cursor = __atomic_load_n(&d->events.written, __ATOMIC_RELAXED);
+    out->committed_seq = atomic_load_explicit(&d->committed_seq, memory_order_acquire);
+    out->jsonl_cursor = atomic_load_explicit(&d->events.written, memory_order_relaxed);
     out->nsinks = d->nsinks;
     for (int i = 0; i < d->nsinks; i++) {
         memcpy(out->sinks[i].name, d->sinks[i].name, sizeof(d->sinks[i].name));
@@ -204,13 +204,14 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     out->hold_ns = (uint64_t)(ls_clock_mono_ns() - t0);
     ls_daemon_unlock(d);
 
-    out->first_seq = __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
-    out->pruned_events = __atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED);
-    out->sinks_behind = __atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED);
-    out->event_log_write_errors = __atomic_load_n(&d->events.write_errors, __ATOMIC_RELAXED);
-    out->commits = __atomic_load_n(&d->commits, __ATOMIC_RELAXED);
-    out->commit_ns = __atomic_load_n(&d->commit_ns, __ATOMIC_RELAXED);
-    out->persist_errors = __atomic_load_n(&d->persist_errors, __ATOMIC_RELAXED);
+    out->first_seq = atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
+    out->pruned_events = atomic_load_explicit(&d->pruned_events, memory_order_relaxed);
+    out->sinks_behind = atomic_load_explicit(&d->sinks_behind, memory_order_relaxed);
+    out->event_log_write_errors =
+        atomic_load_explicit(&d->events.write_errors, memory_order_relaxed);
+    out->commits = atomic_load_explicit(&d->commits, memory_order_relaxed);
+    out->commit_ns = atomic_load_explicit(&d->commit_ns, memory_order_relaxed);
+    out->persist_errors = atomic_load_explicit(&d->persist_errors, memory_order_relaxed);
     merge_types(out, d->shards->seed);
     ls_shards_get_stats(d->shards, &out->ingest);
     copy_metrics(out, &d->metrics);

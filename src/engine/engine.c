@@ -323,20 +323,20 @@ static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag,
     if (!d) {
         if (!(create & LOOKUP_CHECKED) && ls_id_check(id, len)) return LS_EBADID;
         if (!create) return LS_ENOTFOUND;
-        uint64_t *shared = e->cfg.shared_devices;
+        _Atomic uint64_t *shared = e->cfg.shared_devices;
         if (shared && e->cfg.max_devices) { /* reserve a place among all engines sharing the cap */
-            if (__atomic_fetch_add(shared, 1, __ATOMIC_RELAXED) >= e->cfg.max_devices) {
-                __atomic_fetch_sub(shared, 1, __ATOMIC_RELAXED);
+            if (atomic_fetch_add_explicit(shared, 1, memory_order_relaxed) >= e->cfg.max_devices) {
+                atomic_fetch_sub_explicit(shared, 1, memory_order_relaxed);
                 return LS_EFULL;
             }
         } else if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) {
             return LS_EFULL;
         } else if (shared) {
-            __atomic_fetch_add(shared, 1, __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(shared, 1, memory_order_relaxed);
         }
         int rc = ls_table_insert(&e->table, id, len, tag, &d);
         if (rc < 0) {
-            if (shared) __atomic_fetch_sub(shared, 1, __ATOMIC_RELAXED);
+            if (shared) atomic_fetch_sub_explicit(shared, 1, memory_order_relaxed);
             return rc;
         }
         d->timeout_ms = e->type_timeout[0];
@@ -374,7 +374,7 @@ int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
     if (ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len))) return 0;
     if (ls_id_check(id, len)) return LS_EBADID;
     uint64_t count = e->cfg.shared_devices
-                         ? __atomic_load_n(e->cfg.shared_devices, __ATOMIC_RELAXED)
+                         ? atomic_load_explicit(e->cfg.shared_devices, memory_order_relaxed)
                          : e->table.count;
     if (e->cfg.max_devices && count >= e->cfg.max_devices) return LS_EFULL;
     return 0;
@@ -637,7 +637,8 @@ int ls_engine_delete(ls_engine *e, const char *id, size_t len)
     e->st.sessions -= d->sessions;
     set_c8y(e, d, 0, 0);
     ls_table_remove(&e->table, d, tag);
-    if (e->cfg.shared_devices) __atomic_fetch_sub(e->cfg.shared_devices, 1, __ATOMIC_RELAXED);
+    if (e->cfg.shared_devices)
+        atomic_fetch_sub_explicit(e->cfg.shared_devices, 1, memory_order_relaxed);
     return 0;
 }
 

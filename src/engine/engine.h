@@ -27,6 +27,7 @@
 #ifndef LS_ENGINE_H
 #define LS_ENGINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -211,9 +212,9 @@ typedef struct ls_engine_config {
     int64_t max_clock_skew_ms;  /* state.max_clock_skew */
     uint64_t max_devices;       /* state.max_devices, 0 = unlimited */
     /* Optional: engines sharing one max_devices (shards) count their devices
-     * here, atomically; NULL = this engine's own count.  Set, the cap is
-     * exact across the engines: a new device reserves its place first. */
-    uint64_t *shared_devices;
+     * here (relaxed atomics); NULL = this engine's own count.  Set, the cap
+     * is exact across the engines: a new device reserves its place first. */
+    _Atomic uint64_t *shared_devices;
     uint64_t seed;              /* hash seed (randomised by the daemon) */
     int64_t grace_ms;           /* availability.grace: added to responseInterval */
     int unmonitored_default;    /* state.monitor_by_default = false */

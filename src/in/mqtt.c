@@ -62,6 +62,7 @@
 #include <jansson.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -85,17 +86,19 @@
 #define DRAIN_MAX 256  /* packets read in a row before the loop looks at keepalive again */
 #define TOPIC_MAX 4096 /* longer topics are counted and skipped */
 #define PAYLOAD_TS_MAX (1u << 20) /* JSON payloads parsed for payload_ts */
-#define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
-#define LOAD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define COUNT(f) atomic_fetch_add_explicit(&(f), 1, memory_order_relaxed)
+#define LOAD(f) atomic_load_explicit(&(f), memory_order_relaxed)
 
 enum { OP_ACTIVITY = 0, OP_ONLINE, OP_OFFLINE };
 enum { ST_DOWN = 0, ST_CONNECTING, ST_SUBSCRIBING, ST_SYNCING, ST_UP };
 static const char *const state_names[] = {"down", "connecting", "subscribing", "syncing", "up"};
 
+/* Written by the input's thread and the shard workers (applied_cb), read
+ * by stats: relaxed counters. */
 typedef struct mqtt_stats {
-    uint64_t received, activities, connects, disconnects;
-    uint64_t retained_skipped, unmatched, bad_ids, bad_ts, too_long, own_topics, rejected;
-    uint64_t sessions, sessions_lost, sync_timeouts, batches;
+    _Atomic uint64_t received, activities, connects, disconnects;
+    _Atomic uint64_t retained_skipped, unmatched, bad_ids, bad_ts, too_long, own_topics, rejected;
+    _Atomic uint64_t sessions, sessions_lost, sync_timeouts, batches;
 } mqtt_stats;
 
 struct ls_mqtt {
@@ -120,7 +123,7 @@ struct ls_mqtt {
     char nonce[64];
     size_t nonce_len;
 
-    int state;                           /* ST_*; written by the thread, read by stats */
+    _Atomic int state;                   /* ST_*; written by the thread, read by stats */
     int refused;                         /* the broker refused the connection or a subscription */
     int64_t sync_started, sync_deadline; /* mono ms */
     uint64_t nrecv;                      /* messages seen (thread-local copy) */
@@ -138,20 +141,20 @@ static int64_t mono_ms(void)
 
 static void set_state(ls_mqtt *q, int s)
 {
-    __atomic_store_n(&q->state, s, __ATOMIC_RELAXED);
+    atomic_store_explicit(&q->state, s, memory_order_relaxed);
 }
 
 /* ---- handing operations to the shards ----------------------------------- */
 
 /* Counts a refused input here and in /metrics (source "mqtt"). */
-static void refuse_n(ls_mqtt *q, uint64_t *counter, ls_reject_reason why, uint64_t n)
+static void refuse_n(ls_mqtt *q, _Atomic uint64_t *counter, ls_reject_reason why, uint64_t n)
 {
     if (n == 0) return;
-    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
     ls_ingest_rejected(&q->counters, why, n);
 }
 
-static void refuse(ls_mqtt *q, uint64_t *counter, ls_reject_reason why)
+static void refuse(ls_mqtt *q, _Atomic uint64_t *counter, ls_reject_reason why)
 {
     refuse_n(q, counter, why, 1);
 }
@@ -161,14 +164,15 @@ static void applied_cb(void *ud, const ls_ingest_result *r)
 {
     ls_mqtt *q = ud;
     if (r->applied) {
-        __atomic_fetch_add(&q->st.activities, r->applied, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&q->st.activities, r->applied, memory_order_relaxed);
         ls_ingest_accepted(&q->counters, r->applied);
     }
     refuse_n(q, &q->st.bad_ids, LS_REJECT_INVALID, r->bad_ids);
     refuse_n(q, &q->st.rejected, LS_REJECT_DEVICE_LIMIT, r->full);
     refuse_n(q, &q->st.bad_ts, LS_REJECT_INVALID, r->invalid);
-    if (r->connects) __atomic_fetch_add(&q->st.connects, r->connects, __ATOMIC_RELAXED);
-    if (r->disconnects) __atomic_fetch_add(&q->st.disconnects, r->disconnects, __ATOMIC_RELAXED);
+    if (r->connects) atomic_fetch_add_explicit(&q->st.connects, r->connects, memory_order_relaxed);
+    if (r->disconnects)
+        atomic_fetch_add_explicit(&q->st.disconnects, r->disconnects, memory_order_relaxed);
     COUNT(q->st.batches);
 }
 
@@ -667,14 +671,14 @@ void ls_mqtt_free(ls_mqtt *q)
 
 int ls_mqtt_is_up(ls_mqtt *q)
 {
-    return __atomic_load_n(&q->state, __ATOMIC_RELAXED) == ST_UP;
+    return atomic_load_explicit(&q->state, memory_order_relaxed) == ST_UP;
 }
 
 void ls_mqtt_stats_json(ls_mqtt *q, ls_buf *b)
 {
     ls_sparkplug_stats sp = {0};
     if (q->sp) ls_sparkplug_get_stats(q->sp, &sp);
-    int s = __atomic_load_n(&q->state, __ATOMIC_RELAXED);
+    int s = atomic_load_explicit(&q->state, memory_order_relaxed);
     ls_buf_printf(
         b,
         "{\"state\":\"%s\",\"sessions\":%llu,\"sessionsLost\":%llu,\"received\":%llu,"

@@ -38,6 +38,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -54,11 +55,18 @@
 #define UDP_VLEN 64
 #define UDP_DGRAM_MAX 65536
 
+/* ls_udp_stats, as relaxed atomic counters. */
+typedef struct udp_counters {
+    _Atomic uint64_t datagrams;
+    _Atomic uint64_t activities;
+    _Atomic uint64_t rejected[LS_UDP__REJECTS];
+} udp_counters;
+
 struct ls_udp {
     int fd, stop_fd;
     pthread_t thread;
     int running;
-    ls_udp_stats stats;          /* updated with atomics by the thread */
+    udp_counters stats;          /* written by the thread and the shard workers, read by stats */
     ls_ingest_counters counters; /* this input in the daemon's /metrics */
     char *bufs;
     struct mmsghdr msgs[UDP_VLEN];
@@ -74,9 +82,9 @@ const char *ls_udp_reject_name(ls_udp_reject r)
     return (unsigned)r < LS_UDP__REJECTS ? reject_names[r] : "unknown";
 }
 
-static void count(uint64_t *c, uint64_t n)
+static void count(_Atomic uint64_t *c, uint64_t n)
 {
-    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
 /* A rejection, in this input's counters and in /metrics' reasons. */
@@ -96,10 +104,10 @@ void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out)
 {
     memset(out, 0, sizeof(*out));
     if (!u) return;
-    out->datagrams = __atomic_load_n(&u->stats.datagrams, __ATOMIC_RELAXED);
-    out->activities = __atomic_load_n(&u->stats.activities, __ATOMIC_RELAXED);
+    out->datagrams = atomic_load_explicit(&u->stats.datagrams, memory_order_relaxed);
+    out->activities = atomic_load_explicit(&u->stats.activities, memory_order_relaxed);
     for (int i = 0; i < LS_UDP__REJECTS; i++)
-        out->rejected[i] = __atomic_load_n(&u->stats.rejected[i], __ATOMIC_RELAXED);
+        out->rejected[i] = atomic_load_explicit(&u->stats.rejected[i], memory_order_relaxed);
 }
 
 static int is_space(char c)

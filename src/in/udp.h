@@ -33,7 +33,7 @@ typedef struct ls_udp_stats {
 int ls_udp_start(struct ls_udp **out, struct ls_ingest *in, const struct ls_config *cfg);
 void ls_udp_stop(struct ls_udp *u);
 
-/* A consistent-enough copy of the counters (each read atomically). */
+/* A consistent-enough copy of the counters (each read with a relaxed load). */
 void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out);
 const char *ls_udp_reject_name(ls_udp_reject r);
 

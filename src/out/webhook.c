@@ -32,6 +32,7 @@
 #include "out/webhook.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,16 +76,16 @@ typedef struct hook {
     int64_t retry_at;     /* mono ms: no POST before */
 
     /* Figures other threads read (ls_webhooks_stats). */
-    uint64_t delivered, skipped, failed, cursor_pub; /* atomic */
-    int last_status;                                 /* under stats_mu */
-    char last_error[160];                            /* under stats_mu */
+    _Atomic uint64_t delivered, skipped, failed, cursor_pub; /* relaxed */
+    int last_status;                                         /* under stats_mu */
+    char last_error[160];                                    /* under stats_mu */
 } hook;
 
 struct ls_webhooks {
     ls_daemon *d;
     CURLM *multi;
-    int efd; /* readable when events are committed (ls_persist_watch) */
-    int stopping;
+    int efd;              /* readable when events are committed (ls_persist_watch) */
+    _Atomic int stopping; /* set by ls_webhooks_stop() (release / acquire) */
     int running;
     pthread_t thread;
     pthread_mutex_t stats_mu;
@@ -151,10 +152,10 @@ int ls_webhooks_stats(ls_webhooks *w, ls_webhook_stats *out, int max)
         hook *h = &w->hooks[i];
         ls_webhook_stats *s = &out[i];
         memcpy(s->name, h->cfg.name, sizeof(s->name));
-        s->delivered = __atomic_load_n(&h->delivered, __ATOMIC_RELAXED);
-        s->skipped = __atomic_load_n(&h->skipped, __ATOMIC_RELAXED);
-        s->failed = __atomic_load_n(&h->failed, __ATOMIC_RELAXED);
-        s->cursor = __atomic_load_n(&h->cursor_pub, __ATOMIC_RELAXED);
+        s->delivered = atomic_load_explicit(&h->delivered, memory_order_relaxed);
+        s->skipped = atomic_load_explicit(&h->skipped, memory_order_relaxed);
+        s->failed = atomic_load_explicit(&h->failed, memory_order_relaxed);
+        s->cursor = atomic_load_explicit(&h->cursor_pub, memory_order_relaxed);
         s->last_status = h->last_status;
         memcpy(s->last_error, h->last_error, sizeof(s->last_error));
     }
@@ -167,7 +168,7 @@ static void advance(ls_webhooks *w, hook *h, uint64_t seq)
 {
     if (seq <= h->cursor) return;
     h->cursor = seq;
-    __atomic_store_n(&h->cursor_pub, seq, __ATOMIC_RELAXED);
+    atomic_store_explicit(&h->cursor_pub, seq, memory_order_relaxed);
     ls_persist_sink_ack(w->d, h->sink, seq);
 }
 
@@ -236,7 +237,7 @@ static int build(ls_webhooks *w, hook *h, uint64_t committed)
         if (n == 0 && st.scanned == before) st.scanned = committed; /* a gap up to the end */
     }
     if (h->nevents == 0) {
-        if (st.skipped) __atomic_fetch_add(&h->skipped, st.skipped, __ATOMIC_RELAXED);
+        if (st.skipped) atomic_fetch_add_explicit(&h->skipped, st.skipped, memory_order_relaxed);
         advance(w, h, st.scanned);
         return 0;
     }
@@ -313,8 +314,8 @@ static void finish(ls_webhooks *w, hook *h, CURLcode res)
                     h->failures, code);
         h->failures = 0;
         h->retry_at = 0;
-        __atomic_fetch_add(&h->delivered, h->nevents, __ATOMIC_RELAXED);
-        if (h->nskipped) __atomic_fetch_add(&h->skipped, h->nskipped, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&h->delivered, h->nevents, memory_order_relaxed);
+        if (h->nskipped) atomic_fetch_add_explicit(&h->skipped, h->nskipped, memory_order_relaxed);
         set_result(w, h, (int)code, "");
         advance(w, h, h->upto);
         h->nevents = 0;
@@ -325,7 +326,7 @@ static void finish(ls_webhooks *w, hook *h, CURLcode res)
     else
         snprintf(why, sizeof(why), "HTTP %ld", code);
     h->failures++;
-    __atomic_fetch_add(&h->failed, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&h->failed, 1, memory_order_relaxed);
     set_result(w, h, res == CURLE_OK ? (int)code : 0, why);
     int64_t wait = ls_webhook_backoff_ms(h->failures, rng_next(&w->rng));
     h->retry_at = ls_clock_now().mono + wait;
@@ -347,7 +348,7 @@ static void *webhooks_main(void *arg)
     ls_webhooks *w = arg;
     uint64_t v;
 
-    while (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
+    while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
         int64_t now = ls_clock_now().mono;
         uint64_t committed = ls_persist_committed(w->d);
         int again = 0, running = 0;
@@ -402,7 +403,7 @@ static int hook_init(ls_webhooks *w, hook *h, const ls_webhook_config *cfg)
     snprintf(h->sink_name, sizeof(h->sink_name), "webhook.%s", cfg->name);
     ls_buf_init(&h->body, BODY_MAX);
     if ((h->sink = ls_persist_sink_open(w->d, h->sink_name, &h->cursor)) < 0) return h->sink;
-    h->cursor_pub = h->cursor;
+    atomic_init(&h->cursor_pub, h->cursor);
     if (!(h->easy = curl_easy_init())) return -ENOMEM;
     curl_easy_setopt(h->easy, CURLOPT_URL, cfg->url);
     curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
@@ -544,7 +545,7 @@ void ls_webhooks_stop(ls_webhooks *w)
 {
     if (!w) return;
     if (w->running) {
-        __atomic_store_n(&w->stopping, 1, __ATOMIC_RELEASE);
+        atomic_store_explicit(&w->stopping, 1, memory_order_release);
         curl_multi_wakeup(w->multi);
         pthread_join(w->thread, NULL);
     }

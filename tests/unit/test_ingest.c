@@ -351,7 +351,7 @@ static void test_applied_watermark(void **state)
     /* Shard 1 held: items 61..110 alternate between the shards (the same,
      * now active, devices: no event, so nothing else wants the locks). */
     ls_shard *s1 = &c->d->shards->shard[1];
-    pthread_mutex_lock(&s1->lock);
+    ls_mutex_lock(&s1->lock);
     for (int i = 0; i < 50; i++) {
         int len = id_in_shard(c, (unsigned)(i % 2), i / 2, id, sizeof(id));
         assert_int_equal(ls_ingest_producer_add(p, id, len, 0, 0), ++k);
@@ -362,7 +362,7 @@ static void test_applied_watermark(void **state)
         sleep_ms(1);
     assert_int_equal(get(&n.applied), 60 + 25); /* shard 0's part is applied */
     assert_int_equal(ls_ingest_producer_applied(p), 60);
-    pthread_mutex_unlock(&s1->lock);
+    ls_mutex_unlock(&s1->lock);
     ls_ingest_producer_sync(p);
     assert_int_equal(ls_ingest_producer_applied(p), 110);
     assert_int_equal(get(&n.applied), 110);
