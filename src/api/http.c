@@ -1,5 +1,7 @@
 /*
- * http.c - the HTTP server: libmicrohttpd setup, bodies, routing, errors.
+ * http.c - the HTTP server: libmicrohttpd setup, bodies, acknowledgements,
+ * errors.  Which handler answers a request is the route table's business
+ * (routes.c).
  *
  * Mode: MHD's internal polling thread with poll(2) (or a pool of them with
  * http.threads > 1).  epoll mode is avoided: it was measured collapsing
@@ -12,20 +14,23 @@
  * past the cap; beyond that the connection is closed without an answer).  The first call of the
  * access handler only sets up the request, which keeps MHD from closing kept-alive connections.
  *
- * Requests that change state are answered only once their change is
- * committed (persist.c).  Rather than block an MHD thread for the few ms of
- * a group commit, the handler suspends the connection with its reply ready
- * (ls_api_respond_committed) and the committer's hook resumes every
- * connection whose generation is now on disk; so one thread keeps serving
- * while hundreds of requests share one commit.
+ * Acknowledgement: one policy for every route that changes state (device
+ * PUT, DELETE, activity, sessions; device type PUT, DELETE; alarm status
+ * PUT; bulk activity): it is answered only once its change is committed
+ * (persist.c), and never by blocking an MHD thread for the few ms of a
+ * group commit.  The handler gets the commit generation from the service
+ * port (core/service.h) and suspends the connection with its reply ready
+ * (ls_api_respond_committed); the committer's hook resumes every
+ * connection whose generation is now on disk.  So one thread keeps serving
+ * while hundreds of requests share one commit, however slow the disk.
  *
- * Suspend/resume is enabled for the event streams (stream.c), which must
- * never block this thread: they sleep suspended between events.
+ * Suspend/resume is enabled for the event streams (stream.c) too, which
+ * must never block this thread either: they sleep suspended between events.
  *
  * Every answered request is counted in metrics by route template, method
  * and status (completed_cb), and refused ones by reason.
  *
- * Paths are routed raw and each segment is percent-decoded afterwards
+ * Paths are routed raw and each parameter is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
  * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
  */
@@ -40,6 +45,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/routes.h"
 #include "api/stream.h"
 #include "base/log.h"
 #include "base/net.h"
@@ -256,96 +262,7 @@ static void log_cb(void *cls, const char *fmt, va_list ap)
     ls_warn("http", "%s", msg);
 }
 
-#define DEVICES_PREFIX "/api/v1/devices/"
 #define DISCARD_MAX ((uint64_t)64 << 20)
-
-static enum MHD_Result route(ls_req *r, const char *url)
-{
-    const char *m = r->method;
-    if (strcmp(url, "/healthz") == 0) {
-        if (strcmp(m, "GET") && strcmp(m, "HEAD")) return ls_api_method_not_allowed(r, "GET, HEAD");
-        int ready = __atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE);
-        ls_buf b;
-        ls_buf_init(&b, 128);
-        if (ready)
-            ls_buf_printf(&b, "{\"status\":\"ok\"}");
-        else
-            ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
-                          (unsigned long long)__atomic_load_n(&r->d->loaded, __ATOMIC_RELAXED));
-        enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
-        ls_buf_free(&b);
-        return ok;
-    }
-    /* The dashboard's files need no engine: served while loading too. */
-    if (strcmp(url, "/") == 0 || strncmp(url, "/ui/", 4) == 0) return ls_api_asset(r, url);
-    /* Nothing else may touch the engine before the devices are loaded. */
-    if (!__atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE))
-        return ls_api_error(r, 503, "starting", "lastseen is loading its devices; retry shortly");
-    if (strcmp(url, "/api/v1/stats") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_stats(r);
-    }
-    if (strcmp(url, "/api/v1/stats/history") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_stats_history(r);
-    }
-    if (strcmp(url, "/api/v1/events/recent") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_events_recent(r);
-    }
-    if (strcmp(url, "/metrics") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_metrics(r);
-    }
-    if (strcmp(url, "/api/v1/events") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_events(r);
-    }
-    if (strcmp(url, "/api/v1/events/stream") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_events_stream(r);
-    }
-    if (strcmp(url, "/api/v1/activity") == 0) {
-        if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
-        return ls_api_bulk_activity(r);
-    }
-    if (strncmp(url, "/api/v1/device-types", 20) == 0) return ls_api_device_types(r, url + 20);
-    if (strncmp(url, "/api/v1/alarms", 14) == 0) return ls_api_alarms(r, url + 14);
-    if (strcmp(url, "/api/v1/devices") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_device_list(r);
-    }
-    if (strncmp(url, DEVICES_PREFIX, strlen(DEVICES_PREFIX)) == 0) {
-        const char *rest = url + strlen(DEVICES_PREFIX);
-        const char *slash = strchr(rest, '/');
-        size_t raw_len = slash ? (size_t)(slash - rest) : strlen(rest);
-        const char *action = slash ? slash + 1 : NULL;
-        if (action && strchr(action, '/'))
-            return ls_api_error(r, 404, "not_found", "no route for %s", url);
-        /* A decoded id is never longer than its raw form; reject early. */
-        if (raw_len > LS_ID_MAX * 3)
-            return ls_api_error(r, 422, "invalid", "invalid device id: longer than 256 bytes");
-        char id[LS_ID_MAX * 3 + 1];
-        size_t len;
-        if (ls_api_pct_decode(rest, raw_len, id, &len) < 0)
-            return ls_api_error(r, 400, "bad_request",
-                                "malformed percent-encoding in the device id");
-        const char *why = ls_id_check(id, len);
-        if (action) {
-            if (strcmp(action, "activity") && strcmp(action, "connect") &&
-                strcmp(action, "disconnect"))
-                return ls_api_error(r, 404, "not_found", "no route for %s", url);
-            if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
-            if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
-            return ls_api_device_action(r, id, len, action);
-        }
-        if (strcmp(m, "GET") && strcmp(m, "PUT") && strcmp(m, "DELETE"))
-            return ls_api_method_not_allowed(r, "GET, PUT, DELETE");
-        if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
-        return ls_api_device(r, id, len);
-    }
-    return ls_api_error(r, 404, "not_found", "no route for %s", url);
-}
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
@@ -362,7 +279,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->d = h->d;
         r->http = h;
         r->method = method;
-        r->route = ls_route_of(url);
+        r->route = ls_routes_metric(url);
         r->method_idx = ls_method_index(method);
         ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
@@ -407,7 +324,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (r->too_big)
         return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld bytes)",
                             (long long)h->d->cfg.http_max_body);
-    return route(r, url);
+    return ls_routes_dispatch(r, url);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
