@@ -47,6 +47,7 @@ typedef struct ls_req {
     struct ls_http *http;
     uint64_t wait_gen;
     int waiting, reply_ready, reply_empty;
+    int resumed; /* resumed with its reply: counted in the server's replies_due */
     unsigned reply_status;
     ls_buf reply;
     struct ls_req *wnext;
@@ -63,8 +64,9 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
  * the service port, core/service.h; 0 = nothing to wait for) is on disk:
  * at once if it already is, else the connection is suspended and resumed
  * by the commit, so one thread can hold any number of requests waiting for
- * one group commit.  Takes over `json` (frees it); NULL = no body.  Every
- * mutating route answers this way.
+ * one group commit.  Once the server is stopping, a change not yet
+ * committed is answered 503 instead (its outcome is unknown).  Takes over
+ * `json` (frees it); NULL = no body.  Every mutating route answers this way.
  */
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json);
 /* The same with another Content-Type (body required). */

@@ -27,6 +27,18 @@
  * Suspend/resume is enabled for the event streams (stream.c) too, which
  * must never block this thread either: they sleep suspended between events.
  *
+ * Shutdown.  MHD must not stop with a suspended connection, and it drops
+ * whatever it has not written when it stops.  The root first commits what
+ * waiters wait for (ls_core_commit_waiting()).  ls_http_stop() then sets
+ * `stopping` and, under wait_lock, resumes every waiter: with its real
+ * answer if its commit is on disk (the committer's hook may not have run
+ * yet), else with a 503 (the change may or may not be committed); a request
+ * that would suspend after that is answered the same at once, under the
+ * same lock, so none can slip in between.  The streams are resumed to end
+ * by ls_streams_quiesce().  The resumed replies and the streams' last
+ * chunks get up to STOP_DRAIN_MS to go out (replies_due, streams_open);
+ * only then is MHD stopped.
+ *
  * Every answered request is counted in metrics by route template, method
  * and status (completed_cb), and refused ones by reason.
  *
@@ -43,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "api/routes.h"
@@ -50,12 +63,15 @@
 #include "base/log.h"
 #include "base/net.h"
 
+#define STOP_DRAIN_MS 1000 /* a stop lets resumed replies and ending streams go out this long */
+
 struct ls_http {
     struct MHD_Daemon *mhd;
     ls_daemon *d;
     pthread_mutex_t wait_lock; /* guards waiters, stopping; taken before MHD's locks */
     ls_req *waiters;           /* suspended until their commit */
     int stopping;
+    uint64_t replies_due; /* atomic: waiters resumed whose request has not completed */
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
@@ -85,14 +101,33 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
     return respond(r, status, json, NULL);
 }
 
+/* Sets a waiter's reply to 503: it stopped waiting without knowing. */
+static void reply_unknown(ls_req *r)
+{
+    ls_buf_free(&r->reply);
+    ls_buf_init(&r->reply, 256);
+    r->reply_empty = 0;
+    ls_buf_printf(&r->reply, "{\"error\":\"unavailable\",\"detail\":\"lastseen is stopping; "
+                             "the change may or may not have been committed\"}");
+    r->reply_status = 503;
+}
+
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json)
 {
     struct ls_http *h = r->http;
     pthread_mutex_lock(&h->wait_lock);
-    if (h->stopping || ls_daemon_committed_gen(r->d) >= gen) {
+    if (ls_daemon_committed_gen(r->d) >= gen) {
         pthread_mutex_unlock(&h->wait_lock);
         enum MHD_Result ok = respond(r, status, json, NULL);
         if (json) ls_buf_free(json);
+        return ok;
+    }
+    if (h->stopping) { /* no commit will resume it: say so, as ls_http_stop() does */
+        pthread_mutex_unlock(&h->wait_lock);
+        if (json) ls_buf_free(json);
+        reply_unknown(r);
+        enum MHD_Result ok = respond(r, r->reply_status, &r->reply, NULL);
+        ls_buf_free(&r->reply);
         return ok;
     }
     r->wait_gen = gen;
@@ -111,17 +146,6 @@ enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned statu
     return MHD_YES;
 }
 
-/* Sets a waiter's reply to 503: it stopped waiting without knowing. */
-static void reply_unknown(ls_req *r)
-{
-    ls_buf_free(&r->reply);
-    ls_buf_init(&r->reply, 256);
-    r->reply_empty = 0;
-    ls_buf_printf(&r->reply, "{\"error\":\"unavailable\",\"detail\":\"lastseen is stopping; "
-                             "the change may or may not have been committed\"}");
-    r->reply_status = 503;
-}
-
 /* The committer's hook: resumes every request whose commit is on disk. */
 static void commit_cb(void *ud, uint64_t gen)
 {
@@ -136,6 +160,8 @@ static void commit_cb(void *ud, uint64_t gen)
         }
         *pp = r->wnext;
         r->reply_ready = 1;
+        r->resumed = 1;
+        __atomic_fetch_add(&h->replies_due, 1, __ATOMIC_RELAXED);
         MHD_resume_connection(r->conn);
     }
     pthread_mutex_unlock(&h->wait_lock);
@@ -335,6 +361,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     if (!r) return;
+    if (r->resumed) __atomic_fetch_sub(&h->replies_due, 1, __ATOMIC_RELEASE);
     if (r->responded) {
         ls_metrics *m = &h->d->metrics;
         ls_metrics_add(&m->http[r->route][r->method_idx][ls_code_index(r->status)], 1);
@@ -410,19 +437,45 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     return 0;
 }
 
+/*
+ * Waits, at most STOP_DRAIN_MS, until the requests resumed for the stop and
+ * the streams told to end have been answered: MHD_stop_daemon() closes
+ * every connection at once, whatever it has not written yet.
+ */
+static void drain(struct ls_http *h)
+{
+    const struct timespec step = {0, 2 * 1000 * 1000};
+    for (int ms = 0; ms < STOP_DRAIN_MS; ms += 2) {
+        if (!__atomic_load_n(&h->replies_due, __ATOMIC_ACQUIRE) &&
+            !ls_metrics_get(&h->d->metrics.streams_open))
+            return;
+        nanosleep(&step, NULL);
+    }
+    ls_warn("http", "stopping with %llu replies and %llu event streams not sent in %d ms",
+            (unsigned long long)__atomic_load_n(&h->replies_due, __ATOMIC_ACQUIRE),
+            (unsigned long long)ls_metrics_get(&h->d->metrics.streams_open), STOP_DRAIN_MS);
+}
+
 void ls_http_stop(struct ls_http *h)
 {
     if (!h || !h->mhd) return;
     pthread_mutex_lock(&h->wait_lock);
     h->stopping = 1;
+    /* The root committed what they wait for just before, but the commit
+     * hook that resumes them may not have run yet: those whose commit is
+     * on disk get their real answer, the others 503. */
+    uint64_t committed = ls_daemon_committed_gen(h->d);
     for (ls_req *r = h->waiters; r; r = r->wnext) {
-        reply_unknown(r);
+        if (r->wait_gen > committed) reply_unknown(r);
         r->reply_ready = 1;
+        r->resumed = 1;
+        __atomic_fetch_add(&h->replies_due, 1, __ATOMIC_RELAXED);
         MHD_resume_connection(r->conn);
     }
     h->waiters = NULL;
     pthread_mutex_unlock(&h->wait_lock);
     ls_streams_quiesce(h->d->streams); /* MHD must not stop with suspended connections */
+    drain(h);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
     ls_streams_free(h->d->streams);
