@@ -110,29 +110,6 @@ const char *ls_code_name(int i)
     return i >= 0 && i < LS_CODES ? code_names[i] : "other";
 }
 
-#define PREFIX "/api/v1/"
-
-ls_route ls_route_of(const char *path)
-{
-    if (strcmp(path, "/healthz") == 0) return LS_ROUTE_HEALTHZ;
-    if (strcmp(path, "/metrics") == 0) return LS_ROUTE_METRICS;
-    if (strncmp(path, PREFIX, strlen(PREFIX)) != 0) return LS_ROUTE_OTHER;
-    const char *p = path + strlen(PREFIX);
-    if (strcmp(p, "stats") == 0) return LS_ROUTE_STATS;
-    if (strcmp(p, "activity") == 0) return LS_ROUTE_BULK_ACTIVITY;
-    if (strcmp(p, "devices") == 0) return LS_ROUTE_DEVICES;
-    if (strcmp(p, "events") == 0) return LS_ROUTE_EVENTS;
-    if (strcmp(p, "events/stream") == 0) return LS_ROUTE_EVENTS_STREAM;
-    if (strncmp(p, "devices/", 8) != 0) return LS_ROUTE_OTHER;
-    p += 8;
-    const char *slash = strchr(p, '/');
-    if (!slash) return LS_ROUTE_DEVICE; /* an empty id is still this route (422) */
-    if (strcmp(slash, "/activity") == 0) return LS_ROUTE_DEVICE_ACTIVITY;
-    if (strcmp(slash, "/connect") == 0) return LS_ROUTE_DEVICE_CONNECT;
-    if (strcmp(slash, "/disconnect") == 0) return LS_ROUTE_DEVICE_DISCONNECT;
-    return LS_ROUTE_OTHER;
-}
-
 void ls_histogram_observe(ls_histogram *h, uint64_t ns)
 {
     int i = 0;

@@ -43,7 +43,8 @@ typedef enum ls_reject_reason {
 } ls_reject_reason;
 const char *ls_reject_name(ls_reject_reason r);
 
-/* HTTP routes by template; the label values of lastseen_http_requests_total. */
+/* HTTP routes by template; the label values of lastseen_http_requests_total.
+ * The route table (api/routes.c) says which paths each one covers. */
 typedef enum ls_route {
     LS_ROUTE_OTHER = 0, /* no route matched */
     LS_ROUTE_HEALTHZ,
@@ -60,13 +61,6 @@ typedef enum ls_route {
     LS_ROUTE__COUNT
 } ls_route;
 const char *ls_route_name(ls_route r);
-
-/*
- * The route template of a raw request path ("/api/v1/devices/a%2Fb" ->
- * LS_ROUTE_DEVICE).  Only the shape of the path counts, not whether the id
- * is valid.
- */
-ls_route ls_route_of(const char *path);
 
 #define LS_METHODS 6 /* GET HEAD POST PUT DELETE other */
 #define LS_CODES 21  /* the status codes lastseen sends, and "other" */
