@@ -197,29 +197,15 @@ void ls_engine_set_avail_cb(ls_engine *e, ls_avail_cb cb, void *ud)
 
 void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availability *out)
 {
-    int64_t ri = 0;
-    out->has_c8y = (d->flags & LS_DEV_C8Y) &&
-                   ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri);
-    out->response_interval = (int)ri;
-    out->timeout_ms = eng__timeout(e, d);
-    if (d->flags & LS_DEV_OWN_TIMEOUT)
-        out->source = "device";
-    else if (d->flags & LS_DEV_C8Y)
-        out->source = "c8y_RequiredAvailability";
-    else
-        out->source = e->types[d->type].source;
-    out->cls = ls_device_avail(d);
+    eng__resolve(e, d, (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0, out);
 }
 
 int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source)
 {
     if (source) {
-        if (d->flags & LS_DEV_OWN_TIMEOUT)
-            *source = "device";
-        else if (d->flags & LS_DEV_C8Y)
-            *source = "c8y_RequiredAvailability";
-        else
-            *source = e->types[d->type].source;
+        ls_availability av;
+        ls_engine_availability(e, d, &av);
+        *source = av.source;
     }
     return eng__timeout(e, d);
 }
@@ -537,22 +523,18 @@ int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
     return 0;
 }
 
-/* Resolves d's effective timeout: `own` (its inactivityTimeout, 0 = none),
- * else its c8y_RequiredAvailability, else its type's level. */
+/* Resolves d's effective timeout (ls_availability_of()): `own` (its
+ * inactivityTimeout, 0 = none), else its c8y_RequiredAvailability, else
+ * its type's level. */
 static void set_level(ls_engine *e, ls_device *d, int64_t own)
 {
-    int64_t ri;
-    if (own) {
+    ls_availability av;
+    eng__resolve(e, d, own, &av);
+    if (own)
         d->flags |= LS_DEV_OWN_TIMEOUT;
-        d->timeout_ms = own;
-        return;
-    }
-    d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
-    if ((d->flags & LS_DEV_C8Y) &&
-        ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
-        d->timeout_ms = ri > 0 ? eng__ri_timeout(e, (int)ri) : LS_TIMEOUT_NONE;
     else
-        d->timeout_ms = e->type_timeout[d->type];
+        d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
+    d->timeout_ms = av.timeout_ms;
 }
 
 /* Gives or removes d's c8y_RequiredAvailability.  0 or LS_ENOMEM. */

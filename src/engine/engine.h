@@ -283,6 +283,32 @@ typedef struct ls_availability {
 } ls_availability;
 
 /*
+ * The availability rule (types.c has it in words), pure so that what reads
+ * a store without an engine (`lastseen export`) resolves a device exactly
+ * as the engine does; the engine resolves its devices with it too.
+ *
+ * A type's level is what a device of the type gets from it when the device
+ * has no setting of its own.  ls_type_level_of() resolves it from the
+ * type's settings (NULL: the type has none) and the configuration
+ * (default_timeout_ms, grace_ms, unmonitored_default of cfg).
+ */
+typedef struct ls_type_level {
+    int64_t timeout_ms; /* LS_TIMEOUT_NONE = never */
+    const char *source; /* "type" or "default" */
+    int maint;          /* the type's responseInterval <= 0: maintenance */
+} ls_type_level;
+void ls_type_level_of(const ls_type_config *c, const ls_engine_config *cfg, ls_type_level *out);
+
+/*
+ * A device's availability from its own settings - its inactivityTimeout
+ * (own_timeout, 0 = none) and its c8y_RequiredAvailability (has_c8y,
+ * response_interval) - and its type's level.
+ */
+void ls_availability_of(int64_t own_timeout, int has_c8y, int response_interval,
+                        const ls_type_level *type, const ls_engine_config *cfg,
+                        ls_availability *out);
+
+/*
  * Called when a device's class changes through a configuration change (of
  * the device or of its type), after the change and any INACTIVITY_EVENT it
  * caused; `was_active` is whether the device was active before.  Not called
