@@ -156,7 +156,7 @@ typedef struct export_state {
     int write_errno; /* stdout failed with this */
 } export_state;
 
-static int export_cb(void *ud, const ls_store_device *d)
+static int export_cb(void *ud, const ls_device_state *d)
 {
     export_state *st = ud;
     ls_device_fields f = {

@@ -65,7 +65,7 @@ int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t
 {
     json_error_t err;
     int64_t timeout = 0, sessions = 0;
-    ls_store_device d = {0};
+    ls_device_state d = {0};
     int rc = -1;
 
     json_t *o = ls_api_json_parse(p, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);

@@ -200,6 +200,34 @@ void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availabil
     eng__resolve(e, d, (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0, out);
 }
 
+void ls_engine_snapshot(const ls_engine *e, const ls_device *d, char *idb, ls_device_state *rec,
+                        ls_availability *av)
+{
+    const eng__type *t = &e->types[d->type];
+    *rec = (ls_device_state){
+        .id = ls_device_id(d, idb),
+        .id_len = d->id_len,
+        .type = d->type ? t->name : NULL,
+        .type_len = d->type ? t->name_len : 0,
+        .timeout_ms = (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0,
+        .last_activity = d->last_activity,
+        .last_connect = d->last_connect,
+        .last_disconnect = d->last_disconnect,
+        .inactivity_alarm = d->inactivity_alarm,
+        .sessions = d->sessions,
+        .active = d->active,
+    };
+    int64_t ri;
+    if ((d->flags & LS_DEV_C8Y) &&
+        ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri)) {
+        rec->has_c8y = 1;
+        rec->response_interval = (int)ri;
+    }
+    if (av)
+        ls_availability_of(rec->timeout_ms, rec->has_c8y, rec->response_interval, &t->level,
+                           &e->cfg, av);
+}
+
 int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source)
 {
     if (source) {
@@ -869,14 +897,14 @@ static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag
     return 0;
 }
 
-int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
-                      ls_restart_policy policy, ls_now now)
+int ls_engine_restore(ls_engine *e, const ls_device_state *st, ls_restart_policy policy, ls_now now)
 {
-    if (ls_id_check(id, len)) return LS_EBADID;
-    return restore_tagged(e, id, len, ls_table_hash(&e->table, id, len), st, policy, now);
+    if (ls_id_check(st->id, st->id_len)) return LS_EBADID;
+    return restore_tagged(e, st->id, st->id_len, ls_table_hash(&e->table, st->id, st->id_len), st,
+                          policy, now);
 }
 
-size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n,
+size_t ls_engine_restore_batch(ls_engine *e, const ls_device_state *items, size_t n,
                                ls_restart_policy policy, ls_now now, int *rcs)
 {
     uint32_t tags[PIPE_W];
@@ -886,16 +914,16 @@ size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_
     for (size_t i = 0; i < n + PIPE_D; i++) {
         if (i < n) {
             size_t k = i & (PIPE_W - 1);
-            bad[k] = ls_id_check(items[i].id, items[i].len) != NULL;
+            bad[k] = ls_id_check(items[i].id, items[i].id_len) != NULL;
             if (!bad[k]) {
-                tags[k] = ls_table_hash(&e->table, items[i].id, items[i].len);
+                tags[k] = ls_table_hash(&e->table, items[i].id, items[i].id_len);
                 ls_table_prefetch_bucket(&e->table, tags[k]);
             }
         }
         if (i >= PIPE_D) {
             size_t j = i - PIPE_D, k = j & (PIPE_W - 1);
             int rc = bad[k] ? LS_EBADID
-                            : restore_tagged(e, items[j].id, items[j].len, tags[k], &items[j].st,
+                            : restore_tagged(e, items[j].id, items[j].id_len, tags[k], &items[j],
                                              policy, now);
             if (rc == 0) done++;
             if (rcs) rcs[j] = rc;

@@ -13,10 +13,12 @@
 
 /* Longest key LMDB 0.9 accepts (mdb_env_get_maxkeysize() with the default build). */
 #define STORE__MAX_KEY 511
-/* Fixed part of a device record (see the format in store.c). */
-#define STORE__DEVICE_FIXED 48    /* version 1 */
-#define STORE__DEVICE_FIXED_V2 52 /* version 2: + c8y flags, responseInterval */
-#define STORE__DEVICE_VERSION 2   /* written by this build; 1 is still read */
+/* Fixed part of a device record (see the format in store.c): version 1,
+ * and version 2 with the c8y flags and responseInterval (store.h's
+ * LS_STORE_DEVICE_FIXED). */
+#define STORE__DEVICE_FIXED 48
+#define STORE__DEVICE_FIXED_V2 LS_STORE_DEVICE_FIXED
+#define STORE__DEVICE_VERSION 2 /* written by this build; 1 is still read */
 #define STORE__TYPE_SIZE 16
 #define STORE__TYPE_VERSION 1
 #define STORE__ALARM_FIXED 40

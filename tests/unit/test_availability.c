@@ -159,6 +159,16 @@ static ls_type_config tc(void)
     return (ls_type_config){.monitored = -1, .severity = LS_SEV_MAJOR};
 }
 
+/* ls_engine_restore() of the record st under the id given. */
+static int restore_as(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now)
+{
+    ls_device_state r = *st;
+    r.id = id;
+    r.id_len = len;
+    return ls_engine_restore(e, &r, policy, now);
+}
+
 /* ---- resolution -------------------------------------------------------- */
 
 static void test_precedence(void **state)
@@ -761,7 +771,7 @@ static void test_restore_c8y_and_sessions(void **state)
                           .sessions = 1,
                           .has_c8y = 1,
                           .response_interval = 2};
-    assert_int_equal(ls_engine_restore(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), 0);
+    assert_int_equal(restore_as(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), 0);
     ls_availability av;
     ls_engine_availability(f->e, dev(f, "r"), &av);
     assert_true(av.has_c8y);
@@ -776,10 +786,10 @@ static void test_restore_c8y_and_sessions(void **state)
     tick(f);
     assert_int_equal(dev(f, "r")->sessions, 0);
     st.response_interval = 40000;
-    assert_int_equal(ls_engine_restore(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), LS_EINVAL);
+    assert_int_equal(restore_as(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), LS_EINVAL);
     /* A maintenance device restores as such, with its counters. */
     st.response_interval = 0;
-    assert_int_equal(ls_engine_restore(f->e, "r2", 2, &st, LS_RESTART_STRICT, f->now), 0);
+    assert_int_equal(restore_as(f->e, "r2", 2, &st, LS_RESTART_STRICT, f->now), 0);
     assert_int_equal(ls_device_avail(dev(f, "r2")), LS_AVAIL_MAINTENANCE);
     check_counters(f);
     fx_free(f);
