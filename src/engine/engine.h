@@ -411,6 +411,8 @@ ls_severity ls_engine_severity(const ls_engine *e, const ls_device *d);
 int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c,
                        ls_now now, int *created);
 int ls_engine_type_delete(ls_engine *e, const char *name, size_t len, ls_now now);
+/* Whether ls_engine_type_put() would take the name and settings: 0 or LS_EINVAL. */
+int ls_engine_type_check(const char *name, size_t len, const ls_type_config *c);
 /* 0 and *out (configured or not), LS_ENOTFOUND for a name never seen. */
 int ls_engine_type_get(const ls_engine *e, const char *name, size_t len, ls_type_info *out);
 /* Types by index, 0 .. ls_engine_type_count() - 1 (index 0 is "default"). */

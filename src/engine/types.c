@@ -250,6 +250,11 @@ static int valid_config(const ls_type_config *c)
     return (unsigned)c->severity < LS_SEV__COUNT;
 }
 
+int ls_engine_type_check(const char *name, size_t len, const ls_type_config *c)
+{
+    return valid_name(name, len) && valid_config(c) ? 0 : LS_EINVAL;
+}
+
 int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c,
                        ls_now now, int *created)
 {
