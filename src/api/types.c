@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "base/clock.h"
+#include "core/device_in.h"
 #include "core/persist.h"
 #include "core/shards.h"
 
@@ -102,7 +103,7 @@ static const char *parse_patch(json_t *j, const char *name, size_t len, type_pat
         } else if (strcmp(key, "responseInterval") == 0) {
             p->set_ri = 1;
             p->v.has_ri = !json_is_null(v);
-            if (p->v.has_ri && ls_api_response_interval(v, &p->v.response_interval) < 0)
+            if (p->v.has_ri && ls_json_response_interval(v, &p->v.response_interval) < 0)
                 return "responseInterval must be an integer of minutes (clamped to -32768..32767), "
                        "or null";
         } else if (strcmp(key, "monitored") == 0) {
