@@ -218,10 +218,13 @@ void ls_flush_stage_cb(void *ud, const ls_device *dev)
     char idbuf[LS_ID_BUF];
     ls_device_state rec;
     ls_engine_snapshot(f->engine, dev, idbuf, &rec, NULL);
-    int len = ls_store_device_encode(&rec, NULL, 0);
-    if (len < 0 || len > UINT16_MAX ||
-        grow((void **)&f->ents, &f->cap, f->n + 1, sizeof(*f->ents)) < 0 ||
-        grow((void **)&f->arena, &f->acap, f->alen + rec.id_len + (size_t)len, 1) < 0) {
+    size_t room = rec.id_len + LS_STORE_DEVICE_FIXED + rec.type_len;
+    int len;
+    if (grow((void **)&f->ents, &f->cap, f->n + 1, sizeof(*f->ents)) < 0 ||
+        grow((void **)&f->arena, &f->acap, f->alen + room, 1) < 0 ||
+        (len = ls_store_device_encode(&rec, (unsigned char *)f->arena + f->alen + rec.id_len,
+                                      room - rec.id_len)) < 0 ||
+        (size_t)len > room - rec.id_len || len > UINT16_MAX) {
         f->errors++;
         return;
     }
@@ -233,7 +236,6 @@ void ls_flush_stage_cb(void *ud, const ls_device *dev)
         .rec_len = (uint16_t)len,
     };
     memcpy(f->arena + f->alen, rec.id, rec.id_len);
-    ls_store_device_encode(&rec, (unsigned char *)f->arena + f->alen + rec.id_len, (size_t)len);
     /* The prefix every id shares so far, against the first one. */
     if (f->n == 1) {
         f->common = rec.id_len;

@@ -203,26 +203,24 @@ void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availabil
 void ls_engine_snapshot(const ls_engine *e, const ls_device *d, char *idb, ls_device_state *rec,
                         ls_availability *av)
 {
+    /* Field by field, not a compound literal: this runs under the engine
+     * lock for every device a flush pass stages. */
     const eng__type *t = &e->types[d->type];
-    *rec = (ls_device_state){
-        .id = ls_device_id(d, idb),
-        .id_len = d->id_len,
-        .type = d->type ? t->name : NULL,
-        .type_len = d->type ? t->name_len : 0,
-        .timeout_ms = (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0,
-        .last_activity = d->last_activity,
-        .last_connect = d->last_connect,
-        .last_disconnect = d->last_disconnect,
-        .inactivity_alarm = d->inactivity_alarm,
-        .sessions = d->sessions,
-        .active = d->active,
-    };
-    int64_t ri;
-    if ((d->flags & LS_DEV_C8Y) &&
-        ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri)) {
-        rec->has_c8y = 1;
-        rec->response_interval = (int)ri;
-    }
+    int64_t ri = 0;
+    rec->id = ls_device_id(d, idb);
+    rec->id_len = d->id_len;
+    rec->type = d->type ? t->name : NULL;
+    rec->type_len = d->type ? t->name_len : 0;
+    rec->timeout_ms = (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0;
+    rec->last_activity = d->last_activity;
+    rec->last_connect = d->last_connect;
+    rec->last_disconnect = d->last_disconnect;
+    rec->inactivity_alarm = d->inactivity_alarm;
+    rec->sessions = d->sessions;
+    rec->active = d->active;
+    rec->has_c8y = (d->flags & LS_DEV_C8Y) &&
+                   ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri);
+    rec->response_interval = rec->has_c8y ? (int)ri : 0;
     if (av)
         ls_availability_of(rec->timeout_ms, rec->has_c8y, rec->response_interval, &t->level,
                            &e->cfg, av);
