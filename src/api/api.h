@@ -125,13 +125,6 @@ int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_
  * the line is not in ls_format_event()'s shape; such a line passes). */
 int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len, int *type);
 
-/*
- * Reads a Cumulocity responseInterval (minutes): an integer, or a real with
- * no fraction (how integers beyond 64 bits arrive), clamped to
- * LS_RI_MIN..LS_RI_MAX as Cumulocity does.  0 and *out, or -1.
- */
-int ls_api_response_interval(json_t *v, int *out);
-
 /* Appends the availability part of /api/v1/stats from a snapshot,
  * starting with a comma (availability.c). */
 void ls_api_stats_availability(ls_buf *b, const ls_stats_snapshot *s);

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "core/device_in.h"
 #include "core/service.h"
 #include "core/shards.h"
 
@@ -101,71 +102,20 @@ enum MHD_Result ls_api_device_put(ls_req *r)
     json_t *j = body_object(r, &ok);
     if (!j) return ok;
 
-    ls_device_config c = {0};
-    const char *key;
-    json_t *v;
-    int fields = 0; /* other than "id" */
-    json_object_foreach(j, key, v)
-    {
-        if (strcmp(key, "id")) fields++;
-        if (strcmp(key, "inactivityTimeout") == 0) {
-            c.set_timeout = 1;
-            if (json_is_null(v)) {
-                c.timeout_ms = 0;
-            } else if (!json_is_integer(v) || json_integer_value(v) < LS_TIMEOUT_MIN_MS ||
-                       json_integer_value(v) > LS_TIMEOUT_MAX_MS) {
-                json_decref(j);
-                return ls_api_error(
-                    r, 422, "invalid",
-                    "inactivityTimeout must be an integer of ms between %d and %lld, or null",
-                    LS_TIMEOUT_MIN_MS, (long long)LS_TIMEOUT_MAX_MS);
-            } else {
-                c.timeout_ms = json_integer_value(v);
-            }
-        } else if (strcmp(key, "type") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 ||
-                json_string_length(v) > LS_TYPE_MAX ||
-                ls_id_check(json_string_value(v), json_string_length(v))) {
-                json_decref(j);
-                return ls_api_error(
-                    r, 422, "invalid",
-                    "type must be a string of 1..%d bytes of UTF-8 without control characters",
-                    LS_TYPE_MAX);
-            }
-            c.type = json_string_value(v);
-            c.type_len = json_string_length(v);
-        } else if (strcmp(key, "c8y_RequiredAvailability") == 0) {
-            c.set_c8y = 1;
-            json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
-            if (json_is_null(v)) {
-                c.has_c8y = 0;
-            } else if (!ri || json_object_size(v) != 1 ||
-                       ls_api_response_interval(ri, &c.response_interval) < 0) {
-                json_decref(j);
-                return ls_api_error(
-                    r, 422, "invalid",
-                    "c8y_RequiredAvailability must be {\"responseInterval\": minutes} with an "
-                    "integer (clamped to %d..%d), or null",
-                    LS_RI_MIN, LS_RI_MAX);
-            } else {
-                c.has_c8y = 1;
-            }
-        } else if (strcmp(key, "id") == 0) {
-            if (!json_is_string(v) || json_string_length(v) != len ||
-                memcmp(json_string_value(v), id, len)) {
-                json_decref(j);
-                return ls_api_error(r, 422, "invalid",
-                                    "id in the body differs from the id in the path");
-            }
-        } else {
-            enum MHD_Result res = ls_api_error(r, 422, "invalid",
-                                               "unknown field \"%.64s\"; known: inactivityTimeout, "
-                                               "type, c8y_RequiredAvailability, id",
-                                               key);
-            json_decref(j); /* key lives in j */
-            return res;
-        }
+    ls_device_state rec = {0};
+    ls_device_config c;
+    unsigned given;
+    char why[256];
+    if (ls_device_in(j, LS_DEVICE_IN_SETTINGS, &rec, &given, why, sizeof(why)) < 0) {
+        json_decref(j);
+        return ls_api_error(r, 422, "invalid", "%s", why);
     }
+    if ((given & LS_DEVICE_IN_ID) && (rec.id_len != len || memcmp(rec.id, id, len) != 0)) {
+        json_decref(j);
+        return ls_api_error(r, 422, "invalid", "id in the body differs from the id in the path");
+    }
+    ls_device_in_config(&rec, given, &c); /* points into j until the put */
+    int fields = (given & ~(unsigned)LS_DEVICE_IN_ID) != 0;
     ls_device_put_req req = {.id = id, .len = len, .cfg = c, .ping = fields == 0};
     ls_service_result res;
     ls_buf b;

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "core/device_in.h"
 #include "core/service.h"
 
 #define LIST_MAX_BYTES ((size_t)64 << 20)
@@ -94,7 +95,7 @@ static const char *parse_patch(json_t *j, const char *name, size_t len, ls_type_
         } else if (strcmp(key, "responseInterval") == 0) {
             p->set_ri = 1;
             p->v.has_ri = !json_is_null(v);
-            if (p->v.has_ri && ls_api_response_interval(v, &p->v.response_interval) < 0)
+            if (p->v.has_ri && ls_json_response_interval(v, &p->v.response_interval) < 0)
                 return "responseInterval must be an integer of minutes (clamped to -32768..32767), "
                        "or null";
         } else if (strcmp(key, "monitored") == 0) {

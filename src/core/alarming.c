@@ -32,19 +32,7 @@
 static void queue_alarm(ls_daemon *d, const ls_alarm *a)
 {
     LS_ASSERT_LOCKED(&d->lock); /* d->pending */
-    ls_store_alarm rec = {
-        .id = a->id,
-        .source = a->source,
-        .source_len = a->source_len,
-        .time = a->time,
-        .first = a->first,
-        .since = a->since,
-        .updated = a->updated,
-        .count = a->count,
-        .status = a->status,
-        .severity = a->severity,
-    };
-    if (ls_store_batch_put_alarm(d->pending, &rec) < 0)
+    if (ls_store_batch_put_alarm(d->pending, a) < 0)
         atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
@@ -74,22 +62,10 @@ typedef struct load_state {
     uint64_t loaded, refused;
 } load_state;
 
-static int load_cb(void *ud, const ls_store_alarm *rec)
+static int load_cb(void *ud, const ls_alarm *rec)
 {
     load_state *ls = ud;
-    ls_alarm a = {
-        .id = rec->id,
-        .time = rec->time,
-        .first = rec->first,
-        .since = rec->since,
-        .updated = rec->updated,
-        .count = rec->count,
-        .status = rec->status,
-        .severity = rec->severity,
-        .source_len = (uint16_t)rec->source_len,
-        .source = (char *)rec->source,
-    };
-    int rc = rec->source_len > LS_ID_MAX ? LS_EINVAL : ls_alarms_restore(ls->d->alarms, &a);
+    int rc = ls_alarms_restore(ls->d->alarms, rec);
     if (rc == LS_ENOMEM) return rc; /* stops the load */
     if (rc < 0) {
         ls->refused++;

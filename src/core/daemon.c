@@ -115,6 +115,19 @@ static unsigned shard_count(const ls_config *cfg)
     return (unsigned)n;
 }
 
+ls_engine_config ls_core_engine_config(const ls_config *cfg)
+{
+    return (ls_engine_config){
+        .default_timeout_ms = cfg->state_default_inactivity_timeout,
+        .max_clock_skew_ms = cfg->state_max_clock_skew,
+        .max_devices = (uint64_t)cfg->state_max_devices,
+        .grace_ms = cfg->availability_grace,
+        .unmonitored_default = !cfg->state_monitor_by_default,
+        .session_timeout_ms = cfg->transport_session_inactivity_timeout,
+        .event_snapshots = 1, /* ls_persist_event() writes the device with its event */
+    };
+}
+
 int ls_core_open(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
@@ -155,15 +168,7 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
     }
     if ((rc = ls_eventlog_open(&d->events, events_path, cfg->events_stdout)) < 0) return rc;
 
-    ls_engine_config ec = {
-        .default_timeout_ms = cfg->state_default_inactivity_timeout,
-        .max_clock_skew_ms = cfg->state_max_clock_skew,
-        .max_devices = (uint64_t)cfg->state_max_devices,
-        .grace_ms = cfg->availability_grace,
-        .unmonitored_default = !cfg->state_monitor_by_default,
-        .session_timeout_ms = cfg->transport_session_inactivity_timeout,
-        .event_snapshots = 1, /* ls_persist_event() writes the device with its event */
-    };
+    ls_engine_config ec = ls_core_engine_config(cfg);
     if (getrandom(&ec.seed, sizeof(ec.seed), 0) != sizeof(ec.seed))
         ec.seed = (uint64_t)ls_clock_mono_ns();
     ec.shared_devices = &d->devices;

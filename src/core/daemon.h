@@ -172,6 +172,11 @@ void ls_core_stop_ingest(ls_daemon *d);
 void ls_core_stop_committer(ls_daemon *d);
 void ls_core_close(ls_daemon *d);
 
+/* The engine settings of configuration cfg, as every shard's engine runs
+ * with them (the seed and the shared device count are left 0 for the
+ * caller).  Also what `lastseen export` resolves stored devices with. */
+ls_engine_config ls_core_engine_config(const ls_config *cfg);
+
 /* Enter/leave the critical section of every shard and the global state;
  * leaving wakes the loops whose next deadline moved earlier, and the
  * committer if events wait. */

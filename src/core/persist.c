@@ -92,26 +92,11 @@
 #define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
 
 /* What the store keeps of a device (points into dev, e and idb). */
-static ls_store_device record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
+static ls_device_state record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
 {
-    const char *type = dev->type ? ls_engine_type_name(e, dev) : NULL;
-    ls_availability av = {0};
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(e, dev, &av);
-    return (ls_store_device){
-        .id = ls_device_id(dev, idb),
-        .id_len = dev->id_len,
-        .type = type,
-        .type_len = type ? strlen(type) : 0,
-        .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
-        .has_c8y = (uint8_t)av.has_c8y,
-        .response_interval = av.response_interval,
-        .last_activity = dev->last_activity,
-        .last_connect = dev->last_connect,
-        .last_disconnect = dev->last_disconnect,
-        .inactivity_alarm = dev->inactivity_alarm,
-        .sessions = dev->sessions,
-        .active = dev->active,
-    };
+    ls_device_state rec;
+    ls_engine_snapshot(e, dev, idb, &rec, NULL);
+    return rec;
 }
 
 /* ls_store_batch_each_device callback: marks the device urgent again (its
@@ -135,7 +120,7 @@ static void put_record_cb(void *ud, const ls_device *dev)
 {
     record_ctx *rc = ud;
     char idb[LS_ID_BUF];
-    ls_store_device rec = record_of(rc->e, dev, idb);
+    ls_device_state rec = record_of(rc->e, dev, idb);
     if (ls_store_batch_put_device(rc->b, &rec) < 0)
         atomic_fetch_add_explicit(&rc->d->persist_errors, 1, memory_order_relaxed);
 }
@@ -162,7 +147,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         /* The device's record goes with its event (engine.h,
          * event_snapshots): the state after the event, whatever the
          * device does before the commit is built. */
-        ls_store_device rec = record_of(e, ev->dev, idb);
+        ls_device_state rec = record_of(e, ev->dev, idb);
         if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0) {
             /* No record with the event (out of memory, or the batch cap):
              * the committer copies the device instead. */
@@ -176,21 +161,8 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
 void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c)
 {
     LS_ASSERT_LOCKED(&d->lock);
-    int rc;
-    if (c) {
-        ls_store_type t = {
-            .name = name,
-            .name_len = len,
-            .timeout_ms = c->timeout_ms,
-            .has_ri = c->has_ri,
-            .response_interval = c->response_interval,
-            .monitored = c->monitored,
-            .severity = (int)c->severity,
-        };
-        rc = ls_store_batch_put_type(d->pending, &t);
-    } else {
-        rc = ls_store_batch_del_type(d->pending, name, len);
-    }
+    int rc = c ? ls_store_batch_put_type(d->pending, name, len, c)
+               : ls_store_batch_del_type(d->pending, name, len);
     if (rc < 0) atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
@@ -678,19 +650,12 @@ int ls_persist_open(ls_daemon *d)
     return 0;
 }
 
-static int load_type_cb(void *ud, const ls_store_type *t)
+static int load_type_cb(void *ud, const char *name, size_t len, const ls_type_config *c)
 {
     type_load *ls = ud;
-    ls_type_config c = {
-        .timeout_ms = t->timeout_ms,
-        .has_ri = t->has_ri,
-        .response_interval = t->response_interval,
-        .monitored = t->monitored,
-        .severity = (ls_severity)t->severity,
-    };
-    int rc = ls_shards_type_put(ls->d->shards, t->name, t->name_len, &c, ls->now, NULL);
+    int rc = ls_shards_type_put(ls->d->shards, name, len, c, ls->now, NULL);
     if (rc < 0)
-        ls_error("persist", "stored device type %.*s not restored: %s", (int)t->name_len, t->name,
+        ls_error("persist", "stored device type %.*s not restored: %s", (int)len, name,
                  ls_strerror(rc));
     return 0;
 }
