@@ -89,7 +89,8 @@ test-asan: deps
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 TSAN_BLACKBOX = tests/blackbox/test_shards.py tests/blackbox/test_durability.py tests/blackbox/test_mqtt.py \
                 tests/blackbox/test_mqtt_order.py tests/blackbox/test_webhooks.py \
-                tests/blackbox/test_events_api.py tests/blackbox/test_outbox.py
+                tests/blackbox/test_events_api.py tests/blackbox/test_outbox.py tests/blackbox/test_ack.py \
+                tests/blackbox/test_stats.py tests/blackbox/test_udp.py
 
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_TSAN=ON >/dev/null
