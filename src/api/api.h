@@ -19,6 +19,7 @@
 #include "base/buf.h"
 #include "core/daemon.h"
 #include "core/metrics.h"
+#include "core/outbox.h"
 
 struct ls_asset;
 
@@ -103,14 +104,14 @@ json_t *ls_api_json_parse(const char *p, size_t n, size_t flags, json_error_t *e
 int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /*
- * Which events a reader wants (GET /api/v1/events, the stream): a set of
- * types and optionally one device, kept as the escaped JSON string the
- * event lines carry so that matching is a byte comparison.
+ * Which events a reader wants (GET /api/v1/events, the stream, the
+ * dashboard's recent events): a set of types and optionally one device,
+ * compared with the fields of the outbox records.
  */
 typedef struct ls_event_filter {
     int64_t types;  /* bit (1 << ls_event_type) per type wanted */
     size_t dev_len; /* 0 = every device */
-    char dev[LS_ID_MAX * 6 + 3];
+    char dev[LS_ID_BUF];
 } ls_event_filter;
 
 /*
@@ -121,9 +122,9 @@ typedef struct ls_event_filter {
 int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_after,
                        enum MHD_Result *ok);
 
-/* Does the event line pass the filter?  *type gets its ls_event_type (-1 if
- * the line is not in ls_format_event()'s shape; such a line passes). */
-int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len, int *type);
+/* Does the event pass the filter?  One whose type or device the record
+ * does not know passes: an event is never hidden for its shape. */
+int ls_event_filter_match(const ls_event_filter *f, const ls_outbox_rec *r);
 
 /* Appends the availability part of /api/v1/stats from a snapshot,
  * starting with a comma (availability.c). */

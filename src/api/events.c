@@ -2,38 +2,35 @@
  * events.c - GET /api/v1/events: committed events read back from the
  * outbox, and the query parameters it shares with the event stream.
  *
- * The outbox is LMDB, read in its own read-only transaction, so a replay
- * never takes the engine lock and never waits for the committer.  Only
- * events up to ls_persist_committed() are returned: those are on disk
- * and have been (or are being) handed to the other sinks, so a reader
- * never sees an event that a crash could still take back.
+ * The outbox is read through its port (core/outbox.h): LMDB, in its own
+ * read-only transaction, so a replay never takes the engine lock and never
+ * waits for the committer.  Only events up to ls_outbox_committed() are
+ * returned: those are on disk and have been (or are being) handed to the
+ * sinks, so a reader never sees an event that a crash could still take
+ * back.
  *
- * Filters are applied to the raw lines through ls_format_event_peek()
- * (type and device from the line's fixed prefix, no JSON parsing), and a
- * request looks at most at SCAN_MAX events, so a rare device or type costs
- * a bounded amount of work per request; the `next` cursor says where the
- * next request continues.
+ * Filters compare the type and device each record carries (no JSON
+ * parsing), and a request looks at most at SCAN_MAX events, so a rare
+ * device or type costs a bounded amount of work per request; the `next`
+ * cursor says where the next request continues.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
-#include "core/persist.h"
-#include "core/format.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
 #define SCAN_MAX 100000 /* events looked at per request */
-#define READ_CHUNK 4096 /* events per outbox read */
+#define READ_CHUNK 1024 /* events per outbox read */
+#define READ_BUF ((size_t)1 << 20)
 #define SEQ_MAX ((uint64_t)INT64_MAX)
 
-int ls_event_filter_match(const ls_event_filter *f, const char *line, size_t len, int *type)
+int ls_event_filter_match(const ls_event_filter *f, const ls_outbox_rec *r)
 {
-    const char *dev;
-    size_t dev_len;
-    *type = ls_format_event_peek(line, len, &dev, &dev_len);
-    if (*type < 0) return 1; /* unknown shape: never hide an event */
-    if (!(f->types & (INT64_C(1) << *type))) return 0;
-    return f->dev_len == 0 || (dev_len == f->dev_len && memcmp(dev, f->dev, dev_len) == 0);
+    if (r->type < LS_EV__COUNT && !(f->types & (INT64_C(1) << r->type))) return 0;
+    return f->dev_len == 0 || !r->device ||
+           (r->device_len == f->dev_len && memcmp(r->device, f->dev, f->dev_len) == 0);
 }
 
 int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_after,
@@ -66,16 +63,8 @@ int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_
             *ok = ls_api_error(r, 422, "invalid", "device must be a device id: %s", why);
             return -1;
         }
-        ls_buf b;
-        ls_buf_init(&b, sizeof(f->dev));
-        if (ls_buf_json_str(&b, dbuf, strlen(dbuf)) < 0 || b.len >= sizeof(f->dev)) {
-            ls_buf_free(&b);
-            *ok = ls_api_error(r, 422, "invalid", "device must be a device id");
-            return -1;
-        }
-        memcpy(f->dev, b.p, b.len);
-        f->dev_len = b.len;
-        ls_buf_free(&b);
+        f->dev_len = strlen(dbuf); /* at most LS_ID_MAX: ls_id_check() */
+        memcpy(f->dev, dbuf, f->dev_len);
     }
     return 0;
 }
@@ -87,25 +76,16 @@ typedef struct page_state {
     int stop;
 } page_state;
 
-static int page_cb(void *ud, uint64_t seq, const char *line, size_t len)
+/* Looks at one event; sets stop once the page is full. */
+static void page_one(page_state *st, const ls_outbox_rec *r)
 {
-    page_state *st = ud;
-    int type;
-    if (seq > st->committed) {
-        st->stop = 1;
-        return -1;
-    }
-    st->next = seq;
+    st->next = r->seq;
     st->scanned++;
-    if (ls_event_filter_match(st->f, line, len, &type)) {
+    if (ls_event_filter_match(st->f, r)) {
         if (st->n++) ls_buf_putc(st->b, ',');
-        ls_buf_append(st->b, line, len);
-        if (st->n >= st->limit) {
-            st->stop = 1;
-            return -1;
-        }
+        ls_buf_append(st->b, r->line, r->line_len);
+        if (st->n >= st->limit) st->stop = 1;
     }
-    return 0;
 }
 
 enum MHD_Result ls_api_events(ls_req *r)
@@ -123,21 +103,38 @@ enum MHD_Result ls_api_events(ls_req *r)
                             LIMIT_MAX);
 
     ls_daemon *d = r->d;
+    ls_outbox_rec *rec = malloc(sizeof(*rec) * READ_CHUNK);
+    char *buf = malloc(READ_BUF);
+    if (!rec || !buf) {
+        free(rec);
+        free(buf);
+        return ls_api_error(r, 503, "unavailable", "out of memory");
+    }
     ls_buf b;
     ls_buf_init(&b, (size_t)16 << 20);
     ls_buf_append(&b, "{\"events\":[", 11);
     page_state st = {
-        .f = &f, .b = &b, .committed = ls_persist_committed(d), .next = after, .limit = limit};
+        .f = &f, .b = &b, .committed = ls_outbox_committed(d), .next = after, .limit = limit};
     while (!st.stop && st.next < st.committed && st.scanned < SCAN_MAX) {
-        uint64_t before = st.next;
-        int64_t n = ls_store_read_events(d->store, st.next, READ_CHUNK, page_cb, &st);
-        if (n < 0 && !st.stop) {
+        /* Read what the page has room for, at least a chunk's worth when filtered. */
+        size_t want = f.dev_len || f.types != ((int64_t)1 << LS_EV__COUNT) - 1
+                          ? READ_CHUNK
+                          : (size_t)(limit - st.n);
+        if (want > READ_CHUNK) want = READ_CHUNK;
+        int64_t n = ls_outbox_read(d, st.next, st.committed, rec, want, buf, READ_BUF);
+        if (n < 0) {
+            free(rec);
+            free(buf);
             ls_buf_free(&b);
             return ls_api_error(r, 500, "internal", "the outbox cannot be read");
         }
-        if (n == 0 && st.next == before) st.next = st.committed; /* nothing left up to it */
+        if (n == 0) st.next = st.committed; /* nothing left up to it */
+        for (int64_t i = 0; i < n && !st.stop; i++)
+            page_one(&st, &rec[i]);
     }
-    uint64_t first = atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
+    free(rec);
+    free(buf);
+    uint64_t first = ls_outbox_first(d);
     ls_buf_printf(&b, "],\"next\":%llu,\"more\":%s,\"firstSeq\":%llu,\"committedSeq\":%llu}",
                   (unsigned long long)st.next, st.next < st.committed ? "true" : "false",
                   (unsigned long long)first, (unsigned long long)st.committed);

@@ -103,15 +103,12 @@ static void outbox(ls_buf *b, const ls_stats_snapshot *s)
     gauge(b, "lastseen_sinks_behind_retention", "Sinks holding events older than events.retention.",
           s->sinks_behind);
     ls_prom_family(b, "lastseen_sink_cursor", "gauge", "The last seq a sink delivered.");
-    const char *jsonl[] = {"sink", "events.jsonl", NULL};
-    ls_prom_u64(b, "lastseen_sink_cursor", jsonl, s->jsonl_cursor);
     for (int i = 0; i < s->nsinks; i++) {
         const char *l[] = {"sink", s->sinks[i].name, NULL};
         ls_prom_u64(b, "lastseen_sink_cursor", l, s->sinks[i].cursor);
     }
     ls_prom_family(b, "lastseen_sink_lag_events", "gauge",
                    "Committed events a sink has yet to deliver.");
-    ls_prom_u64(b, "lastseen_sink_lag_events", jsonl, ls_stats_lag(s, s->jsonl_cursor));
     for (int i = 0; i < s->nsinks; i++) {
         const char *l[] = {"sink", s->sinks[i].name, NULL};
         ls_prom_u64(b, "lastseen_sink_lag_events", l, ls_stats_lag(s, s->sinks[i].cursor));
@@ -146,8 +143,6 @@ static void store(ls_buf *b, const ls_stats_snapshot *s)
     ls_buf_putc(b, '\n');
     counter(b, "lastseen_store_errors_total",
             "Changes or events that could not be queued for the store.", s->persist_errors);
-    counter(b, "lastseen_event_log_write_errors_total", "Failed writes to events.jsonl.",
-            s->event_log_write_errors);
 }
 
 enum MHD_Result ls_api_metrics(ls_req *r)

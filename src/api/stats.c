@@ -21,13 +21,11 @@ static void render_outbox(ls_buf *b, const ls_stats_snapshot *s)
 {
     ls_buf_printf(b,
                   ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
-                  "\"sinksBehindRetention\":%llu,\"sinks\":[{\"name\":\"events.jsonl\","
-                  "\"cursor\":%llu,\"lag\":%llu}",
+                  "\"sinksBehindRetention\":%llu,\"sinks\":[",
                   (ull)s->first_seq, (ull)s->committed_seq, (ull)s->pruned_events,
-                  (ull)s->sinks_behind, (ull)s->jsonl_cursor,
-                  (ull)ls_stats_lag(s, s->jsonl_cursor));
+                  (ull)s->sinks_behind);
     for (int i = 0; i < s->nsinks; i++) {
-        ls_buf_append(b, ",{\"name\":", 9);
+        ls_buf_append(b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
         ls_buf_json_str(b, s->sinks[i].name, strlen(s->sinks[i].name));
         ls_buf_printf(b, ",\"cursor\":%llu,\"lag\":%llu}", (ull)s->sinks[i].cursor,
                       (ull)ls_stats_lag(s, s->sinks[i].cursor));
@@ -68,8 +66,7 @@ enum MHD_Result ls_api_stats(ls_req *r)
     for (int t = 0; t < LS_EV__COUNT; t++)
         ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
                       (ull)s->events[t]);
-    ls_buf_printf(&b, "},\"lastSeq\":%llu,\"eventLogWriteErrors\":%llu", (ull)s->last_seq,
-                  (ull)s->event_log_write_errors);
+    ls_buf_printf(&b, "},\"lastSeq\":%llu", (ull)s->last_seq);
     render_outbox(&b, s);
     render_store(&b, s);
     ls_buf_printf(&b,

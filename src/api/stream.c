@@ -5,22 +5,26 @@
  * Threads.  libmicrohttpd serves every connection from its polling thread
  * (or one of a pool): nothing here may block it.  A stream is a
  * callback response of unknown size (chunked); MHD calls stream_cb() when
- * the socket can take more.  The callback reads the next events straight
- * from the outbox after the stream's cursor (an LMDB read transaction,
- * microseconds, no lock shared with the engine), formats them into a small
- * per-stream buffer and hands MHD what fits.  When there is nothing to
+ * the socket can take more.  The callback reads the next events through the
+ * outbox port after the stream's cursor (an LMDB read transaction,
+ * microseconds, no lock shared with the engine, copied into a per-stream
+ * read buffer), matches them with the filter by the type and device each
+ * record carries, formats them into a small per-stream buffer and hands
+ * MHD what fits.  When there is nothing to
  * send it suspends the connection (MHD_suspend_connection, allowed from a
  * content reader) and returns 0; MHD then leaves it alone.  One pump
- * thread waits for commits (ls_persist_wait) and resumes the suspended
- * streams that have something new, or whose keep-alive is due.
+ * thread waits for commits (ls_outbox_wait() on an outbox watch) and
+ * resumes the suspended streams that have something new, or whose
+ * keep-alive is due.  Streams are not sinks: no durable cursor.
  * MHD_USE_THREAD_PER_CONNECTION would let a callback simply block, but MHD
  * does not combine it with a thread pool (http.threads > 1), and a thread
  * per client does not scale to many dashboards; suspend/resume works in
  * both of lastseen's modes.
  *
  * Back-pressure.  Events are read from the outbox only as fast as the
- * client takes them, so a slow client holds no more than its buffer
- * (FILL_BYTES) and a bounded socket send buffer, and nothing waits for it.
+ * client takes them, so a slow client holds no more than its buffers
+ * (FILL_BYTES, and LS_OUTBOX_BUF_MIN to read into) and a bounded socket
+ * send buffer, and nothing waits for it.
  * Its backlog - committed events not yet sent to it - is checked by the
  * pump on every commit and tick: once it has stayed over
  * http.stream_max_backlog (beyond the backlog the stream started with,
@@ -60,12 +64,11 @@
 #include "api/api.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "core/persist.h"
-#include "core/format.h"
+#include "core/outbox.h"
 
 #define MOD "stream"
 #define FILL_BYTES 32768    /* formatted frames buffered per stream */
-#define READ_CHUNK 512      /* events per outbox read */
+#define READ_CHUNK 128      /* events per outbox read (the buffer may hold fewer) */
 #define SKIP_MARK 10000     /* events passed over before an id-only frame */
 #define MAX_ROUNDS 8        /* fills per callback before giving up the thread */
 #define SNDBUF_BYTES 262144 /* kernel send buffer of a stream socket */
@@ -79,7 +82,9 @@ typedef struct ls_stream {
     int slot;
     char peer[64];
     ls_event_filter f;
-    ls_buf out; /* frames not yet handed to MHD (MHD thread only) */
+    ls_outbox_rec rec[READ_CHUNK]; /* the last read (MHD thread only) */
+    char *rbuf;                    /* LS_OUTBOX_BUF_MIN bytes for it */
+    ls_buf out;                    /* frames not yet handed to MHD (MHD thread only) */
     size_t off;
     _Atomic uint64_t cursor;    /* last seq put into `out` (or passed over): written by MHD's
                                  * thread, read by the pump (relaxed) */
@@ -95,6 +100,7 @@ typedef struct ls_stream {
 
 struct ls_streams {
     ls_daemon *d;
+    int wfd; /* the pump's outbox watch */
     pthread_mutex_t mu;
     int stopping;
     int open;
@@ -112,59 +118,44 @@ static int64_t mono_ms(void)
 
 /* ---- the content reader (MHD's thread) -------------------------------- */
 
-typedef struct fill_state {
-    ls_stream *s;
-    uint64_t committed;
-    int stop;
-} fill_state;
-
-static int fill_cb(void *ud, uint64_t seq, const char *line, size_t len)
+/* Formats one event into `out` (or passes over it); 1 to stop filling. */
+static int fill_one(ls_stream *s, const ls_outbox_rec *r)
 {
-    fill_state *st = ud;
-    ls_stream *s = st->s;
-    int type;
-    if (seq > st->committed) {
-        st->stop = 1;
-        return -1;
-    }
-    atomic_store_explicit(&s->cursor, seq, memory_order_relaxed);
-    if (!ls_event_filter_match(&s->f, line, len, &type)) {
+    atomic_store_explicit(&s->cursor, r->seq, memory_order_relaxed);
+    if (!ls_event_filter_match(&s->f, r)) {
         if (++s->skipped >= SKIP_MARK) { /* move the client's Last-Event-ID on */
-            ls_buf_printf(&s->out, "id: %llu\n\n", (unsigned long long)seq);
+            ls_buf_printf(&s->out, "id: %llu\n\n", (unsigned long long)r->seq);
             s->skipped = 0;
-            s->id_sent = seq;
-            st->stop = 1;
-            return -1;
+            s->id_sent = r->seq;
+            return 1;
         }
         return 0;
     }
-    ls_buf_printf(&s->out, "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq,
-                  type >= 0 ? ls_event_name((ls_event_type)type) : "message");
-    ls_buf_append(&s->out, line, len);
+    ls_buf_printf(&s->out, "id: %llu\nevent: %s\ndata: ", (unsigned long long)r->seq,
+                  r->type < LS_EV__COUNT ? ls_event_name(r->type) : "message");
+    ls_buf_append(&s->out, r->line, r->line_len);
     ls_buf_append(&s->out, "\n\n", 2);
     s->skipped = 0;
-    s->id_sent = seq;
-    if (s->out.len >= FILL_BYTES) {
-        st->stop = 1;
-        return -1;
-    }
-    return 0;
+    s->id_sent = r->seq;
+    return s->out.len >= FILL_BYTES;
 }
 
 /* Reads events after the cursor into `out`, up to `committed`. */
 static void fill(ls_stream *s, uint64_t committed)
 {
-    fill_state st = {.s = s, .committed = committed};
-    while (!st.stop && s->out.len == 0 && s->cursor < committed) {
+    int stop = 0;
+    while (!stop && s->out.len == 0 && s->cursor < committed) {
         uint64_t before = s->cursor;
-        int64_t n = ls_store_read_events(s->hub->d->store, s->cursor, READ_CHUNK, fill_cb, &st);
-        if (n < 0 && !st.stop) {
+        int64_t n = ls_outbox_read(s->hub->d, before, committed, s->rec, READ_CHUNK, s->rbuf,
+                                   LS_OUTBOX_BUF_MIN);
+        if (n < 0) {
             ls_error(MOD, "%s: cannot read events after seq %llu", s->peer,
                      (unsigned long long)before);
             return;
         }
-        if (n == 0 && s->cursor == before)
-            atomic_store_explicit(&s->cursor, committed, memory_order_relaxed);
+        if (n == 0) atomic_store_explicit(&s->cursor, committed, memory_order_relaxed);
+        for (int64_t i = 0; i < n && !stop; i++)
+            stop = fill_one(s, &s->rec[i]);
     }
 }
 
@@ -195,7 +186,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
         if (drop) return MHD_CONTENT_READER_END_WITH_ERROR;
         if (stopping) return MHD_CONTENT_READER_END_OF_STREAM;
 
-        uint64_t committed = ls_persist_committed(h->d);
+        uint64_t committed = ls_outbox_committed(h->d);
         if (s->cursor < committed && round < MAX_ROUNDS) {
             fill(s, committed);
             continue;
@@ -214,7 +205,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
         /* Nothing to send: sleep until the pump resumes us.  The check and
          * the suspension are one step under the lock the pump takes. */
         pthread_mutex_lock(&h->mu);
-        if (!h->stopping && !s->drop && ls_persist_committed(h->d) <= s->cursor) {
+        if (!h->stopping && !s->drop && ls_outbox_committed(h->d) <= s->cursor) {
             s->suspended = 1;
             MHD_suspend_connection(s->conn);
             pthread_mutex_unlock(&h->mu);
@@ -237,6 +228,7 @@ static void stream_free_cb(void *cls)
     atomic_fetch_sub_explicit(&h->d->metrics.streams_open, 1, memory_order_relaxed);
     ls_debug(MOD, "%s: closed at seq %llu", s->peer, (unsigned long long)s->cursor);
     ls_buf_free(&s->out);
+    free(s->rbuf);
     free(s);
 }
 
@@ -266,10 +258,10 @@ static void *pump_main(void *arg)
     pthread_setname_np(pthread_self(), "ls-stream");
     struct ls_streams *h = arg;
     ls_daemon *d = h->d;
-    uint64_t seen = ls_persist_committed(d);
+    uint64_t seen = ls_outbox_committed(d);
 
     for (;;) {
-        uint64_t c = ls_persist_wait(d, seen, PUMP_TICK_MS);
+        uint64_t c = ls_outbox_wait(d, h->wfd, seen, PUMP_TICK_MS);
         int64_t now = mono_ms();
         int n = 0;
         pthread_mutex_lock(&h->mu);
@@ -344,10 +336,14 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
             return ls_api_error(r, 422, "invalid", "Last-Event-ID must be an event seq");
         has_after = 1;
     }
-    uint64_t committed = ls_persist_committed(r->d);
+    uint64_t committed = ls_outbox_committed(r->d);
     if (!has_after) after = committed; /* live only */
 
     ls_stream *s = calloc(1, sizeof(*s));
+    if (s && !(s->rbuf = malloc(LS_OUTBOX_BUF_MIN))) {
+        free(s);
+        s = NULL;
+    }
     if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
     s->hub = h;
     s->conn = r->conn;
@@ -376,6 +372,7 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
     pthread_mutex_unlock(&h->mu);
     if (slot < 0) {
         ls_buf_free(&s->out);
+        free(s->rbuf);
         free(s);
         atomic_fetch_add_explicit(&r->d->metrics.streams_refused, 1, memory_order_relaxed);
         return ls_api_error(r, 503, "too_many_streams",
@@ -422,16 +419,20 @@ int ls_streams_start(struct ls_streams **out, ls_daemon *d)
     h->max = (int)d->cfg.http_max_streams;
     h->slots = calloc((size_t)h->max, sizeof(*h->slots));
     h->resume = calloc((size_t)h->max, sizeof(*h->resume));
-    if (!h->slots || !h->resume) {
+    h->wfd = ls_outbox_watch(d);
+    if (!h->slots || !h->resume || h->wfd < 0) {
+        int rc = h->wfd < 0 ? h->wfd : -ENOMEM;
+        ls_outbox_unwatch(d, h->wfd);
         free(h->slots);
         free(h->resume);
         free(h);
-        return -ENOMEM;
+        return rc;
     }
     pthread_mutex_init(&h->mu, NULL);
     int rc = pthread_create(&h->pump, NULL, pump_main, h);
     if (rc) {
         pthread_mutex_destroy(&h->mu);
+        ls_outbox_unwatch(d, h->wfd);
         free(h->slots);
         free(h->resume);
         free(h);
@@ -468,6 +469,7 @@ void ls_streams_quiesce(struct ls_streams *h)
 void ls_streams_free(struct ls_streams *h)
 {
     if (!h) return;
+    ls_outbox_unwatch(h->d, h->wfd);
     pthread_mutex_destroy(&h->mu);
     free(h->slots);
     free(h->resume);

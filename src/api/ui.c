@@ -6,10 +6,11 @@
  * fleet counts every 10 s for the last hour, plus the counts now, so a
  * chart can show the last hour the moment a page opens.
  *
- * GET /api/v1/events/recent reads the committed event outbox backwards: the
- * newest events first, where GET /api/v1/events (events.c) reads forwards
- * from a cursor.  It takes the same `type`, `device` and `after` filters
- * (ls_api_event_query(), matched on the lines' fixed prefix).  The outbox is
+ * GET /api/v1/events/recent reads the committed event outbox backwards
+ * (through core/outbox.h): the newest events first, where GET
+ * /api/v1/events (events.c) reads forwards from a cursor.  It takes the
+ * same `type`, `device` and `after` filters (ls_api_event_query(), matched
+ * on the type and device each record carries).  The outbox is
  * indexed by seq only, so a filtered query scans windows of RECENT_WINDOW
  * events downwards from the newest (or from `before`), and stops after
  * RECENT_SCAN_MAX events per request; `next` says where to go on.  The
@@ -23,7 +24,7 @@
 #include "api/api.h"
 #include "base/clock.h"
 #include "base/err.h"
-#include "core/persist.h"
+#include "core/outbox.h"
 #include "core/shards.h"
 
 #define RECENT_LIMIT_DEFAULT 50
@@ -31,6 +32,7 @@
 #define RECENT_WINDOW 1024
 #define RECENT_SCAN_MAX 100000
 #define RECENT_BODY_MAX ((size_t)16 << 20)
+#define RECENT_READ_BUF ((size_t)1 << 20)
 
 static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
 {
@@ -68,26 +70,38 @@ enum MHD_Result ls_api_stats_history(ls_req *r)
 /* What one request looks for, and what it found in the current window. */
 typedef struct recent_q {
     ls_event_filter f;
-    uint64_t hi; /* events with seq <= hi are wanted */
     /* Matches of the window, in seq order: offsets into `lines`. */
     ls_buf lines;
     size_t nmatch;
     size_t off[RECENT_WINDOW + 1];
     uint64_t seq[RECENT_WINDOW];
+    int oom;
+    ls_outbox_rec rec[RECENT_WINDOW]; /* one read */
+    char buf[RECENT_READ_BUF];
 } recent_q;
 
-static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
+/* Keeps the window's events (lo, hi] that match; 0, or -ENOMEM. */
+static int recent_window(ls_daemon *d, recent_q *q, uint64_t lo, uint64_t hi)
 {
-    recent_q *q = ud;
-    int type;
-    if (seq > q->hi || !ls_event_filter_match(&q->f, line, len, &type) ||
-        q->nmatch >= RECENT_WINDOW)
-        return 0;
-    q->off[q->nmatch] = q->lines.len;
-    q->seq[q->nmatch] = seq;
-    if (ls_buf_append(&q->lines, line, len) < 0) return LS_ENOMEM;
-    q->nmatch++;
-    q->off[q->nmatch] = q->lines.len;
+    q->nmatch = 0;
+    ls_buf_reset(&q->lines);
+    while (lo < hi) {
+        int64_t n = ls_outbox_read(d, lo, hi, q->rec, (size_t)(hi - lo), q->buf, RECENT_READ_BUF);
+        if (n <= 0) return (int)n;
+        for (int64_t i = 0; i < n; i++) {
+            const ls_outbox_rec *r = &q->rec[i];
+            if (!ls_event_filter_match(&q->f, r)) continue;
+            q->off[q->nmatch] = q->lines.len;
+            q->seq[q->nmatch] = r->seq;
+            if (ls_buf_append(&q->lines, r->line, r->line_len) < 0) {
+                q->oom = 1;
+                return -ENOMEM;
+            }
+            q->nmatch++;
+            q->off[q->nmatch] = q->lines.len;
+        }
+        lo = q->rec[n - 1].seq; /* the buffer may have held fewer than asked */
+    }
     return 0;
 }
 
@@ -101,21 +115,17 @@ static int recent_cb(void *ud, uint64_t seq, const char *line, size_t len)
 static int recent_scan(ls_daemon *d, recent_q *q, uint64_t after, uint64_t limit, uint64_t before,
                        ls_buf *b, uint64_t *next)
 {
-    uint64_t committed = ls_persist_committed(d);
-    uint64_t first = ls_store_first_seq(d->store);
+    uint64_t committed = ls_outbox_committed(d);
+    uint64_t first = ls_outbox_first(d);
     uint64_t hi = before && before - 1 < committed ? before - 1 : committed;
     uint64_t floor = first > after + 1 ? first : after + 1; /* the lowest seq wanted */
     uint64_t scanned = 0, found = 0;
-    if (!first) hi = 0; /* the outbox is empty */
     *next = 0;
     while (hi >= floor && found < limit && scanned < RECENT_SCAN_MAX) {
         uint64_t w = hi - floor + 1 < RECENT_WINDOW ? hi - floor + 1 : RECENT_WINDOW;
         uint64_t lo = hi - w; /* this window: (lo, hi] */
-        q->hi = hi;
-        q->nmatch = 0;
-        ls_buf_reset(&q->lines);
-        int64_t rc = ls_store_read_events(d->store, lo, (size_t)w, recent_cb, q);
-        if (rc < 0) return (int)rc;
+        int rc = recent_window(d, q, lo, hi);
+        if (rc < 0) return rc;
         scanned += w;
         size_t i = q->nmatch;
         while (i > 0 && found < limit) {

@@ -1,17 +1,21 @@
 /*
  * root.c - the composition root: opens the core (core/daemon.h), starts the
- * adapters around it (HTTP API, UDP and MQTT inputs, webhook and MQTT
- * sinks) in the order that keeps every promise of theirs, runs the main
- * loop and stops everything in the reverse order.
+ * adapters around it (HTTP API, UDP and MQTT inputs, the events file,
+ * webhook and MQTT sinks) in the order that keeps every promise of theirs,
+ * runs the main loop and stops everything in the reverse order.
  *
  * Start: the core opens the store first; HTTP starts next so /healthz says
- * "starting" while the devices load (ls_core_start()); the inputs come once
- * the shards run, each given the ingest port (core/ingest.h) and the
- * configuration, never the daemon; the sinks last.  Stop: the MQTT input
- * first (what it read is applied before the final commit), then the
- * requests that wait for a commit get it, HTTP stops, the other inputs,
- * the port closes, the shards drain, the sinks stop (their last
- * acknowledgements are saved) and the core closes.
+ * "starting" while the events file catches up and the devices load; the
+ * events file's sink opens before ls_core_start() (the file's last seq
+ * must be known before any event gets one); the inputs come once the
+ * shards run, each given the ingest port (core/ingest.h) and the
+ * configuration, never the daemon; the other sinks last.  Stop: the MQTT
+ * input first (what it read is applied before the final commit), then the
+ * requests that wait for a commit get it, HTTP stops, the other inputs, the
+ * port closes, the shards drain, the webhook and MQTT sinks stop (their
+ * last acknowledgements are saved), the committer makes the final commit,
+ * the events file gets it (its cursor is not saved, but the file's own
+ * last seq says as much next time), and the core closes.
  */
 #include "app/root.h"
 
@@ -30,6 +34,7 @@
 #include "core/shards.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
+#include "out/eventlog.h"
 #include "out/mqtt_pub.h"
 #include "out/webhook.h"
 
@@ -38,6 +43,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     int rc;
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
+    if ((rc = ls_eventlog_sink_start(&d->eventlog, d)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
     if ((rc = ls_ingest_open(&d->ingest, d)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d->ingest, &d->cfg)) < 0) return rc;
@@ -110,7 +116,9 @@ void ls_daemon_stop(ls_daemon *d)
     d->webhooks = NULL;
     ls_mqtt_pub_stop(d->mqtt_pub);
     d->mqtt_pub = NULL;
-    ls_core_stop_committer(d); /* its last commit hook finds HTTP stopped */
+    ls_core_stop_committer(d);          /* its last commit hook finds HTTP stopped */
+    ls_eventlog_sink_stop(d->eventlog); /* after the final commit; its hook too */
+    d->eventlog = NULL;
     ls_http_free(d->http);
     d->http = NULL;
     ls_core_close(d);

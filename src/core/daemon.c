@@ -132,7 +132,6 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     *d = (ls_daemon){.cfg = *cfg, .wake_fd = -1, .signal_fd = -1, .wake_at = INT64_MAX};
-    d->events.fd = -1;
     d->lock_fd = -1;
     ls_mutex_init(&d->lock);
     ls_metrics_init(&d->metrics);
@@ -158,16 +157,6 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
                                   &d->lock_fd)) < 0)
         return rc;
-    char events_path[LS_EVENTLOG_PATH_MAX];
-    if (snprintf(events_path, sizeof(events_path), "%s%s%s",
-                 cfg->events_file[0] == '/' ? "" : cfg->data_dir,
-                 cfg->events_file[0] == '/' ? "" : "/",
-                 cfg->events_file) >= (int)sizeof(events_path)) {
-        ls_error("daemon", "events.file: path too long");
-        return -ENAMETOOLONG;
-    }
-    if ((rc = ls_eventlog_open(&d->events, events_path, cfg->events_stdout)) < 0) return rc;
-
     ls_engine_config ec = ls_core_engine_config(cfg);
     if (getrandom(&ec.seed, sizeof(ec.seed), 0) != sizeof(ec.seed))
         ec.seed = (uint64_t)ls_clock_mono_ns();
@@ -240,7 +229,7 @@ void ls_core_stop_committer(ls_daemon *d)
 
 void ls_core_close(ls_daemon *d)
 {
-    ls_eventlog_close(&d->events);
+    ls_persist_close(d);
     ls_shards_close(d->shards);
     d->shards = NULL;
     ls_alarming_close(d);

@@ -8,9 +8,10 @@
  * the history and alarm pruning; the committer
  * thread writes the store (persist.c); with MQTT on, one thread reads the
  * broker (src/in/mqtt.c) and with UDP on, one thread reads the socket:
- * both feed the shards' queues.  Outputs add one thread for all webhooks
- * (out/webhook.c) and one that wakes event streams (api/stream.c); neither
- * touches an engine.
+ * both feed the shards' queues.  Outputs add one thread for the events
+ * file (out/eventlog.c), one for all webhooks (out/webhook.c), one for MQTT
+ * publishing and one that wakes event streams (api/stream.c); they read
+ * the outbox through core/outbox.h and never touch an engine.
  *
  * Locks.  Each shard has a mutex; the daemon has one global `lock` for
  * what is shared: the event seq and the outbox (pending batch), alarms,
@@ -48,13 +49,14 @@
 #include "engine/alarms.h"
 #include "engine/engine.h"
 #include "engine/reporting.h"
-#include "core/eventlog.h"
+#include "core/outbox.h"
 #include "store/store.h"
 
 struct ls_webhooks;
 struct ls_streams;
+struct ls_eventlog_sink;
 
-/* A durable event consumer besides the events file (see persist.h). */
+/* A durable event consumer (core/outbox.h), under `lock`. */
 #define LS_SINKS_MAX 32
 #define LS_SINK_NAME_MAX 64
 typedef struct ls_sink {
@@ -62,19 +64,26 @@ typedef struct ls_sink {
     uint64_t acked; /* last seq the sink reported delivered */
     uint64_t saved; /* last cursor written to the store */
     int behind;     /* holding events older than events.retention */
+    int awaited;    /* answers wait for it (LS_OUTBOX_AWAITED, and not lifted) */
 } ls_sink;
+
+/* Commits whose answers wait for an awaited sink (outbox.c). */
+#define LS_UNRELEASED_MAX 64
+typedef struct ls_unreleased {
+    uint64_t gen;  /* the commit's generation */
+    uint64_t upto; /* the last seq it made durable (0: nothing to wait for) */
+} ls_unreleased;
 
 typedef struct ls_daemon {
     ls_config cfg;
     struct ls_shards *shards; /* the engines (shards.h) */
     int locked;               /* under lock: -1 every shard held, else the one shard held */
     _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
-    ls_eventlog events;
-    ls_mutex lock;   /* the global lock (above) */
-    int wake_fd;     /* eventfd: wakes the timer loop */
-    int signal_fd;   /* signalfd: SIGINT, SIGTERM */
-    int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
-    int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
+    ls_mutex lock;            /* the global lock (above) */
+    int wake_fd;              /* eventfd: wakes the timer loop */
+    int signal_fd;            /* signalfd: SIGINT, SIGTERM */
+    int lock_fd;              /* flock on <data_dir>/lastseen.lock (lockfile.h) */
+    int64_t wake_at;          /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
     struct ls_udp *udp;                    /* NULL unless udp.listen is set */
@@ -93,8 +102,8 @@ typedef struct ls_daemon {
     ls_buf line;                    /* formatting buffer for event lines */
     uint64_t seq;                   /* last event seq assigned */
     uint64_t pending_gen;           /* generation `pending` will commit as */
-    _Atomic uint64_t committed_gen; /* last generation on disk and delivered: written under
-                                     * `lock` (release), read without it (acquire) */
+    _Atomic uint64_t committed_gen; /* last generation answered: on disk, and with the awaited
+                                     * sinks; written under `lock` (release), read without it */
     int want_commit;
     _Atomic int stopping; /* written under `lock`; the committer also reads it without */
     int committer_gone;
@@ -106,42 +115,42 @@ typedef struct ls_daemon {
      * until ls_persist_start() starts the committer, then the committer
      * (LS_ASSERT_THREAD). */
     ls_thread_owner committer_thread;
-    uint64_t delivered;    /* committer thread: last seq given to the sinks */
-    int64_t sink_retry_at; /* committer thread: mono ms of the next retry of a failed sink */
-    int64_t sink_check_at; /* committer thread: mono ms of the next check for a renamed file */
     _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
     ls_flush *flush;            /* committer thread: flush passes (flush.c); the pass's
                                  * tag is written and read (ls_flush_tag()) under `lock` */
     ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
-    /* Sinks other than the events file (persist.c), under `lock`. */
+    /* The outbox's sinks and watches (outbox.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
     int nsinks;
-    _Atomic uint64_t committed_seq; /* every event <= it is in the store: written under
-                                     * `lock` (release), read without it (acquire) */
-    pthread_cond_t sink_cv;         /* broadcast when committed_seq moves */
+    _Atomic uint64_t durable_seq;     /* every event <= it is in the store (release / acquire) */
+    _Atomic uint64_t committed_seq;   /* released to readers: durable, and with every awaited
+                                       * sink (outbox.c); written under `lock` (release) */
+    int watch_fds[LS_OUTBOX_WATCHES]; /* eventfds written when either moves */
+    int nwatch;
+    ls_unreleased unreleased[LS_UNRELEASED_MAX]; /* a ring, oldest first */
+    int unrel_head, unrel_n;
     _Atomic uint64_t pruned_upto;   /* written by the committer: outbox holds seq > it */
     _Atomic uint64_t pruned_events; /* written by the committer: total pruned by retention */
     _Atomic uint64_t sinks_behind;  /* written by the committer: sinks holding events past
                                      * events.retention */
     int64_t last_mark_wall;         /* committer thread: last retention mark */
     int64_t last_retention_mono;
-    int events_behind; /* the events file, like ls_sink.behind */
     int cvs_ready;     /* the condition variables exist */
     _Atomic int ready; /* devices loaded, API open (release / acquire) */
-    /* Called by the committer, without `lock`, after each commit with the
-     * committed generation: the HTTP server answers requests waiting on it. */
+    /* Called without `lock` when committed_gen moves (by the committer, or
+     * by the acknowledgement of an awaited sink): the HTTP server answers
+     * the requests waiting on it. */
     void (*on_commit)(void *ud, uint64_t gen);
     void *on_commit_ud;
     _Atomic uint64_t loaded; /* devices restored so far (relaxed) */
-    int commit_fds[4];       /* eventfds written when committed_seq moves (persist.h) */
-    int ncommit_fds;
 
     /* Outputs. */
-    ls_metrics metrics;           /* counters for /metrics (metrics.h) */
-    int http_source;              /* this input's id in metrics */
-    struct ls_webhooks *webhooks; /* NULL without [webhook.*] sections */
-    struct ls_streams *streams;   /* /api/v1/events/stream (api/stream.c) */
+    ls_metrics metrics;                /* counters for /metrics (metrics.h) */
+    int http_source;                   /* this input's id in metrics */
+    struct ls_eventlog_sink *eventlog; /* events.file (out/eventlog.c) */
+    struct ls_webhooks *webhooks;      /* NULL without [webhook.*] sections */
+    struct ls_streams *streams;        /* /api/v1/events/stream (api/stream.c) */
 
     ls_history history; /* fleet counts every 10 s, under `lock` */
 
@@ -152,16 +161,19 @@ typedef struct ls_daemon {
 
 /*
  * The core's life cycle, driven by the composition root (app/root.c):
- * ls_core_open() sets up the engine shards, the alarms, the event log and
- * opens the store (the API may start after it and answer "starting");
+ * ls_core_open() sets up the engine shards and the alarms and opens the
+ * store (the sinks that keep their own copy of the events open then, and
+ * the API may start after it and answer "starting");
  * ls_core_start() restores the devices, starts the committer and the shard
  * workers; ls_core_ready() opens the API for requests.  ls_core_tick() is
  * one turn of the main loop (history, alarm pruning) and returns the mono
  * ms of the next.  Stopping: ls_core_commit_waiting() commits what requests
  * wait for, ls_core_stop_ingest() drains and stops the shard workers,
  * ls_core_stop_committer() makes the final commit and stops the committer
- * (its last commit hook runs then: the API must be stopped, not yet freed),
- * ls_core_close() frees the rest.
+ * (its last commit hook runs then: the API must be stopped, not yet freed;
+ * the outbox can still be read, so sinks may deliver the final commit, and
+ * an awaited sink's acknowledgement runs the hook too), ls_core_close()
+ * closes the store and frees the rest.
  */
 int ls_core_open(ls_daemon *d, const ls_config *cfg);
 int ls_core_start(ls_daemon *d);

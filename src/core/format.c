@@ -136,16 +136,21 @@ int ls_format_alarm(ls_buf *b, const ls_alarm *a)
 }
 
 int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
-                    const ls_event *ev)
+                    const ls_event *ev, ls_event_spans *spans)
 {
+    ls_event_spans sp = {0};
+    size_t start = b->len;
     ls_buf_printf(b, "{\"seq\":%llu,\"type\":\"%s\",\"device\":", (unsigned long long)seq,
                   ls_event_name(ev->type));
+    sp.device_off = b->len - start;
     if (!ev->dev && !ev->alarm) {
         /* SOURCE_DOWN / SOURCE_UP: about an input, not a device. */
         const char *name = ev->source ? ev->source : "";
         ls_buf_json_str(b, name, strlen(name));
+        sp.device_len = b->len - start - sp.device_off;
         ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,\"source\":true}", (long long)ev->ts,
                       (long long)ev->detected_at);
+        if (spans) *spans = sp;
         return b->overflow ? -1 : 0;
     }
     if (ev->alarm)
@@ -154,6 +159,7 @@ int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint
         char idb[LS_ID_BUF];
         ls_buf_json_str(b, ls_device_id(ev->dev, idb), ev->dev->id_len);
     }
+    sp.device_len = b->len - start - sp.device_off;
     ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,", (long long)ev->ts,
                   (long long)ev->detected_at);
     if (ev->alarm) {
@@ -161,9 +167,12 @@ int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint
         ls_format_alarm(b, ev->alarm);
     } else {
         LIT(b, "\"state\":");
+        sp.state_off = b->len - start;
         ls_format_device(b, e, alarms, ev->dev);
+        sp.state_len = b->len - start - sp.state_off;
     }
     ls_buf_putc(b, '}');
+    if (spans) *spans = sp;
     return b->overflow ? -1 : 0;
 }
 /* Skips the literal `lit` at *p; 0 or -1. */

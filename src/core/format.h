@@ -29,21 +29,30 @@ int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, con
 /* {"id":"7","type":"c8y_UnavailabilityAlarm","text":..,"status":..,..,"count":..} */
 int ls_format_alarm(ls_buf *b, const ls_alarm *a);
 
+/* Where ls_format_event() put what readers of the outbox select and route
+ * by, as offsets from the start of the line it wrote. */
+typedef struct ls_event_spans {
+    size_t device_off, device_len; /* the "device" value: a JSON string, quotes included */
+    size_t state_off, state_len;   /* the "state" object; state_len 0: none */
+} ls_event_spans;
+
 /* Device events: {"seq":..,"type":..,"device":..,"ts":..,"detectedAt":..,"state":{device}};
  * alarm events: the same with "alarm":{alarm} instead of "state"; SOURCE_DOWN/SOURCE_UP:
- * "device" is the source's name, no "state" (there is no device), and "source":true. */
+ * "device" is the source's name, no "state" (there is no device), and "source":true.
+ * `spans` (may be NULL) gets where the device and the state are. */
 int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
-                    const ls_event *ev);
+                    const ls_event *ev, ls_event_spans *spans);
 
 /* Wall ms as ISO-8601 UTC with milliseconds ("2024-05-21T10:00:00.123Z"). */
 void ls_format_iso8601(char *out, size_t len, int64_t ms);
 
 /*
- * What filters need of an event line written by ls_format_event(), read
- * from its fixed prefix without parsing the JSON: the type, and the device
- * as the escaped JSON string it was written as (quotes included), which
- * equals ls_buf_json_str() of the id.  Returns the ls_event_type, or -1 if
- * the line does not start the way ls_format_event() writes it.
+ * The type and device of an event line written by ls_format_event(), read
+ * from its fixed prefix without parsing the JSON: the device as the
+ * escaped JSON string it was written as (quotes included), which equals
+ * ls_buf_json_str() of the id.  Returns the ls_event_type, or -1 if the
+ * line does not start the way ls_format_event() writes it.  For outbox
+ * records of store format 1, which kept the line alone (core/outbox.c).
  */
 int ls_format_event_peek(const char *line, size_t len, const char **dev, size_t *dev_len);
 

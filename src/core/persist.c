@@ -1,8 +1,10 @@
 /*
- * persist.c - durability: the store, group commit, and event delivery.
+ * persist.c - durability: the store and group commit.
  *
  * Flow.  Under the global lock (daemon.h), every event gets the next seq
- * and its JSON line goes into the pending batch (the transactional outbox);
+ * and its JSON line goes into the pending batch (the transactional outbox),
+ * with its type, device id and the place of the device's state in the
+ * line beside it, so that no sink has to parse the line back (outbox.h);
  * deletes go in as ops.  One committer thread writes two kinds of LMDB
  * transactions, one after the other:
  *   - event commits (commit_events): the pending batch, where every event
@@ -14,10 +16,11 @@
  *     time with the locks released in between.  No event is in a batch
  *     without the state behind it, and however many events a reconnect
  *     storm raises, the committer never has to gather their devices: the
- *     lock holds stay short.  Only then are the batch's events handed to the sinks
- *     (today events.jsonl), and only then are API requests waiting on that
- *     batch answered.  So a transition is on disk before anyone hears of
- *     it, together with its device, and an acknowledged change survives
+ *     lock holds stay short.  Only then can the sinks read the batch's
+ *     events (outbox.c), and only then, and once the awaited sinks (the
+ *     events file) have them, are API requests waiting on that batch
+ *     answered.  So a transition is on disk before anyone hears of it,
+ *     together with its device, and an acknowledged change survives
  *     kill -9.
  *   - flush passes (flush.c): lastActivityTime of the devices that only
  *     reported activity, copied DRAIN_CHUNK per lock hold and written in
@@ -31,20 +34,11 @@
  * which is how long lastActivityTime of a device that only reports
  * activity can lag on disk (plus the pass itself, on a large fleet).
  *
- * Delivery.  Each sink keeps a durable cursor (the last seq it delivered),
- * written in the next batch.  The events file sink also knows the last seq
- * in the file itself, so after a crash between writing lines and saving
- * its cursor it skips what the file already has: at least once, in order,
- * and in practice exactly once for the file.  The cursor only moves past
- * what write(2) accepted.  When the file cannot be written, the outbox is
- * the backlog: delivery rewinds to what the file holds, the file is opened
- * again every second, and once it works the missing events are read from
- * the outbox and written in order (also after a crash meanwhile).  The
- * path is also checked for a rename once a second (rotation).
- *
- * Other sinks (MQTT, webhooks: persist.h) run on their own threads, read
- * the committed outbox themselves and acknowledge; their cursors go into
- * the next batch like the file's.
+ * Delivery.  Sinks (the events file, MQTT, webhooks, and whatever comes)
+ * run on their own threads, read the committed outbox through the port
+ * (outbox.h) and acknowledge; the committer knows none of them.  Each
+ * sink's cursor (the last seq it delivered) goes into the next batch that
+ * follows its acknowledgement.
  *
  * Retention.  Every RETENTION_CHECK_MS (or a quarter of events.retention if
  * shorter) the committer prunes events older than events.retention that
@@ -66,7 +60,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,20 +69,17 @@
 #include "core/load.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "core/outbox.h"
 #include "core/shards.h"
 #include "core/format.h"
 
-#define SINK_JSONL "events.jsonl"
-#define DELIVER_BATCH 4096
 /* Retention works in steps of a fraction of events.retention, at most these. */
 #define RETENTION_CHECK_MS 10000
 #define MARK_EVERY_MS 60000
 #define PRUNE_MAX 100000
-#define SINK_RETRY_MS 1000 /* a failed events file is retried this often */
-#define SINK_CHECK_MS 1000 /* and its path checked for a rename this often */
-#define DRAIN_CHUNK 1024   /* devices copied from the engine per lock hold (under 1 ms) */
-#define DRAIN_ROUNDS 32    /* chunks of urgent devices an event commit takes one by one */
-#define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
+#define DRAIN_CHUNK 1024  /* devices copied from the engine per lock hold (under 1 ms) */
+#define DRAIN_ROUNDS 32   /* chunks of urgent devices an event commit takes one by one */
+#define LOCK_GAP_NS 50000 /* the committer stays off the lock between two chunks */
 
 /* What the store keeps of a device (points into dev, e and idb). */
 static ls_device_state record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
@@ -134,8 +124,28 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     if ((unsigned)ev->type < LS_EV__COUNT) d->events_by_type[ev->type]++;
     const ls_engine *e =
         ev->dev ? ls_daemon_engine(d, ls_device_id(ev->dev, idb), ev->dev->id_len) : NULL;
-    if (ls_format_event(&d->line, e, d->alarms, seq, ev) < 0 ||
-        ls_store_batch_event(d->pending, seq, d->line.p, d->line.len) < 0) {
+    ls_event_spans sp;
+    int rc = ls_format_event(&d->line, e, d->alarms, seq, ev, &sp);
+    if (rc == 0) {
+        /* The id the line holds, unless escaping changed it (then the
+         * store keeps the id beside the line). */
+        const char *id = ev->alarm    ? ev->alarm->source
+                         : ev->dev    ? ls_device_id(ev->dev, idb)
+                         : ev->source ? ev->source
+                                      : "";
+        size_t id_len = ev->alarm ? ev->alarm->source_len : ev->dev ? ev->dev->id_len : strlen(id);
+        if (sp.device_len == id_len + 2) id = d->line.p + sp.device_off + 1;
+        ls_store_event se = {.seq = seq,
+                             .type = (int)ev->type,
+                             .line = d->line.p,
+                             .line_len = d->line.len,
+                             .device = id,
+                             .device_len = id_len,
+                             .state_off = sp.state_off,
+                             .state_len = sp.state_len};
+        rc = ls_store_batch_put_event(d->pending, &se);
+    }
+    if (rc < 0) {
         atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type),
@@ -206,84 +216,6 @@ uint64_t ls_daemon_committed_gen(ls_daemon *d)
     return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
 }
 
-typedef struct deliver_state {
-    ls_daemon *d;
-    int refused;  /* the event log did not take a line */
-    int in_order; /* take only the very next seq (from a batch) */
-} deliver_state;
-
-static int deliver_cb(void *ud, uint64_t seq, const char *line, size_t len)
-{
-    deliver_state *ds = ud;
-    if (ds->in_order && seq != ds->d->delivered + 1) return -1;
-    if (ls_eventlog_append_line(&ds->d->events, seq, line, len) < 0) {
-        ds->refused = 1;
-        return -1;
-    }
-    ds->d->delivered = seq;
-    return 0;
-}
-
-/*
- * Hands committed events up to `upto` to the events file.  Committer thread
- * only (and start-up, before it runs).  A failed write rewinds `delivered`
- * to what the file holds; the next call at or after `sink_retry_at` reopens
- * the file and reads the missing events from the outbox again, so the file
- * gets every event once, in seq order, however long the outage.  Every
- * SINK_CHECK_MS it also reopens the file if its path was renamed away.
- */
-static void deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *batch)
-{
-    LS_ASSERT_THREAD(&d->committer_thread);
-    ls_eventlog *l = &d->events;
-    int64_t now = ls_clock_mono_ns() / 1000000;
-    if (l->failed) {
-        if (now < d->sink_retry_at) return;
-        if (ls_eventlog_reopen(l) < 0) {
-            d->sink_retry_at = now + SINK_RETRY_MS;
-            return;
-        }
-        d->delivered = l->seq;
-    } else if (now >= d->sink_check_at) {
-        d->sink_check_at = now + SINK_CHECK_MS;
-        if (ls_eventlog_moved(l)) {
-            /* Pending lines go to the old file first: they belong before the rename. */
-            if (ls_eventlog_flush(l) == 0) ls_eventlog_reopen(l);
-            d->delivered = l->seq;
-            if (l->failed) {
-                d->sink_retry_at = now + SINK_RETRY_MS;
-                return;
-            }
-        }
-    }
-    if (batch && d->delivered < upto) {
-        /* The batch just committed holds the next events, in order: no
-         * need to read them back from the store. */
-        deliver_state ds = {.d = d, .in_order = 1};
-        ls_store_batch_each_event(batch, d->delivered, deliver_cb, &ds);
-        if (ls_eventlog_flush(l) < 0) {
-            d->delivered = l->seq;
-            d->sink_retry_at = now + SINK_RETRY_MS;
-            return;
-        }
-    }
-    while (d->delivered < upto) { /* the rest (after a failure, at start-up): from the store */
-        uint64_t before = d->delivered;
-        deliver_state ds = {.d = d};
-        int64_t n = ls_store_read_events(d->store, d->delivered, DELIVER_BATCH, deliver_cb, &ds);
-        if (ls_eventlog_flush(l) < 0) {
-            d->delivered = l->seq; /* what the file is known to hold */
-            d->sink_retry_at = now + SINK_RETRY_MS;
-            return;
-        }
-        if ((n < 0 && !ds.refused) || d->delivered == before) {
-            ls_error("persist", "cannot read events after seq %llu from the store",
-                     (unsigned long long)d->delivered);
-            break;
-        }
-    }
-}
-
 /* Notes whether a sink holds events older than the retention; logs changes. */
 static int held(const char *name, uint64_t cursor, uint64_t upto, int *behind)
 {
@@ -306,8 +238,7 @@ static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
     LS_ASSERT_THREAD(&d->committer_thread);
     uint64_t upto = ls_store_prunable(d->store, now_wall - d->cfg.events_retention);
     if (upto <= d->pruned_upto) return;
-    uint64_t keep = d->events.written;
-    uint64_t behind = (uint64_t)held(SINK_JSONL, keep, upto, &d->events_behind);
+    uint64_t keep = UINT64_MAX, behind = 0;
     ls_mutex_lock(&d->lock);
     for (int i = 0; i < d->nsinks; i++) {
         ls_sink *k = &d->sinks[i];
@@ -326,8 +257,7 @@ static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
 /* The committer's own state (its thread only). */
 typedef struct committer {
     ls_daemon *d;
-    uint64_t cursor_saved; /* the events file's cursor last put in a batch */
-    uint64_t batched;      /* last seq put in a batch */
+    uint64_t batched; /* last seq put in a batch */
     int64_t mark_every, check_every;
     int64_t hold_t0;      /* when the committer took the engine lock */
     int staging;          /* a flush pass is copying devices from the engines */
@@ -365,7 +295,8 @@ static void lock_gap(void)
 /*
  * One event commit: the pending batch (events, deletions, types, alarms,
  * cursors) and the record of every urgent device, in one transaction; then
- * delivery to the events file, and the requests waiting on it are answered.
+ * the sinks are told (outbox.c), and the requests waiting on it are
+ * answered once the awaited sinks have its events.
  * The urgent devices are copied DRAIN_CHUNK at a time, the lock released in
  * between; whatever the other threads queue meanwhile is appended behind,
  * so the batch holds everything in the order it was taken, and the
@@ -417,11 +348,6 @@ static void commit_events(committer *c)
         hold_end(c);
         lock_gap();
     }
-    /* The file's cursor: only what write(2) accepted. */
-    if (d->events.written > c->cursor_saved) {
-        ls_store_batch_cursor(batch, SINK_JSONL, d->events.written);
-        c->cursor_saved = d->events.written;
-    }
     for (int i = 0; i < d->nsinks; i++) {
         ls_sink *k = &d->sinks[i];
         if (k->acked > k->saved && ls_store_batch_cursor(batch, k->name, k->acked) == 0)
@@ -457,8 +383,6 @@ static void commit_events(committer *c)
         atomic_fetch_add_explicit(&d->commit_ns, took, memory_order_relaxed);
         ls_histogram_observe(&d->metrics.commit, took);
     }
-    if (rc == 0) deliver(d, upto, batch);
-
     ls_mutex_lock(&d->lock);
     if (rc < 0) {
         /* Stopping with a failed batch: nothing more can be done. */
@@ -466,22 +390,12 @@ static void commit_events(committer *c)
     }
     ls_store_batch_clear(batch);
     d->spare = batch;
-    atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
-    pthread_cond_broadcast(&d->commit_cv);
-    if (rc == 0) {
-        c->batched = upto;
-        atomic_store_explicit(&d->committed_seq, upto, memory_order_release);
-        pthread_cond_broadcast(&d->sink_cv);
-        for (int i = 0; i < d->ncommit_fds; i++) {
-            uint64_t one = 1;
-            ssize_t w = write(d->commit_fds[i], &one, sizeof(one));
-            (void)w; /* full (EAGAIN): the reader has a wake-up pending anyway */
-        }
-    }
+    if (rc == 0) c->batched = upto;
+    uint64_t released = ls_outbox__committed(d, gen, upto, rc == 0);
     void (*hook)(void *, uint64_t) = d->on_commit;
     void *ud = d->on_commit_ud;
     ls_mutex_unlock(&d->lock);
-    if (hook) hook(ud, gen);
+    if (released && hook) hook(ud, released);
 }
 
 /*
@@ -544,7 +458,7 @@ static void *committer_main(void *arg)
     pthread_setname_np(pthread_self(), "ls-committer");
     ls_daemon *d = arg;
     ls_thread_claim(&d->committer_thread); /* from the main thread (ls_persist_open()) */
-    committer c = {.d = d, .cursor_saved = d->delivered, .batched = d->seq};
+    committer c = {.d = d, .batched = d->seq};
     int64_t interval = d->cfg.store_flush_interval * 1000000;
     int64_t next_pass = ls_clock_mono_ns() + interval, last_commit = 0;
     int pass = 0; /* a flush pass is under way */
@@ -558,8 +472,6 @@ static void *committer_main(void *arg)
         int stopping = d->stopping;
         while (!d->want_commit && !stopping && !pass) {
             int64_t due = next_pass;
-            if (d->events.failed && d->sink_retry_at * 1000000 < due)
-                due = d->sink_retry_at * 1000000;
             int64_t now = ls_clock_mono_ns();
             if (now >= due) break;
             struct timespec ts;
@@ -581,7 +493,7 @@ static void *committer_main(void *arg)
         ls_shards_unlock_all(d->shards);
 
         /* Events first; when idle, woken by the clock (and at that pace
-         * during a long pass): cursors, retention, a retry of the events file. */
+         * during a long pass): cursors, retention. */
         int64_t now = ls_clock_mono_ns();
         if (want || !pass || now - last_commit >= interval) {
             commit_events(&c);
@@ -625,17 +537,13 @@ int ls_persist_open(ls_daemon *d)
     if (!d->pending || !d->spare || ls_flush_new(&d->flush, d->shards->shard[0].engine) < 0)
         return -ENOMEM;
 
-    /* seq continues after both the outbox and the file. */
+    /* seq continues after the outbox (and after a sink's own copy of the
+     * events, if that goes further: ls_outbox_sink_open()). */
     uint64_t last = ls_store_last_seq(d->store);
-    d->seq = last > d->events.seq ? last : d->events.seq;
-    d->committed_seq = last;
+    d->seq = last;
+    d->durable_seq = d->committed_seq = last;
     uint64_t first = ls_store_first_seq(d->store);
     d->pruned_upto = first ? first - 1 : last;
-    /* Delivered: the sink's cursor (never past the outbox), or what the file
-     * itself already holds if that is more. */
-    uint64_t cursor = ls_store_cursor(d->store, SINK_JSONL);
-    if (cursor > last) cursor = last;
-    d->delivered = cursor > d->events.seq ? cursor : d->events.seq;
     d->pending_gen = 1;
     d->committed_gen = 0;
 
@@ -643,7 +551,6 @@ int ls_persist_open(ls_daemon *d)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d->work_cv, &ca);
-    pthread_cond_init(&d->sink_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&d->commit_cv, NULL);
     d->cvs_ready = 1;
@@ -694,100 +601,33 @@ int ls_persist_start(ls_daemon *d)
             (double)(ls_clock_mono_ns() - t0) / 1e6,
             d->cfg.state_restart_policy ? "strict" : "grace", (unsigned long long)d->seq);
 
-    /* Catch the file up with what the store committed but never delivered. */
-    deliver(d, d->committed_seq, NULL);
     if ((rc = pthread_create(&d->committer, NULL, committer_main, d)) != 0) return -rc;
     d->committer_running = 1;
     return 0;
 }
 
-int ls_persist_sink_open(ls_daemon *d, const char *name, uint64_t *cursor)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n >= LS_SINK_NAME_MAX || !strcmp(name, SINK_JSONL)) return -EINVAL;
-    ls_mutex_lock(&d->lock);
-    int id = -ENOSPC;
-    for (int i = 0; i < d->nsinks; i++)
-        if (!strcmp(d->sinks[i].name, name)) id = -EEXIST;
-    if (id == -ENOSPC && d->nsinks < LS_SINKS_MAX) {
-        uint64_t c = ls_store_cursor(d->store, name);
-        if (c > d->committed_seq) c = d->committed_seq; /* never past the outbox */
-        id = d->nsinks++;
-        ls_sink *k = &d->sinks[id];
-        memcpy(k->name, name, n + 1);
-        k->acked = k->saved = c;
-        *cursor = c;
-    }
-    ls_mutex_unlock(&d->lock);
-    if (id < 0) ls_error("persist", "sink %s: cannot register: %s", name, ls_strerror(id));
-    return id;
-}
-
-void ls_persist_sink_ack(ls_daemon *d, int sink, uint64_t seq)
-{
-    if (sink < 0) return;
-    ls_mutex_lock(&d->lock);
-    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->committed_seq)
-        d->sinks[sink].acked = seq;
-    ls_mutex_unlock(&d->lock);
-}
-
-uint64_t ls_persist_committed(ls_daemon *d)
-{
-    return atomic_load_explicit(&d->committed_seq, memory_order_acquire);
-}
-
-int ls_persist_watch(ls_daemon *d)
-{
-    int rc = -ENOSPC;
-    ls_mutex_lock(&d->lock);
-    if (d->ncommit_fds < (int)(sizeof(d->commit_fds) / sizeof(d->commit_fds[0]))) {
-        rc = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (rc < 0)
-            rc = -errno;
-        else
-            d->commit_fds[d->ncommit_fds++] = rc;
-    }
-    ls_mutex_unlock(&d->lock);
-    return rc;
-}
-
-uint64_t ls_persist_wait(ls_daemon *d, uint64_t after, int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)timeout_ms * 1000000;
-    ts.tv_sec = abs / 1000000000;
-    ts.tv_nsec = abs % 1000000000;
-    ls_mutex_lock(&d->lock);
-    while (d->committed_seq <= after && !d->stopping)
-        if (ls_cond_timedwait(&d->sink_cv, &d->lock, &ts) != 0) break;
-    uint64_t c = d->committed_seq;
-    ls_mutex_unlock(&d->lock);
-    return c;
-}
-
 void ls_persist_stop(ls_daemon *d)
 {
-    if (d->committer_running) {
-        ls_mutex_lock(&d->lock);
-        d->stopping = 1;
-        d->want_commit = 1;
-        pthread_cond_signal(&d->work_cv);
-        pthread_cond_broadcast(&d->sink_cv);
-        ls_mutex_unlock(&d->lock);
-        pthread_join(d->committer, NULL);
-        d->committer_running = 0;
-    }
+    if (!d->committer_running) return;
+    ls_mutex_lock(&d->lock);
+    d->stopping = 1;
+    d->want_commit = 1;
+    pthread_cond_signal(&d->work_cv);
+    ls_outbox__wake_all(d);
+    ls_mutex_unlock(&d->lock);
+    pthread_join(d->committer, NULL);
+    d->committer_running = 0;
+}
+
+void ls_persist_close(ls_daemon *d)
+{
+    ls_persist_stop(d);
     if (d->cvs_ready) {
         pthread_cond_destroy(&d->work_cv);
         pthread_cond_destroy(&d->commit_cv);
-        pthread_cond_destroy(&d->sink_cv);
         d->cvs_ready = 0;
     }
-    for (int i = 0; i < d->ncommit_fds; i++)
-        close(d->commit_fds[i]);
-    d->ncommit_fds = 0;
+    ls_outbox__close(d);
     ls_store_batch_free(d->pending);
     ls_store_batch_free(d->spare);
     ls_flush_free(d->flush);

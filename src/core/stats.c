@@ -191,7 +191,6 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     memcpy(out->events, d->events_by_type, sizeof(out->events));
     out->last_seq = d->seq;
     out->committed_seq = atomic_load_explicit(&d->committed_seq, memory_order_acquire);
-    out->jsonl_cursor = atomic_load_explicit(&d->events.written, memory_order_relaxed);
     out->nsinks = d->nsinks;
     for (int i = 0; i < d->nsinks; i++) {
         memcpy(out->sinks[i].name, d->sinks[i].name, sizeof(d->sinks[i].name));
@@ -207,8 +206,6 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     out->first_seq = atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
     out->pruned_events = atomic_load_explicit(&d->pruned_events, memory_order_relaxed);
     out->sinks_behind = atomic_load_explicit(&d->sinks_behind, memory_order_relaxed);
-    out->event_log_write_errors =
-        atomic_load_explicit(&d->events.write_errors, memory_order_relaxed);
     out->commits = atomic_load_explicit(&d->commits, memory_order_relaxed);
     out->commit_ns = atomic_load_explicit(&d->commit_ns, memory_order_relaxed);
     out->persist_errors = atomic_load_explicit(&d->persist_errors, memory_order_relaxed);

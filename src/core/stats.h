@@ -75,7 +75,6 @@ typedef struct ls_stats_snapshot {
     uint64_t events[LS_EV__COUNT]; /* events logged since start, by type, each once */
     uint64_t last_seq;             /* the last event seq assigned */
     uint64_t committed_seq;        /* every event <= it is in the store */
-    uint64_t jsonl_cursor;         /* the last seq in events.jsonl */
     int nsinks;                    /* the other durable sinks */
     ls_stats_sink sinks[LS_STATS_SINKS_MAX];
     ls_flush_stats flush;           /* the last flush pass's figures */
@@ -93,7 +92,6 @@ typedef struct ls_stats_snapshot {
     uint64_t first_seq;     /* the oldest event still in the outbox */
     uint64_t pruned_events; /* by events.retention since start */
     uint64_t sinks_behind;  /* sinks holding events past events.retention */
-    uint64_t event_log_write_errors;
     uint64_t commits, commit_ns, persist_errors;
     unsigned shards;        /* engine.shards */
     ls_shards_stats ingest; /* the shards' queues */
@@ -134,7 +132,7 @@ static inline uint64_t ls_stats_lag(const ls_stats_snapshot *s, uint64_t cursor)
 
 typedef struct ls_stats_port {
     const char *key; /* its member of /api/v1/stats: letters, no escaping */
-    /* Writes the member's JSON value (an object or an array).  `committed`
+    /* Writes the member's JSON value (an object, an array, a number).  `committed`
      * is the highest committed event seq, for lags. */
     void (*json)(void *ud, ls_buf *b, uint64_t committed);
     /* Writes its Prometheus families (core/prom.h), or NULL for none. */

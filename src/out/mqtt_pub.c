@@ -1,16 +1,20 @@
 /*
  * mqtt_pub.c - events and device states to MQTT, from the durable outbox.
  *
- * A sink of the outbox (persist.h): one thread with its own libmosquitto
+ * A sink of the outbox (core/outbox.h): one thread with its own libmosquitto
  * client (id mqtt.client_id + "-pub", clean session) reads committed
- * events in seq order from the store, after the cursor it acknowledged
+ * events in seq order through the port, after the cursor it acknowledged
  * last, and publishes for each
  *
  *   - the event line (the same JSON as events.jsonl) to mqtt.event_topic,
  *     QoS 1, not retained;
  *   - the device's state (the event's "state" object) to mqtt.state_topic,
  *     QoS 1, retained, so that a subscriber to lastseen/state/# gets every
- *     device's current state at once.  SOURCE_* events have no state.
+ *     device's current state at once.  SOURCE_* and alarm events have no
+ *     state.
+ *
+ * The device id (for the topics) and the state are fields of the outbox
+ * record: nothing here parses the line.
  *
  * Acknowledgement.  Messages in flight sit in a ring in seq order; the
  * broker's PUBACKs (on_publish) mark them done, and the outbox cursor
@@ -23,7 +27,7 @@
  * sink has not acknowledged, however long the broker is down.
  *
  * Flow.  At most RING messages are in flight.  With nothing in flight the
- * thread sleeps in ls_persist_wait() (woken by the next commit); otherwise
+ * thread sleeps in ls_outbox_wait() (woken by the next commit); otherwise
  * it runs the client's loop to collect acknowledgements.  A message the
  * broker can never take (a topic libmosquitto refuses) is logged, counted
  * and skipped, so one bad id cannot stall the outbox.
@@ -31,7 +35,6 @@
 #include "out/mqtt_pub.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <mosquitto.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -40,7 +43,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "core/persist.h"
+#include "core/outbox.h"
 #include "core/stats.h"
 #include "mqtt/client.h"
 #include "mqtt/topic.h"
@@ -48,7 +51,8 @@
 #define MOD "mqtt-pub"
 #define SINK_NAME "mqtt"
 #define RING 1024    /* messages in flight */
-#define READ_MAX 256 /* events read per store transaction */
+#define READ_MAX 256 /* events read per outbox read */
+#define READ_BUF ((size_t)1 << 20)
 #define IDLE_WAIT_MS 200
 #define SEND_MAXIMUM 100
 #define COUNT(f) atomic_fetch_add_explicit(&(f), 1, memory_order_relaxed)
@@ -74,6 +78,7 @@ struct ls_mqtt_pub {
     ls_stopper stop;
     unsigned seed;
     int sink;
+    int wfd;               /* outbox watch */
     uint64_t sent;         /* last seq handed to the client (or skipped) */
     uint64_t acked;        /* last seq acknowledged to the outbox */
     _Atomic int connected; /* written by the thread, read by stats (relaxed) */
@@ -82,6 +87,8 @@ struct ls_mqtt_pub {
     size_t head, n; /* oldest entry, entries */
     ls_buf topic;
     pub_stats st;
+    ls_outbox_rec rec[READ_MAX];
+    char *buf; /* READ_BUF bytes for the records */
 };
 
 /* ---- the ring ----------------------------------------------------------- */
@@ -118,7 +125,7 @@ static void ring_advance(ls_mqtt_pub *p)
     uint64_t upto = p->n ? p->ring[p->head].seq - 1 : p->sent;
     if (upto > p->acked) {
         p->acked = upto;
-        ls_persist_sink_ack(p->d, p->sink, upto);
+        ls_outbox_ack(p->d, p->sink, upto);
     }
 }
 
@@ -150,48 +157,29 @@ static int publish(ls_mqtt_pub *p, const char *tmpl, const char *dev, size_t dle
     return 1;
 }
 
-static const char *find(const char *s, size_t n, const char *what)
-{
-    size_t wl = strlen(what);
-    for (size_t i = 0; i + wl <= n; i++)
-        if (s[i] == what[0] && memcmp(s + i, what, wl) == 0) return s + i;
-    return NULL;
-}
-
 /*
- * Publishes one event line (read callback).  The device id is decoded with
- * jansson; the state is the text of the "state" member, always the last
- * one of a line written by ls_format_event (an id cannot contain the
- * unescaped quote that the search needs).  Returns 0, or -1 to stop
- * reading (no room, or not connected: the event is read again later).
+ * Publishes one event: its line, and its device's state (a field of the
+ * record) when it has one.  Returns 0, or -1 to stop (no room, or not
+ * connected: the event is read again later).
  */
-static int event_cb(void *ud, uint64_t seq, const char *line, size_t len)
+static int publish_event(ls_mqtt_pub *p, const ls_outbox_rec *r)
 {
-    ls_mqtt_pub *p = ud;
     const char *ev_topic = p->cfg->mqtt_event_topic, *st_topic = p->cfg->mqtt_state_topic;
+    uint64_t seq = r->seq;
     if (p->n + 2 > RING || !p->connected) return -1;
-    json_error_t err;
-    json_t *root = json_loadb(line, len, 0, &err);
-    json_t *dv = root ? json_object_get(root, "device") : NULL;
-    if (!json_is_string(dv)) {
-        ls_error(MOD, "event seq %llu in the outbox is not an event line; skipped",
+    if (!r->device) {
+        ls_error(MOD, "event seq %llu in the outbox names no device; skipped",
                  (unsigned long long)seq);
         COUNT(p->st.skipped);
-        json_decref(root);
         p->sent = seq;
         return 0;
     }
-    const char *dev = json_string_value(dv);
-    size_t dlen = json_string_length(dv);
-    const char *state = find(line, len, ",\"state\":{");
     size_t before = p->n;
     int rc = 0;
-    if (ev_topic[0]) rc = publish(p, ev_topic, dev, dlen, line, len, 0, seq);
-    if (rc >= 0 && st_topic[0] && state) {
-        state += 9; /* the object, without the line's closing brace */
-        rc = publish(p, st_topic, dev, dlen, state, (size_t)(line + len - 1 - state), 1, seq);
-    }
-    json_decref(root);
+    if (ev_topic[0])
+        rc = publish(p, ev_topic, r->device, r->device_len, r->line, r->line_len, 0, seq);
+    if (rc >= 0 && st_topic[0] && r->state)
+        rc = publish(p, st_topic, r->device, r->device_len, r->state, r->state_len, 1, seq);
     if (rc < 0) {
         /* Not connected: forget what this event queued; it is read again. */
         if (p->n > before)
@@ -210,12 +198,15 @@ static void fill(ls_mqtt_pub *p, uint64_t committed)
     while (p->connected && committed > p->sent && p->n + 2 <= RING) {
         uint64_t before = p->sent;
         size_t room = (RING - p->n) / 2;
-        int64_t r = ls_store_read_events(p->d->store, p->sent, room < READ_MAX ? room : READ_MAX,
-                                         event_cb, p);
-        if (r < 0 && p->sent == before && p->connected && p->n + 2 <= RING) {
+        int64_t n = ls_outbox_read(p->d, p->sent, committed, p->rec,
+                                   room < READ_MAX ? room : READ_MAX, p->buf, READ_BUF);
+        if (n < 0) {
             ls_error(MOD, "cannot read the outbox after seq %llu", (unsigned long long)p->sent);
             return;
         }
+        if (n == 0) p->sent = committed; /* a gap up to the end (pruned) */
+        for (int64_t i = 0; i < n; i++)
+            if (publish_event(p, &p->rec[i]) < 0) break;
         if (p->sent == before) return;
     }
 }
@@ -256,11 +247,11 @@ static void run_connection(ls_mqtt_pub *p, unsigned *attempt)
     while (!ls_stopper_requested(&p->stop)) {
         int timeout = 10;
         if (p->connected && p->n == 0) {
-            uint64_t c = ls_persist_wait(p->d, p->sent, IDLE_WAIT_MS);
+            uint64_t c = ls_outbox_wait(p->d, p->wfd, p->sent, IDLE_WAIT_MS);
             fill(p, c);
             timeout = 0;
         } else if (p->connected) {
-            fill(p, ls_persist_committed(p->d));
+            fill(p, ls_outbox_committed(p->d));
         } else {
             timeout = 100; /* CONNACK pending */
         }
@@ -299,6 +290,8 @@ static void *pub_main(void *arg)
 static void destroy(ls_mqtt_pub *p)
 {
     if (p->m) mosquitto_destroy(p->m);
+    ls_outbox_unwatch(p->d, p->wfd);
+    free(p->buf);
     ls_buf_free(&p->topic);
     ls_stopper_close(&p->stop);
     free(p);
@@ -320,6 +313,7 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
     if (!p) return -ENOMEM;
     p->d = d;
     p->cfg = &d->cfg;
+    p->wfd = -1;
     ls_config_mqtt_opts(&d->cfg, &p->conn);
     ls_stopper_init(&p->stop);
     ls_buf_init(&p->topic, 8192);
@@ -340,8 +334,13 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
     mosquitto_publish_callback_set(p->m, on_publish_cb);
     if (getrandom(&p->seed, sizeof(p->seed), GRND_NONBLOCK) != sizeof(p->seed))
         p->seed = (unsigned)ls_clock_mono_ns();
-    if ((p->sink = ls_persist_sink_open(d, SINK_NAME, &p->acked)) < 0) {
-        rc = p->sink;
+    if (!(p->buf = malloc(READ_BUF))) {
+        destroy(p);
+        return -ENOMEM;
+    }
+    if ((p->sink = ls_outbox_sink_open(d, SINK_NAME, 0, 0, &p->acked)) < 0 ||
+        (p->wfd = ls_outbox_watch(d)) < 0) {
+        rc = p->sink < 0 ? p->sink : p->wfd;
         destroy(p);
         return rc;
     }

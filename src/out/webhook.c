@@ -1,7 +1,7 @@
 /*
  * webhook.c - delivering committed events to HTTP endpoints.
  *
- * Each [webhook.NAME] is a durable sink ("webhook.NAME", persist.h): it
+ * Each [webhook.NAME] is a durable sink ("webhook.NAME", core/outbox.h): it
  * reads committed events from the outbox after its cursor, POSTs them, and
  * acknowledges them once the endpoint answered 2xx; the next commit makes
  * that its durable cursor.  So delivery is at least once and in seq order,
@@ -12,22 +12,22 @@
  * One thread serves every webhook with libcurl's multi interface: each
  * webhook has at most one POST in flight (that is what keeps its order
  * under retries), and curl_multi_poll() waits on all their sockets, on an
- * eventfd the committer writes when new events are committed
- * (ls_persist_watch) and on the earliest retry.  A POST that fails (no
+ * outbox watch (an eventfd the committer writes when new events are
+ * committed) and on the earliest retry.  A POST that fails (no
  * connection, a timeout, any status but 2xx) is retried with the same
  * body after a back-off of 100 ms doubling to 30 s, with jitter so that
  * many lastseen instances do not hammer a recovering endpoint in step.
  *
  * A batch is built from the outbox by reading at most SCAN_MAX events: the
- * ones the webhook's `events` filter leaves out are skipped, the others
- * appended until `batch` are in.  A scan that finds nothing to send simply
- * acknowledges what it skipped.  The body is the event line itself
- * (batch = 1) or a JSON array of lines; with a secret, it is signed with
- * HMAC-SHA256 (OpenSSL) in X-Lastseen-Signature.
+ * ones the webhook's `events` filter leaves out (by the type each record
+ * carries) are skipped, the others appended until `batch` are in.  A scan that finds nothing to
+ * send simply acknowledges what it skipped.  The body is the event line itself (batch = 1) or a
+ * JSON array of lines; with a secret, it is signed with HMAC-SHA256 (OpenSSL) in
+ * X-Lastseen-Signature.
  *
- * Cost: one outbox read transaction per batch, one POST per batch, one
- * acknowledgement (a short critical section) per 2xx.  Memory: one body
- * of at most `batch` events per webhook.
+ * Cost: an outbox read per READ_CHUNK events looked at, one POST per batch,
+ * one acknowledgement (a short critical section) per 2xx.  Memory: one
+ * body of at most `batch` events per webhook, and one read buffer.
  */
 #include "out/webhook.h"
 
@@ -46,14 +46,14 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
-#include "core/persist.h"
-#include "core/format.h"
+#include "core/outbox.h"
 #include "core/prom.h"
 #include "core/stats.h"
 
 #define MOD "webhook"
 #define SCAN_MAX 4096   /* events looked at to build one batch */
 #define READ_CHUNK 1024 /* events per outbox read */
+#define READ_BUF ((size_t)1 << 20)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 #define IDLE_POLL_MS 1000
@@ -84,7 +84,9 @@ typedef struct hook {
 struct ls_webhooks {
     ls_daemon *d;
     CURLM *multi;
-    int efd;              /* readable when events are committed (ls_persist_watch) */
+    int efd; /* readable when events are committed (an outbox watch) */
+    ls_outbox_rec rec[READ_CHUNK];
+    char *buf;            /* READ_BUF bytes for the records */
     _Atomic int stopping; /* set by ls_webhooks_stop() (release / acquire) */
     int running;
     pthread_t thread;
@@ -169,51 +171,37 @@ static void advance(ls_webhooks *w, hook *h, uint64_t seq)
     if (seq <= h->cursor) return;
     h->cursor = seq;
     atomic_store_explicit(&h->cursor_pub, seq, memory_order_relaxed);
-    ls_persist_sink_ack(w->d, h->sink, seq);
+    ls_outbox_ack(w->d, h->sink, seq);
 }
 
 /* ---- building a batch ------------------------------------------------- */
 
 typedef struct scan_state {
     hook *h;
-    uint64_t committed;
     uint64_t scanned; /* last seq looked at */
     uint64_t skipped; /* left out by the filter so far */
-    int stop;         /* the batch is full or committed reached */
+    int stop;         /* the batch is full */
 } scan_state;
 
-static int scan_cb(void *ud, uint64_t seq, const char *line, size_t len)
+/* Takes one event into the batch or skips it; 1 once the batch is full. */
+static int scan_one(scan_state *st, const ls_outbox_rec *r)
 {
-    scan_state *st = ud;
     hook *h = st->h;
-    const char *dev;
-    size_t dev_len;
-
-    if (seq > st->committed) {
-        st->stop = 1;
-        return -1;
-    }
-    st->scanned = seq;
-    int type = ls_format_event_peek(line, len, &dev, &dev_len);
-    /* A line of unknown shape is sent rather than lost. */
-    if (type >= 0 && !(h->cfg.events & (INT64_C(1) << type))) {
+    /* An event of unknown type is sent rather than lost. */
+    if (r->type < LS_EV__COUNT && !(h->cfg.events & (INT64_C(1) << r->type))) {
+        st->scanned = r->seq;
         st->skipped++;
         return 0;
     }
     if (h->cfg.batch > 1) ls_buf_putc(&h->body, h->nevents ? ',' : '[');
-    if (ls_buf_append(&h->body, line, len) < 0) {
-        st->stop = 1; /* cannot happen below BODY_MAX; send what fits */
-        return -1;
-    }
-    if (!h->nevents) h->first = seq;
+    if (ls_buf_append(&h->body, r->line, r->line_len) < 0)
+        return 1; /* cannot happen below BODY_MAX; send what fits */
+    st->scanned = r->seq;
+    if (!h->nevents) h->first = r->seq;
     h->nevents++;
-    h->upto = seq;
+    h->upto = r->seq;
     h->nskipped = st->skipped;
-    if ((int64_t)h->nevents >= h->cfg.batch) {
-        st->stop = 1;
-        return -1;
-    }
-    return 0;
+    return (int64_t)h->nevents >= h->cfg.batch;
 }
 
 /*
@@ -223,18 +211,23 @@ static int scan_cb(void *ud, uint64_t seq, const char *line, size_t len)
  */
 static int build(ls_webhooks *w, hook *h, uint64_t committed)
 {
-    scan_state st = {.h = h, .committed = committed, .scanned = h->cursor};
+    scan_state st = {.h = h, .scanned = h->cursor};
     ls_buf_reset(&h->body);
     h->nevents = h->nskipped = 0;
+    /* Read what the batch has room for; more each time the filter skipped some. */
+    size_t want = (size_t)h->cfg.batch;
     while (!st.stop && st.scanned < committed && st.scanned - h->cursor < SCAN_MAX) {
-        uint64_t before = st.scanned;
-        int64_t n = ls_store_read_events(w->d->store, st.scanned, READ_CHUNK, scan_cb, &st);
-        if (n < 0 && !st.stop) {
+        if (want > READ_CHUNK) want = READ_CHUNK;
+        int64_t n = ls_outbox_read(w->d, st.scanned, committed, w->rec, want, w->buf, READ_BUF);
+        want *= 2;
+        if (n < 0) {
             ls_error(MOD, "%s: cannot read events after seq %llu from the outbox", h->sink_name,
                      (unsigned long long)st.scanned);
             return -1;
         }
-        if (n == 0 && st.scanned == before) st.scanned = committed; /* a gap up to the end */
+        if (n == 0) st.scanned = committed; /* a gap up to the end */
+        for (int64_t i = 0; i < n && !st.stop; i++)
+            st.stop = scan_one(&st, &w->rec[i]);
     }
     if (h->nevents == 0) {
         if (st.skipped) atomic_fetch_add_explicit(&h->skipped, st.skipped, memory_order_relaxed);
@@ -350,7 +343,7 @@ static void *webhooks_main(void *arg)
 
     while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
         int64_t now = ls_clock_now().mono;
-        uint64_t committed = ls_persist_committed(w->d);
+        uint64_t committed = ls_outbox_committed(w->d);
         int again = 0, running = 0;
 
         for (int i = 0; i < w->n; i++) {
@@ -402,7 +395,7 @@ static int hook_init(ls_webhooks *w, hook *h, const ls_webhook_config *cfg)
     h->cfg = *cfg;
     snprintf(h->sink_name, sizeof(h->sink_name), "webhook.%s", cfg->name);
     ls_buf_init(&h->body, BODY_MAX);
-    if ((h->sink = ls_persist_sink_open(w->d, h->sink_name, &h->cursor)) < 0) return h->sink;
+    if ((h->sink = ls_outbox_sink_open(w->d, h->sink_name, 0, 0, &h->cursor)) < 0) return h->sink;
     atomic_init(&h->cursor_pub, h->cursor);
     if (!(h->easy = curl_easy_init())) return -ENOMEM;
     curl_easy_setopt(h->easy, CURLOPT_URL, cfg->url);
@@ -432,8 +425,10 @@ static void free_all(ls_webhooks *w)
         curl_slist_free_all(h->headers);
         ls_buf_free(&h->body);
     }
-    if (w->multi) curl_multi_cleanup(w->multi); /* w->efd belongs to persist */
+    if (w->multi) curl_multi_cleanup(w->multi);
+    ls_outbox_unwatch(w->d, w->efd);
     pthread_mutex_destroy(&w->stats_mu);
+    free(w->buf);
     free(w);
 }
 
@@ -513,13 +508,16 @@ int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
     ls_webhooks *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
     w->d = d;
-    w->efd = ls_persist_watch(d);
+    w->efd = ls_outbox_watch(d);
+    w->buf = malloc(READ_BUF);
     pthread_mutex_init(&w->stats_mu, NULL);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
         w->rng = (uint64_t)ls_clock_mono_ns() | 1;
-    if (w->efd < 0 || !(w->multi = curl_multi_init())) {
+    if (w->efd < 0 || !w->buf || !(w->multi = curl_multi_init())) {
         ls_error(MOD, "cannot set up: %s",
-                 w->efd < 0 ? ls_strerror(w->efd) : "curl_multi_init failed");
+                 w->efd < 0 ? ls_strerror(w->efd)
+                 : !w->buf  ? "out of memory"
+                            : "curl_multi_init failed");
         free_all(w);
         return -ENOMEM;
     }

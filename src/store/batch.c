@@ -239,13 +239,64 @@ int ls_store_batch_del_device_tagged(ls_store_batch *b, const char *id, size_t l
     return 0;
 }
 
+int ls_store_batch_put_event(ls_store_batch *b, const ls_store_event *ev)
+{
+    size_t dlen = ev->device ? ev->device_len : 0;
+    if (ev->seq == 0 || (!ev->line && ev->line_len) || ev->line_len > UINT32_MAX ||
+        dlen > UINT16_MAX || ev->type < -1 || ev->type >= STORE__EVENT_UNTYPED ||
+        ev->state_off > ev->line_len || ev->state_len > ev->line_len - ev->state_off)
+        return -EINVAL;
+    /* An id the JSON did not have to escape is in the line already. */
+    uintptr_t dp = (uintptr_t)ev->device, lp = (uintptr_t)ev->line;
+    int inside = dlen && dp >= lp && dp - lp <= ev->line_len && dlen <= ev->line_len - (dp - lp);
+    size_t dev_off = inside ? (size_t)(dp - lp) : ev->line_len;
+    unsigned char *v = op_reserve(b, STORE__OP_EVENT, 0,
+                                  STORE__EVENT_HDR + ev->line_len + (inside ? 0 : dlen), ev->seq);
+    if (!v) return -ENOMEM;
+    v[0] = STORE__EVENT_VERSION;
+    v[1] = (unsigned char)(ev->type < 0 ? STORE__EVENT_UNTYPED : ev->type);
+    store__put_le16(v + 2, (uint16_t)dlen);
+    store__put_le32(v + 4, (uint32_t)ev->line_len);
+    store__put_le32(v + 8, (uint32_t)dev_off);
+    store__put_le32(v + 12, (uint32_t)ev->state_off);
+    store__put_le32(v + 16, (uint32_t)ev->state_len);
+    if (ev->line_len) memcpy(v + STORE__EVENT_HDR, ev->line, ev->line_len);
+    if (dlen && !inside) memcpy(v + STORE__EVENT_HDR + ev->line_len, ev->device, dlen);
+    return 0;
+}
+
 int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len)
 {
-    if (seq == 0 || (!line && len)) return -EINVAL;
-    unsigned char *k = op_reserve(b, STORE__OP_EVENT, 0, len, seq);
-    if (!k) return -ENOMEM;
-    if (len) memcpy(k, line, len);
-    return 0;
+    ls_store_event ev = {.seq = seq, .type = -1, .line = line, .line_len = len};
+    return ls_store_batch_put_event(b, &ev);
+}
+
+const char *store__event_decode(uint64_t seq, const unsigned char *v, size_t n, ls_store_event *ev)
+{
+    *ev = (ls_store_event){.seq = seq, .type = -1};
+    if (n == 0 || v[0] != STORE__EVENT_VERSION) { /* version 1: the line alone */
+        ev->line = (const char *)v;
+        ev->line_len = n;
+        return n && v[0] != '{' ? "unknown record version" : NULL;
+    }
+    if (n < STORE__EVENT_HDR) return "record shorter than its header";
+    size_t dlen = store__get_le16(v + 2), llen = store__get_le32(v + 4);
+    size_t doff = store__get_le32(v + 8), soff = store__get_le32(v + 12);
+    size_t slen = store__get_le32(v + 16);
+    size_t rest = n - STORE__EVENT_HDR;
+    /* The device is right after the line, or inside it (doff < llen). */
+    size_t after_line = dlen && doff == llen ? dlen : 0;
+    if (llen > rest || rest - llen != after_line || soff > llen || slen > llen - soff ||
+        (dlen && !after_line && (doff > llen || dlen > llen - doff)))
+        return "lengths do not add up";
+    ev->type = v[1] == STORE__EVENT_UNTYPED ? -1 : v[1];
+    ev->line = (const char *)v + STORE__EVENT_HDR;
+    ev->line_len = llen;
+    ev->device = dlen ? ev->line + doff : NULL;
+    ev->device_len = dlen;
+    ev->state_off = soff;
+    ev->state_len = slen;
+    return NULL;
 }
 
 int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq)
@@ -363,9 +414,11 @@ int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_st
     size_t pos = 0;
     int64_t n = 0;
     store__op op;
+    ls_store_event ev;
     while (store__batch_next(b, &pos, &op)) {
         if (op.type != STORE__OP_EVENT || op.num <= after) continue;
-        if (cb(ud, op.num, (const char *)op.val, op.vlen)) break;
+        store__event_decode(op.num, op.val, op.vlen, &ev); /* encoded here: adds up */
+        if (cb(ud, op.num, ev.line, ev.line_len)) break;
         n++;
     }
     return n;

@@ -1,11 +1,11 @@
 /*
  * store.c - lastseen's durable state in one LMDB environment.
  *
- * FORMAT (LS_STORE_FORMAT 1).  The directory `dir` is the LMDB environment:
+ * FORMAT (LS_STORE_FORMAT 2).  The directory `dir` is the LMDB environment:
  * dir/data.mdb holds the data, dir/lock.mdb the reader table.  Named
  * databases, all with LMDB's default byte-wise key order:
  *
- *   "meta"     "format"      -> u32 LE, the format version (1)
+ *   "meta"     "format"      -> u32 LE, the format version (1 or 2)
  *              "pruned_upto" -> u64 LE, the highest outbox seq ever pruned
  *              "alarm_last_id" -> u64 LE, the highest alarm id ever given
  *              "mark" + u64 BE seq -> i64 LE wall ms: events with this seq
@@ -35,8 +35,21 @@
  *                i64 time, firstOccurrenceTime, since (the lastActivityTime
  *                its text quotes), lastUpdated; then the device id
  *              (40 bytes plus the id).
- *   "outbox"   seq as u64 BIG-endian (so key order is seq order) -> the
- *              event's JSON line, without the newline.
+ *   "outbox"   seq as u64 BIG-endian (so key order is seq order) -> event
+ *              record, version 2 (format 2):
+ *                u8  record version (2)
+ *                u8  event type (an ls_event_type; 255: not recorded)
+ *                u16 device id length (0: not recorded)
+ *                u32 line length
+ *                u32 device offset from the start of the line: the id is
+ *                    a slice of the line (an id the JSON did not escape)
+ *                    or, at offset = line length, stored after it
+ *                u32 state offset, u32 state length (0: none): the
+ *                    device's state object inside the line
+ *              then the event's JSON line, without the newline, then the
+ *              id if it is not in the line; integers little-endian, 20
+ *              bytes plus the line (plus the id).  Version 1 (format 1):
+ *              the JSON line alone; it starts with '{', never with 2.
  *   "cursors"  sink name -> u64 LE, the last seq the sink delivered.
  *
  * A new store is created with every database and "format" in one
@@ -44,7 +57,12 @@
  * (LS_STORE_ECORRUPT); one with a higher format is refused untouched
  * (LS_STORE_EVERSION).  Databases added after format 1 ("types",
  * "alarms") are created when a store lacks them, so older stores open
- * unchanged otherwise.  Each device record carries its own version: this
+ * unchanged otherwise.  Format 2 changed the outbox record: a format-1
+ * store opened for writing is marked format 2 at once (its outbox may
+ * still hold version-1 lines, which are read as such, with no type or
+ * device: the core reads those from the line), so that an older
+ * lastseen, which would hand the new records' header to its sinks as
+ * part of the line, refuses it instead.  Each device record carries its own version: this
  * build writes version 2 and reads 1 and 2 (a version-1 device has no
  * c8y_RequiredAvailability); anything else, or a length that does not add
  * up, is reported as damage naming the record.  An older lastseen refuses
@@ -115,7 +133,11 @@
  * resize from remapping meanwhile.  The daemon calls it after its
  * start-up load, which reads the whole file.  Pages that commits read
  * later (the B-tree paths to dirty records) come back into the RSS
- * gradually; they are not dropped again.
+ * gradually; they are not dropped again.  ls_store_read_outbox() drops the
+ * pages of the events it read once they are copied out (one madvise per
+ * run of adjacent pages, after the cursor is done): every event is read
+ * by the sinks, so without that the process would map the whole outbox
+ * (days of events, with events.retention) into its RSS.
  *
  * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
  * `lastseen export` next to a running daemon.  Nothing is created: a
@@ -270,8 +292,8 @@ static int open_db(ls_store *s, MDB_txn *txn, const char *name, unsigned flags, 
     return 0;
 }
 
-/* Checks meta "format" of an existing store (the txn has "meta" open). */
-static int check_format(ls_store *s, MDB_txn *txn)
+/* Checks meta "format" of an existing store (the txn has "meta" open) into *fmt. */
+static int check_format(ls_store *s, MDB_txn *txn, uint32_t *fmt)
 {
     MDB_val k = {6, "format"}, v;
     int rc = mdb_get(txn, s->meta, &k, &v);
@@ -295,6 +317,7 @@ static int check_format(ls_store *s, MDB_txn *txn)
         ls_error(MOD, "%s: store format 0 is not valid: damaged", s->dir);
         return LS_STORE_ECORRUPT;
     }
+    *fmt = f;
     return 0;
 }
 
@@ -341,8 +364,9 @@ static int open_dbs(ls_store *s)
         return 0;
     }
     /* Existing: "meta" and the format first, so a newer store is refused as such. */
+    uint32_t fmt = LS_STORE_FORMAT;
     if ((rc = open_db(s, txn, "meta", 0, &s->meta)) < 0) goto abort;
-    if ((rc = check_format(s, txn)) < 0) goto abort;
+    if ((rc = check_format(s, txn, &fmt)) < 0) goto abort;
     for (int i = 1; i < NDBS_V1; i++)
         if ((rc = open_db(s, txn, names[i], 0, dbis[i])) < 0) goto abort;
     for (int i = NDBS_V1; i < NDBS; i++) {
@@ -357,9 +381,20 @@ static int open_dbs(ls_store *s)
             goto abort;
         }
     }
-    /* Unless a database was added, nothing was written: this commit keeps
-     * the handles and touches no page (a read-only transaction's commit
-     * also keeps them). */
+    if (fmt < LS_STORE_FORMAT && !s->read_only) {
+        unsigned char f[4];
+        store__put_le32(f, LS_STORE_FORMAT);
+        MDB_val k = {6, "format"}, v = {4, f};
+        if ((rc = mdb_put(txn, s->meta, &k, &v, 0))) {
+            rc = fail(s, "upgrading the format version", rc);
+            goto abort;
+        }
+        ls_info(MOD, "%s: store format %u upgraded to %d (new outbox records)", s->dir, fmt,
+                LS_STORE_FORMAT);
+    }
+    /* Unless a database was added or the format upgraded, nothing was
+     * written: this commit keeps the handles and touches no page (a
+     * read-only transaction's commit also keeps them). */
     if ((rc = mdb_txn_commit(txn))) return fail(s, "opening the databases", rc);
     return 0;
 abort:
@@ -1009,17 +1044,46 @@ uint64_t ls_store_device_count(ls_store *s)
     return st.ms_entries;
 }
 
-int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb,
-                             void *ud)
+/* Pages of the map a read touched, as runs of adjacent pages, dropped
+ * from the resident set once the read is over (see RESIDENT PAGES). */
+typedef struct page_runs {
+    uintptr_t page;   /* page size */
+    uintptr_t lo, hi; /* the current run [lo, hi), empty when lo == hi */
+} page_runs;
+
+static void runs_drop(page_runs *r)
+{
+    if (r->hi > r->lo) madvise((void *)r->lo, r->hi - r->lo, MADV_DONTNEED);
+    r->lo = r->hi = 0;
+}
+
+static void runs_add(page_runs *r, const void *p, size_t n)
+{
+    uintptr_t lo = (uintptr_t)p & ~(r->page - 1);
+    uintptr_t hi = ((uintptr_t)p + n + r->page - 1) & ~(r->page - 1);
+    if (r->hi > r->lo && lo <= r->hi && hi >= r->lo) { /* overlaps or touches the run */
+        if (lo < r->lo) r->lo = lo;
+        if (hi > r->hi) r->hi = hi;
+        return;
+    }
+    runs_drop(r);
+    r->lo = lo;
+    r->hi = hi;
+}
+
+int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t max,
+                             ls_store_outbox_cb cb, void *ud)
 {
     unsigned char kb[8];
     MDB_txn *txn;
     MDB_cursor *c;
     MDB_val k, v;
+    ls_store_event ev;
     int64_t n = 0;
     int rc;
+    page_runs runs = {.page = (uintptr_t)sysconf(_SC_PAGESIZE)};
 
-    if (max == 0 || after == UINT64_MAX) return 0;
+    if (max == 0 || after >= upto) return 0;
     if ((rc = rd_begin(s, &txn)) < 0) return rc;
     if ((rc = mdb_cursor_open(txn, s->outbox, &c))) {
         n = fail(s, "opening a cursor", rc);
@@ -1034,7 +1098,18 @@ int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_e
             n = LS_STORE_ECORRUPT;
             break;
         }
-        int r = cb(ud, store__get_be64(k.mv_data), v.mv_data, v.mv_size);
+        uint64_t seq = store__get_be64(k.mv_data);
+        if (seq > upto) break;
+        runs_add(&runs, k.mv_data, k.mv_size);
+        runs_add(&runs, v.mv_data, v.mv_size);
+        const char *why = store__event_decode(seq, v.mv_data, v.mv_size, &ev);
+        if (why) {
+            ls_error(MOD, "%s: outbox event seq %llu (%zu bytes): %s: damaged", s->dir,
+                     (unsigned long long)seq, v.mv_size, why);
+            n = LS_STORE_ECORRUPT;
+            break;
+        }
+        int r = cb(ud, &ev);
         if (r < 0) {
             n = r;
             break;
@@ -1043,9 +1118,28 @@ int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_e
     }
     if (n >= 0 && rc && rc != MDB_NOTFOUND) n = fail(s, "reading events", rc);
     mdb_cursor_close(c);
+    runs_drop(&runs); /* before rd_end(): no resize can remap meanwhile */
 end:
     rd_end(s, txn);
     return n;
+}
+
+typedef struct line_read {
+    ls_store_event_cb cb;
+    void *ud;
+} line_read;
+
+static int line_cb(void *ud, const ls_store_event *ev)
+{
+    line_read *lr = ud;
+    return lr->cb(lr->ud, ev->seq, ev->line, ev->line_len);
+}
+
+int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb,
+                             void *ud)
+{
+    line_read lr = {.cb = cb, .ud = ud};
+    return ls_store_read_outbox(s, after, UINT64_MAX, max, line_cb, &lr);
 }
 
 uint64_t ls_store_last_seq(ls_store *s)

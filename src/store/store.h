@@ -26,7 +26,7 @@
 #include "engine/alarms.h"
 #include "engine/engine.h"
 
-#define LS_STORE_FORMAT 1 /* on-disk format version written by this build */
+#define LS_STORE_FORMAT 2 /* on-disk format version written by this build (1 is still read) */
 
 /*
  * Limits of the records the store takes: a device id, a type name and an
@@ -84,7 +84,26 @@ int ls_store_batch_put_device_encoded(ls_store_batch *b, const char *id, size_t 
                                       const unsigned char *rec, size_t len, uint64_t tag);
 int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
 int ls_store_batch_del_device_tagged(ls_store_batch *b, const char *id, size_t len, uint64_t tag);
-/* An outbox event: seq must increase across the batches of a store. */
+/*
+ * An outbox event: its JSON line and, beside it, what readers select and
+ * route by, so that none of them parses the line back.  The store does not
+ * interpret any of it; `type` is an ls_event_type for the core.
+ */
+typedef struct ls_store_event {
+    uint64_t seq;
+    int type; /* 0..254; -1 = not recorded (a format-1 record, or written without) */
+    const char *line;
+    size_t line_len;
+    const char *device; /* NULL = not recorded; may point into line */
+    size_t device_len;  /* 0..65535 */
+    size_t state_off;   /* the device's state object: line[state_off..+state_len] */
+    size_t state_len;   /* 0 = none (or not recorded) */
+} ls_store_event;
+
+/* Queues an outbox event: seq must increase across the batches of a store.
+ * A device that points into the line is stored as a reference to it. */
+int ls_store_batch_put_event(ls_store_batch *b, const ls_store_event *ev);
+/* The same with the line only (type -1, no device, no state): tools, tests. */
 int ls_store_batch_event(ls_store_batch *b, uint64_t seq, const char *line, size_t len);
 int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
 /* Deletes outbox events with seq <= upto (and their retention marks). */
@@ -134,8 +153,19 @@ int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud);
 /* The highest alarm id ever stored (pruned alarms included), 0 if none. */
 uint64_t ls_store_alarm_last_id(ls_store *s);
 
+/*
+ * Calls cb for up to `max` outbox events with after < seq <= upto, in seq
+ * order, in one read transaction: the event's pointers are into the map,
+ * valid only during the call.  A negative cb result stops the read and is
+ * returned.  Returns the count, or < 0 (LS_STORE_ECORRUPT, logged with the
+ * seq, for a record that does not add up).
+ */
+typedef int (*ls_store_outbox_cb)(void *ud, const ls_store_event *ev);
+int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t max,
+                             ls_store_outbox_cb cb, void *ud);
+
+/* The same with the line only, for tools and tests.  Returns the count or < 0. */
 typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
-/* Calls cb for up to `max` events with seq > after, in seq order.  Returns the count or < 0. */
 int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb,
                              void *ud);
 /* Calls cb for every event of batch b with seq > after, in the batch's

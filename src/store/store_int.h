@@ -23,13 +23,18 @@
 #define STORE__TYPE_VERSION 1
 #define STORE__ALARM_FIXED 40
 #define STORE__ALARM_VERSION 1
+/* Outbox event record (see the format in store.c): version 2 has a header;
+ * version 1 is the bare JSON line. */
+#define STORE__EVENT_VERSION 2
+#define STORE__EVENT_HDR 20
+#define STORE__EVENT_UNTYPED 255
 /* A batch never holds more than this many bytes of op records. */
 #define STORE__BATCH_CAP ((size_t)1 << 30)
 
 enum {
     STORE__OP_PUT_DEVICE = 1, /* key = id, val = encoded record */
     STORE__OP_DEL_DEVICE,     /* key = id */
-    STORE__OP_EVENT,          /* num = seq, val = line */
+    STORE__OP_EVENT,          /* num = seq, val = encoded event record */
     STORE__OP_CURSOR,         /* key = sink, num = seq */
     STORE__OP_PRUNE,          /* num = upto */
     STORE__OP_MARK,           /* num = seq, val = i64 LE wall ms */
@@ -48,6 +53,11 @@ typedef struct store__op {
     size_t vlen;
     uint64_t num;
 } store__op;
+
+/* Decodes the outbox record of event `seq` (a version-2 record, or a
+ * version-1 bare line) into *ev, pointing into v.  NULL, or why it does not
+ * add up. */
+const char *store__event_decode(uint64_t seq, const unsigned char *v, size_t n, ls_store_event *ev);
 
 /* Iterates the ops of `b` in order: start with *pos = 0; returns 1 with *op filled, 0 at the end.
  */

@@ -1,5 +1,5 @@
 /*
- * test_eventlog.c - unit tests for src/core/eventlog.c.
+ * test_eventlog.c - unit tests for src/out/eventlog.c (the file).
  *
  * Each test works in its own mkdtemp directory under /tmp (removed after).
  * Covers seq recovery from the file's tail across reopen (and skipping
@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/eventlog.h"
+#include "out/eventlog.h"
 
 typedef struct fixture {
     char tmp[64];

@@ -235,7 +235,7 @@ static void capture_cb(void *ud, const ls_event *ev)
     lines *l = ud;
     if (l->n < 8) {
         ls_buf_init(&l->b[l->n], 1 << 16);
-        ls_format_event(&l->b[l->n], l->e, NULL, (uint64_t)(l->n + 1), ev);
+        ls_format_event(&l->b[l->n], l->e, NULL, (uint64_t)(l->n + 1), ev, NULL);
         l->n++;
     }
 }

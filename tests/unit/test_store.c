@@ -11,7 +11,11 @@
  * format, a foreign LMDB file, garbage and truncated data.mdb, a short
  * device record.  Version-2 device records (c8y_RequiredAvailability),
  * device types and alarms round trip, and a store written before those
- * databases existed opens and gains them.  Damage is made with raw LMDB calls or file writes while
+ * databases existed opens and gains them.  Outbox event records keep the
+ * type, device (inside the line or beside it) and state span; version-1
+ * lines of a format-1 store read as bare lines, the store is marked
+ * format 2 when opened for writing, and a record that does not add up is
+ * damage.  Damage is made with raw LMDB calls or file writes while
  * the store is closed (LMDB forbids opening one env twice in a process).
  * Read-only opens: nothing created for a missing store, every read works,
  * writes refused and data.mdb unchanged, and a read-only reader keeps up
@@ -120,6 +124,28 @@ static void raw_put(const fixture *f, const char *db, const void *k, size_t klen
     assert_int_equal(mdb_put(txn, dbi, &kv, &vv, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
+
+/* Reads one raw value of database `db` of the closed store into out (up to
+ * max bytes); returns its length. */
+static size_t raw_get(const fixture *f, const char *db, const void *k, size_t klen, void *out,
+                      size_t max)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS | MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val kv = {klen, (void *)k}, vv;
+    assert_int_equal(mdb_get(txn, dbi, &kv, &vv), 0);
+    size_t n = vv.mv_size < max ? vv.mv_size : max;
+    memcpy(out, vv.mv_data, n);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return vv.mv_size;
 }
 
 static off_t file_size(const char *path)
@@ -545,6 +571,157 @@ static void test_outbox(void **state)
     assert_int_equal(e.seq[0], 113);
     assert_string_equal(e.line[0], "");
     ls_store_batch_free(b);
+    ls_store_close(s);
+}
+
+/* Outbox records as ls_store_read_outbox() hands them over, copied. */
+typedef struct recs {
+    int n;
+    struct {
+        uint64_t seq;
+        int type;
+        char line[256], device[64], state[128];
+        int has_device;
+    } r[16];
+} recs;
+
+static int rec_cb(void *ud, const ls_store_event *ev)
+{
+    recs *g = ud;
+    assert_true(g->n < 16);
+    g->r[g->n].seq = ev->seq;
+    g->r[g->n].type = ev->type;
+    snprintf(g->r[g->n].line, sizeof(g->r[0].line), "%.*s", (int)ev->line_len, ev->line);
+    g->r[g->n].has_device = ev->device != NULL;
+    if (ev->device)
+        snprintf(g->r[g->n].device, sizeof(g->r[0].device), "%.*s", (int)ev->device_len,
+                 ev->device);
+    assert_true(ev->state_off + ev->state_len <= ev->line_len);
+    snprintf(g->r[g->n].state, sizeof(g->r[0].state), "%.*s", (int)ev->state_len,
+             ev->line + ev->state_off);
+    g->n++;
+    return 0;
+}
+
+/* Type, device and state span round trip, the device stored inside the
+ * line or after it; reads stop at `upto`; bad records are refused. */
+static void test_event_records(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    const char *l1 =
+        "{\"seq\":1,\"type\":\"ACTIVITY_EVENT\",\"device\":\"d1\",\"state\":{\"id\":\"d1\"}}";
+    const char *l2 = "{\"seq\":2,\"type\":\"ALARM_RAISED\",\"device\":\"a\\\"b\",\"alarm\":{}}";
+    const char *st1 = strstr(l1, "{\"id\"");
+    ls_store_event e1 = {.seq = 1,
+                         .type = 0,
+                         .line = l1,
+                         .line_len = strlen(l1),
+                         .device = strstr(l1, "d1"), /* a slice of the line */
+                         .device_len = 2,
+                         .state_off = (size_t)(st1 - l1),
+                         .state_len = strlen(st1) - 1};
+    ls_store_event e2 = {.seq = 2,
+                         .type = 4,
+                         .line = l2,
+                         .line_len = strlen(l2),
+                         .device = "a\"b", /* escaped in the line: stored beside it */
+                         .device_len = 3};
+    assert_int_equal(ls_store_batch_put_event(b, &e1), 0);
+    assert_int_equal(ls_store_batch_put_event(b, &e2), 0);
+    assert_int_equal(ls_store_batch_event(b, 3, "{}", 2), 0);
+    /* Bad arguments: seq 0, a type the record cannot hold, a state past the line. */
+    ls_store_event bad = e1;
+    bad.seq = 0;
+    assert_int_equal(ls_store_batch_put_event(b, &bad), -EINVAL);
+    bad = e1;
+    bad.type = 255;
+    assert_int_equal(ls_store_batch_put_event(b, &bad), -EINVAL);
+    bad = e1;
+    bad.state_len = bad.line_len;
+    assert_int_equal(ls_store_batch_put_event(b, &bad), -EINVAL);
+    assert_int_equal(ls_store_batch_ops(b), 3);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_close(s);
+    s = open_ok(f, MIB, 0);
+
+    recs g = {0};
+    assert_int_equal(ls_store_read_outbox(s, 0, UINT64_MAX, 10, rec_cb, &g), 3);
+    assert_int_equal(g.r[0].seq, 1);
+    assert_int_equal(g.r[0].type, 0);
+    assert_string_equal(g.r[0].line, l1);
+    assert_string_equal(g.r[0].device, "d1");
+    assert_string_equal(g.r[0].state, "{\"id\":\"d1\"}");
+    assert_int_equal(g.r[1].type, 4);
+    assert_string_equal(g.r[1].line, l2);
+    assert_string_equal(g.r[1].device, "a\"b");
+    assert_string_equal(g.r[1].state, "");
+    assert_int_equal(g.r[2].type, -1); /* written without type or device */
+    assert_false(g.r[2].has_device);
+    assert_string_equal(g.r[2].line, "{}");
+    /* The bound: nothing past upto, nothing when after >= upto. */
+    g.n = 0;
+    assert_int_equal(ls_store_read_outbox(s, 0, 2, 10, rec_cb, &g), 2);
+    assert_int_equal(ls_store_read_outbox(s, 2, 2, 10, rec_cb, &g), 0);
+    /* The line-only reader and the batch's own iterator see the bare line. */
+    evs e = {0};
+    assert_int_equal(ls_store_read_events(s, 1, 1, ev_cb, &e), 1);
+    assert_string_equal(e.line[0], l2);
+    ls_store_batch_clear(b);
+    assert_int_equal(ls_store_batch_put_event(b, &e2), 0);
+    seq_list sl = {0};
+    assert_int_equal(ls_store_batch_each_event(b, 0, seq_cb, &sl), 1);
+    ls_store_batch_free(b);
+    ls_store_close(s);
+
+    /* A version-2 record whose lengths do not add up is damage, named. */
+    unsigned char rec[24] = {2, 0, 3, 0, 200, 0, 0, 0};
+    raw_put(f, "outbox", "\0\0\0\0\0\0\0\4", 8, rec, sizeof(rec));
+    s = open_ok(f, MIB, 0);
+    g.n = 0;
+    assert_int_equal(ls_store_read_outbox(s, 3, UINT64_MAX, 10, rec_cb, &g), LS_STORE_ECORRUPT);
+    assert_int_equal(g.n, 0);
+    ls_store_close(s);
+}
+
+/* A format-1 store: its bare lines read as such, and opening it for
+ * writing marks it format 2 (an older lastseen then refuses it). */
+static void test_format1_outbox(void **state)
+{
+    fixture *f = *state;
+    unsigned char v1[4] = {1, 0, 0, 0}, fmt[4];
+    const char *line = "{\"seq\":7,\"type\":\"CONNECT_EVENT\",\"device\":\"x\"}";
+    raw_put(f, "meta", "format", 6, v1, 4);
+    raw_put(f, "devices", "d", 1, (unsigned char[48]){1}, 48);
+    raw_put(f, "cursors", "events.jsonl", 12, "\7\0\0\0\0\0\0\0", 8);
+    raw_put(f, "outbox", "\0\0\0\0\0\0\0\7", 8, line, strlen(line));
+
+    ls_store_options ro = {.read_only = 1};
+    ls_store *s = NULL;
+    assert_int_equal(ls_store_open(&s, f->dir, &ro), 0);
+    ls_store_close(s);
+    assert_int_equal(raw_get(f, "meta", "format", 6, fmt, 4), 4);
+    assert_int_equal(fmt[0], 1); /* read-only: left as it was */
+
+    s = open_ok(f, MIB, 0);
+    recs g = {0};
+    assert_int_equal(ls_store_read_outbox(s, 0, UINT64_MAX, 10, rec_cb, &g), 1);
+    assert_int_equal(g.r[0].seq, 7);
+    assert_int_equal(g.r[0].type, -1);
+    assert_false(g.r[0].has_device);
+    assert_string_equal(g.r[0].line, line);
+    assert_int_equal(ls_store_last_seq(s), 7);
+    assert_int_equal(ls_store_cursor(s, "events.jsonl"), 7);
+    ls_store_close(s);
+    assert_int_equal(raw_get(f, "meta", "format", 6, fmt, 4), 4);
+    assert_int_equal(fmt[0], LS_STORE_FORMAT);
+
+    /* A version-1 value that is not a line is not ours. */
+    raw_put(f, "outbox", "\0\0\0\0\0\0\0\10", 8, "\1zz", 3);
+    s = open_ok(f, MIB, 0);
+    g.n = 0;
+    assert_int_equal(ls_store_read_outbox(s, 7, UINT64_MAX, 10, rec_cb, &g), LS_STORE_ECORRUPT);
     ls_store_close(s);
 }
 
@@ -987,8 +1164,8 @@ static void test_read_only_reads(void **state)
     free(after);
 
     /* A newer format is refused read-only too. */
-    unsigned char v2[4] = {2, 0, 0, 0};
-    raw_put(f, "meta", "format", 6, v2, 4);
+    unsigned char newer[4] = {LS_STORE_FORMAT + 1, 0, 0, 0};
+    raw_put(f, "meta", "format", 6, newer, 4);
     assert_int_equal(open_ro(f, &s), LS_STORE_EVERSION);
 }
 
@@ -1058,8 +1235,8 @@ static void test_format_newer(void **state)
     fixture *f = *state;
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_close(s);
-    unsigned char v2[4] = {2, 0, 0, 0};
-    raw_put(f, "meta", "format", 6, v2, 4);
+    unsigned char newer[4] = {LS_STORE_FORMAT + 1, 0, 0, 0};
+    raw_put(f, "meta", "format", 6, newer, 4);
     off_t before = file_size(path_in(f, "data.mdb"));
     assert_int_equal(open_rc(f), LS_STORE_EVERSION);
     assert_int_equal(open_rc(f), LS_STORE_EVERSION); /* and nothing was changed */
@@ -1554,6 +1731,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_order_and_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_events_cb_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format1_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursors, setup, teardown),
         cmocka_unit_test(test_batch_args),
         cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),

@@ -1,7 +1,7 @@
 /*
  * eventlog.h - the event log: one JSON line per event, appended to a file
- * (events.file, by default events.jsonl in the data directory).
- * See eventlog.c.
+ * (events.file, by default events.jsonl in the data directory), as a sink
+ * of the outbox.  See eventlog.c.
  */
 #ifndef LS_EVENTLOG_H
 #define LS_EVENTLOG_H
@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #include "base/buf.h"
-#include "engine/engine.h"
+#include "core/daemon.h"
 
 #define LS_EVENTLOG_PATH_MAX 8200
 
@@ -75,5 +75,27 @@ int ls_eventlog_moved(const ls_eventlog *l);
 
 /* Flushes what it can and closes. */
 void ls_eventlog_close(ls_eventlog *l);
+
+/*
+ * The sink: events.file written from the outbox by a thread of its own.
+ */
+typedef struct ls_eventlog_sink ls_eventlog_sink;
+
+/*
+ * Opens events.file, registers the awaited sink "events.jsonl" (its seqs
+ * continue after the file's last line), writes the events the store
+ * committed but the file lacks, and starts the thread.  Call from the
+ * composition root after ls_core_open() and before ls_core_start(), so
+ * before the daemon is ready.
+ * 0, or a negative errno (logged).
+ */
+int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d);
+
+/*
+ * Writes what is committed (the final commit: call after
+ * ls_core_stop_committer()), stops the thread and closes the file.  NULL
+ * is fine.
+ */
+void ls_eventlog_sink_stop(ls_eventlog_sink *s);
 
 #endif
