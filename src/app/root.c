@@ -43,14 +43,14 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     int rc;
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
-    if ((rc = ls_eventlog_sink_start(&d->eventlog, d)) < 0) return rc;
+    if ((rc = ls_eventlog_sink_start(&d->eventlog, d, &d->cfg)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
     if ((rc = ls_ingest_open(&d->ingest, d)) < 0) return rc;
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d->ingest, &d->cfg)) < 0) return rc;
     if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d->ingest, &d->cfg)) < 0) return rc;
-    if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
+    if ((rc = ls_webhooks_start(&d->webhooks, d, &d->cfg)) < 0) return rc;
     if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
-        (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
+        (rc = ls_mqtt_pub_start(&d->mqtt_pub, d, &d->cfg)) < 0)
         return rc;
     ls_core_ready(d);
     /* The inputs run already: an MQTT source transition may be raising an

@@ -58,7 +58,6 @@ struct ls_eventlog_sink;
 
 /* A durable event consumer (core/outbox.h), under `lock`. */
 #define LS_SINKS_MAX 32
-#define LS_SINK_NAME_MAX 64
 typedef struct ls_sink {
     char name[LS_SINK_NAME_MAX];
     uint64_t acked; /* last seq the sink reported delivered */

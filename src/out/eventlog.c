@@ -296,7 +296,7 @@ void ls_eventlog_close(ls_eventlog *l)
 /* ---- the sink ---------------------------------------------------------- */
 
 struct ls_eventlog_sink {
-    ls_daemon *d;
+    struct ls_daemon *d;
     ls_eventlog log;
     int sink;             /* the outbox sink */
     int wfd;              /* its outbox watch */
@@ -450,9 +450,8 @@ static void sink_free(ls_eventlog_sink *s)
     free(s);
 }
 
-int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d)
+int ls_eventlog_sink_start(ls_eventlog_sink **out, struct ls_daemon *d, const ls_config *cfg)
 {
-    const ls_config *cfg = &d->cfg;
     char path[LS_EVENTLOG_PATH_MAX];
     int rc;
     *out = NULL;

@@ -11,7 +11,8 @@
 #include <sys/types.h>
 
 #include "base/buf.h"
-#include "core/daemon.h"
+#include "conf/config.h"
+#include "core/outbox.h"
 
 #define LS_EVENTLOG_PATH_MAX 8200
 
@@ -89,7 +90,7 @@ typedef struct ls_eventlog_sink ls_eventlog_sink;
  * before the daemon is ready.
  * 0, or a negative errno (logged).
  */
-int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d);
+int ls_eventlog_sink_start(ls_eventlog_sink **out, struct ls_daemon *d, const ls_config *cfg);
 
 /*
  * Writes what is committed (the final commit: call after

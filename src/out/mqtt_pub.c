@@ -69,7 +69,7 @@ typedef struct pub_stats {
 } pub_stats; /* written by the publisher's thread, read by stats (relaxed) */
 
 struct ls_mqtt_pub {
-    ls_daemon *d;
+    struct ls_daemon *d;
     const ls_config *cfg;
     ls_mqtt_opts conn; /* cfg's connection options */
     struct mosquitto *m;
@@ -305,16 +305,16 @@ static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
     ls_mqtt_pub_stats_json(ud, b);
 }
 
-int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
+int ls_mqtt_pub_start(ls_mqtt_pub **out, struct ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     char id[160];
     ls_mqtt_pub *p = calloc(1, sizeof(*p));
     if (!p) return -ENOMEM;
     p->d = d;
-    p->cfg = &d->cfg;
+    p->cfg = cfg;
     p->wfd = -1;
-    ls_config_mqtt_opts(&d->cfg, &p->conn);
+    ls_config_mqtt_opts(cfg, &p->conn);
     ls_stopper_init(&p->stop);
     ls_buf_init(&p->topic, 8192);
     if (ls_mqtt_lib_init() < 0) {
@@ -323,7 +323,7 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
         free(p);
         return -EIO;
     }
-    snprintf(id, sizeof(id), "%s%s", d->cfg.mqtt_client_id, d->cfg.mqtt_client_id[0] ? "-pub" : "");
+    snprintf(id, sizeof(id), "%s%s", cfg->mqtt_client_id, cfg->mqtt_client_id[0] ? "-pub" : "");
     if ((rc = ls_mqtt_client_new(&p->m, &p->conn, id, 0, p)) < 0) {
         destroy(p);
         return rc;

@@ -82,7 +82,7 @@ typedef struct hook {
 } hook;
 
 struct ls_webhooks {
-    ls_daemon *d;
+    struct ls_daemon *d;
     CURLM *multi;
     int efd; /* readable when events are committed (an outbox watch) */
     ls_outbox_rec rec[READ_CHUNK];
@@ -490,17 +490,17 @@ static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
 
 /* The webhooks' figures in /api/v1/stats and /metrics (core/stats.h); w may
  * be NULL (no webhook configured: an empty list). */
-static int register_stats(ls_daemon *d, ls_webhooks *w)
+static int register_stats(struct ls_daemon *d, ls_webhooks *w)
 {
     ls_stats_port port = {.key = "webhooks", .json = stats_json_cb, .prom = stats_prom_cb, .ud = w};
     return ls_stats_register(d, &port);
 }
 
-int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
+int ls_webhooks_start(ls_webhooks **out, struct ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     *out = NULL;
-    if (d->cfg.nwebhooks == 0) return register_stats(d, NULL);
+    if (cfg->nwebhooks == 0) return register_stats(d, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         ls_error(MOD, "libcurl cannot be initialised");
         return -EIO;
@@ -521,10 +521,10 @@ int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
         free_all(w);
         return -ENOMEM;
     }
-    for (int i = 0; i < d->cfg.nwebhooks; i++) {
+    for (int i = 0; i < cfg->nwebhooks; i++) {
         w->n = i + 1;
-        if ((rc = hook_init(w, &w->hooks[i], &d->cfg.webhooks[i])) < 0) {
-            ls_error(MOD, "webhook.%s cannot start: %s", d->cfg.webhooks[i].name, ls_strerror(rc));
+        if ((rc = hook_init(w, &w->hooks[i], &cfg->webhooks[i])) < 0) {
+            ls_error(MOD, "webhook.%s cannot start: %s", cfg->webhooks[i].name, ls_strerror(rc));
             free_all(w);
             return rc;
         }
