@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
 ARGS       ?=
@@ -36,8 +37,8 @@ BENCH_SUITE = $(PYTHON) bench/suite.py --bin $(BUILD)/lastseen --bench $(BUILD)/
               --devices $(BENCH_DEVICES) --max $(BENCH_MAX) --runs $(BENCH_RUNS) --out $(BENCH_OUT) $(BENCH_ARGS)
 
 
-.PHONY: all deps bench-deps build run test unit blackbox browser test-asan bench bench-docs bench-store profile \
-        fuzz clean format check-format check-layers
+.PHONY: all deps bench-deps build run test unit blackbox browser test-asan test-tsan bench bench-docs bench-store \
+        profile fuzz clean format check-format check-layers
 
 all: build
 
@@ -79,6 +80,23 @@ test-asan: deps
 	$(NPM_CI)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LASTSEEN_BIN=$(CURDIR)/$(ASAN_BUILD)/lastseen SCREENSHOT_DIR=$(CURDIR)/$(ASAN_BUILD) $(NODE_TEST)
+
+# ThreadSanitizer: every unit test, and the black-box files whose daemons run
+# the threads that share state (shard workers, committer, MQTT in and out,
+# webhooks, event streams).  Any report stops the process with exit code 66
+# (halt_on_error), which fails ctest and the conftest teardown.  The
+# suppressions cover third-party libraries only (tests/tsan.supp).
+TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
+TSAN_BLACKBOX = tests/blackbox/test_shards.py tests/blackbox/test_durability.py tests/blackbox/test_mqtt.py \
+                tests/blackbox/test_mqtt_order.py tests/blackbox/test_webhooks.py \
+                tests/blackbox/test_events_api.py tests/blackbox/test_outbox.py tests/blackbox/test_ack.py \
+                tests/blackbox/test_stats.py tests/blackbox/test_udp.py
+
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_TSAN=ON >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && $(TSAN_ENV) ctest --output-on-failure -j $(JOBS)
+	$(TSAN_ENV) LASTSEEN_BIN=$(CURDIR)/$(TSAN_BUILD)/lastseen $(PYTHON) -m pytest -q $(TSAN_BLACKBOX)
 
 bench-deps: deps
 	@./scripts/deps.sh $(BENCH_DEB_PKGS)
@@ -122,4 +140,4 @@ check-layers:
 	./scripts/check-layers.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-prof
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz build-prof

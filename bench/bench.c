@@ -6,6 +6,7 @@
  *   lastseen-bench store-fill | store-flush | store-events ...   (see store_bench.c)
  *   lastseen-bench udp --port P --http-port H ...                (see udp_bench.c)
  *   lastseen-bench wheel [--entries N] [--ms D]                  (see wheel_bench.c)
+ *   lastseen-bench stats [--devices N] [--shards S] ...          (see stats_bench.c)
  *
  * Creates N devices with 36-character UUID-shaped ids, then applies M
  * activities to devices in random order (the ids are generated up front so
@@ -224,7 +225,9 @@ static void usage(void)
         "[--keep-going]\n"
         "                          [--no-warm] [--seed S]\n"
         "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n"
-        "       lastseen-bench jitter [--ms D] [--period-us P]\n");
+        "       lastseen-bench jitter [--ms D] [--period-us P]\n"
+        "       lastseen-bench stats [--devices N] [--shards S] [--types T] [--runs R] [--dir "
+        "D]\n");
 }
 
 int bench_arg_u64(const char *opt, const char *val, uint64_t *out)
@@ -271,6 +274,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "udp")) return bench_udp(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "wheel")) return bench_wheel(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "jitter")) return bench_jitter(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "stats")) return bench_stats_take(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "engine")) {
         usage();
         return 2;

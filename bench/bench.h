@@ -36,6 +36,9 @@ int bench_wheel(int argc, char **argv);
 /* How late a thread that only sleeps wakes up (jitter_bench.c). */
 int bench_jitter(int argc, char **argv);
 
+/* How long a stats snapshot holds the daemon's locks (stats_bench.c). */
+int bench_stats_take(int argc, char **argv);
+
 /* The UDP load generator (udp_bench.c). */
 int bench_udp(int argc, char **argv);
 

@@ -99,12 +99,12 @@ static void sorted_uuid(char *out, uint64_t i, uint64_t n)
 }
 
 /* A device in the mix described above; id must outlive the record's use. */
-static void make_device(ls_store_device *d, const char *id, int64_t now)
+static void make_device(ls_device_state *d, const char *id, int64_t now)
 {
     static const char *const types[] = {"sensor", "gateway", "meter"};
     static const int64_t timeouts[] = {MIN_MS, 5 * MIN_MS, 60 * MIN_MS};
     uint64_t r = bench_rng();
-    *d = (ls_store_device){.id = id, .id_len = 36};
+    *d = (ls_device_state){.id = id, .id_len = 36};
     if (r % 100 < 10) {
         d->type = types[(r >> 8) % 3];
         d->type_len = strlen(d->type);
@@ -135,7 +135,7 @@ static int open_store(ls_store **s, const char *dir, uint64_t devices, int sync)
     if (initial < ((uint64_t)64 << 20)) initial = (uint64_t)64 << 20;
     ls_store_options o = {.initial_size = initial, .max_size = 0, .sync = sync};
     int rc = ls_store_open(s, dir, &o);
-    if (rc < 0) fprintf(stderr, "cannot open the store in %s: %s\n", dir, ls_store_strerror(rc));
+    if (rc < 0) fprintf(stderr, "cannot open the store in %s: %s\n", dir, ls_strerror(rc));
     return rc;
 }
 
@@ -171,14 +171,14 @@ static int fill(ls_store *s, uint64_t n, uint64_t batch, char *ids, int random_o
     }
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         char *p = ids ? ids + (order ? order[i] : i) * 37 : id;
-        ls_store_device d;
+        ls_device_state d;
         if (!order) sorted_uuid(p, i, n);
         make_device(&d, p, now);
         rc = ls_store_batch_put_device(b, &d);
         if (rc == 0 && (ls_store_batch_ops(b) == batch || i + 1 == n)) {
             if ((rc = ls_store_write(s, b)) < 0)
                 fprintf(stderr, "store write failed at device %llu: %s\n", (unsigned long long)i,
-                        ls_store_strerror(rc));
+                        ls_strerror(rc));
             ls_store_batch_clear(b);
             if (verbose && (i + 1) % (batch * 8) == 0)
                 fprintf(stderr, "  %llu devices, %.1f s\n", (unsigned long long)(i + 1),
@@ -376,7 +376,7 @@ int bench_store_flush(int argc, char **argv)
         double t0 = bench_secs();
         ls_store_batch_clear(b);
         for (uint64_t i = 0; i < n; i++) {
-            ls_store_device d;
+            ls_device_state d;
             make_device(&d, ids + (uint64_t)idx[i] * 37, now);
             d.active = 1;
             d.inactivity_alarm = 0;
@@ -387,7 +387,7 @@ int bench_store_flush(int argc, char **argv)
         int rc = ls_store_write(s, b);
         double t2 = bench_secs();
         if (rc < 0) {
-            fprintf(stderr, "store write failed: %s\n", ls_store_strerror(rc));
+            fprintf(stderr, "store write failed: %s\n", ls_strerror(rc));
             goto out;
         }
         if (run > 0) {
@@ -417,7 +417,7 @@ out:
 }
 
 /* A realistic event line, as format.c writes them (about 400 bytes). */
-static int event_line(char *buf, size_t len, uint64_t seq, const ls_store_device *d, int64_t now)
+static int event_line(char *buf, size_t len, uint64_t seq, const ls_device_state *d, int64_t now)
 {
     return snprintf(
         buf, len,
@@ -496,7 +496,7 @@ int bench_store_events(int argc, char **argv)
                 double t0 = bench_secs();
                 ls_store_batch_clear(b);
                 for (uint64_t e = 0; e < k; e++) {
-                    ls_store_device d;
+                    ls_device_state d;
                     make_device(&d, ids + (bench_rng() % devices) * 37, now);
                     d.active = 0;
                     d.inactivity_alarm = now;
@@ -508,7 +508,7 @@ int bench_store_events(int argc, char **argv)
                 if (ls_store_batch_cursor(b, "events.jsonl", seq - k) < 0) goto out;
                 int rc = ls_store_write(s, b);
                 if (rc < 0) {
-                    fprintf(stderr, "store write failed: %s\n", ls_store_strerror(rc));
+                    fprintf(stderr, "store write failed: %s\n", ls_strerror(rc));
                     goto out;
                 }
                 busy += bench_secs() - t0;
@@ -538,7 +538,7 @@ typedef struct load_ctx {
     uint64_t n, bytes;
 } load_ctx;
 
-static int count_cb(void *ud, const ls_store_device *d)
+static int count_cb(void *ud, const ls_device_state *d)
 {
     load_ctx *c = ud;
     c->n++;

@@ -12,6 +12,11 @@
 #   out     base engine conf core mqtt out
 #   api     base engine conf core api
 #   app     everything                                 (nothing includes app/)
+# Adapters see only the core's ports: a file in src/in/ may include from
+# core/ only ingest.h (the port inputs feed the shards through), stats.h
+# and prom.h (their own figures); a file in src/out/ only outbox.h (the
+# port sinks read the committed events through), stats.h, prom.h and
+# format.h; never daemon.h or shards.h.
 # Run from anywhere; exit 0 when clean, 1 with one line per violation.
 cd "$(dirname "$0")/.." || exit 2
 
@@ -52,6 +57,28 @@ for f in $(find src -name '*.[ch]' | sort); do
         esac
     done
 done
+
+# Adapters talk to the core through its ports only: inputs (src/in/) and
+# sinks (src/out/) may include from core/ only the headers listed here.
+check_ports() {
+    dir=$1
+    what=$2
+    ports=$3
+    for f in $(find "$dir" -name '*.[ch]' | sort); do
+        for h in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"core\/\([^"]*\)".*/\1/p' "$f" | sort -u); do
+            case " $ports " in
+            *" $h "*) ;;
+            *)
+                line=$(grep -n "#[[:space:]]*include[[:space:]]*\"core/$h\"" "$f" | head -1)
+                echo "$f:${line%%:*}: $what may include from core/ only $ports (not core/$h)"
+                bad=1
+                ;;
+            esac
+        done
+    done
+}
+check_ports src/in "an input" "ingest.h stats.h prom.h"
+check_ports src/out "a sink" "outbox.h stats.h prom.h format.h"
 
 # The engine is pure: the clock is read by the runtime and passed down.
 if grep -n 'ls_clock_\|clock_gettime\|gettimeofday\|time(NULL)' src/engine/*.c src/engine/*.h; then

@@ -7,20 +7,21 @@
  *
  * Listing is in id order (oldest first) in pages, like the device list;
  * a page looks at a bounded number of alarms so that a filter matching
- * few never holds the lock for long.  A status change is an ALARM_UPDATED
- * or ALARM_CLEARED event and is committed before the answer.
+ * few never holds the lock for long (core/service.h).  A status change is
+ * an ALARM_UPDATED or ALARM_CLEARED event and is committed before the
+ * answer: the request waits suspended for that commit, not a server
+ * thread.
  */
 #include <string.h>
 
 #include <jansson.h>
 
 #include "api/api.h"
-#include "base/clock.h"
 #include "core/format.h"
+#include "core/service.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
-#define SCAN_MAX 200000
 
 static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
 {
@@ -41,7 +42,7 @@ static void list_visit(void *ud, const ls_alarm *a)
     ls_format_alarm(s->b, a);
 }
 
-static enum MHD_Result alarm_list(ls_req *r)
+enum MHD_Result ls_api_alarm_list(ls_req *r)
 {
     char status[32], severity[32], source[LS_ID_MAX * 3 + 1], limit_s[32], after_s[32];
     int hs = ls_api_arg(r, "status", status, sizeof(status));
@@ -74,9 +75,7 @@ static enum MHD_Result alarm_list(ls_req *r)
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"alarms\":[", 11);
     list_state s = {.b = &b};
-    ls_daemon_lock(r->d);
-    uint64_t next = ls_alarms_list(r->d->alarms, after, &f, limit, SCAN_MAX, list_visit, &s);
-    ls_daemon_unlock(r->d);
+    uint64_t next = ls_service_alarms(r->d, after, &f, limit, list_visit, &s);
     if (next)
         ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
     else
@@ -84,16 +83,18 @@ static enum MHD_Result alarm_list(ls_req *r)
     return respond_buf(r, 200, &b);
 }
 
-/* The alarm as JSON into b, under the lock; 0 or LS_ENOTFOUND. */
-static int alarm_json(ls_req *r, uint64_t id, ls_buf *b)
+enum MHD_Result ls_api_alarm_get(ls_req *r)
 {
-    const ls_alarm *a = ls_alarms_get(r->d->alarms, id);
-    if (!a) return LS_ENOTFOUND;
-    ls_format_alarm(b, a);
-    return 0;
+    ls_alarm_copy a;
+    if (ls_service_alarm_get(r->d, r->param.num, &a) < 0)
+        return ls_api_error(r, 404, "not_found", "no such alarm");
+    ls_buf b;
+    ls_buf_init(&b, 4096);
+    ls_format_alarm(&b, &a.a);
+    return respond_buf(r, 200, &b);
 }
 
-static enum MHD_Result alarm_put(ls_req *r, uint64_t id)
+enum MHD_Result ls_api_alarm_put(ls_req *r)
 {
     json_error_t err;
     json_t *j =
@@ -113,49 +114,15 @@ static enum MHD_Result alarm_put(ls_req *r, uint64_t id)
             r, 422, "invalid",
             "the body must be {\"status\": \"ACKNOWLEDGED\"} or {\"status\": \"CLEARED\"}");
 
-    ls_buf b;
-    ls_buf_init(&b, 4096);
-    ls_daemon_lock(r->d);
-    int rc = ls_alarms_set_status(r->d->alarms, id, (ls_alarm_status)st, ls_clock_now().wall);
-    if (rc >= 0) alarm_json(r, id, &b);
-    if (rc == 0)
-        ls_daemon_commit_unlock(r->d); /* changed: on disk before the answer */
-    else
-        ls_daemon_unlock(r->d);
-    if (rc == LS_ENOTFOUND) {
-        ls_buf_free(&b);
-        return ls_api_error(r, 404, "not_found", "no such alarm");
-    }
-    if (rc < 0) {
-        ls_buf_free(&b);
+    ls_alarm_copy a;
+    ls_service_result res;
+    uint64_t gen = ls_service_alarm_set_status(r->d, r->param.num, (ls_alarm_status)st, &a, &res);
+    if (res.rc == LS_ENOTFOUND) return ls_api_error(r, 404, "not_found", "no such alarm");
+    if (res.rc < 0)
         return ls_api_error(r, 409, "conflict",
                             "the alarm is CLEARED; a cleared alarm cannot change");
-    }
-    return respond_buf(r, 200, &b);
-}
-
-enum MHD_Result ls_api_alarms(ls_req *r, const char *rest)
-{
-    if (rest[0] == '\0') {
-        if (strcmp(r->method, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return alarm_list(r);
-    }
-    if (rest[0] != '/' || strchr(rest + 1, '/'))
-        return ls_api_error(r, 404, "not_found", "no route for /api/v1/alarms%.200s", rest);
-    if (strcmp(r->method, "GET") && strcmp(r->method, "PUT"))
-        return ls_api_method_not_allowed(r, "GET, PUT");
-    uint64_t id;
-    if (ls_api_parse_u64(rest + 1, 1, UINT64_MAX, &id) < 0)
-        return ls_api_error(r, 422, "invalid", "an alarm id is a decimal number");
-    if (strcmp(r->method, "PUT") == 0) return alarm_put(r, id);
     ls_buf b;
     ls_buf_init(&b, 4096);
-    ls_daemon_lock(r->d);
-    int rc = alarm_json(r, id, &b);
-    ls_daemon_unlock(r->d);
-    if (rc < 0) {
-        ls_buf_free(&b);
-        return ls_api_error(r, 404, "not_found", "no such alarm");
-    }
-    return respond_buf(r, 200, &b);
+    ls_format_alarm(&b, &a.a);
+    return ls_api_respond_committed(r, gen, 200, &b);
 }

@@ -1,5 +1,13 @@
 /*
  * api.h - what the route handlers share: the request, responses, errors.
+ *
+ * Handlers only parse and format: the route table (routes.c) picks the
+ * handler and reads the path parameter into r->param; the handler parses
+ * the query or body into plain C inputs, calls the service port
+ * (core/service.h) and formats the answer.  A handler that changes state
+ * answers with ls_api_respond_committed() and the generation the service
+ * returned: the reply goes out once the change is committed, and the
+ * server thread is never blocked meanwhile.
  */
 #ifndef LS_API_H
 #define LS_API_H
@@ -12,6 +20,20 @@
 #include "core/daemon.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
+
+struct ls_asset;
+
+/* The parameter of the route's pattern ({id}, {type}, {alarm}, {file*}),
+ * read by the router (routes.c). */
+typedef struct ls_req_param {
+    const char *raw; /* as it is in the path */
+    size_t raw_len;
+    const char *s; /* {id}, {type}: percent-decoded into buf, NUL-terminated */
+    size_t len;
+    uint64_t num;                 /* {alarm}: the alarm id */
+    const struct ls_asset *asset; /* {file*}: the dashboard's file */
+    char buf[LS_ID_MAX * 3 + 1];
+} ls_req_param;
 
 typedef struct ls_req {
     struct MHD_Connection *conn;
@@ -26,11 +48,13 @@ typedef struct ls_req {
     struct ls_http *http;
     uint64_t wait_gen;
     int waiting, reply_ready, reply_empty;
+    int resumed; /* resumed with its reply: counted in the server's replies_due */
     unsigned reply_status;
     ls_buf reply;
     struct ls_req *wnext;
     ls_route route; /* template of the path, for metrics */
     int method_idx; /* ls_method_index(method), for metrics */
+    ls_req_param param;
 } ls_req;
 
 /* Queues `status` with a JSON body (NULL = empty).  Returns MHD_YES/NO. */
@@ -38,10 +62,12 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
 
 /*
  * Answers `status` with `json` once the commit of generation `gen` (from
- * ls_daemon_unlock_to_commit()) is on disk: at once if it already is, else
- * the connection is suspended and resumed by the commit, so one thread can
- * hold any number of requests waiting for one group commit.  Takes over
- * `json` (frees it); NULL = no body.
+ * the service port, core/service.h; 0 = nothing to wait for) is on disk:
+ * at once if it already is, else the connection is suspended and resumed
+ * by the commit, so one thread can hold any number of requests waiting for
+ * one group commit.  Once the server is stopping, a change not yet
+ * committed is answered 503 instead (its outcome is unknown).  Takes over
+ * `json` (frees it); NULL = no body.  Every mutating route answers this way.
  */
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json);
 /* The same with another Content-Type (body required). */
@@ -100,32 +126,38 @@ int ls_api_event_query(ls_req *r, ls_event_filter *f, uint64_t *after, int *has_
  * does not know passes: an event is never hidden for its shape. */
 int ls_event_filter_match(const ls_event_filter *f, const ls_outbox_rec *r);
 
-/*
- * Reads a Cumulocity responseInterval (minutes): an integer, or a real with
- * no fraction (how integers beyond 64 bits arrive), clamped to
- * LS_RI_MIN..LS_RI_MAX as Cumulocity does.  0 and *out, or -1.
- */
-int ls_api_response_interval(json_t *v, int *out);
-
-/* Under the lock: appends the availability part of /api/v1/stats,
+/* Appends the availability part of /api/v1/stats from a snapshot,
  * starting with a comma (availability.c). */
-void ls_api_stats_availability(ls_buf *b, ls_daemon *d);
+void ls_api_stats_availability(ls_buf *b, const ls_stats_snapshot *s);
 
-/* Route handlers.  `id` is the percent-decoded device id (len bytes). */
-enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len);
-enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action);
+/*
+ * Route handlers (routes.c's table says which answers what; the path
+ * parameter, if any, is in r->param and valid).
+ */
+enum MHD_Result ls_api_device_get(ls_req *r);    /* GET /api/v1/devices/{id} */
+enum MHD_Result ls_api_device_put(ls_req *r);    /* PUT /api/v1/devices/{id} */
+enum MHD_Result ls_api_device_delete(ls_req *r); /* DELETE /api/v1/devices/{id} */
+enum MHD_Result ls_api_device_activity(ls_req *r);
+enum MHD_Result ls_api_device_connect(ls_req *r);
+enum MHD_Result ls_api_device_disconnect(ls_req *r);
 enum MHD_Result ls_api_device_list(ls_req *r);
 enum MHD_Result ls_api_bulk_activity(ls_req *r);
 enum MHD_Result ls_api_stats(ls_req *r);
 enum MHD_Result ls_api_events(ls_req *r);
 enum MHD_Result ls_api_events_stream(ls_req *r);
 enum MHD_Result ls_api_metrics(ls_req *r);
-/* Routes under a prefix; `rest` is the raw path after it ("" or "/{name}"). */
-enum MHD_Result ls_api_device_types(ls_req *r, const char *rest); /* /api/v1/device-types */
-enum MHD_Result ls_api_alarms(ls_req *r, const char *rest);       /* /api/v1/alarms */
+enum MHD_Result ls_api_type_list(ls_req *r);   /* GET /api/v1/device-types */
+enum MHD_Result ls_api_type_get(ls_req *r);    /* GET /api/v1/device-types/{type} */
+enum MHD_Result ls_api_type_put(ls_req *r);    /* PUT /api/v1/device-types/{type} */
+enum MHD_Result ls_api_type_delete(ls_req *r); /* DELETE /api/v1/device-types/{type} */
+enum MHD_Result ls_api_alarm_list(ls_req *r);  /* GET /api/v1/alarms */
+enum MHD_Result ls_api_alarm_get(ls_req *r);   /* GET /api/v1/alarms/{alarm} */
+enum MHD_Result ls_api_alarm_put(ls_req *r);   /* PUT /api/v1/alarms/{alarm} */
 
-/* The dashboard (assets.c: "/" and "/ui/NAME"; ui.c: what its page asks for). */
-enum MHD_Result ls_api_asset(ls_req *r, const char *url);
+/* The dashboard (assets.c: "/" and "/ui/{file*}"; ui.c: what its page asks for). */
+enum MHD_Result ls_api_asset(ls_req *r);
+/* The embedded file `name` ("app.js"), or NULL. */
+const struct ls_asset *ls_api_asset_find(const char *name);
 enum MHD_Result ls_api_stats_history(ls_req *r);
 enum MHD_Result ls_api_events_recent(ls_req *r);
 

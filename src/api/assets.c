@@ -16,12 +16,11 @@
 #include "api/api.h"
 #include "api/assets.h"
 
-#define UI_PREFIX "/ui/"
 #define CSP                                                                                        \
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "                    \
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-static const ls_asset *asset_find(const char *name)
+const ls_asset *ls_api_asset_find(const char *name)
 {
     for (size_t i = 0; i < ls_assets_count; i++)
         if (strcmp(ls_assets[i].name, name) == 0) return &ls_assets[i];
@@ -50,14 +49,11 @@ static int etag_matches(const char *header, const char *etag)
     return 0;
 }
 
-enum MHD_Result ls_api_asset(ls_req *r, const char *url)
+/* "/" is index.html; "/ui/{file*}" the file the router found. */
+enum MHD_Result ls_api_asset(ls_req *r)
 {
-    const char *name = strcmp(url, "/") == 0 ? "index.html" : url + strlen(UI_PREFIX);
-    const ls_asset *a = asset_find(name);
-    if (!a) return ls_api_error(r, 404, "not_found", "no route for %s", url);
-    if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
-        return ls_api_method_not_allowed(r, "GET, HEAD");
-
+    const ls_asset *a = r->param.asset ? r->param.asset : ls_api_asset_find("index.html");
+    if (!a) return ls_api_error(r, 404, "not_found", "no route for /");
     const char *inm =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     unsigned status = inm && etag_matches(inm, a->etag) ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;

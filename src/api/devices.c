@@ -1,18 +1,21 @@
 /*
  * devices.c - the device routes: state, configuration, activity, sessions,
- * listing (with an id substring search) and stats.
+ * listing (with an id substring search).
  *
- * Every handler validates its whole input first, then takes its device's
- * shard lock once (bulk requests take each shard's lock per part of 4096
- * items, so a large bulk never holds a shard's worker back for long), and
- * answers after unlocking, which is also when the events it caused have
- * been written to the event log.
+ * The handlers of one device and of the list parse their request (path,
+ * query, body) into plain inputs and validate all of it first, then call
+ * the service port (core/service.h), which takes the device's shard lock
+ * and does the work, and format its result.  A change is answered once it
+ * is committed (ls_api_respond_committed()), which is also when the events
+ * it caused have been written to the event log.
  *
  * Activities (single and bulk) go through the HTTP input's reporting
  * strategy (http.reporting_strategy: the reporter of the device's shard,
  * under that shard's lock); sessions and pings do not.  A PUT
  * whose body is {} or only {"id": ...} is Cumulocity's "ping" of an
- * existing device: an activity at now and nothing else.
+ * existing device: an activity at now and nothing else.  Bulk requests
+ * take each shard's lock per part of 4096 items, so a large bulk never
+ * holds a shard's worker back for long.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,17 +24,14 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "core/alarming.h"
-#include "base/clock.h"
-#include "core/persist.h"
+#include "core/device_in.h"
+#include "core/service.h"
 #include "core/shards.h"
-#include "core/format.h"
 
 #define BULK_LOCK_ITEMS 4096
 #define BULK_REJECTED_MAX 1000
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
-#define LIST_SCAN_MAX 200000 /* slots looked at per page, bounding lock time */
 
 static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
 {
@@ -83,134 +83,64 @@ static int64_t parse_ts(json_t *v, const char **why)
     return (int64_t)ts;
 }
 
-static enum MHD_Result device_json(ls_req *r, unsigned status, const char *id, size_t len)
+enum MHD_Result ls_api_device_get(ls_req *r)
 {
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
-    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
-    const ls_device *dev = ls_engine_find(e, id, len);
-    if (dev) ls_format_device(&b, e, r->d->alarms, dev);
-    ls_daemon_unlock(r->d);
-    if (!dev) {
+    if (ls_service_device_get(r->d, r->param.s, r->param.len, &b) < 0) {
         ls_buf_free(&b);
         return ls_api_error(r, 404, "not_found", "no such device");
     }
-    return respond_buf(r, status, &b);
+    return respond_buf(r, 200, &b);
 }
 
-static enum MHD_Result device_put(ls_req *r, const char *id, size_t len)
+enum MHD_Result ls_api_device_put(ls_req *r)
 {
+    const char *id = r->param.s;
+    size_t len = r->param.len;
     enum MHD_Result ok;
     json_t *j = body_object(r, &ok);
     if (!j) return ok;
 
-    ls_device_config c = {0};
-    const char *key;
-    json_t *v;
-    int fields = 0; /* other than "id" */
-    json_object_foreach(j, key, v)
-    {
-        if (strcmp(key, "id")) fields++;
-        if (strcmp(key, "inactivityTimeout") == 0) {
-            c.set_timeout = 1;
-            if (json_is_null(v)) {
-                c.timeout_ms = 0;
-            } else if (!json_is_integer(v) || json_integer_value(v) < LS_TIMEOUT_MIN_MS ||
-                       json_integer_value(v) > LS_TIMEOUT_MAX_MS) {
-                json_decref(j);
-                return ls_api_error(
-                    r, 422, "invalid",
-                    "inactivityTimeout must be an integer of ms between %d and %lld, or null",
-                    LS_TIMEOUT_MIN_MS, (long long)LS_TIMEOUT_MAX_MS);
-            } else {
-                c.timeout_ms = json_integer_value(v);
-            }
-        } else if (strcmp(key, "type") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 ||
-                json_string_length(v) > LS_TYPE_MAX ||
-                ls_id_check(json_string_value(v), json_string_length(v))) {
-                json_decref(j);
-                return ls_api_error(
-                    r, 422, "invalid",
-                    "type must be a string of 1..%d bytes of UTF-8 without control characters",
-                    LS_TYPE_MAX);
-            }
-            c.type = json_string_value(v);
-            c.type_len = json_string_length(v);
-        } else if (strcmp(key, "c8y_RequiredAvailability") == 0) {
-            c.set_c8y = 1;
-            json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
-            if (json_is_null(v)) {
-                c.has_c8y = 0;
-            } else if (!ri || json_object_size(v) != 1 ||
-                       ls_api_response_interval(ri, &c.response_interval) < 0) {
-                json_decref(j);
-                return ls_api_error(
-                    r, 422, "invalid",
-                    "c8y_RequiredAvailability must be {\"responseInterval\": minutes} with an "
-                    "integer (clamped to %d..%d), or null",
-                    LS_RI_MIN, LS_RI_MAX);
-            } else {
-                c.has_c8y = 1;
-            }
-        } else if (strcmp(key, "id") == 0) {
-            if (!json_is_string(v) || json_string_length(v) != len ||
-                memcmp(json_string_value(v), id, len)) {
-                json_decref(j);
-                return ls_api_error(r, 422, "invalid",
-                                    "id in the body differs from the id in the path");
-            }
-        } else {
-            enum MHD_Result res = ls_api_error(r, 422, "invalid",
-                                               "unknown field \"%.64s\"; known: inactivityTimeout, "
-                                               "type, c8y_RequiredAvailability, id",
-                                               key);
-            json_decref(j); /* key lives in j */
-            return res;
-        }
+    ls_device_state rec = {0};
+    ls_device_config c;
+    unsigned given;
+    char why[256];
+    if (ls_device_in(j, LS_DEVICE_IN_SETTINGS, &rec, &given, why, sizeof(why)) < 0) {
+        json_decref(j);
+        return ls_api_error(r, 422, "invalid", "%s", why);
     }
-    int created = 0, rc;
+    if ((given & LS_DEVICE_IN_ID) && (rec.id_len != len || memcmp(rec.id, id, len) != 0)) {
+        json_decref(j);
+        return ls_api_error(r, 422, "invalid", "id in the body differs from the id in the path");
+    }
+    ls_device_in_config(&rec, given, &c); /* points into j until the put */
+    int fields = (given & ~(unsigned)LS_DEVICE_IN_ID) != 0;
+    ls_device_put_req req = {.id = id, .len = len, .cfg = c, .ping = fields == 0};
+    ls_service_result res;
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
-    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
-    ls_now now = ls_clock_now();
-    if (fields == 0 && ls_engine_find(e, id, len)) {
-        rc = ls_engine_activity(e, id, len, 0, now); /* a ping */
-        if (rc == 0) ls_engine_urge(e, id, len);     /* acknowledged once durable */
-    } else
-        rc = ls_engine_put(e, id, len, &c, now, &created);
-    json_decref(j);
-    if (rc < 0) {
-        ls_daemon_unlock(r->d);
+    uint64_t gen = ls_service_device_put(r->d, &req, &b, &res);
+    json_decref(j); /* c.type lives in j */
+    if (res.rc < 0) {
         ls_buf_free(&b);
-        return ls_api_engine_error(r, rc, "device");
+        return ls_api_engine_error(r, res.rc, "device");
     }
-    /* The answer shows the device as committed. */
-    ls_format_device(&b, e, r->d->alarms, ls_engine_find(e, id, len));
-    uint64_t gen = ls_daemon_unlock_to_commit(r->d);
-    return ls_api_respond_committed(r, gen, created ? 201 : 200, &b);
+    return ls_api_respond_committed(r, gen, res.created ? 201 : 200, &b);
 }
 
-enum MHD_Result ls_api_device(ls_req *r, const char *id, size_t len)
+enum MHD_Result ls_api_device_delete(ls_req *r)
 {
-    if (strcmp(r->method, "GET") == 0) return device_json(r, 200, id, len);
-    if (strcmp(r->method, "PUT") == 0) return device_put(r, id, len);
-    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
-    int rc = ls_engine_delete(e, id, len);
-    if (rc < 0) {
-        ls_daemon_unlock(r->d);
-        return ls_api_engine_error(r, rc, "device");
-    }
-    ls_persist_delete(r->d, id, len);
-    ls_alarming_deleted(r->d, id, len, ls_clock_now().wall);
-    ls_reporter_forget(ls_shards_of(r->d->shards, id, len)->reporter, id, len);
-    return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 204, NULL);
+    ls_service_result res;
+    uint64_t gen = ls_service_device_delete(r->d, r->param.s, r->param.len, &res);
+    if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device");
+    return ls_api_respond_committed(r, gen, 204, NULL);
 }
 
-enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, const char *action)
+enum MHD_Result ls_api_device_activity(ls_req *r)
 {
     int64_t ts = 0;
-    if (strcmp(action, "activity") == 0 && !body_blank(r)) {
+    if (!body_blank(r)) {
         enum MHD_Result ok;
         json_t *j = body_object(r, &ok);
         if (!j) return ok;
@@ -219,33 +149,38 @@ enum MHD_Result ls_api_device_action(ls_req *r, const char *id, size_t len, cons
         json_decref(j);
         if (ts < 0) return ls_api_error(r, 422, "invalid", "%s", why);
     }
+    ls_service_result res;
+    uint64_t gen = ls_service_device_activity(r->d, r->param.s, r->param.len, ts, &res);
+    if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device");
+    ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
     ls_buf b;
     ls_buf_init(&b, 256);
-    int rc;
-    ls_engine *e = ls_daemon_lock_id(r->d, id, len);
-    uint64_t seq0 = r->d->seq;
-    ls_now now = ls_clock_now();
-    if (action[0] == 'a') {
-        ls_activity a = {.id = id, .len = (uint32_t)len, .ts = ts};
-        ls_reporter_activity_batch(ls_shards_of(r->d->shards, id, len)->reporter, &a, 1, now, &rc);
-        if (rc == 0) ls_buf_printf(&b, "{\"accepted\":1}");
-        if (rc == 0) ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
-    } else {
-        rc = action[0] == 'c' ? ls_engine_connect(e, id, len, now)
-                              : ls_engine_disconnect(e, id, len, now);
-        const ls_device *dev = rc == 0 ? ls_engine_find(e, id, len) : NULL;
-        if (dev) ls_buf_printf(&b, "{\"sessions\":%u}", dev->sessions);
-    }
-    /* Sessions and transitions are acknowledged once committed; a plain
-     * activity is flushed with the next batch. */
-    if (rc == 0 && (action[0] != 'a' || r->d->seq != seq0))
-        return ls_api_respond_committed(r, ls_daemon_unlock_to_commit(r->d), 202, &b);
-    ls_daemon_unlock(r->d);
-    if (rc < 0) {
-        ls_buf_free(&b);
-        return ls_api_engine_error(r, rc, "device");
-    }
-    return respond_buf(r, 202, &b);
+    ls_buf_printf(&b, "{\"accepted\":1}");
+    return ls_api_respond_committed(r, gen, 202, &b); /* gen 0: no transition, at once */
+}
+
+/* connect / disconnect: 202 {"sessions": n} once the session change is committed. */
+static enum MHD_Result session_reply(ls_req *r, uint64_t gen, const ls_service_result *res)
+{
+    if (res->rc < 0) return ls_api_engine_error(r, res->rc, "device");
+    ls_buf b;
+    ls_buf_init(&b, 256);
+    ls_buf_printf(&b, "{\"sessions\":%u}", res->sessions);
+    return ls_api_respond_committed(r, gen, 202, &b);
+}
+
+enum MHD_Result ls_api_device_connect(ls_req *r)
+{
+    ls_service_result res;
+    uint64_t gen = ls_service_device_connect(r->d, r->param.s, r->param.len, &res);
+    return session_reply(r, gen, &res);
+}
+
+enum MHD_Result ls_api_device_disconnect(ls_req *r)
+{
+    ls_service_result res;
+    uint64_t gen = ls_service_device_disconnect(r->d, r->param.s, r->param.len, &res);
+    return session_reply(r, gen, &res);
 }
 
 /* One bulk item: a string id or {"id": "...", "ts": ms}.  0 or sets *why. */
@@ -415,43 +350,6 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
     return respond_buf(r, 202, &b);
 }
 
-typedef struct list_state {
-    const ls_engine *e;
-    const ls_alarms *alarms;
-    ls_buf *b;
-    size_t n;
-    const char *q; /* substring filter (ASCII case-insensitive), NULL = none */
-    size_t qlen;
-} list_state;
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-/* Does the device's id contain s->q, ignoring ASCII case? */
-static int list_match(void *ud, const ls_device *d)
-{
-    const list_state *s = ud;
-    char idb[LS_ID_BUF];
-    const char *id = ls_device_id(d, idb);
-    if (s->qlen > d->id_len) return 0;
-    for (size_t i = 0; i + s->qlen <= d->id_len; i++) {
-        size_t k = 0;
-        while (k < s->qlen && lower((unsigned char)id[i + k]) == lower((unsigned char)s->q[k]))
-            k++;
-        if (k == s->qlen) return 1;
-    }
-    return 0;
-}
-
-static void list_visit(void *ud, const ls_device *d)
-{
-    list_state *s = ud;
-    if (s->n++) ls_buf_putc(s->b, ',');
-    ls_format_device(s->b, s->e, s->alarms, d);
-}
-
 int ls_api_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;
@@ -494,122 +392,18 @@ enum MHD_Result ls_api_device_list(ls_req *r)
     if (after && after[0] && ls_api_parse_u64(after, 0, UINT64_MAX / 2, &cursor) < 0)
         return ls_api_error(r, 422, "invalid", "after must be a cursor returned as \"next\"");
 
+    ls_device_query dq = {.active = filter,
+                          .limit = limit,
+                          .cursor = cursor,
+                          .q = hq ? qbuf : NULL,
+                          .qlen = hq ? strlen(qbuf) : 0};
     ls_buf b;
     ls_buf_init(&b, (size_t)64 << 20);
     ls_buf_append(&b, "{\"devices\":[", 12);
-    list_state s = {
-        .alarms = r->d->alarms, .b = &b, .q = hq ? qbuf : NULL, .qlen = hq ? strlen(qbuf) : 0};
-    /* Shard after shard, each locked on its own for at most LIST_SCAN_MAX
-     * slots: the cursor is the engine's cursor times the shard count plus
-     * the shard (a cursor of 0 in shard k is k: its beginning). */
-    ls_shards *sh = r->d->shards;
-    unsigned k = (unsigned)(cursor % sh->n);
-    uint64_t c = cursor / sh->n, next = 0, left = limit;
-    for (; k < sh->n; k++, c = 0) {
-        ls_shard *shard = &sh->shard[k];
-        pthread_mutex_lock(&shard->lock);
-        pthread_mutex_lock(&r->d->lock); /* the alarms in each device's JSON */
-        s.e = shard->engine;
-        size_t before = s.n;
-        uint64_t nc = ls_engine_scan_match(shard->engine, c, filter, left, LIST_SCAN_MAX,
-                                           s.qlen ? list_match : NULL, list_visit, &s);
-        pthread_mutex_unlock(&r->d->lock);
-        pthread_mutex_unlock(&shard->lock);
-        left -= s.n - before;
-        if (nc) {
-            next = nc * sh->n + k;
-            break;
-        }
-        if (left == 0) {
-            next = k + 1 < sh->n ? k + 1 : 0;
-            break;
-        }
-    }
+    uint64_t next = ls_service_device_list(r->d, &dq, &b);
     if (next)
         ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);
     else
         ls_buf_append(&b, "],\"next\":null}", 14);
-    return respond_buf(r, 200, &b);
-}
-
-enum MHD_Result ls_api_stats(ls_req *r)
-{
-    ls_engine_stats st;
-    ls_buf avail;
-    ls_buf_init(&avail, (size_t)16 << 20);
-    ls_daemon_lock(r->d);
-    ls_shards_engine_stats(r->d->shards, &st);
-    ls_daemon *d = r->d;
-    uint64_t events[LS_EV__COUNT];
-    memcpy(events, d->events_by_type, sizeof(events));
-    ls_api_stats_availability(&avail, d);
-    uint64_t seq = d->seq;
-    uint64_t committed = d->committed_seq;
-    int nsinks = d->nsinks;
-    ls_sink sinks[LS_SINKS_MAX];
-    memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
-    ls_flush_stats fs = d->flush_stats;
-    ls_daemon_unlock(d);
-
-    ls_buf b;
-    ls_buf_init(&b, (size_t)17 << 20);
-    ls_buf_printf(&b,
-                  "{\"devices\":%llu,\"active\":%llu,\"inactive\":%llu,\"sessions\":%llu,"
-                  "\"activities\":%llu,\"staleActivities\":%llu,\"clampedFutureTimestamps\":%llu,"
-                  "\"events\":{",
-                  (unsigned long long)st.devices, (unsigned long long)st.active,
-                  (unsigned long long)st.inactive, (unsigned long long)st.sessions,
-                  (unsigned long long)st.activities, (unsigned long long)st.stale_activities,
-                  (unsigned long long)st.clamped_future);
-    for (int t = 0; t < LS_EV__COUNT; t++)
-        ls_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", ls_event_name((ls_event_type)t),
-                      (unsigned long long)events[t]);
-    ls_buf_printf(&b, "},\"lastSeq\":%llu", (unsigned long long)seq);
-    ls_buf_printf(&b,
-                  ",\"outbox\":{\"firstSeq\":%llu,\"committedSeq\":%llu,\"prunedEvents\":%llu,"
-                  "\"sinksBehindRetention\":%llu,\"sinks\":[",
-                  (unsigned long long)__atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1,
-                  (unsigned long long)committed,
-                  (unsigned long long)__atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED),
-                  (unsigned long long)__atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED));
-    for (int i = 0; i < nsinks; i++) {
-        ls_buf_append(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        ls_buf_json_str(&b, sinks[i].name, strlen(sinks[i].name));
-        ls_buf_printf(
-            &b, ",\"cursor\":%llu,\"lag\":%llu}", (unsigned long long)sinks[i].acked,
-            (unsigned long long)(committed > sinks[i].acked ? committed - sinks[i].acked : 0));
-    }
-    ls_buf_append(&b, "]}", 2);
-    uint64_t commits = __atomic_load_n(&d->commits, __ATOMIC_RELAXED);
-    ls_buf_printf(&b,
-                  ",\"store\":{\"commits\":%llu,\"commitMsTotal\":%llu,\"flushes\":%llu,"
-                  "\"flushedRecords\":%llu,"
-                  "\"flushSuperseded\":%llu,\"flushSlices\":%llu,\"lastFlush\":{\"records\":%llu,"
-                  "\"ms\":%llu},"
-                  "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
-                  "\"committerLockMaxUs\":%llu}",
-                  (unsigned long long)commits,
-                  (unsigned long long)(__atomic_load_n(&d->commit_ns, __ATOMIC_RELAXED) / 1000000),
-                  (unsigned long long)fs.passes, (unsigned long long)fs.records,
-                  (unsigned long long)fs.superseded, (unsigned long long)fs.slices,
-                  (unsigned long long)fs.last_staged, (unsigned long long)(fs.last_ns / 1000000),
-                  (unsigned long long)fs.max_staged, (unsigned long long)(fs.max_ns / 1000000),
-                  (unsigned long long)(ls_metrics_get(&d->metrics.lock_hold_max_ns) / 1000));
-    ls_shards_stats ss;
-    ls_shards_get_stats(d->shards, &ss);
-    ls_buf_printf(&b,
-                  ",\"shards\":{\"count\":%u,\"batches\":%llu,\"activities\":%llu,\"queued\":%llu,"
-                  "\"producerWaits\":%llu}",
-                  d->shards->n, (unsigned long long)ss.batches, (unsigned long long)ss.activities,
-                  (unsigned long long)ss.queued, (unsigned long long)ss.producer_waits);
-
-    ls_buf_printf(&b, ",\"streams\":{\"open\":%llu,\"dropped\":%llu,\"refused\":%llu}",
-                  (unsigned long long)ls_metrics_get(&d->metrics.streams_open),
-                  (unsigned long long)ls_metrics_get(&d->metrics.streams_dropped),
-                  (unsigned long long)ls_metrics_get(&d->metrics.streams_refused));
-    ls_buf_append(&b, avail.p, avail.len); /* ,"sessionsExpired":..,"availability":{..},.. */
-    ls_buf_free(&avail);
-    ls_stats_ports_json(d, &b, committed);
-    ls_buf_putc(&b, '}');
     return respond_buf(r, 200, &b);
 }

@@ -1,5 +1,7 @@
 /*
- * http.c - the HTTP server: libmicrohttpd setup, bodies, routing, errors.
+ * http.c - the HTTP server: libmicrohttpd setup, bodies, acknowledgements,
+ * errors.  Which handler answers a request is the route table's business
+ * (routes.c).
  *
  * Mode: MHD's internal polling thread with poll(2) (or a pool of them with
  * http.threads > 1).  epoll mode is avoided: it was measured collapsing
@@ -12,20 +14,35 @@
  * past the cap; beyond that the connection is closed without an answer).  The first call of the
  * access handler only sets up the request, which keeps MHD from closing kept-alive connections.
  *
- * Requests that change state are answered only once their change is
- * committed (persist.c).  Rather than block an MHD thread for the few ms of
- * a group commit, the handler suspends the connection with its reply ready
- * (ls_api_respond_committed) and the committer's hook resumes every
- * connection whose generation is now on disk; so one thread keeps serving
- * while hundreds of requests share one commit.
+ * Acknowledgement: one policy for every route that changes state (device
+ * PUT, DELETE, activity, sessions; device type PUT, DELETE; alarm status
+ * PUT; bulk activity): it is answered only once its change is committed
+ * (persist.c), and never by blocking an MHD thread for the few ms of a
+ * group commit.  The handler gets the commit generation from the service
+ * port (core/service.h) and suspends the connection with its reply ready
+ * (ls_api_respond_committed); the committer's hook resumes every
+ * connection whose generation is now on disk.  So one thread keeps serving
+ * while hundreds of requests share one commit, however slow the disk.
  *
- * Suspend/resume is enabled for the event streams (stream.c), which must
- * never block this thread: they sleep suspended between events.
+ * Suspend/resume is enabled for the event streams (stream.c) too, which
+ * must never block this thread either: they sleep suspended between events.
+ *
+ * Shutdown.  MHD must not stop with a suspended connection, and it drops
+ * whatever it has not written when it stops.  The root first commits what
+ * waiters wait for (ls_core_commit_waiting()).  ls_http_stop() then sets
+ * `stopping` and, under wait_lock, resumes every waiter: with its real
+ * answer if its commit is on disk (the committer's hook may not have run
+ * yet), else with a 503 (the change may or may not be committed); a request
+ * that would suspend after that is answered the same at once, under the
+ * same lock, so none can slip in between.  The streams are resumed to end
+ * by ls_streams_quiesce().  The resumed replies and the streams' last
+ * chunks get up to STOP_DRAIN_MS to go out (replies_due, streams_open);
+ * only then is MHD stopped.
  *
  * Every answered request is counted in metrics by route template, method
  * and status (completed_cb), and refused ones by reason.
  *
- * Paths are routed raw and each segment is percent-decoded afterwards
+ * Paths are routed raw and each parameter is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
  * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
  */
@@ -38,11 +55,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
+#include "api/routes.h"
 #include "api/stream.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "base/net.h"
+
+#define STOP_DRAIN_MS 1000 /* a stop lets resumed replies and ending streams go out this long */
 
 struct ls_http {
     struct MHD_Daemon *mhd;
@@ -50,6 +72,7 @@ struct ls_http {
     pthread_mutex_t wait_lock; /* guards waiters, stopping; taken before MHD's locks */
     ls_req *waiters;           /* suspended until their commit */
     int stopping;
+    _Atomic uint64_t replies_due; /* waiters resumed whose request has not completed */
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
@@ -79,14 +102,33 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
     return respond(r, status, json, NULL);
 }
 
+/* Sets a waiter's reply to 503: it stopped waiting without knowing. */
+static void reply_unknown(ls_req *r)
+{
+    ls_buf_free(&r->reply);
+    ls_buf_init(&r->reply, 256);
+    r->reply_empty = 0;
+    ls_buf_printf(&r->reply, "{\"error\":\"unavailable\",\"detail\":\"lastseen is stopping; "
+                             "the change may or may not have been committed\"}");
+    r->reply_status = 503;
+}
+
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json)
 {
     struct ls_http *h = r->http;
     pthread_mutex_lock(&h->wait_lock);
-    if (h->stopping || ls_daemon_committed_gen(r->d) >= gen) {
+    if (ls_daemon_committed_gen(r->d) >= gen) {
         pthread_mutex_unlock(&h->wait_lock);
         enum MHD_Result ok = respond(r, status, json, NULL);
         if (json) ls_buf_free(json);
+        return ok;
+    }
+    if (h->stopping) { /* no commit will resume it: say so, as ls_http_stop() does */
+        pthread_mutex_unlock(&h->wait_lock);
+        if (json) ls_buf_free(json);
+        reply_unknown(r);
+        enum MHD_Result ok = respond(r, r->reply_status, &r->reply, NULL);
+        ls_buf_free(&r->reply);
         return ok;
     }
     r->wait_gen = gen;
@@ -105,17 +147,6 @@ enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned statu
     return MHD_YES;
 }
 
-/* Sets a waiter's reply to 503: it stopped waiting without knowing. */
-static void reply_unknown(ls_req *r)
-{
-    ls_buf_free(&r->reply);
-    ls_buf_init(&r->reply, 256);
-    r->reply_empty = 0;
-    ls_buf_printf(&r->reply, "{\"error\":\"unavailable\",\"detail\":\"lastseen is stopping; "
-                             "the change may or may not have been committed\"}");
-    r->reply_status = 503;
-}
-
 /* The committer's hook: resumes every request whose commit is on disk. */
 static void commit_cb(void *ud, uint64_t gen)
 {
@@ -130,6 +161,8 @@ static void commit_cb(void *ud, uint64_t gen)
         }
         *pp = r->wnext;
         r->reply_ready = 1;
+        r->resumed = 1;
+        atomic_fetch_add_explicit(&h->replies_due, 1, memory_order_relaxed);
         MHD_resume_connection(r->conn);
     }
     pthread_mutex_unlock(&h->wait_lock);
@@ -256,96 +289,7 @@ static void log_cb(void *cls, const char *fmt, va_list ap)
     ls_warn("http", "%s", msg);
 }
 
-#define DEVICES_PREFIX "/api/v1/devices/"
 #define DISCARD_MAX ((uint64_t)64 << 20)
-
-static enum MHD_Result route(ls_req *r, const char *url)
-{
-    const char *m = r->method;
-    if (strcmp(url, "/healthz") == 0) {
-        if (strcmp(m, "GET") && strcmp(m, "HEAD")) return ls_api_method_not_allowed(r, "GET, HEAD");
-        int ready = __atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE);
-        ls_buf b;
-        ls_buf_init(&b, 128);
-        if (ready)
-            ls_buf_printf(&b, "{\"status\":\"ok\"}");
-        else
-            ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
-                          (unsigned long long)__atomic_load_n(&r->d->loaded, __ATOMIC_RELAXED));
-        enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
-        ls_buf_free(&b);
-        return ok;
-    }
-    /* The dashboard's files need no engine: served while loading too. */
-    if (strcmp(url, "/") == 0 || strncmp(url, "/ui/", 4) == 0) return ls_api_asset(r, url);
-    /* Nothing else may touch the engine before the devices are loaded. */
-    if (!__atomic_load_n(&r->d->ready, __ATOMIC_ACQUIRE))
-        return ls_api_error(r, 503, "starting", "lastseen is loading its devices; retry shortly");
-    if (strcmp(url, "/api/v1/stats") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_stats(r);
-    }
-    if (strcmp(url, "/api/v1/stats/history") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_stats_history(r);
-    }
-    if (strcmp(url, "/api/v1/events/recent") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_events_recent(r);
-    }
-    if (strcmp(url, "/metrics") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_metrics(r);
-    }
-    if (strcmp(url, "/api/v1/events") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_events(r);
-    }
-    if (strcmp(url, "/api/v1/events/stream") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_events_stream(r);
-    }
-    if (strcmp(url, "/api/v1/activity") == 0) {
-        if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
-        return ls_api_bulk_activity(r);
-    }
-    if (strncmp(url, "/api/v1/device-types", 20) == 0) return ls_api_device_types(r, url + 20);
-    if (strncmp(url, "/api/v1/alarms", 14) == 0) return ls_api_alarms(r, url + 14);
-    if (strcmp(url, "/api/v1/devices") == 0) {
-        if (strcmp(m, "GET")) return ls_api_method_not_allowed(r, "GET");
-        return ls_api_device_list(r);
-    }
-    if (strncmp(url, DEVICES_PREFIX, strlen(DEVICES_PREFIX)) == 0) {
-        const char *rest = url + strlen(DEVICES_PREFIX);
-        const char *slash = strchr(rest, '/');
-        size_t raw_len = slash ? (size_t)(slash - rest) : strlen(rest);
-        const char *action = slash ? slash + 1 : NULL;
-        if (action && strchr(action, '/'))
-            return ls_api_error(r, 404, "not_found", "no route for %s", url);
-        /* A decoded id is never longer than its raw form; reject early. */
-        if (raw_len > LS_ID_MAX * 3)
-            return ls_api_error(r, 422, "invalid", "invalid device id: longer than 256 bytes");
-        char id[LS_ID_MAX * 3 + 1];
-        size_t len;
-        if (ls_api_pct_decode(rest, raw_len, id, &len) < 0)
-            return ls_api_error(r, 400, "bad_request",
-                                "malformed percent-encoding in the device id");
-        const char *why = ls_id_check(id, len);
-        if (action) {
-            if (strcmp(action, "activity") && strcmp(action, "connect") &&
-                strcmp(action, "disconnect"))
-                return ls_api_error(r, 404, "not_found", "no route for %s", url);
-            if (strcmp(m, "POST")) return ls_api_method_not_allowed(r, "POST");
-            if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
-            return ls_api_device_action(r, id, len, action);
-        }
-        if (strcmp(m, "GET") && strcmp(m, "PUT") && strcmp(m, "DELETE"))
-            return ls_api_method_not_allowed(r, "GET, PUT, DELETE");
-        if (why) return ls_api_error(r, 422, "invalid", "invalid device id: %s", why);
-        return ls_api_device(r, id, len);
-    }
-    return ls_api_error(r, 404, "not_found", "no route for %s", url);
-}
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
@@ -362,7 +306,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->d = h->d;
         r->http = h;
         r->method = method;
-        r->route = ls_route_of(url);
+        r->route = ls_routes_metric(url);
         r->method_idx = ls_method_index(method);
         ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
@@ -407,7 +351,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (r->too_big)
         return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld bytes)",
                             (long long)h->d->cfg.http_max_body);
-    return route(r, url);
+    return ls_routes_dispatch(r, url);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -418,6 +362,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     if (!r) return;
+    if (r->resumed) atomic_fetch_sub_explicit(&h->replies_due, 1, memory_order_release);
     if (r->responded) {
         ls_metrics *m = &h->d->metrics;
         ls_metrics_add(&m->http[r->route][r->method_idx][ls_code_index(r->status)], 1);
@@ -450,7 +395,7 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     pthread_mutex_init(&h->wait_lock, NULL);
     int rc = ls_streams_start(&d->streams, d);
     if (rc < 0) {
-        ls_error("http", "cannot start the event streams: %s", strerror(-rc));
+        ls_error("http", "cannot start the event streams: %s", ls_strerror(rc));
         pthread_mutex_destroy(&h->wait_lock);
         free(h);
         return rc;
@@ -481,10 +426,10 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
         free(h);
         return -EADDRINUSE;
     }
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->on_commit = commit_cb;
     d->on_commit_ud = h;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
     ls_net_host_part(d->cfg.http_listen, host, sizeof(host));
@@ -493,19 +438,45 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     return 0;
 }
 
+/*
+ * Waits, at most STOP_DRAIN_MS, until the requests resumed for the stop and
+ * the streams told to end have been answered: MHD_stop_daemon() closes
+ * every connection at once, whatever it has not written yet.
+ */
+static void drain(struct ls_http *h)
+{
+    const struct timespec step = {0, 2 * 1000 * 1000};
+    for (int ms = 0; ms < STOP_DRAIN_MS; ms += 2) {
+        if (!atomic_load_explicit(&h->replies_due, memory_order_acquire) &&
+            !ls_metrics_get(&h->d->metrics.streams_open))
+            return;
+        nanosleep(&step, NULL);
+    }
+    ls_warn("http", "stopping with %llu replies and %llu event streams not sent in %d ms",
+            (unsigned long long)atomic_load_explicit(&h->replies_due, memory_order_acquire),
+            (unsigned long long)ls_metrics_get(&h->d->metrics.streams_open), STOP_DRAIN_MS);
+}
+
 void ls_http_stop(struct ls_http *h)
 {
     if (!h || !h->mhd) return;
     pthread_mutex_lock(&h->wait_lock);
     h->stopping = 1;
+    /* The root committed what they wait for just before, but the commit
+     * hook that resumes them may not have run yet: those whose commit is
+     * on disk get their real answer, the others 503. */
+    uint64_t committed = ls_daemon_committed_gen(h->d);
     for (ls_req *r = h->waiters; r; r = r->wnext) {
-        reply_unknown(r);
+        if (r->wait_gen > committed) reply_unknown(r);
         r->reply_ready = 1;
+        r->resumed = 1;
+        atomic_fetch_add_explicit(&h->replies_due, 1, memory_order_relaxed);
         MHD_resume_connection(r->conn);
     }
     h->waiters = NULL;
     pthread_mutex_unlock(&h->wait_lock);
     ls_streams_quiesce(h->d->streams); /* MHD must not stop with suspended connections */
+    drain(h);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
     ls_streams_free(h->d->streams);

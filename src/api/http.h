@@ -10,10 +10,11 @@ struct ls_http;
 /* Starts listening on cfg.http_listen; logs the bound address. */
 int ls_http_start(struct ls_http **out, struct ls_daemon *d);
 
-/* Stops serving: requests still waiting for a commit are answered 503
- * (their outcome is unknown to them), connections are closed.  The commit
- * hook stays harmless until ls_http_free(), which the daemon calls after
- * the committer has stopped. */
+/* Stops serving: requests whose commit is on disk get their answer, those
+ * still waiting for one are answered 503 (their outcome is unknown to them),
+ * event streams end; up to a second goes to sending all that, then
+ * connections are closed.  The commit hook stays harmless until
+ * ls_http_free(), which the daemon calls after the committer has stopped. */
 void ls_http_stop(struct ls_http *h);
 void ls_http_free(struct ls_http *h);
 

@@ -8,7 +8,6 @@
  * strings gets a ".0": it becomes a real, which every integer field then
  * refuses with its own 422.  The copy is made only on that rare path.
  */
-#include <math.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -70,17 +69,4 @@ json_t *ls_api_json_parse(const char *p, size_t n, size_t flags, json_error_t *e
     j = json_loadb(copy, m, flags, err);
     free(copy);
     return j;
-}
-
-int ls_api_response_interval(json_t *v, int *out)
-{
-    double x;
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        *out = i < LS_RI_MIN ? LS_RI_MIN : i > LS_RI_MAX ? LS_RI_MAX : (int)i;
-        return 0;
-    }
-    if (!json_is_real(v) || !isfinite(x = json_real_value(v)) || x != trunc(x)) return -1;
-    *out = x < LS_RI_MIN ? LS_RI_MIN : x > LS_RI_MAX ? LS_RI_MAX : (int)x;
-    return 0;
 }

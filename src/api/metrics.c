@@ -1,19 +1,19 @@
 /*
  * metrics.c - GET /metrics: everything lastseen counts, in the Prometheus
- * text format 0.0.4 (api/prom.c writes it).
+ * text format 0.0.4 (core/prom.c writes it).
  *
- * A scrape reads the engines' figures under the daemon's locks once (as
- * /api/v1/stats does: a copy of a few counters and the sink cursors), then
- * formats without any lock; counters kept elsewhere (core/metrics.h,
- * webhooks, streams) are read atomically.  Names follow the Prometheus
+ * A scrape renders one snapshot of the core (core/stats.h,
+ * ls_stats_take()), the same one /api/v1/stats renders (stats.c), then
+ * appends the adapters' families through their ports (webhooks, MQTT).
+ * No daemon lock is taken here and no daemon field read, so every figure
+ * the two routes share is the same figure.  Names follow the Prometheus
  * conventions: lastseen_ prefix, _total for counters, _seconds for times,
  * base units.  docs/api.md lists every metric.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
-#include "core/persist.h"
-#include "core/shards.h"
 #include "core/prom.h"
 
 #define METRICS_BUF_MAX ((size_t)8 << 20)
@@ -30,14 +30,14 @@ static void gauge(ls_buf *b, const char *name, const char *help, uint64_t v)
     ls_prom_u64(b, name, NULL, v);
 }
 
-static void http_requests(ls_buf *b, ls_metrics *m)
+static void http_requests(ls_buf *b, const ls_stats_snapshot *s)
 {
     ls_prom_family(b, "lastseen_http_requests_total", "counter",
                    "HTTP requests answered, by route template, method and status code.");
     for (int rt = 0; rt < LS_ROUTE__COUNT; rt++)
         for (int me = 0; me < LS_METHODS; me++)
             for (int co = 0; co < LS_CODES; co++) {
-                uint64_t v = ls_metrics_get(&m->http[rt][me][co]);
+                uint64_t v = s->http[rt][me][co];
                 if (!v) continue;
                 const char *l[] = {"route",  ls_route_name((ls_route)rt),
                                    "method", ls_method_name(me),
@@ -47,127 +47,129 @@ static void http_requests(ls_buf *b, ls_metrics *m)
             }
 }
 
-static void inputs(ls_buf *b, ls_metrics *m)
+static void inputs(ls_buf *b, const ls_stats_snapshot *s)
 {
-    int n = __atomic_load_n(&m->nsources, __ATOMIC_ACQUIRE);
     ls_prom_family(b, "lastseen_activities_total", "counter",
                    "Activity reports accepted, by input.");
-    for (int i = 0; i < n; i++) {
-        const char *l[] = {"source", m->source_names[i], NULL};
-        ls_prom_u64(b, "lastseen_activities_total", l, ls_metrics_get(&m->activities[i]));
+    for (int i = 0; i < s->nsources; i++) {
+        const char *l[] = {"source", s->source_names[i], NULL};
+        ls_prom_u64(b, "lastseen_activities_total", l, s->activities[i]);
     }
     ls_prom_family(
         b, "lastseen_rejected_inputs_total", "counter",
         "Inputs refused, by input and reason (malformed, invalid, too_large, device_limit).");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < s->nsources; i++)
         for (int why = 0; why < LS_REJECT__COUNT; why++) {
-            const char *l[] = {"source", m->source_names[i], "reason",
+            const char *l[] = {"source", s->source_names[i], "reason",
                                ls_reject_name((ls_reject_reason)why), NULL};
-            ls_prom_u64(b, "lastseen_rejected_inputs_total", l,
-                        ls_metrics_get(&m->rejected[i][why]));
+            ls_prom_u64(b, "lastseen_rejected_inputs_total", l, s->rejected[i][why]);
         }
+}
+
+/* Devices, sessions, events and activities. */
+static void fleet(ls_buf *b, const ls_stats_snapshot *s)
+{
+    const ls_engine_stats *st = &s->engine;
+    ls_prom_family(b, "lastseen_devices", "gauge", "Devices by status.");
+    const char *act[] = {"status", "active", NULL}, *inact[] = {"status", "inactive", NULL};
+    ls_prom_u64(b, "lastseen_devices", act, st->active);
+    ls_prom_u64(b, "lastseen_devices", inact, st->inactive);
+    gauge(b, "lastseen_sessions", "Open sessions, all devices.", st->sessions);
+    ls_prom_family(b, "lastseen_events_total", "counter", "Events produced, by type.");
+    for (int t = 0; t < LS_EV__COUNT; t++) {
+        const char *l[] = {"type", ls_event_name((ls_event_type)t), NULL};
+        ls_prom_u64(b, "lastseen_events_total", l, s->events[t]);
+    }
+    inputs(b, s);
+    counter(b, "lastseen_stale_activities_total",
+            "Activities recorded without activating their device (older than its timeout).",
+            st->stale_activities);
+    counter(b, "lastseen_clamped_timestamps_total",
+            "Activity timestamps too far in the future, clamped to now.", st->clamped_future);
+    ls_prom_family(b, "lastseen_detection_lateness_seconds", "histogram",
+                   "detectedAt - ts of each INACTIVITY_EVENT.");
+    ls_prom_histogram(b, "lastseen_detection_lateness_seconds", NULL, &s->lateness);
+}
+
+/* The outbox and the cursor of each sink. */
+static void outbox(ls_buf *b, const ls_stats_snapshot *s)
+{
+    uint64_t committed = s->committed_seq, first = s->first_seq;
+    gauge(b, "lastseen_outbox_events", "Events in the outbox.",
+          committed + 1 > first ? committed + 1 - first : 0);
+    gauge(b, "lastseen_outbox_committed_seq", "The newest committed event.", committed);
+    counter(b, "lastseen_outbox_pruned_events_total", "Events pruned by events.retention.",
+            s->pruned_events);
+    gauge(b, "lastseen_sinks_behind_retention", "Sinks holding events older than events.retention.",
+          s->sinks_behind);
+    ls_prom_family(b, "lastseen_sink_cursor", "gauge", "The last seq a sink delivered.");
+    for (int i = 0; i < s->nsinks; i++) {
+        const char *l[] = {"sink", s->sinks[i].name, NULL};
+        ls_prom_u64(b, "lastseen_sink_cursor", l, s->sinks[i].cursor);
+    }
+    ls_prom_family(b, "lastseen_sink_lag_events", "gauge",
+                   "Committed events a sink has yet to deliver.");
+    for (int i = 0; i < s->nsinks; i++) {
+        const char *l[] = {"sink", s->sinks[i].name, NULL};
+        ls_prom_u64(b, "lastseen_sink_lag_events", l, ls_stats_lag(s, s->sinks[i].cursor));
+    }
+}
+
+/* The committer: commits, flush passes, its hold of the engine lock. */
+static void store(ls_buf *b, const ls_stats_snapshot *s)
+{
+    ls_prom_family(
+        b, "lastseen_store_commit_duration_seconds", "histogram",
+        "Time to write one group commit (events and urgent device records) to the store.");
+    ls_prom_histogram(b, "lastseen_store_commit_duration_seconds", NULL, &s->commit);
+    ls_prom_family(b, "lastseen_store_flush_duration_seconds", "histogram",
+                   "Time of one flush pass: copying the devices that only reported activity, and "
+                   "writing their records in slices.");
+    ls_prom_histogram(b, "lastseen_store_flush_duration_seconds", NULL, &s->flush_time);
+    counter(b, "lastseen_store_flushed_records_total", "Device records written by flush passes.",
+            s->flush.records);
+    counter(b, "lastseen_store_flush_superseded_total",
+            "Records a flush pass dropped because a later commit wrote their device.",
+            s->flush.superseded);
+    counter(b, "lastseen_store_flush_slices_total", "Transactions written by flush passes.",
+            s->flush.slices);
+    ls_prom_family(b, "lastseen_committer_lock_hold_seconds", "histogram",
+                   "How long the committer held the engine lock, each time.");
+    ls_prom_histogram(b, "lastseen_committer_lock_hold_seconds", NULL, &s->lock_hold);
+    ls_prom_family(b, "lastseen_committer_lock_hold_max_seconds", "gauge",
+                   "The longest hold of the engine lock by the committer since start.");
+    ls_buf_append(b, "lastseen_committer_lock_hold_max_seconds ", 41);
+    ls_prom_seconds(b, s->lock_hold_max_ns);
+    ls_buf_putc(b, '\n');
+    counter(b, "lastseen_store_errors_total",
+            "Changes or events that could not be queued for the store.", s->persist_errors);
 }
 
 enum MHD_Result ls_api_metrics(ls_req *r)
 {
-    ls_daemon *d = r->d;
-    ls_metrics *m = &d->metrics;
-    ls_engine_stats st;
-    ls_sink sinks[LS_SINKS_MAX];
-
-    ls_daemon_lock(d);
-    ls_shards_engine_stats(d->shards, &st);
-    uint64_t committed = d->committed_seq;
-    int nsinks = d->nsinks;
-    memcpy(sinks, d->sinks, sizeof(ls_sink) * (size_t)nsinks);
-    ls_flush_stats fs = d->flush_stats;
-    ls_daemon_unlock(d);
-    uint64_t first = __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
+    ls_stats_snapshot *s = malloc(sizeof(*s));
+    if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
+    ls_stats_take(r->d, s);
 
     ls_buf b;
     ls_buf_init(&b, METRICS_BUF_MAX);
-
     ls_prom_family(&b, "lastseen_build_info", "gauge", "lastseen's version; always 1.");
-    const char *ver[] = {"version", LS_VERSION, NULL};
+    const char *ver[] = {"version", s->version, NULL};
     ls_prom_u64(&b, "lastseen_build_info", ver, 1);
     gauge(&b, "lastseen_start_time_seconds", "When the daemon started, in Unix seconds.",
-          (uint64_t)(d->started_wall / 1000));
-
-    ls_prom_family(&b, "lastseen_devices", "gauge", "Devices by status.");
-    const char *act[] = {"status", "active", NULL}, *inact[] = {"status", "inactive", NULL};
-    ls_prom_u64(&b, "lastseen_devices", act, st.active);
-    ls_prom_u64(&b, "lastseen_devices", inact, st.inactive);
-    gauge(&b, "lastseen_sessions", "Open sessions, all devices.", st.sessions);
-    ls_prom_family(&b, "lastseen_events_total", "counter", "Events produced, by type.");
-    for (int t = 0; t < LS_EV__COUNT; t++) {
-        const char *l[] = {"type", ls_event_name((ls_event_type)t), NULL};
-        ls_prom_u64(&b, "lastseen_events_total", l, st.events[t]);
-    }
-    inputs(&b, m);
-    counter(&b, "lastseen_stale_activities_total",
-            "Activities recorded without activating their device (older than its timeout).",
-            st.stale_activities);
-    counter(&b, "lastseen_clamped_timestamps_total",
-            "Activity timestamps too far in the future, clamped to now.", st.clamped_future);
-    ls_prom_family(&b, "lastseen_detection_lateness_seconds", "histogram",
-                   "detectedAt - ts of each INACTIVITY_EVENT.");
-    ls_prom_histogram(&b, "lastseen_detection_lateness_seconds", NULL, &m->lateness);
-
-    gauge(&b, "lastseen_outbox_events", "Events in the outbox.",
-          committed + 1 > first ? committed + 1 - first : 0);
-    gauge(&b, "lastseen_outbox_committed_seq", "The newest committed event.", committed);
-    counter(&b, "lastseen_outbox_pruned_events_total", "Events pruned by events.retention.",
-            __atomic_load_n(&d->pruned_events, __ATOMIC_RELAXED));
-    gauge(&b, "lastseen_sinks_behind_retention",
-          "Sinks holding events older than events.retention.",
-          __atomic_load_n(&d->sinks_behind, __ATOMIC_RELAXED));
-    ls_prom_family(&b, "lastseen_sink_cursor", "gauge", "The last seq a sink delivered.");
-    for (int i = 0; i < nsinks; i++) {
-        const char *l[] = {"sink", sinks[i].name, NULL};
-        ls_prom_u64(&b, "lastseen_sink_cursor", l, sinks[i].acked);
-    }
-    ls_prom_family(&b, "lastseen_sink_lag_events", "gauge",
-                   "Committed events a sink has yet to deliver.");
-    for (int i = 0; i < nsinks; i++) {
-        const char *l[] = {"sink", sinks[i].name, NULL};
-        ls_prom_u64(&b, "lastseen_sink_lag_events", l,
-                    committed > sinks[i].acked ? committed - sinks[i].acked : 0);
-    }
-    ls_prom_family(
-        &b, "lastseen_store_commit_duration_seconds", "histogram",
-        "Time to write one group commit (events and urgent device records) to the store.");
-    ls_prom_histogram(&b, "lastseen_store_commit_duration_seconds", NULL, &m->commit);
-    ls_prom_family(&b, "lastseen_store_flush_duration_seconds", "histogram",
-                   "Time of one flush pass: copying the devices that only reported activity, and "
-                   "writing their records in slices.");
-    ls_prom_histogram(&b, "lastseen_store_flush_duration_seconds", NULL, &m->flush);
-    counter(&b, "lastseen_store_flushed_records_total", "Device records written by flush passes.",
-            fs.records);
-    counter(&b, "lastseen_store_flush_superseded_total",
-            "Records a flush pass dropped because a later commit wrote their device.",
-            fs.superseded);
-    counter(&b, "lastseen_store_flush_slices_total", "Transactions written by flush passes.",
-            fs.slices);
-    ls_prom_family(&b, "lastseen_committer_lock_hold_seconds", "histogram",
-                   "How long the committer held the engine lock, each time.");
-    ls_prom_histogram(&b, "lastseen_committer_lock_hold_seconds", NULL, &m->lock_hold);
-    ls_prom_family(&b, "lastseen_committer_lock_hold_max_seconds", "gauge",
-                   "The longest hold of the engine lock by the committer since start.");
-    ls_buf_append(&b, "lastseen_committer_lock_hold_max_seconds ", 41);
-    ls_prom_seconds(&b, ls_metrics_get(&m->lock_hold_max_ns));
-    ls_buf_putc(&b, '\n');
-    counter(&b, "lastseen_store_errors_total",
-            "Changes or events that could not be queued for the store.",
-            __atomic_load_n(&d->persist_errors, __ATOMIC_RELAXED));
-
-    http_requests(&b, m);
-    gauge(&b, "lastseen_event_streams", "Open event streams.", ls_metrics_get(&m->streams_open));
+          (uint64_t)(s->started_wall / 1000));
+    fleet(&b, s);
+    outbox(&b, s);
+    store(&b, s);
+    http_requests(&b, s);
+    gauge(&b, "lastseen_event_streams", "Open event streams.", s->streams_open);
     counter(&b, "lastseen_event_streams_dropped_total",
-            "Event streams closed for falling too far behind.",
-            ls_metrics_get(&m->streams_dropped));
+            "Event streams closed for falling too far behind.", s->streams_dropped);
     counter(&b, "lastseen_event_streams_refused_total",
-            "Event streams refused by http.max_streams.", ls_metrics_get(&m->streams_refused));
-    ls_stats_ports_prom(d, &b, committed);
+            "Event streams refused by http.max_streams.", s->streams_refused);
+    ls_stats_ports_prom(r->d, &b, s->committed_seq);
+    ls_stats_release(s);
+    free(s);
 
     if (b.overflow) {
         ls_buf_free(&b);

@@ -55,6 +55,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,11 @@ typedef struct ls_stream {
     char *rbuf;                    /* LS_OUTBOX_BUF_MIN bytes for it */
     ls_buf out;                    /* frames not yet handed to MHD (MHD thread only) */
     size_t off;
-    uint64_t cursor;    /* atomic: last seq put into `out` (or passed over) */
-    uint64_t skipped;   /* events passed over since the last frame */
-    uint64_t id_sent;   /* last seq an id: line was written for */
-    int64_t last_write; /* atomic: mono ms bytes were last handed to MHD */
+    _Atomic uint64_t cursor;    /* last seq put into `out` (or passed over): written by MHD's
+                                 * thread, read by the pump (relaxed) */
+    uint64_t skipped;           /* events passed over since the last frame */
+    uint64_t id_sent;           /* last seq an id: line was written for */
+    _Atomic int64_t last_write; /* mono ms bytes were last handed to MHD (as cursor) */
     /* Under hub->mu: */
     int suspended;
     const char *drop;   /* why the stream is being dropped */
@@ -119,7 +121,7 @@ static int64_t mono_ms(void)
 /* Formats one event into `out` (or passes over it); 1 to stop filling. */
 static int fill_one(ls_stream *s, const ls_outbox_rec *r)
 {
-    __atomic_store_n(&s->cursor, r->seq, __ATOMIC_RELAXED);
+    atomic_store_explicit(&s->cursor, r->seq, memory_order_relaxed);
     if (!ls_event_filter_match(&s->f, r)) {
         if (++s->skipped >= SKIP_MARK) { /* move the client's Last-Event-ID on */
             ls_buf_printf(&s->out, "id: %llu\n\n", (unsigned long long)r->seq);
@@ -151,7 +153,7 @@ static void fill(ls_stream *s, uint64_t committed)
                      (unsigned long long)before);
             return;
         }
-        if (n == 0) __atomic_store_n(&s->cursor, committed, __ATOMIC_RELAXED);
+        if (n == 0) atomic_store_explicit(&s->cursor, committed, memory_order_relaxed);
         for (int64_t i = 0; i < n && !stop; i++)
             stop = fill_one(s, &s->rec[i]);
     }
@@ -174,7 +176,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
                 ls_buf_reset(&s->out);
                 s->off = 0;
             }
-            __atomic_store_n(&s->last_write, now, __ATOMIC_RELAXED);
+            atomic_store_explicit(&s->last_write, now, memory_order_relaxed);
             return (ssize_t)n;
         }
         pthread_mutex_lock(&h->mu);
@@ -195,8 +197,8 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
             s->skipped = 0;
             continue;
         }
-        if (now - __atomic_load_n(&s->last_write, __ATOMIC_RELAXED) >=
-            h->d->cfg.http_stream_keepalive) {
+        int64_t last = atomic_load_explicit(&s->last_write, memory_order_relaxed);
+        if (now - last >= h->d->cfg.http_stream_keepalive) {
             ls_buf_append(&s->out, ": keep-alive\n\n", 14);
             continue;
         }
@@ -223,7 +225,7 @@ static void stream_free_cb(void *cls)
     h->slots[s->slot] = NULL;
     h->open--;
     pthread_mutex_unlock(&h->mu);
-    __atomic_fetch_sub(&h->d->metrics.streams_open, 1, __ATOMIC_RELAXED);
+    atomic_fetch_sub_explicit(&h->d->metrics.streams_open, 1, memory_order_relaxed);
     ls_debug(MOD, "%s: closed at seq %llu", s->peer, (unsigned long long)s->cursor);
     ls_buf_free(&s->out);
     free(s->rbuf);
@@ -236,7 +238,7 @@ static void stream_free_cb(void *cls)
 static struct MHD_Connection *drop_locked(struct ls_streams *h, ls_stream *s, uint64_t lag)
 {
     s->drop = "backlog";
-    __atomic_fetch_add(&h->d->metrics.streams_dropped, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&h->d->metrics.streams_dropped, 1, memory_order_relaxed);
     ls_warn(MOD,
             "stream from %s dropped: %llu events behind, over http.stream_max_backlog (%lld) "
             "beyond its best (%llu) for %d s; the client can resume with Last-Event-ID %llu",
@@ -270,7 +272,7 @@ static void *pump_main(void *arg)
         for (int i = 0; i < h->max; i++) {
             ls_stream *s = h->slots[i];
             if (!s || s->drop) continue;
-            uint64_t cur = __atomic_load_n(&s->cursor, __ATOMIC_RELAXED);
+            uint64_t cur = atomic_load_explicit(&s->cursor, memory_order_relaxed);
             uint64_t lag = c > cur ? c - cur : 0;
             if (lag < s->best_lag) s->best_lag = lag;
             if (lag <= s->best_lag + (uint64_t)d->cfg.http_stream_max_backlog) {
@@ -282,7 +284,7 @@ static void *pump_main(void *arg)
                 if (conn) h->resume[n++] = conn;
                 continue;
             }
-            int64_t quiet = now - __atomic_load_n(&s->last_write, __ATOMIC_RELAXED);
+            int64_t quiet = now - atomic_load_explicit(&s->last_write, memory_order_relaxed);
             if (s->suspended && (cur < c || quiet >= d->cfg.http_stream_keepalive)) {
                 s->suspended = 0;
                 h->resume[n++] = s->conn;
@@ -346,9 +348,10 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
     s->hub = h;
     s->conn = r->conn;
     s->f = f;
-    s->cursor = s->id_sent = after;
+    atomic_init(&s->cursor, after);
+    s->id_sent = after;
     s->best_lag = committed > after ? committed - after : 0;
-    s->last_write = mono_ms();
+    atomic_init(&s->last_write, mono_ms());
     s->fd = -1;
     ls_buf_init(&s->out, (size_t)FILL_BYTES + 2 * (LS_ID_MAX * 6 + 1024));
     peer_name(r->conn, s->peer, sizeof(s->peer));
@@ -371,12 +374,12 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
         ls_buf_free(&s->out);
         free(s->rbuf);
         free(s);
-        __atomic_fetch_add(&r->d->metrics.streams_refused, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&r->d->metrics.streams_refused, 1, memory_order_relaxed);
         return ls_api_error(r, 503, "too_many_streams",
                             "http.max_streams (%lld) event streams are open",
                             (long long)r->d->cfg.http_max_streams);
     }
-    __atomic_fetch_add(&r->d->metrics.streams_open, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&r->d->metrics.streams_open, 1, memory_order_relaxed);
 
     /* A bounded kernel buffer keeps a stalled client's cost small and makes
      * it visible as backlog soon. */

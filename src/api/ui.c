@@ -23,6 +23,7 @@
 
 #include "api/api.h"
 #include "base/clock.h"
+#include "base/err.h"
 #include "core/outbox.h"
 #include "core/shards.h"
 
@@ -171,13 +172,11 @@ enum MHD_Result ls_api_events_recent(ls_req *r)
     ls_buf_append(&b, "{\"events\":[", 11);
     uint64_t next = 0;
     int rc = recent_scan(r->d, q, after, limit, before, &b, &next);
-    int oom = q->oom;
     ls_buf_free(&q->lines);
     free(q);
     if (rc < 0) {
         ls_buf_free(&b);
-        return ls_api_error(r, 500, "internal", "reading the outbox: %s",
-                            oom ? "out of memory" : ls_store_strerror(rc));
+        return ls_api_error(r, 500, "internal", "reading the outbox: %s", ls_strerror(rc));
     }
     if (next)
         ls_buf_printf(&b, "],\"next\":\"%llu\"}", (unsigned long long)next);

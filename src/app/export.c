@@ -2,22 +2,27 @@
  * export.c - `lastseen export`: the store's devices as JSON lines on stdout.
  *
  * One device a line, in the store's key order (byte order of the ids),
- * with exactly the fields and names of GET /api/v1/devices/{id}: the line
- * is written by ls_format_device_fields(), the function the API's own
- * ls_format_device() ends in.  A device without its own timeout reports
- * state.default_inactivity_timeout of the configuration export runs with,
- * as the daemon would.
+ * written by ls_format_record(), the writer GET /api/v1/devices/{id} uses,
+ * from what GET shows it from: the device's record, its availability
+ * resolved by the engine's own rule (ls_type_level_of() and
+ * ls_availability_of()) from its own settings, its type's stored settings
+ * and the configuration export runs with (state.default_inactivity_timeout,
+ * availability.grace, state.monitor_by_default: give it the daemon's), and
+ * its open alarm from the stored alarms.  So a line equals what GET
+ * returns for the device, field for field.
  *
  * The store is opened read-only (store.h), so export works while a daemon
  * runs on the same data directory and never creates or changes anything.
- * It reads the devices in one read transaction: the output is one
- * consistent state of the store.  What it cannot see: changes of the last
- * store.flush_interval that were only activity (lastActivityTime of a
- * device that stayed active) are still in the daemon's memory; every
+ * It reads the types, then the alarms, then the devices, each in one read
+ * transaction: the devices are one consistent state of the store, the
+ * types and alarms the state just before.  What it cannot see: changes of
+ * the last store.flush_interval that were only activity (lastActivityTime
+ * of a device that stayed active) are still in the daemon's memory; every
  * transition, configuration and session is on disk before the API
- * acknowledged it.  Cost: one pass over the store, streaming (one line of
- * memory); while stdout blocks, the read transaction pins the pages it
- * sees and a running daemon's file grows.
+ * acknowledged it.  Cost: one pass over the devices, streaming (one line
+ * of memory), plus the types and alarms in memory; while stdout blocks,
+ * the read transaction pins the pages it sees and a running daemon's file
+ * grows.
  *
  * Also here: the option parsing and configuration layers both
  * subcommands share (import.c holds the other one).
@@ -30,8 +35,11 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/err.h"
 #include "base/log.h"
+#include "core/daemon.h"
 #include "core/format.h"
+#include "engine/strmap.h"
 
 extern char **environ;
 
@@ -147,36 +155,64 @@ int ls_cli__setup(ls_cli *c, int argc, char **argv, int want_file)
     return -1;
 }
 
+/* A stored type's level, by name. */
+typedef struct export_type {
+    ls_type_level level;
+    size_t len;
+    char name[]; /* the map's key */
+} export_type;
+
 typedef struct export_state {
     FILE *out;
-    int64_t default_timeout;
+    ls_engine_config ec;
+    ls_strmap types;    /* name -> export_type, the stored types the engine takes */
+    ls_type_level none; /* the level of a type without settings */
+    ls_alarms *alarms;  /* the stored alarms */
     ls_buf line;
     uint64_t devices;
     int write_errno; /* stdout failed with this */
 } export_state;
 
-static int export_cb(void *ud, const ls_store_device *d)
+static int type_cb(void *ud, const char *name, size_t len, const ls_type_config *c)
 {
     export_state *st = ud;
-    ls_device_fields f = {
-        .id = d->id,
-        .id_len = d->id_len,
-        .type = d->type && d->type_len ? d->type : "default",
-        .type_len = d->type && d->type_len ? d->type_len : 7,
-        .active = d->active,
-        .last_activity = d->last_activity,
-        .last_connect = d->last_connect,
-        .last_disconnect = d->last_disconnect,
-        .inactivity_alarm = d->inactivity_alarm,
-        .timeout_ms = d->timeout_ms ? d->timeout_ms : st->default_timeout,
-        .timeout_source = d->timeout_ms ? "device" : "default",
-        .sessions = d->sessions,
-        .has_c8y = d->has_c8y,
-        .response_interval = d->response_interval,
-    };
+    if (ls_engine_type_check(name, len, c) < 0) {
+        /* The daemon does not restore it either (persist.c). */
+        ls_warn("export", "stored device type %.*s is invalid: its devices show the default",
+                (int)len, name);
+        return 0;
+    }
+    export_type *t = malloc(sizeof(*t) + len);
+    if (!t) return LS_ENOMEM;
+    ls_type_level_of(c, &st->ec, &t->level);
+    t->len = len;
+    memcpy(t->name, name, len);
+    if (ls_strmap_put(&st->types, t->name, len, t) < 0) {
+        free(t);
+        return LS_ENOMEM;
+    }
+    return 0;
+}
+
+static int alarm_cb(void *ud, const ls_alarm *a)
+{
+    export_state *st = ud;
+    int rc = ls_alarms_restore(st->alarms, a);
+    return rc == LS_ENOMEM ? rc : 0; /* an invalid one is not restored by the daemon either */
+}
+
+static int export_cb(void *ud, const ls_device_state *d)
+{
+    export_state *st = ud;
+    int has_type = d->type && d->type_len;
+    const export_type *t =
+        ls_strmap_get(&st->types, has_type ? d->type : "default", has_type ? d->type_len : 7);
+    ls_availability av;
+    ls_availability_of(d->timeout_ms, d->has_c8y, d->response_interval, t ? &t->level : &st->none,
+                       &st->ec, &av);
     ls_buf_reset(&st->line);
-    if (ls_format_device_fields(&st->line, &f) < 0 || ls_buf_putc(&st->line, '\n') < 0)
-        return -ENOMEM;
+    if (ls_format_record(&st->line, d, &av, st->alarms) < 0 || ls_buf_putc(&st->line, '\n') < 0)
+        return LS_ENOMEM;
     errno = 0;
     if (fwrite(st->line.p, 1, st->line.len, st->out) != st->line.len) {
         st->write_errno = errno ? errno : EIO;
@@ -184,6 +220,13 @@ static int export_cb(void *ud, const ls_store_device *d)
     }
     st->devices++;
     return 0;
+}
+
+static void free_types(export_state *st)
+{
+    for (uint64_t i = 0; st->types.e && i <= st->types.mask; i++)
+        if (st->types.e[i].key) free(st->types.e[i].val);
+    ls_strmap_close(&st->types);
 }
 
 int ls_export_main(int argc, char **argv)
@@ -201,14 +244,21 @@ int ls_export_main(int argc, char **argv)
                     c.store_dir, c.cfg.data_dir);
         else
             fprintf(stderr, "lastseen export: cannot open the store in %s: %s\n", c.store_dir,
-                    ls_store_strerror(rc));
+                    ls_strerror(rc));
         return 1;
     }
-    export_state st = {.out = stdout, .default_timeout = c.cfg.state_default_inactivity_timeout};
+    export_state st = {.out = stdout, .ec = ls_core_engine_config(&c.cfg)};
+    ls_type_level_of(NULL, &st.ec, &st.none);
+    ls_strmap_init(&st.types, 0x6c617374);
     ls_buf_init(&st.line, 1 << 16);
-    rc = ls_store_load_devices(s, export_cb, &st);
+    rc = ls_alarms_new(&st.alarms, NULL, NULL, 0x7365656e);
+    if (rc >= 0) rc = ls_store_load_types(s, type_cb, &st);
+    if (rc >= 0) rc = ls_store_load_alarms(s, alarm_cb, &st);
+    if (rc >= 0) rc = ls_store_load_devices(s, export_cb, &st);
     ls_store_close(s);
     ls_buf_free(&st.line);
+    ls_alarms_close(st.alarms);
+    free_types(&st);
     errno = 0;
     if ((fflush(stdout) != 0 || ferror(stdout)) && !st.write_errno)
         st.write_errno = errno ? errno : EIO;
@@ -218,7 +268,7 @@ int ls_export_main(int argc, char **argv)
     }
     if (rc < 0) {
         fprintf(stderr, "lastseen export: stopped after %llu devices: %s\n",
-                (unsigned long long)st.devices, ls_store_strerror(rc));
+                (unsigned long long)st.devices, ls_strerror(rc));
         return 1;
     }
     fprintf(stderr, "exported %llu devices\n", (unsigned long long)st.devices);

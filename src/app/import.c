@@ -2,14 +2,18 @@
  * import.c - `lastseen import FILE`: load devices from JSON lines.
  *
  * The input is what `lastseen export` writes: one device a line, the fields
- * of GET /api/v1/devices/{id}.  `id` is required; every other field is
- * optional (absent: "default" type, inactive, times 0, no sessions, the
- * default timeout) and unknown fields are ignored, so a hand-written line
- * like {"id":"pump-7"} is a device too.  inactivityTimeoutSource "device"
- * makes inactivityTimeout the device's own timeout; anything else means
- * the device has none and follows state.default_inactivity_timeout, which
- * is why export -> import -> export gives the same bytes.  Blank lines are
- * skipped; a later line with the same id replaces an earlier one.
+ * of GET /api/v1/devices/{id}, read by the reader PUT uses
+ * (core/device_in.h, in RECORD mode: the same checks and messages).  `id`
+ * is required; every other field is optional (absent: "default" type,
+ * inactive, times 0, no sessions, no timeout of its own) and unknown and
+ * derived fields are ignored, so a hand-written line like {"id":"pump-7"}
+ * is a device too.  inactivityTimeoutSource "device" makes
+ * inactivityTimeout the device's own timeout; anything else means it was
+ * derived (from the type, c8y_RequiredAvailability or the default) and the
+ * device has none of its own, which is why export -> import -> export
+ * gives the same bytes (but for the alarms and type settings, which are
+ * not exported).  Blank lines are skipped; a later line with the same id
+ * replaces an earlier one.
  *
  * All or nothing.  Every line is parsed and checked before anything is
  * written; each bad line is reported as FILE:LINE: reason and one is
@@ -34,37 +38,22 @@
 #include "base/buf.h"
 #include "app/export.h"
 #include "base/lockfile.h"
+#include "base/err.h"
 #include "base/log.h"
+#include "core/device_in.h"
 #include "engine/engine.h"
 
 #define IMPORT_BATCH 10000
 #define LINE_MAX_BYTES (1 << 20)
 #define BAD_LINES_SHOWN 20
-/* 9999-12-31T23:59:59.999Z: bounds every time, so no deadline arithmetic can overflow. */
-#define TIME_MAX_MS INT64_C(253402300799999)
 
 /* ---- one line -------------------------------------------------------- */
-
-/* An optional integer field in [lo, hi]: 0 absent or set, -1 invalid. */
-static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out, char *why,
-                   size_t whylen)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v) return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        snprintf(why, whylen, "%s must be an integer between %lld and %lld", key, (long long)lo,
-                 (long long)hi);
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
 
 int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t whylen)
 {
     json_error_t err;
-    int64_t timeout = 0, sessions = 0;
-    ls_store_device d = {0};
+    ls_device_state d = {0};
+    unsigned given;
     int rc = -1;
 
     json_t *o = ls_api_json_parse(p, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
@@ -72,81 +61,7 @@ int ls_import_line(ls_store_batch *b, const char *p, size_t n, char *why, size_t
         snprintf(why, whylen, "malformed JSON at column %d: %s", err.column, err.text);
         return -1;
     }
-    if (!json_is_object(o)) {
-        snprintf(why, whylen, "not a JSON object");
-        goto out;
-    }
-
-    json_t *v = json_object_get(o, "id");
-    const char *bad;
-    if (!v || !json_is_string(v)) {
-        snprintf(why, whylen, v ? "id must be a string" : "no id");
-        goto out;
-    }
-    d.id = json_string_value(v);
-    d.id_len = json_string_length(v);
-    if ((bad = ls_id_check(d.id, d.id_len))) {
-        snprintf(why, whylen, "invalid id: %s", bad);
-        goto out;
-    }
-
-    if ((v = json_object_get(o, "type"))) {
-        if (!json_is_string(v) || json_string_length(v) == 0 ||
-            json_string_length(v) > LS_TYPE_MAX ||
-            ls_id_check(json_string_value(v), json_string_length(v))) {
-            snprintf(why, whylen,
-                     "type must be a string of 1..%d bytes of UTF-8 without control characters",
-                     LS_TYPE_MAX);
-            goto out;
-        }
-        /* The built-in type is stored as none, as the daemon stores it. */
-        if (strcmp(json_string_value(v), "default") != 0 || json_string_length(v) != 7) {
-            d.type = json_string_value(v);
-            d.type_len = json_string_length(v);
-        }
-    }
-
-    if ((v = json_object_get(o, "active"))) {
-        if (!json_is_boolean(v)) {
-            snprintf(why, whylen, "active must be true or false");
-            goto out;
-        }
-        d.active = json_is_true(v);
-    }
-
-    if (get_int(o, "lastActivityTime", 0, TIME_MAX_MS, &d.last_activity, why, whylen) < 0 ||
-        get_int(o, "lastConnectTime", 0, TIME_MAX_MS, &d.last_connect, why, whylen) < 0 ||
-        get_int(o, "lastDisconnectTime", 0, TIME_MAX_MS, &d.last_disconnect, why, whylen) < 0 ||
-        get_int(o, "inactivityAlarmTime", 0, TIME_MAX_MS, &d.inactivity_alarm, why, whylen) < 0 ||
-        get_int(o, "sessions", 0, UINT32_MAX, &sessions, why, whylen) < 0)
-        goto out;
-    d.sessions = (uint32_t)sessions;
-
-    v = json_object_get(o, "inactivityTimeout");
-    if (v && !json_is_null(v) &&
-        get_int(o, "inactivityTimeout", LS_TIMEOUT_MIN_MS, LS_TIMEOUT_MAX_MS, &timeout, why,
-                whylen) < 0)
-        goto out;
-    json_t *src = json_object_get(o, "inactivityTimeoutSource");
-    if (json_is_string(src) && strcmp(json_string_value(src), "device") == 0) {
-        if (timeout == 0) {
-            snprintf(why, whylen,
-                     "inactivityTimeoutSource is \"device\" but there is no inactivityTimeout");
-            goto out;
-        }
-        d.timeout_ms = timeout;
-    }
-
-    if ((v = json_object_get(o, "c8y_RequiredAvailability")) && !json_is_null(v)) {
-        json_t *ri = json_is_object(v) ? json_object_get(v, "responseInterval") : NULL;
-        if (!ri || ls_api_response_interval(ri, &d.response_interval) < 0) {
-            snprintf(why, whylen,
-                     "c8y_RequiredAvailability must be {\"responseInterval\": minutes}");
-            goto out;
-        }
-        d.has_c8y = 1;
-    }
-
+    if (ls_device_in(o, LS_DEVICE_IN_RECORD, &d, &given, why, whylen) < 0) goto out;
     if (ls_store_batch_put_device(b, &d) < 0) {
         snprintf(why, whylen, "out of memory");
         goto out;
@@ -291,7 +206,7 @@ int ls_import_main(int argc, char **argv)
                           .sync = c.cfg.store_sync};
     if ((rc = ls_store_open(&s, c.store_dir, &o)) < 0) {
         fprintf(stderr, "lastseen import: cannot open the store in %s: %s; nothing imported\n",
-                c.store_dir, ls_store_strerror(rc));
+                c.store_dir, ls_strerror(rc));
         goto out;
     }
     for (size_t i = 0; i < bs.n; i++) {
@@ -300,7 +215,7 @@ int ls_import_main(int argc, char **argv)
             fprintf(stderr,
                     "lastseen import: writing to %s failed after %llu of %llu devices: %s\n",
                     c.store_dir, (unsigned long long)written, (unsigned long long)devices,
-                    ls_store_strerror(rc));
+                    ls_strerror(rc));
             break;
         }
         written += in_batch;

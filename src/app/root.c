@@ -8,13 +8,15 @@
  * "starting" while the events file catches up and the devices load; the
  * events file's sink opens before ls_core_start() (the file's last seq
  * must be known before any event gets one); the inputs come once the
- * shards run, the other sinks last.  Stop: the MQTT input first (what
- * it read is applied before the final commit), then the requests that wait
- * for a commit get it, HTTP stops, the other inputs, the shards drain, the
- * webhook and MQTT sinks stop (their last acknowledgements are saved), the
- * committer makes the final commit and the events file gets it inline (its
- * cursor is not saved, but the file's own last seq says as much next
- * time), the events file closes and the core closes.
+ * shards run, each given the ingest port (core/ingest.h) and the
+ * configuration, never the daemon; the other sinks last.  Stop: the MQTT
+ * input first (what it read is applied before the final commit), then the
+ * requests that wait for a commit get it, HTTP stops, the other inputs, the
+ * port closes, the shards drain, the webhook and MQTT sinks stop (their
+ * last acknowledgements are saved), the committer makes the final commit
+ * and the events file gets it inline (its cursor is not saved, but the
+ * file's own last seq says as much next time), the events file closes and
+ * the core closes.
  */
 #include "app/root.h"
 
@@ -29,6 +31,7 @@
 #include "api/http.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "core/ingest.h"
 #include "core/shards.h"
 #include "in/mqtt.h"
 #include "in/udp.h"
@@ -41,15 +44,21 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     int rc;
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
-    if ((rc = ls_eventlog_sink_start(&d->eventlog, d)) < 0) return rc;
+    if ((rc = ls_eventlog_sink_start(&d->eventlog, d, &d->cfg)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
-    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d)) < 0) return rc;
-    if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d)) < 0) return rc;
-    if ((rc = ls_webhooks_start(&d->webhooks, d)) < 0) return rc;
+    if ((rc = ls_ingest_open(&d->ingest, d)) < 0) return rc;
+    if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d->ingest, &d->cfg)) < 0) return rc;
+    if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d->ingest, &d->cfg)) < 0) return rc;
+    if ((rc = ls_webhooks_start(&d->webhooks, d, &d->cfg)) < 0) return rc;
     if (cfg->mqtt_host[0] && (cfg->mqtt_event_topic[0] || cfg->mqtt_state_topic[0]) &&
-        (rc = ls_mqtt_pub_start(&d->mqtt_pub, d)) < 0)
+        (rc = ls_mqtt_pub_start(&d->mqtt_pub, d, &d->cfg)) < 0)
         return rc;
     ls_core_ready(d);
+    /* The inputs run already: an MQTT source transition may be raising an
+     * event right now. */
+    ls_mutex_lock(&d->lock);
+    uint64_t seq = d->seq;
+    ls_mutex_unlock(&d->lock);
     ls_info("daemon",
             "lastseen %s started: data_dir=%s shards=%u default_inactivity_timeout=%lldms "
             "monitor_by_default=%s "
@@ -58,7 +67,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
             (long long)cfg->state_default_inactivity_timeout,
             cfg->state_monitor_by_default ? "true" : "false",
             ls_report_strategy_name((ls_report_strategy)cfg->http_reporting_strategy),
-            (unsigned long long)d->seq);
+            (unsigned long long)seq);
     return 0;
 }
 
@@ -100,6 +109,8 @@ void ls_daemon_stop(ls_daemon *d)
     d->mqtt = NULL;
     ls_udp_stop(d->udp);
     d->udp = NULL;
+    ls_ingest_close(d->ingest); /* every input is gone */
+    d->ingest = NULL;
     ls_core_stop_ingest(d);
     /* Sinks before the store closes, so that their last acknowledgements are saved. */
     ls_webhooks_stop(d->webhooks);

@@ -1,8 +1,10 @@
 /*
  * buf.c - growable buffer.  Doubles on growth up to `max`; an append that
  * would pass it fails, sets `overflow` and leaves the contents unchanged.
+ * Appends return 0, or LS_ENOMEM when the cap or malloc refuses.
  */
 #include "base/buf.h"
+#include "base/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,7 +33,7 @@ static int reserve(ls_buf *b, size_t extra)
     if (b->len + extra + 1 <= b->cap) return 0;
     if (b->len + extra + 1 > b->max) {
         b->overflow = 1;
-        return -1;
+        return LS_ENOMEM;
     }
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
@@ -40,7 +42,7 @@ static int reserve(ls_buf *b, size_t extra)
     char *p = realloc(b->p, cap);
     if (!p) {
         b->overflow = 1;
-        return -1;
+        return LS_ENOMEM;
     }
     b->p = p;
     b->cap = cap;
@@ -49,7 +51,8 @@ static int reserve(ls_buf *b, size_t extra)
 
 int ls_buf_append(ls_buf *b, const void *data, size_t len)
 {
-    if (reserve(b, len) < 0) return -1;
+    int rc;
+    if ((rc = reserve(b, len)) < 0) return rc;
     memcpy(b->p + b->len, data, len);
     b->len += len;
     b->p[b->len] = '\0';
@@ -68,9 +71,10 @@ int ls_buf_printf(ls_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
-    if (n < 0) return -1;
+    if (n < 0) return -EOVERFLOW; /* longer than INT_MAX */
     if ((size_t)n < sizeof(small)) return ls_buf_append(b, small, (size_t)n);
-    if (reserve(b, (size_t)n) < 0) return -1;
+    int rc;
+    if ((rc = reserve(b, (size_t)n)) < 0) return rc;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -88,7 +92,8 @@ int ls_buf_i64(ls_buf *b, int64_t v)
 int ls_buf_json_str(ls_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    if (reserve(b, len * 6 + 2) < 0) return -1;
+    int rc;
+    if ((rc = reserve(b, len * 6 + 2)) < 0) return rc;
     char *o = b->p + b->len;
     *o++ = '"';
     for (size_t i = 0; i < len; i++) {

@@ -10,7 +10,7 @@
 typedef struct ls_buf {
     char *p;
     size_t len, cap;
-    size_t max;   /* growth stops here: appends fail with -1 */
+    size_t max;   /* growth stops here: appends fail with LS_ENOMEM */
     int overflow; /* an append was refused */
 } ls_buf;
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/log.h"
 
 #define MOD "lock"
@@ -67,7 +68,7 @@ int ls_lockfile_acquire(const char *data_dir, const char *refusal, int *fd_out)
         return -ENAMETOOLONG;
     }
     if ((rc = make_dirs(data_dir)) < 0) {
-        ls_error(MOD, "cannot create the data directory %s: %s", data_dir, strerror(-rc));
+        ls_error(MOD, "cannot create the data directory %s: %s", data_dir, ls_strerror(rc));
         return rc;
     }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -85,7 +86,7 @@ int ls_lockfile_acquire(const char *data_dir, const char *refusal, int *fd_out)
             ls_error(MOD, "%s is in use by another lastseen process (%sholding %s): %s", data_dir,
                      who, path, refusal ? refusal : "refusing to use it");
         } else {
-            ls_error(MOD, "%s: flock: %s", path, strerror(-rc));
+            ls_error(MOD, "%s: flock: %s", path, ls_strerror(rc));
         }
         close(fd);
         return rc;

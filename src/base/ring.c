@@ -23,7 +23,7 @@ int ls_ring_init(ls_ring *r, size_t capacity)
     if (!r->cells) return -ENOMEM;
     r->mask = cap - 1;
     for (size_t i = 0; i < cap; i++)
-        r->cells[i].seq = i;
+        atomic_init(&r->cells[i].seq, i);
     return 0;
 }
 
@@ -35,52 +35,52 @@ void ls_ring_close(ls_ring *r)
 
 int ls_ring_push(ls_ring *r, void *v)
 {
-    uint64_t pos = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
     for (;;) {
         ls_ring_cell *c = &r->cells[pos & r->mask];
-        uint64_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+        uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
-            if (__atomic_compare_exchange_n(&r->head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED)) {
+            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
                 c->v = v;
-                __atomic_store_n(&c->seq, pos + 1, __ATOMIC_RELEASE);
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
                 return 0;
             }
             /* lost the race: pos now holds the new head */
         } else if (dif < 0) {
             return -EAGAIN; /* the cell still holds a value a lap behind: full */
         } else {
-            pos = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
         }
     }
 }
 
 void *ls_ring_pop(ls_ring *r)
 {
-    uint64_t pos = __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     for (;;) {
         ls_ring_cell *c = &r->cells[pos & r->mask];
-        uint64_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+        uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         int64_t dif = (int64_t)(seq - (pos + 1));
         if (dif == 0) {
-            if (__atomic_compare_exchange_n(&r->tail, &pos, pos + 1, 1, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED)) {
+            if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
                 void *v = c->v;
-                __atomic_store_n(&c->seq, pos + r->mask + 1, __ATOMIC_RELEASE);
+                atomic_store_explicit(&c->seq, pos + r->mask + 1, memory_order_release);
                 return v;
             }
         } else if (dif < 0) {
             return NULL; /* not published yet: empty */
         } else {
-            pos = __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
+            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
         }
     }
 }
 
 int ls_ring_empty(const ls_ring *r)
 {
-    uint64_t pos = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_acquire);
     const ls_ring_cell *c = &r->cells[pos & r->mask];
-    return __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE) != pos + 1;
+    return atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1;
 }

@@ -20,11 +20,12 @@
 #ifndef LS_RING_H
 #define LS_RING_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct ls_ring_cell {
-    uint64_t seq;
+    _Atomic uint64_t seq; /* whose turn the cell is (see ring.c) */
     void *v;
 } ls_ring_cell;
 
@@ -32,9 +33,9 @@ typedef struct ls_ring {
     ls_ring_cell *cells;
     uint64_t mask;
     char pad0[64 - sizeof(void *) - sizeof(uint64_t)];
-    uint64_t head; /* next position to push */
+    _Atomic uint64_t head; /* next position to push */
     char pad1[64 - sizeof(uint64_t)];
-    uint64_t tail; /* next position to pop */
+    _Atomic uint64_t tail; /* next position to pop */
     char pad2[64 - sizeof(uint64_t)];
 } ls_ring;
 

@@ -13,7 +13,7 @@ void ls_stopper_init(ls_stopper *s)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
-    s->stop = 0;
+    atomic_init(&s->stop, 0);
 }
 
 void ls_stopper_close(ls_stopper *s)
@@ -25,14 +25,14 @@ void ls_stopper_close(ls_stopper *s)
 void ls_stopper_request(ls_stopper *s)
 {
     pthread_mutex_lock(&s->mu);
-    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&s->stop, 1, memory_order_release);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
 int ls_stopper_requested(ls_stopper *s)
 {
-    return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+    return atomic_load_explicit(&s->stop, memory_order_acquire);
 }
 
 int ls_stopper_sleep(ls_stopper *s, int64_t ms)

@@ -6,12 +6,13 @@
 #define LS_STOPPER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct ls_stopper {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* on CLOCK_MONOTONIC */
-    int stop;
+    _Atomic int stop;  /* written under mu; ls_stopper_requested() reads it without */
 } ls_stopper;
 
 void ls_stopper_init(ls_stopper *s);

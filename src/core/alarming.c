@@ -23,6 +23,7 @@
 
 #include <stdlib.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "core/persist.h"
 
@@ -30,19 +31,9 @@
 
 static void queue_alarm(ls_daemon *d, const ls_alarm *a)
 {
-    ls_store_alarm rec = {
-        .id = a->id,
-        .source = a->source,
-        .source_len = a->source_len,
-        .time = a->time,
-        .first = a->first,
-        .since = a->since,
-        .updated = a->updated,
-        .count = a->count,
-        .status = a->status,
-        .severity = a->severity,
-    };
-    if (ls_store_batch_put_alarm(d->pending, &rec) < 0) d->persist_errors++;
+    LS_ASSERT_LOCKED(&d->lock); /* d->pending */
+    if (ls_store_batch_put_alarm(d->pending, a) < 0)
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 static void alarm_cb(void *ud, ls_event_type what, const ls_alarm *a, int64_t now)
@@ -71,23 +62,11 @@ typedef struct load_state {
     uint64_t loaded, refused;
 } load_state;
 
-static int load_cb(void *ud, const ls_store_alarm *rec)
+static int load_cb(void *ud, const ls_alarm *rec)
 {
     load_state *ls = ud;
-    ls_alarm a = {
-        .id = rec->id,
-        .time = rec->time,
-        .first = rec->first,
-        .since = rec->since,
-        .updated = rec->updated,
-        .count = rec->count,
-        .status = rec->status,
-        .severity = rec->severity,
-        .source_len = (uint16_t)rec->source_len,
-        .source = (char *)rec->source,
-    };
-    int rc = rec->source_len > LS_ID_MAX ? LS_EINVAL : ls_alarms_restore(ls->d->alarms, &a);
-    if (rc == LS_ENOMEM) return -1;
+    int rc = ls_alarms_restore(ls->d->alarms, rec);
+    if (rc == LS_ENOMEM) return rc; /* stops the load */
     if (rc < 0) {
         ls->refused++;
         ls_error("alarms", "stored alarm %llu not restored: invalid record",
@@ -104,7 +83,7 @@ int ls_alarming_load(ls_daemon *d)
     int rc = ls_store_load_alarms(d->store, load_cb, &ls);
     if (rc < 0) {
         ls_error("alarms", "cannot load alarms from %s/store: %s", d->cfg.data_dir,
-                 rc == -1 ? "out of memory" : ls_store_strerror(rc));
+                 ls_strerror(rc));
         return rc;
     }
     ls_alarms_set_last_id(d->alarms, ls_store_alarm_last_id(d->store));
@@ -128,13 +107,14 @@ static void raise_for(ls_daemon *d, const ls_device *dev, int64_t now)
     int rc = ls_alarms_raise(d->alarms, id, dev->id_len, ls_engine_severity(e, dev),
                              dev->last_activity, now);
     if (rc < 0) {
-        d->persist_errors++;
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
         ls_error("alarms", "cannot raise the alarm of %s: %s", id, ls_strerror(rc));
     }
 }
 
 void ls_alarming_event(ls_daemon *d, const ls_event *ev)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (!ev->dev) return; /* alarm events themselves */
     if (ev->type == LS_EV_INACTIVITY && ls_device_avail(ev->dev) == LS_AVAIL_MONITORED)
         raise_for(d, ev->dev, ev->detected_at);
@@ -149,6 +129,7 @@ void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int 
                           ls_now now)
 {
     ls_daemon *d = ud;
+    LS_ASSERT_LOCKED(&d->lock);
     if (ls_device_avail(dev) == LS_AVAIL_MONITORED && old_cls != LS_AVAIL_MONITORED &&
         !was_active && !dev->active && dev->last_activity)
         raise_for(d, dev, now.wall);
@@ -156,17 +137,20 @@ void ls_alarming_avail_cb(void *ud, const ls_device *dev, ls_avail old_cls, int 
 
 void ls_alarming_deleted(ls_daemon *d, const char *id, size_t len, int64_t now_wall)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     ls_alarms_clear_source(d->alarms, id, len, now_wall);
 }
 
 static void prune_cb(void *ud, uint64_t id)
 {
     ls_daemon *d = ud;
-    if (ls_store_batch_del_alarm(d->pending, id) < 0) d->persist_errors++;
+    if (ls_store_batch_del_alarm(d->pending, id) < 0)
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_alarming_prune(ls_daemon *d, int64_t now_wall)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (ls_alarms_prune(d->alarms, now_wall - d->cfg.alarms_retention, PRUNE_MAX, prune_cb, d))
         d->want_commit = 1;
 }

@@ -26,6 +26,7 @@
 #include "core/alarming.h"
 #include "base/clock.h"
 #include "base/lockfile.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/persist.h"
 #include "core/shards.h"
@@ -35,6 +36,7 @@
 
 void ls_daemon__event(ls_daemon *d, const ls_event *ev)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     if (ev->type == LS_EV_INACTIVITY) {
         int64_t late_ms = ev->detected_at - ev->ts; /* < 0 after a wall clock step back */
         ls_histogram_observe(&d->metrics.lateness, late_ms > 0 ? (uint64_t)late_ms * 1000000 : 0);
@@ -51,21 +53,32 @@ ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len)
 void ls_daemon_lock(ls_daemon *d)
 {
     ls_shards_lock_all(d->shards);
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->locked = -1;
 }
 
 ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len)
 {
     ls_shard *s = ls_shards_of(d->shards, id, len);
-    pthread_mutex_lock(&s->lock);
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&s->lock);
+    ls_mutex_lock(&d->lock);
     d->locked = (int)s->index;
     return s->engine;
 }
 
+/* With assertions on: the calling thread holds the shard locks that `held`
+ * (a value of d->locked) names. */
+static inline void assert_shards_held(ls_daemon *d, int held)
+{
+    LS_ASSERT(held >= -1 && held < (int)d->shards->n);
+    for (unsigned i = 0; i < d->shards->n; i++)
+        if (held < 0 || (unsigned)held == i) LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
+}
+
 void ls_daemon__wake_timer(ls_daemon *d)
 {
+    LS_ASSERT_LOCKED(&d->lock);
+    assert_shards_held(d, d->locked);
     if (d->locked >= 0) {
         ls_shard_wake_if_earlier(&d->shards->shard[d->locked]);
     } else {
@@ -76,8 +89,9 @@ void ls_daemon__wake_timer(ls_daemon *d)
 
 void ls_daemon__release_shards(ls_daemon *d, int held)
 {
+    assert_shards_held(d, held);
     if (held >= 0)
-        pthread_mutex_unlock(&d->shards->shard[held].lock);
+        ls_mutex_unlock(&d->shards->shard[held].lock);
     else
         ls_shards_unlock_all(d->shards);
 }
@@ -87,7 +101,7 @@ void ls_daemon_unlock(ls_daemon *d)
     ls_daemon__wake_timer(d);
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
     int held = d->locked;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     ls_daemon__release_shards(d, held);
 }
 
@@ -101,12 +115,25 @@ static unsigned shard_count(const ls_config *cfg)
     return (unsigned)n;
 }
 
+ls_engine_config ls_core_engine_config(const ls_config *cfg)
+{
+    return (ls_engine_config){
+        .default_timeout_ms = cfg->state_default_inactivity_timeout,
+        .max_clock_skew_ms = cfg->state_max_clock_skew,
+        .max_devices = (uint64_t)cfg->state_max_devices,
+        .grace_ms = cfg->availability_grace,
+        .unmonitored_default = !cfg->state_monitor_by_default,
+        .session_timeout_ms = cfg->transport_session_inactivity_timeout,
+        .event_snapshots = 1, /* ls_persist_event() writes the device with its event */
+    };
+}
+
 int ls_core_open(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     *d = (ls_daemon){.cfg = *cfg, .wake_fd = -1, .signal_fd = -1, .wake_at = INT64_MAX};
     d->lock_fd = -1;
-    pthread_mutex_init(&d->lock, NULL);
+    ls_mutex_init(&d->lock);
     ls_metrics_init(&d->metrics);
     d->http_source = ls_metrics_source(&d->metrics, "http");
     d->started_wall = ls_clock_now().wall;
@@ -130,21 +157,13 @@ int ls_core_open(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_lockfile_acquire(cfg->data_dir, "refusing to start a second daemon on it",
                                   &d->lock_fd)) < 0)
         return rc;
-    ls_engine_config ec = {
-        .default_timeout_ms = cfg->state_default_inactivity_timeout,
-        .max_clock_skew_ms = cfg->state_max_clock_skew,
-        .max_devices = (uint64_t)cfg->state_max_devices,
-        .grace_ms = cfg->availability_grace,
-        .unmonitored_default = !cfg->state_monitor_by_default,
-        .session_timeout_ms = cfg->transport_session_inactivity_timeout,
-        .event_snapshots = 1, /* ls_persist_event() writes the device with its event */
-    };
+    ls_engine_config ec = ls_core_engine_config(cfg);
     if (getrandom(&ec.seed, sizeof(ec.seed), 0) != sizeof(ec.seed))
         ec.seed = (uint64_t)ls_clock_mono_ns();
     ec.shared_devices = &d->devices;
     if ((rc = ls_alarming_open(d, ec.seed * 3 + 1)) < 0) return rc;
     if ((rc = ls_shards_new(&d->shards, d, shard_count(cfg), &ec)) < 0) {
-        ls_error("daemon", "engine: %s", strerror(-rc));
+        ls_error("daemon", "engine: %s", ls_strerror(rc));
         return rc;
     }
     if ((rc = ls_shards_set_reporting(d->shards, (ls_report_strategy)cfg->http_reporting_strategy,
@@ -166,7 +185,7 @@ int ls_core_start(ls_daemon *d)
 
 void ls_core_ready(ls_daemon *d)
 {
-    __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->ready, 1, memory_order_release);
 }
 
 int64_t ls_core_tick(ls_daemon *d)
@@ -185,7 +204,7 @@ int64_t ls_core_tick(ls_daemon *d)
     int64_t next = now.mono + IDLE_WAKE_MS;
     d->wake_at = next;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     ls_shards_unlock_all(d->shards);
     return next;
 }
@@ -217,7 +236,7 @@ void ls_core_close(ls_daemon *d)
     if (d->wake_fd >= 0) close(d->wake_fd);
     if (d->signal_fd >= 0) close(d->signal_fd);
     d->wake_fd = d->signal_fd = -1;
-    pthread_mutex_destroy(&d->lock);
+    ls_mutex_destroy(&d->lock);
     ls_lockfile_release(d->lock_fd);
     d->lock_fd = -1;
 }

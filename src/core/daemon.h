@@ -24,13 +24,24 @@
  * an event.  So every event gets its seq under the global lock,
  * seqs are strictly increasing, and an event is in the same pending batch
  * as the device state that caused it.
+ *
+ * Checked.  The global and shard locks are ls_mutex (app/assert.h): in
+ * Debug and sanitizer builds the functions documented "under the global
+ * lock" (ls_daemon__event(), ls_persist_event() and the other outbox
+ * writers, the alarm glue) assert that the calling thread holds it, the
+ * shard layer asserts its lock wherever it touches an engine, and the
+ * "committer thread" fields below are asserted to be touched by that
+ * thread only (committer_thread).  Fields shared without a lock are
+ * _Atomic.  make test-tsan runs the threaded tests under ThreadSanitizer.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/assert.h"
 #include "conf/config.h"
 #include "core/flush.h"
 #include "core/history.h"
@@ -50,7 +61,6 @@ struct ls_eventlog_sink;
  * `deliver_ud` are set before the committer starts and read by it without
  * the lock. */
 #define LS_SINKS_MAX 32
-#define LS_SINK_NAME_MAX 64
 typedef struct ls_sink {
     char name[LS_SINK_NAME_MAX];
     uint64_t acked;               /* last seq the sink reported delivered */
@@ -64,12 +74,12 @@ typedef struct ls_daemon {
     ls_config cfg;
     struct ls_shards *shards; /* the engines (shards.h) */
     int locked;               /* under lock: -1 every shard held, else the one shard held */
-    uint64_t devices;         /* atomic: devices of every shard, for state.max_devices */
-    pthread_mutex_t lock;
-    int wake_fd;     /* eventfd: wakes the timer loop */
-    int signal_fd;   /* signalfd: SIGINT, SIGTERM */
-    int lock_fd;     /* flock on <data_dir>/lastseen.lock (lockfile.h) */
-    int64_t wake_at; /* mono ms the loop sleeps until (under lock) */
+    _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
+    ls_mutex lock;            /* the global lock (above) */
+    int wake_fd;              /* eventfd: wakes the timer loop */
+    int signal_fd;            /* signalfd: SIGINT, SIGTERM */
+    int lock_fd;              /* flock on <data_dir>/lastseen.lock (lockfile.h) */
+    int64_t wake_at;          /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;
     struct ls_http *http;
     struct ls_udp *udp;                    /* NULL unless udp.listen is set */
@@ -78,32 +88,40 @@ typedef struct ls_daemon {
     int64_t alarm_prune_mono;              /* timer loop: last alarms.retention pass */
     struct ls_mqtt *mqtt;                  /* MQTT input (src/in/mqtt.c), NULL when off */
     struct ls_mqtt_pub *mqtt_pub;          /* MQTT event publisher (src/out/mqtt_pub.c) */
+    struct ls_ingest *ingest;              /* the inputs' port (ingest.h), made by app/root.c */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */
     ls_store *store;
     ls_store_batch *pending; /* the outbox and changes of the next commit */
     ls_store_batch *spare;
-    ls_buf line;            /* formatting buffer for event lines */
-    uint64_t seq;           /* last event seq assigned */
-    uint64_t pending_gen;   /* generation `pending` will commit as */
-    uint64_t committed_gen; /* last generation on disk and delivered to the inline sinks */
+    ls_buf line;                    /* formatting buffer for event lines */
+    uint64_t seq;                   /* last event seq assigned */
+    uint64_t pending_gen;           /* generation `pending` will commit as */
+    _Atomic uint64_t committed_gen; /* last generation on disk and delivered to the inline
+                                     * sinks; written under `lock` (release), read without it */
     int want_commit;
-    int stopping;
+    _Atomic int stopping; /* written under `lock`; the committer also reads it without */
     int committer_gone;
     int committer_running;
     pthread_t committer;
-    pthread_cond_t work_cv;                      /* wakes the committer */
-    pthread_cond_t commit_cv;                    /* wakes requests waiting for a commit */
-    uint64_t commits, commit_ns, persist_errors; /* atomic */
-    ls_flush *flush;                             /* committer thread: flush passes (flush.c) */
-    ls_flush_stats flush_stats;                  /* the last pass's figures, under `lock` */
+    pthread_cond_t work_cv;   /* wakes the committer */
+    pthread_cond_t commit_cv; /* wakes requests waiting for a commit */
+    /* The thread the "committer thread" fields belong to: the main thread
+     * until ls_persist_start() starts the committer, then the committer
+     * (LS_ASSERT_THREAD). */
+    ls_thread_owner committer_thread;
+    _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
+    ls_flush *flush;            /* committer thread: flush passes (flush.c); the pass's
+                                 * tag is written and read (ls_flush_tag()) under `lock` */
+    ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
 
     /* The outbox's sinks and watches (outbox.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
     int nsinks;
-    uint64_t durable_seq;             /* atomic: every event <= it is in the store */
-    uint64_t committed_seq;           /* atomic: and delivered to the inline sinks */
+    _Atomic uint64_t durable_seq;     /* every event <= it is in the store (release / acquire) */
+    _Atomic uint64_t committed_seq;   /* and delivered to the inline sinks: what readers see;
+                                       * written under `lock` (release) */
     int watch_fds[LS_OUTBOX_WATCHES]; /* eventfds written when committed_seq moves */
     int nwatch;
     /* Committer thread, while the inline sinks deliver: the batch just
@@ -112,18 +130,19 @@ typedef struct ls_daemon {
     const ls_store_batch *deliver_batch;
     uint64_t deliver_first, deliver_last, deliver_pos_seq;
     size_t deliver_pos;
-    uint64_t pruned_upto;   /* committer thread: outbox holds seq > it */
-    uint64_t pruned_events; /* total pruned by retention */
-    uint64_t sinks_behind;  /* sinks holding events past events.retention */
-    int64_t last_mark_wall; /* committer thread: last retention mark */
+    _Atomic uint64_t pruned_upto;   /* written by the committer: outbox holds seq > it */
+    _Atomic uint64_t pruned_events; /* written by the committer: total pruned by retention */
+    _Atomic uint64_t sinks_behind;  /* written by the committer: sinks holding events past
+                                     * events.retention */
+    int64_t last_mark_wall;         /* committer thread: last retention mark */
     int64_t last_retention_mono;
-    int cvs_ready; /* the condition variables exist */
-    int ready;     /* atomic: devices loaded, API open */
+    int cvs_ready;     /* the condition variables exist */
+    _Atomic int ready; /* devices loaded, API open (release / acquire) */
     /* Called by the committer, without `lock`, after each commit with the
      * committed generation: the HTTP server answers requests waiting on it. */
     void (*on_commit)(void *ud, uint64_t gen);
     void *on_commit_ud;
-    uint64_t loaded; /* atomic: devices restored so far */
+    _Atomic uint64_t loaded; /* devices restored so far (relaxed) */
 
     /* Outputs. */
     ls_metrics metrics;                /* counters for /metrics (metrics.h) */
@@ -163,6 +182,11 @@ void ls_core_stop_ingest(ls_daemon *d);
 void ls_core_stop_committer(ls_daemon *d);
 void ls_core_close(ls_daemon *d);
 
+/* The engine settings of configuration cfg, as every shard's engine runs
+ * with them (the seed and the shared device count are left 0 for the
+ * caller).  Also what `lastseen export` resolves stored devices with. */
+ls_engine_config ls_core_engine_config(const ls_config *cfg);
+
 /* Enter/leave the critical section of every shard and the global state;
  * leaving wakes the loops whose next deadline moved earlier, and the
  * committer if events wait. */
@@ -192,9 +216,9 @@ uint64_t ls_daemon_committed_gen(ls_daemon *d);
  * daemon.c and persist.c). */
 void ls_daemon__wake_timer(ls_daemon *d);
 
-/* Under the global lock, just before it is released: releases the shard
- * locks that ls_daemon_lock() or ls_daemon_lock_id() took (`held` is the
- * value d->locked had), for persist.c's commit variants. */
+/* Releases the shard locks that ls_daemon_lock() or ls_daemon_lock_id()
+ * took (`held` is the value d->locked had while the global lock was held:
+ * it may be released already), for persist.c's commit variants. */
 void ls_daemon__release_shards(ls_daemon *d, int held);
 
 /* An event from an engine, under the global lock: seq, outbox, alarms. */

@@ -7,8 +7,11 @@
  *
  * Staging.  The committer calls ls_engine_flush_next() under the engine
  * lock for a chunk of a few thousand devices at a time (about a
- * millisecond), and ls_flush_stage_cb() copies each one's fields and id into
- * arrays that belong to the committer; between chunks the lock is free.
+ * millisecond), and ls_flush_stage_cb() takes each one's record
+ * (ls_engine_snapshot()) and keeps its id and the record in the store's
+ * encoding (ls_store_device_encode(): compact, and written later by a
+ * plain copy) in arrays that belong to the committer; between chunks the
+ * lock is free.
  * Urgent devices (transitions, sessions, configuration) are not staged:
  * they go with the events, in the committer's own commits (persist.c).
  *
@@ -38,8 +41,9 @@
  * The check is a hash set of the superseded ids, empty (and free) when no
  * event commit happened during the pass.
  *
- * Cost: about 140 bytes a staged device (72-byte entry, id, two 16-byte sort keys), freed at
- * the end of a pass that was large.
+ * Cost: about 100 bytes a staged device plus its id and type (16-byte entry,
+ * 52-byte encoded record, two 16-byte sort keys), freed at the end of a pass
+ * that was large.
  */
 #include "core/flush.h"
 
@@ -57,12 +61,9 @@
 #define BUCKETS 65536
 
 typedef struct flush_ent {
-    uint64_t off; /* id bytes, then type bytes, in the arena */
-    int64_t timeout_ms, last_activity, last_connect, last_disconnect, inactivity_alarm;
-    uint32_t sessions, epoch;
-    uint16_t id_len, type_len;
-    int16_t ri;
-    uint8_t active, has_c8y;
+    uint64_t off; /* id bytes, then the encoded record, in the arena */
+    uint32_t epoch;
+    uint16_t id_len, rec_len;
 } flush_ent;
 
 typedef struct flush_key {
@@ -200,11 +201,13 @@ void ls_flush_set_engine(ls_flush *f, const ls_engine *engine)
     f->engine = engine;
 }
 
+/* The most arena one staged device takes: its id and its encoded record. */
+#define ENT_MAX (LS_ID_MAX + LS_STORE_DEVICE_FIXED + LS_TYPE_MAX)
+
 int ls_flush_reserve(ls_flush *f, size_t records)
 {
-    /* Ids are at most 256 bytes, type names 64. */
     if (grow((void **)&f->ents, &f->cap, f->n + records, sizeof(*f->ents)) < 0 ||
-        grow((void **)&f->arena, &f->acap, f->alen + records * (256 + 64), 1) < 0)
+        grow((void **)&f->arena, &f->acap, f->alen + records * ENT_MAX, 1) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -213,46 +216,37 @@ void ls_flush_stage_cb(void *ud, const ls_device *dev)
 {
     ls_flush *f = ud;
     char idbuf[LS_ID_BUF];
-    const char *id = ls_device_id(dev, idbuf);
-    const char *type = dev->type ? ls_engine_type_name(f->engine, dev) : NULL;
-    size_t tlen = type ? strlen(type) : 0;
+    ls_device_state rec;
+    ls_engine_snapshot(f->engine, dev, idbuf, &rec, NULL);
+    size_t room = rec.id_len + LS_STORE_DEVICE_FIXED + rec.type_len;
+    int len;
     if (grow((void **)&f->ents, &f->cap, f->n + 1, sizeof(*f->ents)) < 0 ||
-        grow((void **)&f->arena, &f->acap, f->alen + dev->id_len + tlen, 1) < 0 ||
-        tlen > UINT16_MAX) {
+        grow((void **)&f->arena, &f->acap, f->alen + room, 1) < 0 ||
+        (len = ls_store_device_encode(&rec, (unsigned char *)f->arena + f->alen + rec.id_len,
+                                      room - rec.id_len)) < 0 ||
+        (size_t)len > room - rec.id_len || len > UINT16_MAX) {
         f->errors++;
         return;
     }
-    ls_availability av = {0};
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(f->engine, dev, &av);
     flush_ent *e = &f->ents[f->n++];
     *e = (flush_ent){
         .off = f->alen,
-        .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
-        .last_activity = dev->last_activity,
-        .last_connect = dev->last_connect,
-        .last_disconnect = dev->last_disconnect,
-        .inactivity_alarm = dev->inactivity_alarm,
-        .sessions = dev->sessions,
         .epoch = f->epoch,
-        .id_len = dev->id_len,
-        .type_len = (uint16_t)tlen,
-        .ri = (int16_t)av.response_interval,
-        .active = dev->active,
-        .has_c8y = (uint8_t)av.has_c8y,
+        .id_len = (uint16_t)rec.id_len,
+        .rec_len = (uint16_t)len,
     };
-    memcpy(f->arena + f->alen, id, dev->id_len);
-    if (tlen) memcpy(f->arena + f->alen + dev->id_len, type, tlen);
+    memcpy(f->arena + f->alen, rec.id, rec.id_len);
     /* The prefix every id shares so far, against the first one. */
     if (f->n == 1) {
-        f->common = dev->id_len;
+        f->common = rec.id_len;
     } else {
         const char *first = f->arena + f->ents[0].off;
-        size_t c = 0, max = f->common < dev->id_len ? f->common : dev->id_len;
-        while (c < max && first[c] == id[c])
+        size_t c = 0, max = f->common < rec.id_len ? f->common : rec.id_len;
+        while (c < max && first[c] == rec.id[c])
             c++;
         f->common = c;
     }
-    f->alen += dev->id_len + tlen;
+    f->alen += rec.id_len + (size_t)len;
 }
 
 static uint64_t id_hash(const char *id, size_t len)
@@ -467,22 +461,9 @@ int ls_flush_write(ls_flush *f, ls_store *s, int *done)
                 f->st.superseded++;
                 continue;
             }
-            ls_store_device rec = {
-                .id = ent_id(f, e),
-                .id_len = e->id_len,
-                .type = e->type_len ? ent_id(f, e) + e->id_len : NULL,
-                .type_len = e->type_len,
-                .timeout_ms = e->timeout_ms,
-                .has_c8y = e->has_c8y,
-                .response_interval = e->ri,
-                .last_activity = e->last_activity,
-                .last_connect = e->last_connect,
-                .last_disconnect = e->last_disconnect,
-                .inactivity_alarm = e->inactivity_alarm,
-                .sessions = e->sessions,
-                .active = e->active,
-            };
-            if (ls_store_batch_put_device(f->batch, &rec) < 0)
+            const char *id = ent_id(f, e);
+            const unsigned char *rec = (const unsigned char *)id + e->id_len;
+            if (ls_store_batch_put_device_encoded(f->batch, id, e->id_len, rec, e->rec_len, 0) < 0)
                 f->errors++;
             else
                 taken++;

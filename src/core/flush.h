@@ -55,8 +55,8 @@ uint64_t ls_flush_tag(const ls_flush *f);
 int ls_flush_reserve(ls_flush *f, size_t records);
 
 /* ls_visit_cb for ls_engine_flush_next() (ud = the flush), under the engine
- * lock: copies what the store needs of the device (a few fields and the id;
- * the encoding is done at write time, outside the lock).  A record that
+ * lock: keeps the device's id and record (ls_engine_snapshot()), the record
+ * in the store's encoding, which the write only copies.  A record that
  * cannot be staged (out of memory) is counted: ls_flush_errors(). */
 void ls_flush_stage_cb(void *ud, const ls_device *dev);
 

@@ -6,9 +6,11 @@
  * straight into the sink's buffer.  Only ids and type names are strings;
  * both are validated UTF-8 without controls, and are escaped anyway.
  *
- * `lastseen export` writes stored devices, which have no engine, with
- * ls_format_device_fields(): the fields the store keeps, without the
- * derived Cumulocity fragments.
+ * A device is written from its record and its resolved availability
+ * (ls_format_record()), whether it comes from an engine (the API, events,
+ * the MQTT state topic, which is an event's "state") or from a store
+ * (`lastseen export`, which resolves the availability with the engine's
+ * own rule): so every one of them writes the same object.
  *
  * Cumulocity's fragments are computed from the device's state when it is
  * written, never stored: c8y_Availability.status is MAINTENANCE in
@@ -51,51 +53,50 @@ static void severity_counts(ls_buf *b, const uint64_t *by_sev)
     ls_buf_putc(b, '}');
 }
 
-int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, const ls_device *d)
+int ls_format_record(ls_buf *b, const ls_device_state *rec, const ls_availability *av,
+                     const ls_alarms *alarms)
 {
-    ls_availability av;
-    char idb[LS_ID_BUF];
-    const char *id = ls_device_id(d, idb);
-    const char *type = ls_engine_type_name(e, d);
-    ls_engine_availability(e, d, &av);
-
     LIT(b, "{\"id\":");
-    ls_buf_json_str(b, id, d->id_len);
+    ls_buf_json_str(b, rec->id, rec->id_len);
     LIT(b, ",\"type\":");
-    ls_buf_json_str(b, type, strlen(type));
+    if (rec->type && rec->type_len)
+        ls_buf_json_str(b, rec->type, rec->type_len);
+    else
+        LIT(b, "\"default\"");
     ls_buf_printf(b,
                   ",\"active\":%s,\"lastActivityTime\":%lld,\"lastConnectTime\":%lld,"
                   "\"lastDisconnectTime\":%lld,\"inactivityAlarmTime\":%lld,\"inactivityTimeout\":",
-                  d->active ? "true" : "false", (long long)d->last_activity,
-                  (long long)d->last_connect, (long long)d->last_disconnect,
-                  (long long)d->inactivity_alarm);
-    if (av.timeout_ms > 0)
-        ls_buf_i64(b, av.timeout_ms);
+                  rec->active ? "true" : "false", (long long)rec->last_activity,
+                  (long long)rec->last_connect, (long long)rec->last_disconnect,
+                  (long long)rec->inactivity_alarm);
+    if (av->timeout_ms > 0)
+        ls_buf_i64(b, av->timeout_ms);
     else
         LIT(b, "null");
-    ls_buf_printf(b, ",\"inactivityTimeoutSource\":\"%s\",\"sessions\":%u", av.source, d->sessions);
-    if (av.has_c8y)
+    ls_buf_printf(b, ",\"inactivityTimeoutSource\":\"%s\",\"sessions\":%u", av->source,
+                  rec->sessions);
+    if (av->has_c8y)
         ls_buf_printf(b, ",\"c8y_RequiredAvailability\":{\"responseInterval\":%d}",
-                      av.response_interval);
-    if (av.cls != LS_AVAIL_UNMONITORED) {
-        int maint = av.cls == LS_AVAIL_MAINTENANCE;
+                      av->response_interval);
+    if (av->cls != LS_AVAIL_UNMONITORED) {
+        int maint = av->cls == LS_AVAIL_MAINTENANCE;
         ls_buf_printf(b, ",\"c8y_Availability\":{\"status\":\"%s\"",
-                      maint       ? "MAINTENANCE"
-                      : d->active ? "AVAILABLE"
-                                  : "UNAVAILABLE");
-        if (d->last_activity) {
+                      maint         ? "MAINTENANCE"
+                      : rec->active ? "AVAILABLE"
+                                    : "UNAVAILABLE");
+        if (rec->last_activity) {
             char iso[40];
-            ls_format_iso8601(iso, sizeof(iso), d->last_activity);
+            ls_format_iso8601(iso, sizeof(iso), rec->last_activity);
             ls_buf_printf(b, ",\"lastMessage\":\"%s\"", iso);
         }
         ls_buf_printf(b, "},\"c8y_Connection\":{\"status\":\"%s\"}",
-                      maint         ? "MAINTENANCE"
-                      : d->sessions ? "CONNECTED"
-                                    : "DISCONNECTED");
+                      maint           ? "MAINTENANCE"
+                      : rec->sessions ? "CONNECTED"
+                                      : "DISCONNECTED");
     }
     if (alarms) {
         uint64_t by_sev[LS_SEV__COUNT] = {0};
-        const ls_alarm *a = ls_alarms_open(alarms, id, d->id_len);
+        const ls_alarm *a = ls_alarms_open(alarms, rec->id, rec->id_len);
         if (a) by_sev[a->severity]++;
         LIT(b, ",\"c8y_ActiveAlarmsStatus\":");
         severity_counts(b, by_sev);
@@ -104,27 +105,13 @@ int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, con
     return b->overflow ? -1 : 0;
 }
 
-/* A stored device's fields, as ls_format_device() writes them (export). */
-int ls_format_device_fields(ls_buf *b, const ls_device_fields *f)
+int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, const ls_device *d)
 {
-    ls_buf_append(b, "{\"id\":", 6);
-    ls_buf_json_str(b, f->id, f->id_len);
-    ls_buf_append(b, ",\"type\":", 8);
-    ls_buf_json_str(b, f->type, f->type_len);
-    ls_buf_printf(b,
-                  ",\"active\":%s,\"lastActivityTime\":%lld,\"lastConnectTime\":%lld,"
-                  "\"lastDisconnectTime\":%lld,\"inactivityAlarmTime\":%lld,"
-                  "\"inactivityTimeout\":%lld,\"inactivityTimeoutSource\":\"%s\",\"sessions\":%u}",
-                  f->active ? "true" : "false", (long long)f->last_activity,
-                  (long long)f->last_connect, (long long)f->last_disconnect,
-                  (long long)f->inactivity_alarm, (long long)f->timeout_ms, f->timeout_source,
-                  f->sessions);
-    if (f->has_c8y) {
-        b->len--; /* reopen the object */
-        ls_buf_printf(b, ",\"c8y_RequiredAvailability\":{\"responseInterval\":%d}}",
-                      f->response_interval);
-    }
-    return b->overflow ? -1 : 0;
+    char idb[LS_ID_BUF];
+    ls_device_state rec;
+    ls_availability av;
+    ls_engine_snapshot(e, d, idb, &rec, &av);
+    return ls_format_record(b, &rec, &av, alarms);
 }
 
 int ls_format_alarm(ls_buf *b, const ls_alarm *a)

@@ -1,6 +1,7 @@
 /*
  * format.h - the JSON shapes of a device, an alarm and an event, written
- * once and shared by the HTTP API and every sink so they cannot drift apart.
+ * once and shared by the HTTP API, `lastseen export` and every sink so they
+ * cannot drift apart.
  */
 #ifndef LS_FORMAT_H
 #define LS_FORMAT_H
@@ -10,30 +11,20 @@
 #include "engine/engine.h"
 
 /*
+ * A device as GET /api/v1/devices/{id} shows it: its record (engine.h),
+ * its resolved availability (ls_availability_of(), ls_engine_availability())
+ * and, when `alarms` is given, its open alarm:
  * {"id":..,"type":..,"active":..,"lastActivityTime":..,...,"sessions":..,
  *  "c8y_RequiredAvailability":{..} (if set), "c8y_Availability":{..} and
  *  "c8y_Connection":{..} (unless not monitored), "c8y_ActiveAlarmsStatus":{..}
- *  (when `alarms` is given)}
+ *  (when `alarms` is given)}.  The one writer of a device's JSON: everything
+ * that shows a device goes through it.  0, or -1 when b is full.
  */
+int ls_format_record(ls_buf *b, const ls_device_state *rec, const ls_availability *av,
+                     const ls_alarms *alarms);
+
+/* ls_format_record() of a live device of engine e. */
 int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, const ls_device *d);
-
-/* What a device's JSON reports, for callers without an engine (export). */
-typedef struct ls_device_fields {
-    const char *id;
-    size_t id_len;
-    const char *type; /* its name: "default" when it has none */
-    size_t type_len;
-    int active;
-    int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
-    int64_t timeout_ms;         /* the effective timeout */
-    const char *timeout_source; /* "device" or "default" */
-    uint32_t sessions;
-    int has_c8y;           /* c8y_RequiredAvailability is set */
-    int response_interval; /* its responseInterval (minutes) */
-} ls_device_fields;
-
-/* The same JSON as ls_format_device(), from the field values.  0, or -1 when b is full. */
-int ls_format_device_fields(ls_buf *b, const ls_device_fields *f);
 
 /* {"id":"7","type":"c8y_UnavailabilityAlarm","text":..,"status":..,..,"count":..} */
 int ls_format_alarm(ls_buf *b, const ls_alarm *a);

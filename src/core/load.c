@@ -27,12 +27,12 @@ typedef struct load_state {
     ls_shards *sh; /* or NULL: everything into e */
     ls_restart_policy policy;
     ls_now now;
-    uint64_t *progress;
+    _Atomic uint64_t *progress;
     ls_load_result res;
     size_t n, used;
-    ls_restore_item items[LOAD_BATCH];
+    ls_device_state items[LOAD_BATCH];
     int rcs[LOAD_BATCH];
-    ls_restore_item part[LOAD_BATCH]; /* one shard's items of a batch */
+    ls_device_state part[LOAD_BATCH]; /* one shard's items of a batch */
     uint16_t pos[LOAD_BATCH];
     uint8_t which[LOAD_BATCH];
     int prc[LOAD_BATCH];
@@ -48,7 +48,7 @@ static void flush(load_state *ls)
                                 ls->policy, ls->now, ls->rcs);
     } else { /* each shard's items, in their order, through its engine */
         for (size_t i = 0; i < ls->n; i++)
-            ls->which[i] = (uint8_t)ls_shards_index(ls->sh, ls->items[i].id, ls->items[i].len);
+            ls->which[i] = (uint8_t)ls_shards_index(ls->sh, ls->items[i].id, ls->items[i].id_len);
         for (unsigned k = 0; k < ls->sh->n; k++) {
             size_t np = 0;
             for (size_t i = 0; i < ls->n; i++)
@@ -69,11 +69,11 @@ static void flush(load_state *ls)
             continue;
         }
         ls->res.refused++;
-        ls_error("load", "stored device %.*s not restored: %s", (int)ls->items[i].len,
+        ls_error("load", "stored device %.*s not restored: %s", (int)ls->items[i].id_len,
                  ls->items[i].id, ls_strerror(ls->rcs[i]));
     }
     ls->n = ls->used = 0;
-    if (ls->progress) __atomic_store_n(ls->progress, ls->res.loaded, __ATOMIC_RELAXED);
+    if (ls->progress) atomic_store_explicit(ls->progress, ls->res.loaded, memory_order_relaxed);
 }
 
 /* Copies n bytes into the arena; the store never hands out more than the
@@ -88,31 +88,19 @@ static const char *keep(load_state *ls, const char *p, size_t *n, size_t max)
     return dst;
 }
 
-static int load_cb(void *ud, const ls_store_device *rec)
+static int load_cb(void *ud, const ls_device_state *rec)
 {
     load_state *ls = ud;
-    ls_restore_item *it = &ls->items[ls->n++];
-    it->len = rec->id_len;
-    it->id = keep(ls, rec->id, &it->len, LS_ID_MAX);
-    it->st = (ls_device_state){
-        .type_len = rec->type_len,
-        .timeout_ms = rec->timeout_ms,
-        .last_activity = rec->last_activity,
-        .last_connect = rec->last_connect,
-        .last_disconnect = rec->last_disconnect,
-        .inactivity_alarm = rec->inactivity_alarm,
-        .sessions = rec->sessions,
-        .active = rec->active,
-        .has_c8y = rec->has_c8y,
-        .response_interval = rec->response_interval,
-    };
-    if (rec->type) it->st.type = keep(ls, rec->type, &it->st.type_len, LS_TYPE_MAX);
+    ls_device_state *it = &ls->items[ls->n++];
+    *it = *rec;
+    it->id = keep(ls, rec->id, &it->id_len, LS_ID_MAX);
+    if (rec->type) it->type = keep(ls, rec->type, &it->type_len, LS_TYPE_MAX);
     if (ls->n == LOAD_BATCH) flush(ls);
     return 0;
 }
 
 static int load(ls_store *s, ls_engine *e, ls_shards *sh, ls_restart_policy policy, ls_now now,
-                uint64_t *progress, ls_load_result *out)
+                _Atomic uint64_t *progress, ls_load_result *out)
 {
     load_state *ls = malloc(sizeof(*ls));
     if (!ls) return -ENOMEM;
@@ -141,13 +129,13 @@ static int load(ls_store *s, ls_engine *e, ls_shards *sh, ls_restart_policy poli
 }
 
 int ls_load_devices(ls_store *s, ls_engine *e, ls_restart_policy policy, ls_now now,
-                    uint64_t *progress, ls_load_result *out)
+                    _Atomic uint64_t *progress, ls_load_result *out)
 {
     return load(s, e, NULL, policy, now, progress, out);
 }
 
 int ls_load_devices_sharded(ls_store *s, ls_shards *sh, ls_restart_policy policy, ls_now now,
-                            uint64_t *progress, ls_load_result *out)
+                            _Atomic uint64_t *progress, ls_load_result *out)
 {
     return load(s, NULL, sh, policy, now, progress, out);
 }

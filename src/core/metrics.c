@@ -110,29 +110,6 @@ const char *ls_code_name(int i)
     return i >= 0 && i < LS_CODES ? code_names[i] : "other";
 }
 
-#define PREFIX "/api/v1/"
-
-ls_route ls_route_of(const char *path)
-{
-    if (strcmp(path, "/healthz") == 0) return LS_ROUTE_HEALTHZ;
-    if (strcmp(path, "/metrics") == 0) return LS_ROUTE_METRICS;
-    if (strncmp(path, PREFIX, strlen(PREFIX)) != 0) return LS_ROUTE_OTHER;
-    const char *p = path + strlen(PREFIX);
-    if (strcmp(p, "stats") == 0) return LS_ROUTE_STATS;
-    if (strcmp(p, "activity") == 0) return LS_ROUTE_BULK_ACTIVITY;
-    if (strcmp(p, "devices") == 0) return LS_ROUTE_DEVICES;
-    if (strcmp(p, "events") == 0) return LS_ROUTE_EVENTS;
-    if (strcmp(p, "events/stream") == 0) return LS_ROUTE_EVENTS_STREAM;
-    if (strncmp(p, "devices/", 8) != 0) return LS_ROUTE_OTHER;
-    p += 8;
-    const char *slash = strchr(p, '/');
-    if (!slash) return LS_ROUTE_DEVICE; /* an empty id is still this route (422) */
-    if (strcmp(slash, "/activity") == 0) return LS_ROUTE_DEVICE_ACTIVITY;
-    if (strcmp(slash, "/connect") == 0) return LS_ROUTE_DEVICE_CONNECT;
-    if (strcmp(slash, "/disconnect") == 0) return LS_ROUTE_DEVICE_DISCONNECT;
-    return LS_ROUTE_OTHER;
-}
-
 void ls_histogram_observe(ls_histogram *h, uint64_t ns)
 {
     int i = 0;
@@ -151,7 +128,9 @@ void ls_metrics_init(ls_metrics *m)
     m->commit.n = (int)(sizeof commit_le_ns / sizeof commit_le_ns[0]);
     m->commit.le_ns = commit_le_ns;
     m->commit.le_text = commit_le_text;
-    m->flush = m->lateness; /* 1 ms .. 10 s */
+    m->flush.n = m->lateness.n; /* 1 ms .. 10 s */
+    m->flush.le_ns = m->lateness.le_ns;
+    m->flush.le_text = m->lateness.le_text;
     m->lock_hold.n = (int)(sizeof hold_le_ns / sizeof hold_le_ns[0]);
     m->lock_hold.le_ns = hold_le_ns;
     m->lock_hold.le_text = hold_le_text;
@@ -160,13 +139,13 @@ void ls_metrics_init(ls_metrics *m)
 int ls_metrics_source(ls_metrics *m, const char *name)
 {
     size_t n = name ? strlen(name) : 0;
-    int count = __atomic_load_n(&m->nsources, __ATOMIC_ACQUIRE);
+    int count = atomic_load_explicit(&m->nsources, memory_order_acquire);
     if (n == 0 || n >= LS_SOURCE_NAME_MAX) return -EINVAL;
     for (int i = 0; i < count; i++)
         if (strcmp(m->source_names[i], name) == 0) return i;
     if (count >= LS_SOURCES_MAX) return -ENOSPC;
     memcpy(m->source_names[count], name, n + 1);
-    __atomic_store_n(&m->nsources, count + 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&m->nsources, count + 1, memory_order_release);
     return count;
 }
 

@@ -1,10 +1,10 @@
 /*
  * metrics.h - counters and histograms the daemon keeps for /metrics.
  *
- * Everything here is a plain uint64_t updated with relaxed atomics: one
+ * Every counter here is an _Atomic uint64_t updated with relaxed atomics: one
  * atomic add per HTTP request, per bulk request, per INACTIVITY_EVENT and
  * per store commit, and no lock anywhere.  Readers (the /metrics route)
- * load each value atomically; a scrape is therefore not one consistent
+ * load each value with a relaxed load; a scrape is therefore not one consistent
  * snapshot, which Prometheus does not need.  What already has a home (the
  * engine's stats, the outbox cursors, webhooks) is read from there when
  * /metrics is scraped instead of being counted twice.
@@ -12,17 +12,18 @@
 #ifndef LS_METRICS_H
 #define LS_METRICS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* A histogram over fixed bucket bounds, in nanoseconds. */
 #define LS_HIST_BUCKETS_MAX 16
 typedef struct ls_histogram {
-    int n;                                    /* finite buckets */
-    const uint64_t *le_ns;                    /* their upper bounds, increasing */
-    const char *const *le_text;               /* the same bounds in seconds, as text: "0.001" */
-    uint64_t counts[LS_HIST_BUCKETS_MAX + 1]; /* per bucket, not cumulative; [n] is +Inf */
-    uint64_t sum_ns;
+    int n;                      /* finite buckets */
+    const uint64_t *le_ns;      /* their upper bounds, increasing */
+    const char *const *le_text; /* the same bounds in seconds, as text: "0.001" */
+    _Atomic uint64_t counts[LS_HIST_BUCKETS_MAX + 1]; /* per bucket, not cumulative; [n] is +Inf */
+    _Atomic uint64_t sum_ns;
 } ls_histogram;
 
 /* Counts one observation of `ns` nanoseconds.  Any thread. */
@@ -42,7 +43,8 @@ typedef enum ls_reject_reason {
 } ls_reject_reason;
 const char *ls_reject_name(ls_reject_reason r);
 
-/* HTTP routes by template; the label values of lastseen_http_requests_total. */
+/* HTTP routes by template; the label values of lastseen_http_requests_total.
+ * The route table (api/routes.c) says which paths each one covers. */
 typedef enum ls_route {
     LS_ROUTE_OTHER = 0, /* no route matched */
     LS_ROUTE_HEALTHZ,
@@ -60,13 +62,6 @@ typedef enum ls_route {
 } ls_route;
 const char *ls_route_name(ls_route r);
 
-/*
- * The route template of a raw request path ("/api/v1/devices/a%2Fb" ->
- * LS_ROUTE_DEVICE).  Only the shape of the path counts, not whether the id
- * is valid.
- */
-ls_route ls_route_of(const char *path);
-
 #define LS_METHODS 6 /* GET HEAD POST PUT DELETE other */
 #define LS_CODES 21  /* the status codes lastseen sends, and "other" */
 int ls_method_index(const char *method);
@@ -75,17 +70,17 @@ int ls_code_index(unsigned status);
 const char *ls_code_name(int i);
 
 typedef struct ls_metrics {
-    int nsources; /* atomic; sources register before the daemon is ready */
+    _Atomic int nsources; /* sources register before the daemon is ready (release / acquire) */
     char source_names[LS_SOURCES_MAX][LS_SOURCE_NAME_MAX];
-    uint64_t activities[LS_SOURCES_MAX];
-    uint64_t rejected[LS_SOURCES_MAX][LS_REJECT__COUNT];
-    ls_histogram lateness;     /* detectedAt - ts of INACTIVITY_EVENTs */
-    ls_histogram commit;       /* one store commit of events and urgent records */
-    ls_histogram flush;        /* one flush pass, begin to end */
-    ls_histogram lock_hold;    /* one hold of the engine lock by the committer */
-    uint64_t lock_hold_max_ns; /* the longest of them since start */
-    uint64_t http[LS_ROUTE__COUNT][LS_METHODS][LS_CODES];
-    uint64_t streams_open, streams_dropped, streams_refused;
+    _Atomic uint64_t activities[LS_SOURCES_MAX];
+    _Atomic uint64_t rejected[LS_SOURCES_MAX][LS_REJECT__COUNT];
+    ls_histogram lateness;             /* detectedAt - ts of INACTIVITY_EVENTs */
+    ls_histogram commit;               /* one store commit of events and urgent records */
+    ls_histogram flush;                /* one flush pass, begin to end */
+    ls_histogram lock_hold;            /* one hold of the engine lock by the committer */
+    _Atomic uint64_t lock_hold_max_ns; /* the longest of them since start (committer writes) */
+    _Atomic uint64_t http[LS_ROUTE__COUNT][LS_METHODS][LS_CODES];
+    _Atomic uint64_t streams_open, streams_dropped, streams_refused;
 } ls_metrics;
 
 /* Sets up the histograms' buckets and zeroes the counters. */
@@ -105,14 +100,14 @@ void ls_metrics_rejected(ls_metrics *m, int src, ls_reject_reason why, uint64_t 
 /* Counts one answered HTTP request.  Any thread. */
 void ls_metrics_http(ls_metrics *m, ls_route route, const char *method, unsigned status);
 
-static inline uint64_t ls_metrics_get(const uint64_t *v)
+static inline uint64_t ls_metrics_get(const _Atomic uint64_t *v)
 {
-    return __atomic_load_n(v, __ATOMIC_RELAXED);
+    return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static inline void ls_metrics_add(uint64_t *v, uint64_t n)
+static inline void ls_metrics_add(_Atomic uint64_t *v, uint64_t n)
 {
-    __atomic_fetch_add(v, n, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(v, n, memory_order_relaxed);
 }
 
 #endif

@@ -63,7 +63,7 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, uint64_t holds, uint64_t
         ls_error(MOD, "sink name of %zu bytes: 1 to %d", n, LS_SINK_NAME_MAX - 1);
         return -EINVAL;
     }
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     int id = -ENOSPC;
     for (int i = 0; i < d->nsinks; i++)
         if (!strcmp(d->sinks[i].name, name)) id = -EEXIST;
@@ -79,15 +79,15 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, uint64_t holds, uint64_t
         memcpy(k->name, name, n + 1);
         *cursor = c;
     }
-    pthread_mutex_unlock(&d->lock);
-    if (id < 0) ls_error(MOD, "sink %s: cannot register: %s", name, strerror(-id));
+    ls_mutex_unlock(&d->lock);
+    if (id < 0) ls_error(MOD, "sink %s: cannot register: %s", name, ls_strerror(id));
     return id;
 }
 
 int ls_outbox_sink_inline(ls_daemon *d, int sink, ls_outbox_deliver_cb deliver, void *ud)
 {
     int rc = 0;
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     if (sink < 0 || sink >= d->nsinks)
         rc = -EINVAL;
     else if (d->committer_running)
@@ -96,27 +96,27 @@ int ls_outbox_sink_inline(ls_daemon *d, int sink, ls_outbox_deliver_cb deliver, 
         d->sinks[sink].deliver = deliver;
         d->sinks[sink].deliver_ud = ud;
     }
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     return rc;
 }
 
 void ls_outbox_ack(ls_daemon *d, int sink, uint64_t seq)
 {
     if (sink < 0) return;
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->durable_seq)
         d->sinks[sink].acked = seq;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
 }
 
 uint64_t ls_outbox_committed(ls_daemon *d)
 {
-    return __atomic_load_n(&d->committed_seq, __ATOMIC_ACQUIRE);
+    return atomic_load_explicit(&d->committed_seq, memory_order_acquire);
 }
 
 uint64_t ls_outbox_first(ls_daemon *d)
 {
-    return __atomic_load_n(&d->pruned_upto, __ATOMIC_RELAXED) + 1;
+    return atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
 }
 
 /* ---- reads ------------------------------------------------------------- */
@@ -210,7 +210,7 @@ static int read_cb(void *ud, const ls_store_event *ev)
 int64_t ls_outbox_read(ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_rec *rec, size_t max,
                        char *buf, size_t buflen)
 {
-    uint64_t durable = __atomic_load_n(&d->durable_seq, __ATOMIC_ACQUIRE);
+    uint64_t durable = atomic_load_explicit(&d->durable_seq, memory_order_acquire);
     if (upto > durable) upto = durable;
     read_ctx c = {.rec = rec, .buf = buf, .cap = buflen};
     int64_t rc = ls_store_read_outbox(d->store, after, upto, max, read_cb, &c);
@@ -250,7 +250,7 @@ static int batch_scan_cb(void *ud, const ls_store_event *ev)
 int64_t ls_outbox_scan(ls_daemon *d, uint64_t after, uint64_t upto, size_t max,
                        ls_outbox_scan_cb cb, void *ud)
 {
-    uint64_t durable = __atomic_load_n(&d->durable_seq, __ATOMIC_ACQUIRE);
+    uint64_t durable = atomic_load_explicit(&d->durable_seq, memory_order_acquire);
     if (upto > durable) upto = durable;
     scan_ctx c = {.cb = cb, .ud = ud};
     /* An inline sink scanning what the commit just wrote: from memory. */
@@ -271,7 +271,7 @@ int64_t ls_outbox_scan(ls_daemon *d, uint64_t after, uint64_t upto, size_t max,
 int ls_outbox_watch(ls_daemon *d)
 {
     int rc = -ENOSPC;
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     if (d->nwatch < LS_OUTBOX_WATCHES) {
         rc = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (rc < 0)
@@ -279,7 +279,7 @@ int ls_outbox_watch(ls_daemon *d)
         else
             d->watch_fds[d->nwatch++] = rc;
     }
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     return rc;
 }
 
@@ -287,14 +287,14 @@ void ls_outbox_unwatch(ls_daemon *d, int fd)
 {
     int found = 0;
     if (fd < 0) return;
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     for (int i = 0; i < d->nwatch; i++)
         if (d->watch_fds[i] == fd) {
             d->watch_fds[i] = d->watch_fds[--d->nwatch];
             found = 1;
             break;
         }
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     if (found) close(fd);
 }
 
@@ -324,15 +324,16 @@ void ls_outbox__wake_all(ls_daemon *d)
 
 int64_t ls_outbox__deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *batch, uint64_t first)
 {
+    LS_ASSERT_THREAD(&d->committer_thread);
     int64_t due = 0;
-    if (upto > __atomic_load_n(&d->durable_seq, __ATOMIC_RELAXED))
-        __atomic_store_n(&d->durable_seq, upto, __ATOMIC_RELEASE);
-    uint64_t durable = __atomic_load_n(&d->durable_seq, __ATOMIC_RELAXED);
+    if (upto > atomic_load_explicit(&d->durable_seq, memory_order_relaxed))
+        atomic_store_explicit(&d->durable_seq, upto, memory_order_release);
+    uint64_t durable = atomic_load_explicit(&d->durable_seq, memory_order_relaxed);
     /* The inline sinks are fixed while the committer runs; other sinks may
      * still open (hence the lock for the count). */
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     int n = d->nsinks;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     d->deliver_batch = batch;
     d->deliver_first = first;
     d->deliver_last = upto;
@@ -351,7 +352,7 @@ int64_t ls_outbox__deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *ba
 void ls_outbox__committed(ls_daemon *d, uint64_t upto)
 {
     if (upto <= d->committed_seq) return;
-    __atomic_store_n(&d->committed_seq, upto, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->committed_seq, upto, memory_order_release);
     ls_outbox__wake_all(d);
 }
 

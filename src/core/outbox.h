@@ -64,6 +64,8 @@
 
 struct ls_daemon;
 
+#define LS_SINK_NAME_MAX 64 /* a sink's name, its NUL included */
+
 /* One committed event as a sink reads it; the pointers are into the
  * caller's buffer (ls_outbox_read()). */
 typedef struct ls_outbox_rec {

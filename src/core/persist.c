@@ -68,6 +68,7 @@
 #include "base/clock.h"
 #include "core/flush.h"
 #include "core/load.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/outbox.h"
 #include "core/shards.h"
@@ -82,26 +83,11 @@
 #define LOCK_GAP_NS 50000 /* the committer stays off the lock between two chunks */
 
 /* What the store keeps of a device (points into dev, e and idb). */
-static ls_store_device record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
+static ls_device_state record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
 {
-    const char *type = dev->type ? ls_engine_type_name(e, dev) : NULL;
-    ls_availability av = {0};
-    if (dev->flags & LS_DEV_C8Y) ls_engine_availability(e, dev, &av);
-    return (ls_store_device){
-        .id = ls_device_id(dev, idb),
-        .id_len = dev->id_len,
-        .type = type,
-        .type_len = type ? strlen(type) : 0,
-        .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
-        .has_c8y = (uint8_t)av.has_c8y,
-        .response_interval = av.response_interval,
-        .last_activity = dev->last_activity,
-        .last_connect = dev->last_connect,
-        .last_disconnect = dev->last_disconnect,
-        .inactivity_alarm = dev->inactivity_alarm,
-        .sessions = dev->sessions,
-        .active = dev->active,
-    };
+    ls_device_state rec;
+    ls_engine_snapshot(e, dev, idb, &rec, NULL);
+    return rec;
 }
 
 /* ls_store_batch_each_device callback: marks the device urgent again (its
@@ -110,6 +96,7 @@ static void urge_cb(void *ud, const char *id, size_t len, uint64_t tag)
 {
     (void)tag;
     ls_daemon *d = ud;
+    LS_ASSERT_LOCKED(&ls_shards_of(d->shards, id, len)->lock);
     ls_engine_urge(ls_daemon_engine(d, id, len), id, len);
 }
 
@@ -124,13 +111,14 @@ static void put_record_cb(void *ud, const ls_device *dev)
 {
     record_ctx *rc = ud;
     char idb[LS_ID_BUF];
-    ls_store_device rec = record_of(rc->e, dev, idb);
+    ls_device_state rec = record_of(rc->e, dev, idb);
     if (ls_store_batch_put_device(rc->b, &rec) < 0)
-        __atomic_fetch_add(&rc->d->persist_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&rc->d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     uint64_t seq = ++d->seq;
     char idb[LS_ID_BUF];
     ls_buf_reset(&d->line);
@@ -159,7 +147,7 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         rc = ls_store_batch_put_event(d->pending, &se);
     }
     if (rc < 0) {
-        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
         ls_error("persist", "event seq %llu (%s %s) could not be queued", (unsigned long long)seq,
                  ls_event_name(ev->type),
                  ev->alarm ? ev->alarm->source
@@ -170,11 +158,11 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
         /* The device's record goes with its event (engine.h,
          * event_snapshots): the state after the event, whatever the
          * device does before the commit is built. */
-        ls_store_device rec = record_of(e, ev->dev, idb);
+        ls_device_state rec = record_of(e, ev->dev, idb);
         if (ls_store_batch_put_device_tagged(d->pending, &rec, ls_flush_tag(d->flush)) < 0) {
             /* No record with the event (out of memory, or the batch cap):
              * the committer copies the device instead. */
-            __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
             ls_engine_urge(ls_daemon_engine(d, rec.id, rec.id_len), rec.id, rec.id_len);
         }
     }
@@ -183,59 +171,50 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
 
 void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c)
 {
-    int rc;
-    if (c) {
-        ls_store_type t = {
-            .name = name,
-            .name_len = len,
-            .timeout_ms = c->timeout_ms,
-            .has_ri = c->has_ri,
-            .response_interval = c->response_interval,
-            .monitored = c->monitored,
-            .severity = (int)c->severity,
-        };
-        rc = ls_store_batch_put_type(d->pending, &t);
-    } else {
-        rc = ls_store_batch_del_type(d->pending, name, len);
-    }
-    if (rc < 0) d->persist_errors++;
+    LS_ASSERT_LOCKED(&d->lock);
+    int rc = c ? ls_store_batch_put_type(d->pending, name, len, c)
+               : ls_store_batch_del_type(d->pending, name, len);
+    if (rc < 0) atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     /* Tagged like an event's record: a pass's copies made after the
      * delete (of the device created again) are newer than it. */
     if (ls_store_batch_del_device_tagged(d->pending, id, len, ls_flush_tag(d->flush)) < 0)
-        __atomic_fetch_add(&d->persist_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
 void ls_daemon_commit_unlock(ls_daemon *d)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
     ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
     ls_daemon__release_shards(d, d->locked); /* the committer needs them to drain */
     while (d->committed_gen < gen && !d->committer_gone)
-        pthread_cond_wait(&d->commit_cv, &d->lock);
-    pthread_mutex_unlock(&d->lock);
+        ls_cond_wait(&d->commit_cv, &d->lock);
+    ls_mutex_unlock(&d->lock);
 }
 
 uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
     ls_daemon__wake_timer(d);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
     int held = d->locked;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     ls_daemon__release_shards(d, held);
     return gen;
 }
 
 uint64_t ls_daemon_committed_gen(ls_daemon *d)
 {
-    return __atomic_load_n(&d->committed_gen, __ATOMIC_ACQUIRE);
+    return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
 }
 
 /* Notes whether a sink holds events older than the retention; logs changes. */
@@ -257,22 +236,23 @@ static int held(const char *name, uint64_t cursor, uint64_t upto, int *behind)
  * every sink has delivered.  Committer thread, without the lock. */
 static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
 {
+    LS_ASSERT_THREAD(&d->committer_thread);
     uint64_t upto = ls_store_prunable(d->store, now_wall - d->cfg.events_retention);
     if (upto <= d->pruned_upto) return;
     uint64_t keep = UINT64_MAX, behind = 0;
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     for (int i = 0; i < d->nsinks; i++) {
         ls_sink *k = &d->sinks[i];
         behind += (uint64_t)held(k->name, k->acked, upto, &k->behind);
         if (k->acked < keep) keep = k->acked;
     }
-    pthread_mutex_unlock(&d->lock);
-    __atomic_store_n(&d->sinks_behind, behind, __ATOMIC_RELAXED);
+    ls_mutex_unlock(&d->lock);
+    atomic_store_explicit(&d->sinks_behind, behind, memory_order_relaxed);
     if (keep < upto) upto = keep;
     if (upto - d->pruned_upto > PRUNE_MAX) upto = d->pruned_upto + PRUNE_MAX;
     if (upto <= d->pruned_upto || ls_store_batch_prune(batch, upto) < 0) return;
-    __atomic_fetch_add(&d->pruned_events, upto - d->pruned_upto, __ATOMIC_RELAXED);
-    __atomic_store_n(&d->pruned_upto, upto, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&d->pruned_events, upto - d->pruned_upto, memory_order_relaxed);
+    atomic_store_explicit(&d->pruned_upto, upto, memory_order_relaxed);
 }
 
 /* The committer's own state (its thread only). */
@@ -296,12 +276,13 @@ static void hold_begin(committer *c)
 /* Leaves the locks, counting how long the committer held them. */
 static void hold_end(committer *c)
 {
+    LS_ASSERT_LOCKED(&c->d->lock);
     uint64_t ns = (uint64_t)(ls_clock_mono_ns() - c->hold_t0);
-    pthread_mutex_unlock(&c->d->lock);
+    ls_mutex_unlock(&c->d->lock);
     ls_shards_unlock_all(c->d->shards);
     ls_histogram_observe(&c->d->metrics.lock_hold, ns);
-    if (ns > __atomic_load_n(&c->d->metrics.lock_hold_max_ns, __ATOMIC_RELAXED))
-        __atomic_store_n(&c->d->metrics.lock_hold_max_ns, ns, __ATOMIC_RELAXED);
+    if (ns > atomic_load_explicit(&c->d->metrics.lock_hold_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&c->d->metrics.lock_hold_max_ns, ns, memory_order_relaxed);
 }
 
 /* Between two chunks: stay off the lock long enough for a waiting thread
@@ -333,6 +314,7 @@ static void commit_events(committer *c)
     ls_daemon *d = c->d;
     ls_store_batch *batch = NULL;
     record_ctx rx = {.d = d};
+    LS_ASSERT_THREAD(&d->committer_thread);
     for (int round = 1;; round++) {
         hold_begin(c);
         if (!batch) {
@@ -341,8 +323,8 @@ static void commit_events(committer *c)
             d->spare = NULL;
         } else if (ls_store_batch_ops(d->pending) > 0) {
             if (ls_store_batch_append(batch, d->pending) < 0) {
-                __atomic_fetch_add(&d->persist_errors, ls_store_batch_ops(d->pending),
-                                   __ATOMIC_RELAXED);
+                atomic_fetch_add_explicit(&d->persist_errors, ls_store_batch_ops(d->pending),
+                                          memory_order_relaxed);
                 ls_error("persist", "%zu store operations dropped: the commit is over its size cap",
                          ls_store_batch_ops(d->pending));
                 /* The devices those records were for are copied again by a later commit. */
@@ -377,7 +359,7 @@ static void commit_events(committer *c)
     uint64_t gen = d->pending_gen++;
     uint64_t upto = d->seq;
     d->want_commit = 0;
-    int ready = __atomic_load_n(&d->ready, __ATOMIC_ACQUIRE);
+    int ready = atomic_load_explicit(&d->ready, memory_order_acquire);
     hold_end(c);
 
     ls_now now = ls_clock_now();
@@ -395,26 +377,26 @@ static void commit_events(committer *c)
     if (ls_store_batch_ops(batch) > 0) {
         int64_t t0 = ls_clock_mono_ns();
         while ((rc = ls_store_write(d->store, batch)) < 0) {
-            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_store_strerror(rc));
+            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_strerror(rc));
             if (d->stopping) break;
             sleep(1);
         }
         uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
-        __atomic_fetch_add(&d->commits, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&d->commit_ns, took, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&d->commits, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->commit_ns, took, memory_order_relaxed);
         ls_histogram_observe(&d->metrics.commit, took);
     }
     /* The inline sinks (the events file) get the events before anyone else. */
     if (rc == 0) c->deliver_due = ls_outbox__deliver(d, upto, batch, c->batched + 1);
 
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     if (rc < 0) {
         /* Stopping with a failed batch: nothing more can be done. */
         ls_error("persist", "%zu store operations not written", ls_store_batch_ops(batch));
     }
     ls_store_batch_clear(batch);
     d->spare = batch;
-    __atomic_store_n(&d->committed_gen, gen, __ATOMIC_RELEASE);
+    atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
     pthread_cond_broadcast(&d->commit_cv);
     if (rc == 0) {
         c->batched = upto;
@@ -422,7 +404,7 @@ static void commit_events(committer *c)
     }
     void (*hook)(void *, uint64_t) = d->on_commit;
     void *ud = d->on_commit_ud;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     if (hook) hook(ud, gen);
 }
 
@@ -434,6 +416,7 @@ static void commit_events(committer *c)
 static int flush_step(committer *c, int begin)
 {
     ls_daemon *d = c->d;
+    LS_ASSERT_THREAD(&d->committer_thread);
     if (c->staging) {
         int done = 0;
         ls_flush_reserve(d->flush, DRAIN_CHUNK); /* no allocation under the lock */
@@ -459,7 +442,7 @@ static int flush_step(committer *c, int begin)
     int done = 0, rc = ls_flush_write(d->flush, d->store, &done);
     if (rc < 0) {
         ls_error("persist", "store write of a flush slice failed: %s; retrying in 1 s",
-                 ls_store_strerror(rc));
+                 ls_strerror(rc));
         if (d->stopping) {
             ls_error("persist",
                      "stopping: lastActivityTime of the devices left in the flush not written");
@@ -472,10 +455,10 @@ static int flush_step(committer *c, int begin)
     ls_flush_stats fs;
     ls_flush_get_stats(d->flush, &fs);
     uint64_t errs = ls_flush_errors(d->flush);
-    if (errs) __atomic_fetch_add(&d->persist_errors, errs, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&d->lock);
+    if (errs) atomic_fetch_add_explicit(&d->persist_errors, errs, memory_order_relaxed);
+    ls_mutex_lock(&d->lock);
     d->flush_stats = fs;
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     ls_histogram_observe(&d->metrics.flush, fs.last_ns);
     return 0;
 }
@@ -484,6 +467,7 @@ static void *committer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "ls-committer");
     ls_daemon *d = arg;
+    ls_thread_claim(&d->committer_thread); /* from the main thread (ls_persist_open()) */
     committer c = {.d = d, .batched = d->seq};
     int64_t interval = d->cfg.store_flush_interval * 1000000;
     int64_t next_pass = ls_clock_mono_ns() + interval, last_commit = 0;
@@ -494,7 +478,7 @@ static void *committer_main(void *arg)
     if (c.check_every > RETENTION_CHECK_MS) c.check_every = RETENTION_CHECK_MS;
 
     for (;;) {
-        pthread_mutex_lock(&d->lock);
+        ls_mutex_lock(&d->lock);
         int stopping = d->stopping;
         while (!d->want_commit && !stopping && !pass) {
             int64_t due = next_pass;
@@ -506,11 +490,11 @@ static void *committer_main(void *arg)
             int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (due - now);
             ts.tv_sec = abs / 1000000000;
             ts.tv_nsec = abs % 1000000000;
-            pthread_cond_timedwait(&d->work_cv, &d->lock, &ts);
+            ls_cond_timedwait(&d->work_cv, &d->lock, &ts);
             stopping = d->stopping;
         }
         int want = d->want_commit || ls_store_batch_ops(d->pending) > 0;
-        pthread_mutex_unlock(&d->lock);
+        ls_mutex_unlock(&d->lock);
         int dirty = 0;
         ls_shards_lock_all(d->shards); /* lock order: shards before the global lock */
         for (unsigned i = 0; i < d->shards->n; i++) {
@@ -534,10 +518,10 @@ static void *committer_main(void *arg)
         if (pass) pass = flush_step(&c, begin);
         if (stopping && !pass && !want && !dirty) break;
     }
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->committer_gone = 1;
     pthread_cond_broadcast(&d->commit_cv);
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     return NULL;
 }
 
@@ -556,6 +540,7 @@ int ls_persist_open(ls_daemon *d)
     ls_store_options o = {.initial_size = (uint64_t)64 << 20,
                           .max_size = (uint64_t)d->cfg.store_max_size,
                           .sync = d->cfg.store_sync};
+    ls_thread_claim(&d->committer_thread); /* until the committer starts */
     if ((rc = ls_store_open(&d->store, dir, &o)) < 0) return rc;
     d->pending = ls_store_batch_new();
     d->spare = ls_store_batch_new();
@@ -583,19 +568,12 @@ int ls_persist_open(ls_daemon *d)
     return 0;
 }
 
-static int load_type_cb(void *ud, const ls_store_type *t)
+static int load_type_cb(void *ud, const char *name, size_t len, const ls_type_config *c)
 {
     type_load *ls = ud;
-    ls_type_config c = {
-        .timeout_ms = t->timeout_ms,
-        .has_ri = t->has_ri,
-        .response_interval = t->response_interval,
-        .monitored = t->monitored,
-        .severity = (ls_severity)t->severity,
-    };
-    int rc = ls_shards_type_put(ls->d->shards, t->name, t->name_len, &c, ls->now, NULL);
+    int rc = ls_shards_type_put(ls->d->shards, name, len, c, ls->now, NULL);
     if (rc < 0)
-        ls_error("persist", "stored device type %.*s not restored: %s", (int)t->name_len, t->name,
+        ls_error("persist", "stored device type %.*s not restored: %s", (int)len, name,
                  ls_strerror(rc));
     return 0;
 }
@@ -606,9 +584,14 @@ int ls_persist_start(ls_daemon *d)
     int64_t t0 = ls_clock_mono_ns();
     ls_now now = ls_clock_now();
     type_load tl = {.d = d, .now = now};
-    if ((rc = ls_store_load_types(d->store, load_type_cb, &tl)) < 0) {
+    /* No worker runs yet, but the types go in like any others: under
+     * every shard lock (ls_shards_type_put()). */
+    ls_daemon_lock(d);
+    rc = ls_store_load_types(d->store, load_type_cb, &tl);
+    ls_daemon_unlock(d);
+    if (rc < 0) {
         ls_error("persist", "cannot load device types from %s/store: %s", d->cfg.data_dir,
-                 ls_store_strerror(rc));
+                 ls_strerror(rc));
         return rc;
     }
     ls_load_result ls;
@@ -616,7 +599,7 @@ int ls_persist_start(ls_daemon *d)
                                       (ls_restart_policy)d->cfg.state_restart_policy, now,
                                       &d->loaded, &ls)) < 0) {
         ls_error("persist", "cannot load devices from %s/store: %s", d->cfg.data_dir,
-                 ls_store_strerror(rc));
+                 ls_strerror(rc));
         return rc;
     }
     if ((rc = ls_alarming_load(d)) < 0) return rc;
@@ -637,12 +620,12 @@ int ls_persist_start(ls_daemon *d)
 void ls_persist_stop(ls_daemon *d)
 {
     if (!d->committer_running) return;
-    pthread_mutex_lock(&d->lock);
+    ls_mutex_lock(&d->lock);
     d->stopping = 1;
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
     ls_outbox__wake_all(d);
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     pthread_join(d->committer, NULL);
     d->committer_running = 0;
 }

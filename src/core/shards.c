@@ -60,11 +60,21 @@ unsigned ls_shards_index(const ls_shards *sh, const char *id, size_t len)
     return (unsigned)(((h >> 32) * sh->n) >> 32);
 }
 
-/* The worker's global lock, taken at the first event of a batch or tick. */
+/* With assertions on: the calling thread holds every shard's lock. */
+static inline void assert_all_held(const ls_shards *sh)
+{
+    for (unsigned i = 0; i < sh->n; i++)
+        LS_ASSERT_LOCKED(&sh->shard[i].lock);
+}
+
+/* The worker's global lock, taken at the first event of a batch or tick.
+ * Outside the worker the caller holds it already (daemon.h). */
 static void take_global(ls_shard *s)
 {
+    LS_ASSERT_LOCKED(&s->lock); /* an engine runs under its shard's lock */
+    if (!s->in_worker) LS_ASSERT_LOCKED(&s->set->d->lock);
     if (s->in_worker && !s->global_held) {
-        pthread_mutex_lock(&s->set->d->lock);
+        ls_mutex_lock(&s->set->d->lock);
         s->global_held = 1;
     }
 }
@@ -75,9 +85,10 @@ static uint64_t release_global(ls_shard *s)
 {
     if (!s->global_held) return 0;
     ls_daemon *d = s->set->d;
+    LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    pthread_mutex_unlock(&d->lock);
+    ls_mutex_unlock(&d->lock);
     s->global_held = 0;
     return gen;
 }
@@ -125,7 +136,7 @@ int ls_shards_new(ls_shards **out, ls_daemon *d, unsigned n, const ls_engine_con
         s->index = i;
         s->wake_fd = -1;
         s->wake_at = INT64_MAX;
-        pthread_mutex_init(&s->lock, NULL);
+        ls_mutex_init(&s->lock);
         if ((rc = ls_ring_init(&s->queue, nb)) < 0) goto fail;
         if ((s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
             rc = -errno;
@@ -133,7 +144,6 @@ int ls_shards_new(ls_shards **out, ls_daemon *d, unsigned n, const ls_engine_con
         }
         if ((rc = ls_engine_new(&s->engine, ec, shard_event_cb, s)) < 0) {
             ls_error("shards", "engine of shard %u: %s", i, ls_strerror(rc));
-            rc = rc == LS_ENOMEM ? -ENOMEM : -EINVAL;
             goto fail;
         }
         ls_engine_set_avail_cb(s->engine, shard_avail_cb, s);
@@ -159,6 +169,7 @@ static void count_rc(ls_shard_result *r, int rc)
 /* A run of activities of a batch with ops: their results are classified. */
 static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_shard_result *r)
 {
+    LS_ASSERT_THREAD(&s->worker); /* s->rcs is the worker's */
     if (n == 0) return;
     size_t ok = ls_engine_activity_batch(s->engine, a, n, now, s->rcs);
     r->applied += ok;
@@ -191,7 +202,8 @@ static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now no
 static void apply(ls_shard *s, ls_shard_batch *b)
 {
     ls_shard_result r = {0};
-    pthread_mutex_lock(&s->lock);
+    LS_ASSERT_THREAD(&s->worker);
+    ls_mutex_lock(&s->lock);
     ls_now now = ls_clock_now();
     s->in_worker = 1;
     if (b->nops == 0) {
@@ -212,12 +224,13 @@ static void apply(ls_shard *s, ls_shard_batch *b)
         ls_reporter_tick(s->reporter, now);
     s->in_worker = 0;
     release_global(s);
-    pthread_mutex_unlock(&s->lock);
-    __atomic_fetch_add(&s->batches, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&s->activities, r.applied, __ATOMIC_RELAXED);
+    ls_mutex_unlock(&s->lock);
+    atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->activities, r.applied, memory_order_relaxed);
     ls_shard_producer *p = b->prod;
     if (p->done) p->done(p->ud, &r);
-    __atomic_fetch_sub(&p->inflight, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&p->applied_last[s->index], b->last, memory_order_release);
+    atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
     b->n = b->used = b->nops = 0;
     b->prod = NULL;
     ls_ring_push(&s->set->pool, b); /* the pool ring holds every batch: never full */
@@ -226,6 +239,7 @@ static void apply(ls_shard *s, ls_shard_batch *b)
 /* Under lock: the earliest of the wheel's and the reporter's deadlines. */
 static int64_t next_wakeup(const ls_shard *s)
 {
+    LS_ASSERT_LOCKED(&s->lock);
     int64_t next = ls_engine_next_wakeup(s->engine);
     if (s->reporter) {
         int64_t r = ls_reporter_next_wakeup(s->reporter);
@@ -240,13 +254,14 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "ls-shard%u", s->index);
     pthread_setname_np(pthread_self(), name);
+    ls_thread_claim(&s->worker);
     for (;;) {
         ls_shard_batch *b = ls_ring_pop(&s->queue);
         if (b) {
             apply(s, b);
             continue;
         }
-        pthread_mutex_lock(&s->lock);
+        ls_mutex_lock(&s->lock);
         ls_now now = ls_clock_now();
         s->in_worker = 1;
         if (s->reporter) ls_reporter_tick(s->reporter, now); /* may arm the wheel: first */
@@ -256,14 +271,14 @@ static void *worker_main(void *arg)
         int64_t next = next_wakeup(s);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         s->wake_at = next;
-        pthread_mutex_unlock(&s->lock);
+        ls_mutex_unlock(&s->lock);
 
-        __atomic_exchange_n(&s->sleeping, 1, __ATOMIC_SEQ_CST);
+        atomic_exchange_explicit(&s->sleeping, 1, memory_order_seq_cst);
         if (!ls_ring_empty(&s->queue)) {
-            __atomic_store_n(&s->sleeping, 0, __ATOMIC_RELAXED);
+            atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
             continue;
         }
-        if (__atomic_load_n(&s->set->stopping, __ATOMIC_ACQUIRE)) break;
+        if (atomic_load_explicit(&s->set->stopping, memory_order_acquire)) break;
         int64_t wait_ns = next * 1000000 - ls_clock_mono_ns();
         if (wait_ns < 0) wait_ns = 0;
         struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
@@ -273,7 +288,7 @@ static void *worker_main(void *arg)
             ssize_t r = read(s->wake_fd, &v, sizeof(v));
             (void)r;
         }
-        __atomic_store_n(&s->sleeping, 0, __ATOMIC_RELAXED);
+        atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
     }
     return NULL;
 }
@@ -285,7 +300,7 @@ static void *worker_main(void *arg)
  * synchronises with it, and the worker sees the batch in its queue. */
 static void wake(ls_shard *s)
 {
-    if (!__atomic_fetch_or(&s->sleeping, 0, __ATOMIC_SEQ_CST)) return;
+    if (!atomic_fetch_or_explicit(&s->sleeping, 0, memory_order_seq_cst)) return;
     uint64_t one = 1;
     ssize_t w = write(s->wake_fd, &one, sizeof(one));
     (void)w;
@@ -293,6 +308,7 @@ static void wake(ls_shard *s)
 
 void ls_shard_wake_if_earlier(ls_shard *s)
 {
+    LS_ASSERT_LOCKED(&s->lock); /* wake_at */
     int64_t next = next_wakeup(s);
     if (next < s->wake_at) {
         s->wake_at = next;
@@ -323,6 +339,7 @@ static void add_counters(void *out, const void *in, size_t size)
 
 void ls_shards_reporter_stats(ls_shards *sh, ls_reporter_stats *out)
 {
+    assert_all_held(sh);
     _Static_assert(sizeof(ls_reporter_stats) % sizeof(uint64_t) == 0,
                    "ls_reporter_stats is all uint64_t");
     memset(out, 0, sizeof(*out));
@@ -351,7 +368,7 @@ int ls_shards_start(ls_shards *sh)
 void ls_shards_stop(ls_shards *sh)
 {
     if (!sh) return;
-    __atomic_store_n(&sh->stopping, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&sh->stopping, 1, memory_order_release);
     for (unsigned i = 0; i < sh->n; i++) {
         ls_shard *s = &sh->shard[i];
         if (!s->running) continue;
@@ -373,7 +390,7 @@ void ls_shards_close(ls_shards *sh)
         ls_engine_close(s->engine);
         if (s->wake_fd >= 0) close(s->wake_fd);
         ls_ring_close(&s->queue);
-        pthread_mutex_destroy(&s->lock);
+        ls_mutex_destroy(&s->lock);
     }
     ls_ring_close(&sh->pool);
     free(sh->batches);
@@ -384,13 +401,13 @@ void ls_shards_close(ls_shards *sh)
 void ls_shards_lock_all(ls_shards *sh)
 {
     for (unsigned i = 0; i < sh->n; i++)
-        pthread_mutex_lock(&sh->shard[i].lock);
+        ls_mutex_lock(&sh->shard[i].lock);
 }
 
 void ls_shards_unlock_all(ls_shards *sh)
 {
     for (unsigned i = sh->n; i-- > 0;)
-        pthread_mutex_unlock(&sh->shard[i].lock);
+        ls_mutex_unlock(&sh->shard[i].lock);
 }
 
 #define APPLY_CHUNK 256
@@ -444,7 +461,7 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
             size_t np = split_part(&sp, a + base, k);
             if (!np) continue;
             ls_shard *s = &sh->shard[k];
-            pthread_mutex_lock(&s->lock);
+            ls_mutex_lock(&s->lock);
             s->in_worker = 1; /* events take the global lock, as in the worker */
             if (report && s->reporter)
                 applied +=
@@ -455,7 +472,7 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
             uint64_t g = release_global(s);
             if (g > *gen) *gen = g;
             ls_shard_wake_if_earlier(s);
-            pthread_mutex_unlock(&s->lock);
+            ls_mutex_unlock(&s->lock);
             split_results(&sp, np, rcs ? rcs + base : NULL);
         }
     }
@@ -464,6 +481,7 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
 
 void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out)
 {
+    assert_all_held(sh);
     _Static_assert(sizeof(ls_engine_stats) % sizeof(uint64_t) == 0,
                    "ls_engine_stats is all uint64_t");
     ls_engine_get_stats(sh->shard[0].engine, out);
@@ -476,6 +494,7 @@ void ls_shards_engine_stats(ls_shards *sh, ls_engine_stats *out)
 
 int ls_shards_type_get(ls_shards *sh, const char *name, size_t len, ls_type_info *out)
 {
+    assert_all_held(sh);
     int found = 0;
     for (unsigned i = 0; i < sh->n; i++) {
         ls_type_info t;
@@ -493,6 +512,7 @@ int ls_shards_type_get(ls_shards *sh, const char *name, size_t len, ls_type_info
 
 void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud)
 {
+    assert_all_held(sh);
     for (unsigned i = 0; i < sh->n; i++) {
         ls_engine *e = sh->shard[i].engine;
         uint32_t n = ls_engine_type_count(e);
@@ -515,6 +535,7 @@ void ls_shards_types(ls_shards *sh, ls_type_visit_cb cb, void *ud)
 int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_type_config *c,
                        ls_now now, int *created)
 {
+    assert_all_held(sh);
     int rc0 = ls_engine_type_put(sh->shard[0].engine, name, len, c, now, created);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++) {
@@ -528,6 +549,7 @@ int ls_shards_type_put(ls_shards *sh, const char *name, size_t len, const ls_typ
 
 int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now now)
 {
+    assert_all_held(sh);
     int rc0 = ls_engine_type_delete(sh->shard[0].engine, name, len, now);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++)
@@ -537,6 +559,7 @@ int ls_shards_type_delete(ls_shards *sh, const char *name, size_t len, ls_now no
 
 int ls_shards_source_add(ls_shards *sh, const char *name, int gate)
 {
+    assert_all_held(sh);
     int rc0 = ls_engine_source_add(sh->shard[0].engine, name, gate);
     if (rc0 < 0) return rc0;
     for (unsigned i = 1; i < sh->n; i++) {
@@ -551,12 +574,14 @@ int ls_shards_source_add(ls_shards *sh, const char *name, int gate)
 
 void ls_shards_source_down(ls_shards *sh, unsigned source, ls_now now)
 {
+    assert_all_held(sh);
     for (unsigned i = 0; i < sh->n; i++)
         ls_engine_source_down(sh->shard[i].engine, source, now);
 }
 
 void ls_shards_source_up(ls_shards *sh, unsigned source, ls_now now)
 {
+    assert_all_held(sh);
     for (unsigned i = 0; i < sh->n; i++)
         ls_engine_source_up(sh->shard[i].engine, source, now);
 }
@@ -566,13 +591,13 @@ void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out)
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < sh->n; i++) {
         ls_shard *s = &sh->shard[i];
-        out->batches += __atomic_load_n(&s->batches, __ATOMIC_RELAXED);
-        out->activities += __atomic_load_n(&s->activities, __ATOMIC_RELAXED);
-        uint64_t h = __atomic_load_n(&s->queue.head, __ATOMIC_RELAXED);
-        uint64_t t = __atomic_load_n(&s->queue.tail, __ATOMIC_RELAXED);
+        out->batches += atomic_load_explicit(&s->batches, memory_order_relaxed);
+        out->activities += atomic_load_explicit(&s->activities, memory_order_relaxed);
+        uint64_t h = atomic_load_explicit(&s->queue.head, memory_order_relaxed);
+        uint64_t t = atomic_load_explicit(&s->queue.tail, memory_order_relaxed);
         out->queued += h > t ? h - t : 0;
     }
-    out->producer_waits = __atomic_load_n(&sh->producer_waits, __ATOMIC_RELAXED);
+    out->producer_waits = atomic_load_explicit(&sh->producer_waits, memory_order_relaxed);
 }
 
 /* ---- producers ---------------------------------------------------------- */
@@ -595,7 +620,8 @@ static void push(ls_shard_producer *p, unsigned k)
         return;
     }
     ls_shard *s = &p->sh->shard[k];
-    __atomic_fetch_add(&p->inflight, 1, __ATOMIC_RELAXED);
+    p->pushed_last[k] = b->last;
+    atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     ls_ring_push(&s->queue, b); /* as large as the pool: never full */
     wake(s);
 }
@@ -606,7 +632,7 @@ static ls_shard_batch *take_batch(ls_shard_producer *p)
 {
     ls_shard_batch *b = ls_ring_pop(&p->sh->pool);
     if (b) return b;
-    __atomic_fetch_add(&p->sh->producer_waits, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&p->sh->producer_waits, 1, memory_order_relaxed);
     for (unsigned k = 0; k < p->sh->n; k++)
         push(p, k);
     for (unsigned spins = 0; !(b = ls_ring_pop(&p->sh->pool)); spins++) {
@@ -636,8 +662,8 @@ static inline ls_shard_batch *room(ls_shard_producer *p, unsigned k, size_t len)
     return b;
 }
 
-void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
-                           uint8_t source)
+uint64_t ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                               uint8_t source)
 {
     ls_shard_batch *b = room(p, ls_shards_index(p->sh, id, len), len);
     char *dst = b->ids + b->used;
@@ -645,10 +671,11 @@ void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int
     dst[len] = '\0';
     b->used += (uint32_t)len + 1;
     b->items[b->n++] = (ls_activity){.id = dst, .len = (uint32_t)len, .source = source, .ts = ts};
+    return b->last = ++p->added;
 }
 
-void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
-                          uint8_t source)
+uint64_t ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
+                              uint8_t source)
 {
     ls_shard_batch *b = room(p, ls_shards_index(p->sh, id, len), len);
     b->ops[b->nops++] = (ls_shard_op){.at = (uint16_t)b->n, .kind = (uint8_t)kind};
@@ -657,6 +684,18 @@ void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, s
     dst[len] = '\0';
     b->used += (uint32_t)len + 1;
     b->items[b->n++] = (ls_activity){.id = dst, .len = (uint32_t)len, .source = source};
+    return b->last = ++p->added;
+}
+
+uint64_t ls_shard_producer_applied(ls_shard_producer *p)
+{
+    uint64_t upto = p->added;
+    for (unsigned k = 0; p->sh && k < p->sh->n; k++) {
+        uint64_t done = atomic_load_explicit(&p->applied_last[k], memory_order_acquire);
+        int waiting = done != p->pushed_last[k] || (p->open[k] && p->open[k]->n > 0);
+        if (waiting && done < upto) upto = done;
+    }
+    return upto;
 }
 
 void ls_shard_producer_flush(ls_shard_producer *p)
@@ -669,7 +708,7 @@ void ls_shard_producer_sync(ls_shard_producer *p)
 {
     if (!p->sh) return;
     ls_shard_producer_flush(p);
-    while (__atomic_load_n(&p->inflight, __ATOMIC_ACQUIRE) > 0) {
+    while (atomic_load_explicit(&p->inflight, memory_order_acquire) > 0) {
         struct timespec ts = {0, WAIT_SLEEP_NS};
         nanosleep(&ts, NULL);
     }

@@ -6,16 +6,19 @@
  * mutex and one worker thread.  engine.shards sets how many (0 = one per
  * online core; 1 = a single engine, as before sharding).
  *
- * Ingest.  Producers (the UDP and MQTT inputs) copy activities into fixed-size
- * batches taken from a shared pool and hand each full batch to its shard
- * over a bounded lock-free queue (ring.h).  The worker pops batches, applies
- * each with ls_engine_activity_batch() under its shard's mutex (one lock and
- * one clock read per batch, never per activity), fires its wheel's due
- * expiries, and gives the batch back to the pool.  Nothing is allocated and
- * no lock is shared between producers on that path.  Backpressure: when the
- * pool is empty (every batch queued or being applied) the producer waits
- * for one to come back; it never drops.  The UDP socket buffer absorbs the
- * wait (the broker, for MQTT); waits are counted (ls_shards_get_stats()).
+ * Ingest.  Producers (one per input thread; inputs reach them only
+ * through the ingest port, core/ingest.h, which wraps the producer API
+ * below) copy activities into fixed-size batches taken from a shared pool
+ * and hand each full batch to its shard over a bounded lock-free queue
+ * (ring.h).  The worker pops batches, applies each with
+ * ls_engine_activity_batch() under its shard's mutex (one lock and one
+ * clock read per batch, never per activity), fires its wheel's due
+ * expiries, and gives the batch back to the pool.  Nothing is allocated
+ * and no lock is shared between producers on that path.  Backpressure:
+ * when the pool is empty (every batch queued or being applied) the
+ * producer waits for one to come back; it never drops.  The UDP socket
+ * buffer absorbs the wait (the broker, for MQTT); waits are counted
+ * (ls_shards_get_stats()).
  *
  * Locks.  Order: shard mutexes in index order, then the daemon's global
  * `lock` (daemon.h).  A worker holds only its own shard while it applies a
@@ -36,6 +39,10 @@
  * (UDP) is applied exactly as before, so plain activities pay nothing for
  * them.  Results come back per batch through the producer's `done`
  * callback, counted by kind (ls_shard_result), never per item under a lock.
+ * Each item gets a number in its producer and each batch remembers its
+ * last one: since a shard applies a producer's batches in order, the
+ * producer knows up to which item everything is applied
+ * (ls_shard_producer_applied()), for inputs that acknowledge upstream.
  *
  * HTTP reporting.  Each shard owns the reporter of the HTTP input's
  * reporting strategy (engine/reporting.h) for its devices, used under the
@@ -49,9 +56,12 @@
 #define LS_SHARDS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/assert.h"
 #include "base/ring.h"
+#include "core/ingest.h"
 #include "engine/engine.h"
 #include "engine/reporting.h"
 
@@ -60,25 +70,12 @@
 #define LS_SHARD_BATCH_BYTES (64 * 1024)
 #define LS_SHARD_POOL_PER_SHARD 16
 
-/* What a worker did with one batch of a producer. */
-typedef struct ls_shard_result {
-    size_t applied;     /* activities taken */
-    size_t full;        /* refused: state.max_devices (LS_EFULL, LS_ENOMEM) */
-    size_t bad_ids;     /* refused: LS_EBADID */
-    size_t invalid;     /* refused: any other error (a bad timestamp) */
-    size_t connects;    /* online ops that opened a session */
-    size_t disconnects; /* offline ops that closed one */
-} ls_shard_result;
-
-/* Called by a worker after applying a producer's batch, outside every lock. */
-typedef void (*ls_shard_done_cb)(void *ud, const ls_shard_result *r);
-
-/* Presence operations riding a batch (see ls_shard_producer_op()). */
-typedef enum ls_shard_op_kind {
-    LS_SHARD_OP_ONLINE = 1,  /* open a session unless one is open */
-    LS_SHARD_OP_OFFLINE = 2, /* close the session if one is open */
-} ls_shard_op_kind;
-#define LS_SHARD_OP_RETAINED 0x80 /* or-ed in: a retained copy (a state, not news) */
+/* What a worker did with one batch of a producer, the callback it is
+ * reported to, and the presence operations: the ingest port's (ingest.h). */
+typedef ls_ingest_result ls_shard_result;
+typedef ls_ingest_done_cb ls_shard_done_cb;
+enum { LS_SHARD_OP_ONLINE = LS_INGEST_ONLINE, LS_SHARD_OP_OFFLINE = LS_INGEST_OFFLINE };
+#define LS_SHARD_OP_RETAINED LS_INGEST_RETAINED
 
 typedef struct ls_shard_op {
     uint16_t at;  /* index of its item (id, source) in items */
@@ -91,6 +88,7 @@ typedef struct ls_shard_batch {
     uint32_t n;                     /* items */
     uint32_t used;                  /* bytes of ids */
     uint32_t nops;                  /* items that are ops, listed in ops in order */
+    uint64_t last;                  /* the producer's number of its last item */
     ls_activity items[LS_SHARD_BATCH_ITEMS];
     ls_shard_op ops[LS_SHARD_BATCH_ITEMS];
     char ids[LS_SHARD_BATCH_BYTES]; /* the items' ids, NUL-terminated */
@@ -103,29 +101,30 @@ typedef struct ls_shard {
     struct ls_shards *set;
     unsigned index;
     ls_engine *engine;
-    pthread_mutex_t lock;
-    ls_ring queue;   /* of ls_shard_batch *, as large as the pool */
-    int wake_fd;     /* eventfd: wakes the worker */
-    int sleeping;    /* atomic: the worker is (about to be) in ppoll */
-    int64_t wake_at; /* under lock: mono ms the worker sleeps until */
-    int in_worker;   /* under lock: the holder takes the global lock at an event */
-    int global_held; /* ... and has taken it */
+    ls_mutex lock;
+    ls_ring queue;        /* of ls_shard_batch *, as large as the pool */
+    int wake_fd;          /* eventfd: wakes the worker */
+    _Atomic int sleeping; /* the worker is (about to be) in ppoll (see wake() in shards.c) */
+    int64_t wake_at;      /* under lock: mono ms the worker sleeps until */
+    int in_worker;        /* under lock: the holder takes the global lock at an event */
+    int global_held;      /* ... and has taken it */
     pthread_t thread;
+    ls_thread_owner worker; /* the worker thread, for LS_ASSERT_THREAD */
     int running;
-    uint64_t batches, activities;  /* atomic: applied by the worker */
-    ls_reporter *reporter;         /* under lock: the HTTP input's strategy for this shard */
-    int rcs[LS_SHARD_BATCH_ITEMS]; /* the worker's: results of a batch with ops */
+    _Atomic uint64_t batches, activities; /* applied by the worker (relaxed counters) */
+    ls_reporter *reporter;                /* under lock: the HTTP input's strategy for this shard */
+    int rcs[LS_SHARD_BATCH_ITEMS];        /* the worker's: results of a batch with ops */
 } ls_shard;
 
 typedef struct ls_shards {
     struct ls_daemon *d;
     unsigned n;
     uint64_t seed;
-    ls_shard *shard;         /* n of them */
-    ls_ring pool;            /* free batches */
-    ls_shard_batch *batches; /* all of them, n * LS_SHARD_POOL_PER_SHARD */
-    int stopping;            /* atomic */
-    uint64_t producer_waits; /* atomic: a producer found the pool empty */
+    ls_shard *shard;                 /* n of them */
+    ls_ring pool;                    /* free batches */
+    ls_shard_batch *batches;         /* all of them, n * LS_SHARD_POOL_PER_SHARD */
+    _Atomic int stopping;            /* set by ls_shards_stop() (release / acquire) */
+    _Atomic uint64_t producer_waits; /* a producer found the pool empty (relaxed) */
 } ls_shards;
 
 typedef struct ls_shards_stats {
@@ -222,26 +221,40 @@ typedef struct ls_shard_producer {
     ls_shards *sh;
     ls_shard_done_cb done;
     void *ud;
-    uint64_t inflight; /* atomic: batches queued and not yet applied */
+    _Atomic uint64_t inflight; /* batches queued and not yet applied */
     ls_shard_batch *open[LS_SHARDS_MAX];
+    uint64_t added;                      /* items numbered so far (ls_shard_producer_applied()) */
+    uint64_t pushed_last[LS_SHARDS_MAX]; /* per shard: `last` of the batch queued last */
+    _Atomic uint64_t applied_last[LS_SHARDS_MAX]; /* per shard (release / acquire): `last` of the
+                                                     batch applied last */
 } ls_shard_producer;
 
 void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud);
-/* id must be valid (ls_id_check) and at most LS_ID_MAX bytes. */
-void ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
-                           uint8_t source);
+/* id must be valid (ls_id_check) and at most LS_ID_MAX bytes.  Returns the
+ * item's number in this producer (1, 2, ...; ops are numbered too). */
+uint64_t ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
+                               uint8_t source);
 /*
- * Adds a presence operation (kind: ls_shard_op_kind, or-ed with
+ * Adds a presence operation (kind: ls_ingest_op_kind, or-ed with
  * LS_SHARD_OP_RETAINED) for device id from input `source`: it is applied
  * after the producer's earlier items for the device and before its later
  * ones.  ONLINE opens a session (ls_engine_connect_src()) if the device
  * has none, and otherwise, unless retained, counts as an activity;
  * OFFLINE closes the open session (ls_engine_disconnect()), if any.  id
- * as for ls_shard_producer_add().
+ * and the return value as for ls_shard_producer_add().
  */
-void ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
-                          uint8_t source);
+uint64_t ls_shard_producer_op(ls_shard_producer *p, unsigned kind, const char *id, size_t len,
+                              uint8_t source);
 void ls_shard_producer_flush(ls_shard_producer *p);
+/*
+ * The highest item number n such that every item numbered <= n is applied
+ * and reported through `done`.  A worker applies a producer's batches in
+ * the order they were queued, so a shard holds the number back only while
+ * it has items of this producer not yet applied, and then only to the last
+ * item of the last batch it applied: O(shards), no lock.  The producer's
+ * thread.
+ */
+uint64_t ls_shard_producer_applied(ls_shard_producer *p);
 /* Flushes and waits until the workers have applied (and reported through
  * `done`) every batch of this producer; it stays usable.  The workers must
  * be running. */

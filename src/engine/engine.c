@@ -197,29 +197,41 @@ void ls_engine_set_avail_cb(ls_engine *e, ls_avail_cb cb, void *ud)
 
 void ls_engine_availability(const ls_engine *e, const ls_device *d, ls_availability *out)
 {
+    eng__resolve(e, d, (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0, out);
+}
+
+void ls_engine_snapshot(const ls_engine *e, const ls_device *d, char *idb, ls_device_state *rec,
+                        ls_availability *av)
+{
+    /* Field by field, not a compound literal: this runs under the engine
+     * lock for every device a flush pass stages. */
+    const eng__type *t = &e->types[d->type];
     int64_t ri = 0;
-    out->has_c8y = (d->flags & LS_DEV_C8Y) &&
+    rec->id = ls_device_id(d, idb);
+    rec->id_len = d->id_len;
+    rec->type = d->type ? t->name : NULL;
+    rec->type_len = d->type ? t->name_len : 0;
+    rec->timeout_ms = (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0;
+    rec->last_activity = d->last_activity;
+    rec->last_connect = d->last_connect;
+    rec->last_disconnect = d->last_disconnect;
+    rec->inactivity_alarm = d->inactivity_alarm;
+    rec->sessions = d->sessions;
+    rec->active = d->active;
+    rec->has_c8y = (d->flags & LS_DEV_C8Y) &&
                    ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri);
-    out->response_interval = (int)ri;
-    out->timeout_ms = eng__timeout(e, d);
-    if (d->flags & LS_DEV_OWN_TIMEOUT)
-        out->source = "device";
-    else if (d->flags & LS_DEV_C8Y)
-        out->source = "c8y_RequiredAvailability";
-    else
-        out->source = e->types[d->type].source;
-    out->cls = ls_device_avail(d);
+    rec->response_interval = rec->has_c8y ? (int)ri : 0;
+    if (av)
+        ls_availability_of(rec->timeout_ms, rec->has_c8y, rec->response_interval, &t->level,
+                           &e->cfg, av);
 }
 
 int64_t ls_engine_timeout(const ls_engine *e, const ls_device *d, const char **source)
 {
     if (source) {
-        if (d->flags & LS_DEV_OWN_TIMEOUT)
-            *source = "device";
-        else if (d->flags & LS_DEV_C8Y)
-            *source = "c8y_RequiredAvailability";
-        else
-            *source = e->types[d->type].source;
+        ls_availability av;
+        ls_engine_availability(e, d, &av);
+        *source = av.source;
     }
     return eng__timeout(e, d);
 }
@@ -323,20 +335,20 @@ static int lookup_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag,
     if (!d) {
         if (!(create & LOOKUP_CHECKED) && ls_id_check(id, len)) return LS_EBADID;
         if (!create) return LS_ENOTFOUND;
-        uint64_t *shared = e->cfg.shared_devices;
+        _Atomic uint64_t *shared = e->cfg.shared_devices;
         if (shared && e->cfg.max_devices) { /* reserve a place among all engines sharing the cap */
-            if (__atomic_fetch_add(shared, 1, __ATOMIC_RELAXED) >= e->cfg.max_devices) {
-                __atomic_fetch_sub(shared, 1, __ATOMIC_RELAXED);
+            if (atomic_fetch_add_explicit(shared, 1, memory_order_relaxed) >= e->cfg.max_devices) {
+                atomic_fetch_sub_explicit(shared, 1, memory_order_relaxed);
                 return LS_EFULL;
             }
         } else if (e->cfg.max_devices && e->table.count >= e->cfg.max_devices) {
             return LS_EFULL;
         } else if (shared) {
-            __atomic_fetch_add(shared, 1, __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(shared, 1, memory_order_relaxed);
         }
         int rc = ls_table_insert(&e->table, id, len, tag, &d);
         if (rc < 0) {
-            if (shared) __atomic_fetch_sub(shared, 1, __ATOMIC_RELAXED);
+            if (shared) atomic_fetch_sub_explicit(shared, 1, memory_order_relaxed);
             return rc;
         }
         d->timeout_ms = e->type_timeout[0];
@@ -374,7 +386,7 @@ int ls_engine_admit(const ls_engine *e, const char *id, size_t len)
     if (ls_table_find(&e->table, id, len, ls_table_hash(&e->table, id, len))) return 0;
     if (ls_id_check(id, len)) return LS_EBADID;
     uint64_t count = e->cfg.shared_devices
-                         ? __atomic_load_n(e->cfg.shared_devices, __ATOMIC_RELAXED)
+                         ? atomic_load_explicit(e->cfg.shared_devices, memory_order_relaxed)
                          : e->table.count;
     if (e->cfg.max_devices && count >= e->cfg.max_devices) return LS_EFULL;
     return 0;
@@ -537,22 +549,18 @@ int ls_engine_disconnect(ls_engine *e, const char *id, size_t len, ls_now now)
     return 0;
 }
 
-/* Resolves d's effective timeout: `own` (its inactivityTimeout, 0 = none),
- * else its c8y_RequiredAvailability, else its type's level. */
+/* Resolves d's effective timeout (ls_availability_of()): `own` (its
+ * inactivityTimeout, 0 = none), else its c8y_RequiredAvailability, else
+ * its type's level. */
 static void set_level(ls_engine *e, ls_device *d, int64_t own)
 {
-    int64_t ri;
-    if (own) {
+    ls_availability av;
+    eng__resolve(e, d, own, &av);
+    if (own)
         d->flags |= LS_DEV_OWN_TIMEOUT;
-        d->timeout_ms = own;
-        return;
-    }
-    d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
-    if ((d->flags & LS_DEV_C8Y) &&
-        ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
-        d->timeout_ms = ri > 0 ? eng__ri_timeout(e, (int)ri) : LS_TIMEOUT_NONE;
     else
-        d->timeout_ms = e->type_timeout[d->type];
+        d->flags &= (uint16_t)~LS_DEV_OWN_TIMEOUT;
+    d->timeout_ms = av.timeout_ms;
 }
 
 /* Gives or removes d's c8y_RequiredAvailability.  0 or LS_ENOMEM. */
@@ -637,7 +645,8 @@ int ls_engine_delete(ls_engine *e, const char *id, size_t len)
     e->st.sessions -= d->sessions;
     set_c8y(e, d, 0, 0);
     ls_table_remove(&e->table, d, tag);
-    if (e->cfg.shared_devices) __atomic_fetch_sub(e->cfg.shared_devices, 1, __ATOMIC_RELAXED);
+    if (e->cfg.shared_devices)
+        atomic_fetch_sub_explicit(e->cfg.shared_devices, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -886,14 +895,14 @@ static int restore_tagged(ls_engine *e, const char *id, size_t len, uint32_t tag
     return 0;
 }
 
-int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
-                      ls_restart_policy policy, ls_now now)
+int ls_engine_restore(ls_engine *e, const ls_device_state *st, ls_restart_policy policy, ls_now now)
 {
-    if (ls_id_check(id, len)) return LS_EBADID;
-    return restore_tagged(e, id, len, ls_table_hash(&e->table, id, len), st, policy, now);
+    if (ls_id_check(st->id, st->id_len)) return LS_EBADID;
+    return restore_tagged(e, st->id, st->id_len, ls_table_hash(&e->table, st->id, st->id_len), st,
+                          policy, now);
 }
 
-size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n,
+size_t ls_engine_restore_batch(ls_engine *e, const ls_device_state *items, size_t n,
                                ls_restart_policy policy, ls_now now, int *rcs)
 {
     uint32_t tags[PIPE_W];
@@ -903,16 +912,16 @@ size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_
     for (size_t i = 0; i < n + PIPE_D; i++) {
         if (i < n) {
             size_t k = i & (PIPE_W - 1);
-            bad[k] = ls_id_check(items[i].id, items[i].len) != NULL;
+            bad[k] = ls_id_check(items[i].id, items[i].id_len) != NULL;
             if (!bad[k]) {
-                tags[k] = ls_table_hash(&e->table, items[i].id, items[i].len);
+                tags[k] = ls_table_hash(&e->table, items[i].id, items[i].id_len);
                 ls_table_prefetch_bucket(&e->table, tags[k]);
             }
         }
         if (i >= PIPE_D) {
             size_t j = i - PIPE_D, k = j & (PIPE_W - 1);
             int rc = bad[k] ? LS_EBADID
-                            : restore_tagged(e, items[j].id, items[j].len, tags[k], &items[j].st,
+                            : restore_tagged(e, items[j].id, items[j].id_len, tags[k], &items[j],
                                              policy, now);
             if (rc == 0) done++;
             if (rcs) rcs[j] = rc;

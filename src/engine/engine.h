@@ -20,28 +20,21 @@
  * The engine is single-threaded: one writer.  Callers that share it between
  * threads serialise access themselves.
  *
- * Errors: every function that can fail returns 0 or a negative LS_E* code;
+ * Errors: every function that can fail returns 0 or a negative code of
+ * base/err.h (LS_EINVAL, LS_EBADID, LS_ENOTFOUND, LS_EFULL, LS_ENOMEM);
  * ls_strerror() names it.
  */
 #ifndef LS_ENGINE_H
 #define LS_ENGINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "base/now.h"
 #include "engine/uuid.h"
 #include "engine/wheel.h"
-
-/* Error codes, all negative. */
-enum {
-    LS_OK = 0,
-    LS_EINVAL = -1,    /* invalid argument value (bad timeout, ts, type...) */
-    LS_EBADID = -2,    /* device id not 1..256 bytes of UTF-8 without controls */
-    LS_ENOTFOUND = -3, /* no such device */
-    LS_EFULL = -4,     /* state.max_devices reached */
-    LS_ENOMEM = -5,    /* allocation failed */
-};
 
 #define LS_ID_MAX 256
 #define LS_TYPE_MAX 64
@@ -219,9 +212,9 @@ typedef struct ls_engine_config {
     int64_t max_clock_skew_ms;  /* state.max_clock_skew */
     uint64_t max_devices;       /* state.max_devices, 0 = unlimited */
     /* Optional: engines sharing one max_devices (shards) count their devices
-     * here, atomically; NULL = this engine's own count.  Set, the cap is
-     * exact across the engines: a new device reserves its place first. */
-    uint64_t *shared_devices;
+     * here (relaxed atomics); NULL = this engine's own count.  Set, the cap
+     * is exact across the engines: a new device reserves its place first. */
+    _Atomic uint64_t *shared_devices;
     uint64_t seed;              /* hash seed (randomised by the daemon) */
     int64_t grace_ms;           /* availability.grace: added to responseInterval */
     int unmonitored_default;    /* state.monitor_by_default = false */
@@ -288,6 +281,32 @@ typedef struct ls_availability {
     int has_c8y;
     int response_interval; /* its own c8y_RequiredAvailability, if has_c8y */
 } ls_availability;
+
+/*
+ * The availability rule (types.c has it in words), pure so that what reads
+ * a store without an engine (`lastseen export`) resolves a device exactly
+ * as the engine does; the engine resolves its devices with it too.
+ *
+ * A type's level is what a device of the type gets from it when the device
+ * has no setting of its own.  ls_type_level_of() resolves it from the
+ * type's settings (NULL: the type has none) and the configuration
+ * (default_timeout_ms, grace_ms, unmonitored_default of cfg).
+ */
+typedef struct ls_type_level {
+    int64_t timeout_ms; /* LS_TIMEOUT_NONE = never */
+    const char *source; /* "type" or "default" */
+    int maint;          /* the type's responseInterval <= 0: maintenance */
+} ls_type_level;
+void ls_type_level_of(const ls_type_config *c, const ls_engine_config *cfg, ls_type_level *out);
+
+/*
+ * A device's availability from its own settings - its inactivityTimeout
+ * (own_timeout, 0 = none) and its c8y_RequiredAvailability (has_c8y,
+ * response_interval) - and its type's level.
+ */
+void ls_availability_of(int64_t own_timeout, int has_c8y, int response_interval,
+                        const ls_type_level *type, const ls_engine_config *cfg,
+                        ls_availability *out);
 
 /*
  * Called when a device's class changes through a configuration change (of
@@ -392,6 +411,8 @@ ls_severity ls_engine_severity(const ls_engine *e, const ls_device *d);
 int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c,
                        ls_now now, int *created);
 int ls_engine_type_delete(ls_engine *e, const char *name, size_t len, ls_now now);
+/* Whether ls_engine_type_put() would take the name and settings: 0 or LS_EINVAL. */
+int ls_engine_type_check(const char *name, size_t len, const ls_type_config *c);
 /* 0 and *out (configured or not), LS_ENOTFOUND for a name never seen. */
 int ls_engine_type_get(const ls_engine *e, const char *name, size_t len, ls_type_info *out);
 /* Types by index, 0 .. ls_engine_type_count() - 1 (index 0 is "default"). */
@@ -483,20 +504,48 @@ typedef enum ls_restart_policy {
     LS_RESTART_STRICT,    /* deadline = old deadline; passed ones fire at once */
 } ls_restart_policy;
 
-/* A device's persisted state, as loaded from a store. */
+/*
+ * A device's record: what lastseen keeps of a device beyond its live
+ * timers - its id, its own settings, its times and sessions - in one
+ * shape for everything that copies a device out of an engine or into one:
+ * the snapshots taken with events and by flush passes, the store's
+ * encoding (store.h), the start-up load, `lastseen export` and `lastseen
+ * import`, and the reader and writer of a device's JSON (core/format.h,
+ * core/device_in.h).  What a device's JSON shows beyond it is derived: the
+ * effective timeout, its source and the class come from the record's own
+ * settings and its type's (ls_availability_of()), alarms from the alarms.
+ * The hot ls_device is not this: it is laid out for the activity path and
+ * holds the effective timeout, the class and the timer instead.
+ *
+ * Strings are not NUL-terminated (len bytes) and belong to whoever filled
+ * the record.
+ */
 typedef struct ls_device_state {
-    const char *type; /* NULL = default */
+    const char *id; /* 1..LS_ID_MAX bytes for an engine */
+    size_t id_len;
+    const char *type; /* NULL (or type_len 0) = "default" */
     size_t type_len;
     int64_t timeout_ms; /* own inactivityTimeout, 0 = none */
     int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
     uint32_t sessions;
     uint8_t active;
-    uint8_t has_c8y;
-    int response_interval;
+    uint8_t has_c8y;       /* has c8y_RequiredAvailability */
+    int response_interval; /* its responseInterval, LS_RI_MIN..LS_RI_MAX */
 } ls_device_state;
 
 /*
- * Re-creates a device from its persisted state at start-up (no event; the
+ * A device's record, and (if av is not NULL) its resolved availability, as
+ * ls_engine_availability() gives it.  The id is written into idb
+ * (LS_ID_BUF bytes) unless the device holds it whole; the type points at
+ * the engine's name of it (NULL for "default").  Valid while idb, the
+ * device and the engine's types are.  Costs a lookup only for a device
+ * with c8y_RequiredAvailability.
+ */
+void ls_engine_snapshot(const ls_engine *e, const ls_device *d, char *idb, ls_device_state *rec,
+                        ls_availability *av);
+
+/*
+ * Re-creates device st->id from its record at start-up (no event; the
  * device is not marked dirty).  An active device is re-armed per `policy`:
  * under STRICT a deadline that passed while the daemon was down fires on the
  * next tick, with ts = the real deadline; under GRACE the daemon's own
@@ -507,15 +556,8 @@ typedef struct ls_device_state {
  * stepped back) counts as at now under both policies.  Returns 0, LS_EBADID, LS_EINVAL
  * (bad type or timeout), LS_EFULL, LS_ENOMEM; an existing id is replaced.
  */
-int ls_engine_restore(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
-                      ls_restart_policy policy, ls_now now);
-
-/* One device of ls_engine_restore_batch(). */
-typedef struct ls_restore_item {
-    const char *id;
-    size_t len;
-    ls_device_state st;
-} ls_restore_item;
+int ls_engine_restore(ls_engine *e, const ls_device_state *st, ls_restart_policy policy,
+                      ls_now now);
 
 /*
  * Restores n devices as ls_engine_restore() would one by one, pipelined
@@ -523,7 +565,7 @@ typedef struct ls_restore_item {
  * costs a cache miss in the index that prefetching hides.  rcs[i] (if not
  * NULL) gets item i's result.  Returns the number restored.
  */
-size_t ls_engine_restore_batch(ls_engine *e, const ls_restore_item *items, size_t n,
+size_t ls_engine_restore_batch(ls_engine *e, const ls_device_state *recs, size_t n,
                                ls_restart_policy policy, ls_now now, int *rcs);
 
 /* Sizes the index for `devices` devices at once, so that loading them does
@@ -559,7 +601,6 @@ int ls_engine_source_up(ls_engine *e, unsigned source, ls_now now);
 int ls_engine_source_is_up(const ls_engine *e, unsigned source);
 const char *ls_engine_source_name(const ls_engine *e, unsigned source);
 
-const char *ls_strerror(int rc);
 const char *ls_event_name(ls_event_type t);
 
 #endif

@@ -26,9 +26,7 @@ typedef struct eng__type {
     size_t name_len;
     int configured;
     ls_type_config cfg;
-    /* Resolved for devices without settings of their own (types.c): */
-    uint8_t maint;      /* responseInterval <= 0: maintenance */
-    const char *source; /* "type" or "default" */
+    ls_type_level level; /* for its devices without settings of their own (types.c) */
     uint64_t devices, active;
     /* Slots of the type's devices (not for type 0), possibly stale (moved
      * to another type, deleted) or repeated: checked when walked. */
@@ -89,8 +87,10 @@ void eng__types_close(ls_engine *e);
 int eng__type_intern(ls_engine *e, const char *name, size_t len, uint16_t *out);
 /* Records d as a member of its type (call after d->type changed). */
 void eng__type_join(ls_engine *e, ls_device *d);
-/* The timeout of c8y_RequiredAvailability.responseInterval ri (minutes). */
-int64_t eng__ri_timeout(const ls_engine *e, int ri);
+/* Resolves d's availability by the rule (ls_availability_of()) from `own`
+ * (its inactivityTimeout, 0 = none), its c8y_RequiredAvailability and its
+ * type's level. */
+void eng__resolve(const ls_engine *e, const ls_device *d, int64_t own, ls_availability *out);
 /* Resolves d's class from its settings and its type. */
 ls_avail eng__class_of(const ls_engine *e, const ls_device *d);
 

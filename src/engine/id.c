@@ -1,5 +1,6 @@
 /*
- * id.c - device id validation and the engine's names.
+ * id.c - device id validation and the engine's names (error codes are
+ * named by ls_strerror() in base/err.c).
  *
  * A device id is 1..256 bytes of well-formed UTF-8 (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF) without control characters:
@@ -59,26 +60,6 @@ const char *ls_id_check(const char *id, size_t len)
         i += n;
     }
     return NULL;
-}
-
-const char *ls_strerror(int rc)
-{
-    switch (rc) {
-    case LS_OK:
-        return "ok";
-    case LS_EINVAL:
-        return "invalid value";
-    case LS_EBADID:
-        return "invalid device id";
-    case LS_ENOTFOUND:
-        return "no such device";
-    case LS_EFULL:
-        return "limit reached";
-    case LS_ENOMEM:
-        return "out of memory";
-    default:
-        return "unknown error";
-    }
 }
 
 const char *ls_event_name(ls_event_type t)

@@ -10,10 +10,14 @@
  * (no alarm, Cumulocity statuses MAINTENANCE) is decided by the device's
  * own responseInterval if it has one, else by its type's.
  *
- * The type levels are resolved once per type, when its settings change,
- * into type_timeout[], `maint` and `source`; then every device of the
- * type is refreshed, which copies its effective timeout into its record
- * (engine.c), so the hot path reads one field.
+ * The rule is two pure functions, ls_type_level_of() (the type levels)
+ * and ls_availability_of() (a device's own settings over its type's level),
+ * which `lastseen export` calls too, on what it reads from a store: so
+ * the export reports what the engine would.  The type levels are resolved
+ * once per type, when its settings change, into its `level` and
+ * type_timeout[]; then every device of the type is refreshed, which copies
+ * its effective timeout into its record (engine.c), so the hot path reads
+ * one field.
  *
  * Re-evaluation without a full scan: each type but "default" keeps an
  * array of its devices' slot numbers (4 bytes a typed device), appended
@@ -36,51 +40,80 @@
 
 static const ls_type_config unconfigured = {.monitored = -1, .severity = LS_SEV_MAJOR};
 
-int64_t eng__ri_timeout(const ls_engine *e, int ri)
+/* The timeout of c8y_RequiredAvailability.responseInterval ri: none in maintenance. */
+static int64_t ri_timeout(int ri, const ls_engine_config *cfg)
 {
-    return (int64_t)ri * MS_MINUTE + e->cfg.grace_ms;
+    return ri > 0 ? (int64_t)ri * MS_MINUTE + cfg->grace_ms : LS_TIMEOUT_NONE;
 }
 
-/* Resolves type i's levels: the timeout its plain devices get, maintenance, source. */
+void ls_type_level_of(const ls_type_config *c, const ls_engine_config *cfg, ls_type_level *out)
+{
+    *out = (ls_type_level){
+        .timeout_ms = cfg->unmonitored_default ? LS_TIMEOUT_NONE : cfg->default_timeout_ms,
+        .source = "default",
+    };
+    if (!c) return;
+    if (c->monitored == 0) {
+        out->timeout_ms = LS_TIMEOUT_NONE;
+        out->source = "type";
+    } else if (c->timeout_ms) {
+        out->timeout_ms = c->timeout_ms;
+        out->source = "type";
+        out->maint = c->has_ri && c->response_interval <= 0;
+    } else if (c->has_ri) {
+        out->timeout_ms = ri_timeout(c->response_interval, cfg);
+        out->source = "type";
+        out->maint = c->response_interval <= 0;
+    } else if (c->monitored == 1) {
+        out->timeout_ms = cfg->default_timeout_ms;
+    }
+}
+
+void ls_availability_of(int64_t own_timeout, int has_c8y, int response_interval,
+                        const ls_type_level *type, const ls_engine_config *cfg,
+                        ls_availability *out)
+{
+    out->has_c8y = has_c8y ? 1 : 0;
+    out->response_interval = has_c8y ? response_interval : 0;
+    if (own_timeout) {
+        out->timeout_ms = own_timeout;
+        out->source = "device";
+    } else if (has_c8y) {
+        out->timeout_ms = ri_timeout(response_interval, cfg);
+        out->source = "c8y_RequiredAvailability";
+    } else {
+        out->timeout_ms = type->timeout_ms;
+        out->source = type->source;
+    }
+    /* Maintenance follows the device's own responseInterval, else its type's,
+     * whatever gives the timeout. */
+    if (has_c8y ? response_interval <= 0 : type->maint)
+        out->cls = LS_AVAIL_MAINTENANCE;
+    else
+        out->cls = out->timeout_ms > 0 ? LS_AVAIL_MONITORED : LS_AVAIL_UNMONITORED;
+}
+
+/* Resolves type i's level. */
 static void resolve(ls_engine *e, uint32_t i)
 {
     eng__type *t = &e->types[i];
-    const ls_type_config *c = &t->cfg;
-    int64_t def = e->cfg.unmonitored_default ? LS_TIMEOUT_NONE : e->cfg.default_timeout_ms;
-    int64_t to = def;
-    t->maint = 0;
-    t->source = "default";
-    if (t->configured) {
-        if (c->monitored == 0) {
-            to = LS_TIMEOUT_NONE;
-            t->source = "type";
-        } else if (c->timeout_ms) {
-            to = c->timeout_ms;
-            t->source = "type";
-            t->maint = c->has_ri && c->response_interval <= 0;
-        } else if (c->has_ri) {
-            to = c->response_interval > 0 ? eng__ri_timeout(e, c->response_interval)
-                                          : LS_TIMEOUT_NONE;
-            t->source = "type";
-            t->maint = c->response_interval <= 0;
-        } else if (c->monitored == 1) {
-            to = e->cfg.default_timeout_ms;
-        }
-    }
-    e->type_timeout[i] = to;
+    ls_type_level_of(t->configured ? &t->cfg : NULL, &e->cfg, &t->level);
+    e->type_timeout[i] = t->level.timeout_ms;
+}
+
+void eng__resolve(const ls_engine *e, const ls_device *d, int64_t own, ls_availability *out)
+{
+    int64_t ri = 0;
+    int has = (d->flags & LS_DEV_C8Y) &&
+              ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri);
+    ls_availability_of(own, has, (int)ri, &e->types[d->type].level, &e->cfg, out);
 }
 
 ls_avail eng__class_of(const ls_engine *e, const ls_device *d)
 {
-    int maint;
-    int64_t ri;
-    if ((d->flags & LS_DEV_C8Y) &&
-        ls_map64_get(&e->c8y, (uint64_t)ls_table_slot_of(&e->table, d) + 1, &ri))
-        maint = ri <= 0;
-    else
-        maint = e->types[d->type].maint;
-    if (maint) return LS_AVAIL_MAINTENANCE;
-    return eng__timeout(e, d) > 0 ? LS_AVAIL_MONITORED : LS_AVAIL_UNMONITORED;
+    ls_availability av;
+    eng__resolve(e, d, (d->flags & LS_DEV_OWN_TIMEOUT) ? d->timeout_ms : 0, &av);
+    return av.cls;
 }
 
 int eng__types_init(ls_engine *e)
@@ -215,6 +248,11 @@ static int valid_config(const ls_type_config *c)
         return 0;
     if (c->monitored < -1 || c->monitored > 1) return 0;
     return (unsigned)c->severity < LS_SEV__COUNT;
+}
+
+int ls_engine_type_check(const char *name, size_t len, const ls_type_config *c)
+{
+    return valid_name(name, len) && valid_config(c) ? 0 : LS_EINVAL;
 }
 
 int ls_engine_type_put(ls_engine *e, const char *name, size_t len, const ls_type_config *c,

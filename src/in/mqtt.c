@@ -11,14 +11,16 @@
  * online (a session opened) or offline (closed).
  *
  * Batching.  The thread hands its operations to the shards through its
- * own shard producer (core/shards.h): the id is checked (ls_id_check) and
- * copied into the open batch of the device's shard, and the shard's worker
- * applies the batch under that shard's lock only: no lock and no
- * allocation per message on this thread, and the API's queries, UDP and
- * HTTP never wait for MQTT (nor MQTT for them) beyond one batch of one
- * shard.  Presence operations ride the same batches as activities, so a
- * device's "online, data, offline" is applied in the order read; runs of
- * activities go through ls_engine_activity_batch (prefetching pipeline).
+ * own producer of the ingest port (core/ingest.h, the only part of the
+ * core this input sees besides stats.h and prom.h): the id is checked
+ * (ls_id_check) and copied into the open batch of the device's shard, and
+ * the shard's worker applies the batch under that shard's lock only: no
+ * lock and no allocation per message on this thread, and the API's
+ * queries, UDP and HTTP never wait for MQTT (nor MQTT for them) beyond one
+ * batch of one shard.  Presence operations ride the same batches as
+ * activities, so a device's "online, data, offline" is applied in the
+ * order read; runs of activities go through ls_engine_activity_batch
+ * (prefetching pipeline).
  * The open batches are queued when the socket has nothing more to read
  * (so an idle connection applies each message at once), when one is full,
  * or BATCH_MAX_AGE_MS after the oldest operation in them.  The workers
@@ -39,15 +41,15 @@
  * ("mqtt"): held from start-up until the first connection is synced, held
  * again from the moment the connection drops, and released (SOURCE_UP)
  * once lastseen has read what the broker queued for it meanwhile.  A
- * transition first waits until the workers have applied every batch the
- * thread queued (ls_shard_producer_sync()), then takes every shard's lock
- * for the transition itself, so the backlog is applied before SOURCE_UP.  To
- * know that, after subscribing the thread publishes a marker with a fresh
- * nonce to mqtt.sync_topic/<client id>, which it subscribes too: the
- * broker delivers a client's messages in order, so the marker arrives
- * after the backlog.  If it has not arrived after mqtt.sync_timeout (a
- * broker ACL that forbids the topic), the source is released anyway, with
- * a warning.
+ * transition (ls_ingest_source_up/down()) first waits until the workers
+ * have applied every batch the thread queued, then takes every shard's
+ * lock for the transition itself, so the backlog is applied before
+ * SOURCE_UP.  To know that, after subscribing the thread publishes a
+ * marker with a fresh nonce to mqtt.sync_topic/<client id>, which it
+ * subscribes too: the broker delivers a client's messages in order, so
+ * the marker arrives after the backlog.  If it has not arrived after
+ * mqtt.sync_timeout (a broker ACL that forbids the topic), the source is
+ * released anyway, with a warning.
  *
  * Reconnects: capped exponential backoff with jitter, reset after a
  * connection that got as far as synced.  With clean_session = false
@@ -60,6 +62,7 @@
 #include <jansson.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -67,9 +70,11 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/stopper.h"
+#include "core/ingest.h"
 #include "core/prom.h"
-#include "core/shards.h"
 #include "core/stats.h"
+#include "engine/engine.h"
 #include "mqtt/client.h"
 #include "mqtt/topic.h"
 #include "in/sparkplug.h"
@@ -81,29 +86,31 @@
 #define DRAIN_MAX 256  /* packets read in a row before the loop looks at keepalive again */
 #define TOPIC_MAX 4096 /* longer topics are counted and skipped */
 #define PAYLOAD_TS_MAX (1u << 20) /* JSON payloads parsed for payload_ts */
-#define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
-#define LOAD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define COUNT(f) atomic_fetch_add_explicit(&(f), 1, memory_order_relaxed)
+#define LOAD(f) atomic_load_explicit(&(f), memory_order_relaxed)
 
 enum { OP_ACTIVITY = 0, OP_ONLINE, OP_OFFLINE };
 enum { ST_DOWN = 0, ST_CONNECTING, ST_SUBSCRIBING, ST_SYNCING, ST_UP };
 static const char *const state_names[] = {"down", "connecting", "subscribing", "syncing", "up"};
 
+/* Written by the input's thread and the shard workers (applied_cb), read
+ * by stats: relaxed counters. */
 typedef struct mqtt_stats {
-    uint64_t received, activities, connects, disconnects;
-    uint64_t retained_skipped, unmatched, bad_ids, bad_ts, too_long, own_topics, rejected;
-    uint64_t sessions, sessions_lost, sync_timeouts, batches;
+    _Atomic uint64_t received, activities, connects, disconnects;
+    _Atomic uint64_t retained_skipped, unmatched, bad_ids, bad_ts, too_long, own_topics, rejected;
+    _Atomic uint64_t sessions, sessions_lost, sync_timeouts, batches;
 } mqtt_stats;
 
 struct ls_mqtt {
-    ls_daemon *d;
+    ls_ingest *in;
     const ls_config *cfg;
     ls_mqtt_opts conn; /* cfg's connection options */
     struct mosquitto *m;
     pthread_t thread;
     int thread_running;
     ls_stopper stop;
-    unsigned source; /* this input in the engine */
-    int metrics_src; /* and in /metrics */
+    unsigned source;             /* this input in the engine */
+    ls_ingest_counters counters; /* and in /metrics */
     unsigned seed;
 
     ls_topic_list topics;
@@ -116,14 +123,14 @@ struct ls_mqtt {
     char nonce[64];
     size_t nonce_len;
 
-    int state;                           /* ST_*; written by the thread, read by stats */
+    _Atomic int state;                   /* ST_*; written by the thread, read by stats */
     int refused;                         /* the broker refused the connection or a subscription */
     int64_t sync_started, sync_deadline; /* mono ms */
     uint64_t nrecv;                      /* messages seen (thread-local copy) */
 
-    ls_shard_producer prod; /* this thread's batches to the shards */
-    size_t pending;         /* ops handed to prod since its last flush */
-    int64_t batch_since;    /* mono ms of the first of them */
+    ls_ingest_producer *prod; /* this thread's batches to the shards */
+    size_t pending;           /* ops handed to prod since its last flush */
+    int64_t batch_since;      /* mono ms of the first of them */
     mqtt_stats st;
 };
 
@@ -134,37 +141,38 @@ static int64_t mono_ms(void)
 
 static void set_state(ls_mqtt *q, int s)
 {
-    __atomic_store_n(&q->state, s, __ATOMIC_RELAXED);
+    atomic_store_explicit(&q->state, s, memory_order_relaxed);
 }
 
 /* ---- handing operations to the shards ----------------------------------- */
 
 /* Counts a refused input here and in /metrics (source "mqtt"). */
-static void refuse_n(ls_mqtt *q, uint64_t *counter, ls_reject_reason why, uint64_t n)
+static void refuse_n(ls_mqtt *q, _Atomic uint64_t *counter, ls_reject_reason why, uint64_t n)
 {
     if (n == 0) return;
-    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
-    ls_metrics_rejected(&q->d->metrics, q->metrics_src, why, n);
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+    ls_ingest_rejected(&q->counters, why, n);
 }
 
-static void refuse(ls_mqtt *q, uint64_t *counter, ls_reject_reason why)
+static void refuse(ls_mqtt *q, _Atomic uint64_t *counter, ls_reject_reason why)
 {
     refuse_n(q, counter, why, 1);
 }
 
 /* A shard worker applied one of our batches (on its thread, no lock held). */
-static void applied_cb(void *ud, const ls_shard_result *r)
+static void applied_cb(void *ud, const ls_ingest_result *r)
 {
     ls_mqtt *q = ud;
     if (r->applied) {
-        __atomic_fetch_add(&q->st.activities, r->applied, __ATOMIC_RELAXED);
-        ls_metrics_activities(&q->d->metrics, q->metrics_src, r->applied);
+        atomic_fetch_add_explicit(&q->st.activities, r->applied, memory_order_relaxed);
+        ls_ingest_accepted(&q->counters, r->applied);
     }
     refuse_n(q, &q->st.bad_ids, LS_REJECT_INVALID, r->bad_ids);
     refuse_n(q, &q->st.rejected, LS_REJECT_DEVICE_LIMIT, r->full);
     refuse_n(q, &q->st.bad_ts, LS_REJECT_INVALID, r->invalid);
-    if (r->connects) __atomic_fetch_add(&q->st.connects, r->connects, __ATOMIC_RELAXED);
-    if (r->disconnects) __atomic_fetch_add(&q->st.disconnects, r->disconnects, __ATOMIC_RELAXED);
+    if (r->connects) atomic_fetch_add_explicit(&q->st.connects, r->connects, memory_order_relaxed);
+    if (r->disconnects)
+        atomic_fetch_add_explicit(&q->st.disconnects, r->disconnects, memory_order_relaxed);
     COUNT(q->st.batches);
 }
 
@@ -172,28 +180,22 @@ static void applied_cb(void *ud, const ls_shard_result *r)
 static void flush(ls_mqtt *q)
 {
     if (q->pending == 0) return;
-    ls_shard_producer_flush(&q->prod);
+    ls_ingest_producer_flush(q->prod);
     q->pending = 0;
 }
 
 /* Source transitions, after the workers applied what was read before them. */
 static void source_up(ls_mqtt *q)
 {
-    ls_shard_producer_sync(&q->prod);
+    ls_ingest_source_up(q->in, q->prod, q->source);
     q->pending = 0;
-    ls_daemon_lock(q->d);
-    ls_shards_source_up(q->d->shards, q->source, ls_clock_now());
-    ls_daemon_unlock(q->d);
     set_state(q, ST_UP);
 }
 
 static void source_down(ls_mqtt *q)
 {
-    ls_shard_producer_sync(&q->prod);
+    ls_ingest_source_down(q->in, q->prod, q->source);
     q->pending = 0;
-    ls_daemon_lock(q->d);
-    ls_shards_source_down(q->d->shards, q->source, ls_clock_now());
-    ls_daemon_unlock(q->d);
     set_state(q, ST_DOWN);
 }
 
@@ -206,12 +208,12 @@ static void push(ls_mqtt *q, int kind, const char *id, size_t len, int64_t ts, i
     }
     if (q->pending++ == 0) q->batch_since = mono_ms();
     if (kind == OP_ACTIVITY)
-        ls_shard_producer_add(&q->prod, id, len, ts, (uint8_t)q->source);
+        ls_ingest_producer_add(q->prod, id, len, ts, q->source);
     else
-        ls_shard_producer_op(&q->prod,
-                             (kind == OP_ONLINE ? LS_SHARD_OP_ONLINE : LS_SHARD_OP_OFFLINE) |
-                                 (retained ? LS_SHARD_OP_RETAINED : 0),
-                             id, len, (uint8_t)q->source);
+        ls_ingest_producer_op(q->prod,
+                              (kind == OP_ONLINE ? LS_INGEST_ONLINE : LS_INGEST_OFFLINE) |
+                                  (retained ? LS_INGEST_RETAINED : 0),
+                              id, len, q->source);
 }
 
 /* ---- classifying messages (reader thread) ------------------------------ */
@@ -334,7 +336,7 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
             ls_sparkplug_get_stats(q->sp, &after);
             uint64_t bad =
                 after.bad_payloads + after.bad_topics - before.bad_payloads - before.bad_topics;
-            if (bad) ls_metrics_rejected(&q->d->metrics, q->metrics_src, LS_REJECT_MALFORMED, bad);
+            if (bad) ls_ingest_rejected(&q->counters, LS_REJECT_MALFORMED, bad);
         }
         return;
     }
@@ -488,7 +490,8 @@ static void *reader_main(void *arg)
         ls_debug(MOD, "reconnecting to %s in %lld ms", where, (long long)delay);
         if (ls_stopper_sleep(&q->stop, delay)) break;
     }
-    ls_shard_producer_close(&q->prod); /* applied before the daemon's final commit */
+    ls_ingest_producer_close(q->prod); /* applied before the daemon's final commit */
+    q->prod = NULL;
     if (q->state >= ST_SUBSCRIBING) {
         mosquitto_disconnect(q->m); /* clean: no Will, the session stays */
         mosquitto_loop(q->m, 10, 1);
@@ -590,6 +593,7 @@ static void destroy(ls_mqtt *q)
     ls_sparkplug_free(q->sp);
     ls_buf_free(&q->sync_topic);
     ls_stopper_close(&q->stop);
+    ls_ingest_producer_close(q->prod);
     free(q);
     ls_mqtt_lib_cleanup();
 }
@@ -610,14 +614,14 @@ static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
     ls_prom_u64(b, "lastseen_source_up", l, (uint64_t)ls_mqtt_is_up(ud));
 }
 
-int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
+int ls_mqtt_start(ls_mqtt **out, ls_ingest *in, const ls_config *cfg)
 {
     int rc;
     ls_mqtt *q = calloc(1, sizeof(*q));
     if (!q) return -ENOMEM;
-    q->d = d;
-    q->cfg = &d->cfg;
-    ls_config_mqtt_opts(&d->cfg, &q->conn);
+    q->in = in;
+    q->cfg = cfg;
+    ls_config_mqtt_opts(cfg, &q->conn);
     ls_stopper_init(&q->stop);
     if (ls_mqtt_lib_init() < 0) {
         ls_stopper_close(&q->stop);
@@ -628,17 +632,18 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
         destroy(q);
         return rc;
     }
-    ls_daemon_lock(d);
-    rc = ls_shards_source_add(d->shards, SOURCE_NAME, d->cfg.mqtt_gate);
-    ls_daemon_unlock(d);
+    rc = ls_ingest_source_add(in, SOURCE_NAME, cfg->mqtt_gate);
     if (rc < 0) {
         ls_error(MOD, "cannot register the mqtt source: %s", ls_strerror(rc));
         destroy(q);
         return -EINVAL;
     }
     q->source = (unsigned)rc;
-    q->metrics_src = ls_metrics_source(&d->metrics, SOURCE_NAME);
-    ls_shard_producer_init(&q->prod, d->shards, applied_cb, q);
+    ls_ingest_counters_open(in, SOURCE_NAME, &q->counters);
+    if ((rc = ls_ingest_producer_open(in, &q->prod, applied_cb, q)) < 0) {
+        destroy(q);
+        return rc;
+    }
     if ((rc = pthread_create(&q->thread, NULL, reader_main, q)) != 0) {
         destroy(q);
         return -rc;
@@ -646,7 +651,7 @@ int ls_mqtt_start(ls_mqtt **out, ls_daemon *d)
     q->thread_running = 1;
     *out = q;
     ls_stats_port sp = {.key = "mqtt", .json = stats_json_cb, .prom = stats_prom_cb, .ud = q};
-    return ls_stats_register(d, &sp);
+    return ls_ingest_stats_register(in, &sp);
 }
 
 void ls_mqtt_stop(ls_mqtt *q)
@@ -666,14 +671,14 @@ void ls_mqtt_free(ls_mqtt *q)
 
 int ls_mqtt_is_up(ls_mqtt *q)
 {
-    return __atomic_load_n(&q->state, __ATOMIC_RELAXED) == ST_UP;
+    return atomic_load_explicit(&q->state, memory_order_relaxed) == ST_UP;
 }
 
 void ls_mqtt_stats_json(ls_mqtt *q, ls_buf *b)
 {
     ls_sparkplug_stats sp = {0};
     if (q->sp) ls_sparkplug_get_stats(q->sp, &sp);
-    int s = __atomic_load_n(&q->state, __ATOMIC_RELAXED);
+    int s = atomic_load_explicit(&q->state, memory_order_relaxed);
     ls_buf_printf(
         b,
         "{\"state\":\"%s\",\"sessions\":%llu,\"sessionsLost\":%llu,\"received\":%llu,"

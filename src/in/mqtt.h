@@ -6,19 +6,21 @@
 #define LS_MQTT_H
 
 #include "base/buf.h"
-#include "core/daemon.h"
+#include "conf/config.h"
+#include "core/ingest.h"
 
 typedef struct ls_mqtt ls_mqtt;
 
 /*
- * Registers the "mqtt" source with the engine, creates the client from
- * d->cfg's [mqtt] keys and starts the reader thread, which connects (and
- * keeps reconnecting) on its own.  Call from the composition root (app/root.c) after the
- * store is loaded, only when mqtt.host is set.  Returns 0, or a negative
- * value after logging why (bad TLS files, a topic that would read back
- * lastseen's own events, ...).
+ * Registers the "mqtt" source through the ingest port `in`, creates the
+ * client from cfg's [mqtt] keys and starts the reader thread, which
+ * connects (and keeps reconnecting) on its own.  cfg must outlive the
+ * input (the daemon's copy).  Call from the composition root (app/root.c)
+ * after the store is loaded, only when mqtt.host is set.  Returns 0, or a
+ * negative value after logging why (bad TLS files, a topic that would read
+ * back lastseen's own events, ...).
  */
-int ls_mqtt_start(ls_mqtt **out, ls_daemon *d);
+int ls_mqtt_start(ls_mqtt **out, ls_ingest *in, const ls_config *cfg);
 
 /* Stops the thread (applying what it read) and disconnects cleanly; the
  * counters stay readable (ls_mqtt_stats_json()) until ls_mqtt_free(). */

@@ -36,6 +36,7 @@
  */
 #include "in/sparkplug.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -43,7 +44,7 @@
 #include "sparkplug_b.pb-c.h"
 
 #define ID_MAX 1024 /* group/node/device, each a topic level; longer ids are refused later */
-#define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
+#define COUNT(f) atomic_fetch_add_explicit(&(f), 1, memory_order_relaxed)
 
 typedef struct sp_node {
     struct sp_node *next;
@@ -56,11 +57,19 @@ typedef struct sp_node {
     char key[]; /* "group/node" */
 } sp_node;
 
+/* ls_sparkplug_stats, field for field, as relaxed atomic counters. */
+typedef struct sp_counters {
+    _Atomic uint64_t births, deaths, stale_deaths, bad_payloads, bad_topics, ignored, untracked;
+} sp_counters;
+_Static_assert(sizeof(sp_counters) == sizeof(ls_sparkplug_stats) &&
+                   sizeof(sp_counters) % sizeof(_Atomic uint64_t) == 0,
+               "sp_counters mirrors ls_sparkplug_stats");
+
 struct ls_sparkplug {
     sp_node **buckets;
     size_t mask; /* buckets - 1 */
     size_t count;
-    ls_sparkplug_stats st;
+    sp_counters st;
 };
 
 int ls_sparkplug_new(ls_sparkplug **out)
@@ -100,10 +109,10 @@ void ls_sparkplug_free(ls_sparkplug *sp)
 
 void ls_sparkplug_get_stats(const ls_sparkplug *sp, ls_sparkplug_stats *out)
 {
-    const uint64_t *src = (const uint64_t *)&sp->st;
+    const _Atomic uint64_t *src = (const _Atomic uint64_t *)&sp->st;
     uint64_t *dst = (uint64_t *)out;
     for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
-        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+        dst[i] = atomic_load_explicit(&src[i], memory_order_relaxed);
 }
 
 static void grow(ls_sparkplug *sp)

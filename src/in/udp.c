@@ -10,15 +10,18 @@
  *
  * One thread owns the socket.  It sleeps in poll(2), then drains the socket
  * with recvmmsg(2), UDP_VLEN datagrams a call, and hands each good line to
- * the device's shard through a shard producer (core/shards.h): the line is
- * copied into that shard's open batch, a full batch goes onto the shard's
- * lock-free queue, and every open batch is queued once the socket is
+ * the shards through its producer of the ingest port (core/ingest.h, the
+ * only part of the core this input sees besides stats.h): the line is
+ * copied into the open batch of the device's shard, a full batch is
+ * queued to that shard, and every open batch is queued once the socket is
  * drained.  This thread takes no lock; the shards' workers apply the
  * batches with the engine's prefetching batch path, in parallel.  When
  * every batch is in use the thread waits for one (counted in
  * /api/v1/stats as shards.producerWaits) while the socket buffer absorbs
  * the backlog; nothing is dropped by lastseen itself.  Activities and
- * refusals (state.max_devices) are counted when a worker has applied them.
+ * refusals (state.max_devices) are counted when a worker has applied them
+ * (the producer's done callback).  UDP has no source to hold: a lost
+ * datagram is indistinguishable from a silent device.
  *
  * Loss.  UDP drops datagrams when the socket's receive buffer overflows;
  * udp.rcvbuf sets it (SO_RCVBUFFORCE when running as root, so it is not
@@ -35,33 +38,40 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "base/clock.h"
-#include "core/daemon.h"
 #include "base/log.h"
 #include "base/net.h"
-#include "core/shards.h"
+#include "conf/config.h"
+#include "core/ingest.h"
 #include "core/stats.h"
+#include "engine/engine.h"
 
 #define UDP_VLEN 64
 #define UDP_DGRAM_MAX 65536
 
+/* ls_udp_stats, as relaxed atomic counters. */
+typedef struct udp_counters {
+    _Atomic uint64_t datagrams;
+    _Atomic uint64_t activities;
+    _Atomic uint64_t rejected[LS_UDP__REJECTS];
+} udp_counters;
+
 struct ls_udp {
-    ls_daemon *d;
     int fd, stop_fd;
     pthread_t thread;
     int running;
-    ls_udp_stats stats; /* updated with atomics by the thread */
-    int metrics_src;    /* this input in the daemon's /metrics */
+    udp_counters stats;          /* written by the thread and the shard workers, read by stats */
+    ls_ingest_counters counters; /* this input in the daemon's /metrics */
     char *bufs;
     struct mmsghdr msgs[UDP_VLEN];
     struct iovec iov[UDP_VLEN];
-    ls_shard_producer prod;
+    ls_ingest_producer *prod;
 };
 
 static const char *const reject_names[LS_UDP__REJECTS] = {"bad_id", "bad_ts", "bad_line",
@@ -72,9 +82,9 @@ const char *ls_udp_reject_name(ls_udp_reject r)
     return (unsigned)r < LS_UDP__REJECTS ? reject_names[r] : "unknown";
 }
 
-static void count(uint64_t *c, uint64_t n)
+static void count(_Atomic uint64_t *c, uint64_t n)
 {
-    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
 /* A rejection, in this input's counters and in /metrics' reasons. */
@@ -87,17 +97,17 @@ static void reject(struct ls_udp *u, ls_udp_reject why, uint64_t n)
     };
     if (n == 0) return;
     count(&u->stats.rejected[why], n);
-    ls_metrics_rejected(&u->d->metrics, u->metrics_src, as_metric[why], n);
+    ls_ingest_rejected(&u->counters, as_metric[why], n);
 }
 
 void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out)
 {
     memset(out, 0, sizeof(*out));
     if (!u) return;
-    out->datagrams = __atomic_load_n(&u->stats.datagrams, __ATOMIC_RELAXED);
-    out->activities = __atomic_load_n(&u->stats.activities, __ATOMIC_RELAXED);
+    out->datagrams = atomic_load_explicit(&u->stats.datagrams, memory_order_relaxed);
+    out->activities = atomic_load_explicit(&u->stats.activities, memory_order_relaxed);
     for (int i = 0; i < LS_UDP__REJECTS; i++)
-        out->rejected[i] = __atomic_load_n(&u->stats.rejected[i], __ATOMIC_RELAXED);
+        out->rejected[i] = atomic_load_explicit(&u->stats.rejected[i], memory_order_relaxed);
 }
 
 static int is_space(char c)
@@ -149,11 +159,11 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
 }
 
 /* A worker applied a batch of this input's lines (any thread). */
-static void applied_cb(void *ud, const ls_shard_result *r)
+static void applied_cb(void *ud, const ls_ingest_result *r)
 {
     struct ls_udp *u = ud;
     count(&u->stats.activities, r->applied);
-    ls_metrics_activities(&u->d->metrics, u->metrics_src, r->applied);
+    ls_ingest_accepted(&u->counters, r->applied);
     reject(u, LS_UDP_REFUSED, r->full + r->bad_ids + r->invalid);
 }
 
@@ -177,7 +187,7 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
         if (rc < 0) {
             reject(u, why, 1);
         } else if (rc == 0) {
-            ls_shard_producer_add(&u->prod, id, len, ts, 0);
+            ls_ingest_producer_add(u->prod, id, len, ts, 0);
         }
         p = le + 1;
     }
@@ -204,7 +214,7 @@ static void *udp_main(void *arg)
             if (got < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                     ls_warn("udp", "recvmmsg: %s", strerror(errno));
-                ls_shard_producer_flush(&u->prod); /* drained: nothing lingers */
+                ls_ingest_producer_flush(u->prod); /* drained: nothing lingers */
                 break;
             }
             count(&u->stats.datagrams, (uint64_t)got);
@@ -212,7 +222,7 @@ static void *udp_main(void *arg)
                 datagram(u, u->bufs + (size_t)i * UDP_DGRAM_MAX, u->msgs[i].msg_len,
                          (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
             if (got < UDP_VLEN) {
-                ls_shard_producer_flush(&u->prod);
+                ls_ingest_producer_flush(u->prod);
                 break;
             }
         }
@@ -248,15 +258,15 @@ static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
     ls_buf_append(b, "}}", 2);
 }
 
-int ls_udp_start(struct ls_udp **out, ls_daemon *d)
+int ls_udp_start(struct ls_udp **out, ls_ingest *in, const ls_config *cfg)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
     *out = NULL;
-    int family = ls_net_parse_addr(d->cfg.udp_listen, &ss, &sl);
+    int family = ls_net_parse_addr(cfg->udp_listen, &ss, &sl);
     if (family < 0) {
         ls_error("udp", "udp.listen = \"%s\": expected host:port with a numeric address",
-                 d->cfg.udp_listen);
+                 cfg->udp_listen);
         return -EINVAL;
     }
     struct ls_udp *u = calloc(1, sizeof(*u));
@@ -264,20 +274,23 @@ int ls_udp_start(struct ls_udp **out, ls_daemon *d)
         free(u);
         return -ENOMEM;
     }
-    u->d = d;
-    u->metrics_src = ls_metrics_source(&d->metrics, "udp");
-    ls_shard_producer_init(&u->prod, d->shards, applied_cb, u);
+    u->fd = u->stop_fd = -1;
+    ls_ingest_counters_open(in, "udp", &u->counters);
+    int rc = ls_ingest_producer_open(in, &u->prod, applied_cb, u);
+    if (rc < 0) {
+        ls_udp_stop(u);
+        return rc;
+    }
     u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     u->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int rc = 0;
     if (u->fd < 0 || u->stop_fd < 0) {
         rc = -errno;
         ls_error("udp", "socket: %s", strerror(errno));
     } else {
-        set_rcvbuf(u->fd, d->cfg.udp_rcvbuf);
+        set_rcvbuf(u->fd, cfg->udp_rcvbuf);
         if (bind(u->fd, (struct sockaddr *)&ss, sl) < 0) {
             rc = -errno;
-            ls_error("udp", "cannot bind %s: %s", d->cfg.udp_listen, strerror(errno));
+            ls_error("udp", "cannot bind %s: %s", cfg->udp_listen, strerror(errno));
         }
     }
     if (rc == 0 && (rc = -pthread_create(&u->thread, NULL, udp_main, u)) == 0) u->running = 1;
@@ -292,11 +305,11 @@ int ls_udp_start(struct ls_udp **out, ls_daemon *d)
         port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                  : ((struct sockaddr_in *)&bound)->sin_port);
     char host[256];
-    ls_net_host_part(d->cfg.udp_listen, host, sizeof(host));
+    ls_net_host_part(cfg->udp_listen, host, sizeof(host));
     ls_info("udp", "receiving heartbeats on %s:%u", host, port);
     *out = u;
     ls_stats_port sp = {.key = "udp", .json = stats_json_cb, .ud = u};
-    return ls_stats_register(d, &sp);
+    return ls_ingest_stats_register(in, &sp);
 }
 
 void ls_udp_stop(struct ls_udp *u)
@@ -308,7 +321,7 @@ void ls_udp_stop(struct ls_udp *u)
         (void)w;
         pthread_join(u->thread, NULL);
     }
-    ls_shard_producer_close(&u->prod);
+    ls_ingest_producer_close(u->prod);
     if (u->fd >= 0) close(u->fd);
     if (u->stop_fd >= 0) close(u->stop_fd);
     free(u->bufs);

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ls_daemon;
+struct ls_config;
+struct ls_ingest;
 struct ls_udp;
 
 /* Why a line was skipped (counted per reason). */
@@ -26,11 +27,13 @@ typedef struct ls_udp_stats {
     uint64_t rejected[LS_UDP__REJECTS];
 } ls_udp_stats;
 
-/* Binds udp.listen and starts the receiving thread.  0 or < 0 (logged). */
-int ls_udp_start(struct ls_udp **out, struct ls_daemon *d);
+/* Binds cfg's udp.listen and starts the receiving thread, which hands the
+ * activities to the shards through the ingest port `in` (core/ingest.h).
+ * cfg is read only here.  0 or < 0 (logged). */
+int ls_udp_start(struct ls_udp **out, struct ls_ingest *in, const struct ls_config *cfg);
 void ls_udp_stop(struct ls_udp *u);
 
-/* A consistent-enough copy of the counters (each read atomically). */
+/* A consistent-enough copy of the counters (each read with a relaxed load). */
 void ls_udp_get_stats(const struct ls_udp *u, ls_udp_stats *out);
 const char *ls_udp_reject_name(ls_udp_reject r);
 

@@ -8,6 +8,7 @@
 #define LS_MQTT_CLIENT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "base/stopper.h"

@@ -62,6 +62,7 @@
 #include <jansson.h>
 
 #include "base/clock.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/outbox.h"
 #include "core/prom.h"
@@ -141,7 +142,8 @@ static int open_path(ls_eventlog *l, int level, uint64_t *file_seq)
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : recover_tail(fd, l->path, level, file_seq);
     if (rc < 0) {
-        if (rc != -EINVAL) ls_log(level, "eventlog", "cannot read %s: %s", l->path, strerror(-rc));
+        if (rc != -EINVAL)
+            ls_log(level, "eventlog", "cannot read %s: %s", l->path, ls_strerror(rc));
         close(fd);
         return rc;
     }
@@ -169,16 +171,18 @@ int ls_eventlog_open(ls_eventlog *l, const char *path, int to_stdout)
 int ls_eventlog_append_line(ls_eventlog *l, uint64_t seq, const char *line, size_t len)
 {
     if (seq <= l->seq) return 0; /* already in the file (or buffered) */
-    if (l->failed) return -1;
+    if (l->failed) return -EIO;
     size_t mark = l->pending.len;
-    if (ls_buf_append(&l->pending, line, len) < 0 || ls_buf_putc(&l->pending, '\n') < 0) {
+    int rc;
+    if ((rc = ls_buf_append(&l->pending, line, len)) < 0 ||
+        (rc = ls_buf_putc(&l->pending, '\n')) < 0) {
         l->pending.len = mark; /* never a partial line */
         l->pending.overflow = 0;
-        return -1;
+        return rc;
     }
     l->seq = seq;
     /* A tick that expires a whole fleet writes as it goes, in 1 MiB pieces. */
-    if (l->pending.len >= FLUSH_AT && ls_eventlog_flush(l) < 0) return -1;
+    if (l->pending.len >= FLUSH_AT && (rc = ls_eventlog_flush(l)) < 0) return rc;
     return 0;
 }
 
@@ -199,7 +203,7 @@ static int write_all(int fd, const char *p, size_t n, size_t *done)
 
 int ls_eventlog_flush(ls_eventlog *l)
 {
-    if (l->failed || l->fd < 0) return -1;
+    if (l->failed || l->fd < 0) return -EIO;
     if (l->pending.len == 0) {
         l->written = l->seq;
         return 0;
@@ -223,17 +227,17 @@ int ls_eventlog_flush(ls_eventlog *l)
         l->written = l->seq;
         return 0;
     }
-    __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&l->write_errors, 1, memory_order_relaxed);
     if (!l->outage)
         ls_error("eventlog",
                  "write to %s failed: %s; retrying, events after seq %llu will follow in order",
-                 l->path, strerror(-rc), (unsigned long long)l->written);
+                 l->path, ls_strerror(rc), (unsigned long long)l->written);
     else
-        ls_debug("eventlog", "write to %s failed again: %s", l->path, strerror(-rc));
+        ls_debug("eventlog", "write to %s failed again: %s", l->path, ls_strerror(rc));
     l->outage = 1;
     l->failed = 1;
     l->seq = l->written;
-    return -1;
+    return rc;
 }
 
 int ls_eventlog_reopen(ls_eventlog *l)
@@ -251,7 +255,7 @@ int ls_eventlog_reopen(ls_eventlog *l)
     l->seq = l->written;
     int rc = open_path(l, l->outage ? LS_LOG_DEBUG : LS_LOG_ERROR, &file_seq);
     if (rc < 0) {
-        __atomic_fetch_add(&l->write_errors, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&l->write_errors, 1, memory_order_relaxed);
         l->failed = 1;
         l->outage = 1;
         return rc;
@@ -286,7 +290,7 @@ void ls_eventlog_close(ls_eventlog *l)
 /* ---- the sink ---------------------------------------------------------- */
 
 struct ls_eventlog_sink {
-    ls_daemon *d;
+    struct ls_daemon *d;
     ls_eventlog log;
     int sink;         /* the outbox sink */
     uint64_t cursor;  /* last seq the file is known to hold */
@@ -397,8 +401,9 @@ static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
 {
     ls_eventlog_sink *s = ud;
     (void)committed;
-    ls_buf_printf(b, "%llu",
-                  (unsigned long long)__atomic_load_n(&s->log.write_errors, __ATOMIC_RELAXED));
+    ls_buf_printf(
+        b, "%llu",
+        (unsigned long long)atomic_load_explicit(&s->log.write_errors, memory_order_relaxed));
 }
 
 static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
@@ -408,7 +413,7 @@ static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
     ls_prom_family(b, "lastseen_event_log_write_errors_total", "counter",
                    "Failed writes to events.jsonl.");
     ls_prom_u64(b, "lastseen_event_log_write_errors_total", NULL,
-                __atomic_load_n(&s->log.write_errors, __ATOMIC_RELAXED));
+                atomic_load_explicit(&s->log.write_errors, memory_order_relaxed));
 }
 
 static void sink_free(ls_eventlog_sink *s)
@@ -418,9 +423,8 @@ static void sink_free(ls_eventlog_sink *s)
     free(s);
 }
 
-int ls_eventlog_sink_start(ls_eventlog_sink **out, ls_daemon *d)
+int ls_eventlog_sink_start(ls_eventlog_sink **out, struct ls_daemon *d, const ls_config *cfg)
 {
-    const ls_config *cfg = &d->cfg;
     char path[LS_EVENTLOG_PATH_MAX];
     int rc;
     *out = NULL;

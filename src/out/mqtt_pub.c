@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -54,8 +55,8 @@
 #define READ_BUF ((size_t)1 << 20)
 #define IDLE_WAIT_MS 200
 #define SEND_MAXIMUM 100
-#define COUNT(f) __atomic_fetch_add(&(f), 1, __ATOMIC_RELAXED)
-#define LOAD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define COUNT(f) atomic_fetch_add_explicit(&(f), 1, memory_order_relaxed)
+#define LOAD(f) atomic_load_explicit(&(f), memory_order_relaxed)
 
 typedef struct inflight {
     int mid;
@@ -64,11 +65,11 @@ typedef struct inflight {
 } inflight;
 
 typedef struct pub_stats {
-    uint64_t events, messages, acked_messages, skipped, sessions, sessions_lost;
-} pub_stats;
+    _Atomic uint64_t events, messages, acked_messages, skipped, sessions, sessions_lost;
+} pub_stats; /* written by the publisher's thread, read by stats (relaxed) */
 
 struct ls_mqtt_pub {
-    ls_daemon *d;
+    struct ls_daemon *d;
     const ls_config *cfg;
     ls_mqtt_opts conn; /* cfg's connection options */
     struct mosquitto *m;
@@ -77,10 +78,10 @@ struct ls_mqtt_pub {
     ls_stopper stop;
     unsigned seed;
     int sink;
-    int wfd;        /* outbox watch */
-    uint64_t sent;  /* last seq handed to the client (or skipped) */
-    uint64_t acked; /* last seq acknowledged to the outbox */
-    int connected;  /* reader: written by the thread, read by stats */
+    int wfd;               /* outbox watch */
+    uint64_t sent;         /* last seq handed to the client (or skipped) */
+    uint64_t acked;        /* last seq acknowledged to the outbox */
+    _Atomic int connected; /* written by the thread, read by stats (relaxed) */
     int refused;
     inflight ring[RING];
     size_t head, n; /* oldest entry, entries */
@@ -225,7 +226,7 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc)
     }
     COUNT(p->st.sessions);
     ls_info(MOD, "publishing events from seq %llu", (unsigned long long)(p->acked + 1));
-    __atomic_store_n(&p->connected, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(&p->connected, 1, memory_order_relaxed);
 }
 
 static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc)
@@ -237,7 +238,7 @@ static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc)
         ls_warn(MOD, "connection lost (%s); %zu messages in flight will be sent again",
                 mosquitto_strerror(rc), p->n);
     }
-    __atomic_store_n(&p->connected, 0, __ATOMIC_RELAXED);
+    atomic_store_explicit(&p->connected, 0, memory_order_relaxed);
 }
 
 static void run_connection(ls_mqtt_pub *p, unsigned *attempt)
@@ -275,7 +276,7 @@ static void *pub_main(void *arg)
         else if (attempt == 0)
             ls_warn(MOD, "cannot connect to %s: %s; retrying", where,
                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-        __atomic_store_n(&p->connected, 0, __ATOMIC_RELAXED);
+        atomic_store_explicit(&p->connected, 0, memory_order_relaxed);
         if (ls_stopper_requested(&p->stop)) break;
         if (ls_stopper_sleep(&p->stop, ls_mqtt_backoff_ms(&p->conn, attempt++, &p->seed))) break;
     }
@@ -304,16 +305,16 @@ static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
     ls_mqtt_pub_stats_json(ud, b);
 }
 
-int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
+int ls_mqtt_pub_start(ls_mqtt_pub **out, struct ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     char id[160];
     ls_mqtt_pub *p = calloc(1, sizeof(*p));
     if (!p) return -ENOMEM;
     p->d = d;
-    p->cfg = &d->cfg;
+    p->cfg = cfg;
     p->wfd = -1;
-    ls_config_mqtt_opts(&d->cfg, &p->conn);
+    ls_config_mqtt_opts(cfg, &p->conn);
     ls_stopper_init(&p->stop);
     ls_buf_init(&p->topic, 8192);
     if (ls_mqtt_lib_init() < 0) {
@@ -322,7 +323,7 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d)
         free(p);
         return -EIO;
     }
-    snprintf(id, sizeof(id), "%s%s", d->cfg.mqtt_client_id, d->cfg.mqtt_client_id[0] ? "-pub" : "");
+    snprintf(id, sizeof(id), "%s%s", cfg->mqtt_client_id, cfg->mqtt_client_id[0] ? "-pub" : "");
     if ((rc = ls_mqtt_client_new(&p->m, &p->conn, id, 0, p)) < 0) {
         destroy(p);
         return rc;
@@ -368,7 +369,7 @@ void ls_mqtt_pub_stats_json(ls_mqtt_pub *p, ls_buf *b)
         b,
         "{\"connected\":%s,\"sessions\":%llu,\"sessionsLost\":%llu,\"events\":%llu,"
         "\"messages\":%llu,\"ackedMessages\":%llu,\"skipped\":%llu}",
-        __atomic_load_n(&p->connected, __ATOMIC_RELAXED) ? "true" : "false",
+        atomic_load_explicit(&p->connected, memory_order_relaxed) ? "true" : "false",
         (unsigned long long)LOAD(p->st.sessions), (unsigned long long)LOAD(p->st.sessions_lost),
         (unsigned long long)LOAD(p->st.events), (unsigned long long)LOAD(p->st.messages),
         (unsigned long long)LOAD(p->st.acked_messages), (unsigned long long)LOAD(p->st.skipped));

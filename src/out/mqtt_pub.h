@@ -6,7 +6,8 @@
 #define LS_MQTT_PUB_H
 
 #include "base/buf.h"
-#include "core/daemon.h"
+#include "conf/config.h"
+#include "core/outbox.h"
 
 typedef struct ls_mqtt_pub ls_mqtt_pub;
 
@@ -16,7 +17,7 @@ typedef struct ls_mqtt_pub ls_mqtt_pub;
  * ready, when mqtt.host is set and mqtt.event_topic or mqtt.state_topic is
  * not empty.  Returns 0 or a negative value after logging why.
  */
-int ls_mqtt_pub_start(ls_mqtt_pub **out, ls_daemon *d);
+int ls_mqtt_pub_start(ls_mqtt_pub **out, struct ls_daemon *d, const ls_config *cfg);
 
 /* Stops the thread; what the broker acknowledged is acknowledged to the
  * outbox (made durable by the final commit), the rest is sent next run. */

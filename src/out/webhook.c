@@ -32,6 +32,7 @@
 #include "out/webhook.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@
 #include <openssl/hmac.h>
 
 #include "base/clock.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "core/outbox.h"
 #include "core/prom.h"
@@ -74,18 +76,18 @@ typedef struct hook {
     int64_t retry_at;     /* mono ms: no POST before */
 
     /* Figures other threads read (ls_webhooks_stats). */
-    uint64_t delivered, skipped, failed, cursor_pub; /* atomic */
-    int last_status;                                 /* under stats_mu */
-    char last_error[160];                            /* under stats_mu */
+    _Atomic uint64_t delivered, skipped, failed, cursor_pub; /* relaxed */
+    int last_status;                                         /* under stats_mu */
+    char last_error[160];                                    /* under stats_mu */
 } hook;
 
 struct ls_webhooks {
-    ls_daemon *d;
+    struct ls_daemon *d;
     CURLM *multi;
     int efd; /* readable when events are committed (an outbox watch) */
     ls_outbox_rec rec[READ_CHUNK];
-    char *buf; /* READ_BUF bytes for the records */
-    int stopping;
+    char *buf;            /* READ_BUF bytes for the records */
+    _Atomic int stopping; /* set by ls_webhooks_stop() (release / acquire) */
     int running;
     pthread_t thread;
     pthread_mutex_t stats_mu;
@@ -152,10 +154,10 @@ int ls_webhooks_stats(ls_webhooks *w, ls_webhook_stats *out, int max)
         hook *h = &w->hooks[i];
         ls_webhook_stats *s = &out[i];
         memcpy(s->name, h->cfg.name, sizeof(s->name));
-        s->delivered = __atomic_load_n(&h->delivered, __ATOMIC_RELAXED);
-        s->skipped = __atomic_load_n(&h->skipped, __ATOMIC_RELAXED);
-        s->failed = __atomic_load_n(&h->failed, __ATOMIC_RELAXED);
-        s->cursor = __atomic_load_n(&h->cursor_pub, __ATOMIC_RELAXED);
+        s->delivered = atomic_load_explicit(&h->delivered, memory_order_relaxed);
+        s->skipped = atomic_load_explicit(&h->skipped, memory_order_relaxed);
+        s->failed = atomic_load_explicit(&h->failed, memory_order_relaxed);
+        s->cursor = atomic_load_explicit(&h->cursor_pub, memory_order_relaxed);
         s->last_status = h->last_status;
         memcpy(s->last_error, h->last_error, sizeof(s->last_error));
     }
@@ -168,7 +170,7 @@ static void advance(ls_webhooks *w, hook *h, uint64_t seq)
 {
     if (seq <= h->cursor) return;
     h->cursor = seq;
-    __atomic_store_n(&h->cursor_pub, seq, __ATOMIC_RELAXED);
+    atomic_store_explicit(&h->cursor_pub, seq, memory_order_relaxed);
     ls_outbox_ack(w->d, h->sink, seq);
 }
 
@@ -228,7 +230,7 @@ static int build(ls_webhooks *w, hook *h, uint64_t committed)
             st.stop = scan_one(&st, &w->rec[i]);
     }
     if (h->nevents == 0) {
-        if (st.skipped) __atomic_fetch_add(&h->skipped, st.skipped, __ATOMIC_RELAXED);
+        if (st.skipped) atomic_fetch_add_explicit(&h->skipped, st.skipped, memory_order_relaxed);
         advance(w, h, st.scanned);
         return 0;
     }
@@ -305,8 +307,8 @@ static void finish(ls_webhooks *w, hook *h, CURLcode res)
                     h->failures, code);
         h->failures = 0;
         h->retry_at = 0;
-        __atomic_fetch_add(&h->delivered, h->nevents, __ATOMIC_RELAXED);
-        if (h->nskipped) __atomic_fetch_add(&h->skipped, h->nskipped, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&h->delivered, h->nevents, memory_order_relaxed);
+        if (h->nskipped) atomic_fetch_add_explicit(&h->skipped, h->nskipped, memory_order_relaxed);
         set_result(w, h, (int)code, "");
         advance(w, h, h->upto);
         h->nevents = 0;
@@ -317,7 +319,7 @@ static void finish(ls_webhooks *w, hook *h, CURLcode res)
     else
         snprintf(why, sizeof(why), "HTTP %ld", code);
     h->failures++;
-    __atomic_fetch_add(&h->failed, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&h->failed, 1, memory_order_relaxed);
     set_result(w, h, res == CURLE_OK ? (int)code : 0, why);
     int64_t wait = ls_webhook_backoff_ms(h->failures, rng_next(&w->rng));
     h->retry_at = ls_clock_now().mono + wait;
@@ -339,7 +341,7 @@ static void *webhooks_main(void *arg)
     ls_webhooks *w = arg;
     uint64_t v;
 
-    while (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
+    while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
         int64_t now = ls_clock_now().mono;
         uint64_t committed = ls_outbox_committed(w->d);
         int again = 0, running = 0;
@@ -394,7 +396,7 @@ static int hook_init(ls_webhooks *w, hook *h, const ls_webhook_config *cfg)
     snprintf(h->sink_name, sizeof(h->sink_name), "webhook.%s", cfg->name);
     ls_buf_init(&h->body, BODY_MAX);
     if ((h->sink = ls_outbox_sink_open(w->d, h->sink_name, 0, &h->cursor)) < 0) return h->sink;
-    h->cursor_pub = h->cursor;
+    atomic_init(&h->cursor_pub, h->cursor);
     if (!(h->easy = curl_easy_init())) return -ENOMEM;
     curl_easy_setopt(h->easy, CURLOPT_URL, cfg->url);
     curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
@@ -488,17 +490,17 @@ static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
 
 /* The webhooks' figures in /api/v1/stats and /metrics (core/stats.h); w may
  * be NULL (no webhook configured: an empty list). */
-static int register_stats(ls_daemon *d, ls_webhooks *w)
+static int register_stats(struct ls_daemon *d, ls_webhooks *w)
 {
     ls_stats_port port = {.key = "webhooks", .json = stats_json_cb, .prom = stats_prom_cb, .ud = w};
     return ls_stats_register(d, &port);
 }
 
-int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
+int ls_webhooks_start(ls_webhooks **out, struct ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     *out = NULL;
-    if (d->cfg.nwebhooks == 0) return register_stats(d, NULL);
+    if (cfg->nwebhooks == 0) return register_stats(d, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         ls_error(MOD, "libcurl cannot be initialised");
         return -EIO;
@@ -513,22 +515,22 @@ int ls_webhooks_start(ls_webhooks **out, ls_daemon *d)
         w->rng = (uint64_t)ls_clock_mono_ns() | 1;
     if (w->efd < 0 || !w->buf || !(w->multi = curl_multi_init())) {
         ls_error(MOD, "cannot set up: %s",
-                 w->efd < 0 ? strerror(-w->efd)
+                 w->efd < 0 ? ls_strerror(w->efd)
                  : !w->buf  ? "out of memory"
                             : "curl_multi_init failed");
         free_all(w);
         return -ENOMEM;
     }
-    for (int i = 0; i < d->cfg.nwebhooks; i++) {
+    for (int i = 0; i < cfg->nwebhooks; i++) {
         w->n = i + 1;
-        if ((rc = hook_init(w, &w->hooks[i], &d->cfg.webhooks[i])) < 0) {
-            ls_error(MOD, "webhook.%s cannot start: %s", d->cfg.webhooks[i].name, strerror(-rc));
+        if ((rc = hook_init(w, &w->hooks[i], &cfg->webhooks[i])) < 0) {
+            ls_error(MOD, "webhook.%s cannot start: %s", cfg->webhooks[i].name, ls_strerror(rc));
             free_all(w);
             return rc;
         }
     }
     if ((rc = -pthread_create(&w->thread, NULL, webhooks_main, w)) < 0) {
-        ls_error(MOD, "cannot start the delivery thread: %s", strerror(-rc));
+        ls_error(MOD, "cannot start the delivery thread: %s", ls_strerror(rc));
         free_all(w);
         return rc;
     }
@@ -541,7 +543,7 @@ void ls_webhooks_stop(ls_webhooks *w)
 {
     if (!w) return;
     if (w->running) {
-        __atomic_store_n(&w->stopping, 1, __ATOMIC_RELEASE);
+        atomic_store_explicit(&w->stopping, 1, memory_order_release);
         curl_multi_wakeup(w->multi);
         pthread_join(w->thread, NULL);
     }

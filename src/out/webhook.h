@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/daemon.h"
+#include "conf/config.h"
+#include "core/outbox.h"
 
 typedef struct ls_webhooks ls_webhooks;
 
@@ -18,7 +19,7 @@ typedef struct ls_webhooks ls_webhooks;
  * the daemon is ready.  *out stays NULL when no webhook is configured.
  * 0 or negative (logged).
  */
-int ls_webhooks_start(ls_webhooks **out, ls_daemon *d);
+int ls_webhooks_start(ls_webhooks **out, struct ls_daemon *d, const ls_config *cfg);
 
 /* Stops the thread (a POST in flight is abandoned: it is sent again after
  * a restart) and frees everything.  NULL is fine. */

@@ -92,7 +92,7 @@ static size_t pad8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-/* Room for `slots` block descriptors; 0 or -1. */
+/* Room for `slots` block descriptors; 0 or LS_ENOMEM. */
 static int blk_room(ls_store_batch *b, size_t slots)
 {
     if (slots <= b->blk_cap) return 0;
@@ -100,7 +100,7 @@ static int blk_room(ls_store_batch *b, size_t slots)
     while (cap < slots)
         cap *= 2;
     blk *v = realloc(b->blk, cap * sizeof(*v));
-    if (!v) return -1;
+    if (!v) return LS_ENOMEM;
     b->blk = v;
     b->blk_cap = cap;
     return 0;
@@ -172,22 +172,14 @@ int store__batch_next(const ls_store_batch *b, size_t *pos, store__op *op)
     return 1;
 }
 
-int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d)
-{
-    return ls_store_batch_put_device_tagged(b, d, 0);
-}
-
-int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d, uint64_t tag)
+int ls_store_device_encode(const ls_device_state *d, unsigned char *v, size_t cap)
 {
     size_t tlen = d->type ? d->type_len : 0;
-    if (!d->id || d->id_len == 0 || d->id_len > STORE__MAX_KEY || tlen > UINT16_MAX) return -EINVAL;
+    if (tlen > UINT16_MAX) return -EINVAL;
     if (d->has_c8y && (d->response_interval < INT16_MIN || d->response_interval > INT16_MAX))
         return -EINVAL;
-    unsigned char *k =
-        op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, STORE__DEVICE_FIXED_V2 + tlen, tag);
-    if (!k) return -ENOMEM;
-    memcpy(k, d->id, d->id_len);
-    unsigned char *v = k + d->id_len;
+    size_t len = STORE__DEVICE_FIXED_V2 + tlen;
+    if (len > cap) return (int)len;
     v[0] = STORE__DEVICE_VERSION;
     v[1] = d->active ? 1 : 0;
     store__put_le16(v + 2, (uint16_t)tlen);
@@ -201,6 +193,35 @@ int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d
     v[49] = 0;
     store__put_le16(v + 50, (uint16_t)(int16_t)(d->has_c8y ? d->response_interval : 0));
     if (tlen) memcpy(v + STORE__DEVICE_FIXED_V2, d->type, tlen);
+    return (int)len;
+}
+
+int ls_store_batch_put_device(ls_store_batch *b, const ls_device_state *d)
+{
+    return ls_store_batch_put_device_tagged(b, d, 0);
+}
+
+int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_device_state *d, uint64_t tag)
+{
+    int len = ls_store_device_encode(d, NULL, 0);
+    if (len < 0 || !d->id || d->id_len == 0 || d->id_len > STORE__MAX_KEY) return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_PUT_DEVICE, d->id_len, (size_t)len, tag);
+    if (!k) return -ENOMEM;
+    memcpy(k, d->id, d->id_len);
+    ls_store_device_encode(d, k + d->id_len, (size_t)len);
+    return 0;
+}
+
+int ls_store_batch_put_device_encoded(ls_store_batch *b, const char *id, size_t id_len,
+                                      const unsigned char *rec, size_t len, uint64_t tag)
+{
+    if (!id || id_len == 0 || id_len > STORE__MAX_KEY || len < STORE__DEVICE_FIXED_V2 ||
+        len != (size_t)STORE__DEVICE_FIXED_V2 + store__get_le16(rec + 2))
+        return -EINVAL;
+    unsigned char *k = op_reserve(b, STORE__OP_PUT_DEVICE, id_len, len, tag);
+    if (!k) return -ENOMEM;
+    memcpy(k, id, id_len);
+    memcpy(k + id_len, rec, len);
     return 0;
 }
 
@@ -302,23 +323,24 @@ int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall)
     return 0;
 }
 
-int ls_store_batch_put_type(ls_store_batch *b, const ls_store_type *t)
+int ls_store_batch_put_type(ls_store_batch *b, const char *name, size_t len,
+                            const ls_type_config *c)
 {
-    if (!t->name || t->name_len == 0 || t->name_len > STORE__MAX_KEY || t->monitored < -1 ||
-        t->monitored > 1 || t->severity < 0 || t->severity > 255 ||
-        t->response_interval < INT16_MIN || t->response_interval > INT16_MAX)
+    if (!name || len == 0 || len > STORE__MAX_KEY || c->monitored < -1 || c->monitored > 1 ||
+        (int)c->severity < 0 || (int)c->severity > 255 || c->response_interval < INT16_MIN ||
+        c->response_interval > INT16_MAX)
         return -EINVAL;
-    unsigned char *k = op_reserve(b, STORE__OP_PUT_TYPE, t->name_len, STORE__TYPE_SIZE, 0);
+    unsigned char *k = op_reserve(b, STORE__OP_PUT_TYPE, len, STORE__TYPE_SIZE, 0);
     if (!k) return -ENOMEM;
-    memcpy(k, t->name, t->name_len);
-    unsigned char *v = k + t->name_len;
+    memcpy(k, name, len);
+    unsigned char *v = k + len;
     v[0] = STORE__TYPE_VERSION;
-    v[1] = t->has_ri ? 1 : 0;
-    v[2] = (unsigned char)(t->monitored + 1);
-    v[3] = (unsigned char)t->severity;
-    store__put_le16(v + 4, (uint16_t)(int16_t)t->response_interval);
+    v[1] = c->has_ri ? 1 : 0;
+    v[2] = (unsigned char)(c->monitored + 1);
+    v[3] = (unsigned char)c->severity;
+    store__put_le16(v + 4, (uint16_t)(int16_t)c->response_interval);
     v[6] = v[7] = 0;
-    store__put_le64(v + 8, (uint64_t)t->timeout_ms);
+    store__put_le64(v + 8, (uint64_t)c->timeout_ms);
     return 0;
 }
 
@@ -331,10 +353,9 @@ int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len)
     return 0;
 }
 
-int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a)
+int ls_store_batch_put_alarm(ls_store_batch *b, const ls_alarm *a)
 {
-    if (a->id == 0 || !a->source || a->source_len == 0 || a->source_len > UINT16_MAX)
-        return -EINVAL;
+    if (a->id == 0 || !a->source || a->source_len == 0) return -EINVAL;
     unsigned char *v =
         op_reserve(b, STORE__OP_PUT_ALARM, 0, STORE__ALARM_FIXED + a->source_len, a->id);
     if (!v) return -ENOMEM;

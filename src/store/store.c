@@ -115,8 +115,10 @@
  * Prune deletes from the front, O(log n) each.  A retry after MAP_FULL
  * re-applies the whole batch, so a first big load starting from a small
  * map costs about twice its size in work.  Reads are zero-copy from the
- * map inside their transaction: device id and type are copied to
- * NUL-terminated buffers for the callback, event lines are passed as
+ * map inside their transaction: device id and type, type names and alarm
+ * sources are copied to NUL-terminated buffers for the callback (records
+ * are the engine's: ls_device_state, ls_type_config, ls_alarm, encoded and
+ * decoded here and in batch.c), event lines are passed as
  * pointers into the map, valid only during the callback.  Each read
  * function opens and closes its own read transaction (MDB_NOTLS, so any
  * thread may read); one writer thread at a time.
@@ -232,22 +234,6 @@ static int fail(const ls_store *s, const char *what, int rc)
 {
     ls_error(MOD, "%s: %s: %s", s->dir, what, mdb_strerror(rc));
     return map_rc(rc);
-}
-
-const char *ls_store_strerror(int rc)
-{
-    switch (rc) {
-    case 0:
-        return "success";
-    case LS_STORE_EVERSION:
-        return "store written by a newer lastseen";
-    case LS_STORE_ECORRUPT:
-        return "store damaged or not a lastseen store";
-    case LS_STORE_EFULL:
-        return "store.max_size reached";
-    }
-    if (rc < 0 && rc > -4096) return strerror(-rc);
-    return "unknown store error";
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -663,14 +649,14 @@ static int apply_collected(ls_store *s, MDB_txn *txn, const ls_store_batch *b, s
     return 0;
 }
 
-/* Collects a device op for the sorted pass; 0, or -1 (out of memory:
- * the caller applies it at once, in batch order). */
+/* Collects a device op for the sorted pass; 0, or LS_ENOMEM (the caller
+ * applies it at once, in batch order). */
 static int collect_device(ls_store *s, size_t *n, size_t pos, const store__op *op)
 {
     if (*n == s->dev_cap) {
         size_t cap = s->dev_cap ? s->dev_cap * 2 : 1024;
         struct dev_op *v = realloc(s->dev_ops, cap * sizeof(*v));
-        if (!v) return -1;
+        if (!v) return LS_ENOMEM;
         s->dev_ops = v;
         s->dev_cap = cap;
     }
@@ -877,7 +863,7 @@ static void rd_end(ls_store *s, MDB_txn *txn)
 
 /* Decodes a version-1 or version-2 device record; NULL or a reason why it
  * is damaged.  *fixed gets the size of its fixed part (where the type starts). */
-static const char *device_decode(const MDB_val *v, ls_store_device *d, size_t *fixed)
+static const char *device_decode(const MDB_val *v, ls_device_state *d, size_t *fixed)
 {
     const unsigned char *p = v->mv_data;
     if (v->mv_size < STORE__DEVICE_FIXED) return "record too short";
@@ -917,7 +903,7 @@ int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud)
         goto end;
     }
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        ls_store_device d = {0};
+        ls_device_state d = {0};
         size_t fixed = STORE__DEVICE_FIXED;
         const char *why =
             k.mv_size > STORE__MAX_KEY ? "id too long" : device_decode(&v, &d, &fixed);
@@ -985,16 +971,14 @@ int ls_store_load_types(ls_store *s, ls_store_type_cb cb, void *ud)
         }
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = '\0';
-        ls_store_type t = {
-            .name = name,
-            .name_len = k.mv_size,
+        ls_type_config t = {
             .has_ri = p[1],
             .monitored = (int)p[2] - 1,
-            .severity = p[3],
+            .severity = (ls_severity)p[3],
             .response_interval = (int16_t)store__get_le16(p + 4),
             .timeout_ms = (int64_t)store__get_le64(p + 8),
         };
-        if ((out = cb(ud, &t)) < 0) break;
+        if ((out = cb(ud, name, k.mv_size, &t)) < 0) break;
         out = 0;
     }
     if (!out && rc && rc != MDB_NOTFOUND) out = fail(s, "reading types", rc);
@@ -1006,12 +990,17 @@ end:
 
 int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud)
 {
+    char *source;
     MDB_txn *txn;
     MDB_cursor *c;
     MDB_val k, v;
     int rc, out = 0;
 
-    if ((rc = rd_begin(s, &txn)) < 0) return rc;
+    if (!(source = malloc(UINT16_MAX + 1))) return -ENOMEM;
+    if ((rc = rd_begin(s, &txn)) < 0) {
+        free(source);
+        return rc;
+    }
     if ((rc = mdb_cursor_open(txn, s->alarms, &c))) {
         out = fail(s, "opening a cursor", rc);
         goto end;
@@ -1030,8 +1019,8 @@ int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud)
             out = LS_STORE_ECORRUPT;
             break;
         }
-        /* The callback copies what it keeps: the id points into the map. */
-        ls_store_alarm a = {
+        /* The callback copies what it keeps: the source is reused. */
+        ls_alarm a = {
             .id = store__get_be64(k.mv_data),
             .status = p[1],
             .severity = p[2],
@@ -1040,9 +1029,11 @@ int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud)
             .first = (int64_t)store__get_le64(p + 16),
             .since = (int64_t)store__get_le64(p + 24),
             .updated = (int64_t)store__get_le64(p + 32),
-            .source = (const char *)p + STORE__ALARM_FIXED,
-            .source_len = v.mv_size - STORE__ALARM_FIXED,
+            .source = source,
+            .source_len = (uint16_t)(v.mv_size - STORE__ALARM_FIXED),
         };
+        memcpy(source, p + STORE__ALARM_FIXED, a.source_len);
+        source[a.source_len] = '\0';
         if ((out = cb(ud, &a)) < 0) break;
         out = 0;
     }
@@ -1050,6 +1041,7 @@ int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud)
     mdb_cursor_close(c);
 end:
     rd_end(s, txn);
+    free(source);
     return out;
 }
 

@@ -3,10 +3,18 @@
  * alarms, the event outbox, sink cursors and metadata.  See store.c for
  * the on-disk format.
  *
+ * The store keeps the engine's own records - a device is an
+ * ls_device_state, a type's settings an ls_type_config, an alarm an
+ * ls_alarm (engine.h, alarms.h) - and encodes them itself; nothing above
+ * it copies their fields into a shape of its own.
+ *
  * Writes are batches: the caller fills an ls_store_batch in memory (no
  * LMDB transaction is open meanwhile) and ls_store_write() applies it in
  * one write transaction, growing the map and retrying when it is full.
  * One writer thread at a time; reads may run from any thread.
+ *
+ * Errors are 0 or negative, from base/err.h: -errno, LS_ENOMEM, and the
+ * store's own LS_STORE_EVERSION, LS_STORE_ECORRUPT and LS_STORE_EFULL.
  */
 #ifndef LS_STORE_H
 #define LS_STORE_H
@@ -14,49 +22,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+#include "engine/alarms.h"
+#include "engine/engine.h"
+
 #define LS_STORE_FORMAT 2 /* on-disk format version written by this build (1 is still read) */
 
-/* Errors beyond negative errno values. */
-enum {
-    LS_STORE_EVERSION = -2001, /* written by a newer lastseen: refuse */
-    LS_STORE_ECORRUPT = -2002, /* not a lastseen store, or damaged */
-    LS_STORE_EFULL = -2003,    /* store.max_size reached */
-};
-
-/* The persisted form of a device: its config and its last known state. */
-typedef struct ls_store_device {
-    const char *id;
-    size_t id_len;
-    const char *type; /* NULL or "" = "default" */
-    size_t type_len;
-    int64_t timeout_ms; /* own inactivityTimeout, 0 = default */
-    int64_t last_activity, last_connect, last_disconnect, inactivity_alarm;
-    uint32_t sessions;
-    uint8_t active;
-    uint8_t has_c8y;       /* c8y_RequiredAvailability set (record version 2) */
-    int response_interval; /* its responseInterval, -32768..32767 */
-} ls_store_device;
-
-/* A device type's settings (see ls_type_config). */
-typedef struct ls_store_type {
-    const char *name;
-    size_t name_len;    /* 1..511 */
-    int64_t timeout_ms; /* 0 = unset */
-    int has_ri;
-    int response_interval; /* -32768..32767 */
-    int monitored;         /* -1 unset, 0, 1 */
-    int severity;          /* 0..255 */
-} ls_store_type;
-
-/* An alarm (see ls_alarm). */
-typedef struct ls_store_alarm {
-    uint64_t id; /* > 0 */
-    const char *source;
-    size_t source_len; /* 1..65535 */
-    int64_t time, first, since, updated;
-    uint32_t count;
-    uint8_t status, severity;
-} ls_store_alarm;
+/*
+ * Limits of the records the store takes: a device id, a type name and an
+ * alarm's source are 1..511 bytes (the longest LMDB key), a device's type
+ * at most 65535; a responseInterval is -32768..32767.  An encoded device
+ * record is LS_STORE_DEVICE_FIXED bytes plus its type.
+ */
+#define LS_STORE_DEVICE_FIXED 52
 
 typedef struct ls_store_options {
     uint64_t initial_size; /* map size to start with (bytes), e.g. 64 MiB */
@@ -89,10 +67,21 @@ ls_store_batch *ls_store_batch_new(void);
 void ls_store_batch_free(ls_store_batch *b);
 void ls_store_batch_clear(ls_store_batch *b);
 size_t ls_store_batch_ops(const ls_store_batch *b);
-int ls_store_batch_put_device(ls_store_batch *b, const ls_store_device *d);
+int ls_store_batch_put_device(ls_store_batch *b, const ls_device_state *d);
 /* The same with a tag kept beside the op for ls_store_batch_each_device()
  * (the store ignores it; the committer notes when the record was taken). */
-int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_store_device *d, uint64_t tag);
+int ls_store_batch_put_device_tagged(ls_store_batch *b, const ls_device_state *d, uint64_t tag);
+/*
+ * A device's record (not its id) in the store's encoding, for a caller that
+ * keeps many records for a while before it writes them (flush passes): the
+ * encoding is compact and ls_store_batch_put_device_encoded() only copies
+ * it.  Writes it to out when it fits in cap bytes; returns its length
+ * either way, or -EINVAL for a record the store does not take.
+ */
+int ls_store_device_encode(const ls_device_state *d, unsigned char *out, size_t cap);
+/* Puts device `id` with a record from ls_store_device_encode() (len bytes). */
+int ls_store_batch_put_device_encoded(ls_store_batch *b, const char *id, size_t id_len,
+                                      const unsigned char *rec, size_t len, uint64_t tag);
 int ls_store_batch_del_device(ls_store_batch *b, const char *id, size_t len);
 int ls_store_batch_del_device_tagged(ls_store_batch *b, const char *id, size_t len, uint64_t tag);
 /*
@@ -121,10 +110,13 @@ int ls_store_batch_cursor(ls_store_batch *b, const char *sink, uint64_t seq);
 int ls_store_batch_prune(ls_store_batch *b, uint64_t upto);
 /* Retention mark: events from `seq` on were committed at or after `wall` (ms). */
 int ls_store_batch_mark(ls_store_batch *b, uint64_t seq, int64_t wall);
-int ls_store_batch_put_type(ls_store_batch *b, const ls_store_type *t);
+/* A type's settings (c->severity 0..255 and the other fields in the
+ * ranges of ls_type_config; the engine checks the rest when it loads them). */
+int ls_store_batch_put_type(ls_store_batch *b, const char *name, size_t len,
+                            const ls_type_config *c);
 int ls_store_batch_del_type(ls_store_batch *b, const char *name, size_t len);
 /* Puts an alarm and raises the stored highest alarm id to its id. */
-int ls_store_batch_put_alarm(ls_store_batch *b, const ls_store_alarm *a);
+int ls_store_batch_put_alarm(ls_store_batch *b, const ls_alarm *a);
 int ls_store_batch_del_alarm(ls_store_batch *b, uint64_t id);
 /* Moves every op of `src` to the end of `dst`, in order (no copy: src's
  * blocks change hands), leaving `src` empty.  0, or -ENOMEM (past the
@@ -143,15 +135,19 @@ void ls_store_batch_each_device(const ls_store_batch *b,
  */
 int ls_store_write(ls_store *s, const ls_store_batch *b);
 
-/* Reads. */
-typedef int (*ls_store_device_cb)(void *ud, const ls_store_device *d);
-/* Calls cb for every device (in key order); a negative cb result stops and is returned. */
+/*
+ * Reads.  Each record handed to a callback is valid during the callback
+ * only (its strings are NUL-terminated copies, reused for the next one);
+ * a negative cb result stops the read and is returned.
+ */
+typedef int (*ls_store_device_cb)(void *ud, const ls_device_state *d);
+/* Calls cb for every device (in key order). */
 int ls_store_load_devices(ls_store *s, ls_store_device_cb cb, void *ud);
 uint64_t ls_store_device_count(ls_store *s);
 
-typedef int (*ls_store_type_cb)(void *ud, const ls_store_type *t);
+typedef int (*ls_store_type_cb)(void *ud, const char *name, size_t len, const ls_type_config *c);
 int ls_store_load_types(ls_store *s, ls_store_type_cb cb, void *ud);
-typedef int (*ls_store_alarm_cb)(void *ud, const ls_store_alarm *a);
+typedef int (*ls_store_alarm_cb)(void *ud, const ls_alarm *a);
 /* Calls cb for every alarm in id order. */
 int ls_store_load_alarms(ls_store *s, ls_store_alarm_cb cb, void *ud);
 /* The highest alarm id ever stored (pruned alarms included), 0 if none. */
@@ -211,7 +207,5 @@ void ls_store_drop_pages(ls_store *s);
 
 /* Current map size and bytes in use, for metrics and logs. */
 void ls_store_usage(ls_store *s, uint64_t *map_size, uint64_t *used);
-
-const char *ls_store_strerror(int rc);
 
 #endif

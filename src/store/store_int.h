@@ -13,10 +13,12 @@
 
 /* Longest key LMDB 0.9 accepts (mdb_env_get_maxkeysize() with the default build). */
 #define STORE__MAX_KEY 511
-/* Fixed part of a device record (see the format in store.c). */
-#define STORE__DEVICE_FIXED 48    /* version 1 */
-#define STORE__DEVICE_FIXED_V2 52 /* version 2: + c8y flags, responseInterval */
-#define STORE__DEVICE_VERSION 2   /* written by this build; 1 is still read */
+/* Fixed part of a device record (see the format in store.c): version 1,
+ * and version 2 with the c8y flags and responseInterval (store.h's
+ * LS_STORE_DEVICE_FIXED). */
+#define STORE__DEVICE_FIXED 48
+#define STORE__DEVICE_FIXED_V2 LS_STORE_DEVICE_FIXED
+#define STORE__DEVICE_VERSION 2 /* written by this build; 1 is still read */
 #define STORE__TYPE_SIZE 16
 #define STORE__TYPE_VERSION 1
 #define STORE__ALARM_FIXED 40
@@ -66,15 +68,20 @@ static inline void store__put_le16(unsigned char *p, uint16_t v)
     p[0] = (unsigned char)v;
     p[1] = (unsigned char)(v >> 8);
 }
+/* Written out byte by byte, not as a loop, so that the compiler merges the
+ * stores into one on a little-endian machine: a device record is encoded
+ * under the engine lock (flush passes stage encoded records). */
 static inline void store__put_le32(unsigned char *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
 }
 static inline void store__put_le64(unsigned char *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+    store__put_le32(p, (uint32_t)v);
+    store__put_le32(p + 4, (uint32_t)(v >> 32));
 }
 static inline void store__put_be64(unsigned char *p, uint64_t v)
 {

@@ -17,6 +17,12 @@ first, so that a whole file can be run against a given shard count:
 LS_TEST_SHARDS=4 pytest tests/blackbox/test_api.py); the port is read from
 the `listening on HOST:PORT` line on stderr, then /healthz is polled until it
 answers 200.  On teardown the daemon gets SIGTERM and must exit 0 within 5 s.
+
+Sanitizer builds (make test-asan, make test-tsan): a report makes the daemon
+exit non-zero (abort_on_error / halt_on_error), which the teardown catches;
+and since a test may stop or kill -9 a daemon itself, the teardown also
+fails the test when any daemon's stderr holds a sanitizer report or a failed
+LS_ASSERT, however that daemon ended (sanitizer_report()).
 """
 
 import http.client
@@ -127,6 +133,20 @@ def wait_events(data_dir, device=None, type_=None, count=1, timeout=2.0):
         timeout,
     )
     return got if got else events_of(data_dir, device, type_)
+
+
+# The first line of a report of ASan, LSan, UBSan or TSan, or of a failed
+# LS_ASSERT (src/app/assert.h).
+SANITIZER_RE = re.compile(r"^(==\d+==ERROR: \w+Sanitizer|WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer"
+                          r"|\S+:\d+:\d+: runtime error: |\S+:\d+: \w+: assertion `)", re.M)
+
+
+def sanitizer_report(text):
+    """The sanitizer report or failed assertion in a process's stderr `text`
+    (from its first line on, at most 4000 characters), or None when there is
+    none."""
+    m = SANITIZER_RE.search(text)
+    return text[m.start():m.start() + 4000] if m else None
 
 
 # --------------------------------------------------------------------------
@@ -536,6 +556,10 @@ class DaemonFactory:
                 d.stop_and_check()
             except BaseException as e:  # collect, report all
                 errors.append(str(e))
+        for d in self.daemons:  # also those the test stopped or killed itself
+            report = sanitizer_report(d.stderr_text())
+            if report:
+                errors.append("sanitizer report or failed assertion in %s:\n%s" % (d.stderr_path, report))
         if errors:
             pytest.fail("daemon teardown: " + " | ".join(errors))
 

@@ -26,6 +26,7 @@
 #include "mqtt/topic.h"
 #include "in/sparkplug.h"
 #include "in/udp.h"
+#include "core/device_in.h"
 #include "core/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -77,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *j = ls_api_json_parse(p, n, JSON_DECODE_ANY, &err);
         int ri;
         /* Whatever number came in, a responseInterval is within Cumulocity's range. */
-        if (j && ls_api_response_interval(j, &ri) == 0 && (ri < LS_RI_MIN || ri > LS_RI_MAX))
+        if (j && ls_json_response_interval(j, &ri) == 0 && (ri < LS_RI_MIN || ri > LS_RI_MAX))
             abort();
         json_decref(j);
         break;

@@ -159,6 +159,16 @@ static ls_type_config tc(void)
     return (ls_type_config){.monitored = -1, .severity = LS_SEV_MAJOR};
 }
 
+/* ls_engine_restore() of the record st under the id given. */
+static int restore_as(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now)
+{
+    ls_device_state r = *st;
+    r.id = id;
+    r.id_len = len;
+    return ls_engine_restore(e, &r, policy, now);
+}
+
 /* ---- resolution -------------------------------------------------------- */
 
 static void test_precedence(void **state)
@@ -761,7 +771,7 @@ static void test_restore_c8y_and_sessions(void **state)
                           .sessions = 1,
                           .has_c8y = 1,
                           .response_interval = 2};
-    assert_int_equal(ls_engine_restore(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), 0);
+    assert_int_equal(restore_as(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), 0);
     ls_availability av;
     ls_engine_availability(f->e, dev(f, "r"), &av);
     assert_true(av.has_c8y);
@@ -776,13 +786,102 @@ static void test_restore_c8y_and_sessions(void **state)
     tick(f);
     assert_int_equal(dev(f, "r")->sessions, 0);
     st.response_interval = 40000;
-    assert_int_equal(ls_engine_restore(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), LS_EINVAL);
+    assert_int_equal(restore_as(f->e, "r", 1, &st, LS_RESTART_GRACE, f->now), LS_EINVAL);
     /* A maintenance device restores as such, with its counters. */
     st.response_interval = 0;
-    assert_int_equal(ls_engine_restore(f->e, "r2", 2, &st, LS_RESTART_STRICT, f->now), 0);
+    assert_int_equal(restore_as(f->e, "r2", 2, &st, LS_RESTART_STRICT, f->now), 0);
     assert_int_equal(ls_device_avail(dev(f, "r2")), LS_AVAIL_MAINTENANCE);
     check_counters(f);
     fx_free(f);
+}
+
+/*
+ * The pure rule (ls_type_level_of() + ls_availability_of(), what `lastseen
+ * export` computes from a store) against what the engine holds and acts
+ * on (the cached timeout and class), for every combination of a device's
+ * own settings, its type's settings and the configuration; plus the
+ * expected values of a few.
+ */
+static void test_rule_without_engine(void **state)
+{
+    (void)state;
+    const int64_t owns[] = {0, 4000};
+    const int c8ys[][2] = {{0, 0}, {1, 3}, {1, 0}, {1, -2}};
+    ls_type_config types[7];
+    for (int i = 0; i < 7; i++)
+        types[i] = tc();
+    types[1].timeout_ms = 7000;
+    types[2].has_ri = 1, types[2].response_interval = 5;
+    types[3].has_ri = 1, types[3].response_interval = 0;
+    types[4].monitored = 0;
+    types[5].monitored = 1;
+    types[6].timeout_ms = 9000, types[6].has_ri = 1, types[6].response_interval = -1;
+    int checked = 0;
+    for (int unmon = 0; unmon < 2; unmon++) {
+        for (int ti = -1; ti < 7; ti++) { /* -1: a type without settings */
+            fx *f = fx_new(600000, 180000, unmon, 0);
+            ls_engine_config cfg = {
+                .default_timeout_ms = 600000, .grace_ms = 180000, .unmonitored_default = unmon};
+            if (ti >= 0) type_put(f, "t", types[ti]);
+            ls_type_level lvl;
+            ls_type_level_of(ti >= 0 ? &types[ti] : NULL, &cfg, &lvl);
+            for (size_t o = 0; o < 2; o++) {
+                for (size_t k = 0; k < 4; k++) {
+                    char id[32];
+                    snprintf(id, sizeof(id), "d%zu-%zu", o, k);
+                    ls_device_config c = {.set_timeout = 1,
+                                          .timeout_ms = owns[o],
+                                          .type = "t",
+                                          .type_len = 1,
+                                          .set_c8y = 1,
+                                          .has_c8y = c8ys[k][0],
+                                          .response_interval = c8ys[k][1]};
+                    put(f, id, &c);
+                    ls_availability want, got;
+                    ls_availability_of(owns[o], c8ys[k][0], c8ys[k][1], &lvl, &cfg, &want);
+                    ls_engine_availability(f->e, dev(f, id), &got);
+                    assert_int_equal(want.timeout_ms, ls_engine_timeout(f->e, dev(f, id), NULL));
+                    assert_int_equal(want.cls, ls_device_avail(dev(f, id)));
+                    assert_int_equal(want.timeout_ms, got.timeout_ms);
+                    assert_string_equal(want.source, got.source);
+                    assert_int_equal(want.has_c8y, got.has_c8y);
+                    assert_int_equal(want.response_interval, got.response_interval);
+                    checked++;
+                }
+            }
+            fx_free(f);
+        }
+    }
+    assert_int_equal(checked, 2 * 8 * 2 * 4);
+
+    /* A few by value. */
+    ls_engine_config cfg = {.default_timeout_ms = 600000, .grace_ms = 180000};
+    ls_type_level lvl;
+    ls_availability av;
+    ls_type_level_of(NULL, &cfg, &lvl);
+    ls_availability_of(0, 0, 0, &lvl, &cfg, &av);
+    assert_int_equal(av.timeout_ms, 600000);
+    assert_string_equal(av.source, "default");
+    assert_int_equal(av.cls, LS_AVAIL_MONITORED);
+    ls_availability_of(0, 1, 3, &lvl, &cfg, &av);
+    assert_int_equal(av.timeout_ms, 3 * MIN + 180000);
+    assert_string_equal(av.source, "c8y_RequiredAvailability");
+    ls_availability_of(4000, 1, 0, &lvl, &cfg, &av); /* own timeout, own maintenance */
+    assert_int_equal(av.timeout_ms, 4000);
+    assert_string_equal(av.source, "device");
+    assert_int_equal(av.cls, LS_AVAIL_MAINTENANCE);
+    ls_type_level_of(&types[1], &cfg, &lvl);
+    ls_availability_of(0, 0, 0, &lvl, &cfg, &av);
+    assert_int_equal(av.timeout_ms, 7000);
+    assert_string_equal(av.source, "type");
+    ls_type_level_of(&types[4], &cfg, &lvl);
+    ls_availability_of(0, 0, 0, &lvl, &cfg, &av);
+    assert_int_equal(av.timeout_ms, LS_TIMEOUT_NONE);
+    assert_int_equal(av.cls, LS_AVAIL_UNMONITORED);
+    cfg.unmonitored_default = 1;
+    ls_type_level_of(&types[5], &cfg, &lvl); /* monitored: the default timeout anyway */
+    assert_int_equal(lvl.timeout_ms, 600000);
+    assert_string_equal(lvl.source, "default");
 }
 
 int main(void)
@@ -803,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_session_expiry_order_and_inactive),
         cmocka_unit_test(test_session_expiry_disabled),
         cmocka_unit_test(test_restore_c8y_and_sessions),
+        cmocka_unit_test(test_rule_without_engine),
     };
     return cmocka_run_group_tests_name("availability", tests, NULL, NULL);
 }

@@ -226,7 +226,7 @@ static void test_names(void **state)
     assert_string_equal(ls_strerror(LS_EBADID), "invalid device id");
     assert_string_equal(ls_strerror(LS_ENOTFOUND), "no such device");
     assert_string_equal(ls_strerror(LS_EFULL), "limit reached");
-    assert_string_equal(ls_strerror(-99), "unknown error");
+    assert_string_equal(ls_strerror(LS_E__BASE - 999), "unknown error");
 }
 
 /* ------------------------------------------------------------------ */

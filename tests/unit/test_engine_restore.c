@@ -22,6 +22,16 @@ typedef struct captured {
     char id[64][LS_ID_BUF];
 } captured;
 
+/* ls_engine_restore() of the record st under the id given. */
+static int restore_as(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now)
+{
+    ls_device_state r = *st;
+    r.id = id;
+    r.id_len = len;
+    return ls_engine_restore(e, &r, policy, now);
+}
+
 static void capture_cb(void *ud, const ls_event *ev)
 {
     captured *c = ud;
@@ -55,7 +65,7 @@ static void test_grace_holds_deadline_past_downtime(void **state)
     ls_engine *e = make(&c);
     ls_device_state st = {.active = 1, .last_activity = WALL0 - 60000};
     ls_now now = at(500, WALL0);
-    assert_int_equal(ls_engine_restore(e, "d1", 2, &st, LS_RESTART_GRACE, now), 0);
+    assert_int_equal(restore_as(e, "d1", 2, &st, LS_RESTART_GRACE, now), 0);
     const ls_device *d = ls_engine_find(e, "d1", 2);
     assert_non_null(d);
     assert_true(d->active);
@@ -80,7 +90,7 @@ static void test_grace_keeps_later_old_deadline(void **state)
     captured c = {0};
     ls_engine *e = make(&c);
     ls_device_state st = {.active = 1, .timeout_ms = 100000, .last_activity = WALL0 + 3000};
-    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
+    assert_int_equal(restore_as(e, "d", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
     ls_engine_tick(e, at(102999, WALL0 + 102999));
     assert_int_equal(c.n, 0);
     ls_engine_tick(e, at(103000, WALL0 + 103000));
@@ -96,7 +106,7 @@ static void test_grace_uses_restart_plus_timeout(void **state)
     captured c = {0};
     ls_engine *e = make(&c);
     ls_device_state st = {.active = 1, .timeout_ms = 100000, .last_activity = WALL0 - 1000};
-    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
+    assert_int_equal(restore_as(e, "d", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
     ls_engine_tick(e, at(99999, WALL0 + 99999));
     assert_int_equal(c.n, 0);
     ls_engine_tick(e, at(100000, WALL0 + 100000));
@@ -113,8 +123,8 @@ static void test_strict_fires_passed_deadline_with_real_ts(void **state)
     ls_device_state late = {.active = 1, .last_activity = WALL0 - 60000};
     ls_device_state ok = {.active = 1, .last_activity = WALL0 - 2000};
     ls_now now = at(100, WALL0);
-    assert_int_equal(ls_engine_restore(e, "late", 4, &late, LS_RESTART_STRICT, now), 0);
-    assert_int_equal(ls_engine_restore(e, "ok", 2, &ok, LS_RESTART_STRICT, now), 0);
+    assert_int_equal(restore_as(e, "late", 4, &late, LS_RESTART_STRICT, now), 0);
+    assert_int_equal(restore_as(e, "ok", 2, &ok, LS_RESTART_STRICT, now), 0);
     ls_engine_tick(e, at(101, WALL0 + 1));
     assert_int_equal(c.n, 1);
     assert_string_equal(c.id[0], "late");
@@ -142,7 +152,7 @@ static void restore_after_step_back(ls_restart_policy policy)
     ls_engine *e = make(&c);
     int64_t last = WALL0 + 2 * 3600 * 1000LL;
     ls_device_state st = {.active = 1, .last_activity = last};
-    assert_int_equal(ls_engine_restore(e, "d", 1, &st, policy, at(1000, WALL0)), 0);
+    assert_int_equal(restore_as(e, "d", 1, &st, policy, at(1000, WALL0)), 0);
     ls_engine_tick(e, at(1000, WALL0));
     assert_int_equal(c.n, 0);
     assert_true(ls_engine_find(e, "d", 1)->active);
@@ -177,7 +187,7 @@ static void test_strict_keeps_deadline_within_skew(void **state)
     captured c = {0};
     ls_engine *e = make(&c);
     ls_device_state st = {.active = 1, .last_activity = WALL0 + 5000};
-    assert_int_equal(ls_engine_restore(e, "d", 1, &st, LS_RESTART_STRICT, at(0, WALL0)), 0);
+    assert_int_equal(restore_as(e, "d", 1, &st, LS_RESTART_STRICT, at(0, WALL0)), 0);
     ls_engine_tick(e, at(14999, WALL0 + 14999));
     assert_int_equal(c.n, 0);
     ls_engine_tick(e, at(15000, WALL0 + 15000));
@@ -198,7 +208,7 @@ static void test_restore_inactive_and_fields(void **state)
                           .last_disconnect = 33,
                           .inactivity_alarm = 44,
                           .sessions = 2};
-    assert_int_equal(ls_engine_restore(e, "m", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
+    assert_int_equal(restore_as(e, "m", 1, &st, LS_RESTART_GRACE, at(0, WALL0)), 0);
     const ls_device *d = ls_engine_find(e, "m", 1);
     assert_false(d->active);
     assert_string_equal(ls_engine_type_name(e, d), "meter");
@@ -216,8 +226,8 @@ static void test_restore_inactive_and_fields(void **state)
     assert_int_equal(ls_engine_drain_dirty(e, (ls_visit_cb)capture_cb, NULL), 0);
     /* Bad input. */
     ls_device_state bad = {.timeout_ms = -5};
-    assert_int_equal(ls_engine_restore(e, "x", 1, &bad, LS_RESTART_GRACE, at(0, WALL0)), LS_EINVAL);
-    assert_int_equal(ls_engine_restore(e, "", 0, &st, LS_RESTART_GRACE, at(0, WALL0)), LS_EBADID);
+    assert_int_equal(restore_as(e, "x", 1, &bad, LS_RESTART_GRACE, at(0, WALL0)), LS_EINVAL);
+    assert_int_equal(restore_as(e, "", 0, &st, LS_RESTART_GRACE, at(0, WALL0)), LS_EBADID);
     assert_int_equal(c.n, 0);
     ls_engine_close(e);
 }
@@ -285,7 +295,7 @@ static void test_dirty_list_shrinks_after_burst(void **state)
     for (int i = 0; i < N; i++) {
         int len = snprintf(id, sizeof(id), "dev-%d", i);
         ls_device_state st = {.last_activity = WALL0};
-        assert_int_equal(ls_engine_restore(e, id, (size_t)len, &st, LS_RESTART_GRACE, now), 0);
+        assert_int_equal(restore_as(e, id, (size_t)len, &st, LS_RESTART_GRACE, now), 0);
     }
     for (int round = 0; round < 3; round++) {
         int touch = round == 1 ? 10 : N; /* burst, light, burst again */
@@ -312,7 +322,7 @@ static void test_restore_batch_matches_single(void **state)
 {
     (void)state;
     enum { N = 3000 };
-    static ls_restore_item items[N + 3];
+    static ls_device_state items[N + 3];
     static char ids[N][16];
     static int rcs[N + 3];
     captured c1 = {0}, c2 = {0};
@@ -320,17 +330,17 @@ static void test_restore_batch_matches_single(void **state)
     ls_now now = at(1000, WALL0);
     for (int i = 0; i < N; i++) {
         snprintf(ids[i], sizeof(ids[i]), "dev-%d", i);
-        items[i] = (ls_restore_item){.id = ids[i],
-                                     .len = strlen(ids[i]),
-                                     .st = {.active = (uint8_t)(i % 3 != 0),
-                                            .last_activity = WALL0 - i,
-                                            .timeout_ms = i % 5 ? 0 : 1000 + i,
-                                            .sessions = (uint32_t)(i % 2),
-                                            .type = i % 7 ? NULL : "meter",
-                                            .type_len = i % 7 ? 0 : 5}};
+        items[i] = (ls_device_state){.id = ids[i],
+                                     .id_len = strlen(ids[i]),
+                                     .active = (uint8_t)(i % 3 != 0),
+                                     .last_activity = WALL0 - i,
+                                     .timeout_ms = i % 5 ? 0 : 1000 + i,
+                                     .sessions = (uint32_t)(i % 2),
+                                     .type = i % 7 ? NULL : "meter",
+                                     .type_len = i % 7 ? 0 : 5};
     }
-    items[N] = (ls_restore_item){.id = "bad\x01id", .len = 6, .st = {.active = 1}};
-    items[N + 1] = (ls_restore_item){.id = "tmo", .len = 3, .st = {.timeout_ms = -5}};
+    items[N] = (ls_device_state){.id = "bad\x01id", .id_len = 6, .active = 1};
+    items[N + 1] = (ls_device_state){.id = "tmo", .id_len = 3, .timeout_ms = -5};
     items[N + 2] = items[5]; /* a repeat replaces, as a single restore does */
     assert_int_equal(ls_engine_reserve(batch, N), 0);
     assert_int_equal(ls_engine_restore_batch(batch, items, N + 3, LS_RESTART_GRACE, now, rcs),
@@ -340,8 +350,7 @@ static void test_restore_batch_matches_single(void **state)
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[N + 2], 0);
     for (int i = 0; i < N + 3; i++) {
-        int rc =
-            ls_engine_restore(one, items[i].id, items[i].len, &items[i].st, LS_RESTART_GRACE, now);
+        int rc = ls_engine_restore(one, &items[i], LS_RESTART_GRACE, now);
         assert_int_equal(rc, rcs[i]);
     }
     ls_engine_stats s1, s2;
@@ -367,6 +376,70 @@ static void test_restore_batch_matches_single(void **state)
     ls_engine_close(batch);
 }
 
+/* A restored record comes back whole from ls_engine_snapshot(): the one
+ * record goes into an engine and out of it unchanged (what a restart and
+ * the next commit of the device rely on). */
+static void test_snapshot_gives_the_record_back(void **state)
+{
+    (void)state;
+    captured c = {0};
+    ls_engine *e = make(&c);
+    const char *long_id = "a-device-id-longer-than-sixteen-bytes";
+    ls_device_state recs[3] = {
+        {.id = "plain", .id_len = 5, .last_activity = WALL0 - 5},
+        {.id = long_id,
+         .id_len = strlen(long_id),
+         .type = "meter",
+         .type_len = 5,
+         .timeout_ms = 7000,
+         .last_activity = WALL0 - 1,
+         .last_connect = WALL0 - 2,
+         .last_disconnect = WALL0 - 3,
+         .inactivity_alarm = WALL0 - 4,
+         .sessions = 2,
+         .active = 1,
+         .has_c8y = 1,
+         .response_interval = -3},
+        {.id = "c8y",
+         .id_len = 3,
+         .has_c8y = 1,
+         .response_interval = 4,
+         .active = 1,
+         .last_activity = WALL0},
+    };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ls_engine_restore(e, &recs[i], LS_RESTART_STRICT, at(0, WALL0)), 0);
+        char idb[LS_ID_BUF];
+        ls_device_state got;
+        ls_availability av;
+        const ls_device *d = ls_engine_find(e, recs[i].id, recs[i].id_len);
+        ls_engine_snapshot(e, d, idb, &got, &av);
+        const ls_device_state *w = &recs[i];
+        assert_int_equal(got.id_len, w->id_len);
+        assert_memory_equal(got.id, w->id, w->id_len);
+        assert_int_equal(got.type_len, w->type_len);
+        if (w->type)
+            assert_memory_equal(got.type, w->type, w->type_len);
+        else
+            assert_null(got.type);
+        assert_int_equal(got.timeout_ms, w->timeout_ms);
+        assert_int_equal(got.last_activity, w->last_activity);
+        assert_int_equal(got.last_connect, w->last_connect);
+        assert_int_equal(got.last_disconnect, w->last_disconnect);
+        assert_int_equal(got.inactivity_alarm, w->inactivity_alarm);
+        assert_int_equal(got.sessions, w->sessions);
+        assert_int_equal(got.active, w->active);
+        assert_int_equal(got.has_c8y, w->has_c8y);
+        assert_int_equal(got.response_interval, w->response_interval);
+        ls_availability want;
+        ls_engine_availability(e, d, &want);
+        assert_int_equal(av.timeout_ms, want.timeout_ms);
+        assert_string_equal(av.source, want.source);
+        assert_int_equal(av.cls, want.cls);
+    }
+    ls_engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_dirty_tracking),
         cmocka_unit_test(test_dirty_list_shrinks_after_burst),
         cmocka_unit_test(test_restore_batch_matches_single),
+        cmocka_unit_test(test_snapshot_gives_the_record_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,16 @@ typedef struct fx {
     int n;
 } fx;
 
+/* ls_engine_restore() of the record st under the id given. */
+static int restore_as(ls_engine *e, const char *id, size_t len, const ls_device_state *st,
+                      ls_restart_policy policy, ls_now now)
+{
+    ls_device_state r = *st;
+    r.id = id;
+    r.id_len = len;
+    return ls_engine_restore(e, &r, policy, now);
+}
+
 static void cb(void *ud, const ls_event *e)
 {
     fx *f = ud;
@@ -331,7 +341,7 @@ static void test_restored_waits_for_all_sources(void **state)
     unsigned b = (unsigned)ls_engine_source_add(f->e, "b", 1);
     (void)ls_engine_source_add(f->e, "ungated", 0); /* never up: does not matter */
     ls_device_state st = {.active = 1, .last_activity = WALL0 - 60000};
-    assert_int_equal(ls_engine_restore(f->e, ID("r"), &st, LS_RESTART_GRACE, at(0)), 0);
+    assert_int_equal(restore_as(f->e, ID("r"), &st, LS_RESTART_GRACE, at(0)), 0);
     assert_int_equal(ls_device_source(ls_engine_find(f->e, ID("r"))), LS_SOURCE_RESTORED);
     ls_engine_source_up(f->e, a, at(100));
     run(f, 0, 4000);
@@ -351,9 +361,8 @@ static void test_restore_batch_attributes(void **state)
     (void)state;
     fx *f = make();
     unsigned a = (unsigned)ls_engine_source_add(f->e, "a", 1);
-    ls_restore_item it[2] = {
-        {.id = "r1", .len = 2, .st = {.active = 1, .last_activity = WALL0 - 1000}},
-        {.id = "r2", .len = 2, .st = {.active = 0, .last_activity = WALL0 - 1000}}};
+    ls_device_state it[2] = {{.id = "r1", .id_len = 2, .active = 1, .last_activity = WALL0 - 1000},
+                             {.id = "r2", .id_len = 2, .active = 0, .last_activity = WALL0 - 1000}};
     assert_int_equal(ls_engine_restore_batch(f->e, it, 2, LS_RESTART_GRACE, at(0), NULL), 2);
     assert_int_equal(ls_device_source(ls_engine_find(f->e, ID("r1"))), LS_SOURCE_RESTORED);
     run(f, 0, 3000);
@@ -374,7 +383,7 @@ static void test_restored_strict_not_held(void **state)
     fx *f = make();
     (void)ls_engine_source_add(f->e, "a", 1);
     ls_device_state st = {.active = 1, .last_activity = WALL0 - 60000};
-    assert_int_equal(ls_engine_restore(f->e, ID("r"), &st, LS_RESTART_STRICT, at(0)), 0);
+    assert_int_equal(restore_as(f->e, ID("r"), &st, LS_RESTART_STRICT, at(0)), 0);
     assert_int_equal(ls_device_source(ls_engine_find(f->e, ID("r"))), 0);
     run(f, 0, 1);
     assert_int_equal(count(f, LS_EV_INACTIVITY), 1);
@@ -387,7 +396,7 @@ static void test_restored_without_sources(void **state)
     (void)state;
     fx *f = make();
     ls_device_state st = {.active = 1, .last_activity = WALL0 - 60000};
-    assert_int_equal(ls_engine_restore(f->e, ID("r"), &st, LS_RESTART_GRACE, at(0)), 0);
+    assert_int_equal(restore_as(f->e, ID("r"), &st, LS_RESTART_GRACE, at(0)), 0);
     run(f, 0, 999);
     assert_int_equal(count(f, LS_EV_INACTIVITY), 0);
     run(f, 1000, 1000);

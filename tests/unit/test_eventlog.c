@@ -175,19 +175,19 @@ static void test_failed_write_then_file_replaced(void **state)
     assert_int_equal(ls_eventlog_open(&l, f->path, 0), 0);
     assert_int_equal(append(&l, 1), 0);
     assert_int_equal(append(&l, 2), 0);
-    assert_int_equal(ls_eventlog_flush(&l), -1);
+    assert_int_equal(ls_eventlog_flush(&l), -ENOSPC);
     assert_true(l.failed);
     assert_int_equal(l.write_errors, 1);
     assert_int_equal(l.seq, 0); /* rewound: the caller offers 1.. again */
     assert_int_equal(l.written, 0);
     assert_int_equal(l.pending.len, 0);
     /* Until reopened, nothing is taken. */
-    assert_int_equal(append(&l, 1), -1);
-    assert_int_equal(ls_eventlog_flush(&l), -1);
+    assert_int_equal(append(&l, 1), -EIO);
+    assert_int_equal(ls_eventlog_flush(&l), -EIO);
     /* Still /dev/full: the reopen works, the next write fails again. */
     assert_int_equal(ls_eventlog_reopen(&l), 0);
     assert_int_equal(append(&l, 1), 0);
-    assert_int_equal(ls_eventlog_flush(&l), -1);
+    assert_int_equal(ls_eventlog_flush(&l), -ENOSPC);
     assert_int_equal(l.write_errors, 2);
     /* The operator puts a real file in place. */
     snprintf(repl, sizeof(repl), "%s/new", f->tmp);
@@ -223,7 +223,7 @@ static void test_reopen_fails_until_dir_is_back(void **state)
     assert_true(l.failed);
     assert_int_equal(l.fd, -1);
     assert_int_equal(l.write_errors, 1);
-    assert_int_equal(append(&l, 2), -1);
+    assert_int_equal(append(&l, 2), -EIO);
     assert_int_equal(mkdir(dir, 0755), 0);
     assert_int_equal(ls_eventlog_reopen(&l), 0);
     assert_int_equal(l.seq, 1); /* a fresh file continues after what was written */
@@ -304,7 +304,7 @@ static void test_short_write_torn_line(void **state)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, prev);
 
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, -EFBIG);
     assert_true(l.failed);
     struct stat st;
     assert_int_equal(stat(f->path, &st), 0);

@@ -284,7 +284,7 @@ typedef struct loaded {
     int total;
 } loaded;
 
-static int load_cb(void *ud, const ls_store_device *d)
+static int load_cb(void *ud, const ls_device_state *d)
 {
     loaded *l = ud;
     char id[64];
@@ -302,7 +302,7 @@ static int load_cb(void *ud, const ls_store_device *d)
 static void put_cb(void *ud, const ls_device *dev)
 {
     char buf[LS_ID_BUF];
-    ls_store_device rec = {.id = ls_device_id(dev, buf),
+    ls_device_state rec = {.id = ls_device_id(dev, buf),
                            .id_len = dev->id_len,
                            .timeout_ms = (dev->flags & LS_DEV_OWN_TIMEOUT) ? dev->timeout_ms : 0,
                            .last_activity = dev->last_activity,
@@ -447,7 +447,7 @@ typedef struct one_dev {
     int64_t last;
 } one_dev;
 
-static int one_cb(void *ud, const ls_store_device *d)
+static int one_cb(void *ud, const ls_device_state *d)
 {
     one_dev *o = ud;
     if (d->id_len == strlen(o->id) && memcmp(d->id, o->id, d->id_len) == 0) {
@@ -522,7 +522,7 @@ static void snapshot_cb(void *ud, const ls_event *ev)
     if (!ev->dev) return;
     const ls_device *dev = ev->dev;
     char buf[LS_ID_BUF];
-    ls_store_device rec = {.id = ls_device_id(dev, buf),
+    ls_device_state rec = {.id = ls_device_id(dev, buf),
                            .id_len = dev->id_len,
                            .last_activity = dev->last_activity,
                            .sessions = dev->sessions,

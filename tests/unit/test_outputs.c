@@ -2,7 +2,7 @@
  * test_outputs.c - unit tests for the pure parts of the outputs: the
  * webhook signature (RFC 4231 vectors and the header's shape) and back-off,
  * the Prometheus text writer (escaping, histograms, seconds), the metric
- * tables (route templates, methods, codes, sources), and reading the type
+ * tables (methods, codes, sources; route templates: test_routes.c), and reading the type
  * and device back from event lines written by ls_format_event().
  */
 #include <setjmp.h>
@@ -169,40 +169,6 @@ static void test_prom_histogram(void **state)
 
 /* ---- metric tables ---------------------------------------------------- */
 
-static void test_routes(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *path;
-        const char *route;
-    } cases[] = {
-        {"/healthz", "/healthz"},
-        {"/metrics", "/metrics"},
-        {"/api/v1/stats", "/api/v1/stats"},
-        {"/api/v1/activity", "/api/v1/activity"},
-        {"/api/v1/devices", "/api/v1/devices"},
-        {"/api/v1/devices/pump-7", "/api/v1/devices/{id}"},
-        {"/api/v1/devices/a%2Fb", "/api/v1/devices/{id}"},
-        {"/api/v1/devices/", "/api/v1/devices/{id}"},
-        {"/api/v1/devices/x/activity", "/api/v1/devices/{id}/activity"},
-        {"/api/v1/devices/x/connect", "/api/v1/devices/{id}/connect"},
-        {"/api/v1/devices/x/disconnect", "/api/v1/devices/{id}/disconnect"},
-        {"/api/v1/devices/x/reboot", "other"},
-        {"/api/v1/devices/x/activity/more", "other"},
-        {"/api/v1/events", "/api/v1/events"},
-        {"/api/v1/events/stream", "/api/v1/events/stream"},
-        {"/api/v1/events/other", "other"},
-        {"/", "other"},
-        {"/api/v2/stats", "other"},
-        {"", "other"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (strcmp(ls_route_name(ls_route_of(cases[i].path)), cases[i].route) != 0)
-            fail_msg("%s: route %s, want %s", cases[i].path,
-                     ls_route_name(ls_route_of(cases[i].path)), cases[i].route);
-    assert_string_equal(ls_route_name((ls_route)999), "other");
-}
-
 static void test_methods_codes(void **state)
 {
     (void)state;
@@ -345,11 +311,11 @@ static void test_event_peek(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_rfc4231), cmocka_unit_test(test_sign_body),
-        cmocka_unit_test(test_backoff),      cmocka_unit_test(test_prom_escaping),
-        cmocka_unit_test(test_prom_seconds), cmocka_unit_test(test_prom_histogram),
-        cmocka_unit_test(test_routes),       cmocka_unit_test(test_methods_codes),
-        cmocka_unit_test(test_sources),      cmocka_unit_test(test_event_peek),
+        cmocka_unit_test(test_sign_rfc4231),  cmocka_unit_test(test_sign_body),
+        cmocka_unit_test(test_backoff),       cmocka_unit_test(test_prom_escaping),
+        cmocka_unit_test(test_prom_seconds),  cmocka_unit_test(test_prom_histogram),
+        cmocka_unit_test(test_methods_codes), cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_event_peek),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

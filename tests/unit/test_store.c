@@ -158,7 +158,7 @@ static off_t file_size(const char *path)
 /* ---- device collection ------------------------------------------------- */
 
 typedef struct got_dev {
-    ls_store_device d;
+    ls_device_state d;
     char id[512];
     char type[512];
     int type_null;
@@ -170,7 +170,7 @@ typedef struct got {
     int stop_after; /* >0: return -77 on that call */
 } got;
 
-static int collect_cb(void *ud, const ls_store_device *d)
+static int collect_cb(void *ud, const ls_device_state *d)
 {
     got *g = ud;
     if (g->stop_after && (int)g->n == g->stop_after) return -77;
@@ -210,7 +210,7 @@ static const got_dev *find(const got *g, const char *id, size_t len)
 
 static void put_dev(ls_store_batch *b, const char *id, const char *type, int64_t t)
 {
-    ls_store_device d = {.id = id,
+    ls_device_state d = {.id = id,
                          .id_len = strlen(id),
                          .type = type,
                          .type_len = type ? strlen(type) : 0,
@@ -285,7 +285,7 @@ static void test_devices_roundtrip(void **state)
     ls_store *s = open_ok(f, MIB, 0);
     assert_int_equal(ls_store_device_count(s), 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_device full = {.id = "full",
+    ls_device_state full = {.id = "full",
                             .id_len = 4,
                             .type = "thermo",
                             .type_len = 6,
@@ -774,7 +774,7 @@ static void test_batch_args(void **state)
     ls_store_batch *b = ls_store_batch_new();
     char id[600];
     memset(id, 'x', sizeof(id));
-    ls_store_device d = {.id = id, .id_len = 0};
+    ls_device_state d = {.id = id, .id_len = 0};
     assert_int_equal(ls_store_batch_put_device(b, &d), -EINVAL);
     d.id_len = 512;
     assert_int_equal(ls_store_batch_put_device(b, &d), -EINVAL);
@@ -1204,7 +1204,7 @@ static void test_read_only_other_process_grows(void **state)
         char id[32];
         for (int i = 0; ok && i < 1000; i++) {
             snprintf(id, sizeof(id), "dev-%04d", i);
-            ls_store_device d = {.id = id, .id_len = strlen(id), .timeout_ms = i + 1};
+            ls_device_state d = {.id = id, .id_len = strlen(id), .timeout_ms = i + 1};
             ok = ls_store_batch_put_device(wb, &d) == 0;
         }
         ok = ok && ls_store_write(w, wb) == 0;
@@ -1241,7 +1241,7 @@ static void test_format_newer(void **state)
     assert_int_equal(open_rc(f), LS_STORE_EVERSION);
     assert_int_equal(open_rc(f), LS_STORE_EVERSION); /* and nothing was changed */
     assert_int_equal(file_size(path_in(f, "data.mdb")), before);
-    assert_string_equal(ls_store_strerror(LS_STORE_EVERSION), "store written by a newer lastseen");
+    assert_string_equal(ls_strerror(LS_STORE_EVERSION), "store written by a newer lastseen");
 
     unsigned char bad[3] = {1, 0, 0};
     raw_put(f, "meta", "format", 6, bad, 3);
@@ -1423,7 +1423,7 @@ static void test_device_c8y_roundtrip(void **state)
     fixture *f = *state;
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_device d = {.id = "c8y",
+    ls_device_state d = {.id = "c8y",
                          .id_len = 3,
                          .type = "meter",
                          .type_len = 5,
@@ -1459,19 +1459,81 @@ static void test_device_c8y_roundtrip(void **state)
     ls_store_close(s);
 }
 
+/* A record encoded once (as flush passes keep them) and put later is the
+ * same device as one put directly, byte for byte on disk. */
+static void test_device_encoded(void **state)
+{
+    fixture *f = *state;
+    ls_store *s = open_ok(f, MIB, 0);
+    ls_store_batch *b = ls_store_batch_new();
+    ls_device_state d = {.id = "direct",
+                         .id_len = 6,
+                         .type = "meter",
+                         .type_len = 5,
+                         .timeout_ms = 9000,
+                         .last_activity = 11,
+                         .last_connect = 12,
+                         .last_disconnect = 13,
+                         .inactivity_alarm = 14,
+                         .sessions = 3,
+                         .active = 1,
+                         .has_c8y = 1,
+                         .response_interval = -7};
+    unsigned char buf[LS_STORE_DEVICE_FIXED + 5];
+    assert_int_equal(ls_store_device_encode(&d, NULL, 0), LS_STORE_DEVICE_FIXED + 5);
+    assert_int_equal(ls_store_device_encode(&d, buf, sizeof(buf)), sizeof(buf));
+    assert_int_equal(buf[0], 2); /* record version 2, as documented in store.c */
+    assert_int_equal(buf[48], 1);
+    assert_int_equal(ls_store_batch_put_device(b, &d), 0);
+    assert_int_equal(ls_store_batch_put_device_encoded(b, "encoded", 7, buf, sizeof(buf), 0), 0);
+    assert_int_equal(ls_store_batch_put_device_encoded(b, "short", 5, buf, sizeof(buf) - 1, 0),
+                     -EINVAL);
+    assert_int_equal(ls_store_batch_put_device_encoded(b, "", 0, buf, sizeof(buf), 0), -EINVAL);
+    ls_device_state bad = d;
+    bad.response_interval = 40000;
+    assert_int_equal(ls_store_device_encode(&bad, buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(ls_store_write(s, b), 0);
+    ls_store_batch_free(b);
+
+    got g = load_all(s);
+    assert_int_equal(g.n, 2);
+    const got_dev *x = find(&g, "direct", 6), *y = find(&g, "encoded", 7);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_string_equal(x->type, "meter");
+    assert_string_equal(y->type, "meter");
+    const ls_device_state *a = &x->d, *c = &y->d;
+    assert_int_equal(a->type_len, c->type_len);
+    assert_int_equal(a->timeout_ms, c->timeout_ms);
+    assert_int_equal(a->last_activity, c->last_activity);
+    assert_int_equal(a->last_connect, c->last_connect);
+    assert_int_equal(a->last_disconnect, c->last_disconnect);
+    assert_int_equal(a->inactivity_alarm, c->inactivity_alarm);
+    assert_int_equal(a->sessions, c->sessions);
+    assert_int_equal(a->active, c->active);
+    assert_int_equal(a->has_c8y, c->has_c8y);
+    assert_int_equal(a->response_interval, c->response_interval);
+    assert_int_equal(c->timeout_ms, 9000);
+    assert_int_equal(c->inactivity_alarm, 14);
+    assert_int_equal(c->sessions, 3);
+    assert_int_equal(c->response_interval, -7);
+    free(g.v);
+    ls_store_close(s);
+}
+
 typedef struct got_types {
-    ls_store_type t[8];
+    ls_type_config t[8];
     char name[8][64];
     int n;
 } got_types;
 
-static int type_cb(void *ud, const ls_store_type *t)
+static int type_cb(void *ud, const char *name, size_t len, const ls_type_config *t)
 {
     got_types *g = ud;
-    assert_true(g->n < 8 && t->name_len < 64);
+    assert_true(g->n < 8 && len < 64);
     g->t[g->n] = *t;
-    memcpy(g->name[g->n], t->name, t->name_len);
-    g->name[g->n][t->name_len] = 0;
+    memcpy(g->name[g->n], name, len);
+    g->name[g->n][len] = 0;
     g->n++;
     return 0;
 }
@@ -1481,25 +1543,19 @@ static void test_types_roundtrip(void **state)
     fixture *f = *state;
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_type a = {.name = "alpha",
-                       .name_len = 5,
-                       .timeout_ms = 60000,
-                       .has_ri = 1,
-                       .response_interval = -3,
-                       .monitored = 1,
-                       .severity = 3};
-    ls_store_type z = {.name = "zulu", .name_len = 4, .monitored = -1, .severity = 1};
-    ls_store_type gone = {.name = "gone", .name_len = 4, .monitored = 0};
-    assert_int_equal(ls_store_batch_put_type(b, &a), 0);
-    assert_int_equal(ls_store_batch_put_type(b, &z), 0);
-    assert_int_equal(ls_store_batch_put_type(b, &gone), 0);
+    ls_type_config a = {
+        .timeout_ms = 60000, .has_ri = 1, .response_interval = -3, .monitored = 1, .severity = 3};
+    ls_type_config z = {.monitored = -1, .severity = 1};
+    ls_type_config gone = {.monitored = 0};
+    assert_int_equal(ls_store_batch_put_type(b, "alpha", 5, &a), 0);
+    assert_int_equal(ls_store_batch_put_type(b, "zulu", 4, &z), 0);
+    assert_int_equal(ls_store_batch_put_type(b, "gone", 4, &gone), 0);
     assert_int_equal(ls_store_batch_del_type(b, "gone", 4), 0);
-    ls_store_type bad = a;
+    ls_type_config bad = a;
     bad.monitored = 2;
-    assert_int_equal(ls_store_batch_put_type(b, &bad), -EINVAL);
+    assert_int_equal(ls_store_batch_put_type(b, "alpha", 5, &bad), -EINVAL);
     bad = a;
-    bad.name_len = 0;
-    assert_int_equal(ls_store_batch_put_type(b, &bad), -EINVAL);
+    assert_int_equal(ls_store_batch_put_type(b, "alpha", 0, &bad), -EINVAL);
     assert_int_equal(ls_store_write(s, b), 0);
     ls_store_batch_free(b);
     ls_store_close(s);
@@ -1521,12 +1577,12 @@ static void test_types_roundtrip(void **state)
 }
 
 typedef struct got_alarms {
-    ls_store_alarm a[8];
+    ls_alarm a[8];
     char src[8][64];
     int n;
 } got_alarms;
 
-static int alarm_cb(void *ud, const ls_store_alarm *a)
+static int alarm_cb(void *ud, const ls_alarm *a)
 {
     got_alarms *g = ud;
     assert_true(g->n < 8 && a->source_len < 64);
@@ -1543,19 +1599,19 @@ static void test_alarms_roundtrip(void **state)
     ls_store *s = open_ok(f, MIB, 0);
     assert_int_equal(ls_store_alarm_last_id(s), 0);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_alarm a = {.id = 300,
-                        .source = "dev-1",
-                        .source_len = 5,
-                        .time = 11,
-                        .first = 10,
-                        .since = 9,
-                        .updated = 12,
-                        .count = 4,
-                        .status = 1,
-                        .severity = 2};
+    ls_alarm a = {.id = 300,
+                  .source = (char *)"dev-1",
+                  .source_len = 5,
+                  .time = 11,
+                  .first = 10,
+                  .since = 9,
+                  .updated = 12,
+                  .count = 4,
+                  .status = 1,
+                  .severity = 2};
     assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
     a.id = 2; /* a lower id later: key order is id order */
-    a.source = "dev-2";
+    a.source = (char *)"dev-2";
     assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
     a.id = 400;
     assert_int_equal(ls_store_batch_put_alarm(b, &a), 0);
@@ -1611,8 +1667,8 @@ static void test_old_store_gains_databases(void **state)
     assert_int_equal(gt.n, 0);
     assert_int_equal(ls_store_last_seq(s), 1);
     ls_store_batch *b = ls_store_batch_new();
-    ls_store_type t = {.name = "t", .name_len = 1, .monitored = -1};
-    assert_int_equal(ls_store_batch_put_type(b, &t), 0);
+    ls_type_config t = {.monitored = -1};
+    assert_int_equal(ls_store_batch_put_type(b, "t", 1, &t), 0);
     assert_int_equal(ls_store_write(s, b), 0);
     ls_store_batch_free(b);
     ls_store_close(s);
@@ -1662,10 +1718,9 @@ static void test_corrupt_type_and_alarm_records(void **state)
 static void test_strerror(void **state)
 {
     (void)state;
-    assert_string_equal(ls_store_strerror(LS_STORE_EFULL), "store.max_size reached");
-    assert_string_equal(ls_store_strerror(LS_STORE_ECORRUPT),
-                        "store damaged or not a lastseen store");
-    assert_string_equal(ls_store_strerror(-ENOENT), strerror(ENOENT));
+    assert_string_equal(ls_strerror(LS_STORE_EFULL), "store.max_size reached");
+    assert_string_equal(ls_strerror(LS_STORE_ECORRUPT), "store damaged or not a lastseen store");
+    assert_string_equal(ls_strerror(-ENOENT), strerror(ENOENT));
 }
 
 int main(void)
@@ -1693,6 +1748,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_device_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_c8y_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_encoded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_types_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alarms_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_store_gains_databases, setup, teardown),
