@@ -18,8 +18,8 @@
  * sink that only copies them on (the events file), one copy less.  An
  * inline sink's scan of the events the commit just wrote reads the
  * committer's batch, still in memory, rather than the map: as cheap as
- * when the committer wrote the file from the batch itself (reading the
- * pages back cost a reconnect storm a few per cent of its throughput).
+ * when the committer wrote the file from the batch itself, with no read
+ * transaction and no page of the map touched.
  *
  * Cursors.  A sink's acknowledgement is kept in d->sinks under the
  * daemon's lock; the committer writes the moved ones with its next

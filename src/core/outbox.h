@@ -45,9 +45,10 @@
  * cursor (one store op each).  The slowest sink holds back retention, so
  * its backlog is disk (up to store.max_size).  An inline sink's delivery
  * is part of every commit, so it must be quick and must not block (a
- * local file, not a network); in exchange it costs no thread hop, which,
- * on two cores saturated by a reconnect storm, was worth about a third of
- * the events' lag.
+ * local file, not a network); in exchange it costs no thread hop: the
+ * events file on a thread of its own, reading the commit back from the
+ * map, moved about 15 % fewer events per second through the core (200,000
+ * events raised by two threads, on two cores) than inline.
  *
  * Threads: sinks open, and say how far their own copy reaches, before the
  * core starts (events get their seqs from then on) or, without such a
