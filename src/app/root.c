@@ -13,9 +13,10 @@
  * input first (what it read is applied before the final commit), then the
  * requests that wait for a commit get it, HTTP stops, the other inputs, the
  * port closes, the shards drain, the webhook and MQTT sinks stop (their
- * last acknowledgements are saved), the committer makes the final commit,
- * the events file gets it (its cursor is not saved, but the file's own
- * last seq says as much next time), and the core closes.
+ * last acknowledgements are saved), the committer makes the final commit
+ * and the events file gets it inline (its cursor is not saved, but the
+ * file's own last seq says as much next time), the events file closes and
+ * the core closes.
  */
 #include "app/root.h"
 
@@ -117,7 +118,7 @@ void ls_daemon_stop(ls_daemon *d)
     ls_mqtt_pub_stop(d->mqtt_pub);
     d->mqtt_pub = NULL;
     ls_core_stop_committer(d);          /* its last commit hook finds HTTP stopped */
-    ls_eventlog_sink_stop(d->eventlog); /* after the final commit; its hook too */
+    ls_eventlog_sink_stop(d->eventlog); /* after the final commit, which it wrote */
     d->eventlog = NULL;
     ls_http_free(d->http);
     d->http = NULL;

@@ -8,10 +8,11 @@
  * the history and alarm pruning; the committer
  * thread writes the store (persist.c); with MQTT on, one thread reads the
  * broker (src/in/mqtt.c) and with UDP on, one thread reads the socket:
- * both feed the shards' queues.  Outputs add one thread for the events
- * file (out/eventlog.c), one for all webhooks (out/webhook.c), one for MQTT
- * publishing and one that wakes event streams (api/stream.c); they read
- * the outbox through core/outbox.h and never touch an engine.
+ * both feed the shards' queues.  Outputs add one thread for all webhooks
+ * (out/webhook.c), one for MQTT publishing and one that wakes event
+ * streams (api/stream.c); the events file (out/eventlog.c) is written on
+ * the committer's thread, right after each commit.  They read the outbox
+ * through core/outbox.h and never touch an engine.
  *
  * Locks.  Each shard has a mutex; the daemon has one global `lock` for
  * what is shared: the event seq and the outbox (pending batch), alarms,
@@ -56,22 +57,18 @@ struct ls_webhooks;
 struct ls_streams;
 struct ls_eventlog_sink;
 
-/* A durable event consumer (core/outbox.h), under `lock`. */
+/* A durable event consumer (core/outbox.h), under `lock`; `deliver` and
+ * `deliver_ud` are set before the committer starts and read by it without
+ * the lock. */
 #define LS_SINKS_MAX 32
 typedef struct ls_sink {
     char name[LS_SINK_NAME_MAX];
-    uint64_t acked; /* last seq the sink reported delivered */
-    uint64_t saved; /* last cursor written to the store */
-    int behind;     /* holding events older than events.retention */
-    int awaited;    /* answers wait for it (LS_OUTBOX_AWAITED, and not lifted) */
+    uint64_t acked;               /* last seq the sink reported delivered */
+    uint64_t saved;               /* last cursor written to the store */
+    int behind;                   /* holding events older than events.retention */
+    ls_outbox_deliver_cb deliver; /* an inline sink (NULL: its own thread) */
+    void *deliver_ud;
 } ls_sink;
-
-/* Commits whose answers wait for an awaited sink (outbox.c). */
-#define LS_UNRELEASED_MAX 64
-typedef struct ls_unreleased {
-    uint64_t gen;  /* the commit's generation */
-    uint64_t upto; /* the last seq it made durable (0: nothing to wait for) */
-} ls_unreleased;
 
 typedef struct ls_daemon {
     ls_config cfg;
@@ -101,7 +98,7 @@ typedef struct ls_daemon {
     ls_buf line;                    /* formatting buffer for event lines */
     uint64_t seq;                   /* last event seq assigned */
     uint64_t pending_gen;           /* generation `pending` will commit as */
-    _Atomic uint64_t committed_gen; /* last generation answered: on disk, and with the awaited
+    _Atomic uint64_t committed_gen; /* last generation on disk and delivered to the inline
                                      * sinks; written under `lock` (release), read without it */
     int want_commit;
     _Atomic int stopping; /* written under `lock`; the committer also reads it without */
@@ -123,12 +120,16 @@ typedef struct ls_daemon {
     ls_sink sinks[LS_SINKS_MAX];
     int nsinks;
     _Atomic uint64_t durable_seq;     /* every event <= it is in the store (release / acquire) */
-    _Atomic uint64_t committed_seq;   /* released to readers: durable, and with every awaited
-                                       * sink (outbox.c); written under `lock` (release) */
-    int watch_fds[LS_OUTBOX_WATCHES]; /* eventfds written when either moves */
+    _Atomic uint64_t committed_seq;   /* and delivered to the inline sinks: what readers see;
+                                       * written under `lock` (release) */
+    int watch_fds[LS_OUTBOX_WATCHES]; /* eventfds written when committed_seq moves */
     int nwatch;
-    ls_unreleased unreleased[LS_UNRELEASED_MAX]; /* a ring, oldest first */
-    int unrel_head, unrel_n;
+    /* Committer thread, while the inline sinks deliver: the batch just
+     * written (events deliver_first..deliver_last), which their scans read
+     * instead of the map, and where the last scan stopped in it. */
+    const ls_store_batch *deliver_batch;
+    uint64_t deliver_first, deliver_last, deliver_pos_seq;
+    size_t deliver_pos;
     _Atomic uint64_t pruned_upto;   /* written by the committer: outbox holds seq > it */
     _Atomic uint64_t pruned_events; /* written by the committer: total pruned by retention */
     _Atomic uint64_t sinks_behind;  /* written by the committer: sinks holding events past
@@ -137,9 +138,8 @@ typedef struct ls_daemon {
     int64_t last_retention_mono;
     int cvs_ready;     /* the condition variables exist */
     _Atomic int ready; /* devices loaded, API open (release / acquire) */
-    /* Called without `lock` when committed_gen moves (by the committer, or
-     * by the acknowledgement of an awaited sink): the HTTP server answers
-     * the requests waiting on it. */
+    /* Called by the committer, without `lock`, after each commit with the
+     * committed generation: the HTTP server answers requests waiting on it. */
     void (*on_commit)(void *ud, uint64_t gen);
     void *on_commit_ud;
     _Atomic uint64_t loaded; /* devices restored so far (relaxed) */
@@ -170,9 +170,8 @@ typedef struct ls_daemon {
  * wait for, ls_core_stop_ingest() drains and stops the shard workers,
  * ls_core_stop_committer() makes the final commit and stops the committer
  * (its last commit hook runs then: the API must be stopped, not yet freed;
- * the outbox can still be read, so sinks may deliver the final commit, and
- * an awaited sink's acknowledgement runs the hook too), ls_core_close()
- * closes the store and frees the rest.
+ * the inline sinks deliver the final commit then, and the outbox can
+ * still be read), ls_core_close() closes the store and frees the rest.
  */
 int ls_core_open(ls_daemon *d, const ls_config *cfg);
 int ls_core_start(ls_daemon *d);

@@ -1,6 +1,6 @@
 /*
  * outbox.c - the port for sinks (outbox.h): durable cursors, reads of the
- * committed outbox, watches, and the answers that wait for awaited sinks.
+ * committed outbox, watches, and the inline sinks the committer calls.
  *
  * Records.  The committer stores each event with its type, device id and
  * the place of the device's state in the line (store.h, ls_store_event),
@@ -13,7 +13,13 @@
  *
  * A read copies the events into the caller's buffer inside one LMDB read
  * transaction and closes it, so a sink may take its time with them (a
- * publish, a POST) without pinning the map; the copy is the price.
+ * publish, a POST) without pinning the map; the copy is the price.  A
+ * scan hands them over in place instead, inside the transaction: for a
+ * sink that only copies them on (the events file), one copy less.  An
+ * inline sink's scan of the events the commit just wrote reads the
+ * committer's batch, still in memory, rather than the map: as cheap as
+ * when the committer wrote the file from the batch itself, with no read
+ * transaction and no page of the map touched.
  *
  * Cursors.  A sink's acknowledgement is kept in d->sinks under the
  * daemon's lock; the committer writes the moved ones with its next
@@ -25,17 +31,13 @@
  * one that blocks (ls_outbox_wait() is a poll(2) on it).  It replaces a
  * condition variable, which a polling sink cannot wait on.
  *
- * Release.  The committer moves durable_seq; what readers see,
- * committed_seq, is released here: the durable events every awaited sink
- * has acknowledged (all of them while there is none).  A request that
- * waits for a commit (ls_daemon_commit_unlock(), the HTTP server's
- * on_commit hook) waits for committed_gen, released at the same point:
- * once the last seq that commit made durable is released.  The commits
- * not yet released wait in a ring of LS_UNRELEASED_MAX; when it is full the
- * newest two are merged (the older generation is then released with the
- * newer one: later, never earlier).  Both only move forward: an awaited
- * sink that takes up waiting again (ls_outbox_sink_await()) holds back
- * what comes after, not what was released meanwhile.
+ * Inline sinks.  The committer moves durable_seq once a commit is on
+ * disk, calls the inline sinks (the events file) with it, and only then
+ * moves committed_seq, which every other reader waits for, and answers the
+ * requests that wait for the commit (persist.c).  So the events file comes
+ * first, as it did when the committer wrote it itself, and costs no hop
+ * to another thread; an inline sink that cannot deliver simply returns,
+ * and the commit goes on without it.
  */
 #include "core/outbox.h"
 
@@ -54,44 +56,7 @@
 
 /* ---- sinks ------------------------------------------------------------- */
 
-/*
- * Under the lock: releases the events and the commits every awaited sink
- * has caught up with, and writes the watches if `woke` (the durable seq
- * moved) or the committed seq moved.  Returns the newly released
- * generation (committed_gen is set and commit_cv broadcast), or 0 if it
- * did not move; the caller then runs the on_commit hook without the lock.
- */
-static uint64_t release_locked(ls_daemon *d, int woke)
-{
-    uint64_t floor = d->durable_seq, gen = 0;
-    for (int i = 0; i < d->nsinks; i++)
-        if (d->sinks[i].awaited && d->sinks[i].acked < floor) floor = d->sinks[i].acked;
-    if (floor > d->committed_seq) {
-        atomic_store_explicit(&d->committed_seq, floor, memory_order_release);
-        woke = 1;
-    }
-    if (woke) ls_outbox__wake_all(d);
-    while (d->unrel_n && d->unreleased[d->unrel_head].upto <= d->committed_seq) {
-        gen = d->unreleased[d->unrel_head].gen;
-        d->unrel_head = (d->unrel_head + 1) % LS_UNRELEASED_MAX;
-        d->unrel_n--;
-    }
-    if (gen <= d->committed_gen) return 0;
-    atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
-    if (d->cvs_ready) pthread_cond_broadcast(&d->commit_cv);
-    return gen;
-}
-
-/* Leaves the lock, then tells the HTTP server about a released generation. */
-static void unlock_and_hook(ls_daemon *d, uint64_t gen)
-{
-    void (*hook)(void *, uint64_t) = d->on_commit;
-    void *ud = d->on_commit_ud;
-    ls_mutex_unlock(&d->lock);
-    if (gen && hook) hook(ud, gen);
-}
-
-int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t holds, uint64_t *cursor)
+int ls_outbox_sink_open(ls_daemon *d, const char *name, uint64_t holds, uint64_t *cursor)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= LS_SINK_NAME_MAX) {
@@ -110,7 +75,7 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t hold
         if (holds > d->seq) d->seq = holds; /* seqs continue after the sink's own copy */
         id = d->nsinks++;
         ls_sink *k = &d->sinks[id];
-        *k = (ls_sink){.acked = c, .saved = c, .awaited = (flags & LS_OUTBOX_AWAITED) != 0};
+        *k = (ls_sink){.acked = c, .saved = c};
         memcpy(k->name, name, n + 1);
         *cursor = c;
     }
@@ -119,38 +84,34 @@ int ls_outbox_sink_open(ls_daemon *d, const char *name, int flags, uint64_t hold
     return id;
 }
 
-void ls_outbox_ack(ls_daemon *d, int sink, uint64_t seq)
+int ls_outbox_sink_inline(ls_daemon *d, int sink, ls_outbox_deliver_cb deliver, void *ud)
 {
-    uint64_t gen = 0;
-    if (sink < 0) return;
+    int rc = 0;
     ls_mutex_lock(&d->lock);
-    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->durable_seq) {
-        d->sinks[sink].acked = seq;
-        if (d->sinks[sink].awaited) gen = release_locked(d, 0);
+    if (sink < 0 || sink >= d->nsinks)
+        rc = -EINVAL;
+    else if (d->committer_running)
+        rc = -EBUSY; /* the committer reads these without the lock */
+    else {
+        d->sinks[sink].deliver = deliver;
+        d->sinks[sink].deliver_ud = ud;
     }
-    unlock_and_hook(d, gen);
+    ls_mutex_unlock(&d->lock);
+    return rc;
 }
 
-void ls_outbox_sink_await(ls_daemon *d, int sink, int on)
+void ls_outbox_ack(ls_daemon *d, int sink, uint64_t seq)
 {
-    uint64_t gen = 0;
     if (sink < 0) return;
     ls_mutex_lock(&d->lock);
-    if (sink < d->nsinks) {
-        d->sinks[sink].awaited = on != 0;
-        gen = release_locked(d, 0);
-    }
-    unlock_and_hook(d, gen);
+    if (sink < d->nsinks && seq > d->sinks[sink].acked && seq <= d->durable_seq)
+        d->sinks[sink].acked = seq;
+    ls_mutex_unlock(&d->lock);
 }
 
 uint64_t ls_outbox_committed(ls_daemon *d)
 {
     return atomic_load_explicit(&d->committed_seq, memory_order_acquire);
-}
-
-uint64_t ls_outbox_durable(ls_daemon *d)
-{
-    return atomic_load_explicit(&d->durable_seq, memory_order_acquire);
 }
 
 uint64_t ls_outbox_first(ls_daemon *d)
@@ -159,6 +120,53 @@ uint64_t ls_outbox_first(ls_daemon *d)
 }
 
 /* ---- reads ------------------------------------------------------------- */
+
+/* A format-1 record (the line alone): its type, device and state from the
+ * line; the id is unescaped into idb. */
+static void legacy_fields(ls_outbox_rec *r, char idb[LS_ID_BUF])
+{
+    const char *dev;
+    size_t dev_len;
+    int type = ls_format_event_peek(r->line, r->line_len, &dev, &dev_len);
+    if (type < 0) return; /* not an event line: the record says nothing more */
+    r->type = (ls_event_type)type;
+    json_t *s = json_loadb(dev, dev_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (json_is_string(s) && json_string_length(s) > 0 && json_string_length(s) < LS_ID_BUF) {
+        r->device_len = json_string_length(s);
+        memcpy(idb, json_string_value(s), r->device_len);
+        r->device = idb;
+    }
+    json_decref(s);
+    /* ls_format_event() writes "state" last, closing the line after it. */
+    static const char key[] = ",\"state\":{";
+    const char *p = r->line, *end = r->line + r->line_len;
+    for (; p + sizeof(key) - 1 <= end; p++)
+        if (*p == key[0] && memcmp(p, key, sizeof(key) - 1) == 0) break;
+    if (p + sizeof(key) - 1 <= end && end[-1] == '}') {
+        r->state = p + sizeof(key) - 2;
+        r->state_len = (size_t)(end - 1 - r->state);
+    }
+}
+
+/* The record of a stored event, pointing into it (and into idb). */
+static void rec_of(const ls_store_event *ev, ls_outbox_rec *r, char idb[LS_ID_BUF])
+{
+    *r = (ls_outbox_rec){
+        .seq = ev->seq, .type = LS_EV__COUNT, .line = ev->line, .line_len = ev->line_len};
+    if (ev->type < 0) {
+        legacy_fields(r, idb);
+        return;
+    }
+    if (ev->type < LS_EV__COUNT) r->type = (ls_event_type)ev->type;
+    if (ev->device) {
+        r->device = ev->device;
+        r->device_len = ev->device_len;
+    }
+    if (ev->state_len) {
+        r->state = ev->line + ev->state_off;
+        r->state_len = ev->state_len;
+    }
+}
 
 typedef struct read_ctx {
     ls_outbox_rec *rec;
@@ -177,63 +185,24 @@ static const char *put(read_ctx *c, const char *p, size_t n)
     return at;
 }
 
-/* A format-1 record (the line alone): its type, device and state from the
- * line.  Returns 0, or -1 when the id does not fit in the buffer. */
-static int legacy_fields(read_ctx *c, ls_outbox_rec *r)
-{
-    const char *dev;
-    size_t dev_len;
-    int type = ls_format_event_peek(r->line, r->line_len, &dev, &dev_len);
-    if (type < 0) return 0; /* not an event line: the record says nothing more */
-    r->type = (ls_event_type)type;
-    json_t *s = json_loadb(dev, dev_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    int rc = 0;
-    if (json_is_string(s) && json_string_length(s) > 0) {
-        r->device = put(c, json_string_value(s), json_string_length(s));
-        r->device_len = r->device ? json_string_length(s) : 0;
-        rc = r->device ? 0 : -1;
-    }
-    json_decref(s);
-    if (rc < 0) return rc;
-    /* ls_format_event() writes "state" last, closing the line after it. */
-    static const char key[] = ",\"state\":{";
-    const char *p = r->line, *end = r->line + r->line_len;
-    for (; p + sizeof(key) - 1 <= end; p++)
-        if (*p == key[0] && memcmp(p, key, sizeof(key) - 1) == 0) break;
-    if (p + sizeof(key) - 1 <= end && end[-1] == '}') {
-        r->state = p + sizeof(key) - 2;
-        r->state_len = (size_t)(end - 1 - r->state);
-    }
-    return 0;
-}
-
+/* Copies one event out of the map into the caller's buffer. */
 static int read_cb(void *ud, const ls_store_event *ev)
 {
     read_ctx *c = ud;
     size_t mark = c->len;
-    ls_outbox_rec *r = &c->rec[c->n];
-    *r = (ls_outbox_rec){.seq = ev->seq, .type = LS_EV__COUNT, .line_len = ev->line_len};
-    if (!(r->line = put(c, ev->line, ev->line_len))) return -ENOBUFS;
-    if (ev->type < 0) {
-        if (legacy_fields(c, r) < 0) {
-            c->len = mark;
-            return -ENOBUFS;
-        }
-    } else {
-        r->type = ev->type < LS_EV__COUNT ? (ls_event_type)ev->type : LS_EV__COUNT;
-        uintptr_t dp = (uintptr_t)ev->device, lp = (uintptr_t)ev->line;
-        if (ev->device && dp >= lp && dp - lp < ev->line_len)
-            r->device = r->line + (dp - lp); /* a slice of the line */
-        else if (ev->device && !(r->device = put(c, ev->device, ev->device_len))) {
-            c->len = mark;
-            return -ENOBUFS;
-        }
-        r->device_len = r->device ? ev->device_len : 0;
-        if (ev->state_len) {
-            r->state = r->line + ev->state_off;
-            r->state_len = ev->state_len;
-        }
+    char idb[LS_ID_BUF];
+    ls_outbox_rec r, *out = &c->rec[c->n];
+    rec_of(ev, &r, idb);
+    *out = r;
+    if (!(out->line = put(c, r.line, r.line_len))) return -ENOBUFS;
+    uintptr_t dp = (uintptr_t)r.device, lp = (uintptr_t)r.line;
+    if (r.device && dp >= lp && dp - lp < r.line_len) {
+        out->device = out->line + (dp - lp); /* a slice of the line */
+    } else if (r.device && !(out->device = put(c, r.device, r.device_len))) {
+        c->len = mark;
+        return -ENOBUFS;
     }
+    if (r.state) out->state = out->line + (r.state - r.line);
     c->n++;
     return 0;
 }
@@ -241,7 +210,7 @@ static int read_cb(void *ud, const ls_store_event *ev)
 int64_t ls_outbox_read(ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_rec *rec, size_t max,
                        char *buf, size_t buflen)
 {
-    uint64_t durable = ls_outbox_durable(d);
+    uint64_t durable = atomic_load_explicit(&d->durable_seq, memory_order_acquire);
     if (upto > durable) upto = durable;
     read_ctx c = {.rec = rec, .buf = buf, .cap = buflen};
     int64_t rc = ls_store_read_outbox(d->store, after, upto, max, read_cb, &c);
@@ -252,6 +221,49 @@ int64_t ls_outbox_read(ls_daemon *d, uint64_t after, uint64_t upto, ls_outbox_re
     }
     if (rc < 0 && rc != -ENOBUFS) return rc;
     return (int64_t)c.n;
+}
+
+typedef struct scan_ctx {
+    ls_outbox_scan_cb cb;
+    void *ud;
+    uint64_t last; /* a scan of the committer's batch: the last seq handed over */
+} scan_ctx;
+
+static int scan_cb(void *ud, const ls_store_event *ev)
+{
+    scan_ctx *c = ud;
+    char idb[LS_ID_BUF];
+    ls_outbox_rec r;
+    rec_of(ev, &r, idb);
+    return c->cb(c->ud, &r);
+}
+
+/* A scan of the batch the committer just wrote: notes the last seq. */
+static int batch_scan_cb(void *ud, const ls_store_event *ev)
+{
+    scan_ctx *c = ud;
+    int rc = scan_cb(ud, ev);
+    if (rc >= 0) c->last = ev->seq;
+    return rc;
+}
+
+int64_t ls_outbox_scan(ls_daemon *d, uint64_t after, uint64_t upto, size_t max,
+                       ls_outbox_scan_cb cb, void *ud)
+{
+    uint64_t durable = atomic_load_explicit(&d->durable_seq, memory_order_acquire);
+    if (upto > durable) upto = durable;
+    scan_ctx c = {.cb = cb, .ud = ud};
+    /* An inline sink scanning what the commit just wrote: from memory. */
+    if (pthread_equal(pthread_self(), d->committer) && d->deliver_batch &&
+        after + 1 >= d->deliver_first && after < d->deliver_last) {
+        if (after != d->deliver_pos_seq) d->deliver_pos = 0; /* not where the last one stopped */
+        c.last = after;
+        int64_t n = ls_store_batch_read_outbox(d->deliver_batch, &d->deliver_pos, after, upto, max,
+                                               batch_scan_cb, &c);
+        d->deliver_pos_seq = c.last;
+        return n;
+    }
+    return ls_store_read_outbox(d->store, after, upto, max, scan_cb, &c);
 }
 
 /* ---- watches ----------------------------------------------------------- */
@@ -310,18 +322,38 @@ void ls_outbox__wake_all(ls_daemon *d)
     }
 }
 
-uint64_t ls_outbox__committed(ls_daemon *d, uint64_t gen, uint64_t upto, int ok)
+int64_t ls_outbox__deliver(ls_daemon *d, uint64_t upto, const ls_store_batch *batch, uint64_t first)
 {
-    int woke = ok && upto > d->durable_seq;
-    if (woke) atomic_store_explicit(&d->durable_seq, upto, memory_order_release);
-    ls_unreleased u = {.gen = gen, .upto = ok ? upto : 0};
-    if (d->unrel_n == LS_UNRELEASED_MAX) { /* merged into the newest: released with it */
-        d->unreleased[(d->unrel_head + d->unrel_n - 1) % LS_UNRELEASED_MAX] = u;
-    } else {
-        d->unreleased[(d->unrel_head + d->unrel_n) % LS_UNRELEASED_MAX] = u;
-        d->unrel_n++;
+    LS_ASSERT_THREAD(&d->committer_thread);
+    int64_t due = 0;
+    if (upto > atomic_load_explicit(&d->durable_seq, memory_order_relaxed))
+        atomic_store_explicit(&d->durable_seq, upto, memory_order_release);
+    uint64_t durable = atomic_load_explicit(&d->durable_seq, memory_order_relaxed);
+    /* The inline sinks are fixed while the committer runs; other sinks may
+     * still open (hence the lock for the count). */
+    ls_mutex_lock(&d->lock);
+    int n = d->nsinks;
+    ls_mutex_unlock(&d->lock);
+    d->deliver_batch = batch;
+    d->deliver_first = first;
+    d->deliver_last = upto;
+    d->deliver_pos = 0;
+    d->deliver_pos_seq = first - 1;
+    for (int i = 0; i < n; i++) {
+        ls_sink *k = &d->sinks[i];
+        if (!k->deliver) continue;
+        int64_t at = k->deliver(k->deliver_ud, durable);
+        if (at && (!due || at < due)) due = at;
     }
-    return release_locked(d, woke);
+    d->deliver_batch = NULL;
+    return due;
+}
+
+void ls_outbox__committed(ls_daemon *d, uint64_t upto)
+{
+    if (upto <= d->committed_seq) return;
+    atomic_store_explicit(&d->committed_seq, upto, memory_order_release);
+    ls_outbox__wake_all(d);
 }
 
 void ls_outbox__close(ls_daemon *d)

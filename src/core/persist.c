@@ -16,12 +16,12 @@
  *     time with the locks released in between.  No event is in a batch
  *     without the state behind it, and however many events a reconnect
  *     storm raises, the committer never has to gather their devices: the
- *     lock holds stay short.  Only then can the sinks read the batch's
- *     events (outbox.c), and only then, and once the awaited sinks (the
- *     events file) have them, are API requests waiting on that batch
- *     answered.  So a transition is on disk before anyone hears of it,
- *     together with its device, and an acknowledged change survives
- *     kill -9.
+ *     lock holds stay short.  Only then are the batch's events handed to
+ *     the inline sinks (the events file: outbox.h), and only then are they
+ *     committed for the other sinks and readers and the API requests
+ *     waiting on that batch answered.  So a transition is on disk before
+ *     anyone hears of it, together with its device, and an acknowledged
+ *     change survives kill -9.
  *   - flush passes (flush.c): lastActivityTime of the devices that only
  *     reported activity, copied DRAIN_CHUNK per lock hold and written in
  *     id-ordered slices.  Event commits go between the steps of a pass, so
@@ -35,10 +35,11 @@
  * activity can lag on disk (plus the pass itself, on a large fleet).
  *
  * Delivery.  Sinks (the events file, MQTT, webhooks, and whatever comes)
- * run on their own threads, read the committed outbox through the port
- * (outbox.h) and acknowledge; the committer knows none of them.  Each
- * sink's cursor (the last seq it delivered) goes into the next batch that
- * follows its acknowledgement.
+ * read the outbox through the port (outbox.h) and acknowledge; the
+ * committer knows none of them, it only calls the inline ones after each
+ * commit (and at least every store.flush_interval, or when one asks to be
+ * retried).  Each sink's cursor (the last seq it delivered) goes into the
+ * next batch that follows its acknowledgement.
  *
  * Retention.  Every RETENTION_CHECK_MS (or a quarter of events.retention if
  * shorter) the committer prunes events older than events.retention that
@@ -257,7 +258,8 @@ static void retention(ls_daemon *d, ls_store_batch *batch, int64_t now_wall)
 /* The committer's own state (its thread only). */
 typedef struct committer {
     ls_daemon *d;
-    uint64_t batched; /* last seq put in a batch */
+    uint64_t batched;    /* last seq put in a batch */
+    int64_t deliver_due; /* mono ms an inline sink wants to be called by (0: none) */
     int64_t mark_every, check_every;
     int64_t hold_t0;      /* when the committer took the engine lock */
     int staging;          /* a flush pass is copying devices from the engines */
@@ -295,8 +297,9 @@ static void lock_gap(void)
 /*
  * One event commit: the pending batch (events, deletions, types, alarms,
  * cursors) and the record of every urgent device, in one transaction; then
- * the sinks are told (outbox.c), and the requests waiting on it are
- * answered once the awaited sinks have its events.
+ * the inline sinks deliver its events (outbox.c), and only then are they
+ * committed for the other sinks and readers and the requests waiting on it
+ * answered.
  * The urgent devices are copied DRAIN_CHUNK at a time, the lock released in
  * between; whatever the other threads queue meanwhile is appended behind,
  * so the batch holds everything in the order it was taken, and the
@@ -383,6 +386,9 @@ static void commit_events(committer *c)
         atomic_fetch_add_explicit(&d->commit_ns, took, memory_order_relaxed);
         ls_histogram_observe(&d->metrics.commit, took);
     }
+    /* The inline sinks (the events file) get the events before anyone else. */
+    if (rc == 0) c->deliver_due = ls_outbox__deliver(d, upto, batch, c->batched + 1);
+
     ls_mutex_lock(&d->lock);
     if (rc < 0) {
         /* Stopping with a failed batch: nothing more can be done. */
@@ -390,12 +396,16 @@ static void commit_events(committer *c)
     }
     ls_store_batch_clear(batch);
     d->spare = batch;
-    if (rc == 0) c->batched = upto;
-    uint64_t released = ls_outbox__committed(d, gen, upto, rc == 0);
+    atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
+    pthread_cond_broadcast(&d->commit_cv);
+    if (rc == 0) {
+        c->batched = upto;
+        ls_outbox__committed(d, upto);
+    }
     void (*hook)(void *, uint64_t) = d->on_commit;
     void *ud = d->on_commit_ud;
     ls_mutex_unlock(&d->lock);
-    if (released && hook) hook(ud, released);
+    if (hook) hook(ud, gen);
 }
 
 /*
@@ -472,6 +482,7 @@ static void *committer_main(void *arg)
         int stopping = d->stopping;
         while (!d->want_commit && !stopping && !pass) {
             int64_t due = next_pass;
+            if (c.deliver_due && c.deliver_due * 1000000 < due) due = c.deliver_due * 1000000;
             int64_t now = ls_clock_mono_ns();
             if (now >= due) break;
             struct timespec ts;
@@ -493,7 +504,7 @@ static void *committer_main(void *arg)
         ls_shards_unlock_all(d->shards);
 
         /* Events first; when idle, woken by the clock (and at that pace
-         * during a long pass): cursors, retention. */
+         * during a long pass): cursors, retention, the inline sinks' retries. */
         int64_t now = ls_clock_mono_ns();
         if (want || !pass || now - last_commit >= interval) {
             commit_events(&c);

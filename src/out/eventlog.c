@@ -1,32 +1,28 @@
 /*
  * eventlog.c - append-only JSON-lines event log, a sink of the outbox.
  *
- * The sink.  One thread reads the events through the outbox port
- * (core/outbox.h) after its cursor, appends their lines and acknowledges
- * what write(2) accepted; the cursor "events.jsonl" is saved with the next
- * commit.  The file also knows its own last seq (below), so the sink opens
- * with that as the seq it holds: after a crash between writing lines and
+ * The sink.  An inline sink of the outbox (core/outbox.h): the committer
+ * calls it right after each commit, before the events are committed for
+ * anyone else and before the requests waiting for that commit are
+ * answered, so a client that got its answer, or saw an event anywhere
+ * else, finds the event in the file.  It scans the events after its cursor
+ * in place (ls_outbox_scan(): no copy but the one into the pending buffer),
+ * in chunks of at most READ_MAX events or FLUSH_AT bytes, writes each
+ * chunk with one write(2) once the scan's read transaction is over, and
+ * acknowledges what write(2) accepted; the cursor "events.jsonl" is saved
+ * with the next commit.  Inline rather than on a thread of its own: the
+ * hop to another thread and the read back from the map cost about 15 %
+ * of the events per second the core could commit and write (core/outbox.h),
+ * and a local file is quick to write.
+ *
+ * The file also knows its own last seq (below), so the sink opens with
+ * that as the seq it holds: after a crash between writing lines and
  * saving the cursor, what the file already has is skipped (at least once,
  * in order, and in practice exactly once for the file), and the daemon's
  * seqs continue after the file's last line.  At start-up, before the
- * thread runs and before the API opens, the file is caught up with what
- * the store committed but never reached it.
- *
- * The sink is awaited (core/outbox.h): it reads events as soon as they are
- * on disk, and they are committed for the other readers, and an API
- * request that waits for their commit is answered, once they are in the
- * file, so a client finds them there.  That costs those a hop to this
- * thread and the write(2).  While the file cannot be written the sink
- * lifts it (the API keeps answering, the other sinks keep delivering and
- * the events wait in the outbox), and takes it up again once the file has
- * caught up.
- *
- * Each wake writes everything committed in chunks of at most READ_MAX
- * events or READ_BUF bytes, about one write(2) per chunk (lines are also
- * written every MiB, below); the thread sleeps on an outbox watch, or
- * until the next retry of a failed file.  Cost beyond the write: the
- * outbox read (a read transaction and a copy of the lines) and the hop to
- * this thread.  Knobs: events.file, events.stdout.
+ * committer runs and before the API opens, the file is caught up with
+ * what the store committed but never reached it.  Knobs: events.file,
+ * events.stdout.
  *
  * Each event becomes one line `{"seq":..,...}\n`.  Lines are formatted into
  * a buffer as the committer hands them over and written with one write(2)
@@ -77,10 +73,9 @@
 #define PENDING_MAX ((size_t)256 << 20)
 #define FLUSH_AT ((size_t)1 << 20)
 #define SINK_NAME "events.jsonl" /* the cursor's key in the store, whatever events.file says */
-#define READ_MAX 1024            /* events per outbox read (the buffer may hold fewer) */
-#define READ_BUF ((size_t)1 << 20)
-#define RETRY_MS 1000 /* a failed file is opened again this often */
-#define CHECK_MS 1000 /* and the path checked for a rename this often */
+#define READ_MAX 4096            /* events per outbox scan (or FLUSH_AT bytes of lines) */
+#define RETRY_MS 1000            /* a failed file is opened again this often */
+#define CHECK_MS 1000            /* and the path checked for a rename this often */
 
 /*
  * Finds the seq of the last complete line of the open file `fd` (0 if it has
@@ -298,18 +293,11 @@ void ls_eventlog_close(ls_eventlog *l)
 struct ls_eventlog_sink {
     struct ls_daemon *d;
     ls_eventlog log;
-    int sink;             /* the outbox sink */
-    int wfd;              /* its outbox watch */
-    uint64_t cursor;      /* last seq the file is known to hold */
-    uint64_t acked;       /* last seq acknowledged: the cursor, but never past the durable seq */
-    int awaited;          /* answers wait for this sink (not while the file fails) */
-    int64_t retry_at;     /* mono ms: next reopen of a failed file */
-    int64_t check_at;     /* mono ms: next check for a rename */
-    _Atomic int stopping; /* release / acquire */
-    int running;
-    pthread_t thread;
-    ls_outbox_rec rec[READ_MAX];
-    char *buf; /* READ_BUF bytes for the records */
+    int sink;         /* the outbox sink */
+    uint64_t cursor;  /* last seq the file is known to hold */
+    uint64_t acked;   /* last seq acknowledged: the cursor, but never past `durable` */
+    int64_t retry_at; /* mono ms: next reopen of a failed file */
+    int64_t check_at; /* mono ms: next check for a rename */
 };
 
 static int64_t mono_ms(void)
@@ -317,42 +305,57 @@ static int64_t mono_ms(void)
     return ls_clock_mono_ns() / 1000000;
 }
 
-/* Answers stop waiting for the file (until it has caught up again). */
-static void lift(ls_eventlog_sink *s)
-{
-    if (s->awaited) {
-        s->awaited = 0;
-        ls_outbox_sink_await(s->d, s->sink, 0);
-    }
-}
-
 /* The file failed: it is retried in a while. */
 static void failing(ls_eventlog_sink *s, int64_t now)
 {
     s->cursor = s->log.written;
     s->retry_at = now + RETRY_MS;
-    lift(s);
+}
+
+/* An ls_outbox_scan() of lines into the pending buffer, up to FLUSH_AT. */
+typedef struct append_ctx {
+    ls_eventlog *l;
+    size_t n;
+    int full; /* stopped: the lines make FLUSH_AT */
+} append_ctx;
+
+static int append_cb(void *ud, const ls_outbox_rec *r)
+{
+    append_ctx *ac = ud;
+    ls_eventlog *l = ac->l;
+    /* No write(2) inside the read transaction: stop short of FLUSH_AT. */
+    if (ac->n && l->pending.len + r->line_len + 1 >= FLUSH_AT) {
+        ac->full = 1;
+        return -1;
+    }
+    if (ls_eventlog_append_line(l, r->seq, r->line, r->line_len) < 0) {
+        ac->full = 1; /* the buffer refused it: write what is there first */
+        return -1;
+    }
+    ac->n++;
+    return 0;
 }
 
 /*
- * Writes the events after the cursor, up to `durable`, and
- * acknowledges them.  A failed write rewinds the cursor to what the file
- * holds; the next call at or after retry_at opens the path again and
- * writes the missing events from the outbox, so the file gets every event
- * once, in seq order, however long the outage.  Every CHECK_MS it also
- * opens the path again if it was renamed away (rotation).  Returns 1 if
- * the cursor moved.
+ * The inline delivery (ls_outbox_deliver_cb): writes the events after the
+ * cursor, up to `durable`, and acknowledges them.  A failed write rewinds
+ * the cursor to what the file holds; the next call at or after retry_at
+ * (it returns that time, for the committer to call it then) opens the
+ * path again and writes the missing events from the outbox, so the file
+ * gets every event once, in seq order, however long the outage.  Every
+ * CHECK_MS it also opens the path again if it was renamed away
+ * (rotation).  Committer thread (or start-up, before it runs).
  */
-static int deliver(ls_eventlog_sink *s, uint64_t durable)
+static int64_t deliver_cb(void *ud, uint64_t durable)
 {
+    ls_eventlog_sink *s = ud;
     ls_eventlog *l = &s->log;
     int64_t now = mono_ms();
-    uint64_t start = s->cursor;
     if (l->failed) {
-        if (now < s->retry_at) return 0;
+        if (now < s->retry_at) return s->retry_at;
         if (ls_eventlog_reopen(l) < 0) {
             failing(s, now);
-            return 0;
+            return s->retry_at;
         }
         s->cursor = l->written;
     } else if (now >= s->check_at) {
@@ -363,25 +366,22 @@ static int deliver(ls_eventlog_sink *s, uint64_t durable)
             s->cursor = l->written;
             if (l->failed) {
                 failing(s, now);
-                return 0;
+                return s->retry_at;
             }
         }
     }
     while (s->cursor < durable) {
-        int64_t n = ls_outbox_read(s->d, s->cursor, durable, s->rec, READ_MAX, s->buf, READ_BUF);
-        if (n < 0) { /* tried again at the next wake, a second at most */
+        append_ctx ac = {.l = l};
+        int64_t n = ls_outbox_scan(s->d, s->cursor, durable, READ_MAX, append_cb, &ac);
+        if (n < 0 && !ac.full) { /* tried again with the next commit */
             ls_error("eventlog", "cannot read events after seq %llu from the outbox",
                      (unsigned long long)s->cursor);
-            lift(s);
             break;
         }
-        if (n == 0) { /* none left up to durable (pruned): nothing to write */
+        if (ac.n == 0 && !ac.full) { /* none left up to durable (pruned): nothing to write */
             s->cursor = durable;
             break;
         }
-        for (int64_t i = 0; i < n; i++)
-            if (ls_eventlog_append_line(l, s->rec[i].seq, s->rec[i].line, s->rec[i].line_len) < 0)
-                break; /* a write failed (flush says so), or the buffer is full */
         if (ls_eventlog_flush(l) < 0) {
             failing(s, now);
             break;
@@ -395,31 +395,7 @@ static int deliver(ls_eventlog_sink *s, uint64_t durable)
         s->acked = ack;
         ls_outbox_ack(s->d, s->sink, ack);
     }
-    if (!s->awaited && !l->failed && s->cursor >= durable) {
-        s->awaited = 1; /* caught up: answers wait for the file again */
-        ls_outbox_sink_await(s->d, s->sink, 1);
-    }
-    return s->cursor > start;
-}
-
-static void *sink_main(void *arg)
-{
-    pthread_setname_np(pthread_self(), "ls-eventlog");
-    ls_eventlog_sink *s = arg;
-    for (;;) {
-        /* The flag first: a stop comes after the final commit.  An awaited
-         * sink reads what is on disk; the others see it once it has it. */
-        int stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
-        uint64_t durable = ls_outbox_durable(s->d);
-        int moved = deliver(s, durable);
-        if (stopping) break; /* the final commit is written, or cannot be */
-        int64_t wait = s->log.failed ? s->retry_at - mono_ms() : CHECK_MS;
-        if (wait < 0) wait = 0;
-        /* Without progress, wait for a newer commit than the one in hand. */
-        ls_outbox_wait(s->d, s->wfd, moved || s->cursor >= durable ? s->cursor : durable,
-                       (int)wait);
-    }
-    return NULL;
+    return l->failed ? s->retry_at : 0;
 }
 
 static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
@@ -443,10 +419,8 @@ static void stats_prom_cb(void *ud, ls_buf *b, uint64_t committed)
 
 static void sink_free(ls_eventlog_sink *s)
 {
-    ls_outbox_sink_await(s->d, s->sink, 0); /* nothing waits for a stopped sink */
-    ls_outbox_unwatch(s->d, s->wfd);
+    ls_outbox_sink_inline(s->d, s->sink, NULL, NULL); /* the committer has stopped */
     ls_eventlog_close(&s->log);
-    free(s->buf);
     free(s);
 }
 
@@ -463,32 +437,18 @@ int ls_eventlog_sink_start(ls_eventlog_sink **out, struct ls_daemon *d, const ls
     ls_eventlog_sink *s = calloc(1, sizeof(*s));
     if (!s) return -ENOMEM;
     s->d = d;
-    s->sink = s->wfd = -1;
-    if ((rc = ls_eventlog_open(&s->log, path, cfg->events_stdout)) < 0) {
-        sink_free(s);
-        return rc;
-    }
-    if (!(s->buf = malloc(READ_BUF))) {
-        sink_free(s);
-        return -ENOMEM;
-    }
-    s->sink = ls_outbox_sink_open(d, SINK_NAME, LS_OUTBOX_AWAITED, s->log.seq, &s->cursor);
-    if (s->sink < 0 || (s->wfd = ls_outbox_watch(d)) < 0) {
-        rc = s->sink < 0 ? s->sink : s->wfd;
+    s->sink = -1;
+    if ((rc = ls_eventlog_open(&s->log, path, cfg->events_stdout)) < 0 ||
+        (rc = s->sink = ls_outbox_sink_open(d, SINK_NAME, s->log.seq, &s->cursor)) < 0 ||
+        (rc = ls_outbox_sink_inline(d, s->sink, deliver_cb, s)) < 0) {
         sink_free(s);
         return rc;
     }
     s->acked = s->cursor;
-    s->awaited = 1;
     s->check_at = mono_ms() + CHECK_MS;
-    /* Catch the file up with what the store committed but never delivered. */
-    deliver(s, ls_outbox_durable(d));
-    if ((rc = -pthread_create(&s->thread, NULL, sink_main, s)) < 0) {
-        ls_error("eventlog", "cannot start the thread: %s", ls_strerror(rc));
-        sink_free(s);
-        return rc;
-    }
-    s->running = 1;
+    /* Catch the file up with what the store committed but never delivered
+     * (the committer does not run yet: what is on disk is committed). */
+    deliver_cb(s, ls_outbox_committed(d));
     *out = s;
     ls_stats_port port = {
         .key = "eventLogWriteErrors", .json = stats_json_cb, .prom = stats_prom_cb, .ud = s};
@@ -497,13 +457,5 @@ int ls_eventlog_sink_start(ls_eventlog_sink **out, struct ls_daemon *d, const ls
 
 void ls_eventlog_sink_stop(ls_eventlog_sink *s)
 {
-    if (!s) return;
-    if (s->running) {
-        atomic_store_explicit(&s->stopping, 1, memory_order_release);
-        uint64_t one = 1;
-        ssize_t w = write(s->wfd, &one, sizeof(one));
-        (void)w;
-        pthread_join(s->thread, NULL);
-    }
-    sink_free(s);
+    if (s) sink_free(s);
 }

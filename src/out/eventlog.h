@@ -78,25 +78,22 @@ int ls_eventlog_moved(const ls_eventlog *l);
 void ls_eventlog_close(ls_eventlog *l);
 
 /*
- * The sink: events.file written from the outbox by a thread of its own.
+ * The sink: events.file written from the outbox, inline (core/outbox.h):
+ * on the committer's thread, right after each commit.
  */
 typedef struct ls_eventlog_sink ls_eventlog_sink;
 
 /*
- * Opens events.file, registers the awaited sink "events.jsonl" (its seqs
- * continue after the file's last line), writes the events the store
- * committed but the file lacks, and starts the thread.  Call from the
- * composition root after ls_core_open() and before ls_core_start(), so
- * before the daemon is ready.
- * 0, or a negative errno (logged).
+ * Opens events.file, registers the inline sink "events.jsonl" (its seqs
+ * continue after the file's last line) and writes the events the store
+ * committed but the file lacks.  Call from the composition root after
+ * ls_core_open() and before ls_core_start().  0, or a negative errno
+ * (logged).
  */
 int ls_eventlog_sink_start(ls_eventlog_sink **out, struct ls_daemon *d, const ls_config *cfg);
 
-/*
- * Writes what is committed (the final commit: call after
- * ls_core_stop_committer()), stops the thread and closes the file.  NULL
- * is fine.
- */
+/* Closes the file; after ls_core_stop_committer() (whose final commit it
+ * writes).  NULL is fine. */
 void ls_eventlog_sink_stop(ls_eventlog_sink *s);
 
 #endif

@@ -338,7 +338,7 @@ int ls_mqtt_pub_start(ls_mqtt_pub **out, struct ls_daemon *d, const ls_config *c
         destroy(p);
         return -ENOMEM;
     }
-    if ((p->sink = ls_outbox_sink_open(d, SINK_NAME, 0, 0, &p->acked)) < 0 ||
+    if ((p->sink = ls_outbox_sink_open(d, SINK_NAME, 0, &p->acked)) < 0 ||
         (p->wfd = ls_outbox_watch(d)) < 0) {
         rc = p->sink < 0 ? p->sink : p->wfd;
         destroy(p);

@@ -395,7 +395,7 @@ static int hook_init(ls_webhooks *w, hook *h, const ls_webhook_config *cfg)
     h->cfg = *cfg;
     snprintf(h->sink_name, sizeof(h->sink_name), "webhook.%s", cfg->name);
     ls_buf_init(&h->body, BODY_MAX);
-    if ((h->sink = ls_outbox_sink_open(w->d, h->sink_name, 0, 0, &h->cursor)) < 0) return h->sink;
+    if ((h->sink = ls_outbox_sink_open(w->d, h->sink_name, 0, &h->cursor)) < 0) return h->sink;
     atomic_init(&h->cursor_pub, h->cursor);
     if (!(h->easy = curl_easy_init())) return -ENOMEM;
     curl_easy_setopt(h->easy, CURLOPT_URL, cfg->url);

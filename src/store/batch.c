@@ -408,6 +408,29 @@ void ls_store_batch_each_device(const ls_store_batch *b,
             cb(ud, (const char *)op.key, op.klen, op.num);
 }
 
+int64_t ls_store_batch_read_outbox(const ls_store_batch *b, size_t *pos, uint64_t after,
+                                   uint64_t upto, size_t max, ls_store_outbox_cb cb, void *ud)
+{
+    int64_t n = 0;
+    store__op op;
+    ls_store_event ev;
+    for (size_t at = *pos; (size_t)n < max && store__batch_next(b, pos, &op); at = *pos) {
+        if (op.type != STORE__OP_EVENT || op.num <= after) continue;
+        if (op.num > upto) {
+            *pos = at;
+            break;
+        }
+        store__event_decode(op.num, op.val, op.vlen, &ev); /* encoded here: adds up */
+        int r = cb(ud, &ev);
+        if (r < 0) {
+            *pos = at; /* not taken: the next call starts with it */
+            return r;
+        }
+        n++;
+    }
+    return n;
+}
+
 int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb,
                                   void *ud)
 {

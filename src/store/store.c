@@ -133,11 +133,14 @@
  * resize from remapping meanwhile.  The daemon calls it after its
  * start-up load, which reads the whole file.  Pages that commits read
  * later (the B-tree paths to dirty records) come back into the RSS
- * gradually; they are not dropped again.  ls_store_read_outbox() drops the
- * pages of the events it read once they are copied out (one madvise per
- * run of adjacent pages, after the cursor is done): every event is read
- * by the sinks, so without that the process would map the whole outbox
- * (days of events, with events.retention) into its RSS.
+ * gradually; they are not dropped again.  ls_store_read_outbox() notes the
+ * runs of pages it read, and those are dropped at most once a second (or
+ * once DROP_BYTES are pending): every event is read by the sinks, so
+ * without that the process would map the whole outbox (days of events,
+ * with events.retention) into its RSS.  Not after each read: every
+ * madvise flushes the TLB of every thread of the process, and the shards'
+ * threads, whose tables live on TLB misses, lost a measurable share of a
+ * reconnect storm's throughput to one flush per read.
  *
  * READ-ONLY.  opts->read_only opens an existing store with MDB_RDONLY, for
  * `lastseen export` next to a running daemon.  Nothing is created: a
@@ -164,6 +167,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -171,6 +175,9 @@
 
 #define MOD "store"
 #define MIB ((uint64_t)1 << 20)
+#define DROP_RUNS 32               /* runs of pages to drop kept at once */
+#define DROP_BYTES (64 * MIB)      /* dropped once this many are pending */
+#define DROP_EVERY_NS 1000000000LL /* or once a second */
 #define DEFAULT_INITIAL_SIZE (64 * MIB)
 
 struct ls_store {
@@ -185,6 +192,15 @@ struct ls_store {
     /* Writer thread: the device ops of the batch being applied, by key. */
     struct dev_op *dev_ops;
     size_t dev_cap;
+    /* Pages outbox reads touched, to drop from the resident set (see
+     * RESIDENT PAGES), under drop_mu. */
+    pthread_mutex_t drop_mu;
+    struct {
+        uintptr_t lo, hi;
+    } drop[DROP_RUNS];
+    int ndrop;
+    uint64_t drop_bytes;
+    int64_t drop_at; /* mono ns: the next drop, unless DROP_BYTES come first */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -422,6 +438,7 @@ int ls_store_open(ls_store **out, const char *dir, const ls_store_options *o)
         return -ENOMEM;
     }
     pthread_rwlock_init(&s->map_lock, NULL);
+    pthread_mutex_init(&s->drop_mu, NULL);
     s->max_size = o->max_size;
     s->read_only = o->read_only;
 
@@ -482,6 +499,7 @@ void ls_store_close(ls_store *s)
     if (!s) return;
     if (s->env) mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->map_lock);
+    pthread_mutex_destroy(&s->drop_mu);
     free(s->dir);
     free(s->dev_ops);
     free(s);
@@ -741,6 +759,23 @@ static int apply(ls_store *s, MDB_txn *txn, const ls_store_batch *b)
     return apply_collected(s, txn, b, ndev);
 }
 
+/*
+ * Sets the map size (0: adopt the file's), with no transaction of ours
+ * open: under the write side of map_lock.  The pages noted for dropping
+ * are forgotten: their addresses belong to the old map.  An LMDB result.
+ */
+static int remap(ls_store *s, size_t size)
+{
+    pthread_rwlock_wrlock(&s->map_lock);
+    int rc = mdb_env_set_mapsize(s->env, size);
+    pthread_mutex_lock(&s->drop_mu);
+    s->ndrop = 0;
+    s->drop_bytes = 0;
+    pthread_mutex_unlock(&s->drop_mu);
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}
+
 /* Doubles the map, capped at max_size; LS_STORE_EFULL at the cap. Writer thread, no txn open. */
 static int grow(ls_store *s)
 {
@@ -754,9 +789,7 @@ static int grow(ls_store *s)
         s->full_logged = 1;
         return LS_STORE_EFULL;
     }
-    pthread_rwlock_wrlock(&s->map_lock);
-    int rc = mdb_env_set_mapsize(s->env, (size_t)next);
-    pthread_rwlock_unlock(&s->map_lock);
+    int rc = remap(s, (size_t)next);
     if (rc) return fail(s, "growing the map", rc);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
@@ -780,10 +813,7 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
         MDB_txn *txn;
         if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) == MDB_MAP_RESIZED) {
             /* Another process grew the map: adopt its size. */
-            pthread_rwlock_wrlock(&s->map_lock);
-            rc = mdb_env_set_mapsize(s->env, 0);
-            pthread_rwlock_unlock(&s->map_lock);
-            if (rc) return fail(s, "adopting the map size", rc);
+            if ((rc = remap(s, 0))) return fail(s, "adopting the map size", rc);
             extend_file(s);
             continue;
         }
@@ -821,10 +851,7 @@ static int rd_begin(ls_store *s, MDB_txn **txn)
         if (rc == 0) return 0; /* the read lock stays held until rd_end() */
         pthread_rwlock_unlock(&s->map_lock);
         if (rc != MDB_MAP_RESIZED || tries == 16) return fail(s, "begin read", rc);
-        pthread_rwlock_wrlock(&s->map_lock);
-        rc = mdb_env_set_mapsize(s->env, 0);
-        pthread_rwlock_unlock(&s->map_lock);
-        if (rc) return fail(s, "adopting the map size", rc);
+        if ((rc = remap(s, 0))) return fail(s, "adopting the map size", rc);
     }
 }
 
@@ -1044,17 +1071,66 @@ uint64_t ls_store_device_count(ls_store *s)
     return st.ms_entries;
 }
 
-/* Pages of the map a read touched, as runs of adjacent pages, dropped
- * from the resident set once the read is over (see RESIDENT PAGES). */
+/* The pages of the map a read touched, as runs of adjacent pages, to be
+ * dropped from the resident set (see RESIDENT PAGES). */
 typedef struct page_runs {
+    ls_store *s;
     uintptr_t page;   /* page size */
     uintptr_t lo, hi; /* the current run [lo, hi), empty when lo == hi */
 } page_runs;
 
-static void runs_drop(page_runs *r)
+/* Under drop_mu: drops every pending run.  The caller holds map_lock
+ * (read), so no resize can remap meanwhile. */
+static void drop_pending(ls_store *s, int64_t now)
 {
-    if (r->hi > r->lo) madvise((void *)r->lo, r->hi - r->lo, MADV_DONTNEED);
+    for (int i = 0; i < s->ndrop; i++)
+        madvise((void *)s->drop[i].lo, s->drop[i].hi - s->drop[i].lo, MADV_DONTNEED);
+    s->ndrop = 0;
+    s->drop_bytes = 0;
+    s->drop_at = now + DROP_EVERY_NS;
+}
+
+/* Hands the current run over to the store's pending runs. */
+static void runs_note(page_runs *r)
+{
+    ls_store *s = r->s;
+    if (r->hi <= r->lo) return;
+    pthread_mutex_lock(&s->drop_mu);
+    int i = 0;
+    while (i < s->ndrop && !(r->lo <= s->drop[i].hi && r->hi >= s->drop[i].lo))
+        i++;
+    if (i == DROP_RUNS) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        drop_pending(s, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+        i = 0;
+    }
+    if (i == s->ndrop) { /* a run of its own */
+        s->drop[s->ndrop].lo = r->lo;
+        s->drop[s->ndrop++].hi = r->hi;
+        s->drop_bytes += r->hi - r->lo;
+    } else { /* overlaps or touches run i */
+        uintptr_t lo = s->drop[i].lo < r->lo ? s->drop[i].lo : r->lo;
+        uintptr_t hi = s->drop[i].hi > r->hi ? s->drop[i].hi : r->hi;
+        s->drop_bytes += (hi - lo) - (s->drop[i].hi - s->drop[i].lo);
+        s->drop[i].lo = lo;
+        s->drop[i].hi = hi;
+    }
+    pthread_mutex_unlock(&s->drop_mu);
     r->lo = r->hi = 0;
+}
+
+/* At the end of a read: drops the pending runs if they are due. */
+static void runs_end(page_runs *r)
+{
+    ls_store *s = r->s;
+    struct timespec ts;
+    runs_note(r);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    pthread_mutex_lock(&s->drop_mu);
+    if (s->ndrop && (now >= s->drop_at || s->drop_bytes >= DROP_BYTES)) drop_pending(s, now);
+    pthread_mutex_unlock(&s->drop_mu);
 }
 
 static void runs_add(page_runs *r, const void *p, size_t n)
@@ -1066,7 +1142,7 @@ static void runs_add(page_runs *r, const void *p, size_t n)
         if (hi > r->hi) r->hi = hi;
         return;
     }
-    runs_drop(r);
+    runs_note(r);
     r->lo = lo;
     r->hi = hi;
 }
@@ -1081,7 +1157,7 @@ int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t 
     ls_store_event ev;
     int64_t n = 0;
     int rc;
-    page_runs runs = {.page = (uintptr_t)sysconf(_SC_PAGESIZE)};
+    page_runs runs = {.s = s, .page = (uintptr_t)sysconf(_SC_PAGESIZE)};
 
     if (max == 0 || after >= upto) return 0;
     if ((rc = rd_begin(s, &txn)) < 0) return rc;
@@ -1118,7 +1194,7 @@ int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t 
     }
     if (n >= 0 && rc && rc != MDB_NOTFOUND) n = fail(s, "reading events", rc);
     mdb_cursor_close(c);
-    runs_drop(&runs); /* before rd_end(): no resize can remap meanwhile */
+    runs_end(&runs); /* before rd_end(): no resize can remap meanwhile */
 end:
     rd_end(s, txn);
     return n;

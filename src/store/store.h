@@ -168,6 +168,15 @@ int64_t ls_store_read_outbox(ls_store *s, uint64_t after, uint64_t upto, size_t 
 typedef int (*ls_store_event_cb)(void *ud, uint64_t seq, const char *line, size_t len);
 int64_t ls_store_read_events(ls_store *s, uint64_t after, size_t max, ls_store_event_cb cb,
                              void *ud);
+/*
+ * ls_store_read_outbox() over the events of batch b, in the batch's order,
+ * from position *pos (0: the start), which is left at the first event not
+ * handed over: the next call goes on from there.  For a writer that hands
+ * what it just wrote to a reader without reading it back from the map.
+ */
+int64_t ls_store_batch_read_outbox(const ls_store_batch *b, size_t *pos, uint64_t after,
+                                   uint64_t upto, size_t max, ls_store_outbox_cb cb, void *ud);
+
 /* Calls cb for every event of batch b with seq > after, in the batch's
  * order, until cb returns nonzero.  Returns the count of events cb took. */
 int64_t ls_store_batch_each_event(const ls_store_batch *b, uint64_t after, ls_store_event_cb cb,

@@ -12,9 +12,10 @@
  * the sink's cursor after a restart and reading resumes after it; a sink
  * that holds its own copy makes seqs continue after it; retention prunes
  * nothing an unacknowledged sink still needs and counts it as behind; an
- * awaited sink reads events on disk first and holds back both the other
- * readers' view of them and the answers for their commit until it has them
- * (or lifts that); and an outbox written by store format 1
+ * inline sink gets each commit's events before any other reader and
+ * before the answers, may ask to be called again sooner, and holds
+ * nothing up when it does not deliver; and an outbox written by store
+ * format 1
  * (lines alone) reads with the same fields.
  */
 #define _XOPEN_SOURCE 700
@@ -129,27 +130,10 @@ static void apply(ls_daemon *d, const char *id, int what)
     ls_daemon_commit_unlock(d);
 }
 
-/* The same without waiting for the commit: its generation. */
-static uint64_t apply_nowait(ls_daemon *d, const char *id)
-{
-    size_t len = strlen(id);
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
-    assert_int_equal(ls_engine_connect(e, id, len, ls_clock_now()), 0);
-    return ls_daemon_unlock_to_commit(d);
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-/* Waits (5 s at most) until the durable seq reaches seq. */
-static void wait_durable(ls_daemon *d, uint64_t seq)
-{
-    for (int i = 0; i < 500 && ls_outbox_durable(d) < seq; i++)
-        sleep_ms(10);
-    assert_true(ls_outbox_durable(d) >= seq);
 }
 
 /* Checks that record r is the event (seq, type) of device dev, with the
@@ -187,11 +171,11 @@ static void test_reads_committed_events_in_order(void **state)
     fixture *f = *state;
     ls_daemon *d = core_open(f, 0);
     uint64_t cursor = 99;
-    int sink = ls_outbox_sink_open(d, "test", 0, 0, &cursor);
+    int sink = ls_outbox_sink_open(d, "test", 0, &cursor);
     assert_true(sink >= 0);
     assert_int_equal(cursor, 0);
-    assert_int_equal(ls_outbox_sink_open(d, "test", 0, 0, &cursor), -EEXIST);
-    assert_int_equal(ls_outbox_sink_open(d, "", 0, 0, &cursor), -EINVAL);
+    assert_int_equal(ls_outbox_sink_open(d, "test", 0, &cursor), -EEXIST);
+    assert_int_equal(ls_outbox_sink_open(d, "", 0, &cursor), -EINVAL);
     int fd = ls_outbox_watch(d);
     assert_true(fd >= 0);
     core_start(f);
@@ -243,7 +227,7 @@ static void test_cursor_survives_restart(void **state)
     fixture *f = *state;
     ls_daemon *d = core_open(f, 0);
     uint64_t cursor;
-    int sink = ls_outbox_sink_open(d, "resume", 0, 0, &cursor);
+    int sink = ls_outbox_sink_open(d, "resume", 0, &cursor);
     core_start(f);
     char id[16];
     for (int i = 0; i < 10; i++) {
@@ -258,7 +242,7 @@ static void test_cursor_survives_restart(void **state)
     core_close(f);
 
     d = core_open(f, 0);
-    assert_int_equal(ls_outbox_sink_open(d, "resume", 0, 0, &cursor), 0);
+    assert_int_equal(ls_outbox_sink_open(d, "resume", 0, &cursor), 0);
     assert_int_equal(cursor, 6);
     core_start(f);
     int64_t n = ls_outbox_read(d, cursor, UINT64_MAX, f->rec, MAXREC, f->buf, BUF);
@@ -276,11 +260,11 @@ static void test_sink_holding_its_own_copy(void **state)
     fixture *f = *state;
     ls_daemon *d = core_open(f, 0);
     uint64_t cursor;
-    int sink = ls_outbox_sink_open(d, "file", 0, 40, &cursor);
+    int sink = ls_outbox_sink_open(d, "file", 40, &cursor);
     assert_true(sink >= 0);
     assert_int_equal(cursor, 40);
     core_start(f);
-    assert_int_equal(ls_outbox_sink_open(d, "late", 0, 100, &cursor), -EBUSY);
+    assert_int_equal(ls_outbox_sink_open(d, "late", 100, &cursor), -EBUSY);
     apply(d, "a", ACT);
     assert_int_equal(ls_outbox_committed(d), 41); /* after the sink's copy */
     assert_int_equal(ls_outbox_read(d, 0, UINT64_MAX, f->rec, MAXREC, f->buf, BUF), 1);
@@ -292,8 +276,8 @@ static void test_retention_keeps_what_a_sink_lacks(void **state)
     fixture *f = *state;
     ls_daemon *d = core_open(f, 1000); /* events.retention = 1 s */
     uint64_t c;
-    int slow = ls_outbox_sink_open(d, "slow", 0, 0, &c);
-    int fast = ls_outbox_sink_open(d, "fast", 0, 0, &c);
+    int slow = ls_outbox_sink_open(d, "slow", 0, &c);
+    int fast = ls_outbox_sink_open(d, "fast", 0, &c);
     core_start(f);
     char id[16];
     for (int i = 0; i < 5; i++) {
@@ -330,58 +314,87 @@ static void test_retention_keeps_what_a_sink_lacks(void **state)
     if (n > 0) assert_true(f->rec[0].seq >= ls_outbox_first(d));
 }
 
-static void test_awaited_sink_holds_answers(void **state)
+/* An inline sink that notes what it was called with. */
+typedef struct probe {
+    ls_daemon *d;
+    int sink;
+    int calls;
+    uint64_t durable, committed; /* at the last call: its argument, and what others saw */
+    uint64_t scanned;            /* last seq scanned */
+    int64_t retry;               /* returned: 1 = "in 20 ms" */
+    int stall;                   /* acknowledge nothing */
+    ls_event_type types[8];
+    char devices[8][8];
+    int ntypes;
+    int errors; /* scans that failed (checked by the test's thread) */
+} probe;
+
+/* Runs on the committer's thread: notes, the test's thread asserts. */
+static int probe_scan_cb(void *ud, const ls_outbox_rec *r)
+{
+    probe *p = ud;
+    if (p->ntypes < 8) {
+        p->types[p->ntypes] = r->type;
+        snprintf(p->devices[p->ntypes++], 8, "%.*s", (int)r->device_len, r->device);
+    }
+    p->scanned = r->seq;
+    return 0;
+}
+
+static int64_t probe_deliver(void *ud, uint64_t durable)
+{
+    probe *p = ud;
+    __atomic_fetch_add(&p->calls, 1, __ATOMIC_RELAXED); /* read while idle commits run */
+    p->durable = durable;
+    p->committed = ls_outbox_committed(p->d);
+    if (p->stall) return 0;
+    if (ls_outbox_scan(p->d, p->scanned, durable, 100, probe_scan_cb, p) < 0) p->errors++;
+    ls_outbox_ack(p->d, p->sink, durable);
+    return __atomic_load_n(&p->retry, __ATOMIC_RELAXED) ? ls_clock_mono_ns() / 1000000 + 20 : 0;
+}
+
+static void test_inline_sink_comes_first(void **state)
 {
     fixture *f = *state;
     ls_daemon *d = core_open(f, 0);
     uint64_t c;
-    int sink = ls_outbox_sink_open(d, "awaited", LS_OUTBOX_AWAITED, 0, &c);
+    static probe p;
+    p = (probe){.d = d};
+    p.sink = ls_outbox_sink_open(d, "inline", 0, &c);
+    assert_int_equal(ls_outbox_sink_inline(d, p.sink, probe_deliver, &p), 0);
+    assert_int_equal(ls_outbox_sink_inline(d, 99, probe_deliver, &p), -EINVAL);
     core_start(f);
+    assert_int_equal(ls_outbox_sink_inline(d, p.sink, NULL, NULL), -EBUSY);
 
-    int fd = ls_outbox_watch(d);
-    uint64_t gen = apply_nowait(d, "w1"); /* CONNECT, ACTIVITY: seqs 1, 2 */
-    wait_durable(d, 2);
-    sleep_ms(50);
-    /* On disk, but neither answered nor committed for the other readers
-     * until the awaited sink has the events; it reads them already. */
-    assert_true(ls_daemon_committed_gen(d) < gen);
-    assert_int_equal(ls_outbox_committed(d), 0);
-    assert_true(readable(fd)); /* the durable seq moved */
-    assert_int_equal(ls_outbox_read(d, 0, UINT64_MAX, f->rec, MAXREC, f->buf, BUF), 2);
-    check_rec(&f->rec[1], 2, LS_EV_ACTIVITY, "w1");
-    ls_outbox_ack(d, sink, 1);
-    assert_int_equal(ls_outbox_committed(d), 1);
-    assert_true(ls_daemon_committed_gen(d) < gen); /* not all of its events */
-    char tmp[8];
-    while (read(fd, tmp, 8) > 0) {
-    }
-    ls_outbox_ack(d, sink, 2);
+    /* Answered after the inline sink had the events, which nobody else saw
+     * then; it could read them. */
+    apply(d, "i1", CONNECT); /* CONNECT, ACTIVITY: seqs 1, 2 */
+    assert_true(p.calls >= 1);
+    assert_int_equal(p.durable, 2);
+    assert_int_equal(p.committed, 0);
+    assert_int_equal(p.errors, 0);
+    assert_int_equal(p.ntypes, 2);
+    assert_int_equal(p.types[0], LS_EV_CONNECT);
+    assert_int_equal(p.types[1], LS_EV_ACTIVITY);
+    assert_string_equal(p.devices[0], "i1");
+    assert_string_equal(p.devices[1], "i1");
     assert_int_equal(ls_outbox_committed(d), 2);
-    assert_true(ls_daemon_committed_gen(d) >= gen);
-    assert_true(readable(fd)); /* the committed seq moved */
 
-    /* A sink that cannot deliver lifts the wait. */
-    gen = apply_nowait(d, "w2");
-    wait_durable(d, 4);
-    sleep_ms(50);
-    assert_true(ls_daemon_committed_gen(d) < gen);
-    assert_int_equal(ls_outbox_committed(d), 2);
-    ls_outbox_sink_await(d, sink, 0);
+    /* A retry it asks for comes sooner than the idle commits (1 s). */
+    __atomic_store_n(&p.retry, 1, __ATOMIC_RELAXED);
+    apply(d, "i1", DISCONNECT);
+    int calls = __atomic_load_n(&p.calls, __ATOMIC_RELAXED);
+    sleep_ms(500);
+    assert_true(__atomic_load_n(&p.calls, __ATOMIC_RELAXED) - calls >= 5);
+    __atomic_store_n(&p.retry, 0, __ATOMIC_RELAXED);
+
+    /* One that does not deliver holds nothing up: answers and the other
+     * readers go on; its cursor stays. */
+    p.stall = 1;
+    apply(d, "i2", ACT);
     assert_int_equal(ls_outbox_committed(d), 4);
-    assert_true(ls_daemon_committed_gen(d) >= gen);
-    apply(d, "w3", ACT); /* answered at once now */
-    assert_int_equal(ls_outbox_committed(d), 5);
-    /* Taking the wait up again holds back what comes next only. */
-    ls_outbox_sink_await(d, sink, 1);
-    assert_int_equal(ls_outbox_committed(d), 5);
-    gen = apply_nowait(d, "w4");
-    wait_durable(d, 7);
-    sleep_ms(50);
-    assert_int_equal(ls_outbox_committed(d), 5);
-    ls_outbox_ack(d, sink, 7);
-    assert_int_equal(ls_outbox_committed(d), 7);
-    assert_true(ls_daemon_committed_gen(d) >= gen);
-    ls_outbox_unwatch(d, fd);
+    assert_int_equal(p.durable, 4);
+    assert_int_equal(p.scanned, 3);
 }
 
 /* Puts one raw key/value into database `db` of the store in `dir`. */
@@ -444,7 +457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cursor_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_holding_its_own_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_keeps_what_a_sink_lacks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_awaited_sink_holds_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_sink_comes_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format1_lines_read_the_same, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
