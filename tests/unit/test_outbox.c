@@ -347,7 +347,7 @@ static int64_t probe_deliver(void *ud, uint64_t durable)
     __atomic_fetch_add(&p->calls, 1, __ATOMIC_RELAXED); /* read while idle commits run */
     p->durable = durable;
     p->committed = ls_outbox_committed(p->d);
-    if (p->stall) return 0;
+    if (__atomic_load_n(&p->stall, __ATOMIC_RELAXED)) return 0;
     if (ls_outbox_scan(p->d, p->scanned, durable, 100, probe_scan_cb, p) < 0) p->errors++;
     ls_outbox_ack(p->d, p->sink, durable);
     return __atomic_load_n(&p->retry, __ATOMIC_RELAXED) ? ls_clock_mono_ns() / 1000000 + 20 : 0;
@@ -390,7 +390,7 @@ static void test_inline_sink_comes_first(void **state)
 
     /* One that does not deliver holds nothing up: answers and the other
      * readers go on; its cursor stays. */
-    p.stall = 1;
+    __atomic_store_n(&p.stall, 1, __ATOMIC_RELAXED);
     apply(d, "i2", ACT);
     assert_int_equal(ls_outbox_committed(d), 4);
     assert_int_equal(p.durable, 4);
