@@ -47,10 +47,11 @@ enum MHD_Result ls_api_stats_history(ls_req *r)
     ls_history_sample *s = malloc(sizeof(*s) * LS_HISTORY_LEN);
     if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
     ls_engine_stats st;
-    ls_daemon_lock(r->d);
+    ls_held h;
+    ls_daemon_lock(r->d, &h);
     size_t n = ls_history_copy(&r->d->history, s, LS_HISTORY_LEN);
     ls_shards_engine_stats(r->d->shards, &st);
-    ls_daemon_unlock(r->d);
+    ls_daemon_unlock(r->d, &h);
     int64_t now = ls_clock_now().wall;
 
     ls_buf b;

@@ -50,59 +50,60 @@ ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len)
     return ls_shards_of(d->shards, id, len)->engine;
 }
 
-void ls_daemon_lock(ls_daemon *d)
+void ls_daemon_lock(ls_daemon *d, ls_held *h)
 {
     ls_shards_lock_all(d->shards);
     ls_mutex_lock(&d->lock);
-    d->locked = -1;
+    h->shard = LS_HELD_ALL;
 }
 
-ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len)
+ls_engine *ls_daemon_lock_id(ls_daemon *d, ls_held *h, const char *id, size_t len)
 {
     ls_shard *s = ls_shards_of(d->shards, id, len);
     ls_mutex_lock(&s->lock);
     ls_mutex_lock(&d->lock);
-    d->locked = (int)s->index;
+    h->shard = (int)s->index;
     return s->engine;
 }
 
-/* With assertions on: the calling thread holds the shard locks that `held`
- * (a value of d->locked) names. */
-static inline void assert_shards_held(ls_daemon *d, int held)
+/* With assertions on: `h` is a token not yet released, and the calling
+ * thread holds the shard locks it names. */
+static inline void assert_shards_held(ls_daemon *d, const ls_held *h)
 {
-    LS_ASSERT(held >= -1 && held < (int)d->shards->n);
+    LS_ASSERT(h->shard >= LS_HELD_ALL && h->shard < (int)d->shards->n);
     for (unsigned i = 0; i < d->shards->n; i++)
-        if (held < 0 || (unsigned)held == i) LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
+        if (h->shard == LS_HELD_ALL || (unsigned)h->shard == i)
+            LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
 }
 
-void ls_daemon__wake_timer(ls_daemon *d)
+void ls_daemon__wake_timer(ls_daemon *d, const ls_held *h)
 {
     LS_ASSERT_LOCKED(&d->lock);
-    assert_shards_held(d, d->locked);
-    if (d->locked >= 0) {
-        ls_shard_wake_if_earlier(&d->shards->shard[d->locked]);
+    assert_shards_held(d, h);
+    if (h->shard >= 0) {
+        ls_shard_wake_if_earlier(&d->shards->shard[h->shard]);
     } else {
         for (unsigned i = 0; i < d->shards->n; i++)
             ls_shard_wake_if_earlier(&d->shards->shard[i]);
     }
 }
 
-void ls_daemon__release_shards(ls_daemon *d, int held)
+void ls_daemon__release_shards(ls_daemon *d, ls_held *h)
 {
-    assert_shards_held(d, held);
-    if (held >= 0)
-        ls_mutex_unlock(&d->shards->shard[held].lock);
+    assert_shards_held(d, h);
+    if (h->shard >= 0)
+        ls_mutex_unlock(&d->shards->shard[h->shard].lock);
     else
         ls_shards_unlock_all(d->shards);
+    h->shard = LS_HELD_NONE;
 }
 
-void ls_daemon_unlock(ls_daemon *d)
+void ls_daemon_unlock(ls_daemon *d, ls_held *h)
 {
-    ls_daemon__wake_timer(d);
+    ls_daemon__wake_timer(d, h);
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    int held = d->locked;
     ls_mutex_unlock(&d->lock);
-    ls_daemon__release_shards(d, held);
+    ls_daemon__release_shards(d, h);
 }
 
 /* engine.shards, 0 resolved to the online cores. */
@@ -190,7 +191,8 @@ void ls_core_ready(ls_daemon *d)
 
 int64_t ls_core_tick(ls_daemon *d)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     ls_now now = ls_clock_now();
     ls_engine_stats st;
     ls_shards_engine_stats(d->shards, &st);
@@ -205,15 +207,16 @@ int64_t ls_core_tick(ls_daemon *d)
     d->wake_at = next;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
     ls_mutex_unlock(&d->lock);
-    ls_shards_unlock_all(d->shards);
+    ls_daemon__release_shards(d, &h);
     return next;
 }
 
 void ls_core_commit_waiting(ls_daemon *d)
 {
     if (d->committer_running) {
-        ls_daemon_lock(d);
-        ls_daemon_commit_unlock(d);
+        ls_held h;
+        ls_daemon_lock(d, &h);
+        ls_daemon_commit_unlock(d, &h);
     }
 }
 

@@ -29,10 +29,11 @@
 
 int ls_service_device_get(ls_daemon *d, const char *id, size_t len, ls_buf *out)
 {
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     const ls_device *dev = ls_engine_find(e, id, len);
     if (dev) ls_format_device(out, e, d->alarms, dev);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     return dev ? 0 : LS_ENOTFOUND;
 }
 
@@ -40,7 +41,8 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
                                ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_engine *e = ls_daemon_lock_id(d, req->id, req->len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, req->id, req->len);
     ls_now now = ls_clock_now();
     if (req->ping && ls_engine_find(e, req->id, req->len)) {
         res->rc = ls_engine_activity(e, req->id, req->len, 0, now);
@@ -49,42 +51,44 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
         res->rc = ls_engine_put(e, req->id, req->len, &req->cfg, now, &res->created);
     }
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     /* The answer shows the device as committed. */
     ls_format_device(out, e, d->alarms, ls_engine_find(e, req->id, req->len));
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_device_delete(ls_daemon *d, const char *id, size_t len, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     res->rc = ls_engine_delete(e, id, len);
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     ls_persist_delete(d, id, len);
     ls_alarming_deleted(d, id, len, ls_clock_now().wall);
     ls_reporter_forget(ls_shards_of(d->shards, id, len)->reporter, id, len);
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_device_activity(ls_daemon *d, const char *id, size_t len, int64_t ts,
                                     ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_daemon_lock_id(d, &h, id, len);
     uint64_t seq0 = d->seq;
     ls_activity a = {.id = id, .len = (uint32_t)len, .ts = ts};
     ls_reporter_activity_batch(ls_shards_of(d->shards, id, len)->reporter, &a, 1, ls_clock_now(),
                                &res->rc);
     /* A transition is acknowledged once committed; a plain activity is
      * flushed with the next pass. */
-    if (res->rc == 0 && d->seq != seq0) return ls_daemon_unlock_to_commit(d);
-    ls_daemon_unlock(d);
+    if (res->rc == 0 && d->seq != seq0) return ls_daemon_unlock_to_commit(d, &h);
+    ls_daemon_unlock(d, &h);
     return 0;
 }
 
@@ -92,16 +96,17 @@ uint64_t ls_service_device_activity(ls_daemon *d, const char *id, size_t len, in
 static uint64_t session(ls_daemon *d, const char *id, size_t len, int open, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     ls_now now = ls_clock_now();
     res->rc = open ? ls_engine_connect(e, id, len, now) : ls_engine_disconnect(e, id, len, now);
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     const ls_device *dev = ls_engine_find(e, id, len);
     res->sessions = dev ? dev->sessions : 0;
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_device_connect(ls_daemon *d, const char *id, size_t len, ls_service_result *res)
@@ -189,25 +194,28 @@ uint64_t ls_service_device_list(ls_daemon *d, const ls_device_query *q, ls_buf *
 
 int ls_service_type_get(ls_daemon *d, const char *name, size_t len, ls_type_info *out)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     int rc = ls_shards_type_get(d->shards, name, len, out);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     out->name = name; /* the engine's copy may move once the lock is left */
     return rc;
 }
 
 void ls_service_types(ls_daemon *d, ls_type_visit_cb cb, void *ud)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     ls_shards_types(d->shards, cb, ud);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
 }
 
 uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const ls_type_patch *p,
                              ls_type_info *out, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     ls_type_info cur;
     ls_type_config c = {.monitored = -1, .severity = LS_SEV_MAJOR};
     if (ls_shards_type_get(d->shards, name, len, &cur) == 0 && cur.configured) c = cur.cfg;
@@ -220,26 +228,27 @@ uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const l
     if (p->set_severity) c.severity = p->v.severity;
     res->rc = ls_shards_type_put(d->shards, name, len, &c, ls_clock_now(), &res->created);
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     ls_persist_type(d, name, len, &c);
     ls_shards_type_get(d->shards, name, len, out);
     out->name = name;
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_type_delete(ls_daemon *d, const char *name, size_t len, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     res->rc = ls_shards_type_delete(d->shards, name, len, ls_clock_now());
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     ls_persist_type(d, name, len, NULL);
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 /* ---- alarms ------------------------------------------------------------- */
@@ -260,9 +269,10 @@ static int alarm_copy(ls_daemon *d, uint64_t id, ls_alarm_copy *out)
 
 int ls_service_alarm_get(ls_daemon *d, uint64_t id, ls_alarm_copy *out)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     int rc = alarm_copy(d, id, out);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     return rc;
 }
 
@@ -270,11 +280,12 @@ uint64_t ls_service_alarm_set_status(ls_daemon *d, uint64_t id, ls_alarm_status 
                                      ls_alarm_copy *out, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     int rc = ls_alarms_set_status(d->alarms, id, st, ls_clock_now().wall);
     if (rc >= 0) alarm_copy(d, id, out);
-    if (rc == 0) return ls_daemon_unlock_to_commit(d); /* changed: on disk before the answer */
-    ls_daemon_unlock(d);
+    if (rc == 0) return ls_daemon_unlock_to_commit(d, &h); /* changed: on disk before the answer */
+    ls_daemon_unlock(d, &h);
     res->rc = rc < 0 ? rc : 0; /* 1: it had that status already */
     return 0;
 }
@@ -282,8 +293,9 @@ uint64_t ls_service_alarm_set_status(ls_daemon *d, uint64_t id, ls_alarm_status 
 uint64_t ls_service_alarms(ls_daemon *d, uint64_t after, const ls_alarm_filter *f, size_t limit,
                            void (*cb)(void *ud, const ls_alarm *a), void *ud)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     uint64_t next = ls_alarms_list(d->alarms, after, f, limit, LS_SERVICE_LIST_SCAN, cb, ud);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     return next;
 }

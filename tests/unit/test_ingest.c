@@ -97,18 +97,20 @@ typedef struct snap {
 static snap snapshot(core *c, const char *id)
 {
     snap s = {0};
-    ls_engine *e = ls_daemon_lock_id(c->d, id, strlen(id));
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(c->d, &h, id, strlen(id));
     const ls_device *dev = ls_engine_find(e, id, strlen(id));
     if (dev) s = (snap){1, dev->active, dev->sessions, dev->last_activity};
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     return s;
 }
 
 static uint64_t events_of(core *c, ls_event_type t)
 {
-    ls_daemon_lock(c->d);
+    ls_held h;
+    ls_daemon_lock(c->d, &h);
     uint64_t n = c->d->events_by_type[t];
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     return n;
 }
 
@@ -286,7 +288,8 @@ static void test_backpressure(void **state)
     ls_shards_stats st0, st;
     ls_shards_get_stats(c->d->shards, &st0);
     bp b = {.c = c};
-    ls_daemon_lock(c->d);
+    ls_held h;
+    ls_daemon_lock(c->d, &h);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, bp_main, &b), 0);
     int64_t until = mono_ms() + 10000;
@@ -298,16 +301,16 @@ static void test_backpressure(void **state)
     sleep_ms(50);
     assert_false(__atomic_load_n(&b.finished, __ATOMIC_ACQUIRE)); /* it waits */
     assert_int_equal(get(&b.n.applied), 0);
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     pthread_join(t, NULL);
     assert_int_equal(get(&b.n.applied), BP_ITEMS);
     assert_int_equal(get(&b.n.full) + get(&b.n.bad_ids) + get(&b.n.invalid), 0);
     ls_shards_get_stats(c->d->shards, &st);
     assert_int_equal(st.activities - st0.activities, BP_ITEMS);
     ls_engine_stats es;
-    ls_daemon_lock(c->d);
+    ls_daemon_lock(c->d, &h);
     ls_shards_engine_stats(c->d->shards, &es);
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     assert_int_equal(es.devices, BP_DEVICES);
     core_close(c);
 }
@@ -467,7 +470,8 @@ static void test_stop_drains(void **state)
     counts n = {0};
     ls_ingest_producer *p;
     assert_int_equal(ls_ingest_producer_open(c->in, &p, done_cb, &n), 0);
-    ls_daemon_lock(c->d);
+    ls_held h;
+    ls_daemon_lock(c->d, &h);
     char id[32];
     for (int i = 0; i < 5000; i++) {
         int len = snprintf(id, sizeof(id), "s-%d", i);
@@ -481,7 +485,7 @@ static void test_stop_drains(void **state)
     assert_int_equal(pthread_create(&t, NULL, stop_main, c->d), 0);
     sleep_ms(50); /* the stop is asked for while the batches wait */
     assert_int_equal(get(&n.applied), 0);
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     pthread_join(t, NULL);
     c->shards_stopped = 1;
     assert_int_equal(get(&n.applied), 5000);

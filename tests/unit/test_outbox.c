@@ -121,13 +121,14 @@ enum { ACT, CONNECT, DISCONNECT };
 static void apply(ls_daemon *d, const char *id, int what)
 {
     size_t len = strlen(id);
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     ls_now now = ls_clock_now();
     int rc = what == ACT       ? ls_engine_activity(e, id, len, 0, now)
              : what == CONNECT ? ls_engine_connect(e, id, len, now)
                                : ls_engine_disconnect(e, id, len, now);
     assert_int_equal(rc, 0);
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
 }
 
 static void sleep_ms(int ms)
