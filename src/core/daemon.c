@@ -55,6 +55,8 @@ void ls_daemon_lock(ls_daemon *d, ls_held *h)
     ls_shards_lock_all(d->shards);
     ls_mutex_lock(&d->lock);
     h->shard = LS_HELD_ALL;
+    for (unsigned i = 0; i < d->shards->n; i++)
+        ls_shard_section_enter(&d->shards->shard[i], &h->sec, LS_SECTION_GLOBAL_HELD);
 }
 
 ls_engine *ls_daemon_lock_id(ls_daemon *d, ls_held *h, const char *id, size_t len)
@@ -63,17 +65,20 @@ ls_engine *ls_daemon_lock_id(ls_daemon *d, ls_held *h, const char *id, size_t le
     ls_mutex_lock(&s->lock);
     ls_mutex_lock(&d->lock);
     h->shard = (int)s->index;
+    ls_shard_section_enter(s, &h->sec, LS_SECTION_GLOBAL_HELD);
     return s->engine;
 }
 
 /* With assertions on: `h` is a token not yet released, and the calling
- * thread holds the shard locks it names. */
+ * thread holds the shard locks it names, with `h` as their section. */
 static inline void assert_shards_held(ls_daemon *d, const ls_held *h)
 {
     LS_ASSERT(h->shard >= LS_HELD_ALL && h->shard < (int)d->shards->n);
     for (unsigned i = 0; i < d->shards->n; i++)
-        if (h->shard == LS_HELD_ALL || (unsigned)h->shard == i)
+        if (h->shard == LS_HELD_ALL || (unsigned)h->shard == i) {
             LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
+            LS_ASSERT(d->shards->shard[i].section == &h->sec);
+        }
 }
 
 void ls_daemon__wake_timer(ls_daemon *d, const ls_held *h)
@@ -90,11 +95,17 @@ void ls_daemon__wake_timer(ls_daemon *d, const ls_held *h)
 
 void ls_daemon__release_shards(ls_daemon *d, ls_held *h)
 {
+    LS_ASSERT_LOCKED(&d->lock);
     assert_shards_held(d, h);
-    if (h->shard >= 0)
-        ls_mutex_unlock(&d->shards->shard[h->shard].lock);
-    else
+    if (h->shard >= 0) {
+        ls_shard *s = &d->shards->shard[h->shard];
+        ls_shard_section_leave(s, &h->sec);
+        ls_mutex_unlock(&s->lock);
+    } else {
+        for (unsigned i = 0; i < d->shards->n; i++)
+            ls_shard_section_leave(&d->shards->shard[i], &h->sec);
         ls_shards_unlock_all(d->shards);
+    }
     h->shard = LS_HELD_NONE;
 }
 
@@ -102,8 +113,8 @@ void ls_daemon_unlock(ls_daemon *d, ls_held *h)
 {
     ls_daemon__wake_timer(d, h);
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    ls_mutex_unlock(&d->lock);
     ls_daemon__release_shards(d, h);
+    ls_mutex_unlock(&d->lock);
 }
 
 /* engine.shards, 0 resolved to the online cores. */
@@ -206,8 +217,8 @@ int64_t ls_core_tick(ls_daemon *d)
     int64_t next = now.mono + IDLE_WAKE_MS;
     d->wake_at = next;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    ls_mutex_unlock(&d->lock);
     ls_daemon__release_shards(d, &h);
+    ls_mutex_unlock(&d->lock);
     return next;
 }
 

@@ -206,8 +206,8 @@ uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
     ls_daemon__wake_timer(d, h);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
-    ls_mutex_unlock(&d->lock);
     ls_daemon__release_shards(d, h);
+    ls_mutex_unlock(&d->lock);
     return gen;
 }
 
@@ -278,8 +278,8 @@ static void hold_end(committer *c)
 {
     LS_ASSERT_LOCKED(&c->d->lock);
     uint64_t ns = (uint64_t)(ls_clock_mono_ns() - c->hold_t0);
-    ls_mutex_unlock(&c->d->lock);
     ls_daemon__release_shards(c->d, &c->held);
+    ls_mutex_unlock(&c->d->lock);
     ls_histogram_observe(&c->d->metrics.lock_hold, ns);
     if (ns > atomic_load_explicit(&c->d->metrics.lock_hold_max_ns, memory_order_relaxed))
         atomic_store_explicit(&c->d->metrics.lock_hold_max_ns, ns, memory_order_relaxed);

@@ -30,6 +30,26 @@
  * shard in turn (lists) and keep each for a bounded time, so they delay a
  * worker by at most that, and never wait behind a queue.
  *
+ * Critical sections.  The engine raises events through callbacks that get
+ * only the shard, so what the holder of a shard's lock has promised about
+ * the global lock is kept in the shard, for the time it holds it: a
+ * section (ls_shard_section), an object on the holder's stack that
+ * ls_shard_section_enter() hangs on the shard (`section`) right after the
+ * shard's lock is taken and ls_shard_section_leave() takes off right
+ * before it is released.  An engine call that may raise events runs inside
+ * one; s->section is NULL whenever nobody is inside, and the event
+ * callbacks assert that it is not.  The two kinds:
+ *   - LS_SECTION_LAZY_GLOBAL: the holder does not have the global lock;
+ *     the first event takes it and it is kept to the leave, which releases
+ *     it and returns the generation the events will commit as.  The
+ *     worker's batches and ticks and HTTP bulk (ls_shards_apply()).
+ *   - LS_SECTION_GLOBAL_HELD: the holder took the global lock after the
+ *     shard's, and holds it for the whole section; events just use it.
+ *     The daemon's critical sections (ls_daemon_lock(), ls_daemon_lock_id():
+ *     device and type routes, source transitions, the committer's holds,
+ *     the main loop's tick).  One such section may hang on every shard at
+ *     once; a lazy one is one shard's.
+ *
  * Presence.  A batch item is an activity unless the batch lists it among
  * its `ops` (online / offline, see ls_shard_producer_op()): an input with
  * sessions (MQTT) puts them in the same per-shard FIFO as its activities,
@@ -97,17 +117,24 @@ typedef struct ls_shard_batch {
 struct ls_daemon;
 struct ls_shards;
 
+/* A critical section on a shard (above): its kind, and whether an event
+ * of a lazy one has taken the global lock. */
+typedef enum ls_section_mode { LS_SECTION_LAZY_GLOBAL, LS_SECTION_GLOBAL_HELD } ls_section_mode;
+typedef struct ls_shard_section {
+    ls_section_mode mode;
+    int global_taken; /* LS_SECTION_LAZY_GLOBAL: the global lock is taken */
+} ls_shard_section;
+
 typedef struct ls_shard {
     struct ls_shards *set;
     unsigned index;
     ls_engine *engine;
     ls_mutex lock;
-    ls_ring queue;        /* of ls_shard_batch *, as large as the pool */
-    int wake_fd;          /* eventfd: wakes the worker */
-    _Atomic int sleeping; /* the worker is (about to be) in ppoll (see wake() in shards.c) */
-    int64_t wake_at;      /* under lock: mono ms the worker sleeps until */
-    int in_worker;        /* under lock: the holder takes the global lock at an event */
-    int global_held;      /* ... and has taken it */
+    ls_ring queue;             /* of ls_shard_batch *, as large as the pool */
+    int wake_fd;               /* eventfd: wakes the worker */
+    _Atomic int sleeping;      /* the worker is (about to be) in ppoll (see wake() in shards.c) */
+    int64_t wake_at;           /* under lock: mono ms the worker sleeps until */
+    ls_shard_section *section; /* under lock: the holder's section, NULL outside one */
     pthread_t thread;
     ls_thread_owner worker; /* the worker thread, for LS_ASSERT_THREAD */
     int running;
@@ -115,6 +142,19 @@ typedef struct ls_shard {
     ls_reporter *reporter;                /* under lock: the HTTP input's strategy for this shard */
     int rcs[LS_SHARD_BATCH_ITEMS];        /* the worker's: results of a batch with ops */
 } ls_shard;
+
+/*
+ * Enters the section `sec` (the caller's, for the span) on shard s, whose
+ * lock the caller holds and in which it is in no section yet.  With
+ * LS_SECTION_GLOBAL_HELD the caller holds the global lock and keeps it to
+ * the leave; with LS_SECTION_LAZY_GLOBAL it must not hold it.
+ */
+void ls_shard_section_enter(ls_shard *s, ls_shard_section *sec, ls_section_mode mode);
+/* Leaves it, still under s's lock (and, GLOBAL_HELD, the global lock):
+ * `sec` must be the section entered.  A lazy section that took the global
+ * lock releases it (waking the committer if events wait) and returns the
+ * generation its events will commit as; otherwise 0. */
+uint64_t ls_shard_section_leave(ls_shard *s, ls_shard_section *sec);
 
 typedef struct ls_shards {
     struct ls_daemon *d;
@@ -172,8 +212,8 @@ void ls_shard_wake_if_earlier(ls_shard *s);
 
 /*
  * Applies n activities from a thread holding no lock (HTTP bulk): shard by
- * shard, each under its own lock only, like a worker (events take the
- * global lock).  With `report`, each shard's part goes through its
+ * shard, each under its own lock only, in a lazy section like a worker's
+ * (events take the global lock).  With `report`, each shard's part goes through its
  * reporter (ls_reporter_activity_batch()) instead of straight to its
  * engine.  rcs[i] (if not NULL) gets item i's result; *gen the commit
  * generation of the events emitted, 0 if none.  Returns the number

@@ -8,9 +8,9 @@
  * the port: per-device order of one producer's items, from one thread and
  * from two; the done callback's counts; no drop when every batch is in use
  * (backpressure); the applied watermark; sources held while down and a
- * full timeout after up; and that stopping the shards applies what is
- * queued.  Engine state is read from snapshots of devices taken under the
- * device's lock (ls_daemon_lock_id()), as the API reads it.
+ * full timeout after up; that stopping the shards applies what is
+ * queued; and the critical sections the shards' holders are in.  Engine state is read from
+ * snapshots of devices taken under the device's lock (ls_daemon_lock_id()), as the API reads it.
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -495,6 +495,76 @@ static void test_stop_drains(void **state)
     core_close(c);
 }
 
+/* ---- critical sections ------------------------------------------------------- */
+
+/* Shard k's section, read under its lock (its worker enters its own). */
+static ls_shard_section *section_of(core *c, unsigned k)
+{
+    ls_shard *s = &c->d->shards->shard[k];
+    ls_mutex_lock(&s->lock);
+    ls_shard_section *sec = s->section;
+    ls_mutex_unlock(&s->lock);
+    return sec;
+}
+
+/*
+ * The daemon's critical sections hang the caller's token on the shards it
+ * holds (global held), and take it off when they are left; a lazy section
+ * takes the global lock at its first event and its leave gives it back
+ * with the generation that event commits as.
+ */
+static void test_sections(void **state)
+{
+    (void)state;
+    core *c = core_open(2, 60000);
+    ls_shards *sh = c->d->shards;
+    unsigned k = ls_shards_index(sh, "a", 1);
+
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(c->d, &h, "a", 1);
+    assert_ptr_equal(e, sh->shard[k].engine);
+    assert_int_equal(h.shard, (int)k);
+    assert_int_equal(h.sec.mode, LS_SECTION_GLOBAL_HELD);
+    assert_ptr_equal(sh->shard[k].section, &h.sec);
+    ls_daemon_unlock(c->d, &h);
+    assert_int_equal(h.shard, LS_HELD_NONE);
+    assert_null(section_of(c, k));
+
+    ls_daemon_lock(c->d, &h);
+    assert_int_equal(h.shard, LS_HELD_ALL);
+    for (unsigned i = 0; i < sh->n; i++)
+        assert_ptr_equal(sh->shard[i].section, &h.sec);
+    ls_daemon_unlock(c->d, &h);
+    for (unsigned i = 0; i < sh->n; i++)
+        assert_null(section_of(c, i));
+
+    /* A new device's activity raises an event: the lazy section takes the
+     * global lock for it. */
+    uint64_t before = events_of(c, LS_EV_ACTIVITY);
+    ls_shard *s = &sh->shard[k];
+    ls_mutex_lock(&s->lock);
+    ls_shard_section sec;
+    ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
+    assert_false(sec.global_taken);
+    ls_activity a = {.id = "a", .len = 1};
+    assert_int_equal(ls_engine_activity_batch(s->engine, &a, 1, ls_clock_now(), NULL), 1);
+    assert_true(sec.global_taken);
+    uint64_t gen = ls_shard_section_leave(s, &sec);
+    assert_false(sec.global_taken);
+    ls_mutex_unlock(&s->lock);
+    assert_true(gen > 0);
+    assert_int_equal(events_of(c, LS_EV_ACTIVITY) - before, 1);
+
+    /* The device is active now: no event, the global lock is not taken. */
+    ls_mutex_lock(&s->lock);
+    ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
+    assert_int_equal(ls_engine_activity_batch(s->engine, &a, 1, ls_clock_now(), NULL), 1);
+    assert_false(sec.global_taken);
+    assert_int_equal(ls_shard_section_leave(s, &sec), 0);
+    ls_mutex_unlock(&s->lock);
+    core_close(c);
+}
+
 int main(void)
 {
     ls_log_set_level(LS_LOG_WARN);
@@ -502,7 +572,7 @@ int main(void)
         cmocka_unit_test(test_order_one_producer), cmocka_unit_test(test_order_two_producers),
         cmocka_unit_test(test_backpressure),       cmocka_unit_test(test_applied_watermark),
         cmocka_unit_test(test_source_down_up),     cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_stop_drains),
+        cmocka_unit_test(test_stop_drains),        cmocka_unit_test(test_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
