@@ -61,7 +61,6 @@
 #include "store/store.h"
 
 struct ls_webhooks;
-struct ls_streams;
 struct ls_eventlog_sink;
 
 /* A durable event consumer (core/outbox.h), under `lock`; `deliver` and
@@ -155,7 +154,6 @@ typedef struct ls_daemon {
     int http_source;                   /* this input's id in metrics */
     struct ls_eventlog_sink *eventlog; /* events.file (out/eventlog.c) */
     struct ls_webhooks *webhooks;      /* NULL without [webhook.*] sections */
-    struct ls_streams *streams;        /* /api/v1/events/stream (api/stream.c) */
 
     ls_history history; /* fleet counts every 10 s, under `lock` */
 
@@ -229,10 +227,9 @@ void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h);
 
 /* Leaves the critical section `h` at once, asking for a commit of
  * everything changed in it; returns the generation that commit will have.
- * The change is durable once ls_daemon_committed_gen() reaches it
- * (on_commit says when). */
+ * The change is durable once committed_gen reaches it (on_commit says
+ * when; ls_service_committed_gen() reads it). */
 uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h);
-uint64_t ls_daemon_committed_gen(ls_daemon *d);
 
 /* Inside the section `h`: wakes the workers of the shards it holds whose
  * next deadline (wheel or reporter) moved earlier than the time they sleep

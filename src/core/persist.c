@@ -211,11 +211,6 @@ uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
     return gen;
 }
 
-uint64_t ls_daemon_committed_gen(ls_daemon *d)
-{
-    return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
-}
-
 /* Notes whether a sink holds events older than the retention; logs changes. */
 static int held(const char *name, uint64_t cursor, uint64_t upto, int *behind)
 {

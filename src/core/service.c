@@ -15,6 +15,10 @@
  * Formatting under the lock.  A device's JSON is written here, where the
  * engine and the alarms may be read, into the caller's buffer (service.h
  * says why); types and alarms are copied out as plain structs.
+ *
+ * The last part is not operations but what else the HTTP adapter needs of
+ * the daemon (readiness, the commit generation and hook, the counters),
+ * so that the daemon stays an opaque handle to api/.
  */
 #include "core/service.h"
 
@@ -22,8 +26,10 @@
 
 #include "base/clock.h"
 #include "core/alarming.h"
+#include "core/daemon.h"
 #include "core/format.h"
 #include "core/persist.h"
+#include "core/shards.h"
 
 /* ---- devices ------------------------------------------------------------ */
 
@@ -118,6 +124,13 @@ uint64_t ls_service_device_disconnect(ls_daemon *d, const char *id, size_t len,
                                       ls_service_result *res)
 {
     return session(d, id, len, 0, res);
+}
+
+uint64_t ls_service_activities(ls_daemon *d, const ls_activity *a, size_t n, int *rcs)
+{
+    uint64_t gen;
+    ls_shards_apply(d->shards, a, n, 1, rcs, &gen);
+    return gen;
 }
 
 typedef struct list_state {
@@ -298,4 +311,43 @@ uint64_t ls_service_alarms(ls_daemon *d, uint64_t after, const ls_alarm_filter *
     uint64_t next = ls_alarms_list(d->alarms, after, f, limit, LS_SERVICE_LIST_SCAN, cb, ud);
     ls_daemon_unlock(d, &h);
     return next;
+}
+
+/* ---- the fleet ---------------------------------------------------------- */
+
+size_t ls_service_history(ls_daemon *d, ls_history_sample *out, size_t max, ls_engine_stats *now)
+{
+    ls_held h;
+    ls_daemon_lock(d, &h);
+    size_t n = ls_history_copy(&d->history, out, max);
+    ls_shards_engine_stats(d->shards, now);
+    ls_daemon_unlock(d, &h);
+    return n;
+}
+
+/* ---- the HTTP adapter's handle on the core ------------------------------ */
+
+int ls_service_ready(ls_daemon *d, uint64_t *loaded)
+{
+    *loaded = atomic_load_explicit(&d->loaded, memory_order_relaxed);
+    return atomic_load_explicit(&d->ready, memory_order_acquire);
+}
+
+uint64_t ls_service_committed_gen(ls_daemon *d)
+{
+    return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
+}
+
+void ls_service_on_commit(ls_daemon *d, void (*hook)(void *ud, uint64_t gen), void *ud)
+{
+    ls_mutex_lock(&d->lock); /* the committer reads them under it */
+    d->on_commit = hook;
+    d->on_commit_ud = ud;
+    ls_mutex_unlock(&d->lock);
+}
+
+ls_metrics *ls_service_metrics(ls_daemon *d, int *http_source)
+{
+    *http_source = d->http_source;
+    return &d->metrics;
 }
