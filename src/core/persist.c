@@ -186,20 +186,11 @@ void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
         atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
-void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h)
-{
-    LS_ASSERT_LOCKED(&d->lock);
-    uint64_t gen = d->pending_gen;
-    ls_daemon__wake_timer(d, h);
-    d->want_commit = 1;
-    pthread_cond_signal(&d->work_cv);
-    ls_daemon__release_shards(d, h); /* the committer needs them to drain */
-    while (d->committed_gen < gen && !d->committer_gone)
-        ls_cond_wait(&d->commit_cv, &d->lock);
-    ls_mutex_unlock(&d->lock);
-}
-
-uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
+/* Inside the section `h`: asks the committer for a commit of everything
+ * changed in it, wakes the workers whose deadline moved earlier and leaves
+ * the section's shards (the committer needs them to drain); returns the
+ * generation that commit will have.  The global lock is still held. */
+static uint64_t ask_commit(ls_daemon *d, ls_held *h)
 {
     LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
@@ -207,6 +198,20 @@ uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
     ls_daemon__release_shards(d, h);
+    return gen;
+}
+
+void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h)
+{
+    uint64_t gen = ask_commit(d, h);
+    while (d->committed_gen < gen && !d->committer_gone)
+        ls_cond_wait(&d->commit_cv, &d->lock);
+    ls_mutex_unlock(&d->lock);
+}
+
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
+{
+    uint64_t gen = ask_commit(d, h);
     ls_mutex_unlock(&d->lock);
     return gen;
 }
