@@ -180,7 +180,7 @@ fail:
 }
 
 /* Counts a refused item's result. */
-static void count_rc(ls_shard_result *r, int rc)
+static void count_rc(ls_ingest_result *r, int rc)
 {
     if (rc == LS_EFULL || rc == LS_ENOMEM)
         r->full++;
@@ -191,7 +191,7 @@ static void count_rc(ls_shard_result *r, int rc)
 }
 
 /* A run of activities of a batch with ops: their results are classified. */
-static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_shard_result *r)
+static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_ingest_result *r)
 {
     LS_ASSERT_THREAD(&s->worker); /* s->rcs is the worker's */
     if (n == 0) return;
@@ -204,15 +204,15 @@ static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, l
 
 /* A presence op: sessions are a state (see ls_shard_producer_op()). */
 static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now now,
-                     ls_shard_result *r)
+                     ls_ingest_result *r)
 {
     const ls_device *dev = ls_engine_find(s->engine, a->id, a->len);
     int rc = 0;
-    if ((kind & ~LS_SHARD_OP_RETAINED) == LS_SHARD_OP_ONLINE) {
+    if ((kind & ~LS_INGEST_RETAINED) == LS_INGEST_ONLINE) {
         if (!dev || dev->sessions == 0) {
             if ((rc = ls_engine_connect_src(s->engine, a->id, a->len, a->source, now)) == 0)
                 r->connects++;
-        } else if (!(kind & LS_SHARD_OP_RETAINED)) {
+        } else if (!(kind & LS_INGEST_RETAINED)) {
             ls_activity one = {.id = a->id, .len = a->len, .source = a->source};
             if (ls_engine_activity_batch(s->engine, &one, 1, now, &rc) == 1) r->applied++;
         }
@@ -225,7 +225,7 @@ static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now no
 /* Applies one batch under the shard's lock, fires due expiries, returns the batch. */
 static void apply(ls_shard *s, ls_shard_batch *b)
 {
-    ls_shard_result r = {0};
+    ls_ingest_result r = {0};
     LS_ASSERT_THREAD(&s->worker);
     ls_mutex_lock(&s->lock);
     ls_shard_section sec;
@@ -626,7 +626,7 @@ void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out)
 
 /* ---- producers ---------------------------------------------------------- */
 
-void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud)
+void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_ingest_done_cb done, void *ud)
 {
     memset(p, 0, sizeof(*p));
     p->sh = sh;

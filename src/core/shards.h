@@ -58,7 +58,7 @@
  * ls_engine_activity_batch() and each op on its own; a batch without ops
  * (UDP) is applied exactly as before, so plain activities pay nothing for
  * them.  Results come back per batch through the producer's `done`
- * callback, counted by kind (ls_shard_result), never per item under a lock.
+ * callback, counted by kind (ls_ingest_result), never per item under a lock.
  * Each item gets a number in its producer and each batch remembers its
  * last one: since a shard applies a producer's batches in order, the
  * producer knows up to which item everything is applied
@@ -90,16 +90,9 @@
 #define LS_SHARD_BATCH_BYTES (64 * 1024)
 #define LS_SHARD_POOL_PER_SHARD 16
 
-/* What a worker did with one batch of a producer, the callback it is
- * reported to, and the presence operations: the ingest port's (ingest.h). */
-typedef ls_ingest_result ls_shard_result;
-typedef ls_ingest_done_cb ls_shard_done_cb;
-enum { LS_SHARD_OP_ONLINE = LS_INGEST_ONLINE, LS_SHARD_OP_OFFLINE = LS_INGEST_OFFLINE };
-#define LS_SHARD_OP_RETAINED LS_INGEST_RETAINED
-
 typedef struct ls_shard_op {
     uint16_t at;  /* index of its item (id, source) in items */
-    uint8_t kind; /* ls_shard_op_kind | LS_SHARD_OP_RETAINED */
+    uint8_t kind; /* ls_ingest_op_kind | LS_INGEST_RETAINED */
 } ls_shard_op;
 
 struct ls_shard_producer;
@@ -259,7 +252,7 @@ void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out);
  */
 typedef struct ls_shard_producer {
     ls_shards *sh;
-    ls_shard_done_cb done;
+    ls_ingest_done_cb done;
     void *ud;
     _Atomic uint64_t inflight; /* batches queued and not yet applied */
     ls_shard_batch *open[LS_SHARDS_MAX];
@@ -269,14 +262,14 @@ typedef struct ls_shard_producer {
                                                      batch applied last */
 } ls_shard_producer;
 
-void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud);
+void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_ingest_done_cb done, void *ud);
 /* id must be valid (ls_id_check) and at most LS_ID_MAX bytes.  Returns the
  * item's number in this producer (1, 2, ...; ops are numbered too). */
 uint64_t ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
                                uint8_t source);
 /*
  * Adds a presence operation (kind: ls_ingest_op_kind, or-ed with
- * LS_SHARD_OP_RETAINED) for device id from input `source`: it is applied
+ * LS_INGEST_RETAINED) for device id from input `source`: it is applied
  * after the producer's earlier items for the device and before its later
  * ones.  ONLINE opens a session (ls_engine_connect_src()) if the device
  * has none, and otherwise, unless retained, counts as an activity;
