@@ -14,7 +14,6 @@
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +32,7 @@
 #include "core/daemon.h"
 #include "core/ingest.h"
 #include "core/shards.h"
+#include "testutil.h"
 
 /* ---- a core in a temporary directory ------------------------------------- */
 
@@ -47,8 +47,7 @@ static core *core_open(unsigned shards, int64_t timeout_ms)
 {
     core *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    snprintf(c->dir, sizeof(c->dir), "/tmp/ls_ingest_XXXXXX");
-    assert_non_null(mkdtemp(c->dir));
+    assert_int_equal(ls_test_tmpdir(c->dir, sizeof(c->dir), "ingest"), 0);
     ls_config *cfg = calloc(1, sizeof(*cfg));
     assert_non_null(cfg);
     ls_config_defaults(cfg);
@@ -67,14 +66,6 @@ static core *core_open(unsigned shards, int64_t timeout_ms)
     return c;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Stops everything in the composition root's order and removes the directory. */
 static void core_close(core *c)
 {
@@ -82,7 +73,7 @@ static void core_close(core *c)
     if (!c->shards_stopped) ls_core_stop_ingest(c->d);
     ls_core_stop_committer(c->d);
     ls_core_close(c->d);
-    nftw(c->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ls_test_rmtree(c->dir);
     free(c->d);
     free(c);
 }

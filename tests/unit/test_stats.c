@@ -19,7 +19,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "core/daemon.h"
 #include "core/shards.h"
 #include "core/stats.h"
+#include "testutil.h"
 
 #define N 10
 
@@ -39,20 +39,11 @@ typedef struct fixture {
     ls_daemon d;
 } fixture;
 
-static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     if (!f) return -1;
-    snprintf(f->tmp, sizeof(f->tmp), "/tmp/lastseen-test-stats-XXXXXX");
-    if (!mkdtemp(f->tmp)) return -1;
+    if (ls_test_tmpdir(f->tmp, sizeof(f->tmp), "stats") < 0) return -1;
     ls_config cfg;
     ls_config_defaults(&cfg);
     snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", f->tmp);
@@ -69,7 +60,7 @@ static int teardown(void **state)
     ls_core_stop_ingest(&f->d);
     ls_core_stop_committer(&f->d);
     ls_core_close(&f->d);
-    nftw(f->tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ls_test_rmtree(f->tmp);
     free(f);
     return 0;
 }
