@@ -1,6 +1,6 @@
 /*
  * service.h - the service port: the operations the HTTP routes ask of the
- * core (devices, device types, alarms).
+ * core (devices, device types, alarms, the fleet's history).
  *
  * Each call takes plain C inputs (ids already validated, a parsed request
  * struct; never jansson or libmicrohttpd), takes the locks it needs, does
@@ -12,10 +12,10 @@
  * generation that holds its change (ls_daemon_unlock_to_commit()): the
  * caller must not acknowledge the change before ls_service_committed_gen()
  * reaches it (the HTTP server suspends the request until the committer's
- * hook, ls_service_on_commit(), resumes it: api/http.c).  0 means there is nothing to wait for:
- * the call failed and changed nothing, or changed nothing that must be on
- * disk before it is acknowledged (an activity without a transition is
- * flushed with the next pass).  No call here waits for a commit itself, so
+ * hook, ls_service_on_commit(), resumes it: api/http.c).  0 means there is
+ * nothing to wait for: the call failed and changed nothing, or changed
+ * nothing that must be on disk before it is acknowledged (an activity
+ * without a transition is flushed with the next pass).  No call here waits for a commit itself, so
  * none blocks its thread on the disk.
  *
  * Results.  res->rc is 0, or an LS_E* code (and then nothing changed).  A
@@ -36,9 +36,9 @@
  *     most LS_SERVICE_LIST_SCAN slots per shard, so a page that matches
  *     few devices never holds a shard's worker back for long;
  *   - types, alarms and the fleet's history: every shard and the global
- *     lock (ls_daemon_lock());
- *     a type put or delete re-evaluates that type's devices in every shard,
- *     an alarm list looks at most LS_SERVICE_LIST_SCAN alarms.
+ *     lock (ls_daemon_lock()); a type put or delete re-evaluates that
+ *     type's devices in every shard, an alarm list looks at most
+ *     LS_SERVICE_LIST_SCAN alarms.
  * Callbacks (the type and alarm lists) run under those locks: they must
  * only copy or format what they are given.
  *
