@@ -107,17 +107,18 @@ int bench_stats_take(int argc, char **argv)
     ls_core_ready(d);
 
     ls_type_config tc = {.timeout_ms = 600000, .monitored = -1};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     for (uint64_t i = 0; i < types; i++) {
         char name[32];
         int len = snprintf(name, sizeof(name), "type-%llu", (unsigned long long)i);
         ls_shards_type_put(d->shards, name, (size_t)len, &tc, ls_clock_now(), NULL);
     }
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
     double t0 = bench_secs();
     if (load_devices(d, devices) < 0) goto out;
-    ls_daemon_lock(d);
-    ls_daemon_commit_unlock(d);
+    ls_daemon_lock(d, &h);
+    ls_daemon_commit_unlock(d, &h);
     double loaded = bench_secs() - t0;
 
     for (uint64_t r = 0; r < runs; r++) {

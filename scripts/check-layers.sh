@@ -16,7 +16,10 @@
 # core/ only ingest.h (the port inputs feed the shards through), stats.h
 # and prom.h (their own figures); a file in src/out/ only outbox.h (the
 # port sinks read the committed events through), stats.h, prom.h and
-# format.h; never daemon.h or shards.h.
+# format.h; a file in src/api/ only service.h (the operations routes call),
+# outbox.h (event reads), stats.h, prom.h, and the value headers
+# metrics.h (the counters it adds to), format.h and device_in.h (the JSON
+# of devices and alarms); never daemon.h or shards.h.
 # Run from anywhere; exit 0 when clean, 1 with one line per violation.
 cd "$(dirname "$0")/.." || exit 2
 
@@ -37,6 +40,31 @@ allowed() {
 }
 
 bad=0
+
+# check_includes FILE PREFIX END ALLOWED WHAT: every quoted include of
+# FILE that reads "PREFIX<name>END..." must have its <name> among the
+# words of ALLOWED; each other one is reported, with its line, as "WHAT
+# 'PREFIX<name>END'".  With PREFIX "" and END "/" the name is the folder
+# (the layer) of "layer/file.h"; with PREFIX "core/" and END '"' it is the
+# file of a core header.
+check_includes() {
+    inc_file=$1
+    inc_prefix=$2
+    inc_end=$3
+    inc_ok=$4
+    inc_what=$5
+    for name in $(sed -n "s|^[[:space:]]*#[[:space:]]*include[[:space:]]*\"$inc_prefix\([^\"/]*\)$inc_end.*|\1|p" "$inc_file" | sort -u); do
+        case " $inc_ok " in
+        *" $name "*) ;;
+        *)
+            line=$(grep -n "#[[:space:]]*include[[:space:]]*\"$inc_prefix$name$inc_end" "$inc_file" | head -1)
+            echo "$inc_file:${line%%:*}: $inc_what '$inc_prefix$name${inc_end%\"}' (${line#*:})"
+            bad=1
+            ;;
+        esac
+    done
+}
+
 for f in $(find src -name '*.[ch]' | sort); do
     layer=$(echo "$f" | cut -d/ -f2)
     ok=$(allowed "$layer")
@@ -45,40 +73,20 @@ for f in $(find src -name '*.[ch]' | sort); do
         bad=1
         continue
     fi
-    # Every quoted include with a folder: "layer/file.h".
-    for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([a-z_]*\)\/[^"]*".*/\1/p' "$f" | sort -u); do
-        case " $ok " in
-        *" $inc "*) ;;
-        *)
-            line=$(grep -n "#[[:space:]]*include[[:space:]]*\"$inc/" "$f" | head -1)
-            echo "$f:${line%%:*}: layer '$layer' may not include '$inc/' (${line#*:})"
-            bad=1
-            ;;
-        esac
-    done
+    check_includes "$f" "" "/" "$ok" "layer '$layer' may not include"
 done
 
-# Adapters talk to the core through its ports only: inputs (src/in/) and
-# sinks (src/out/) may include from core/ only the headers listed here.
+# Adapters talk to the core through its ports only: inputs (src/in/),
+# sinks (src/out/) and routes (src/api/) may include from core/ only the
+# headers listed here.
 check_ports() {
-    dir=$1
-    what=$2
-    ports=$3
-    for f in $(find "$dir" -name '*.[ch]' | sort); do
-        for h in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"core\/\([^"]*\)".*/\1/p' "$f" | sort -u); do
-            case " $ports " in
-            *" $h "*) ;;
-            *)
-                line=$(grep -n "#[[:space:]]*include[[:space:]]*\"core/$h\"" "$f" | head -1)
-                echo "$f:${line%%:*}: $what may include from core/ only $ports (not core/$h)"
-                bad=1
-                ;;
-            esac
-        done
+    for f in $(find "$1" -name '*.[ch]' | sort); do
+        check_includes "$f" "core/" '"' "$3" "$2 may include from core/ only $3, not"
     done
 }
 check_ports src/in "an input" "ingest.h stats.h prom.h"
 check_ports src/out "a sink" "outbox.h stats.h prom.h format.h"
+check_ports src/api "the API" "service.h outbox.h stats.h prom.h metrics.h format.h device_in.h"
 
 # The engine is pure: the clock is read by the runtime and passed down.
 if grep -n 'ls_clock_\|clock_gettime\|gettimeofday\|time(NULL)' src/engine/*.c src/engine/*.h; then

@@ -17,11 +17,14 @@
 #include <stddef.h>
 
 #include "base/buf.h"
-#include "core/daemon.h"
+#include "conf/config.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
+#include "core/stats.h"
 
 struct ls_asset;
+struct ls_daemon; /* the core, opaque: reached through its ports (service.h, stats.h, outbox.h) */
+struct ls_streams;
 
 /* The parameter of the route's pattern ({id}, {type}, {alarm}, {file*}),
  * read by the router (routes.c). */
@@ -37,7 +40,11 @@ typedef struct ls_req_param {
 
 typedef struct ls_req {
     struct MHD_Connection *conn;
-    ls_daemon *d;
+    struct ls_daemon *d;
+    const ls_config *cfg;       /* the server's (read-only) */
+    ls_metrics *metrics;        /* the core's counters (ls_service_metrics()) */
+    int http_source;            /* the HTTP input in them */
+    struct ls_streams *streams; /* the event streams (stream.c) */
     const char *method;
     ls_buf body;
     int too_big;        /* body passed http.max_body: answered 413 */

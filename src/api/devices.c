@@ -26,7 +26,6 @@
 #include "api/api.h"
 #include "core/device_in.h"
 #include "core/service.h"
-#include "core/shards.h"
 
 #define BULK_LOCK_ITEMS 4096
 #define BULK_REJECTED_MAX 1000
@@ -152,7 +151,7 @@ enum MHD_Result ls_api_device_activity(ls_req *r)
     ls_service_result res;
     uint64_t gen = ls_service_device_activity(r->d, r->param.s, r->param.len, ts, &res);
     if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device");
-    ls_metrics_activities(&r->d->metrics, r->d->http_source, 1);
+    ls_metrics_activities(r->metrics, r->http_source, 1);
     ls_buf b;
     ls_buf_init(&b, 256);
     ls_buf_printf(&b, "{\"accepted\":1}");
@@ -213,7 +212,7 @@ static int bulk_item(json_t *item, const char **id, size_t *len, int64_t *ts, co
  * BULK_LOCK_ITEMS through the engine's pipelined batch path: each batch
  * is split by shard and each part handed to its shard's reporter (the
  * reporting strategy; ALL is a pass-through to the engine) under that
- * shard's lock only (ls_shards_apply()), so bulk requests on several HTTP
+ * shard's lock only (ls_service_activities()), so bulk requests on several HTTP
  * threads, MQTT and the UDP workers run in parallel whatever the strategy.
  * The JSON values the batch points into are kept alive until it is applied.
  */
@@ -236,7 +235,7 @@ typedef struct bulk_state {
 
 static void bulk_reject(bulk_state *s, size_t index, const char *why, ls_reject_reason reason)
 {
-    ls_metrics_rejected(&s->r->d->metrics, s->r->d->http_source, reason, 1);
+    ls_metrics_rejected(s->r->metrics, s->r->http_source, reason, 1);
     if (s->nrejected < BULK_REJECTED_MAX) s->rejected[s->nrejected] = (bulk_reject_rec){index, why};
     s->nrejected++;
 }
@@ -244,9 +243,7 @@ static void bulk_reject(bulk_state *s, size_t index, const char *why, ls_reject_
 static void bulk_flush(bulk_state *s)
 {
     if (!s->n) return;
-    ls_daemon *d = s->r->d;
-    uint64_t gen;
-    ls_shards_apply(d->shards, s->items, s->n, 1, s->rcs, &gen);
+    uint64_t gen = ls_service_activities(s->r->d, s->items, s->n, s->rcs);
     if (gen > s->gen) s->gen = gen; /* transitions: durable first */
     for (size_t i = 0; i < s->n; i++) {
         if (s->rcs[i] == 0)
@@ -330,7 +327,7 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
         }
     }
     bulk_flush(s);
-    ls_metrics_activities(&r->d->metrics, r->d->http_source, s->accepted);
+    ls_metrics_activities(r->metrics, r->http_source, s->accepted);
 
     size_t kept = s->nrejected < BULK_REJECTED_MAX ? (size_t)s->nrejected : BULK_REJECTED_MAX;
     qsort(s->rejected, kept, sizeof(s->rejected[0]), cmp_reject);

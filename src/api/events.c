@@ -102,7 +102,7 @@ enum MHD_Result ls_api_events(ls_req *r)
         return ls_api_error(r, 422, "invalid", "limit must be an integer between 1 and %d",
                             LIMIT_MAX);
 
-    ls_daemon *d = r->d;
+    struct ls_daemon *d = r->d;
     ls_outbox_rec *rec = malloc(sizeof(*rec) * READ_CHUNK);
     char *buf = malloc(READ_BUF);
     if (!rec || !buf) {

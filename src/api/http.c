@@ -63,14 +63,19 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/net.h"
+#include "core/service.h"
 
 #define STOP_DRAIN_MS 1000 /* a stop lets resumed replies and ending streams go out this long */
 
 struct ls_http {
     struct MHD_Daemon *mhd;
-    ls_daemon *d;
-    pthread_mutex_t wait_lock; /* guards waiters, stopping; taken before MHD's locks */
-    ls_req *waiters;           /* suspended until their commit */
+    struct ls_daemon *d;
+    const ls_config *cfg;
+    ls_metrics *metrics;        /* the core's counters (ls_service_metrics()) */
+    int http_source;            /* this input in them */
+    struct ls_streams *streams; /* GET /api/v1/events/stream (stream.c) */
+    pthread_mutex_t wait_lock;  /* guards waiters, stopping; taken before MHD's locks */
+    ls_req *waiters;            /* suspended until their commit */
     int stopping;
     _Atomic uint64_t replies_due; /* waiters resumed whose request has not completed */
 };
@@ -117,7 +122,7 @@ enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned statu
 {
     struct ls_http *h = r->http;
     pthread_mutex_lock(&h->wait_lock);
-    if (ls_daemon_committed_gen(r->d) >= gen) {
+    if (ls_service_committed_gen(r->d) >= gen) {
         pthread_mutex_unlock(&h->wait_lock);
         enum MHD_Result ok = respond(r, status, json, NULL);
         if (json) ls_buf_free(json);
@@ -227,7 +232,7 @@ enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what)
         return ls_api_error(r, 404, "not_found", "no such device");
     case LS_EFULL:
         return ls_api_error(r, 507, "device_limit", "state.max_devices (%lld) reached; %s refused",
-                            (long long)r->d->cfg.state_max_devices, what);
+                            (long long)r->cfg->state_max_devices, what);
     case LS_EINVAL:
         return ls_api_error(r, 422, "invalid", "invalid %s", what);
     default:
@@ -304,11 +309,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->conn = conn;
         r->d = h->d;
+        r->cfg = h->cfg;
+        r->metrics = h->metrics;
+        r->http_source = h->http_source;
+        r->streams = h->streams;
         r->http = h;
         r->method = method;
         r->route = ls_routes_metric(url);
         r->method_idx = ls_method_index(method);
-        ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
+        ls_buf_init(&r->body, (size_t)h->cfg->http_max_body + 1); /* + its NUL */
         *con_cls = r;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -316,11 +325,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || *end || n > (unsigned long long)h->d->cfg.http_max_body) {
+            if (errno || *end || n > (unsigned long long)h->cfg->http_max_body) {
                 r->too_big = 1;
                 return ls_api_error(r, 413, "payload_too_large",
                                     "body of %s bytes is over http.max_body (%lld)", cl,
-                                    (long long)h->d->cfg.http_max_body);
+                                    (long long)h->cfg->http_max_body);
             }
         }
         return MHD_YES;
@@ -342,7 +351,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         if (r->too_big) {
             r->discarded += *upload_size;
-            if (r->discarded > DISCARD_MAX + (uint64_t)h->d->cfg.http_max_body) return MHD_NO;
+            if (r->discarded > DISCARD_MAX + (uint64_t)h->cfg->http_max_body) return MHD_NO;
         }
         *upload_size = 0;
         return MHD_YES;
@@ -350,7 +359,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (r->responded) return MHD_YES;
     if (r->too_big)
         return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld bytes)",
-                            (long long)h->d->cfg.http_max_body);
+                            (long long)h->cfg->http_max_body);
     return ls_routes_dispatch(r, url);
 }
 
@@ -364,14 +373,14 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     if (r->resumed) atomic_fetch_sub_explicit(&h->replies_due, 1, memory_order_release);
     if (r->responded) {
-        ls_metrics *m = &h->d->metrics;
+        ls_metrics *m = h->metrics;
         ls_metrics_add(&m->http[r->route][r->method_idx][ls_code_index(r->status)], 1);
         int why = r->status == 400   ? LS_REJECT_MALFORMED
                   : r->status == 422 ? LS_REJECT_INVALID
                   : r->status == 413 ? LS_REJECT_TOO_LARGE
                   : r->status == 507 ? LS_REJECT_DEVICE_LIMIT
                                      : -1;
-        if (why >= 0) ls_metrics_rejected(m, h->d->http_source, (ls_reject_reason)why, 1);
+        if (why >= 0) ls_metrics_rejected(m, h->http_source, (ls_reject_reason)why, 1);
     }
     ls_buf_free(&r->body);
     ls_buf_free(&r->reply);
@@ -379,21 +388,23 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-int ls_http_start(struct ls_http **out, ls_daemon *d)
+int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cfg)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int family = ls_net_parse_addr(d->cfg.http_listen, &ss, &sl);
+    int family = ls_net_parse_addr(cfg->http_listen, &ss, &sl);
     if (family < 0) {
         ls_error("http", "http.listen = \"%s\": expected host:port with a numeric address",
-                 d->cfg.http_listen);
+                 cfg->http_listen);
         return -EINVAL;
     }
     struct ls_http *h = calloc(1, sizeof(*h));
     if (!h) return -ENOMEM;
     h->d = d;
+    h->cfg = cfg;
+    h->metrics = ls_service_metrics(d, &h->http_source);
     pthread_mutex_init(&h->wait_lock, NULL);
-    int rc = ls_streams_start(&d->streams, d);
+    int rc = ls_streams_start(&h->streams, d, cfg, h->metrics);
     if (rc < 0) {
         ls_error("http", "cannot start the event streams: %s", ls_strerror(rc));
         pthread_mutex_destroy(&h->wait_lock);
@@ -411,28 +422,24 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
         {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
-        {d->cfg.http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-         (intptr_t)d->cfg.http_threads, NULL},
+        {cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)cfg->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
     if (!h->mhd) {
-        ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
+        ls_error("http", "cannot listen on %s: %s", cfg->http_listen, strerror(errno));
         pthread_mutex_destroy(&h->wait_lock);
-        ls_streams_quiesce(d->streams);
-        ls_streams_free(d->streams);
-        d->streams = NULL;
+        ls_streams_quiesce(h->streams);
+        ls_streams_free(h->streams);
         free(h);
         return -EADDRINUSE;
     }
-    ls_mutex_lock(&d->lock);
-    d->on_commit = commit_cb;
-    d->on_commit_ud = h;
-    ls_mutex_unlock(&d->lock);
+    ls_service_on_commit(d, commit_cb, h);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
-    ls_net_host_part(d->cfg.http_listen, host, sizeof(host));
+    ls_net_host_part(cfg->http_listen, host, sizeof(host));
     ls_info("http", "listening on %s:%u", host, info ? info->port : 0);
     *out = h;
     return 0;
@@ -448,13 +455,13 @@ static void drain(struct ls_http *h)
     const struct timespec step = {0, 2 * 1000 * 1000};
     for (int ms = 0; ms < STOP_DRAIN_MS; ms += 2) {
         if (!atomic_load_explicit(&h->replies_due, memory_order_acquire) &&
-            !ls_metrics_get(&h->d->metrics.streams_open))
+            !ls_metrics_get(&h->metrics->streams_open))
             return;
         nanosleep(&step, NULL);
     }
     ls_warn("http", "stopping with %llu replies and %llu event streams not sent in %d ms",
             (unsigned long long)atomic_load_explicit(&h->replies_due, memory_order_acquire),
-            (unsigned long long)ls_metrics_get(&h->d->metrics.streams_open), STOP_DRAIN_MS);
+            (unsigned long long)ls_metrics_get(&h->metrics->streams_open), STOP_DRAIN_MS);
 }
 
 void ls_http_stop(struct ls_http *h)
@@ -465,7 +472,7 @@ void ls_http_stop(struct ls_http *h)
     /* The root committed what they wait for just before, but the commit
      * hook that resumes them may not have run yet: those whose commit is
      * on disk get their real answer, the others 503. */
-    uint64_t committed = ls_daemon_committed_gen(h->d);
+    uint64_t committed = ls_service_committed_gen(h->d);
     for (ls_req *r = h->waiters; r; r = r->wnext) {
         if (r->wait_gen > committed) reply_unknown(r);
         r->reply_ready = 1;
@@ -475,12 +482,12 @@ void ls_http_stop(struct ls_http *h)
     }
     h->waiters = NULL;
     pthread_mutex_unlock(&h->wait_lock);
-    ls_streams_quiesce(h->d->streams); /* MHD must not stop with suspended connections */
+    ls_streams_quiesce(h->streams); /* MHD must not stop with suspended connections */
     drain(h);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
-    ls_streams_free(h->d->streams);
-    h->d->streams = NULL;
+    ls_streams_free(h->streams);
+    h->streams = NULL;
 }
 
 void ls_http_free(struct ls_http *h)

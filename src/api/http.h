@@ -4,11 +4,14 @@
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
 
+#include "conf/config.h"
+
 struct ls_daemon;
 struct ls_http;
 
-/* Starts listening on cfg.http_listen; logs the bound address. */
-int ls_http_start(struct ls_http **out, struct ls_daemon *d);
+/* Starts listening on cfg.http_listen (cfg must outlive the server); logs
+ * the bound address.  It sets the daemon's commit hook. */
+int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cfg);
 
 /* Stops serving: requests whose commit is on disk get their answer, those
  * still waiting for one are answered 503 (their outcome is unknown to them),

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "api/assets.h"
+#include "core/service.h"
 
 /* ---- path parameters ---------------------------------------------------- */
 
@@ -143,15 +144,15 @@ static const param_kind *kind_of(const char *name, size_t n)
 
 static enum MHD_Result healthz(ls_req *r)
 {
-    int ready = atomic_load_explicit(&r->d->ready, memory_order_acquire);
+    uint64_t loaded;
+    int ready = ls_service_ready(r->d, &loaded);
     ls_buf b;
     ls_buf_init(&b, 128);
     if (ready)
         ls_buf_printf(&b, "{\"status\":\"ok\"}");
     else
-        ls_buf_printf(
-            &b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
-            (unsigned long long)atomic_load_explicit(&r->d->loaded, memory_order_relaxed));
+        ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
+                      (unsigned long long)loaded);
     enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
     ls_buf_free(&b);
     return ok;
@@ -287,7 +288,8 @@ enum MHD_Result ls_routes_dispatch(ls_req *r, const char *url)
     const param_kind *kind;
     const char *raw = NULL;
     size_t n = 0, i = find(url, &kind, &raw, &n);
-    int ready = atomic_load_explicit(&r->d->ready, memory_order_acquire);
+    uint64_t loaded;
+    int ready = ls_service_ready(r->d, &loaded);
     /* Nothing but the `loading` rows may touch the engine before the devices are loaded. */
     if (!ready && (i == ls_routes_count || !ls_routes[i].loading))
         return ls_api_error(r, 503, "starting", "lastseen is loading its devices; retry shortly");

@@ -99,8 +99,10 @@ typedef struct ls_stream {
 } ls_stream;
 
 struct ls_streams {
-    ls_daemon *d;
-    int wfd; /* the pump's outbox watch */
+    struct ls_daemon *d;
+    const ls_config *cfg;
+    ls_metrics *metrics; /* streams_open, _dropped, _refused */
+    int wfd;             /* the pump's outbox watch */
     pthread_mutex_t mu;
     int stopping;
     int open;
@@ -198,7 +200,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
             continue;
         }
         int64_t last = atomic_load_explicit(&s->last_write, memory_order_relaxed);
-        if (now - last >= h->d->cfg.http_stream_keepalive) {
+        if (now - last >= h->cfg->http_stream_keepalive) {
             ls_buf_append(&s->out, ": keep-alive\n\n", 14);
             continue;
         }
@@ -225,7 +227,7 @@ static void stream_free_cb(void *cls)
     h->slots[s->slot] = NULL;
     h->open--;
     pthread_mutex_unlock(&h->mu);
-    atomic_fetch_sub_explicit(&h->d->metrics.streams_open, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&h->metrics->streams_open, 1, memory_order_relaxed);
     ls_debug(MOD, "%s: closed at seq %llu", s->peer, (unsigned long long)s->cursor);
     ls_buf_free(&s->out);
     free(s->rbuf);
@@ -238,11 +240,11 @@ static void stream_free_cb(void *cls)
 static struct MHD_Connection *drop_locked(struct ls_streams *h, ls_stream *s, uint64_t lag)
 {
     s->drop = "backlog";
-    atomic_fetch_add_explicit(&h->d->metrics.streams_dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->metrics->streams_dropped, 1, memory_order_relaxed);
     ls_warn(MOD,
             "stream from %s dropped: %llu events behind, over http.stream_max_backlog (%lld) "
             "beyond its best (%llu) for %d s; the client can resume with Last-Event-ID %llu",
-            s->peer, (unsigned long long)lag, (long long)h->d->cfg.http_stream_max_backlog,
+            s->peer, (unsigned long long)lag, (long long)h->cfg->http_stream_max_backlog,
             (unsigned long long)s->best_lag, BACKLOG_GRACE_MS / 1000,
             (unsigned long long)s->cursor);
     if (s->suspended) {
@@ -257,7 +259,7 @@ static void *pump_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "ls-stream");
     struct ls_streams *h = arg;
-    ls_daemon *d = h->d;
+    struct ls_daemon *d = h->d;
     uint64_t seen = ls_outbox_committed(d);
 
     for (;;) {
@@ -275,7 +277,7 @@ static void *pump_main(void *arg)
             uint64_t cur = atomic_load_explicit(&s->cursor, memory_order_relaxed);
             uint64_t lag = c > cur ? c - cur : 0;
             if (lag < s->best_lag) s->best_lag = lag;
-            if (lag <= s->best_lag + (uint64_t)d->cfg.http_stream_max_backlog) {
+            if (lag <= s->best_lag + (uint64_t)h->cfg->http_stream_max_backlog) {
                 s->over_since = 0;
             } else if (!s->over_since) {
                 s->over_since = now;
@@ -285,7 +287,7 @@ static void *pump_main(void *arg)
                 continue;
             }
             int64_t quiet = now - atomic_load_explicit(&s->last_write, memory_order_relaxed);
-            if (s->suspended && (cur < c || quiet >= d->cfg.http_stream_keepalive)) {
+            if (s->suspended && (cur < c || quiet >= h->cfg->http_stream_keepalive)) {
                 s->suspended = 0;
                 h->resume[n++] = s->conn;
             }
@@ -323,7 +325,7 @@ static void peer_name(struct MHD_Connection *conn, char *buf, size_t len)
 
 enum MHD_Result ls_api_events_stream(ls_req *r)
 {
-    struct ls_streams *h = r->d->streams;
+    struct ls_streams *h = r->streams;
     ls_event_filter f;
     uint64_t after;
     int has_after;
@@ -374,12 +376,12 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
         ls_buf_free(&s->out);
         free(s->rbuf);
         free(s);
-        atomic_fetch_add_explicit(&r->d->metrics.streams_refused, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->metrics->streams_refused, 1, memory_order_relaxed);
         return ls_api_error(r, 503, "too_many_streams",
                             "http.max_streams (%lld) event streams are open",
-                            (long long)r->d->cfg.http_max_streams);
+                            (long long)r->cfg->http_max_streams);
     }
-    atomic_fetch_add_explicit(&r->d->metrics.streams_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->metrics->streams_open, 1, memory_order_relaxed);
 
     /* A bounded kernel buffer keeps a stalled client's cost small and makes
      * it visible as backlog soon. */
@@ -411,12 +413,15 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
 
 /* ---- start and stop --------------------------------------------------- */
 
-int ls_streams_start(struct ls_streams **out, ls_daemon *d)
+int ls_streams_start(struct ls_streams **out, struct ls_daemon *d, const ls_config *cfg,
+                     ls_metrics *m)
 {
     struct ls_streams *h = calloc(1, sizeof(*h));
     if (!h) return -ENOMEM;
     h->d = d;
-    h->max = (int)d->cfg.http_max_streams;
+    h->cfg = cfg;
+    h->metrics = m;
+    h->max = (int)cfg->http_max_streams;
     h->slots = calloc((size_t)h->max, sizeof(*h->slots));
     h->resume = calloc((size_t)h->max, sizeof(*h->resume));
     h->wfd = ls_outbox_watch(d);

@@ -4,10 +4,17 @@
 #ifndef LS_STREAM_H
 #define LS_STREAM_H
 
-#include "core/daemon.h"
+#include "conf/config.h"
+#include "core/metrics.h"
 
-/* Sets up the stream table and starts its pump thread.  0 or negative. */
-int ls_streams_start(struct ls_streams **out, ls_daemon *d);
+struct ls_daemon;
+struct ls_streams;
+
+/* Sets up the stream table (http.max_streams, http.stream_* of cfg) and
+ * starts its pump thread, which reads the outbox of d and counts streams
+ * in m.  0 or negative. */
+int ls_streams_start(struct ls_streams **out, struct ls_daemon *d, const ls_config *cfg,
+                     ls_metrics *m);
 
 /* Ends every stream: resumes the suspended ones (their callbacks then end
  * the response) and stops the pump.  Call before MHD_stop_daemon(). */

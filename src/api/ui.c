@@ -25,7 +25,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "core/outbox.h"
-#include "core/shards.h"
+#include "core/service.h"
 
 #define RECENT_LIMIT_DEFAULT 50
 #define RECENT_LIMIT_MAX 500
@@ -47,10 +47,7 @@ enum MHD_Result ls_api_stats_history(ls_req *r)
     ls_history_sample *s = malloc(sizeof(*s) * LS_HISTORY_LEN);
     if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
     ls_engine_stats st;
-    ls_daemon_lock(r->d);
-    size_t n = ls_history_copy(&r->d->history, s, LS_HISTORY_LEN);
-    ls_shards_engine_stats(r->d->shards, &st);
-    ls_daemon_unlock(r->d);
+    size_t n = ls_service_history(r->d, s, LS_HISTORY_LEN, &st);
     int64_t now = ls_clock_now().wall;
 
     ls_buf b;
@@ -81,7 +78,7 @@ typedef struct recent_q {
 } recent_q;
 
 /* Keeps the window's events (lo, hi] that match; 0, or -ENOMEM. */
-static int recent_window(ls_daemon *d, recent_q *q, uint64_t lo, uint64_t hi)
+static int recent_window(struct ls_daemon *d, recent_q *q, uint64_t lo, uint64_t hi)
 {
     q->nmatch = 0;
     ls_buf_reset(&q->lines);
@@ -112,8 +109,8 @@ static int recent_window(ls_daemon *d, recent_q *q, uint64_t lo, uint64_t hi)
  * `before` to go on with, 0 when nothing older is left.  0 or a negative
  * store error.
  */
-static int recent_scan(ls_daemon *d, recent_q *q, uint64_t after, uint64_t limit, uint64_t before,
-                       ls_buf *b, uint64_t *next)
+static int recent_scan(struct ls_daemon *d, recent_q *q, uint64_t after, uint64_t limit,
+                       uint64_t before, ls_buf *b, uint64_t *next)
 {
     uint64_t committed = ls_outbox_committed(d);
     uint64_t first = ls_outbox_first(d);

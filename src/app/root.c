@@ -43,7 +43,7 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
-    if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
+    if ((rc = ls_http_start(&d->http, d, &d->cfg)) < 0) return rc;
     if ((rc = ls_eventlog_sink_start(&d->eventlog, d, &d->cfg)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
     if ((rc = ls_ingest_open(&d->ingest, d)) < 0) return rc;

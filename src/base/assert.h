@@ -16,8 +16,9 @@
  * remembers which thread holds it: ls_mutex_lock()/ls_mutex_unlock() and
  * the condition waits below keep `owner` up to date (one relaxed store
  * each), and LS_ASSERT_LOCKED(&m) checks that the calling thread is the
- * holder.  Use ls_cond_wait()/ls_cond_timedwait() on it, never the
- * pthread calls on m.m, or `owner` goes stale.
+ * holder, LS_ASSERT_NOT_LOCKED(&m) that it is not.  Use
+ * ls_cond_wait()/ls_cond_timedwait() on it, never the pthread calls on
+ * m.m, or `owner` goes stale.
  *
  * Thread ownership.  An ls_thread_owner names the one thread allowed to
  * touch some fields (the committer's, a shard worker's): that thread calls
@@ -169,8 +170,10 @@ static inline int ls_mutex_held(const ls_mutex *l)
     return atomic_load_explicit(&l->owner, memory_order_relaxed) == ls_thread_self();
 }
 #define LS_ASSERT_LOCKED(mutex) LS_ASSERT(ls_mutex_held(mutex))
+#define LS_ASSERT_NOT_LOCKED(mutex) LS_ASSERT(!ls_mutex_held(mutex))
 #else
 #define LS_ASSERT_LOCKED(mutex) ((void)sizeof(mutex))
+#define LS_ASSERT_NOT_LOCKED(mutex) ((void)sizeof(mutex))
 #endif
 
 #endif

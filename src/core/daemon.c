@@ -50,59 +50,71 @@ ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len)
     return ls_shards_of(d->shards, id, len)->engine;
 }
 
-void ls_daemon_lock(ls_daemon *d)
+void ls_daemon_lock(ls_daemon *d, ls_held *h)
 {
     ls_shards_lock_all(d->shards);
     ls_mutex_lock(&d->lock);
-    d->locked = -1;
+    h->shard = LS_HELD_ALL;
+    for (unsigned i = 0; i < d->shards->n; i++)
+        ls_shard_section_enter(&d->shards->shard[i], &h->sec, LS_SECTION_GLOBAL_HELD);
 }
 
-ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len)
+ls_engine *ls_daemon_lock_id(ls_daemon *d, ls_held *h, const char *id, size_t len)
 {
     ls_shard *s = ls_shards_of(d->shards, id, len);
     ls_mutex_lock(&s->lock);
     ls_mutex_lock(&d->lock);
-    d->locked = (int)s->index;
+    h->shard = (int)s->index;
+    ls_shard_section_enter(s, &h->sec, LS_SECTION_GLOBAL_HELD);
     return s->engine;
 }
 
-/* With assertions on: the calling thread holds the shard locks that `held`
- * (a value of d->locked) names. */
-static inline void assert_shards_held(ls_daemon *d, int held)
+/* With assertions on: `h` is a token not yet released, and the calling
+ * thread holds the shard locks it names, with `h` as their section. */
+static inline void assert_shards_held(ls_daemon *d, const ls_held *h)
 {
-    LS_ASSERT(held >= -1 && held < (int)d->shards->n);
+    LS_ASSERT(h->shard >= LS_HELD_ALL && h->shard < (int)d->shards->n);
     for (unsigned i = 0; i < d->shards->n; i++)
-        if (held < 0 || (unsigned)held == i) LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
+        if (h->shard == LS_HELD_ALL || (unsigned)h->shard == i) {
+            LS_ASSERT_LOCKED(&d->shards->shard[i].lock);
+            LS_ASSERT(d->shards->shard[i].section == &h->sec);
+        }
 }
 
-void ls_daemon__wake_timer(ls_daemon *d)
+void ls_daemon__wake_timer(ls_daemon *d, const ls_held *h)
 {
     LS_ASSERT_LOCKED(&d->lock);
-    assert_shards_held(d, d->locked);
-    if (d->locked >= 0) {
-        ls_shard_wake_if_earlier(&d->shards->shard[d->locked]);
+    assert_shards_held(d, h);
+    if (h->shard >= 0) {
+        ls_shard_wake_if_earlier(&d->shards->shard[h->shard]);
     } else {
         for (unsigned i = 0; i < d->shards->n; i++)
             ls_shard_wake_if_earlier(&d->shards->shard[i]);
     }
 }
 
-void ls_daemon__release_shards(ls_daemon *d, int held)
+void ls_daemon__release_shards(ls_daemon *d, ls_held *h)
 {
-    assert_shards_held(d, held);
-    if (held >= 0)
-        ls_mutex_unlock(&d->shards->shard[held].lock);
-    else
+    LS_ASSERT_LOCKED(&d->lock);
+    assert_shards_held(d, h);
+    if (h->shard >= 0) {
+        ls_shard *s = &d->shards->shard[h->shard];
+        ls_shard_section_leave(s, &h->sec);
+        ls_mutex_unlock(&s->lock);
+    } else {
+        for (unsigned i = 0; i < d->shards->n; i++)
+            ls_shard_section_leave(&d->shards->shard[i], &h->sec);
         ls_shards_unlock_all(d->shards);
+    }
+    h->shard = LS_HELD_NONE;
 }
 
-void ls_daemon_unlock(ls_daemon *d)
+void ls_daemon_unlock(ls_daemon *d, ls_held *h)
 {
-    ls_daemon__wake_timer(d);
+    ls_daemon__wake_timer(d, h);
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
-    int held = d->locked;
+    ls_daemon__release_shards(d, h);
     ls_mutex_unlock(&d->lock);
-    ls_daemon__release_shards(d, held);
 }
 
 /* engine.shards, 0 resolved to the online cores. */
@@ -190,7 +202,8 @@ void ls_core_ready(ls_daemon *d)
 
 int64_t ls_core_tick(ls_daemon *d)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     ls_now now = ls_clock_now();
     ls_engine_stats st;
     ls_shards_engine_stats(d->shards, &st);
@@ -204,16 +217,17 @@ int64_t ls_core_tick(ls_daemon *d)
     int64_t next = now.mono + IDLE_WAKE_MS;
     d->wake_at = next;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
+    ls_daemon__release_shards(d, &h);
     ls_mutex_unlock(&d->lock);
-    ls_shards_unlock_all(d->shards);
     return next;
 }
 
 void ls_core_commit_waiting(ls_daemon *d)
 {
     if (d->committer_running) {
-        ls_daemon_lock(d);
-        ls_daemon_commit_unlock(d);
+        ls_held h;
+        ls_daemon_lock(d, &h);
+        ls_daemon_commit_unlock(d, &h);
     }
 }
 

@@ -16,23 +16,29 @@
  *
  * Locks.  Each shard has a mutex; the daemon has one global `lock` for
  * what is shared: the event seq and the outbox (pending batch), alarms,
- * history, sinks (each shard's HTTP reporter is under its shard's mutex).  Order: shard mutexes in
- * index order, then `lock`.  ls_daemon_lock() takes every shard and the global lock (global
- * operations: stats, types, MQTT source transitions); ls_daemon_lock_id() takes one device's shard
- * and the global lock (device routes); a shard worker, and HTTP bulk (ls_shards_apply()), hold one
- * shard for one batch and take the global lock only when its engine emits
- * an event.  So every event gets its seq under the global lock,
- * seqs are strictly increasing, and an event is in the same pending batch
- * as the device state that caused it.
+ * history, sinks (each shard's HTTP reporter is under its shard's mutex).
+ * Order: shard mutexes in index order, then `lock`.  ls_daemon_lock()
+ * takes every shard and the global lock (global operations: stats, types,
+ * MQTT source transitions); ls_daemon_lock_id() takes one device's shard
+ * and the global lock (device routes); both fill a token (ls_held) that
+ * the caller keeps on its stack and hands back to leave: which shards are
+ * held is the caller's, not the daemon's, to know.  A shard worker, and
+ * HTTP bulk (ls_shards_apply()), hold one shard for one batch and take the
+ * global lock only when its engine emits an event.  Which of the two a
+ * shard's holder does is its critical section (shards.h), which the
+ * engine's event callbacks read.  So every event gets its seq under the
+ * global lock, seqs are strictly increasing, and an event is in the same
+ * pending batch as the device state that caused it.
  *
- * Checked.  The global and shard locks are ls_mutex (app/assert.h): in
+ * Checked.  The global and shard locks are ls_mutex (base/assert.h): in
  * Debug and sanitizer builds the functions documented "under the global
  * lock" (ls_daemon__event(), ls_persist_event() and the other outbox
  * writers, the alarm glue) assert that the calling thread holds it, the
- * shard layer asserts its lock wherever it touches an engine, and the
- * "committer thread" fields below are asserted to be touched by that
- * thread only (committer_thread).  Fields shared without a lock are
- * _Atomic.  make test-tsan runs the threaded tests under ThreadSanitizer.
+ * shard layer asserts its lock wherever it touches an engine (and that an
+ * event comes inside a critical section), and the "committer thread"
+ * fields below are asserted to be touched by that thread only
+ * (committer_thread).  Fields shared without a lock are _Atomic.  make
+ * test-tsan runs the threaded tests under ThreadSanitizer.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -51,10 +57,10 @@
 #include "engine/engine.h"
 #include "engine/reporting.h"
 #include "core/outbox.h"
+#include "core/shards.h"
 #include "store/store.h"
 
 struct ls_webhooks;
-struct ls_streams;
 struct ls_eventlog_sink;
 
 /* A durable event consumer (core/outbox.h), under `lock`; `deliver` and
@@ -73,7 +79,6 @@ typedef struct ls_sink {
 typedef struct ls_daemon {
     ls_config cfg;
     struct ls_shards *shards; /* the engines (shards.h) */
-    int locked;               /* under lock: -1 every shard held, else the one shard held */
     _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
     ls_mutex lock;            /* the global lock (above) */
     int wake_fd;              /* eventfd: wakes the timer loop */
@@ -149,7 +154,6 @@ typedef struct ls_daemon {
     int http_source;                   /* this input's id in metrics */
     struct ls_eventlog_sink *eventlog; /* events.file (out/eventlog.c) */
     struct ls_webhooks *webhooks;      /* NULL without [webhook.*] sections */
-    struct ls_streams *streams;        /* /api/v1/events/stream (api/stream.c) */
 
     ls_history history; /* fleet counts every 10 s, under `lock` */
 
@@ -187,39 +191,56 @@ void ls_core_close(ls_daemon *d);
  * caller).  Also what `lastseen export` resolves stored devices with. */
 ls_engine_config ls_core_engine_config(const ls_config *cfg);
 
-/* Enter/leave the critical section of every shard and the global state;
- * leaving wakes the loops whose next deadline moved earlier, and the
- * committer if events wait. */
-void ls_daemon_lock(ls_daemon *d);
-void ls_daemon_unlock(ls_daemon *d);
+/*
+ * The critical sections of the daemon's state.  ls_daemon_lock() enters
+ * the section of every shard and the global state; ls_daemon_lock_id()
+ * that of one device's shard and the global state, and returns that
+ * shard's engine (for calls that touch one device only).  Either fills
+ * the caller's token `h`, which names the shards held and is the
+ * GLOBAL_HELD section hung on them (shards.h, "Critical sections"), so
+ * that the engines' events find the global lock held: the caller keeps it
+ * on its stack for the span of the section, does not copy it, and passes
+ * it to the call that leaves, which takes the section off the shards and
+ * marks the token released (with assertions on, a token used again after
+ * that, or a copy, fails).  Leaving with ls_daemon_unlock() wakes the
+ * shards' workers whose next deadline moved earlier, and the committer if
+ * events wait.
+ */
+#define LS_HELD_ALL (-1)  /* every shard */
+#define LS_HELD_NONE (-2) /* released */
+typedef struct ls_held {
+    int shard;            /* the one shard held, LS_HELD_ALL or LS_HELD_NONE */
+    ls_shard_section sec; /* on the shards held, for the span */
+} ls_held;
 
-/* Enters the critical section of one device's shard and the global state
- * and returns that shard's engine; ls_daemon_unlock() and the commit
- * variants below leave it.  For calls that touch one device only. */
-ls_engine *ls_daemon_lock_id(ls_daemon *d, const char *id, size_t len);
+void ls_daemon_lock(ls_daemon *d, ls_held *h);
+ls_engine *ls_daemon_lock_id(ls_daemon *d, ls_held *h, const char *id, size_t len);
+void ls_daemon_unlock(ls_daemon *d, ls_held *h);
 
 /* The engine owning a device (any thread; use it under the right lock). */
 ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len);
 
-/* Leaves the critical section once everything changed in it is committed
- * to the store and its events delivered: for changes the API acknowledges. */
-void ls_daemon_commit_unlock(ls_daemon *d);
+/* Leaves the critical section `h` once everything changed in it is
+ * committed to the store and its events delivered: for changes the API
+ * acknowledges. */
+void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h);
 
-/* Leaves the critical section at once, asking for a commit of everything
- * changed in it; returns the generation that commit will have.  The change
- * is durable once ls_daemon_committed_gen() reaches it (on_commit says when). */
-uint64_t ls_daemon_unlock_to_commit(ls_daemon *d);
-uint64_t ls_daemon_committed_gen(ls_daemon *d);
+/* Leaves the critical section `h` at once, asking for a commit of
+ * everything changed in it; returns the generation that commit will have.
+ * The change is durable once committed_gen reaches it (on_commit says
+ * when; ls_service_committed_gen() reads it). */
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h);
 
-/* Under the lock: wakes the workers of the shards held whose next
- * deadline (wheel or reporter) moved earlier than the time they sleep until (for
- * daemon.c and persist.c). */
-void ls_daemon__wake_timer(ls_daemon *d);
+/* Inside the section `h`: wakes the workers of the shards it holds whose
+ * next deadline (wheel or reporter) moved earlier than the time they sleep
+ * until (for daemon.c and persist.c). */
+void ls_daemon__wake_timer(ls_daemon *d, const ls_held *h);
 
-/* Releases the shard locks that ls_daemon_lock() or ls_daemon_lock_id()
- * took (`held` is the value d->locked had while the global lock was held:
- * it may be released already), for persist.c's commit variants. */
-void ls_daemon__release_shards(ls_daemon *d, int held);
+/* Takes the section `h` off its shards and releases their locks (the
+ * global lock is still held: it is released after them) and marks `h`
+ * released, for persist.c's commit variants and the committer's own
+ * holds. */
+void ls_daemon__release_shards(ls_daemon *d, ls_held *h);
 
 /* An event from an engine, under the global lock: seq, outbox, alarms. */
 void ls_daemon__event(ls_daemon *d, const ls_event *ev);

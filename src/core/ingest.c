@@ -82,26 +82,29 @@ void ls_ingest_producer_close(ls_ingest_producer *p)
 
 int ls_ingest_source_add(ls_ingest *in, const char *name, int gate)
 {
-    ls_daemon_lock(in->d);
+    ls_held h;
+    ls_daemon_lock(in->d, &h);
     int rc = ls_shards_source_add(in->d->shards, name, gate);
-    ls_daemon_unlock(in->d);
+    ls_daemon_unlock(in->d, &h);
     return rc;
 }
 
 void ls_ingest_source_down(ls_ingest *in, ls_ingest_producer *p, unsigned source)
 {
     if (p) ls_shard_producer_sync(p);
-    ls_daemon_lock(in->d);
+    ls_held h;
+    ls_daemon_lock(in->d, &h);
     ls_shards_source_down(in->d->shards, source, ls_clock_now());
-    ls_daemon_unlock(in->d);
+    ls_daemon_unlock(in->d, &h);
 }
 
 void ls_ingest_source_up(ls_ingest *in, ls_ingest_producer *p, unsigned source)
 {
     if (p) ls_shard_producer_sync(p);
-    ls_daemon_lock(in->d);
+    ls_held h;
+    ls_daemon_lock(in->d, &h);
     ls_shards_source_up(in->d->shards, source, ls_clock_now());
-    ls_daemon_unlock(in->d);
+    ls_daemon_unlock(in->d, &h);
 }
 
 int ls_ingest_counters_open(ls_ingest *in, const char *name, ls_ingest_counters *out)

@@ -186,35 +186,34 @@ void ls_persist_delete(ls_daemon *d, const char *id, size_t len)
         atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
 }
 
-void ls_daemon_commit_unlock(ls_daemon *d)
+/* Inside the section `h`: asks the committer for a commit of everything
+ * changed in it, wakes the workers whose deadline moved earlier and leaves
+ * the section's shards (the committer needs them to drain); returns the
+ * generation that commit will have.  The global lock is still held. */
+static uint64_t ask_commit(ls_daemon *d, ls_held *h)
 {
     LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
-    ls_daemon__wake_timer(d);
+    ls_daemon__wake_timer(d, h);
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);
-    ls_daemon__release_shards(d, d->locked); /* the committer needs them to drain */
+    ls_daemon__release_shards(d, h);
+    return gen;
+}
+
+void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h)
+{
+    uint64_t gen = ask_commit(d, h);
     while (d->committed_gen < gen && !d->committer_gone)
         ls_cond_wait(&d->commit_cv, &d->lock);
     ls_mutex_unlock(&d->lock);
 }
 
-uint64_t ls_daemon_unlock_to_commit(ls_daemon *d)
+uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
 {
-    LS_ASSERT_LOCKED(&d->lock);
-    uint64_t gen = d->pending_gen;
-    ls_daemon__wake_timer(d);
-    d->want_commit = 1;
-    pthread_cond_signal(&d->work_cv);
-    int held = d->locked;
+    uint64_t gen = ask_commit(d, h);
     ls_mutex_unlock(&d->lock);
-    ls_daemon__release_shards(d, held);
     return gen;
-}
-
-uint64_t ls_daemon_committed_gen(ls_daemon *d)
-{
-    return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
 }
 
 /* Notes whether a sink holds events older than the retention; logs changes. */
@@ -261,6 +260,7 @@ typedef struct committer {
     uint64_t batched;    /* last seq put in a batch */
     int64_t deliver_due; /* mono ms an inline sink wants to be called by (0: none) */
     int64_t mark_every, check_every;
+    ls_held held;         /* the locks of the current hold (hold_begin()) */
     int64_t hold_t0;      /* when the committer took the engine lock */
     int staging;          /* a flush pass is copying devices from the engines */
     unsigned flush_shard; /* the shard the pass is copying from */
@@ -269,7 +269,7 @@ typedef struct committer {
 /* Takes every shard and the global lock (ls_daemon_lock()). */
 static void hold_begin(committer *c)
 {
-    ls_daemon_lock(c->d);
+    ls_daemon_lock(c->d, &c->held);
     c->hold_t0 = ls_clock_mono_ns();
 }
 
@@ -278,8 +278,8 @@ static void hold_end(committer *c)
 {
     LS_ASSERT_LOCKED(&c->d->lock);
     uint64_t ns = (uint64_t)(ls_clock_mono_ns() - c->hold_t0);
+    ls_daemon__release_shards(c->d, &c->held);
     ls_mutex_unlock(&c->d->lock);
-    ls_shards_unlock_all(c->d->shards);
     ls_histogram_observe(&c->d->metrics.lock_hold, ns);
     if (ns > atomic_load_explicit(&c->d->metrics.lock_hold_max_ns, memory_order_relaxed))
         atomic_store_explicit(&c->d->metrics.lock_hold_max_ns, ns, memory_order_relaxed);
@@ -586,9 +586,10 @@ int ls_persist_start(ls_daemon *d)
     type_load tl = {.d = d, .now = now};
     /* No worker runs yet, but the types go in like any others: under
      * every shard lock (ls_shards_type_put()). */
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     rc = ls_store_load_types(d->store, load_type_cb, &tl);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     if (rc < 0) {
         ls_error("persist", "cannot load device types from %s/store: %s", d->cfg.data_dir,
                  ls_strerror(rc));

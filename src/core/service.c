@@ -15,6 +15,10 @@
  * Formatting under the lock.  A device's JSON is written here, where the
  * engine and the alarms may be read, into the caller's buffer (service.h
  * says why); types and alarms are copied out as plain structs.
+ *
+ * The last part is not operations but what else the HTTP adapter needs of
+ * the daemon (readiness, the commit generation and hook, the counters),
+ * so that the daemon stays an opaque handle to api/.
  */
 #include "core/service.h"
 
@@ -22,17 +26,20 @@
 
 #include "base/clock.h"
 #include "core/alarming.h"
+#include "core/daemon.h"
 #include "core/format.h"
 #include "core/persist.h"
+#include "core/shards.h"
 
 /* ---- devices ------------------------------------------------------------ */
 
 int ls_service_device_get(ls_daemon *d, const char *id, size_t len, ls_buf *out)
 {
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     const ls_device *dev = ls_engine_find(e, id, len);
     if (dev) ls_format_device(out, e, d->alarms, dev);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     return dev ? 0 : LS_ENOTFOUND;
 }
 
@@ -40,7 +47,8 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
                                ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_engine *e = ls_daemon_lock_id(d, req->id, req->len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, req->id, req->len);
     ls_now now = ls_clock_now();
     if (req->ping && ls_engine_find(e, req->id, req->len)) {
         res->rc = ls_engine_activity(e, req->id, req->len, 0, now);
@@ -49,42 +57,44 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
         res->rc = ls_engine_put(e, req->id, req->len, &req->cfg, now, &res->created);
     }
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     /* The answer shows the device as committed. */
     ls_format_device(out, e, d->alarms, ls_engine_find(e, req->id, req->len));
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_device_delete(ls_daemon *d, const char *id, size_t len, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     res->rc = ls_engine_delete(e, id, len);
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     ls_persist_delete(d, id, len);
     ls_alarming_deleted(d, id, len, ls_clock_now().wall);
     ls_reporter_forget(ls_shards_of(d->shards, id, len)->reporter, id, len);
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_device_activity(ls_daemon *d, const char *id, size_t len, int64_t ts,
                                     ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_daemon_lock_id(d, &h, id, len);
     uint64_t seq0 = d->seq;
     ls_activity a = {.id = id, .len = (uint32_t)len, .ts = ts};
     ls_reporter_activity_batch(ls_shards_of(d->shards, id, len)->reporter, &a, 1, ls_clock_now(),
                                &res->rc);
     /* A transition is acknowledged once committed; a plain activity is
      * flushed with the next pass. */
-    if (res->rc == 0 && d->seq != seq0) return ls_daemon_unlock_to_commit(d);
-    ls_daemon_unlock(d);
+    if (res->rc == 0 && d->seq != seq0) return ls_daemon_unlock_to_commit(d, &h);
+    ls_daemon_unlock(d, &h);
     return 0;
 }
 
@@ -92,16 +102,17 @@ uint64_t ls_service_device_activity(ls_daemon *d, const char *id, size_t len, in
 static uint64_t session(ls_daemon *d, const char *id, size_t len, int open, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     ls_now now = ls_clock_now();
     res->rc = open ? ls_engine_connect(e, id, len, now) : ls_engine_disconnect(e, id, len, now);
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     const ls_device *dev = ls_engine_find(e, id, len);
     res->sessions = dev ? dev->sessions : 0;
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_device_connect(ls_daemon *d, const char *id, size_t len, ls_service_result *res)
@@ -113,6 +124,13 @@ uint64_t ls_service_device_disconnect(ls_daemon *d, const char *id, size_t len,
                                       ls_service_result *res)
 {
     return session(d, id, len, 0, res);
+}
+
+uint64_t ls_service_activities(ls_daemon *d, const ls_activity *a, size_t n, int *rcs)
+{
+    uint64_t gen;
+    ls_shards_apply(d->shards, a, n, 1, rcs, &gen);
+    return gen;
 }
 
 typedef struct list_state {
@@ -189,25 +207,28 @@ uint64_t ls_service_device_list(ls_daemon *d, const ls_device_query *q, ls_buf *
 
 int ls_service_type_get(ls_daemon *d, const char *name, size_t len, ls_type_info *out)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     int rc = ls_shards_type_get(d->shards, name, len, out);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     out->name = name; /* the engine's copy may move once the lock is left */
     return rc;
 }
 
 void ls_service_types(ls_daemon *d, ls_type_visit_cb cb, void *ud)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     ls_shards_types(d->shards, cb, ud);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
 }
 
 uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const ls_type_patch *p,
                              ls_type_info *out, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     ls_type_info cur;
     ls_type_config c = {.monitored = -1, .severity = LS_SEV_MAJOR};
     if (ls_shards_type_get(d->shards, name, len, &cur) == 0 && cur.configured) c = cur.cfg;
@@ -220,26 +241,27 @@ uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const l
     if (p->set_severity) c.severity = p->v.severity;
     res->rc = ls_shards_type_put(d->shards, name, len, &c, ls_clock_now(), &res->created);
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     ls_persist_type(d, name, len, &c);
     ls_shards_type_get(d->shards, name, len, out);
     out->name = name;
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 uint64_t ls_service_type_delete(ls_daemon *d, const char *name, size_t len, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     res->rc = ls_shards_type_delete(d->shards, name, len, ls_clock_now());
     if (res->rc < 0) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, &h);
         return 0;
     }
     ls_persist_type(d, name, len, NULL);
-    return ls_daemon_unlock_to_commit(d);
+    return ls_daemon_unlock_to_commit(d, &h);
 }
 
 /* ---- alarms ------------------------------------------------------------- */
@@ -260,9 +282,10 @@ static int alarm_copy(ls_daemon *d, uint64_t id, ls_alarm_copy *out)
 
 int ls_service_alarm_get(ls_daemon *d, uint64_t id, ls_alarm_copy *out)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     int rc = alarm_copy(d, id, out);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     return rc;
 }
 
@@ -270,11 +293,12 @@ uint64_t ls_service_alarm_set_status(ls_daemon *d, uint64_t id, ls_alarm_status 
                                      ls_alarm_copy *out, ls_service_result *res)
 {
     *res = (ls_service_result){0};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     int rc = ls_alarms_set_status(d->alarms, id, st, ls_clock_now().wall);
     if (rc >= 0) alarm_copy(d, id, out);
-    if (rc == 0) return ls_daemon_unlock_to_commit(d); /* changed: on disk before the answer */
-    ls_daemon_unlock(d);
+    if (rc == 0) return ls_daemon_unlock_to_commit(d, &h); /* changed: on disk before the answer */
+    ls_daemon_unlock(d, &h);
     res->rc = rc < 0 ? rc : 0; /* 1: it had that status already */
     return 0;
 }
@@ -282,8 +306,48 @@ uint64_t ls_service_alarm_set_status(ls_daemon *d, uint64_t id, ls_alarm_status 
 uint64_t ls_service_alarms(ls_daemon *d, uint64_t after, const ls_alarm_filter *f, size_t limit,
                            void (*cb)(void *ud, const ls_alarm *a), void *ud)
 {
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     uint64_t next = ls_alarms_list(d->alarms, after, f, limit, LS_SERVICE_LIST_SCAN, cb, ud);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     return next;
+}
+
+/* ---- the fleet ---------------------------------------------------------- */
+
+size_t ls_service_history(ls_daemon *d, ls_history_sample *out, size_t max, ls_engine_stats *now)
+{
+    ls_held h;
+    ls_daemon_lock(d, &h);
+    size_t n = ls_history_copy(&d->history, out, max);
+    ls_shards_engine_stats(d->shards, now);
+    ls_daemon_unlock(d, &h);
+    return n;
+}
+
+/* ---- the HTTP adapter's handle on the core ------------------------------ */
+
+int ls_service_ready(ls_daemon *d, uint64_t *loaded)
+{
+    *loaded = atomic_load_explicit(&d->loaded, memory_order_relaxed);
+    return atomic_load_explicit(&d->ready, memory_order_acquire);
+}
+
+uint64_t ls_service_committed_gen(ls_daemon *d)
+{
+    return atomic_load_explicit(&d->committed_gen, memory_order_acquire);
+}
+
+void ls_service_on_commit(ls_daemon *d, void (*hook)(void *ud, uint64_t gen), void *ud)
+{
+    ls_mutex_lock(&d->lock); /* the committer reads them under it */
+    d->on_commit = hook;
+    d->on_commit_ud = ud;
+    ls_mutex_unlock(&d->lock);
+}
+
+ls_metrics *ls_service_metrics(ls_daemon *d, int *http_source)
+{
+    *http_source = d->http_source;
+    return &d->metrics;
 }

@@ -16,10 +16,14 @@
  * An API call that arms an earlier deadline wakes the worker the same way
  * (ls_shard_wake_if_earlier()).
  *
- * Events.  The engine calls shard_event_cb() synchronously.  Inside the
- * worker (in_worker) the first event of a batch or tick takes the global
- * lock, released at the end of it; outside the worker the caller (an API
- * thread, the committer) already holds the global lock.
+ * Events.  The engine calls shard_event_cb() (and shard_avail_cb())
+ * synchronously, with only the shard to go on: the section hung on it
+ * (shards.h, "Critical sections") says what to do about the global lock.
+ * The worker applies each batch and fires each tick in a lazy section
+ * (the first event takes the global lock, the leave releases it), as does
+ * ls_shards_apply(); the daemon's critical sections (an API thread, the
+ * committer, the main loop: daemon.c) hold the global lock already and
+ * enter GLOBAL_HELD sections.
  *
  * Hash.  The shard of an id is a seeded 64-bit FNV-1a with a final mix,
  * reduced by multiply-shift: independent of the engine's table hash, fixed
@@ -67,30 +71,50 @@ static inline void assert_all_held(const ls_shards *sh)
         LS_ASSERT_LOCKED(&sh->shard[i].lock);
 }
 
-/* The worker's global lock, taken at the first event of a batch or tick.
- * Outside the worker the caller holds it already (daemon.h). */
-static void take_global(ls_shard *s)
+void ls_shard_section_enter(ls_shard *s, ls_shard_section *sec, ls_section_mode mode)
 {
-    LS_ASSERT_LOCKED(&s->lock); /* an engine runs under its shard's lock */
-    if (!s->in_worker) LS_ASSERT_LOCKED(&s->set->d->lock);
-    if (s->in_worker && !s->global_held) {
-        ls_mutex_lock(&s->set->d->lock);
-        s->global_held = 1;
-    }
+    LS_ASSERT_LOCKED(&s->lock);
+    LS_ASSERT(s->section == NULL); /* one section at a time */
+    if (mode == LS_SECTION_GLOBAL_HELD)
+        LS_ASSERT_LOCKED(&s->set->d->lock);
+    else
+        LS_ASSERT_NOT_LOCKED(&s->set->d->lock); /* the first event takes it */
+    *sec = (ls_shard_section){.mode = mode};
+    s->section = sec;
 }
 
-/* Releases the global lock if an event took it; returns the generation
- * the events' commit will have (0: no event). */
-static uint64_t release_global(ls_shard *s)
+uint64_t ls_shard_section_leave(ls_shard *s, ls_shard_section *sec)
 {
-    if (!s->global_held) return 0;
+    LS_ASSERT_LOCKED(&s->lock);
+    LS_ASSERT(s->section == sec);
+    s->section = NULL;
+    if (sec->mode == LS_SECTION_GLOBAL_HELD) {
+        LS_ASSERT_LOCKED(&s->set->d->lock); /* held for the whole section */
+        return 0;
+    }
+    if (!sec->global_taken) return 0;
     ls_daemon *d = s->set->d;
     LS_ASSERT_LOCKED(&d->lock);
     uint64_t gen = d->pending_gen;
     if (d->want_commit) pthread_cond_signal(&d->work_cv);
     ls_mutex_unlock(&d->lock);
-    s->global_held = 0;
+    sec->global_taken = 0;
     return gen;
+}
+
+/* At an event: the global lock, as the shard's section has it (taken at
+ * the first event of a lazy section, held already in the others). */
+static void take_global(ls_shard *s)
+{
+    LS_ASSERT_LOCKED(&s->lock); /* an engine runs under its shard's lock */
+    ls_shard_section *sec = s->section;
+    LS_ASSERT(sec != NULL); /* and raises events only inside a section */
+    if (sec->mode == LS_SECTION_GLOBAL_HELD) {
+        LS_ASSERT_LOCKED(&s->set->d->lock);
+    } else if (!sec->global_taken) {
+        ls_mutex_lock(&s->set->d->lock);
+        sec->global_taken = 1;
+    }
 }
 
 static void shard_event_cb(void *ud, const ls_event *ev)
@@ -156,7 +180,7 @@ fail:
 }
 
 /* Counts a refused item's result. */
-static void count_rc(ls_shard_result *r, int rc)
+static void count_rc(ls_ingest_result *r, int rc)
 {
     if (rc == LS_EFULL || rc == LS_ENOMEM)
         r->full++;
@@ -167,7 +191,7 @@ static void count_rc(ls_shard_result *r, int rc)
 }
 
 /* A run of activities of a batch with ops: their results are classified. */
-static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_shard_result *r)
+static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, ls_ingest_result *r)
 {
     LS_ASSERT_THREAD(&s->worker); /* s->rcs is the worker's */
     if (n == 0) return;
@@ -180,15 +204,15 @@ static void apply_run(ls_shard *s, const ls_activity *a, size_t n, ls_now now, l
 
 /* A presence op: sessions are a state (see ls_shard_producer_op()). */
 static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now now,
-                     ls_shard_result *r)
+                     ls_ingest_result *r)
 {
     const ls_device *dev = ls_engine_find(s->engine, a->id, a->len);
     int rc = 0;
-    if ((kind & ~LS_SHARD_OP_RETAINED) == LS_SHARD_OP_ONLINE) {
+    if ((kind & ~LS_INGEST_RETAINED) == LS_INGEST_ONLINE) {
         if (!dev || dev->sessions == 0) {
             if ((rc = ls_engine_connect_src(s->engine, a->id, a->len, a->source, now)) == 0)
                 r->connects++;
-        } else if (!(kind & LS_SHARD_OP_RETAINED)) {
+        } else if (!(kind & LS_INGEST_RETAINED)) {
             ls_activity one = {.id = a->id, .len = a->len, .source = a->source};
             if (ls_engine_activity_batch(s->engine, &one, 1, now, &rc) == 1) r->applied++;
         }
@@ -201,11 +225,12 @@ static void apply_op(ls_shard *s, const ls_activity *a, unsigned kind, ls_now no
 /* Applies one batch under the shard's lock, fires due expiries, returns the batch. */
 static void apply(ls_shard *s, ls_shard_batch *b)
 {
-    ls_shard_result r = {0};
+    ls_ingest_result r = {0};
     LS_ASSERT_THREAD(&s->worker);
     ls_mutex_lock(&s->lock);
+    ls_shard_section sec;
+    ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
     ls_now now = ls_clock_now();
-    s->in_worker = 1;
     if (b->nops == 0) {
         r.applied = ls_engine_activity_batch(s->engine, b->items, b->n, now, NULL);
         r.full = b->n - r.applied; /* producers' ids are valid: only the device limit refuses */
@@ -222,8 +247,7 @@ static void apply(ls_shard *s, ls_shard_batch *b)
     if (ls_engine_next_wakeup(s->engine) <= now.mono) ls_engine_tick(s->engine, now);
     if (s->reporter && ls_reporter_next_wakeup(s->reporter) <= now.mono)
         ls_reporter_tick(s->reporter, now);
-    s->in_worker = 0;
-    release_global(s);
+    ls_shard_section_leave(s, &sec);
     ls_mutex_unlock(&s->lock);
     atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->activities, r.applied, memory_order_relaxed);
@@ -262,12 +286,12 @@ static void *worker_main(void *arg)
             continue;
         }
         ls_mutex_lock(&s->lock);
+        ls_shard_section sec;
+        ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
         ls_now now = ls_clock_now();
-        s->in_worker = 1;
         if (s->reporter) ls_reporter_tick(s->reporter, now); /* may arm the wheel: first */
         ls_engine_tick(s->engine, now);
-        s->in_worker = 0;
-        release_global(s);
+        ls_shard_section_leave(s, &sec);
         int64_t next = next_wakeup(s);
         if (next > now.mono + IDLE_WAKE_MS) next = now.mono + IDLE_WAKE_MS;
         s->wake_at = next;
@@ -462,14 +486,14 @@ size_t ls_shards_apply(ls_shards *sh, const ls_activity *a, size_t n, int report
             if (!np) continue;
             ls_shard *s = &sh->shard[k];
             ls_mutex_lock(&s->lock);
-            s->in_worker = 1; /* events take the global lock, as in the worker */
+            ls_shard_section sec; /* events take the global lock, as in the worker */
+            ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
             if (report && s->reporter)
                 applied +=
                     ls_reporter_activity_batch(s->reporter, sp.part, np, ls_clock_now(), sp.prc);
             else
                 applied += ls_engine_activity_batch(s->engine, sp.part, np, ls_clock_now(), sp.prc);
-            s->in_worker = 0;
-            uint64_t g = release_global(s);
+            uint64_t g = ls_shard_section_leave(s, &sec);
             if (g > *gen) *gen = g;
             ls_shard_wake_if_earlier(s);
             ls_mutex_unlock(&s->lock);
@@ -602,7 +626,7 @@ void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out)
 
 /* ---- producers ---------------------------------------------------------- */
 
-void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud)
+void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_ingest_done_cb done, void *ud)
 {
     memset(p, 0, sizeof(*p));
     p->sh = sh;

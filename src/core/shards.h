@@ -30,6 +30,26 @@
  * shard in turn (lists) and keep each for a bounded time, so they delay a
  * worker by at most that, and never wait behind a queue.
  *
+ * Critical sections.  The engine raises events through callbacks that get
+ * only the shard, so what the holder of a shard's lock has promised about
+ * the global lock is kept in the shard, for the time it holds it: a
+ * section (ls_shard_section), an object on the holder's stack that
+ * ls_shard_section_enter() hangs on the shard (`section`) right after the
+ * shard's lock is taken and ls_shard_section_leave() takes off right
+ * before it is released.  An engine call that may raise events runs inside
+ * one; s->section is NULL whenever nobody is inside, and the event
+ * callbacks assert that it is not.  The two kinds:
+ *   - LS_SECTION_LAZY_GLOBAL: the holder does not have the global lock;
+ *     the first event takes it and it is kept to the leave, which releases
+ *     it and returns the generation the events will commit as.  The
+ *     worker's batches and ticks and HTTP bulk (ls_shards_apply()).
+ *   - LS_SECTION_GLOBAL_HELD: the holder took the global lock after the
+ *     shard's, and holds it for the whole section; events just use it.
+ *     The daemon's critical sections (ls_daemon_lock(), ls_daemon_lock_id():
+ *     device and type routes, source transitions, the committer's holds,
+ *     the main loop's tick).  One such section may hang on every shard at
+ *     once; a lazy one is one shard's.
+ *
  * Presence.  A batch item is an activity unless the batch lists it among
  * its `ops` (online / offline, see ls_shard_producer_op()): an input with
  * sessions (MQTT) puts them in the same per-shard FIFO as its activities,
@@ -38,7 +58,7 @@
  * ls_engine_activity_batch() and each op on its own; a batch without ops
  * (UDP) is applied exactly as before, so plain activities pay nothing for
  * them.  Results come back per batch through the producer's `done`
- * callback, counted by kind (ls_shard_result), never per item under a lock.
+ * callback, counted by kind (ls_ingest_result), never per item under a lock.
  * Each item gets a number in its producer and each batch remembers its
  * last one: since a shard applies a producer's batches in order, the
  * producer knows up to which item everything is applied
@@ -70,16 +90,9 @@
 #define LS_SHARD_BATCH_BYTES (64 * 1024)
 #define LS_SHARD_POOL_PER_SHARD 16
 
-/* What a worker did with one batch of a producer, the callback it is
- * reported to, and the presence operations: the ingest port's (ingest.h). */
-typedef ls_ingest_result ls_shard_result;
-typedef ls_ingest_done_cb ls_shard_done_cb;
-enum { LS_SHARD_OP_ONLINE = LS_INGEST_ONLINE, LS_SHARD_OP_OFFLINE = LS_INGEST_OFFLINE };
-#define LS_SHARD_OP_RETAINED LS_INGEST_RETAINED
-
 typedef struct ls_shard_op {
     uint16_t at;  /* index of its item (id, source) in items */
-    uint8_t kind; /* ls_shard_op_kind | LS_SHARD_OP_RETAINED */
+    uint8_t kind; /* ls_ingest_op_kind | LS_INGEST_RETAINED */
 } ls_shard_op;
 
 struct ls_shard_producer;
@@ -97,17 +110,24 @@ typedef struct ls_shard_batch {
 struct ls_daemon;
 struct ls_shards;
 
+/* A critical section on a shard (above): its kind, and whether an event
+ * of a lazy one has taken the global lock. */
+typedef enum ls_section_mode { LS_SECTION_LAZY_GLOBAL, LS_SECTION_GLOBAL_HELD } ls_section_mode;
+typedef struct ls_shard_section {
+    ls_section_mode mode;
+    int global_taken; /* LS_SECTION_LAZY_GLOBAL: the global lock is taken */
+} ls_shard_section;
+
 typedef struct ls_shard {
     struct ls_shards *set;
     unsigned index;
     ls_engine *engine;
     ls_mutex lock;
-    ls_ring queue;        /* of ls_shard_batch *, as large as the pool */
-    int wake_fd;          /* eventfd: wakes the worker */
-    _Atomic int sleeping; /* the worker is (about to be) in ppoll (see wake() in shards.c) */
-    int64_t wake_at;      /* under lock: mono ms the worker sleeps until */
-    int in_worker;        /* under lock: the holder takes the global lock at an event */
-    int global_held;      /* ... and has taken it */
+    ls_ring queue;             /* of ls_shard_batch *, as large as the pool */
+    int wake_fd;               /* eventfd: wakes the worker */
+    _Atomic int sleeping;      /* the worker is (about to be) in ppoll (see wake() in shards.c) */
+    int64_t wake_at;           /* under lock: mono ms the worker sleeps until */
+    ls_shard_section *section; /* under lock: the holder's section, NULL outside one */
     pthread_t thread;
     ls_thread_owner worker; /* the worker thread, for LS_ASSERT_THREAD */
     int running;
@@ -115,6 +135,19 @@ typedef struct ls_shard {
     ls_reporter *reporter;                /* under lock: the HTTP input's strategy for this shard */
     int rcs[LS_SHARD_BATCH_ITEMS];        /* the worker's: results of a batch with ops */
 } ls_shard;
+
+/*
+ * Enters the section `sec` (the caller's, for the span) on shard s, whose
+ * lock the caller holds and in which it is in no section yet.  With
+ * LS_SECTION_GLOBAL_HELD the caller holds the global lock and keeps it to
+ * the leave; with LS_SECTION_LAZY_GLOBAL it must not hold it.
+ */
+void ls_shard_section_enter(ls_shard *s, ls_shard_section *sec, ls_section_mode mode);
+/* Leaves it, still under s's lock (and, GLOBAL_HELD, the global lock):
+ * `sec` must be the section entered.  A lazy section that took the global
+ * lock releases it (waking the committer if events wait) and returns the
+ * generation its events will commit as; otherwise 0. */
+uint64_t ls_shard_section_leave(ls_shard *s, ls_shard_section *sec);
 
 typedef struct ls_shards {
     struct ls_daemon *d;
@@ -172,8 +205,8 @@ void ls_shard_wake_if_earlier(ls_shard *s);
 
 /*
  * Applies n activities from a thread holding no lock (HTTP bulk): shard by
- * shard, each under its own lock only, like a worker (events take the
- * global lock).  With `report`, each shard's part goes through its
+ * shard, each under its own lock only, in a lazy section like a worker's
+ * (events take the global lock).  With `report`, each shard's part goes through its
  * reporter (ls_reporter_activity_batch()) instead of straight to its
  * engine.  rcs[i] (if not NULL) gets item i's result; *gen the commit
  * generation of the events emitted, 0 if none.  Returns the number
@@ -219,7 +252,7 @@ void ls_shards_get_stats(ls_shards *sh, ls_shards_stats *out);
  */
 typedef struct ls_shard_producer {
     ls_shards *sh;
-    ls_shard_done_cb done;
+    ls_ingest_done_cb done;
     void *ud;
     _Atomic uint64_t inflight; /* batches queued and not yet applied */
     ls_shard_batch *open[LS_SHARDS_MAX];
@@ -229,14 +262,14 @@ typedef struct ls_shard_producer {
                                                      batch applied last */
 } ls_shard_producer;
 
-void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_shard_done_cb done, void *ud);
+void ls_shard_producer_init(ls_shard_producer *p, ls_shards *sh, ls_ingest_done_cb done, void *ud);
 /* id must be valid (ls_id_check) and at most LS_ID_MAX bytes.  Returns the
  * item's number in this producer (1, 2, ...; ops are numbered too). */
 uint64_t ls_shard_producer_add(ls_shard_producer *p, const char *id, size_t len, int64_t ts,
                                uint8_t source);
 /*
  * Adds a presence operation (kind: ls_ingest_op_kind, or-ed with
- * LS_SHARD_OP_RETAINED) for device id from input `source`: it is applied
+ * LS_INGEST_RETAINED) for device id from input `source`: it is applied
  * after the producer's earlier items for the device and before its later
  * ones.  ONLINE opens a session (ls_engine_connect_src()) if the device
  * has none, and otherwise, unless retained, counts as an activity;

@@ -43,20 +43,21 @@ static size_t type_entries(ls_shards *sh)
  * of types: when they hold more than there is room for, it lets go, grows
  * the list (touching it, so that no page fault is left for the copy) and
  * takes them again.  Types are never removed, so this ends.  Out of
- * memory: it keeps the locks and the room it has.
+ * memory: it keeps the locks and the room it has.  `h` gets the locks'
+ * token (ls_daemon_lock()).
  */
-static void lock_with_room(ls_daemon *d, ls_stats_snapshot *s)
+static void lock_with_room(ls_daemon *d, ls_stats_snapshot *s, ls_held *h)
 {
-    ls_daemon_lock(d);
+    ls_daemon_lock(d, h);
     for (size_t want; (want = type_entries(d->shards)) > s->types_cap;) {
-        ls_daemon_unlock(d);
+        ls_daemon_unlock(d, h);
         ls_stats_type *nt = realloc(s->types, want * sizeof(*nt));
         if (nt) {
             memset(nt + s->types_cap, 0, (want - s->types_cap) * sizeof(*nt));
             s->types = nt;
             s->types_cap = want;
         }
-        ls_daemon_lock(d);
+        ls_daemon_lock(d, h);
         if (!nt) break;
     }
 }
@@ -185,7 +186,8 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     out->types = malloc(TYPES_RESERVE * sizeof(*out->types));
     out->types_cap = out->types ? TYPES_RESERVE : 0;
 
-    lock_with_room(d, out);
+    ls_held h;
+    lock_with_room(d, out, &h);
     int64_t t0 = ls_clock_mono_ns();
     ls_shards_engine_stats(d->shards, &out->engine);
     memcpy(out->events, d->events_by_type, sizeof(out->events));
@@ -201,7 +203,7 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     ls_shards_reporter_stats(d->shards, &out->http_reports);
     copy_types(out, d->shards);
     out->hold_ns = (uint64_t)(ls_clock_mono_ns() - t0);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
 
     out->first_seq = atomic_load_explicit(&d->pruned_upto, memory_order_relaxed) + 1;
     out->pruned_events = atomic_load_explicit(&d->pruned_events, memory_order_relaxed);

@@ -22,7 +22,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,36 +31,19 @@
 #include <unistd.h>
 
 #include "out/eventlog.h"
+#include "testutil.h"
 
-typedef struct fixture {
-    char tmp[64];
-    char path[128];
-} fixture;
+/* The events file is f->path, "events.jsonl" in the test's directory. */
+typedef ls_test_scratch fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->tmp, sizeof(f->tmp), "/tmp/lastseen-test-eventlog-XXXXXX");
-    if (!mkdtemp(f->tmp)) return -1;
-    snprintf(f->path, sizeof(f->path), "%s/events.jsonl", f->tmp);
-    *state = f;
-    return 0;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
+    return ls_test_scratch_open(state, "eventlog", "events.jsonl");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    nftw(f->tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return ls_test_scratch_close(state);
 }
 
 /* The file's whole content, NUL-terminated ("" if missing). */

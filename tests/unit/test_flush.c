@@ -6,8 +6,6 @@
  * Each store test works in its own mkdtemp directory under /tmp, removed
  * after.
  */
-#define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +20,11 @@
 #include "core/flush.h"
 #include "engine/engine.h"
 #include "store/store.h"
+#include "testutil.h"
 
 #define WALL0 1700000000000LL
 #define N 5000
+#define TMP_LEN 64 /* a tmp_store() directory's path */
 
 static void no_events(void *ud, const ls_event *ev)
 {
@@ -250,19 +250,10 @@ static void test_pass_bounded(void **state)
 
 /* ---- flush.c against a store ---- */
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+/* A store in a new directory under /tmp (its path into tmp). */
+static ls_store *tmp_store(char tmp[TMP_LEN], uint64_t size)
 {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-/* A store in a new directory under /tmp (its path into tmp, at least 21 bytes). */
-static ls_store *tmp_store(char *tmp, uint64_t size)
-{
-    strcpy(tmp, "/tmp/ls_flush_XXXXXX");
-    assert_non_null(mkdtemp(tmp));
+    assert_int_equal(ls_test_tmpdir(tmp, TMP_LEN, "flush"), 0);
     ls_store *s;
     ls_store_options o = {.initial_size = size, .sync = 0};
     assert_int_equal(ls_store_open(&s, tmp, &o), 0);
@@ -273,7 +264,7 @@ static ls_store *tmp_store(char *tmp, uint64_t size)
 static void tmp_store_close(ls_store *s, const char *tmp)
 {
     ls_store_close(s);
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ls_test_rmtree(tmp);
 }
 
 typedef struct loaded {
@@ -332,7 +323,7 @@ static void commit_urgent(ls_engine *e, ls_flush *f, ls_store *s, ls_store_batch
 static void test_flush_pass_with_commits_between(void **state)
 {
     (void)state;
-    char tmp[32];
+    char tmp[TMP_LEN];
     ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     ls_engine *e = make();
     ls_flush *f;
@@ -464,7 +455,7 @@ static void test_flush_commit_between_slices(void **state)
 {
     (void)state;
     enum { M = 60000 };
-    char tmp[32];
+    char tmp[TMP_LEN];
     ls_store *s = tmp_store(tmp, (uint64_t)32 << 20);
     ls_engine *e = make();
     ls_flush *f;
@@ -542,7 +533,7 @@ static void snapshot_cb(void *ud, const ls_event *ev)
 static void test_event_snapshots_tagged(void **state)
 {
     (void)state;
-    char tmp[32];
+    char tmp[TMP_LEN];
     ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     snap_ctx c = {.pending = ls_store_batch_new()};
     ls_engine *e;
@@ -611,7 +602,7 @@ static void test_event_snapshots_tagged(void **state)
 static void test_flush_empty_pass(void **state)
 {
     (void)state;
-    char tmp[32];
+    char tmp[TMP_LEN];
     ls_store *s = tmp_store(tmp, (uint64_t)8 << 20);
     ls_engine *e = make();
     ls_flush *f;

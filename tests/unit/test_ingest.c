@@ -8,13 +8,12 @@
  * the port: per-device order of one producer's items, from one thread and
  * from two; the done callback's counts; no drop when every batch is in use
  * (backpressure); the applied watermark; sources held while down and a
- * full timeout after up; and that stopping the shards applies what is
- * queued.  Engine state is read from snapshots of devices taken under the
- * device's lock (ls_daemon_lock_id()), as the API reads it.
+ * full timeout after up; that stopping the shards applies what is
+ * queued; and the critical sections the shards' holders are in.  Engine state is read from
+ * snapshots of devices taken under the device's lock (ls_daemon_lock_id()), as the API reads it.
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +32,7 @@
 #include "core/daemon.h"
 #include "core/ingest.h"
 #include "core/shards.h"
+#include "testutil.h"
 
 /* ---- a core in a temporary directory ------------------------------------- */
 
@@ -47,8 +47,7 @@ static core *core_open(unsigned shards, int64_t timeout_ms)
 {
     core *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    snprintf(c->dir, sizeof(c->dir), "/tmp/ls_ingest_XXXXXX");
-    assert_non_null(mkdtemp(c->dir));
+    assert_int_equal(ls_test_tmpdir(c->dir, sizeof(c->dir), "ingest"), 0);
     ls_config *cfg = calloc(1, sizeof(*cfg));
     assert_non_null(cfg);
     ls_config_defaults(cfg);
@@ -67,14 +66,6 @@ static core *core_open(unsigned shards, int64_t timeout_ms)
     return c;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Stops everything in the composition root's order and removes the directory. */
 static void core_close(core *c)
 {
@@ -82,7 +73,7 @@ static void core_close(core *c)
     if (!c->shards_stopped) ls_core_stop_ingest(c->d);
     ls_core_stop_committer(c->d);
     ls_core_close(c->d);
-    nftw(c->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ls_test_rmtree(c->dir);
     free(c->d);
     free(c);
 }
@@ -97,18 +88,20 @@ typedef struct snap {
 static snap snapshot(core *c, const char *id)
 {
     snap s = {0};
-    ls_engine *e = ls_daemon_lock_id(c->d, id, strlen(id));
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(c->d, &h, id, strlen(id));
     const ls_device *dev = ls_engine_find(e, id, strlen(id));
     if (dev) s = (snap){1, dev->active, dev->sessions, dev->last_activity};
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     return s;
 }
 
 static uint64_t events_of(core *c, ls_event_type t)
 {
-    ls_daemon_lock(c->d);
+    ls_held h;
+    ls_daemon_lock(c->d, &h);
     uint64_t n = c->d->events_by_type[t];
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     return n;
 }
 
@@ -286,7 +279,8 @@ static void test_backpressure(void **state)
     ls_shards_stats st0, st;
     ls_shards_get_stats(c->d->shards, &st0);
     bp b = {.c = c};
-    ls_daemon_lock(c->d);
+    ls_held h;
+    ls_daemon_lock(c->d, &h);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, bp_main, &b), 0);
     int64_t until = mono_ms() + 10000;
@@ -298,16 +292,16 @@ static void test_backpressure(void **state)
     sleep_ms(50);
     assert_false(__atomic_load_n(&b.finished, __ATOMIC_ACQUIRE)); /* it waits */
     assert_int_equal(get(&b.n.applied), 0);
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     pthread_join(t, NULL);
     assert_int_equal(get(&b.n.applied), BP_ITEMS);
     assert_int_equal(get(&b.n.full) + get(&b.n.bad_ids) + get(&b.n.invalid), 0);
     ls_shards_get_stats(c->d->shards, &st);
     assert_int_equal(st.activities - st0.activities, BP_ITEMS);
     ls_engine_stats es;
-    ls_daemon_lock(c->d);
+    ls_daemon_lock(c->d, &h);
     ls_shards_engine_stats(c->d->shards, &es);
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     assert_int_equal(es.devices, BP_DEVICES);
     core_close(c);
 }
@@ -467,7 +461,8 @@ static void test_stop_drains(void **state)
     counts n = {0};
     ls_ingest_producer *p;
     assert_int_equal(ls_ingest_producer_open(c->in, &p, done_cb, &n), 0);
-    ls_daemon_lock(c->d);
+    ls_held h;
+    ls_daemon_lock(c->d, &h);
     char id[32];
     for (int i = 0; i < 5000; i++) {
         int len = snprintf(id, sizeof(id), "s-%d", i);
@@ -481,13 +476,83 @@ static void test_stop_drains(void **state)
     assert_int_equal(pthread_create(&t, NULL, stop_main, c->d), 0);
     sleep_ms(50); /* the stop is asked for while the batches wait */
     assert_int_equal(get(&n.applied), 0);
-    ls_daemon_unlock(c->d);
+    ls_daemon_unlock(c->d, &h);
     pthread_join(t, NULL);
     c->shards_stopped = 1;
     assert_int_equal(get(&n.applied), 5000);
     ls_shards_get_stats(c->d->shards, &st);
     assert_int_equal(st.queued, 0);
     ls_ingest_producer_close(p); /* nothing in flight: returns at once */
+    core_close(c);
+}
+
+/* ---- critical sections ------------------------------------------------------- */
+
+/* Shard k's section, read under its lock (its worker enters its own). */
+static ls_shard_section *section_of(core *c, unsigned k)
+{
+    ls_shard *s = &c->d->shards->shard[k];
+    ls_mutex_lock(&s->lock);
+    ls_shard_section *sec = s->section;
+    ls_mutex_unlock(&s->lock);
+    return sec;
+}
+
+/*
+ * The daemon's critical sections hang the caller's token on the shards it
+ * holds (global held), and take it off when they are left; a lazy section
+ * takes the global lock at its first event and its leave gives it back
+ * with the generation that event commits as.
+ */
+static void test_sections(void **state)
+{
+    (void)state;
+    core *c = core_open(2, 60000);
+    ls_shards *sh = c->d->shards;
+    unsigned k = ls_shards_index(sh, "a", 1);
+
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(c->d, &h, "a", 1);
+    assert_ptr_equal(e, sh->shard[k].engine);
+    assert_int_equal(h.shard, (int)k);
+    assert_int_equal(h.sec.mode, LS_SECTION_GLOBAL_HELD);
+    assert_ptr_equal(sh->shard[k].section, &h.sec);
+    ls_daemon_unlock(c->d, &h);
+    assert_int_equal(h.shard, LS_HELD_NONE);
+    assert_null(section_of(c, k));
+
+    ls_daemon_lock(c->d, &h);
+    assert_int_equal(h.shard, LS_HELD_ALL);
+    for (unsigned i = 0; i < sh->n; i++)
+        assert_ptr_equal(sh->shard[i].section, &h.sec);
+    ls_daemon_unlock(c->d, &h);
+    for (unsigned i = 0; i < sh->n; i++)
+        assert_null(section_of(c, i));
+
+    /* A new device's activity raises an event: the lazy section takes the
+     * global lock for it. */
+    uint64_t before = events_of(c, LS_EV_ACTIVITY);
+    ls_shard *s = &sh->shard[k];
+    ls_mutex_lock(&s->lock);
+    ls_shard_section sec;
+    ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
+    assert_false(sec.global_taken);
+    ls_activity a = {.id = "a", .len = 1};
+    assert_int_equal(ls_engine_activity_batch(s->engine, &a, 1, ls_clock_now(), NULL), 1);
+    assert_true(sec.global_taken);
+    uint64_t gen = ls_shard_section_leave(s, &sec);
+    assert_false(sec.global_taken);
+    ls_mutex_unlock(&s->lock);
+    assert_true(gen > 0);
+    assert_int_equal(events_of(c, LS_EV_ACTIVITY) - before, 1);
+
+    /* The device is active now: no event, the global lock is not taken. */
+    ls_mutex_lock(&s->lock);
+    ls_shard_section_enter(s, &sec, LS_SECTION_LAZY_GLOBAL);
+    assert_int_equal(ls_engine_activity_batch(s->engine, &a, 1, ls_clock_now(), NULL), 1);
+    assert_false(sec.global_taken);
+    assert_int_equal(ls_shard_section_leave(s, &sec), 0);
+    ls_mutex_unlock(&s->lock);
     core_close(c);
 }
 
@@ -498,7 +563,7 @@ int main(void)
         cmocka_unit_test(test_order_one_producer), cmocka_unit_test(test_order_two_producers),
         cmocka_unit_test(test_backpressure),       cmocka_unit_test(test_applied_watermark),
         cmocka_unit_test(test_source_down_up),     cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_stop_drains),
+        cmocka_unit_test(test_stop_drains),        cmocka_unit_test(test_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,9 +27,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
-#include <lmdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +41,7 @@
 #include "core/daemon.h"
 #include "core/outbox.h"
 #include "store/store.h"
+#include "testutil.h"
 
 #define MAXREC 256
 #define BUF ((size_t)1 << 20)
@@ -57,20 +56,11 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/lastseen-test-outbox-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
+    if (ls_test_tmpdir(f->dir, sizeof(f->dir), "outbox") < 0) return -1;
     f->buf = malloc(BUF);
     ls_log_set_level(LS_LOG_WARN);
     *state = f;
     return 0;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
 }
 
 static void core_close(fixture *f)
@@ -88,7 +78,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     core_close(f);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ls_test_rmtree(f->dir);
     free(f->buf);
     free(f);
     return 0;
@@ -121,13 +111,14 @@ enum { ACT, CONNECT, DISCONNECT };
 static void apply(ls_daemon *d, const char *id, int what)
 {
     size_t len = strlen(id);
-    ls_engine *e = ls_daemon_lock_id(d, id, len);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
     ls_now now = ls_clock_now();
     int rc = what == ACT       ? ls_engine_activity(e, id, len, 0, now)
              : what == CONNECT ? ls_engine_connect(e, id, len, now)
                                : ls_engine_disconnect(e, id, len, now);
     assert_int_equal(rc, 0);
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
 }
 
 static void sleep_ms(int ms)
@@ -397,26 +388,6 @@ static void test_inline_sink_comes_first(void **state)
     assert_int_equal(p.scanned, 3);
 }
 
-/* Puts one raw key/value into database `db` of the store in `dir`. */
-static void raw_put(const char *dir, const char *db, const void *k, size_t klen, const void *v,
-                    size_t vlen)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_set_mapsize(env, (size_t)64 << 20), 0);
-    mkdir(dir, 0755);
-    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
-    MDB_val kv = {klen, (void *)k}, vv = {vlen, (void *)v};
-    assert_int_equal(mdb_put(txn, dbi, &kv, &vv, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-}
-
 static void test_format1_lines_read_the_same(void **state)
 {
     fixture *f = *state;
@@ -427,11 +398,11 @@ static void test_format1_lines_read_the_same(void **state)
                      "\"detectedAt\":5,\"state\":{\"id\":\"q\\\"x\",\"sessions\":0}}";
     const char *l2 = "{\"seq\":2,\"type\":\"SOURCE_DOWN\",\"device\":\"mqtt\",\"ts\":6,"
                      "\"detectedAt\":6,\"source\":true}";
-    raw_put(store, "meta", "format", 6, v1, 4);
-    raw_put(store, "outbox", "\0\0\0\0\0\0\0\1", 8, l1, strlen(l1));
-    raw_put(store, "outbox", "\0\0\0\0\0\0\0\2", 8, l2, strlen(l2));
-    raw_put(store, "devices", "d", 1, (unsigned char[48]){1}, 48);
-    raw_put(store, "cursors", "x", 1, "\0\0\0\0\0\0\0\0", 8);
+    ls_test_raw_put(store, "meta", "format", 6, v1, 4);
+    ls_test_raw_put(store, "outbox", "\0\0\0\0\0\0\0\1", 8, l1, strlen(l1));
+    ls_test_raw_put(store, "outbox", "\0\0\0\0\0\0\0\2", 8, l2, strlen(l2));
+    ls_test_raw_put(store, "devices", "d", 1, (unsigned char[48]){1}, 48);
+    ls_test_raw_put(store, "cursors", "x", 1, "\0\0\0\0\0\0\0\0", 8);
 
     ls_daemon *d = core_open(f, 0);
     core_start(f);

@@ -19,7 +19,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "core/daemon.h"
 #include "core/shards.h"
 #include "core/stats.h"
+#include "testutil.h"
 
 #define N 10
 
@@ -39,20 +39,11 @@ typedef struct fixture {
     ls_daemon d;
 } fixture;
 
-static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     if (!f) return -1;
-    snprintf(f->tmp, sizeof(f->tmp), "/tmp/lastseen-test-stats-XXXXXX");
-    if (!mkdtemp(f->tmp)) return -1;
+    if (ls_test_tmpdir(f->tmp, sizeof(f->tmp), "stats") < 0) return -1;
     ls_config cfg;
     ls_config_defaults(&cfg);
     snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", f->tmp);
@@ -69,7 +60,7 @@ static int teardown(void **state)
     ls_core_stop_ingest(&f->d);
     ls_core_stop_committer(&f->d);
     ls_core_close(&f->d);
-    nftw(f->tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ls_test_rmtree(f->tmp);
     free(f);
     return 0;
 }
@@ -77,8 +68,9 @@ static int teardown(void **state)
 /* Everything changed so far committed and delivered to events.jsonl. */
 static void commit_all(ls_daemon *d)
 {
-    ls_daemon_lock(d);
-    ls_daemon_commit_unlock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
+    ls_daemon_commit_unlock(d, &h);
 }
 
 static void sleep_ms(long ms)
@@ -107,13 +99,14 @@ static void test_one_consistent_snapshot(void **state)
     ls_metrics_rejected(&d->metrics, d->http_source, LS_REJECT_INVALID, 2);
 
     /* s-1 connects; s-0 gets a 1 ms timeout and goes inactive. */
-    ls_engine *e = ls_daemon_lock_id(d, "s-1", 3);
+    ls_held h;
+    ls_engine *e = ls_daemon_lock_id(d, &h, "s-1", 3);
     assert_int_equal(ls_engine_connect(e, "s-1", 3, ls_clock_now()), 0);
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
     ls_device_config dc = {.set_timeout = 1, .timeout_ms = 1};
-    e = ls_daemon_lock_id(d, "s-0", 3);
+    e = ls_daemon_lock_id(d, &h, "s-0", 3);
     assert_int_equal(ls_engine_put(e, "s-0", 3, &dc, ls_clock_now(), NULL), 0);
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
     for (int i = 0; i < 500; i++) {
         ls_stats_take(d, s);
         uint64_t inactive = s->engine.inactive;
@@ -124,11 +117,11 @@ static void test_one_consistent_snapshot(void **state)
 
     /* A source goes down: every shard's engine holds its devices, the
      * outbox gets one SOURCE_DOWN. */
-    ls_daemon_lock(d);
+    ls_daemon_lock(d, &h);
     int src = ls_shards_source_add(d->shards, "test", 0);
     assert_true(src > 0);
     ls_shards_source_down(d->shards, (unsigned)src, ls_clock_now());
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
     commit_all(d);
 
     ls_stats_take(d, s);
@@ -215,14 +208,15 @@ static void test_many_types(void **state)
     ls_daemon *d = &f->d;
     enum { TYPES = 150, DEVS = 8 };
     ls_type_config tc = {.timeout_ms = 60000, .monitored = -1};
-    ls_daemon_lock(d);
+    ls_held h;
+    ls_daemon_lock(d, &h);
     for (int i = 0; i < TYPES; i++) {
         char name[16];
         int len = snprintf(name, sizeof(name), "t-%03d", i);
         assert_int_equal(
             ls_shards_type_put(d->shards, name, (size_t)len, &tc, ls_clock_now(), NULL), 0);
     }
-    ls_daemon_commit_unlock(d);
+    ls_daemon_commit_unlock(d, &h);
     /* DEVS devices of t-000, spread over both shards, and one of a type
      * only its own shard knows. */
     int in_shard[2] = {0, 0};
@@ -230,9 +224,9 @@ static void test_many_types(void **state)
         char id[16];
         int len = snprintf(id, sizeof(id), "x-%d", i);
         ls_device_config dc = {.type = i < DEVS ? "t-000" : "solo", .type_len = i < DEVS ? 5 : 4};
-        ls_engine *e = ls_daemon_lock_id(d, id, (size_t)len);
+        ls_engine *e = ls_daemon_lock_id(d, &h, id, (size_t)len);
         assert_int_equal(ls_engine_put(e, id, (size_t)len, &dc, ls_clock_now(), NULL), 0);
-        ls_daemon_commit_unlock(d);
+        ls_daemon_commit_unlock(d, &h);
         if (i < DEVS) in_shard[ls_shards_index(d->shards, id, (size_t)len)]++;
     }
     assert_true(in_shard[0] > 0 && in_shard[1] > 0); /* the sum is over both shards */
@@ -257,9 +251,9 @@ static void test_many_types(void **state)
     /* The same list as ls_shards_types() makes under the locks. */
     type_list *l = calloc(1, sizeof(*l));
     assert_non_null(l);
-    ls_daemon_lock(d);
+    ls_daemon_lock(d, &h);
     ls_shards_types(d->shards, list_cb, l);
-    ls_daemon_unlock(d);
+    ls_daemon_unlock(d, &h);
     assert_int_equal(l->n, s->ntypes);
     for (size_t i = 0; i < l->n; i++) {
         assert_string_equal(l->t[i].name, s->types[i].name);

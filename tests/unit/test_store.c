@@ -31,7 +31,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -42,47 +41,30 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "testutil.h"
 
 #define MIB (1024 * 1024)
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-typedef struct fixture {
-    char tmp[64];
-    char dir[96];
-} fixture;
+/* The store is f->path, "db" in the test's directory. */
+typedef ls_test_scratch fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->tmp, sizeof(f->tmp), "/tmp/lastseen-test-store-XXXXXX");
-    if (!mkdtemp(f->tmp)) return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/db", f->tmp);
-    *state = f;
-    return 0;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
+    return ls_test_scratch_open(state, "store", "db");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    nftw(f->tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return ls_test_scratch_close(state);
 }
 
 static ls_store *open_ok(const fixture *f, uint64_t initial, uint64_t max)
 {
     ls_store_options o = {.initial_size = initial, .max_size = max, .sync = 0};
     ls_store *s = NULL;
-    assert_int_equal(ls_store_open(&s, f->dir, &o), 0);
+    assert_int_equal(ls_store_open(&s, f->path, &o), 0);
     assert_non_null(s);
     return s;
 }
@@ -91,7 +73,7 @@ static int open_rc(const fixture *f)
 {
     ls_store_options o = {.initial_size = MIB, .max_size = 0, .sync = 0};
     ls_store *s = (ls_store *)&o; /* must be reset to NULL on failure */
-    int rc = ls_store_open(&s, f->dir, &o);
+    int rc = ls_store_open(&s, f->path, &o);
     if (rc == 0)
         ls_store_close(s);
     else
@@ -102,50 +84,8 @@ static int open_rc(const fixture *f)
 static char *path_in(const fixture *f, const char *name)
 {
     static char p[160];
-    snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+    snprintf(p, sizeof(p), "%s/%s", f->path, name);
     return p;
-}
-
-/* Puts one raw key/value into database `db` (created if missing) of the closed store. */
-static void raw_put(const fixture *f, const char *db, const void *k, size_t klen, const void *v,
-                    size_t vlen)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_set_mapsize(env, 64 * MIB), 0);
-    mkdir(f->dir, 0755);
-    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
-    MDB_val kv = {klen, (void *)k}, vv = {vlen, (void *)v};
-    assert_int_equal(mdb_put(txn, dbi, &kv, &vv, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-}
-
-/* Reads one raw value of database `db` of the closed store into out (up to
- * max bytes); returns its length. */
-static size_t raw_get(const fixture *f, const char *db, const void *k, size_t klen, void *out,
-                      size_t max)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS | MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-    MDB_val kv = {klen, (void *)k}, vv;
-    assert_int_equal(mdb_get(txn, dbi, &kv, &vv), 0);
-    size_t n = vv.mv_size < max ? vv.mv_size : max;
-    memcpy(out, vv.mv_data, n);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return vv.mv_size;
 }
 
 static off_t file_size(const char *path)
@@ -677,7 +617,7 @@ static void test_event_records(void **state)
 
     /* A version-2 record whose lengths do not add up is damage, named. */
     unsigned char rec[24] = {2, 0, 3, 0, 200, 0, 0, 0};
-    raw_put(f, "outbox", "\0\0\0\0\0\0\0\4", 8, rec, sizeof(rec));
+    ls_test_raw_put(f->path, "outbox", "\0\0\0\0\0\0\0\4", 8, rec, sizeof(rec));
     s = open_ok(f, MIB, 0);
     g.n = 0;
     assert_int_equal(ls_store_read_outbox(s, 3, UINT64_MAX, 10, rec_cb, &g), LS_STORE_ECORRUPT);
@@ -692,16 +632,16 @@ static void test_format1_outbox(void **state)
     fixture *f = *state;
     unsigned char v1[4] = {1, 0, 0, 0}, fmt[4];
     const char *line = "{\"seq\":7,\"type\":\"CONNECT_EVENT\",\"device\":\"x\"}";
-    raw_put(f, "meta", "format", 6, v1, 4);
-    raw_put(f, "devices", "d", 1, (unsigned char[48]){1}, 48);
-    raw_put(f, "cursors", "events.jsonl", 12, "\7\0\0\0\0\0\0\0", 8);
-    raw_put(f, "outbox", "\0\0\0\0\0\0\0\7", 8, line, strlen(line));
+    ls_test_raw_put(f->path, "meta", "format", 6, v1, 4);
+    ls_test_raw_put(f->path, "devices", "d", 1, (unsigned char[48]){1}, 48);
+    ls_test_raw_put(f->path, "cursors", "events.jsonl", 12, "\7\0\0\0\0\0\0\0", 8);
+    ls_test_raw_put(f->path, "outbox", "\0\0\0\0\0\0\0\7", 8, line, strlen(line));
 
     ls_store_options ro = {.read_only = 1};
     ls_store *s = NULL;
-    assert_int_equal(ls_store_open(&s, f->dir, &ro), 0);
+    assert_int_equal(ls_store_open(&s, f->path, &ro), 0);
     ls_store_close(s);
-    assert_int_equal(raw_get(f, "meta", "format", 6, fmt, 4), 4);
+    assert_int_equal(ls_test_raw_get(f->path, "meta", "format", 6, fmt, 4), 4);
     assert_int_equal(fmt[0], 1); /* read-only: left as it was */
 
     s = open_ok(f, MIB, 0);
@@ -714,11 +654,11 @@ static void test_format1_outbox(void **state)
     assert_int_equal(ls_store_last_seq(s), 7);
     assert_int_equal(ls_store_cursor(s, "events.jsonl"), 7);
     ls_store_close(s);
-    assert_int_equal(raw_get(f, "meta", "format", 6, fmt, 4), 4);
+    assert_int_equal(ls_test_raw_get(f->path, "meta", "format", 6, fmt, 4), 4);
     assert_int_equal(fmt[0], LS_STORE_FORMAT);
 
     /* A version-1 value that is not a line is not ours. */
-    raw_put(f, "outbox", "\0\0\0\0\0\0\0\10", 8, "\1zz", 3);
+    ls_test_raw_put(f->path, "outbox", "\0\0\0\0\0\0\0\10", 8, "\1zz", 3);
     s = open_ok(f, MIB, 0);
     g.n = 0;
     assert_int_equal(ls_store_read_outbox(s, 7, UINT64_MAX, 10, rec_cb, &g), LS_STORE_ECORRUPT);
@@ -1077,7 +1017,7 @@ static int open_ro(const fixture *f, ls_store **s)
 {
     ls_store_options o = {.read_only = 1};
     *s = (ls_store *)&o; /* must be reset to NULL on failure */
-    int rc = ls_store_open(s, f->dir, &o);
+    int rc = ls_store_open(s, f->path, &o);
     if (rc < 0) assert_null(*s);
     return rc;
 }
@@ -1104,16 +1044,16 @@ static void test_read_only_missing(void **state)
     ls_store *s;
     /* No directory: not created. */
     assert_int_equal(open_ro(f, &s), -ENOENT);
-    assert_int_equal(stat(f->dir, &sb), -1);
+    assert_int_equal(stat(f->path, &sb), -1);
     /* An empty directory: nothing created in it. */
-    assert_int_equal(mkdir(f->dir, 0755), 0);
+    assert_int_equal(mkdir(f->path, 0755), 0);
     assert_int_equal(open_ro(f, &s), -ENOENT);
     assert_int_equal(stat(path_in(f, "data.mdb"), &sb), -1);
     assert_int_equal(stat(path_in(f, "lock.mdb"), &sb), -1);
     /* An LMDB environment nobody initialised as a store: still no store, still untouched. */
     MDB_env *env;
     assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS, 0644), 0);
+    assert_int_equal(mdb_env_open(env, f->path, MDB_NOTLS, 0644), 0);
     mdb_env_close(env);
     off_t before = file_size(path_in(f, "data.mdb"));
     assert_int_equal(open_ro(f, &s), -ENOENT);
@@ -1165,7 +1105,7 @@ static void test_read_only_reads(void **state)
 
     /* A newer format is refused read-only too. */
     unsigned char newer[4] = {LS_STORE_FORMAT + 1, 0, 0, 0};
-    raw_put(f, "meta", "format", 6, newer, 4);
+    ls_test_raw_put(f->path, "meta", "format", 6, newer, 4);
     assert_int_equal(open_ro(f, &s), LS_STORE_EVERSION);
 }
 
@@ -1197,7 +1137,7 @@ static void test_read_only_other_process_grows(void **state)
         /* The child is the writer; no cmocka here. */
         ls_store_options o = {.initial_size = MIB};
         ls_store *w;
-        int ok = ls_store_open(&w, f->dir, &o) == 0;
+        int ok = ls_store_open(&w, f->path, &o) == 0;
         for (int i = 0; ok && i < 20; i++)
             ok = write_big_events(w, 1 + (uint64_t)i * 1000, 1000, 1000) == 0;
         ls_store_batch *wb = ls_store_batch_new();
@@ -1236,7 +1176,7 @@ static void test_format_newer(void **state)
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_close(s);
     unsigned char newer[4] = {LS_STORE_FORMAT + 1, 0, 0, 0};
-    raw_put(f, "meta", "format", 6, newer, 4);
+    ls_test_raw_put(f->path, "meta", "format", 6, newer, 4);
     off_t before = file_size(path_in(f, "data.mdb"));
     assert_int_equal(open_rc(f), LS_STORE_EVERSION);
     assert_int_equal(open_rc(f), LS_STORE_EVERSION); /* and nothing was changed */
@@ -1244,10 +1184,10 @@ static void test_format_newer(void **state)
     assert_string_equal(ls_strerror(LS_STORE_EVERSION), "store written by a newer lastseen");
 
     unsigned char bad[3] = {1, 0, 0};
-    raw_put(f, "meta", "format", 6, bad, 3);
+    ls_test_raw_put(f->path, "meta", "format", 6, bad, 3);
     assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
     unsigned char v1[4] = {1, 0, 0, 0};
-    raw_put(f, "meta", "format", 6, v1, 4);
+    ls_test_raw_put(f->path, "meta", "format", 6, v1, 4);
     assert_int_equal(open_rc(f), 0);
 }
 
@@ -1255,14 +1195,14 @@ static void test_foreign_lmdb(void **state)
 {
     fixture *f = *state;
     /* Some other program's LMDB store: not ours. */
-    raw_put(f, "other", "k", 1, "v", 1);
+    ls_test_raw_put(f->path, "other", "k", 1, "v", 1);
     assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
 }
 
 static void test_meta_without_format(void **state)
 {
     fixture *f = *state;
-    raw_put(f, "meta", "something", 9, "v", 1);
+    ls_test_raw_put(f->path, "meta", "something", 9, "v", 1);
     assert_int_equal(open_rc(f), LS_STORE_ECORRUPT);
 }
 
@@ -1277,7 +1217,7 @@ static void write_file(const char *path, const void *data, size_t len)
 static void test_garbage_file(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mkdir(f->dir, 0755), 0);
+    assert_int_equal(mkdir(f->path, 0755), 0);
     size_t sizes[] = {100, 4096, 65536};
     unsigned char *junk = malloc(65536);
     uint32_t x = 12345;
@@ -1379,7 +1319,7 @@ static void test_corrupt_device_record(void **state)
     ls_store_batch_free(b);
     ls_store_close(s);
 
-    raw_put(f, "devices", "mmm", 3, "abc", 3); /* short */
+    ls_test_raw_put(f->path, "devices", "mmm", 3, "abc", 3); /* short */
     s = open_ok(f, MIB, 0);
     got g = {0};
     assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
@@ -1389,7 +1329,7 @@ static void test_corrupt_device_record(void **state)
 
     /* Right length, unknown record version. */
     unsigned char rec[48] = {9};
-    raw_put(f, "devices", "mmm", 3, rec, sizeof(rec));
+    ls_test_raw_put(f->path, "devices", "mmm", 3, rec, sizeof(rec));
     s = open_ok(f, MIB, 0);
     g = (got){0};
     assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
@@ -1399,7 +1339,7 @@ static void test_corrupt_device_record(void **state)
     /* Version 1, but the type length runs past the end. */
     rec[0] = 1;
     rec[2] = 10;
-    raw_put(f, "devices", "mmm", 3, rec, sizeof(rec));
+    ls_test_raw_put(f->path, "devices", "mmm", 3, rec, sizeof(rec));
     s = open_ok(f, MIB, 0);
     g = (got){0};
     assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
@@ -1408,7 +1348,7 @@ static void test_corrupt_device_record(void **state)
 
     /* Fixing the record makes the store whole again. */
     rec[2] = 0;
-    raw_put(f, "devices", "mmm", 3, rec, sizeof(rec));
+    ls_test_raw_put(f->path, "devices", "mmm", 3, rec, sizeof(rec));
     s = open_ok(f, MIB, 0);
     g = load_all(s);
     assert_int_equal(g.n, 3);
@@ -1651,10 +1591,10 @@ static void test_old_store_gains_databases(void **state)
     unsigned char rec[48] = {1, 1};
     rec[8] = 0x10; /* timeout_ms = 0x2710 = 10000 */
     rec[9] = 0x27;
-    raw_put(f, "meta", "format", 6, v1, 4);
-    raw_put(f, "devices", "old", 3, rec, sizeof(rec));
-    raw_put(f, "outbox", "\0\0\0\0\0\0\0\1", 8, "{}", 2);
-    raw_put(f, "cursors", "events.jsonl", 12, "\1\0\0\0\0\0\0\0", 8);
+    ls_test_raw_put(f->path, "meta", "format", 6, v1, 4);
+    ls_test_raw_put(f->path, "devices", "old", 3, rec, sizeof(rec));
+    ls_test_raw_put(f->path, "outbox", "\0\0\0\0\0\0\0\1", 8, "{}", 2);
+    ls_test_raw_put(f->path, "cursors", "events.jsonl", 12, "\1\0\0\0\0\0\0\0", 8);
     ls_store *s = open_ok(f, MIB, 0);
     got g = load_all(s);
     assert_int_equal(g.n, 1);
@@ -1685,20 +1625,20 @@ static void test_corrupt_type_and_alarm_records(void **state)
     ls_store *s = open_ok(f, MIB, 0);
     ls_store_close(s);
     unsigned char t[16] = {9};
-    raw_put(f, "types", "bad", 3, t, sizeof(t));
+    ls_test_raw_put(f->path, "types", "bad", 3, t, sizeof(t));
     s = open_ok(f, MIB, 0);
     got_types gt = {0};
     assert_int_equal(ls_store_load_types(s, type_cb, &gt), LS_STORE_ECORRUPT);
     ls_store_close(s);
     t[0] = 1;
     t[2] = 3; /* monitored out of range */
-    raw_put(f, "types", "bad", 3, t, sizeof(t));
+    ls_test_raw_put(f->path, "types", "bad", 3, t, sizeof(t));
     s = open_ok(f, MIB, 0);
     assert_int_equal(ls_store_load_types(s, type_cb, &gt), LS_STORE_ECORRUPT);
     ls_store_close(s);
 
     unsigned char a[40] = {1}; /* no source */
-    raw_put(f, "alarms", "\0\0\0\0\0\0\0\5", 8, a, sizeof(a));
+    ls_test_raw_put(f->path, "alarms", "\0\0\0\0\0\0\0\5", 8, a, sizeof(a));
     s = open_ok(f, MIB, 0);
     got_alarms ga = {0};
     assert_int_equal(ls_store_load_alarms(s, alarm_cb, &ga), LS_STORE_ECORRUPT);
@@ -1707,7 +1647,7 @@ static void test_corrupt_type_and_alarm_records(void **state)
     /* Version-2 device record with bad c8y flags. */
     unsigned char d[52] = {2};
     d[48] = 7;
-    raw_put(f, "devices", "dd", 2, d, sizeof(d));
+    ls_test_raw_put(f->path, "devices", "dd", 2, d, sizeof(d));
     s = open_ok(f, MIB, 0);
     got g = {0};
     assert_int_equal(ls_store_load_devices(s, collect_cb, &g), LS_STORE_ECORRUPT);
