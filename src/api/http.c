@@ -42,6 +42,10 @@
  * Every answered request is counted in metrics by route template, method
  * and status (completed_cb), and refused ones by reason.
  *
+ * Connection limits (the caps, the open-file limit, the deadline for
+ * request headers) are guard.c's: it gets MHD's connection notifications,
+ * and hears here when a request's headers are in and when it completes.
+ *
  * Paths are routed raw and each parameter is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
  * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
@@ -58,6 +62,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/guard.h"
 #include "api/routes.h"
 #include "api/stream.h"
 #include "base/err.h"
@@ -73,6 +78,7 @@ struct ls_http {
     ls_req *waiters;           /* suspended until their commit */
     int stopping;
     _Atomic uint64_t replies_due; /* waiters resumed whose request has not completed */
+    struct ls_guard *guard;       /* connection limits (guard.c) */
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
@@ -281,8 +287,9 @@ static void log_cb(void *cls, const char *fmt, va_list ap) __attribute__((format
 static void log_cb(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
-    (void)cls;
+    struct ls_http *h = cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (ls_guard_mhd_log(h->guard, msg)) return; /* counted, logged once a second */
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
@@ -308,6 +315,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->method = method;
         r->route = ls_routes_metric(url);
         r->method_idx = ls_method_index(method);
+        ls_guard_headers_in(conn);
         ls_buf_init(&r->body, (size_t)h->d->cfg.http_max_body + 1); /* + its NUL */
         *con_cls = r;
         const char *cl =
@@ -359,8 +367,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct ls_http *h = cls;
     ls_req *r = *con_cls;
-    (void)conn;
     (void)toe;
+    ls_guard_request_done(conn);
     if (!r) return;
     if (r->resumed) atomic_fetch_sub_explicit(&h->replies_due, 1, memory_order_release);
     if (r->responded) {
@@ -402,23 +410,35 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     }
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
-    struct MHD_OptionItem opts[] = {
+    if ((rc = ls_guard_start(&h->guard, d)) < 0) {
+        ls_streams_quiesce(d->streams);
+        ls_streams_free(d->streams);
+        d->streams = NULL;
+        pthread_mutex_destroy(&h->wait_lock);
+        free(h);
+        return rc;
+    }
+    struct MHD_OptionItem opts[16] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_cb, h},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, h},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, h},
-        {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, LS_HTTP_IDLE_TIMEOUT_S, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
-        {d->cfg.http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-         (intptr_t)d->cfg.http_threads, NULL},
-        {MHD_OPTION_END, 0, NULL},
     };
+    int nopts = 7;
+    ls_guard_options(h->guard, opts, &nopts);
+    /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
+    if (d->cfg.http_threads > 1)
+        opts[nopts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+                                                (intptr_t)d->cfg.http_threads, NULL};
+    opts[nopts] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
+        ls_guard_free(h->guard);
         pthread_mutex_destroy(&h->wait_lock);
         ls_streams_quiesce(d->streams);
         ls_streams_free(d->streams);
@@ -479,6 +499,7 @@ void ls_http_stop(struct ls_http *h)
     drain(h);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
+    ls_guard_stop(h->guard);
     ls_streams_free(h->d->streams);
     h->d->streams = NULL;
 }
@@ -487,6 +508,7 @@ void ls_http_free(struct ls_http *h)
 {
     if (!h) return;
     ls_http_stop(h);
+    ls_guard_free(h->guard);
     pthread_mutex_destroy(&h->wait_lock);
     free(h);
 }

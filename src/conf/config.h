@@ -40,6 +40,9 @@ typedef struct ls_config {
     int64_t http_max_streams;                     /* open event streams at most */
     int64_t http_stream_max_backlog;              /* events a stream may fall behind */
     int64_t http_stream_keepalive;                /* ms between keep-alive comments */
+    int64_t http_max_connections;                 /* open at once, all clients */
+    int64_t http_max_connections_per_ip;          /* open at once from one address, 0 = no cap */
+    int64_t http_header_timeout;                  /* ms for a request's headers to arrive */
     int http_reporting_strategy;                  /* ls_report_strategy */
     int64_t http_reporting_period;                /* ms */
     char data_dir[4096];                          /* store.data_dir */
