@@ -11,7 +11,7 @@ ARGS       ?=
 # Debian 12 packages needed to build, test and run.  libmosquitto, mosquitto:
 # lastseen-sim's MQTT mode and its test; chromium, nodejs: the dashboard's
 # browser test (tests/browser, playwright-core from npm).
-DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
+DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libinih-dev \
            libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
            python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \

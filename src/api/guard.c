@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "api/tls.h"
 #include "base/clock.h"
 #include "base/fdlimit.h"
 #include "base/log.h"
@@ -77,6 +78,7 @@ struct ls_guard {
     ls_conn fresh, kept; /* sentinels of the deadline lists, under mu */
     int64_t header_ms;
     unsigned max_conns, per_ip;
+    struct ls_tls *tls;
     ls_stopper stop;
     pthread_t thread;
     int running;
@@ -186,6 +188,7 @@ static void notify_cb(void *cls, struct MHD_Connection *conn, void **socket_cont
     unlink_conn(c);
     pthread_mutex_unlock(&g->mu);
     atomic_fetch_sub_explicit(&g->open, 1, memory_order_relaxed);
+    ls_tls_unpin(c->cert); /* MHD has deinitialised the TLS session by now */
     free(c);
     *socket_context = NULL;
 }
@@ -306,7 +309,12 @@ static unsigned connection_cap(const ls_config *cfg)
     return cap;
 }
 
-int ls_guard_start(struct ls_guard **out, ls_daemon *d)
+struct ls_tls *ls_guard_tls(const struct ls_guard *g)
+{
+    return g->tls;
+}
+
+int ls_guard_start(struct ls_guard **out, ls_daemon *d, struct ls_tls *tls)
 {
     const ls_config *cfg = &d->cfg;
     struct ls_guard *g = calloc(1, sizeof(*g));
@@ -317,6 +325,7 @@ int ls_guard_start(struct ls_guard **out, ls_daemon *d)
     list_init(&g->kept);
     ls_stopper_init(&g->stop);
     g->header_ms = cfg->http_header_timeout;
+    g->tls = tls;
     g->max_conns = connection_cap(cfg);
     g->per_ip = (unsigned)cfg->http_max_connections_per_ip;
     int rc = -pthread_create(&g->thread, NULL, guard_main, g);

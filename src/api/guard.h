@@ -11,6 +11,8 @@
 
 struct ls_daemon;
 struct ls_guard;
+struct ls_tls;
+struct ls_tls_cert;
 
 /*
  * What the guard knows of one connection: MHD's socket context, from
@@ -21,15 +23,20 @@ typedef struct ls_conn {
     int64_t deadline;            /* mono ms by which the next request's headers must be in */
     int fd;
     struct ls_guard *guard;
+    struct ls_tls_cert *cert; /* the TLS certificate its handshake took (tls.c), or NULL */
 } ls_conn;
 
 /*
  * Raises the open-file limit for cfg's http.max_connections (or lowers the
  * cap to what the limit allows, with a warning), registers the figures
  * ("http" in /api/v1/stats, lastseen_http_connections* in /metrics) and
- * starts the thread that enforces http.header_timeout.  0 or < 0 (logged).
+ * starts the thread that enforces http.header_timeout.  `tls` (NULL without
+ * TLS) gets each closed connection's certificate back.  0 or < 0 (logged).
  */
-int ls_guard_start(struct ls_guard **out, struct ls_daemon *d);
+int ls_guard_start(struct ls_guard **out, struct ls_daemon *d, struct ls_tls *tls);
+
+/* The server's TLS state (tls.c), NULL without TLS. */
+struct ls_tls *ls_guard_tls(const struct ls_guard *g);
 
 /* Stops the deadline thread; the figures stay readable until ls_guard_free(). */
 void ls_guard_stop(struct ls_guard *g);

@@ -45,6 +45,7 @@
  * Connection limits (the caps, the open-file limit, the deadline for
  * request headers) are guard.c's: it gets MHD's connection notifications,
  * and hears here when a request's headers are in and when it completes.
+ * HTTPS (http.tls_cert, http.tls_key) is tls.c's.
  *
  * Paths are routed raw and each parameter is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
@@ -64,6 +65,7 @@
 #include "api/api.h"
 #include "api/guard.h"
 #include "api/routes.h"
+#include "api/tls.h"
 #include "api/stream.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -79,6 +81,7 @@ struct ls_http {
     int stopping;
     _Atomic uint64_t replies_due; /* waiters resumed whose request has not completed */
     struct ls_guard *guard;       /* connection limits (guard.c) */
+    struct ls_tls *tls;           /* HTTPS (tls.c), NULL without */
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
@@ -410,7 +413,12 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     }
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    if ((rc = ls_guard_start(&h->guard, d)) < 0) {
+    if (d->cfg.http_tls_cert[0]) {
+        flags |= MHD_USE_TLS;
+        rc = ls_tls_open(&h->tls, d->cfg.http_tls_cert, d->cfg.http_tls_key);
+    }
+    if (rc < 0 || (rc = ls_guard_start(&h->guard, d, h->tls)) < 0) {
+        ls_tls_free(h->tls);
         ls_streams_quiesce(d->streams);
         ls_streams_free(d->streams);
         d->streams = NULL;
@@ -418,6 +426,8 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
         free(h);
         return rc;
     }
+    /* The fixed ones, the guard's and TLS's, the pool, the end. */
+    _Static_assert(7 + LS_GUARD_OPTIONS + LS_TLS_OPTIONS + 2 <= 16, "opts[] is too small");
     struct MHD_OptionItem opts[16] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_cb, h},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
@@ -429,6 +439,7 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     };
     int nopts = 7;
     ls_guard_options(h->guard, opts, &nopts);
+    if (h->tls) ls_tls_options(h->tls, opts, &nopts);
     /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
     if (d->cfg.http_threads > 1)
         opts[nopts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
@@ -439,6 +450,7 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", d->cfg.http_listen, strerror(errno));
         ls_guard_free(h->guard);
+        ls_tls_free(h->tls);
         pthread_mutex_destroy(&h->wait_lock);
         ls_streams_quiesce(d->streams);
         ls_streams_free(d->streams);
@@ -453,7 +465,7 @@ int ls_http_start(struct ls_http **out, ls_daemon *d)
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
     ls_net_host_part(d->cfg.http_listen, host, sizeof(host));
-    ls_info("http", "listening on %s:%u", host, info ? info->port : 0);
+    ls_info("http", "listening on %s:%u%s", host, info ? info->port : 0, h->tls ? " (https)" : "");
     *out = h;
     return 0;
 }
@@ -509,6 +521,12 @@ void ls_http_free(struct ls_http *h)
     if (!h) return;
     ls_http_stop(h);
     ls_guard_free(h->guard);
+    ls_tls_free(h->tls);
     pthread_mutex_destroy(&h->wait_lock);
     free(h);
+}
+
+int ls_http_reload_tls(struct ls_http *h)
+{
+    return h && h->tls ? ls_tls_reload(h->tls) : 1;
 }

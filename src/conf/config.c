@@ -161,6 +161,12 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "header_timeout", .type = CFG_DURATION, FIELD_I64(http_header_timeout),
      .def = "10s", .min = 100, .max = 10 * MS_MINUTE,
      .doc = "a new connection is closed unless its first request's headers (and the TLS handshake) arrive within this; a kept-alive one gets 60 s more for each next request"},
+    {.section = "http", .key = "tls_cert", .type = CFG_STRING, FIELD_STR(http_tls_cert),
+     .def = "", .allowed = "empty (plain HTTP) or a path",
+     .doc = "PEM file of the server certificate, then its intermediates: set (with tls_key), the API speaks only HTTPS, TLS 1.2 and 1.3; reloaded on SIGHUP"},
+    {.section = "http", .key = "tls_key", .type = CFG_STRING, FIELD_STR(http_tls_key),
+     .def = "", .allowed = "empty or a path",
+     .doc = "PEM file of tls_cert's private key, unencrypted; reloaded on SIGHUP"},
     {.section = "http", .key = "reporting_strategy", .type = CFG_ENUM, FIELD_INT(http_reporting_strategy),
      .def = "ALL", .words = strategy_words,
      .doc = "which HTTP activities reach the engine, per device and reporting period (ThingsBoard's strategies; see docs/semantics.md)"},
@@ -1105,6 +1111,12 @@ static int webhook_set_key(ls_config *c, const char *name, const char *value, co
 
 int ls_config_validate(const ls_config *c, char *err, size_t errlen)
 {
+    if (!c->http_tls_cert[0] != !c->http_tls_key[0]) {
+        err_set(err, errlen,
+                "http.tls_cert and http.tls_key go together: set both (HTTPS) or "
+                "neither (plain HTTP)");
+        return -EINVAL;
+    }
     for (int i = 0; i < c->nwebhooks; i++)
         if (!c->webhooks[i].url[0]) {
             err_set(err, errlen, "webhook.%s: url is required", c->webhooks[i].name);

@@ -43,6 +43,8 @@ typedef struct ls_config {
     int64_t http_max_connections;                 /* open at once, all clients */
     int64_t http_max_connections_per_ip;          /* open at once from one address, 0 = no cap */
     int64_t http_header_timeout;                  /* ms for a request's headers to arrive */
+    char http_tls_cert[1024];                     /* PEM certificate chain; "" = plain HTTP */
+    char http_tls_key[1024];                      /* PEM private key of http_tls_cert */
     int http_reporting_strategy;                  /* ls_report_strategy */
     int64_t http_reporting_period;                /* ms */
     char data_dir[4096];                          /* store.data_dir */
@@ -123,8 +125,8 @@ int ls_config_set_key(ls_config *c, const char *name, const char *value, const c
                       char *err, size_t errlen);
 
 /*
- * Checks what single keys cannot: every webhook has a url.  Call after the
- * last layer.  0, or -EINVAL with one line in err.
+ * Checks what single keys cannot: every webhook has a url, http.tls_cert
+ * and http.tls_key are both set or neither.  Call after the last layer.  0, or -EINVAL with one line in err.
  */
 int ls_config_validate(const ls_config *c, char *err, size_t errlen);
 

@@ -37,6 +37,8 @@ static const char *const all_keys[][2] = {
     {"http.max_connections", "LASTSEEN_HTTP_MAX_CONNECTIONS"},
     {"http.max_connections_per_ip", "LASTSEEN_HTTP_MAX_CONNECTIONS_PER_IP"},
     {"http.header_timeout", "LASTSEEN_HTTP_HEADER_TIMEOUT"},
+    {"http.tls_cert", "LASTSEEN_HTTP_TLS_CERT"},
+    {"http.tls_key", "LASTSEEN_HTTP_TLS_KEY"},
     {"http.reporting_strategy", "LASTSEEN_HTTP_REPORTING_STRATEGY"},
     {"http.reporting_period", "LASTSEEN_HTTP_REPORTING_PERIOD"},
     {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
