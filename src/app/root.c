@@ -75,7 +75,9 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
 static void reload(ls_daemon *d)
 {
     int tls = ls_http_reload_tls(d->http);
-    if (tls == 1) ls_info("daemon", "SIGHUP: nothing to reload (http.tls_cert is not set)");
+    int keys = ls_udp_reload_keys(d->udp);
+    if (tls == 1 && keys == 1)
+        ls_info("daemon", "SIGHUP: nothing to reload (no http.tls_cert, no udp.keys_file in use)");
 }
 
 int ls_daemon_run(ls_daemon *d)

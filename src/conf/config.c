@@ -127,6 +127,7 @@ static const char *const policy_words[] = {"grace", "strict", NULL};
 /* In ls_report_strategy order (src/engine/reporting.h). */
 static const char *const strategy_words[] = {"ALL", "FIRST", "LAST", "FIRST_AND_LAST", NULL};
 static const char *const mqtt_protocol_words[] = {"3.1.1", "5", NULL};
+static const char *const udp_auth_words[] = {"off", "hmac", NULL}; /* LS_UDP_AUTH_* */
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -219,6 +220,15 @@ static const cfg_key cfg_table[] = {
     {.section = "udp", .key = "rcvbuf", .type = CFG_SIZE, FIELD_I64(udp_rcvbuf),
      .def = "8MiB", .min = 64 * KIB, .max = GIB,
      .doc = "socket receive buffer of the UDP input (absorbs bursts; too small drops datagrams)"},
+    {.section = "udp", .key = "auth", .type = CFG_ENUM, FIELD_INT(udp_auth),
+     .def = "off", .words = udp_auth_words,
+     .doc = "hmac: every heartbeat line must be signed, \"<id> <ts> <source>:<mac>\", with a key of udp.keys_file; other lines are counted by reason and dropped (docs/security.md)"},
+    {.section = "udp", .key = "keys_file", .type = CFG_STRING, FIELD_STR(udp_keys_file),
+     .def = "", .allowed = "empty or a path",
+     .doc = "the keys of udp.auth = hmac: lines \"<source> <hex key>\", several per source for rotation; reloaded on SIGHUP"},
+    {.section = "udp", .key = "auth_window", .type = CFG_DURATION, FIELD_I64(udp_auth_window),
+     .def = "5m", .min = MS_SECOND, .max = MS_DAY,
+     .doc = "how far in the past a signed line's timestamp may be (ahead: state.max_clock_skew); older ones are dropped as out_of_window"},
     {.section = "events", .key = "file", .type = CFG_STRING, FIELD_STR(events_file),
      .def = "events.jsonl", .check = nonempty_check,
      .allowed = "a non-empty path; relative paths are under store.data_dir",
@@ -1115,6 +1125,10 @@ int ls_config_validate(const ls_config *c, char *err, size_t errlen)
         err_set(err, errlen,
                 "http.tls_cert and http.tls_key go together: set both (HTTPS) or "
                 "neither (plain HTTP)");
+        return -EINVAL;
+    }
+    if (c->udp_auth == LS_UDP_AUTH_HMAC && !c->udp_keys_file[0]) {
+        err_set(err, errlen, "udp.auth = hmac needs udp.keys_file");
         return -EINVAL;
     }
     for (int i = 0; i < c->nwebhooks; i++)
