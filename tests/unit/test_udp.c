@@ -143,7 +143,7 @@ static void test_sign_matches_openssl(void **state)
     ls_udp_keys *k;
     char err[128], line[256], hex[65];
     unsigned char key[16], mac[32];
-    unsigned ml;
+    unsigned ml, ml2;
     static const char text[] = "gw-1 " KEY_A "\n";
     (void)state;
     assert_int_equal(ls_udp_keys_parse(text, strlen(text), &k, err, sizeof(err)), 0);
@@ -160,6 +160,18 @@ static void test_sign_matches_openssl(void **state)
     snprintf(want, sizeof(want), "pump-7 1732255200123 gw-1:%s", hex);
     assert_string_equal(line, want);
     assert_int_equal(ls_udp_sign(ls_udp_keys_signer(k, "gw-1"), "pump-7", 6, 1, line, 20), 0);
+    /* Messages around and over one block (55 bytes), against HMAC() too. */
+    char id[200], msg[240];
+    memset(id, 'x', sizeof(id));
+    for (size_t idl = 38; idl <= 120; idl += 1) {
+        int msl = snprintf(msg, sizeof(msg), "%.*s 1732255200123", (int)idl, id);
+        HMAC(EVP_sha256(), key, 16, (const unsigned char *)msg, (size_t)msl, mac, &ml2);
+        n = ls_udp_sign(ls_udp_keys_signer(k, "gw-1"), id, idl, 1732255200123, line, sizeof(line));
+        assert_true(n > 32);
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+        assert_memory_equal(line + n - 32, hex, 32);
+    }
     ls_udp_keys_free(k);
 }
 
