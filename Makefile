@@ -38,7 +38,7 @@ BENCH_SUITE = $(PYTHON) bench/suite.py --bin $(BUILD)/lastseen --bench $(BUILD)/
 
 
 .PHONY: all deps bench-deps build run test unit blackbox browser test-asan test-tsan bench bench-docs bench-store \
-        profile fuzz clean format check-format check-layers
+        profile fuzz clean format check-format check-layers install
 
 all: build
 
@@ -129,6 +129,34 @@ fuzz: deps
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# make install: the binary, a commented configuration (lastseen.ini.example with
+# store.data_dir set; an existing one is kept and the new one written next to it
+# as lastseen.ini.dist), the data directory and a sandboxed systemd unit
+# (docs/deployment.md).  DESTDIR stages it elsewhere: make install DESTDIR=/tmp/x.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+LS_DATADIR     = $(LOCALSTATEDIR)/lib/lastseen
+LS_CONFDIR     = $(DESTDIR)$(SYSCONFDIR)/lastseen
+
+install: build
+	install -D -m 0755 $(BUILD)/lastseen $(DESTDIR)$(BINDIR)/lastseen
+	install -d -m 0755 $(LS_CONFDIR)
+	sed -e '1s|.*|; $(SYSCONFDIR)/lastseen/lastseen.ini - every configuration key with its default.|' \
+	    -e 's|^;data_dir = ./data$$|data_dir = $(LS_DATADIR)|' lastseen.ini.example > $(LS_CONFDIR)/lastseen.ini.new
+	chmod 0644 $(LS_CONFDIR)/lastseen.ini.new
+	@if [ -e $(LS_CONFDIR)/lastseen.ini ]; then \
+	    mv $(LS_CONFDIR)/lastseen.ini.new $(LS_CONFDIR)/lastseen.ini.dist; \
+	    echo "kept $(LS_CONFDIR)/lastseen.ini; the installed default is lastseen.ini.dist"; \
+	else mv $(LS_CONFDIR)/lastseen.ini.new $(LS_CONFDIR)/lastseen.ini; fi
+	install -d -m 0750 $(DESTDIR)$(LS_DATADIR)
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(LS_DATADIR)|g' \
+	    dist/lastseen.service.in > $(DESTDIR)$(UNITDIR)/lastseen.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/lastseen.service
 
 # The tree is formatted (.clang-format); `make format` fixes what this reports.
 check-format: deps
