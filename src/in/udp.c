@@ -152,9 +152,10 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
     while (end > p && is_space(end[-1]))
         end--;
     if (p == end) return 1;
-    const char *q = p;
-    while (q < end && !is_space(*q))
-        q++;
+    /* The id ends at the first blank (memchr: vectorised). */
+    const char *q = memchr(p, ' ', (size_t)(end - p)), *tab;
+    if (!q) q = end;
+    if ((tab = memchr(p, '\t', (size_t)(q - p)))) q = tab;
     *id = p;
     *len = (size_t)(q - p);
     *ts = 0;
@@ -166,12 +167,14 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
         q++;
     if (q == end) return 0;
     int64_t v = 0;
-    for (; q < end && !is_space(*q); q++) {
-        if (*q < '0' || *q > '9' || v > (INT64_MAX - (*q - '0')) / 10) {
+    for (int nd = 1; q < end && !is_space(*q); q++, nd++) {
+        int d = *q - '0';
+        /* 18 digits always fit in an int64_t: check for overflow past them only. */
+        if (d < 0 || d > 9 || (nd > 18 && v > (INT64_MAX - d) / 10)) {
             *why = LS_UDP_BAD_TS;
             return -1;
         }
-        v = v * 10 + (*q - '0');
+        v = v * 10 + d;
     }
     if (q != end) {
         *why = LS_UDP_BAD_LINE;
@@ -193,9 +196,10 @@ int ls_udp_parse_signed(ls_udp_keys *keys, const char *p, size_t n, int64_t now,
     if (end > p && end[-1] == '\r') end--;
     while (end > p && is_space(end[-1]))
         end--;
-    const char *sig = end; /* the last field */
-    while (sig > p && !is_space(sig[-1]))
-        sig--;
+    /* The last field starts after the last blank (memrchr: vectorised). */
+    const char *sp = memrchr(p, ' ', (size_t)(end - p)), *tab = memrchr(p, '\t', (size_t)(end - p));
+    const char *sig = sp > tab ? sp : tab;
+    sig = sig ? sig + 1 : p;
     const char *head = sig;
     while (head > p && is_space(head[-1]))
         head--;
