@@ -51,7 +51,8 @@ size_t ls_udp_sign(const ls_udp_key *key, const char *id, size_t id_len, int64_t
  * Checks a signed line's fields: `id` and `ts` (the decimal digits as sent)
  * and `sig` ("<source>:<mac>").  0 if one of the source's keys made the
  * MAC; 1 if the source is not in the table; 2 if the signature is
- * malformed or no key of its source made it.  Keeps, per source, which key
+ * malformed or no key of its source made it (the MAC must be in lower-case
+ * hex, as ls_udp_sign() writes it).  Keeps, per source, which key
  * matched last and tries it first, so a rotation costs one extra MAC only
  * on the lines signed with the key that is not current.  Not thread-safe:
  * one verifying thread per table.
