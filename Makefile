@@ -11,7 +11,7 @@ ARGS       ?=
 # Debian 12 packages needed to build, test and run.  libmosquitto, mosquitto:
 # lastseen-sim's MQTT mode and its test; chromium, nodejs: the dashboard's
 # browser test (tests/browser, playwright-core from npm).
-DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
+DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libinih-dev \
            libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
            python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \
@@ -38,7 +38,7 @@ BENCH_SUITE = $(PYTHON) bench/suite.py --bin $(BUILD)/lastseen --bench $(BUILD)/
 
 
 .PHONY: all deps bench-deps build run test unit blackbox browser test-asan test-tsan bench bench-docs bench-store \
-        profile fuzz clean format check-format check-layers
+        profile fuzz clean format check-format check-layers install
 
 all: build
 
@@ -83,14 +83,16 @@ test-asan: deps
 
 # ThreadSanitizer: every unit test, and the black-box files whose daemons run
 # the threads that share state (shard workers, committer, MQTT in and out,
-# webhooks, event streams).  Any report stops the process with exit code 66
+# webhooks, event streams, the HTTP connection guard, TLS certificates swapped
+# under MHD's threads, UDP keys swapped under the UDP thread).  Any report stops the process with exit code 66
 # (halt_on_error), which fails ctest and the conftest teardown.  The
 # suppressions cover third-party libraries only (tests/tsan.supp).
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 TSAN_BLACKBOX = tests/blackbox/test_shards.py tests/blackbox/test_durability.py tests/blackbox/test_mqtt.py \
                 tests/blackbox/test_mqtt_order.py tests/blackbox/test_webhooks.py \
                 tests/blackbox/test_events_api.py tests/blackbox/test_outbox.py tests/blackbox/test_ack.py \
-                tests/blackbox/test_stats.py tests/blackbox/test_udp.py
+                tests/blackbox/test_stats.py tests/blackbox/test_udp.py tests/blackbox/test_udp_auth.py \
+                tests/blackbox/test_tls.py tests/blackbox/test_limits.py
 
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_TSAN=ON >/dev/null
@@ -129,6 +131,34 @@ fuzz: deps
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# make install: the binary, a commented configuration (lastseen.ini.example with
+# store.data_dir set; an existing one is kept and the new one written next to it
+# as lastseen.ini.dist), the data directory and a sandboxed systemd unit
+# (docs/deployment.md).  DESTDIR stages it elsewhere: make install DESTDIR=/tmp/x.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+LS_DATADIR     = $(LOCALSTATEDIR)/lib/lastseen
+LS_CONFDIR     = $(DESTDIR)$(SYSCONFDIR)/lastseen
+
+install: build
+	install -D -m 0755 $(BUILD)/lastseen $(DESTDIR)$(BINDIR)/lastseen
+	install -d -m 0755 $(LS_CONFDIR)
+	sed -e '1s|.*|; $(SYSCONFDIR)/lastseen/lastseen.ini - every configuration key with its default.|' \
+	    -e 's|^;data_dir = ./data$$|data_dir = $(LS_DATADIR)|' lastseen.ini.example > $(LS_CONFDIR)/lastseen.ini.new
+	chmod 0644 $(LS_CONFDIR)/lastseen.ini.new
+	@if [ -e $(LS_CONFDIR)/lastseen.ini ]; then \
+	    mv $(LS_CONFDIR)/lastseen.ini.new $(LS_CONFDIR)/lastseen.ini.dist; \
+	    echo "kept $(LS_CONFDIR)/lastseen.ini; the installed default is lastseen.ini.dist"; \
+	else mv $(LS_CONFDIR)/lastseen.ini.new $(LS_CONFDIR)/lastseen.ini; fi
+	install -d -m 0750 $(DESTDIR)$(LS_DATADIR)
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(LS_DATADIR)|g' \
+	    dist/lastseen.service.in > $(DESTDIR)$(UNITDIR)/lastseen.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/lastseen.service
 
 # The tree is formatted (.clang-format); `make format` fixes what this reports.
 check-format: deps

@@ -223,7 +223,7 @@ static void usage(void)
         "       lastseen-bench udp --port P --http-port H [--devices N] [--lines L] [--vlen V]\n"
         "                          [--rates R1,R2,...] [--duration-ms D] [--runs R] [--max] "
         "[--keep-going]\n"
-        "                          [--no-warm] [--seed S]\n"
+        "                          [--no-warm] [--seed S] [--keys FILE --sign SOURCE]\n"
         "       lastseen-bench wheel [--entries N] [--ms D] [--seed S]\n"
         "       lastseen-bench jitter [--ms D] [--period-us P]\n"
         "       lastseen-bench stats [--devices N] [--shards S] [--types T] [--runs R] [--dir "

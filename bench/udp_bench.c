@@ -4,7 +4,7 @@
  *
  *   lastseen-bench udp --port P --http-port H [--devices N] [--lines L] [--vlen V]
  *                      [--rates R1,R2,...] [--duration-ms D] [--runs R] [--max]
- *                      [--keep-going] [--no-warm] [--seed S]
+ *                      [--keep-going] [--no-warm] [--seed S] [--keys FILE --sign SOURCE]
  *
  * The daemon runs elsewhere (bench/suite.py starts one) with udp.listen on
  * 127.0.0.1:P and its HTTP API on 127.0.0.1:H; only loopback is used.
@@ -31,6 +31,14 @@
  * with --runs R the ladder is repeated and the median, min and max of that
  * figure are printed.
  *
+ * Signed (--keys FILE --sign SOURCE, for a daemon with udp.auth = hmac):
+ * each line is "<id> <ts> <source>:<mac>" (in/udp_auth.c, the daemon's own
+ * code), signed with SOURCE's first key in FILE.  Lines have a fixed length
+ * (13-digit timestamps), so the buffer layout is the same; a line is signed
+ * again, with the time then, just before it is sent if it was signed in an
+ * earlier second: timestamps stay within a second of the sending time, and
+ * the sender signs each device at most once a second (about 0.15 us a line).
+ *
  * Output: one "step ..." line per step and a final "udp: ..." summary line,
  * key=value pairs so that scripts can read them.
  */
@@ -47,8 +55,11 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "base/clock.h"
+#include "in/udp_auth.h"
 
-#define LINE 37 /* 36-character id and '\n' */
+#define ID_LEN 36
+#define LINE 37 /* unsigned: the 36-character id and '\n' */
 #define MAX_RATES 32
 #define MAX_RUNS 64
 #define MAX_VLEN 1024
@@ -60,6 +71,7 @@
 typedef struct {
     int port, http_port;
     uint64_t devices, lines, vlen, duration_ms, runs;
+    const char *keys_path, *source; /* --keys, --sign: signed lines */
     double rates[MAX_RATES];
     int nrates;
     int max_step, keep_going, warm;
@@ -76,8 +88,13 @@ typedef struct {
     int fd;
     char *buf;
     uint64_t n, lines, vlen, cursor;
+    size_t line; /* bytes a line, '\n' included: all lines have the same length */
     struct mmsghdr *msgs;
     struct iovec *iov;
+    /* Signed lines: the key, and per line of buf the wall second it was signed at. */
+    ls_udp_keys *keys;
+    const ls_udp_key *key;
+    int64_t *signed_at;
 } udp_gen;
 
 /*
@@ -198,33 +215,68 @@ static int stats_settle(int http_port, int64_t want, int drained, double max_s, 
     }
 }
 
+/* Signs line i of the buffer (its id is the first ID_LEN bytes) with the time now. */
+static void sign_line(udp_gen *g, uint64_t i, int64_t now_ms)
+{
+    char *p = g->buf + i * g->line;
+    char id[ID_LEN];
+    memcpy(id, p, ID_LEN);
+    size_t n = ls_udp_sign(g->key, id, ID_LEN, now_ms, p, g->line - 1);
+    (void)n; /* the length is fixed: 13-digit timestamps until the year 2286 */
+    p[g->line - 1] = '\n';
+    g->signed_at[i] = now_ms / 1000;
+}
+
 static int gen_init(udp_gen *g, const udp_opts *o)
 {
     memset(g, 0, sizeof(*g));
     g->n = o->devices;
     g->lines = o->lines;
     g->vlen = o->vlen;
-    g->buf = malloc((g->n + g->lines) * LINE);
+    g->line = LINE;
+    if (o->keys_path) {
+        char err[256];
+        if (ls_udp_keys_load(o->keys_path, &g->keys, err, sizeof(err)) < 0 ||
+            !(g->key = ls_udp_keys_signer(g->keys, o->source))) {
+            fprintf(stderr, "udp: --keys %s: %s\n", o->keys_path,
+                    g->keys ? "no key of the --sign source in it" : err);
+            return -1;
+        }
+        /* "<id> <13-digit ts> <source>:<mac>\n" */
+        g->line = ID_LEN + 1 + 13 + 1 + strlen(o->source) + 1 + LS_UDP_MAC_HEX + 1;
+        g->signed_at = calloc(g->n + g->lines, sizeof(*g->signed_at));
+        if (!g->signed_at) return -1;
+    }
+    g->buf = malloc((g->n + g->lines) * g->line);
     g->msgs = calloc(g->vlen, sizeof(*g->msgs));
     g->iov = calloc(g->vlen, sizeof(*g->iov));
     if (!g->buf || !g->msgs || !g->iov) {
         fprintf(stderr, "out of memory for %llu devices\n", (unsigned long long)g->n);
         return -1;
     }
+    size_t L = g->line;
     for (uint64_t i = 0; i < g->n; i++) {
-        bench_uuid(g->buf + i * LINE);
-        g->buf[i * LINE + 36] = '\n';
+        bench_uuid(g->buf + i * L);
+        memset(g->buf + i * L + ID_LEN, ' ', L - ID_LEN - 1);
+        g->buf[i * L + L - 1] = '\n';
     }
     /* Random order, so that consecutive lines hit unrelated table slots. */
-    char tmp[LINE];
+    char *tmp = malloc(L);
+    if (!tmp) return -1;
     for (uint64_t i = g->n - 1; i > 0; i--) {
         uint64_t j = bench_rng() % (i + 1);
-        memcpy(tmp, g->buf + i * LINE, LINE);
-        memcpy(g->buf + i * LINE, g->buf + j * LINE, LINE);
-        memcpy(g->buf + j * LINE, tmp, LINE);
+        memcpy(tmp, g->buf + i * L, L);
+        memcpy(g->buf + i * L, g->buf + j * L, L);
+        memcpy(g->buf + j * L, tmp, L);
     }
+    free(tmp);
     for (uint64_t i = 0; i < g->lines; i++)
-        memcpy(g->buf + (g->n + i) * LINE, g->buf + (i % g->n) * LINE, LINE);
+        memcpy(g->buf + (g->n + i) * L, g->buf + (i % g->n) * L, L);
+    if (g->key) {
+        int64_t now = ls_clock_now().wall;
+        for (uint64_t i = 0; i < g->n + g->lines; i++)
+            sign_line(g, i, now);
+    }
 
     g->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
@@ -244,6 +296,8 @@ static void gen_close(udp_gen *g)
     free(g->buf);
     free(g->msgs);
     free(g->iov);
+    free(g->signed_at);
+    ls_udp_keys_free(g->keys);
 }
 
 /*
@@ -256,10 +310,15 @@ static int64_t gen_send(udp_gen *g, uint64_t max_lines, uint64_t *datagrams)
 {
     uint64_t k = 0, lines = 0;
     uint64_t c = g->cursor;
+    int64_t now = g->key ? ls_clock_now().wall : 0;
     while (k < g->vlen && lines < max_lines) {
         uint64_t l = g->lines;
         if (l > max_lines - lines) l = max_lines - lines;
-        g->iov[k] = (struct iovec){g->buf + c * LINE, l * LINE};
+        /* Signed: a line signed in an earlier second is signed again, now,
+         * so timestamps stay within a second of the time they are sent. */
+        for (uint64_t i = c; g->key && i < c + l; i++)
+            if (g->signed_at[i] != now / 1000) sign_line(g, i, now);
+        g->iov[k] = (struct iovec){g->buf + c * g->line, l * g->line};
         g->msgs[k].msg_hdr = (struct msghdr){.msg_iov = &g->iov[k], .msg_iovlen = 1};
         c = (c + l) % g->n;
         lines += l;
@@ -273,8 +332,8 @@ static int64_t gen_send(udp_gen *g, uint64_t max_lines, uint64_t *datagrams)
     }
     lines = 0;
     for (int i = 0; i < sent; i++) {
-        lines += g->iov[i].iov_len / LINE;
-        g->cursor = (g->cursor + g->iov[i].iov_len / LINE) % g->n;
+        lines += g->iov[i].iov_len / g->line;
+        g->cursor = (g->cursor + g->iov[i].iov_len / g->line) % g->n;
     }
     *datagrams += (uint64_t)sent;
     return (int64_t)lines;
@@ -408,6 +467,10 @@ int bench_udp(int argc, char **argv)
             rc = bench_arg_u64(a, v, &seed);
         else if (!strcmp(a, "--rates"))
             rc = v ? parse_rates(v, &o) : -1;
+        else if (!strcmp(a, "--keys"))
+            rc = (o.keys_path = v) ? 0 : -1;
+        else if (!strcmp(a, "--sign"))
+            rc = v && strlen(v) <= LS_UDP_SOURCE_MAX ? ((o.source = v), 0) : -1;
         else {
             fprintf(stderr, "udp: unknown option %s\n", a);
             return 2;
@@ -419,9 +482,14 @@ int bench_udp(int argc, char **argv)
         fprintf(stderr, "udp: --port and --http-port (1..65535) are required\n");
         return 2;
     }
-    if (o.lines * LINE > 65000 || o.vlen > MAX_VLEN || o.runs > MAX_RUNS) {
-        fprintf(stderr, "udp: --lines at most %d, --vlen at most %d, --runs at most %d\n",
-                65000 / LINE, MAX_VLEN, MAX_RUNS);
+    if (!o.keys_path != !o.source) {
+        fprintf(stderr, "udp: --keys and --sign go together\n");
+        return 2;
+    }
+    size_t line = o.source ? ID_LEN + 1 + 13 + 1 + strlen(o.source) + 1 + LS_UDP_MAC_HEX + 1 : LINE;
+    if (o.lines * line > 65000 || o.vlen > MAX_VLEN || o.runs > MAX_RUNS) {
+        fprintf(stderr, "udp: --lines at most %zu, --vlen at most %d, --runs at most %d\n",
+                65000 / line, MAX_VLEN, MAX_RUNS);
         return 2;
     }
     o.port = (int)port;
@@ -434,10 +502,10 @@ int bench_udp(int argc, char **argv)
         return 1;
     }
     printf("udp: devices=%llu lines_per_datagram=%llu datagram_bytes=%llu vlen=%llu "
-           "duration_ms=%llu runs=%llu\n",
+           "duration_ms=%llu runs=%llu signed=%d\n",
            (unsigned long long)o.devices, (unsigned long long)o.lines,
-           (unsigned long long)(o.lines * LINE), (unsigned long long)o.vlen,
-           (unsigned long long)o.duration_ms, (unsigned long long)o.runs);
+           (unsigned long long)(o.lines * line), (unsigned long long)o.vlen,
+           (unsigned long long)o.duration_ms, (unsigned long long)o.runs, o.source != NULL);
     int rc = 0;
     if (o.warm && warm_up(&g, &o) < 0) rc = 1;
     double best[MAX_RUNS];

@@ -42,6 +42,11 @@
  * Every answered request is counted in metrics by route template, method
  * and status (completed_cb), and refused ones by reason.
  *
+ * Connection limits (the caps, the open-file limit, the deadline for
+ * request headers) are guard.c's: it gets MHD's connection notifications,
+ * and hears here when a request's headers are in and when it completes.
+ * HTTPS (http.tls_cert, http.tls_key) is tls.c's.
+ *
  * Paths are routed raw and each parameter is percent-decoded afterwards
  * (MHD's own unescaping is turned off), so a device id may contain an
  * encoded '/' (%2F) - Sparkplug-style ids such as "group/node" do.
@@ -58,7 +63,9 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/guard.h"
 #include "api/routes.h"
+#include "api/tls.h"
 #include "api/stream.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -78,6 +85,8 @@ struct ls_http {
     ls_req *waiters;            /* suspended until their commit */
     int stopping;
     _Atomic uint64_t replies_due; /* waiters resumed whose request has not completed */
+    struct ls_guard *guard;       /* connection limits (guard.c) */
+    struct ls_tls *tls;           /* HTTPS (tls.c), NULL without */
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
@@ -286,8 +295,9 @@ static void log_cb(void *cls, const char *fmt, va_list ap) __attribute__((format
 static void log_cb(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
-    (void)cls;
+    struct ls_http *h = cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (ls_guard_mhd_log(h->guard, msg)) return; /* counted, logged once a second */
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
@@ -317,6 +327,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->method = method;
         r->route = ls_routes_metric(url);
         r->method_idx = ls_method_index(method);
+        ls_guard_headers_in(conn);
         ls_buf_init(&r->body, (size_t)h->cfg->http_max_body + 1); /* + its NUL */
         *con_cls = r;
         const char *cl =
@@ -368,8 +379,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct ls_http *h = cls;
     ls_req *r = *con_cls;
-    (void)conn;
     (void)toe;
+    ls_guard_request_done(conn);
     if (!r) return;
     if (r->resumed) atomic_fetch_sub_explicit(&h->replies_due, 1, memory_order_release);
     if (r->responded) {
@@ -413,23 +424,43 @@ int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cf
     }
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
-    struct MHD_OptionItem opts[] = {
+    if (cfg->http_tls_cert[0]) {
+        flags |= MHD_USE_TLS;
+        rc = ls_tls_open(&h->tls, cfg->http_tls_cert, cfg->http_tls_key);
+    }
+    if (rc < 0 || (rc = ls_guard_start(&h->guard, d, cfg, h->tls)) < 0) {
+        ls_tls_free(h->tls);
+        ls_streams_quiesce(h->streams);
+        ls_streams_free(h->streams);
+        pthread_mutex_destroy(&h->wait_lock);
+        free(h);
+        return rc;
+    }
+    /* The fixed ones, the guard's and TLS's, the pool, the end. */
+    _Static_assert(7 + LS_GUARD_OPTIONS + LS_TLS_OPTIONS + 2 <= 16, "opts[] is too small");
+    struct MHD_OptionItem opts[16] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_cb, h},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, h},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, h},
-        {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, LS_HTTP_IDLE_TIMEOUT_S, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
-        {cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-         (intptr_t)cfg->http_threads, NULL},
-        {MHD_OPTION_END, 0, NULL},
     };
+    int nopts = 7;
+    ls_guard_options(h->guard, opts, &nopts);
+    if (h->tls) ls_tls_options(h->tls, opts, &nopts);
+    /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
+    if (cfg->http_threads > 1)
+        opts[nopts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+                                                (intptr_t)cfg->http_threads, NULL};
+    opts[nopts] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
     if (!h->mhd) {
         ls_error("http", "cannot listen on %s: %s", cfg->http_listen, strerror(errno));
+        ls_guard_free(h->guard);
+        ls_tls_free(h->tls);
         pthread_mutex_destroy(&h->wait_lock);
         ls_streams_quiesce(h->streams);
         ls_streams_free(h->streams);
@@ -440,7 +471,7 @@ int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cf
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
     ls_net_host_part(cfg->http_listen, host, sizeof(host));
-    ls_info("http", "listening on %s:%u", host, info ? info->port : 0);
+    ls_info("http", "listening on %s:%u%s", host, info ? info->port : 0, h->tls ? " (https)" : "");
     *out = h;
     return 0;
 }
@@ -486,6 +517,7 @@ void ls_http_stop(struct ls_http *h)
     drain(h);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
+    ls_guard_stop(h->guard);
     ls_streams_free(h->streams);
     h->streams = NULL;
 }
@@ -494,6 +526,13 @@ void ls_http_free(struct ls_http *h)
 {
     if (!h) return;
     ls_http_stop(h);
+    ls_guard_free(h->guard);
+    ls_tls_free(h->tls);
     pthread_mutex_destroy(&h->wait_lock);
     free(h);
+}
+
+int ls_http_reload_tls(struct ls_http *h)
+{
+    return h && h->tls ? ls_tls_reload(h->tls) : 1;
 }

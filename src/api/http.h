@@ -21,4 +21,9 @@ int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cf
 void ls_http_stop(struct ls_http *h);
 void ls_http_free(struct ls_http *h);
 
+/* Loads http.tls_cert and http.tls_key again (SIGHUP): new connections get
+ * the new certificate, open ones keep theirs; a failed load keeps the old
+ * one.  0, < 0 (logged), or 1 when TLS is off.  Main thread. */
+int ls_http_reload_tls(struct ls_http *h);
+
 #endif

@@ -71,6 +71,15 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     return 0;
 }
 
+/* SIGHUP: the files that are read again while the daemon runs. */
+static void reload(ls_daemon *d)
+{
+    int tls = ls_http_reload_tls(d->http);
+    int keys = ls_udp_reload_keys(d->udp);
+    if (tls == 1 && keys == 1)
+        ls_info("daemon", "SIGHUP: nothing to reload (no http.tls_cert, no udp.keys_file in use)");
+}
+
 int ls_daemon_run(ls_daemon *d)
 {
     for (;;) {
@@ -88,6 +97,10 @@ int ls_daemon_run(ls_daemon *d)
         if (n > 0 && (fds[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
             if (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    reload(d);
+                    continue;
+                }
                 ls_info("daemon", "signal %u: stopping", si.ssi_signo);
                 return 0;
             }

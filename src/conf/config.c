@@ -127,6 +127,7 @@ static const char *const policy_words[] = {"grace", "strict", NULL};
 /* In ls_report_strategy order (src/engine/reporting.h). */
 static const char *const strategy_words[] = {"ALL", "FIRST", "LAST", "FIRST_AND_LAST", NULL};
 static const char *const mqtt_protocol_words[] = {"3.1.1", "5", NULL};
+static const char *const udp_auth_words[] = {"off", "hmac", NULL}; /* LS_UDP_AUTH_* */
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -152,6 +153,21 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "stream_keepalive", .type = CFG_DURATION, FIELD_I64(http_stream_keepalive),
      .def = "15s", .min = 100, .max = MS_HOUR,
      .doc = "silence after which an event stream sends a keep-alive comment"},
+    {.section = "http", .key = "max_connections", .type = CFG_INT, FIELD_I64(http_max_connections),
+     .def = "4096", .min = 16, .max = 1000000,
+     .doc = "HTTP connections open at once, all clients together; more are closed at once (the open-file limit is raised to fit, or this is lowered to fit it, with a warning)"},
+    {.section = "http", .key = "max_connections_per_ip", .type = CFG_INT, FIELD_I64(http_max_connections_per_ip),
+     .def = "256", .min = 0, .max = 1000000,
+     .doc = "HTTP connections open at once from one client address; more are closed at once; 0 = no cap (behind a reverse proxy, whose address all clients share)"},
+    {.section = "http", .key = "header_timeout", .type = CFG_DURATION, FIELD_I64(http_header_timeout),
+     .def = "10s", .min = 100, .max = 10 * MS_MINUTE,
+     .doc = "a new connection is closed unless its first request's headers (and the TLS handshake) arrive within this; a kept-alive one gets 60 s more for each next request"},
+    {.section = "http", .key = "tls_cert", .type = CFG_STRING, FIELD_STR(http_tls_cert),
+     .def = "", .allowed = "empty (plain HTTP) or a path",
+     .doc = "PEM file of the server certificate, then its intermediates: set (with tls_key), the API speaks only HTTPS, TLS 1.2 and 1.3; reloaded on SIGHUP"},
+    {.section = "http", .key = "tls_key", .type = CFG_STRING, FIELD_STR(http_tls_key),
+     .def = "", .allowed = "empty or a path",
+     .doc = "PEM file of tls_cert's private key, unencrypted; reloaded on SIGHUP"},
     {.section = "http", .key = "reporting_strategy", .type = CFG_ENUM, FIELD_INT(http_reporting_strategy),
      .def = "ALL", .words = strategy_words,
      .doc = "which HTTP activities reach the engine, per device and reporting period (ThingsBoard's strategies; see docs/semantics.md)"},
@@ -204,6 +220,15 @@ static const cfg_key cfg_table[] = {
     {.section = "udp", .key = "rcvbuf", .type = CFG_SIZE, FIELD_I64(udp_rcvbuf),
      .def = "8MiB", .min = 64 * KIB, .max = GIB,
      .doc = "socket receive buffer of the UDP input (absorbs bursts; too small drops datagrams)"},
+    {.section = "udp", .key = "auth", .type = CFG_ENUM, FIELD_INT(udp_auth),
+     .def = "off", .words = udp_auth_words,
+     .doc = "hmac: every heartbeat line must be signed, \"<id> <ts> <source>:<mac>\", with a key of udp.keys_file; other lines are counted by reason and dropped (docs/security.md)"},
+    {.section = "udp", .key = "keys_file", .type = CFG_STRING, FIELD_STR(udp_keys_file),
+     .def = "", .allowed = "empty or a path",
+     .doc = "the keys of udp.auth = hmac: lines \"<source> <hex key>\", several per source for rotation; reloaded on SIGHUP"},
+    {.section = "udp", .key = "auth_window", .type = CFG_DURATION, FIELD_I64(udp_auth_window),
+     .def = "5m", .min = MS_SECOND, .max = MS_DAY,
+     .doc = "how far in the past a signed line's timestamp may be (ahead: state.max_clock_skew); older ones are dropped as out_of_window"},
     {.section = "events", .key = "file", .type = CFG_STRING, FIELD_STR(events_file),
      .def = "events.jsonl", .check = nonempty_check,
      .allowed = "a non-empty path; relative paths are under store.data_dir",
@@ -1096,6 +1121,16 @@ static int webhook_set_key(ls_config *c, const char *name, const char *value, co
 
 int ls_config_validate(const ls_config *c, char *err, size_t errlen)
 {
+    if (!c->http_tls_cert[0] != !c->http_tls_key[0]) {
+        err_set(err, errlen,
+                "http.tls_cert and http.tls_key go together: set both (HTTPS) or "
+                "neither (plain HTTP)");
+        return -EINVAL;
+    }
+    if (c->udp_auth == LS_UDP_AUTH_HMAC && !c->udp_keys_file[0]) {
+        err_set(err, errlen, "udp.auth = hmac needs udp.keys_file");
+        return -EINVAL;
+    }
     for (int i = 0; i < c->nwebhooks; i++)
         if (!c->webhooks[i].url[0]) {
             err_set(err, errlen, "webhook.%s: url is required", c->webhooks[i].name);

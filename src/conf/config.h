@@ -40,6 +40,11 @@ typedef struct ls_config {
     int64_t http_max_streams;                     /* open event streams at most */
     int64_t http_stream_max_backlog;              /* events a stream may fall behind */
     int64_t http_stream_keepalive;                /* ms between keep-alive comments */
+    int64_t http_max_connections;                 /* open at once, all clients */
+    int64_t http_max_connections_per_ip;          /* open at once from one address, 0 = no cap */
+    int64_t http_header_timeout;                  /* ms for a request's headers to arrive */
+    char http_tls_cert[1024];                     /* PEM certificate chain; "" = plain HTTP */
+    char http_tls_key[1024];                      /* PEM private key of http_tls_cert */
     int http_reporting_strategy;                  /* ls_report_strategy */
     int64_t http_reporting_period;                /* ms */
     char data_dir[4096];                          /* store.data_dir */
@@ -53,6 +58,9 @@ typedef struct ls_config {
     int state_restart_policy;                     /* 0 grace, 1 strict (ls_restart_policy) */
     char udp_listen[256];                         /* udp.listen, "" = off */
     int64_t udp_rcvbuf;                           /* bytes */
+    int udp_auth;                                 /* LS_UDP_AUTH_* */
+    char udp_keys_file[1024];                     /* "<source> <hex key>" lines */
+    int64_t udp_auth_window;                      /* ms a signed ts may lie in the past */
     int state_monitor_by_default;                 /* bool */
     int64_t availability_grace;                   /* ms */
     int64_t transport_session_inactivity_timeout; /* ms, 0 = never */
@@ -96,6 +104,7 @@ typedef struct ls_config {
 } ls_config;
 
 enum { LS_MQTT_V311 = 0, LS_MQTT_V5 };
+enum { LS_UDP_AUTH_OFF = 0, LS_UDP_AUTH_HMAC };
 
 /* The [mqtt] connection options of c, borrowing c's strings. */
 void ls_config_mqtt_opts(const ls_config *c, ls_mqtt_opts *o);
@@ -120,8 +129,9 @@ int ls_config_set_key(ls_config *c, const char *name, const char *value, const c
                       char *err, size_t errlen);
 
 /*
- * Checks what single keys cannot: every webhook has a url.  Call after the
- * last layer.  0, or -EINVAL with one line in err.
+ * Checks what single keys cannot: every webhook has a url, http.tls_cert
+ * and http.tls_key are both set or neither, udp.auth = hmac has a
+ * udp.keys_file.  Call after the last layer.  0, or -EINVAL with one line in err.
  */
 int ls_config_validate(const ls_config *c, char *err, size_t errlen);
 

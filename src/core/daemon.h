@@ -82,7 +82,7 @@ typedef struct ls_daemon {
     _Atomic uint64_t devices; /* devices of every shard, for state.max_devices (relaxed) */
     ls_mutex lock;            /* the global lock (above) */
     int wake_fd;              /* eventfd: wakes the timer loop */
-    int signal_fd;            /* signalfd: SIGINT, SIGTERM */
+    int signal_fd;            /* signalfd: SIGINT, SIGTERM (stop), SIGHUP (reload) */
     int lock_fd;              /* flock on <data_dir>/lastseen.lock (lockfile.h) */
     int64_t wake_at;          /* mono ms the loop sleeps until (under lock) */
     int64_t started_wall;

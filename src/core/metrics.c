@@ -74,6 +74,7 @@ static const char *const reject_names[LS_REJECT__COUNT] = {
     [LS_REJECT_INVALID] = "invalid",
     [LS_REJECT_TOO_LARGE] = "too_large",
     [LS_REJECT_DEVICE_LIMIT] = "device_limit",
+    [LS_REJECT_UNAUTHENTICATED] = "unauthenticated",
 };
 
 const char *ls_reject_name(ls_reject_reason r)

@@ -35,10 +35,11 @@ void ls_histogram_observe(ls_histogram *h, uint64_t ns);
 
 /* Why an input was refused; the label values of lastseen_rejected_inputs_total. */
 typedef enum ls_reject_reason {
-    LS_REJECT_MALFORMED = 0, /* not parseable: HTTP 400 */
-    LS_REJECT_INVALID,       /* a bad id, ts or value: HTTP 422 */
-    LS_REJECT_TOO_LARGE,     /* over a size limit: HTTP 413 */
-    LS_REJECT_DEVICE_LIMIT,  /* state.max_devices: HTTP 507 */
+    LS_REJECT_MALFORMED = 0,   /* not parseable: HTTP 400 */
+    LS_REJECT_INVALID,         /* a bad id, ts or value: HTTP 422 */
+    LS_REJECT_TOO_LARGE,       /* over a size limit: HTTP 413 */
+    LS_REJECT_DEVICE_LIMIT,    /* state.max_devices: HTTP 507 */
+    LS_REJECT_UNAUTHENTICATED, /* a signature missing, unknown, wrong, or out of its window */
     LS_REJECT__COUNT
 } ls_reject_reason;
 const char *ls_reject_name(ls_reject_reason r);

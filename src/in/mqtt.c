@@ -445,8 +445,8 @@ static int run_connection(ls_mqtt *q)
     set_state(q, ST_CONNECTING);
     while (!ls_stopper_requested(&q->stop)) {
         uint64_t before = q->nrecv;
-        int rc = mosquitto_loop(q->m, q->pending ? 0 : LOOP_IDLE_MS, 1);
-        /* mosquitto_loop() reads one packet per call, after a select(2).
+        int rc = ls_mqtt_client_loop(q->m, q->pending ? 0 : LOOP_IDLE_MS);
+        /* The loop reads one packet per call, after a poll(2).
          * While packets keep coming, read them without the select. */
         for (int k = 0; rc == MOSQ_ERR_SUCCESS && k < DRAIN_MAX && q->nrecv != before; k++) {
             uint64_t n0 = q->nrecv;
@@ -494,7 +494,7 @@ static void *reader_main(void *arg)
     q->prod = NULL;
     if (q->state >= ST_SUBSCRIBING) {
         mosquitto_disconnect(q->m); /* clean: no Will, the session stays */
-        mosquitto_loop(q->m, 10, 1);
+        ls_mqtt_client_loop(q->m, 10);
     }
     return NULL;
 }

@@ -29,6 +29,17 @@
  * truncated by the kernel: the complete lines are kept and the datagram is
  * counted as truncated.
  *
+ * Signed lines.  With udp.auth = hmac every line must be "<device-id>
+ * <ts-ms> <source>:<mac>" (udp_auth.c): lines without a signature, signed by
+ * a source without keys, with a MAC that none of its keys made, or with a
+ * timestamp outside [now - udp.auth_window, now + state.max_clock_skew] are
+ * counted by reason and dropped.  The upper bound is the engine's clamp:
+ * a signed timestamp is never replaced by the time it arrived, so a
+ * replayed line carries its original time and cannot move lastActivityTime
+ * past it.  The keys (udp.keys_file) are this thread's: SIGHUP's reload
+ * builds a new table and leaves it in `pending`, which the thread swaps in
+ * before its next datagram; the table it replaces is freed by the thread.
+ *
  * Memory: UDP_VLEN x UDP_DGRAM_MAX bytes of buffers (4 MiB).
  */
 #include "in/udp.h"
@@ -43,14 +54,17 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/net.h"
 #include "conf/config.h"
 #include "core/ingest.h"
 #include "core/stats.h"
 #include "engine/engine.h"
+#include "in/udp_auth.h"
 
 #define UDP_VLEN 64
 #define UDP_DGRAM_MAX 65536
@@ -72,10 +86,17 @@ struct ls_udp {
     struct mmsghdr msgs[UDP_VLEN];
     struct iovec iov[UDP_VLEN];
     ls_ingest_producer *prod;
+    /* udp.auth = hmac: the keys (this thread's), a reloaded table waiting to
+     * be taken, and the timestamp window. */
+    ls_udp_keys *keys;
+    _Atomic(ls_udp_keys *) pending;
+    char *keys_path;
+    int64_t back_ms, ahead_ms;
 };
 
-static const char *const reject_names[LS_UDP__REJECTS] = {"bad_id", "bad_ts", "bad_line",
-                                                          "truncated", "refused"};
+static const char *const reject_names[LS_UDP__REJECTS] = {
+    "bad_id",   "bad_ts",         "bad_line", "truncated",    "refused",
+    "unsigned", "unknown_source", "forged",   "out_of_window"};
 
 const char *ls_udp_reject_name(ls_udp_reject r)
 {
@@ -91,9 +112,15 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 static void reject(struct ls_udp *u, ls_udp_reject why, uint64_t n)
 {
     static const ls_reject_reason as_metric[LS_UDP__REJECTS] = {
-        [LS_UDP_BAD_ID] = LS_REJECT_INVALID,       [LS_UDP_BAD_TS] = LS_REJECT_INVALID,
-        [LS_UDP_BAD_LINE] = LS_REJECT_MALFORMED,   [LS_UDP_TRUNCATED] = LS_REJECT_TOO_LARGE,
+        [LS_UDP_BAD_ID] = LS_REJECT_INVALID,
+        [LS_UDP_BAD_TS] = LS_REJECT_INVALID,
+        [LS_UDP_BAD_LINE] = LS_REJECT_MALFORMED,
+        [LS_UDP_TRUNCATED] = LS_REJECT_TOO_LARGE,
         [LS_UDP_REFUSED] = LS_REJECT_DEVICE_LIMIT,
+        [LS_UDP_UNSIGNED] = LS_REJECT_UNAUTHENTICATED,
+        [LS_UDP_UNKNOWN_SOURCE] = LS_REJECT_UNAUTHENTICATED,
+        [LS_UDP_FORGED] = LS_REJECT_UNAUTHENTICATED,
+        [LS_UDP_OUT_OF_WINDOW] = LS_REJECT_UNAUTHENTICATED,
     };
     if (n == 0) return;
     count(&u->stats.rejected[why], n);
@@ -125,9 +152,10 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
     while (end > p && is_space(end[-1]))
         end--;
     if (p == end) return 1;
-    const char *q = p;
-    while (q < end && !is_space(*q))
-        q++;
+    /* The id ends at the first blank (memchr: vectorised). */
+    const char *q = memchr(p, ' ', (size_t)(end - p)), *tab;
+    if (!q) q = end;
+    if ((tab = memchr(p, '\t', (size_t)(q - p)))) q = tab;
     *id = p;
     *len = (size_t)(q - p);
     *ts = 0;
@@ -139,12 +167,14 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
         q++;
     if (q == end) return 0;
     int64_t v = 0;
-    for (; q < end && !is_space(*q); q++) {
-        if (*q < '0' || *q > '9' || v > (INT64_MAX - (*q - '0')) / 10) {
+    for (int nd = 1; q < end && !is_space(*q); q++, nd++) {
+        int d = *q - '0';
+        /* 18 digits always fit in an int64_t: check for overflow past them only. */
+        if (d < 0 || d > 9 || (nd > 18 && v > (INT64_MAX - d) / 10)) {
             *why = LS_UDP_BAD_TS;
             return -1;
         }
-        v = v * 10 + (*q - '0');
+        v = v * 10 + d;
     }
     if (q != end) {
         *why = LS_UDP_BAD_LINE;
@@ -158,6 +188,48 @@ int ls_udp_parse_line(const char *p, size_t n, const char **id, size_t *len, int
     return 0;
 }
 
+int ls_udp_parse_signed(ls_udp_keys *keys, const char *p, size_t n, int64_t now, int64_t back_ms,
+                        int64_t ahead_ms, const char **id, size_t *len, int64_t *ts,
+                        ls_udp_reject *why)
+{
+    const char *end = p + n;
+    if (end > p && end[-1] == '\r') end--;
+    while (end > p && is_space(end[-1]))
+        end--;
+    /* The last field starts after the last blank (memrchr: vectorised). */
+    const char *sp = memrchr(p, ' ', (size_t)(end - p)), *tab = memrchr(p, '\t', (size_t)(end - p));
+    const char *sig = sp > tab ? sp : tab;
+    sig = sig ? sig + 1 : p;
+    const char *head = sig;
+    while (head > p && is_space(head[-1]))
+        head--;
+    if (sig == end) return 1; /* blank */
+    int rc = ls_udp_parse_line(p, (size_t)(head - p), id, len, ts, why);
+    if (rc < 0) return rc;
+    if (rc == 1 || *ts == 0) { /* one or two fields */
+        *why = LS_UDP_UNSIGNED;
+        return -1;
+    }
+    const char *t = *id + *len;
+    while (t < head && is_space(*t))
+        t++;
+    switch (ls_udp_verify(keys, *id, *len, t, (size_t)(head - t), sig, (size_t)(end - sig))) {
+    case 0:
+        break;
+    case 1:
+        *why = LS_UDP_UNKNOWN_SOURCE;
+        return -1;
+    default:
+        *why = LS_UDP_FORGED;
+        return -1;
+    }
+    if (*ts < now - back_ms || *ts > now + ahead_ms) {
+        *why = LS_UDP_OUT_OF_WINDOW;
+        return -1;
+    }
+    return 0;
+}
+
 /* A worker applied a batch of this input's lines (any thread). */
 static void applied_cb(void *ud, const ls_ingest_result *r)
 {
@@ -168,7 +240,7 @@ static void applied_cb(void *ud, const ls_ingest_result *r)
 }
 
 /* Hands every complete line of one datagram to its shard (copied). */
-static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
+static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated, int64_t now)
 {
     const char *end = p + n;
     if (truncated) {
@@ -183,7 +255,9 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
         size_t len;
         int64_t ts;
         ls_udp_reject why;
-        int rc = ls_udp_parse_line(p, (size_t)(le - p), &id, &len, &ts, &why);
+        int rc = u->keys ? ls_udp_parse_signed(u->keys, p, (size_t)(le - p), now, u->back_ms,
+                                               u->ahead_ms, &id, &len, &ts, &why)
+                         : ls_udp_parse_line(p, (size_t)(le - p), &id, &len, &ts, &why);
         if (rc < 0) {
             reject(u, why, 1);
         } else if (rc == 0) {
@@ -191,6 +265,15 @@ static void datagram(struct ls_udp *u, const char *p, size_t n, int truncated)
         }
         p = le + 1;
     }
+}
+
+/* The receiving thread takes a table that SIGHUP's reload left. */
+static void take_pending(struct ls_udp *u)
+{
+    ls_udp_keys *k = atomic_exchange_explicit(&u->pending, NULL, memory_order_acquire);
+    if (!k) return;
+    ls_udp_keys_free(u->keys);
+    u->keys = k;
 }
 
 static void *udp_main(void *arg)
@@ -218,9 +301,11 @@ static void *udp_main(void *arg)
                 break;
             }
             count(&u->stats.datagrams, (uint64_t)got);
+            if (u->keys) take_pending(u);
+            int64_t now = u->keys ? ls_clock_now().wall : 0;
             for (int i = 0; i < got; i++)
                 datagram(u, u->bufs + (size_t)i * UDP_DGRAM_MAX, u->msgs[i].msg_len,
-                         (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
+                         (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, now);
             if (got < UDP_VLEN) {
                 ls_ingest_producer_flush(u->prod);
                 break;
@@ -258,6 +343,38 @@ static void stats_json_cb(void *ud, ls_buf *b, uint64_t committed)
     ls_buf_append(b, "}}", 2);
 }
 
+/* Loads the key file at path; logs what it loaded, or why not.  0 or < 0. */
+static int keys_load(const char *path, ls_udp_keys **out, const char *what)
+{
+    char err[256];
+    int rc = ls_udp_keys_load(path, out, err, sizeof(err));
+    if (rc < 0) {
+        ls_error("udp", "udp.keys_file %s: %s", path, err);
+        return rc;
+    }
+    size_t sources, keys = ls_udp_keys_count(*out, &sources);
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 0007))
+        ls_warn("udp", "udp.keys_file %s can be read by any user (chmod o-rwx)", path);
+    ls_info("udp",
+            "%s %zu keys of %zu sources from %s: heartbeats must be signed (udp.auth = hmac)", what,
+            keys, sources, path);
+    return 0;
+}
+
+int ls_udp_reload_keys(struct ls_udp *u)
+{
+    if (!u || !u->keys_path) return 1;
+    ls_udp_keys *k;
+    int rc = keys_load(u->keys_path, &k, "reloaded");
+    if (rc < 0) {
+        ls_error("udp", "UDP keys not reloaded: the ones loaded before stay in use");
+        return rc;
+    }
+    ls_udp_keys_free(atomic_exchange_explicit(&u->pending, k, memory_order_acq_rel));
+    return 0;
+}
+
 int ls_udp_start(struct ls_udp **out, ls_ingest *in, const ls_config *cfg)
 {
     struct sockaddr_storage ss;
@@ -275,6 +392,16 @@ int ls_udp_start(struct ls_udp **out, ls_ingest *in, const ls_config *cfg)
         return -ENOMEM;
     }
     u->fd = u->stop_fd = -1;
+    if (cfg->udp_auth == LS_UDP_AUTH_HMAC) {
+        u->back_ms = cfg->udp_auth_window;
+        u->ahead_ms = cfg->state_max_clock_skew;
+        int rc = (u->keys_path = strdup(cfg->udp_keys_file)) ? 0 : -ENOMEM;
+        if (rc == 0) rc = keys_load(u->keys_path, &u->keys, "loaded");
+        if (rc < 0) {
+            ls_udp_stop(u);
+            return rc;
+        }
+    }
     ls_ingest_counters_open(in, "udp", &u->counters);
     int rc = ls_ingest_producer_open(in, &u->prod, applied_cb, u);
     if (rc < 0) {
@@ -324,6 +451,9 @@ void ls_udp_stop(struct ls_udp *u)
     ls_ingest_producer_close(u->prod);
     if (u->fd >= 0) close(u->fd);
     if (u->stop_fd >= 0) close(u->stop_fd);
+    ls_udp_keys_free(u->keys);
+    ls_udp_keys_free(atomic_load(&u->pending));
+    free(u->keys_path);
     free(u->bufs);
     free(u);
 }

@@ -2,12 +2,17 @@
  * client.c - libmosquitto clients made from the [mqtt] configuration.
  *
  * Both MQTT threads (the reader and the publisher) run their own client on
- * their own thread with their own loop: libmosquitto's mosquitto_loop()
- * driven by the thread, not mosquitto_loop_start(), because each thread
- * needs to act between loop turns (the reader applies its batch when the
- * socket runs dry; the publisher reads the outbox) and to choose its own
- * reconnect policy.  So every libmosquitto call on a client happens on its
- * own thread and the library's internal locking is never relied upon.
+ * their own thread with their own loop (ls_mqtt_client_loop()) driven by
+ * the thread, not mosquitto_loop_start(), because each thread needs to act
+ * between loop turns (the reader applies its batch when the socket runs
+ * dry; the publisher reads the outbox) and to choose its own reconnect
+ * policy.  So every libmosquitto call on a client happens on its own thread
+ * and the library's internal locking is never relied upon.
+ *
+ * The loop waits with poll(2), not with mosquitto_loop(): that one uses
+ * select(2) and refuses a socket numbered FD_SETSIZE (1024) or more, which a
+ * reconnect gets once the HTTP server holds a thousand connections (the
+ * daemon raises its open-file limit for them, app/root.c).
  *
  * Reconnects use capped exponential backoff with jitter (see
  * ls_mqtt_backoff_ms); a stop request interrupts the wait at once.
@@ -17,6 +22,7 @@
 #include <errno.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,4 +128,24 @@ int64_t ls_mqtt_backoff_ms(const ls_mqtt_opts *cfg, unsigned attempt, unsigned *
     if (d > cfg->reconnect_max_ms) d = cfg->reconnect_max_ms;
     int64_t half = d / 2;
     return d - half + (half > 0 ? (int64_t)rand_r(seed) % (half + 1) : 0);
+}
+
+int ls_mqtt_client_loop(struct mosquitto *m, int timeout_ms)
+{
+    int fd = mosquitto_socket(m);
+    if (fd < 0) return MOSQ_ERR_NO_CONN;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (mosquitto_want_write(m)) pf.events |= POLLOUT;
+    int n = poll(&pf, 1, timeout_ms < 0 ? 0 : timeout_ms);
+    if (n < 0) return errno == EINTR ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ERRNO;
+    int rc;
+    if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
+        rc = mosquitto_loop_read(m, 1);
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m) < 0) return rc;
+    }
+    if (pf.revents & POLLOUT) {
+        rc = mosquitto_loop_write(m, 1);
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m) < 0) return rc;
+    }
+    return mosquitto_loop_misc(m);
 }

@@ -54,6 +54,15 @@ int ls_mqtt_client_new(struct mosquitto **out, const ls_mqtt_opts *cfg, const ch
  */
 int ls_mqtt_client_connect(struct mosquitto *m, const ls_mqtt_opts *cfg, int persistent);
 
+/*
+ * One turn of the client's loop, what mosquitto_loop(m, timeout_ms, 1) does
+ * but waiting with poll(2), so that any socket number works: waits up to
+ * timeout_ms for the socket (and for it to take what the client wants to
+ * write), reads and writes a packet, then checks the keepalive.  Returns a
+ * MOSQ_ERR_* value (MOSQ_ERR_NO_CONN when not connected).
+ */
+int ls_mqtt_client_loop(struct mosquitto *m, int timeout_ms);
+
 /* "host:port" for logs. */
 const char *ls_mqtt_client_where(const ls_mqtt_opts *cfg, char *buf, size_t len);
 

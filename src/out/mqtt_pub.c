@@ -255,7 +255,7 @@ static void run_connection(ls_mqtt_pub *p, unsigned *attempt)
         } else {
             timeout = 100; /* CONNACK pending */
         }
-        int rc = mosquitto_loop(p->m, timeout, 1);
+        int rc = ls_mqtt_client_loop(p->m, timeout);
         ring_advance(p);
         if (p->connected) *attempt = 0;
         if (rc != MOSQ_ERR_SUCCESS || p->refused) break;

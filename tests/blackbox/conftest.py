@@ -182,17 +182,22 @@ _NO_JSON = object()
 
 class Client:
     """A keep-alive HTTP/1.1 client on one http.client connection; reconnects
-    when the server has closed it."""
+    when the server has closed it.  With an ssl.SSLContext, HTTPS."""
 
-    def __init__(self, host, port, timeout=5.0):
+    def __init__(self, host, port, timeout=5.0, ssl_context=None):
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.ssl_context = ssl_context
         self.conn = None
 
     def _connect(self):
         self.close()
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        if self.ssl_context is not None:
+            self.conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                    context=self.ssl_context)
+        else:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def close(self):
         if self.conn is not None:
@@ -403,7 +408,9 @@ def _parse_response(buf):
 class Daemon:
     """One running lastseen process."""
 
-    def __init__(self, workdir, data_dir, sets=(), args=(), env=None, listen=True, tag="d"):
+    def __init__(self, workdir, data_dir, sets=(), args=(), env=None, listen=True, tag="d",
+                 ssl_context=None):
+        self.ssl_context = ssl_context  # the daemon speaks HTTPS: how to reach it
         self.workdir = str(workdir)
         self.data_dir = str(data_dir)
         self.stderr_path = os.path.join(self.workdir, "%s.stderr" % tag)
@@ -457,7 +464,7 @@ class Daemon:
             time.sleep(0.01)
         while True:
             try:
-                c = Client(self.host, self.port, timeout=1.0)
+                c = Client(self.host, self.port, timeout=1.0, ssl_context=self.ssl_context)
                 r = c.get("/healthz")
                 c.close()
                 if r.status == 200:
@@ -472,7 +479,7 @@ class Daemon:
             time.sleep(0.02)
 
     def client(self, timeout=5.0):
-        c = Client(self.host, self.port, timeout=timeout)
+        c = Client(self.host, self.port, timeout=timeout, ssl_context=self.ssl_context)
         self._clients.append(c)
         return c
 
@@ -540,12 +547,12 @@ class DaemonFactory:
         self.tmp_path = tmp_path
         self.daemons = []
 
-    def __call__(self, sets=(), data_dir=None, args=(), env=None, listen=True):
+    def __call__(self, sets=(), data_dir=None, args=(), env=None, listen=True, ssl_context=None):
         if data_dir is None:
             data_dir = self.tmp_path / ("data%d" % len(self.daemons))
             data_dir.mkdir(exist_ok=True)
         d = Daemon(self.tmp_path, data_dir, sets=sets, args=args, env=env, listen=listen,
-                   tag="d%d" % len(self.daemons))
+                   tag="d%d" % len(self.daemons), ssl_context=ssl_context)
         self.daemons.append(d)
         return d
 

@@ -42,6 +42,8 @@ FAMILIES = {
     "lastseen_store_errors_total": "counter",
     "lastseen_event_log_write_errors_total": "counter",
     "lastseen_http_requests_total": "counter",
+    "lastseen_http_connections": "gauge",
+    "lastseen_http_connections_closed_total": "counter",
     "lastseen_event_streams": "gauge",
     "lastseen_event_streams_dropped_total": "counter",
     "lastseen_event_streams_refused_total": "counter",

@@ -6,9 +6,11 @@
  * configuration value parsers, --set
  * assignments (webhook sections included), event type lists, reading
  * type and device back from event lines, the line parser of `lastseen
- * import`, the UDP heartbeat line parser, MQTT topic patterns (parse, then
- * match the input against a fixed pattern and against itself) and
- * Sparkplug B messages (topic and protobuf payload).
+ * import`, the UDP heartbeat line parser, signed UDP heartbeat lines
+ * (udp.auth = hmac: against a fixed key table, and the lines the fuzzer
+ * finds signed again with a key of it), the UDP key file parser, MQTT topic
+ * patterns (parse, then match the input against a fixed pattern and
+ * against itself) and Sparkplug B messages (topic and protobuf payload).
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -26,6 +28,7 @@
 #include "mqtt/topic.h"
 #include "in/sparkplug.h"
 #include "in/udp.h"
+#include "in/udp_auth.h"
 #include "core/device_in.h"
 #include "core/format.h"
 
@@ -57,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 12) {
+    switch (data[0] % 14) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -154,6 +157,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (memchr(b.p, '+', b.len) || memchr(b.p, '#', b.len)))
             abort();
         ls_buf_free(&b);
+        break;
+    }
+    case 12: {
+        /* A signed UDP heartbeat line.  An accepted one has a valid id inside
+         * the line and a ts within the window; the same id and ts signed
+         * with the key of "gw-1" are accepted too. */
+        static ls_udp_keys *keys;
+        static const char kf[] =
+            "gw-1 000102030405060708090a0b0c0d0e0f\n"
+            "gw-1 101112131415161718191a1b1c1d1e1f\nfleet.b "
+            "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\n";
+        char err[128], line[512];
+        if (!keys && ls_udp_keys_parse(kf, sizeof(kf) - 1, &keys, err, sizeof(err)) < 0) abort();
+        const int64_t now = 1732255200000, back = 300000, ahead = 5000;
+        const char *id;
+        size_t len;
+        int64_t ts;
+        ls_udp_reject why;
+        int rc = ls_udp_parse_signed(keys, p, n, now, back, ahead, &id, &len, &ts, &why);
+        if (rc == 0 && (id < p || id + len > p + n || ls_id_check(id, len) || ts < now - back ||
+                        ts > now + ahead))
+            abort();
+        if (rc < 0 && (unsigned)why >= LS_UDP__REJECTS) abort();
+        if (rc < 0 && why == LS_UDP_OUT_OF_WINDOW) {
+            /* Authentic but stale: re-signed inside the window, it passes. */
+            size_t k =
+                ls_udp_sign(ls_udp_keys_signer(keys, "gw-1"), id, len, now, line, sizeof(line));
+            if (k && ls_udp_parse_signed(keys, line, k, now, back, ahead, &id, &len, &ts, &why))
+                abort();
+        }
+        break;
+    }
+    case 13: {
+        /* The UDP key file: a table that parses has keys; a refusal says why. */
+        ls_udp_keys *k = NULL;
+        char err[128] = "";
+        if (ls_udp_keys_parse(p, n, &k, err, sizeof(err)) == 0) {
+            size_t sources, nkeys = ls_udp_keys_count(k, &sources);
+            if (!nkeys || !sources || sources > nkeys || nkeys > LS_UDP_KEYS_MAX) abort();
+        } else if (k || !err[0]) {
+            abort();
+        }
+        ls_udp_keys_free(k);
         break;
     }
     case 11: {

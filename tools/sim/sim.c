@@ -3,7 +3,7 @@
  *
  *   lastseen-sim --devices N --interval 10s --jitter 20% --silent 5% --flap 1%
  *                --protocol http|mqtt|udp --url URL [--prefix sim-] [--rate MAX/s]
- *                [--duration D] [--timeout D]
+ *                [--duration D] [--timeout D] [--udp-keys FILE --udp-source NAME]
  *
  * Each device reports every interval, give or take the jitter (uniformly
  * spread); the first reports are spread over the first interval so the
@@ -69,9 +69,10 @@ typedef struct options {
     int64_t interval_ms;
     double jitter, silent, flap; /* fractions */
     const char *protocol, *url, *api, *prefix, *topic;
-    double rate;         /* reports/s, 0 = unlimited */
-    int64_t duration_ms; /* 0 = until stopped */
-    int64_t timeout_ms;  /* -1 = 3 x interval, 0 = leave alone */
+    const char *udp_keys, *udp_source; /* sign UDP heartbeats (udp.auth = hmac) */
+    double rate;                       /* reports/s, 0 = unlimited */
+    int64_t duration_ms;               /* 0 = until stopped */
+    int64_t timeout_ms;                /* -1 = 3 x interval, 0 = leave alone */
     int64_t status_ms;
     uint64_t seed;
 } options;
@@ -241,6 +242,9 @@ static void usage(FILE *f)
         "                     (default 3 x interval; 0 leaves the daemon's default)\n"
         "  --status D         status line every D (default 5s)\n"
         "  --seed N           which devices are silent or flap, and the jitter (default: random)\n"
+        "  --udp-keys FILE    udp: sign each heartbeat (the daemon's udp.auth = hmac) with the\n"
+        "                     first key of --udp-source in FILE (the udp.keys_file format)\n"
+        "  --udp-source NAME  udp: the source whose key signs\n"
         "Durations: 500ms, 10s, 2m, 1h (a bare number is seconds).\n");
 }
 
@@ -274,6 +278,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"status", required_argument, 0, 'S'},
         {"seed", required_argument, 0, 'e'},
         {"topic", required_argument, 0, 'T'},
+        {"udp-keys", required_argument, 0, 'K'},
+        {"udp-source", required_argument, 0, 'O'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -327,6 +333,12 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case 'T':
             o->topic = optarg;
+            break;
+        case 'K':
+            o->udp_keys = optarg;
+            break;
+        case 'O':
+            o->udp_source = optarg;
             break;
         case 'x':
             if (strlen(optarg) > 200) {
@@ -637,6 +649,11 @@ int main(int argc, char **argv)
         s.o.url = is_http  ? "http://127.0.0.1:8080"
                   : is_udp ? "udp://127.0.0.1:8081"
                            : "mqtt://127.0.0.1:1883";
+    if (!s.o.udp_keys != !s.o.udp_source || (s.o.udp_keys && !is_udp)) {
+        fprintf(stderr,
+                "lastseen-sim: --udp-keys and --udp-source go together, with --protocol udp\n");
+        return 2;
+    }
     if (is_udp && strchr(s.o.prefix, ' ')) {
         fprintf(stderr, "lastseen-sim: --prefix: UDP heartbeat ids cannot contain a space\n");
         return 2;
@@ -654,7 +671,7 @@ int main(int argc, char **argv)
     char client_id[64];
     snprintf(client_id, sizeof(client_id), "lastseen-sim-%d", (int)getpid());
     rc = is_http  ? sim_http_open(&s.out, s.o.url)
-         : is_udp ? sim_udp_open(&s.out, s.o.url)
+         : is_udp ? sim_udp_open(&s.out, s.o.url, s.o.udp_keys, s.o.udp_source)
                   : sim_mqtt_open(&s.out, s.o.url, s.o.topic, client_id);
     if (rc < 0) {
         if (is_http) fprintf(stderr, "lastseen-sim: %s: %s\n", s.o.url, strerror(-rc));

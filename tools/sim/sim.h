@@ -41,8 +41,10 @@ int sim_http_open(sim_out **out, const char *base);
 int sim_mqtt_open(sim_out **out, const char *url, const char *topic, const char *client_id);
 
 /* UDP: heartbeat lines "<id> <ts>" packed into datagrams, to `url`
- * ("udp://host:port").  0 or negative (the reason printed). */
-int sim_udp_open(sim_out **out, const char *url);
+ * ("udp://host:port"); with a key file (the daemon's udp.keys_file format)
+ * and a source in it, each line signed "<id> <ts> <source>:<mac>" with the
+ * source's first key.  0 or negative (the reason printed). */
+int sim_udp_open(sim_out **out, const char *url, const char *keys_path, const char *source);
 
 /* The device API for configuration: PUT {"inactivityTimeout": ms} on one
  * device over its own kept-alive connection.  0, or negative with `err` set. */
