@@ -314,7 +314,8 @@ struct ls_tls *ls_guard_tls(const struct ls_guard *g)
     return g->tls;
 }
 
-int ls_guard_start(struct ls_guard **out, struct ls_daemon *d, const ls_config *cfg, struct ls_tls *tls)
+int ls_guard_start(struct ls_guard **out, struct ls_daemon *d, const ls_config *cfg,
+                   struct ls_tls *tls)
 {
     struct ls_guard *g = calloc(1, sizeof(*g));
     *out = NULL;

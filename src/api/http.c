@@ -452,8 +452,8 @@ int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cf
     if (h->tls) ls_tls_options(h->tls, opts, &nopts);
     /* A pool option of 0 or 1 makes MHD warn: pass it only for a real pool. */
     if (cfg->http_threads > 1)
-        opts[nopts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-                                                (intptr_t)cfg->http_threads, NULL};
+        opts[nopts++] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL};
     opts[nopts] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
