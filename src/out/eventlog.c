@@ -165,7 +165,8 @@ int ls_eventlog_open(ls_eventlog *l, const char *path, int to_stdout)
     uint64_t file_seq = 0;
     int rc = open_path(l, LS_LOG_ERROR, &file_seq);
     if (rc < 0) return rc;
-    l->seq = l->written = file_seq;
+    l->seq = file_seq;
+    l->written = file_seq;
     return 0;
 }
 
