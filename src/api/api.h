@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
+#include "api/auth.h"
 #include "base/buf.h"
 #include "core/daemon.h"
 #include "core/metrics.h"
@@ -55,6 +56,7 @@ typedef struct ls_req {
     ls_route route; /* template of the path, for metrics */
     int method_idx; /* ls_method_index(method), for metrics */
     ls_req_param param;
+    ls_auth_result auth; /* its credential (auth.h): who, scopes; status: refused */
 } ls_req;
 
 /* Queues `status` with a JSON body (NULL = empty).  Returns MHD_YES/NO. */
@@ -80,6 +82,9 @@ enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const
 
 /* 405 with an Allow header. */
 enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow);
+
+/* 403 for a credential that lacks `need` (LS_SCOPE_* bits) for what the request asks. */
+enum MHD_Result ls_api_forbidden(ls_req *r, unsigned need, const char *why);
 
 /* Maps an engine error to its HTTP error response. */
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what);

@@ -6,8 +6,11 @@
 
 #include "core/daemon.h"
 
-/* Sets up the stream table and starts its pump thread.  0 or negative. */
-int ls_streams_start(struct ls_streams **out, ls_daemon *d);
+struct ls_auth;
+
+/* Sets up the stream table and starts its pump thread; `auth` (may be
+ * NULL) ends the streams whose credential is revoked.  0 or negative. */
+int ls_streams_start(struct ls_streams **out, ls_daemon *d, struct ls_auth *auth);
 
 /* Ends every stream: resumes the suspended ones (their callbacks then end
  * the response) and stops the pump.  Call before MHD_stop_daemon(). */

@@ -127,6 +127,8 @@ static const char *const policy_words[] = {"grace", "strict", NULL};
 /* In ls_report_strategy order (src/engine/reporting.h). */
 static const char *const strategy_words[] = {"ALL", "FIRST", "LAST", "FIRST_AND_LAST", NULL};
 static const char *const mqtt_protocol_words[] = {"3.1.1", "5", NULL};
+/* In LS_HTTP_AUTH_* order (config.h). */
+static const char *const auth_words[] = {"on", "off", NULL};
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -158,6 +160,15 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "reporting_period", .type = CFG_DURATION, FIELD_I64(http_reporting_period),
      .def = "3000ms", .min = 1, .max = MS_HOUR,
      .doc = "length of a device's reporting period for http.reporting_strategy"},
+    {.section = "http", .key = "auth", .type = CFG_ENUM, FIELD_INT(http_auth),
+     .def = "on", .words = auth_words,
+     .doc = "on: once an API token exists (lastseen token create), every API route needs a credential, and an http.listen that is not loopback needs one to start; off: no credential is ever asked (a network you trust; see docs/security.md)"},
+    {.section = "http", .key = "auth_healthz", .type = CFG_BOOL, FIELD_INT(http_auth_healthz),
+     .def = "false",
+     .doc = "/healthz needs a credential (any scope) when credentials are required (false: open, for load balancers)"},
+    {.section = "http", .key = "auth_metrics", .type = CFG_BOOL, FIELD_INT(http_auth_metrics),
+     .def = "true",
+     .doc = "/metrics needs a credential with scope read when credentials are required (Prometheus: authorization with a bearer token; false: open)"},
     {.section = "store", .key = "data_dir", .type = CFG_STRING, FIELD_STR(data_dir),
      .def = "./data", .check = nonempty_check, .allowed = "a non-empty path",
      .doc = "directory where lastseen keeps its files"},

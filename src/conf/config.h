@@ -42,6 +42,9 @@ typedef struct ls_config {
     int64_t http_stream_keepalive;                /* ms between keep-alive comments */
     int http_reporting_strategy;                  /* ls_report_strategy */
     int64_t http_reporting_period;                /* ms */
+    int http_auth;                                /* LS_HTTP_AUTH_* */
+    int http_auth_healthz;                        /* bool: /healthz needs a credential */
+    int http_auth_metrics;                        /* bool: /metrics needs one (scope read) */
     char data_dir[4096];                          /* store.data_dir */
     int64_t store_flush_interval;                 /* ms */
     int64_t store_max_size;                       /* bytes, 0 = no cap */
@@ -96,6 +99,7 @@ typedef struct ls_config {
 } ls_config;
 
 enum { LS_MQTT_V311 = 0, LS_MQTT_V5 };
+enum { LS_HTTP_AUTH_ON = 0, LS_HTTP_AUTH_OFF };
 
 /* The [mqtt] connection options of c, borrowing c's strings. */
 void ls_config_mqtt_opts(const ls_config *c, ls_mqtt_opts *o);

@@ -45,6 +45,8 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
     if (req->ping && ls_engine_find(e, req->id, req->len)) {
         res->rc = ls_engine_activity(e, req->id, req->len, 0, now);
         if (res->rc == 0) ls_engine_urge(e, req->id, req->len); /* acknowledged once durable */
+    } else if (req->ping_only) {
+        res->rc = LS_ENOTFOUND; /* creating a device is configuring it */
     } else {
         res->rc = ls_engine_put(e, req->id, req->len, &req->cfg, now, &res->created);
     }

@@ -66,7 +66,8 @@ typedef struct ls_device_put_req {
     const char *id; /* valid (ls_id_check()) */
     size_t len;
     ls_device_config cfg;
-    int ping; /* no field but the id: an activity at now if the device exists */
+    int ping;      /* no field but the id: an activity at now if the device exists */
+    int ping_only; /* the caller may only ping: an unknown device is LS_ENOTFOUND */
 } ls_device_put_req;
 
 /*
