@@ -86,6 +86,14 @@ enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow);
 /* 403 for a credential that lacks `need` (LS_SCOPE_* bits) for what the request asks. */
 enum MHD_Result ls_api_forbidden(ls_req *r, unsigned need, const char *why);
 
+/*
+ * Who makes this request's admin change, for its AUDIT event
+ * (core/service.h): *buf filled and returned, or NULL when audit.events
+ * wants no event for it (auto: the request presented no credential).
+ */
+struct ls_actor;
+const struct ls_actor *ls_api_actor(const ls_req *r, struct ls_actor *buf);
+
 /* Maps an engine error to its HTTP error response. */
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what);
 

@@ -122,8 +122,13 @@ enum MHD_Result ls_api_device_put(ls_req *r)
         json_decref(j);
         return ls_api_forbidden(r, LS_SCOPE_ADMIN, "configuring a device needs the admin scope");
     }
-    ls_device_put_req req = {
-        .id = id, .len = len, .cfg = c, .ping = fields == 0, .ping_only = !admin};
+    ls_actor by;
+    ls_device_put_req req = {.id = id,
+                             .len = len,
+                             .cfg = c,
+                             .ping = fields == 0,
+                             .ping_only = !admin,
+                             .by = ls_api_actor(r, &by)};
     ls_service_result res;
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
@@ -142,7 +147,9 @@ enum MHD_Result ls_api_device_put(ls_req *r)
 enum MHD_Result ls_api_device_delete(ls_req *r)
 {
     ls_service_result res;
-    uint64_t gen = ls_service_device_delete(r->d, r->param.s, r->param.len, &res);
+    ls_actor by;
+    uint64_t gen =
+        ls_service_device_delete(r->d, r->param.s, r->param.len, ls_api_actor(r, &by), &res);
     if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device");
     return ls_api_respond_committed(r, gen, 204, NULL);
 }

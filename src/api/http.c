@@ -67,6 +67,7 @@
 #include "api/api.h"
 #include "api/routes.h"
 #include "api/stream.h"
+#include "core/service.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -263,6 +264,15 @@ enum MHD_Result ls_api_forbidden(ls_req *r, unsigned need, const char *why)
     r->auth.need = need;
     snprintf(r->auth.detail, sizeof(r->auth.detail), "token \"%s\": %s", r->auth.who, why);
     return respond_denied(r);
+}
+
+const ls_actor *ls_api_actor(const ls_req *r, ls_actor *buf)
+{
+    const char *who = r->auth.who[0] ? r->auth.who : NULL;
+    int cfg = r->d->cfg.audit_events;
+    if (cfg == LS_AUDIT_OFF || (cfg == LS_AUDIT_AUTO && !who)) return NULL;
+    buf->who = who;
+    return buf;
 }
 
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what)

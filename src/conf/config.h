@@ -45,6 +45,7 @@ typedef struct ls_config {
     int http_auth;                                /* LS_HTTP_AUTH_* */
     int http_auth_healthz;                        /* bool: /healthz needs a credential */
     int http_auth_metrics;                        /* bool: /metrics needs one (scope read) */
+    int audit_events;                             /* LS_AUDIT_* */
     char data_dir[4096];                          /* store.data_dir */
     int64_t store_flush_interval;                 /* ms */
     int64_t store_max_size;                       /* bytes, 0 = no cap */
@@ -100,6 +101,7 @@ typedef struct ls_config {
 
 enum { LS_MQTT_V311 = 0, LS_MQTT_V5 };
 enum { LS_HTTP_AUTH_ON = 0, LS_HTTP_AUTH_OFF };
+enum { LS_AUDIT_AUTO = 0, LS_AUDIT_ON, LS_AUDIT_OFF };
 
 /* The [mqtt] connection options of c, borrowing c's strings. */
 void ls_config_mqtt_opts(const ls_config *c, ls_mqtt_opts *o);

@@ -52,6 +52,19 @@
 
 #define LS_SERVICE_LIST_SCAN 200000 /* slots (alarms) a list looks at per lock hold */
 
+/*
+ * Audit.  The admin operations (a device put that is not a ping of an
+ * existing device, a device delete, a type put or delete, an alarm status)
+ * take `by`, who asks.  Given, an AUDIT event (core/format.h, ls_audit)
+ * with the thing changed before and after, as the API shows it, is queued
+ * under the locks of the change, so that it is in the same commit: no
+ * change is on disk without its record, and the acknowledgement waits for
+ * both.  NULL: no AUDIT event.
+ */
+typedef struct ls_actor {
+    const char *who; /* the credential's name; NULL: none was needed */
+} ls_actor;
+
 /* What a call that changes something reports besides its generation. */
 typedef struct ls_service_result {
     int rc;            /* 0, or an LS_E* code: nothing changed */
@@ -66,8 +79,9 @@ typedef struct ls_device_put_req {
     const char *id; /* valid (ls_id_check()) */
     size_t len;
     ls_device_config cfg;
-    int ping;      /* no field but the id: an activity at now if the device exists */
-    int ping_only; /* the caller may only ping: an unknown device is LS_ENOTFOUND */
+    int ping;           /* no field but the id: an activity at now if the device exists */
+    int ping_only;      /* the caller may only ping: an unknown device is LS_ENOTFOUND */
+    const ls_actor *by; /* see Audit above */
 } ls_device_put_req;
 
 /*
@@ -89,7 +103,8 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
  * Deletes a device: its record, its open alarm (cleared) and what the HTTP
  * reporter holds of it.  Errors: LS_ENOTFOUND.
  */
-uint64_t ls_service_device_delete(ls_daemon *d, const char *id, size_t len, ls_service_result *res);
+uint64_t ls_service_device_delete(ls_daemon *d, const char *id, size_t len, const ls_actor *by,
+                                  ls_service_result *res);
 
 /*
  * One activity of the device at `ts` (0 = now) through the HTTP input's
@@ -144,11 +159,12 @@ void ls_service_types(ls_daemon *d, ls_type_visit_cb cb, void *ud);
  * is new.  Errors: LS_EFULL (65535 names exist), LS_ENOMEM.
  */
 uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const ls_type_patch *p,
-                             ls_type_info *out, ls_service_result *res);
+                             const ls_actor *by, ls_type_info *out, ls_service_result *res);
 
 /* Drops the type's settings (its devices keep the name).  Errors:
  * LS_ENOTFOUND when it has none. */
-uint64_t ls_service_type_delete(ls_daemon *d, const char *name, size_t len, ls_service_result *res);
+uint64_t ls_service_type_delete(ls_daemon *d, const char *name, size_t len, const ls_actor *by,
+                                ls_service_result *res);
 
 /* ---- alarms ------------------------------------------------------------- */
 
@@ -168,7 +184,8 @@ int ls_service_alarm_get(ls_daemon *d, uint64_t id, ls_alarm_copy *out);
  * LS_EINVAL for an alarm that is CLEARED already (that is final).
  */
 uint64_t ls_service_alarm_set_status(ls_daemon *d, uint64_t id, ls_alarm_status st,
-                                     ls_alarm_copy *out, ls_service_result *res);
+                                     const ls_actor *by, ls_alarm_copy *out,
+                                     ls_service_result *res);
 
 /* Visits up to `limit` alarms with id > after that match f, in id order
  * (ls_alarms_list()); returns the cursor of the next page, 0 = none. */
