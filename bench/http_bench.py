@@ -19,6 +19,16 @@ and latency percentiles; the run fails if wrk saw a non-2xx answer or a
 socket error, or if the daemon's activities counter did not grow by the
 number of requests wrk completed.
 
+Single with a bearer token: the same, each request with `Authorization:
+Bearer <token>` of an ingest token, on the same daemon: before each such
+run `lastseen token create` makes the token (the daemon then requires
+credentials within a second), after it `lastseen token revoke` takes it
+away again, so that runs with and without alternate and share the
+machine's conditions.  The ratio with/without (medians) is what the
+credential check costs: the median of the ratios of each run with a token
+to the run without just before it (the machine's load drifts more between
+pairs than within one), and the ratio of the medians.
+
 Each is repeated R times on the same daemon; medians and min..max.
 Loopback only; every wait bounded; the daemon and its directory are
 removed at the end.
@@ -49,11 +59,38 @@ LUA = """-- POST /api/v1/devices/<id>/activity over the ids in %(path)s, in turn
 local ids = {}
 for line in io.lines("%(path)s") do ids[#ids + 1] = line end
 local i = 0
+local headers = %(headers)s
 request = function()
   i = i %% #ids + 1
-  return wrk.format("POST", "/api/v1/devices/" .. ids[i] .. "/activity")
+  return wrk.format("POST", "/api/v1/devices/" .. ids[i] .. "/activity", headers)
 end
 """
+
+
+def token_cmd(binary, data_dir, *args):
+    p = subprocess.run([binary, "token"] + list(args) + ["--data-dir", data_dir],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise lsbench.RunError("lastseen token %s: %s" % (" ".join(args), p.stderr.strip()))
+    return p.stdout.strip().splitlines()[-1]
+
+
+def credentials_required(client, want, timeout_s=10):
+    """Waits until the daemon asks for a credential (want) or not (after a
+    token was created or revoked: it looks at the file once a second)."""
+    deadline = time.monotonic() + timeout_s
+    saved = client.headers
+    client.headers = {}
+    try:
+        while time.monotonic() < deadline:
+            status, _ = client.request("GET", "/api/v1/stats")
+            if (status == 401) == want:
+                return
+            time.sleep(0.05)
+    finally:
+        client.headers = saved
+    raise lsbench.RunError("the daemon did not %s credentials within %d s"
+                           % ("require" if want else "drop", timeout_s))
 
 
 def settle(client, n):
@@ -130,7 +167,8 @@ def wrk_run(wrk, port, script, seconds, connections, client):
             "command": " ".join(cmd[:-3] + ["post.lua", "http://127.0.0.1:PORT"])}
 
 
-def run_http(binary, n, bulk, seconds, runs, connections=64, sets=None, seed=3, log=print):
+def run_http(binary, n, bulk, seconds, runs, connections=64, sets=None, seed=3, log=print,
+             bearer=True):
     wrk = shutil.which("wrk")
     if not wrk:
         raise lsbench.RunError("wrk not found (apt-get install wrk)")
@@ -174,11 +212,12 @@ def run_http(binary, n, bulk, seconds, runs, connections=64, sets=None, seed=3, 
             f.write(b"\n".join(ids[:WRK_IDS]) + b"\n")
         script = os.path.join(tmp, "post.lua")
         with open(script, "w") as f:
-            f.write(LUA % {"path": ids_path})
+            f.write(LUA % {"path": ids_path, "headers": "nil"})
         res["flushed_s"], done = flushed(client, n)
         log("  the bulk runs' devices %s after %.1f s more"
             % ("flushed" if done else "still not flushed (measuring anyway)", res["flushed_s"]))
         res["single"] = []
+        res["single_bearer"] = []
         for _ in range(runs):
             c0, t0 = d.cpu(), time.monotonic()
             w = wrk_run(wrk, d.http_port, script, int(seconds), connections, client)
@@ -186,7 +225,37 @@ def run_http(binary, n, bulk, seconds, runs, connections=64, sets=None, seed=3, 
             res["single"].append(w)
             log("  single: %.0f requests/s (p50 %.2f ms, p99 %.2f ms; daemon CPU %.0f %%)"
                 % (w["rps"], w["p50_ms"] or -1, w["p99_ms"] or -1, 100 * w["cpu"]))
+            if not bearer:
+                continue
+            # The same with a bearer token (created, then revoked: see above).
+            token = token_cmd(binary, d.data_dir, "create", "bench", "--scope", "ingest,read")
+            client.headers = {"Authorization": "Bearer " + token}
+            credentials_required(client, True)
+            bscript = os.path.join(tmp, "post-bearer.lua")
+            with open(bscript, "w") as f:
+                f.write(LUA % {"path": ids_path,
+                               "headers": '{["Authorization"] = "Bearer %s"}' % token})
+            c0, t0 = d.cpu(), time.monotonic()
+            w = wrk_run(wrk, d.http_port, bscript, int(seconds), connections, client)
+            w["cpu"] = (d.cpu() - c0) / (time.monotonic() - t0)
+            res["single_bearer"].append(w)
+            token_cmd(binary, d.data_dir, "revoke", "bench")
+            credentials_required(client, False)
+            client.headers = {}
+            log("  single with a bearer token: %.0f requests/s (p50 %.2f ms, p99 %.2f ms; daemon CPU %.0f %%)"
+                % (w["rps"], w["p50_ms"] or -1, w["p99_ms"] or -1, 100 * w["cpu"]))
         res["wrk_command"] = res["single"][0]["command"]
+        if res["single_bearer"]:
+            # Each run with a token against the run without just before it
+            # (the machine drifts between pairs more than within one), the
+            # median of those ratios; and the ratio of the medians.
+            pairs = [b["rps"] / s["rps"] for s, b in zip(res["single"], res["single_bearer"])]
+            res["bearer_pairs"] = pairs
+            res["bearer_ratio"] = lsbench.summary(pairs)[0]
+            res["bearer_ratio_medians"] = (lsbench.summary([x["rps"] for x in res["single_bearer"]])[0] /
+                                           lsbench.summary([x["rps"] for x in res["single"]])[0])
+            log("  with a bearer token / without: %.3f (median of the pairs %s; of the medians %.3f)"
+                % (res["bearer_ratio"], ", ".join("%.3f" % x for x in pairs), res["bearer_ratio_medians"]))
         res["load"].append(lsbench.loadavg())
     finally:
         if client is not None:
@@ -207,12 +276,13 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--no-bearer", action="store_true", help="skip the runs with a bearer token")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     lsbench.on_sigterm_exit()
     try:
         r = run_http(a.bin, a.devices, a.bulk, a.seconds, a.runs, a.connections,
-                     dict(kv.split("=", 1) for kv in a.set))
+                     dict(kv.split("=", 1) for kv in a.set), bearer=not a.no_bearer)
     except lsbench.RunError as e:
         print("FAILED: %s" % e)
         return 1
@@ -223,6 +293,11 @@ def main():
         s = lsbench.summary([x["rps"] for x in r["single"]])
         print("bulk %.0f ids/s [%.0f..%.0f]; single %.0f requests/s [%.0f..%.0f]; load %s"
               % (b + s + ("/".join("%.1f" % x for x in r["load"]),)))
+        if r["single_bearer"]:
+            t = lsbench.summary([x["rps"] for x in r["single_bearer"]])
+            print("single with a bearer token %.0f requests/s [%.0f..%.0f]: %.3f of without "
+                  "(median of the pairs; %.3f of the medians)"
+                  % (t + (r["bearer_ratio"], r["bearer_ratio_medians"])))
     return 0
 
 

@@ -145,9 +145,12 @@ class Client:
         self.port = port
         self.timeout = timeout
         self.conn = None
+        self.headers = {}  # sent with every request (an Authorization header)
 
     def request(self, method, path, body=None, ctype="application/json"):
-        headers = {"Content-Type": ctype} if body is not None else {}
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = ctype
         for attempt in (0, 1):  # one reconnect if the kept-alive socket was closed
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)

@@ -468,6 +468,16 @@ def targets(a, R, meta):
                      "" if ok else "runs of %s: wrk and the daemon (%.0f %% of a core) share the 2 cores, "
                      "and the machine with other jobs; next: wrk from another machine"
                      % (", ".join(K(x["rps"]) for x in h["single"]), 100 * med([x["cpu"] for x in h["single"]]))))
+        if h.get("single_bearer"):
+            sb = med([x["rps"] for x in h["single_bearer"]])
+            ok = h["bearer_ratio"] >= 0.9
+            rows.append(("HTTP single activity with a bearer token: within 10 % of without (same run)",
+                         "%s/s; %.3f of without (median of the paired runs' ratios)" % (K(sb), h["bearer_ratio"]),
+                         "**met**" if ok else "**missed**",
+                         "" if ok else "runs of %s with, %s without: the check hashes the token twice "
+                         "(SHA-256) and takes a read lock; next: cache verified tokens per connection"
+                         % (", ".join(K(x["rps"]) for x in h["single_bearer"]),
+                            ", ".join(K(x["rps"]) for x in h["single"]))))
     if det:
         p99 = med([r["daemon_p99"] for r in det])
         missed = sum(r["missed"] for r in det)
@@ -695,6 +705,11 @@ def render(a, R, meta):
           "100,000 of the devices in turn), once the flush passes have written the bulk runs' devices%s."
           % ("{:,}".format(h["devices"]), h["bulk_body_bytes"], h["wrk_command"],
              " (%.1f s after them)" % h["flushed_s"] if "flushed_s" in h else ""))
+        if h.get("single_bearer"):
+            w("")
+            w("With a bearer token: the same, each request with `Authorization: Bearer` of an ingest token, "
+              "alternating with the runs without on the same daemon (`lastseen token create` before each, "
+              "`revoke` after it).")
         w("")
         w("| figure | median [min..max] | daemon CPU |")
         w("|---|---|---|")
@@ -705,6 +720,14 @@ def render(a, R, meta):
                                                                     lambda v: "%.0f %%" % v)))
         w("| single-activity latency p50 / p99 | %s / %s | |" % (fmt_range([x["p50_ms"] for x in h["single"]], ms),
                                                                 fmt_range([x["p99_ms"] for x in h["single"]], ms)))
+        if h.get("single_bearer"):
+            sb = h["single_bearer"]
+            w("| single-activity requests/s, bearer token | **%s** | %s |"
+              % (fmt_range([x["rps"] for x in sb], K), fmt_range([100 * x["cpu"] for x in sb], lambda v: "%.0f %%" % v)))
+            w("| single-activity latency p50 / p99, bearer token | %s / %s | |"
+              % (fmt_range([x["p50_ms"] for x in sb], ms), fmt_range([x["p99_ms"] for x in sb], ms)))
+            w("| with a bearer token / without: median of the paired runs' ratios (of the medians) | **%.3f** (%.3f) | |"
+              % (h["bearer_ratio"], h.get("bearer_ratio_medians", h["bearer_ratio"])))
         w("")
     if ls:
         w("### Detection job")

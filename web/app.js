@@ -13,7 +13,15 @@
  * Live updates: while the event stream is open, each event updates the feed
  * at once and asks for fresh counts; when the stream is missing or down, the
  * page polls /api/v1/stats every second and fetches new events when lastSeq
- * moves.  Either way the page works; the pill in the header says which.
+ * moves.  Either way the page works; the pill in the header says which.  The
+ * stream is read with fetch(), not EventSource, which cannot send a token.
+ *
+ * Credentials (docs/security.md): when the daemon answers 401, the page asks
+ * for an API token (scope read) once, keeps it in sessionStorage (this tab,
+ * until it closes) and sends it as a bearer token with every request; a
+ * token that is refused or lacks the scope is asked for again.  Requests go
+ * with credentials: 'omit', so that the browser never shows its own login
+ * dialog for the daemon's Basic challenge.
  *
  * Everything the page shows from the daemon (ids, types, numbers) goes in
  * through textContent or attributes, never as HTML: ids are user input.
@@ -29,11 +37,10 @@
   const ALL_MAX = 1000; // up to this many inactive devices are fetched whole and sorted
   const FEED_MAX = 100;
   const HOUR_MS = 3600 * 1000;
-  const SSE_RETRY_MS = 30000;
+  const SSE_RETRY_MS = 30000;   // the stream was refused (404, 503): ask again this much later
+  const SSE_RECONNECT_MS = 1000; // it ended or failed: reconnect (its retry: field may change it)
   const FETCH_TIMEOUT_MS = 5000;
-  // SSE events are named by type: the page listens to these (and to unnamed ones).
-  const EVENT_TYPES = ['ACTIVITY_EVENT', 'INACTIVITY_EVENT', 'CONNECT_EVENT', 'DISCONNECT_EVENT',
-                       'ALARM_RAISED', 'ALARM_UPDATED', 'ALARM_CLEARED', 'SOURCE_DOWN', 'SOURCE_UP'];
+  const TOKEN_KEY = 'lastseen.token';
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const S = {
@@ -48,8 +55,11 @@
     feed: [],
     device: null,       // {id, data, missing, events, older, key}
     route: {name: 'overview'},
-    es: null,
+    es: null,           // the event stream: {open, ctl}
+    token: null,        // the API token, when the daemon asks for one
+    locked: false,      // waiting for a token: the jobs pause
   };
+  try { S.token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { S.token = null; }
 
   // ---------------------------------------------------------------- helpers
 
@@ -140,18 +150,59 @@
     }
   }
 
+  function headers(accept) {
+    const h = {Accept: accept};
+    if (S.token) h.Authorization = 'Bearer ' + S.token;
+    return h;
+  }
+
   async function api(path) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     try {
-      const r = await fetch(path, {signal: ctl.signal, cache: 'no-store', headers: {Accept: 'application/json'}});
+      const r = await fetch(path, {signal: ctl.signal, cache: 'no-store', credentials: 'omit',
+                                   headers: headers('application/json')});
       let body = null;
       try { body = await r.json(); } catch (e) { body = null; }
+      if (r.status === 401 || r.status === 403) askToken(r.status, body);
       if (!r.ok) throw new ApiError(r.status, body);
       return body;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  // ---------------------------------------------------------------- the token
+
+  /* The daemon refused the request: ask for a token (again), once. */
+  function askToken(status, body) {
+    if (S.locked) return;
+    S.locked = true;
+    setMode('locked');
+    stopStream();
+    const had = S.token;
+    const msg = status === 403
+      ? 'This token lacks the read scope: ' + ((body && body.detail) || 'forbidden') + '.'
+      : had ? 'The token was refused (unknown or revoked).'
+            : 'This lastseen asks for an API token with the read scope.';
+    $('auth-msg').textContent = msg;
+    $('auth').hidden = false;
+    $('auth-token').value = '';
+    $('auth-token').focus();
+  }
+
+  function useToken(ev) {
+    ev.preventDefault();
+    const t = $('auth-token').value.trim();
+    if (!t) return;
+    S.token = t;
+    try { sessionStorage.setItem(TOKEN_KEY, t); } catch (e) { /* private mode: this page only */ }
+    $('auth').hidden = true;
+    S.locked = false;
+    setMode('connecting');
+    for (const name of Object.keys(jobs)) mark(name);
+    startStream();
+    pump();
   }
 
   // ---------------------------------------------------------------- jobs
@@ -169,6 +220,7 @@
   }
 
   function pump() {
+    if (S.locked) return;
     const now = Date.now();
     for (const [name, j] of Object.entries(jobs)) {
       if (j.busy || !j.when()) continue;
@@ -183,10 +235,11 @@
   }
 
   function modeWhenUp() {
-    return S.es && S.es.readyState === 1 ? 'sse' : 'polling';
+    return S.es && S.es.open ? 'sse' : 'polling';
   }
 
   function onError(name, e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return; // askToken()
     if (e instanceof ApiError && e.status === 503 && e.body && e.body.error === 'starting') {
       setMode('starting');
       api('/healthz').then(() => {}, (h) => {
@@ -218,7 +271,7 @@
     const c = $('conn');
     c.dataset.mode = mode;
     c.textContent = {sse: 'live', polling: 'polling · 1 s', offline: 'offline', starting: 'starting',
-                     connecting: 'connecting'}[mode] || mode;
+                     connecting: 'connecting', locked: 'token needed'}[mode] || mode;
     c.title = {sse: 'Updates arrive over the event stream (/api/v1/events/stream)',
                polling: 'No event stream: the page polls /api/v1/stats every second'}[mode] || '';
   }
@@ -467,7 +520,7 @@
     ACTIVITY_EVENT: ['active', 'ok'], INACTIVITY_EVENT: ['inactive', 'bad'],
     CONNECT_EVENT: ['connect', 'info'], DISCONNECT_EVENT: ['disconnect', 'muted'],
     ALARM_RAISED: ['alarm', 'bad'], ALARM_UPDATED: ['alarm updated', 'muted'], ALARM_CLEARED: ['alarm cleared', 'ok'],
-    SOURCE_DOWN: ['source down', 'bad'], SOURCE_UP: ['source up', 'ok'],
+    SOURCE_DOWN: ['source down', 'bad'], SOURCE_UP: ['source up', 'ok'], AUDIT: ['audit', 'info'],
   };
 
   function badge(type) {
@@ -497,6 +550,11 @@
       }
       case 'SOURCE_DOWN': return 'input not heard: its devices are held';
       case 'SOURCE_UP': return 'input heard again';
+      case 'AUDIT': {
+        const a = e.audit;
+        if (!a || typeof a !== 'object') return '';
+        return String(a.action) + ' by ' + (a.who === null ? 'no credential' : String(a.who));
+      }
       default: return '';
     }
   }
@@ -511,7 +569,8 @@
     const items = S.feed.map((e) => el('li', null,
       el('time', {title: isoTitle(e.ts)}, fmtTime(e.ts)),
       badge(e.type),
-      e.source ? el('span', {class: 'dev'}, String(e.device)) : devLink(String(e.device)),
+      e.source || (e.audit && !/^device\./.test(e.audit.action)) ? el('span', {class: 'dev'}, String(e.device))
+                                                                    : devLink(String(e.device)),
       el('span', {class: 'detail'}, eventDetail(e))));
     $('feed').replaceChildren(...items);
     $('feed-empty').hidden = items.length > 0;
@@ -519,42 +578,107 @@
 
   // ---------------------------------------------------------------- the event stream
 
+  /* The event stream, read with fetch(): frames of "field: value" lines
+   * ended by a blank line (id, event, data, retry; ':' starts a comment).
+   * It reconnects with Last-Event-ID after an end or a network error, as
+   * EventSource would; a refusal (404: a daemon without the stream, 503:
+   * http.max_streams reached) waits SSE_RETRY_MS. */
   function startStream() {
-    if (!window.EventSource) { setMode('polling'); return; }
-    const es = new EventSource('/api/v1/events/stream');
-    S.es = es;
-    es.onopen = () => {
-      setMode('sse');
-      // Whatever happened before the stream opened: fetch it once.
-      mark('stats'); mark('feed'); mark('list'); mark('device'); mark('deviceEvents');
-      pump();
-    };
-    es.onerror = () => {
-      if (es.readyState === 2) { // closed for good (e.g. 404: no stream in this daemon)
-        es.close();
-        if (S.es === es) S.es = null;
-        setTimeout(startStream, SSE_RETRY_MS);
+    stopStream();
+    if (!window.fetch || !window.ReadableStream || !window.TextDecoder) { setMode('polling'); return; }
+    const st = {open: false, ctl: null, lastId: null, retry: SSE_RECONNECT_MS};
+    S.es = st;
+    (async () => {
+      while (S.es === st) {
+        let wait = st.retry;
+        st.ctl = new AbortController();
+        try {
+          const h = headers('text/event-stream');
+          if (st.lastId !== null) h['Last-Event-ID'] = st.lastId;
+          const r = await fetch('/api/v1/events/stream', {headers: h, cache: 'no-store', credentials: 'omit',
+                                                          signal: st.ctl.signal});
+          if (r.status === 401 || r.status === 403) {
+            let body = null;
+            try { body = await r.json(); } catch (e) { body = null; }
+            askToken(r.status, body);
+            return; // useToken() starts another
+          }
+          if (!r.ok) wait = SSE_RETRY_MS; // no stream here (404), or none left (503)
+          else if (r.body) await readStream(st, r.body.getReader());
+        } catch (e) {
+          // a network error, or stopStream(): either way, below
+        }
+        if (st.open) {
+          st.open = false;
+          if (S.mode === 'sse') setMode('polling');
+        } else if (S.mode === 'connecting') {
+          setMode('polling');
+        }
+        if (S.es !== st) return;
+        await new Promise((ok) => setTimeout(ok, wait));
       }
-      if (S.mode === 'sse' || S.mode === 'connecting') setMode('polling');
-    };
-    const onMessage = (m) => {
-      let e;
-      try { e = JSON.parse(m.data); } catch (err) { return; }
-      if (!e || typeof e.seq !== 'number') return;
-      mergeEvents(S.feed, [e], FEED_MAX);
-      renderFeedSoon();
-      mark('stats');
-      if (e.type === 'INACTIVITY_EVENT' || e.type === 'ACTIVITY_EVENT') mark('list');
-      const D = S.device;
-      if (D && !e.source && e.device === D.id) {
-        mergeEvents(D.events, [e], 1000);
-        if (e.state) D.data = e.state;
-        renderDevice();
-        mark('device');
+    })();
+  }
+
+  function stopStream() {
+    const st = S.es;
+    S.es = null;
+    if (st && st.ctl) st.ctl.abort();
+  }
+
+  async function readStream(st, reader) {
+    const dec = new TextDecoder();
+    let buf = '', data = [], id = null;
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done || S.es !== st) return;
+      if (!st.open) {
+        st.open = true;
+        setMode('sse');
+        // Whatever happened before the stream opened: fetch it once.
+        mark('stats'); mark('feed'); mark('list'); mark('device'); mark('deviceEvents');
+        pump();
       }
-    };
-    for (const t of EVENT_TYPES) es.addEventListener(t, onMessage);
-    es.addEventListener('message', onMessage);
+      buf += dec.decode(value, {stream: true});
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        let line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.endsWith('\r')) line = line.slice(0, -1);
+        if (line === '') { // the frame's end
+          if (id !== null) st.lastId = id;
+          if (data.length) onStreamEvent(data.join('\n'));
+          data = [];
+          id = null;
+          continue;
+        }
+        if (line[0] === ':') continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let v = colon < 0 ? '' : line.slice(colon + 1);
+        if (v[0] === ' ') v = v.slice(1);
+        if (field === 'data') data.push(v);
+        else if (field === 'id') id = v;
+        else if (field === 'retry' && /^\d+$/.test(v)) st.retry = Number(v);
+      }
+    }
+  }
+
+  function onStreamEvent(text) {
+    let e;
+    try { e = JSON.parse(text); } catch (err) { return; }
+    if (!e || typeof e.seq !== 'number') return;
+    mergeEvents(S.feed, [e], FEED_MAX);
+    renderFeedSoon();
+    mark('stats');
+    if (e.type === 'INACTIVITY_EVENT' || e.type === 'ACTIVITY_EVENT') mark('list');
+    const D = S.device;
+    if (D && !e.source && !e.audit && e.device === D.id) {
+      mergeEvents(D.events, [e], 1000);
+      if (e.state) D.data = e.state;
+      renderDevice();
+      mark('device');
+    }
   }
 
   // ---------------------------------------------------------------- device page
@@ -734,6 +858,7 @@
       listGo(L.page + 1);
     });
     $('prev').addEventListener('click', () => listGo(S.list.page - 1));
+    $('auth-form').addEventListener('submit', useToken);
     $('d-older').addEventListener('click', () => {
       loadDeviceEvents(true).catch((e) => onError('deviceEvents', e));
     });

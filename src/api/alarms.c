@@ -116,7 +116,9 @@ enum MHD_Result ls_api_alarm_put(ls_req *r)
 
     ls_alarm_copy a;
     ls_service_result res;
-    uint64_t gen = ls_service_alarm_set_status(r->d, r->param.num, (ls_alarm_status)st, &a, &res);
+    ls_actor by;
+    uint64_t gen = ls_service_alarm_set_status(r->d, r->param.num, (ls_alarm_status)st,
+                                               ls_api_actor(r, &by), &a, &res);
     if (res.rc == LS_ENOTFOUND) return ls_api_error(r, 404, "not_found", "no such alarm");
     if (res.rc < 0)
         return ls_api_error(r, 409, "conflict",

@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
+#include "api/auth.h"
 #include "base/buf.h"
 #include "conf/config.h"
 #include "core/metrics.h"
@@ -62,6 +63,7 @@ typedef struct ls_req {
     ls_route route; /* template of the path, for metrics */
     int method_idx; /* ls_method_index(method), for metrics */
     ls_req_param param;
+    ls_auth_result auth; /* its credential (auth.h): who, scopes; status: refused */
 } ls_req;
 
 /* Queues `status` with a JSON body (NULL = empty).  Returns MHD_YES/NO. */
@@ -87,6 +89,17 @@ enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const
 
 /* 405 with an Allow header. */
 enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow);
+
+/* 403 for a credential that lacks `need` (LS_SCOPE_* bits) for what the request asks. */
+enum MHD_Result ls_api_forbidden(ls_req *r, unsigned need, const char *why);
+
+/*
+ * Who makes this request's admin change, for its AUDIT event
+ * (core/service.h): *buf filled and returned, or NULL when audit.events
+ * wants no event for it (auto: the request presented no credential).
+ */
+struct ls_actor;
+const struct ls_actor *ls_api_actor(const ls_req *r, struct ls_actor *buf);
 
 /* Maps an engine error to its HTTP error response. */
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what);

@@ -115,7 +115,19 @@ enum MHD_Result ls_api_device_put(ls_req *r)
     }
     ls_device_in_config(&rec, given, &c); /* points into j until the put */
     int fields = (given & ~(unsigned)LS_DEVICE_IN_ID) != 0;
-    ls_device_put_req req = {.id = id, .len = len, .cfg = c, .ping = fields == 0};
+    /* Without admin (an ingest credential: routes.c), only a ping of a device that exists. */
+    int admin = (r->auth.scopes & LS_SCOPE_ADMIN) != 0;
+    if (fields && !admin) {
+        json_decref(j);
+        return ls_api_forbidden(r, LS_SCOPE_ADMIN, "configuring a device needs the admin scope");
+    }
+    ls_actor by;
+    ls_device_put_req req = {.id = id,
+                             .len = len,
+                             .cfg = c,
+                             .ping = fields == 0,
+                             .ping_only = !admin,
+                             .by = ls_api_actor(r, &by)};
     ls_service_result res;
     ls_buf b;
     ls_buf_init(&b, 1 << 16);
@@ -123,6 +135,9 @@ enum MHD_Result ls_api_device_put(ls_req *r)
     json_decref(j); /* c.type lives in j */
     if (res.rc < 0) {
         ls_buf_free(&b);
+        if (res.rc == LS_ENOTFOUND && !admin)
+            return ls_api_forbidden(r, LS_SCOPE_ADMIN,
+                                    "no such device, and creating one needs the admin scope");
         return ls_api_engine_error(r, res.rc, "device");
     }
     return ls_api_respond_committed(r, gen, res.created ? 201 : 200, &b);
@@ -131,7 +146,9 @@ enum MHD_Result ls_api_device_put(ls_req *r)
 enum MHD_Result ls_api_device_delete(ls_req *r)
 {
     ls_service_result res;
-    uint64_t gen = ls_service_device_delete(r->d, r->param.s, r->param.len, &res);
+    ls_actor by;
+    uint64_t gen =
+        ls_service_device_delete(r->d, r->param.s, r->param.len, ls_api_actor(r, &by), &res);
     if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device");
     return ls_api_respond_committed(r, gen, 204, NULL);
 }

@@ -39,6 +39,13 @@
  * chunks get up to STOP_DRAIN_MS to go out (replies_due, streams_open);
  * only then is MHD stopped.
  *
+ * Credentials (auth.h): the first call checks the Authorization header
+ * against what the route table says the route needs (routes.c), before
+ * anything else, so that a refused request (401, 403) gets no other
+ * answer: its body is discarded as it arrives (up to http.max_body, then
+ * the connection is closed), never stored, and it is answered at its end;
+ * one that announces a larger body is answered at once.
+ *
  * Every answered request is counted in metrics by route template, method
  * and status (completed_cb), and refused ones by reason.
  *
@@ -67,6 +74,8 @@
 #include "api/routes.h"
 #include "api/tls.h"
 #include "api/stream.h"
+#include "core/service.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/net.h"
@@ -81,6 +90,7 @@ struct ls_http {
     ls_metrics *metrics;        /* the core's counters (ls_service_metrics()) */
     int http_source;            /* this input in them */
     struct ls_streams *streams; /* GET /api/v1/events/stream (stream.c) */
+    ls_auth *auth;              /* credentials (auth.h) */
     pthread_mutex_t wait_lock;  /* guards waiters, stopping; taken before MHD's locks */
     ls_req *waiters;            /* suspended until their commit */
     int stopping;
@@ -89,15 +99,17 @@ struct ls_http {
     struct ls_tls *tls;           /* HTTPS (tls.c), NULL without */
 };
 
-/* Queues `body` (NULL: none) of type ctype with status and, if not NULL, an Allow header. */
+/* Queues `body` (NULL: none) of type ctype with status and the headers in
+ * hdrs (name, value, ..., NULL; hdrs may be NULL). */
 static enum MHD_Result respond_with(ls_req *r, unsigned status, const ls_buf *body,
-                                    const char *ctype, const char *allow)
+                                    const char *ctype, const char *const *hdrs)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         body ? body->len : 0, body ? body->p : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     if (body) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    for (; hdrs && hdrs[0]; hdrs += 2)
+        MHD_add_response_header(resp, hdrs[0], hdrs[1]);
     if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -106,9 +118,10 @@ static enum MHD_Result respond_with(ls_req *r, unsigned status, const ls_buf *bo
     return ok;
 }
 
-static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json, const char *allow)
+static enum MHD_Result respond(ls_req *r, unsigned status, const ls_buf *json,
+                               const char *const *hdrs)
 {
-    return respond_with(r, status, json, "application/json", allow);
+    return respond_with(r, status, json, "application/json", hdrs);
 }
 
 enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json)
@@ -188,10 +201,11 @@ enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *bo
     return respond_with(r, status, body, ctype, NULL);
 }
 
-static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
-                               const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
-static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, const char *allow,
-                               const char *fmt, va_list ap)
+static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code,
+                               const char *const *hdrs, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code,
+                               const char *const *hdrs, const char *fmt, va_list ap)
 {
     char detail[512];
     vsnprintf(detail, sizeof(detail), fmt, ap);
@@ -201,7 +215,7 @@ static enum MHD_Result error_v(ls_req *r, unsigned status, const char *code, con
     /* details may quote outside input: escape, and keep only valid text */
     ls_buf_json_str(&b, detail, strlen(detail));
     ls_buf_putc(&b, '}');
-    enum MHD_Result ok = respond(r, status, &b, allow);
+    enum MHD_Result ok = respond(r, status, &b, hdrs);
     ls_buf_free(&b);
     return ok;
 }
@@ -215,21 +229,64 @@ enum MHD_Result ls_api_error(ls_req *r, unsigned status, const char *code, const
     return ok;
 }
 
-static enum MHD_Result error_allow(ls_req *r, const char *allow, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result error_allow(ls_req *r, const char *allow, const char *fmt, ...)
+static enum MHD_Result error_hdrs(ls_req *r, unsigned status, const char *code,
+                                  const char *const *hdrs, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static enum MHD_Result error_hdrs(ls_req *r, unsigned status, const char *code,
+                                  const char *const *hdrs, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    enum MHD_Result ok =
-        error_v(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", allow, fmt, ap);
+    enum MHD_Result ok = error_v(r, status, code, hdrs, fmt, ap);
     va_end(ap);
     return ok;
 }
 
 enum MHD_Result ls_api_method_not_allowed(ls_req *r, const char *allow)
 {
-    return error_allow(r, allow, "method %s not allowed here; allowed: %s", r->method, allow);
+    const char *hdrs[] = {MHD_HTTP_HEADER_ALLOW, allow, NULL};
+    return error_hdrs(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", hdrs,
+                      "method %s not allowed here; allowed: %s", r->method, allow);
+}
+
+/* 401 with its challenges (RFC 7235, RFC 6750), or 403 for a credential
+ * that lacks the scope; the reason is in r->auth. */
+static enum MHD_Result respond_denied(ls_req *r)
+{
+    const ls_auth_result *a = &r->auth;
+    char bearer[160], scopes[32];
+    if (a->status == 403) {
+        ls_scopes_format(a->need, scopes, sizeof(scopes));
+        for (char *p = strchr(scopes, ','); p; p = strchr(p, ','))
+            *p = ' ';
+        snprintf(bearer, sizeof(bearer),
+                 "Bearer realm=\"lastseen\", error=\"insufficient_scope\", scope=\"%s\"", scopes);
+        const char *hdrs[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, bearer, NULL};
+        return error_hdrs(r, 403, "forbidden", hdrs, "%s", a->detail);
+    }
+    snprintf(bearer, sizeof(bearer), "Bearer realm=\"lastseen\"%s",
+             a->bearer ? ", error=\"invalid_token\"" : "");
+    const char *hdrs[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, bearer,
+                          MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                          "Basic realm=\"lastseen\", charset=\"UTF-8\"", NULL};
+    return error_hdrs(r, 401, "unauthorized", hdrs, "%s", a->detail);
+}
+
+enum MHD_Result ls_api_forbidden(ls_req *r, unsigned need, const char *why)
+{
+    r->auth.status = 403;
+    r->auth.need = need;
+    snprintf(r->auth.detail, sizeof(r->auth.detail), "token \"%s\": %s", r->auth.who, why);
+    return respond_denied(r);
+}
+
+const ls_actor *ls_api_actor(const ls_req *r, ls_actor *buf)
+{
+    const char *who = r->auth.who[0] ? r->auth.who : NULL;
+    int cfg = r->cfg->audit_events;
+    if (cfg == LS_AUDIT_OFF || (cfg == LS_AUDIT_AUTO && !who)) return NULL;
+    buf->who = who;
+    return buf;
 }
 
 enum MHD_Result ls_api_engine_error(ls_req *r, int rc, const char *what)
@@ -330,9 +387,21 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         ls_guard_headers_in(conn);
         ls_buf_init(&r->body, (size_t)h->cfg->http_max_body + 1); /* + its NUL */
         *con_cls = r;
+        /* The credential first: a refused request's body is discarded,
+         * not stored, and it learns nothing else (not even a 404). */
+        ls_auth_check(
+            h->auth,
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+            ls_routes_access(url, method), ls_clock_mono_ns() / 1000000, &r->auth);
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
+        if (cl && r->auth.status) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || *end || n > (unsigned long long)h->cfg->http_max_body)
+                return respond_denied(r); /* at once: MHD closes the connection */
+        } else if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
@@ -356,18 +425,22 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         /* MHD accepts a response only before or after the body, so a body
          * that passes the cap is discarded until its end, then answered
          * 413; past DISCARD_MAX more the connection is simply closed. */
-        if (!r->responded && !r->too_big && ls_buf_append(&r->body, upload, *upload_size) < 0) {
+        if (!r->responded && !r->too_big && !r->auth.status &&
+            ls_buf_append(&r->body, upload, *upload_size) < 0) {
             r->too_big = 1;
             ls_buf_free(&r->body);
         }
-        if (r->too_big) {
+        if (r->too_big || r->auth.status) {
             r->discarded += *upload_size;
-            if (r->discarded > DISCARD_MAX + (uint64_t)h->cfg->http_max_body) return MHD_NO;
+            if (r->discarded >
+                (r->auth.status ? 0 : DISCARD_MAX) + (uint64_t)h->cfg->http_max_body)
+                return MHD_NO;
         }
         *upload_size = 0;
         return MHD_YES;
     }
     if (r->responded) return MHD_YES;
+    if (r->auth.status) return respond_denied(r);
     if (r->too_big)
         return ls_api_error(r, 413, "payload_too_large", "body is over http.max_body (%lld bytes)",
                             (long long)h->cfg->http_max_body);
@@ -399,6 +472,18 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+int ls_http_check(const ls_config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (ls_net_parse_addr(cfg->http_listen, &ss, &sl) < 0) {
+        snprintf(err, errlen, "http.listen = \"%s\": expected host:port with a numeric address",
+                 cfg->http_listen);
+        return -EINVAL;
+    }
+    return ls_auth_precheck(cfg, ls_net_is_loopback(&ss), err, errlen);
+}
+
 int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cfg)
 {
     struct sockaddr_storage ss;
@@ -414,11 +499,17 @@ int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cf
     h->d = d;
     h->cfg = cfg;
     h->metrics = ls_service_metrics(d, &h->http_source);
+    int rc = ls_auth_open(&h->auth, cfg, ls_net_is_loopback(&ss));
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
     pthread_mutex_init(&h->wait_lock, NULL);
-    int rc = ls_streams_start(&h->streams, d, cfg, h->metrics);
+    rc = ls_streams_start(&h->streams, d, cfg, h->metrics, h->auth);
     if (rc < 0) {
         ls_error("http", "cannot start the event streams: %s", ls_strerror(rc));
         pthread_mutex_destroy(&h->wait_lock);
+        ls_auth_close(h->auth);
         free(h);
         return rc;
     }
@@ -464,9 +555,11 @@ int ls_http_start(struct ls_http **out, struct ls_daemon *d, const ls_config *cf
         pthread_mutex_destroy(&h->wait_lock);
         ls_streams_quiesce(h->streams);
         ls_streams_free(h->streams);
+        ls_auth_close(h->auth);
         free(h);
         return -EADDRINUSE;
     }
+    ls_auth_log(h->auth);
     ls_service_on_commit(d, commit_cb, h);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
@@ -529,6 +622,7 @@ void ls_http_free(struct ls_http *h)
     ls_guard_free(h->guard);
     ls_tls_free(h->tls);
     pthread_mutex_destroy(&h->wait_lock);
+    ls_auth_close(h->auth);
     free(h);
 }
 

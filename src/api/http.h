@@ -4,10 +4,18 @@
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
 
+#include <stddef.h>
+
 #include "conf/config.h"
 
 struct ls_daemon;
 struct ls_http;
+
+/* Whether the HTTP server may start with cfg (api/auth.h: an address that
+ * is not loopback needs an API token, or http.auth = off; the token file
+ * must parse).  0, or < 0 with one line in err.  Reads only: for start-up
+ * before anything is created, and --check-config. */
+int ls_http_check(const ls_config *cfg, char *err, size_t errlen);
 
 /* Starts listening on cfg.http_listen (cfg must outlive the server); logs
  * the bound address.  It sets the daemon's commit hook. */

@@ -164,35 +164,46 @@ static enum MHD_Result healthz(ls_req *r)
 #define PUT LS_M_PUT
 #define DELETE LS_M_DELETE
 
-/* Mutating handlers answer once their change is committed (api.h). */
+#define PUBLIC LS_ACCESS_PUBLIC
+#define READ LS_SCOPE_READ
+#define INGEST LS_SCOPE_INGEST
+#define ADMIN LS_SCOPE_ADMIN
+
+/* Mutating handlers answer once their change is committed (api.h).  The
+ * credential column is what docs/api.md's table and the black-box route
+ * walk (tests/blackbox/test_auth.py) are checked against. */
 const ls_route_def ls_routes[] = {
-    /* {methods, pattern, handler, metrics template, served while the devices load} */
-    {GET_HEAD, "/healthz", healthz, LS_ROUTE_HEALTHZ, 1},
-    /* The dashboard's files need no engine: served while loading too. */
-    {GET_HEAD, "/", ls_api_asset, LS_ROUTE_OTHER, 1},
-    {GET_HEAD, "/ui/{file*}", ls_api_asset, LS_ROUTE_OTHER, 1},
-    {GET, "/metrics", ls_api_metrics, LS_ROUTE_METRICS, 0},
-    {GET, "/api/v1/stats", ls_api_stats, LS_ROUTE_STATS, 0},
-    {GET, "/api/v1/stats/history", ls_api_stats_history, LS_ROUTE_OTHER, 0},
-    {GET, "/api/v1/events", ls_api_events, LS_ROUTE_EVENTS, 0},
-    {GET, "/api/v1/events/stream", ls_api_events_stream, LS_ROUTE_EVENTS_STREAM, 0},
-    {GET, "/api/v1/events/recent", ls_api_events_recent, LS_ROUTE_OTHER, 0},
-    {POST, "/api/v1/activity", ls_api_bulk_activity, LS_ROUTE_BULK_ACTIVITY, 0},
-    {GET, "/api/v1/devices", ls_api_device_list, LS_ROUTE_DEVICES, 0},
-    {GET, "/api/v1/devices/{id}", ls_api_device_get, LS_ROUTE_DEVICE, 0},
-    {PUT, "/api/v1/devices/{id}", ls_api_device_put, LS_ROUTE_DEVICE, 0},
-    {DELETE, "/api/v1/devices/{id}", ls_api_device_delete, LS_ROUTE_DEVICE, 0},
-    {POST, "/api/v1/devices/{id}/activity", ls_api_device_activity, LS_ROUTE_DEVICE_ACTIVITY, 0},
-    {POST, "/api/v1/devices/{id}/connect", ls_api_device_connect, LS_ROUTE_DEVICE_CONNECT, 0},
+    /* {methods, pattern, handler, metrics template, served while the devices load, credential} */
+    {GET_HEAD, "/healthz", healthz, LS_ROUTE_HEALTHZ, 1, LS_ACCESS_ANY | LS_ACCESS_HEALTHZ},
+    /* The dashboard's files need no engine: served while loading too; and
+     * no credential: they hold no data, and the page asks for the token. */
+    {GET_HEAD, "/", ls_api_asset, LS_ROUTE_OTHER, 1, PUBLIC},
+    {GET_HEAD, "/ui/{file*}", ls_api_asset, LS_ROUTE_OTHER, 1, PUBLIC},
+    {GET, "/metrics", ls_api_metrics, LS_ROUTE_METRICS, 0, READ | LS_ACCESS_METRICS},
+    {GET, "/api/v1/stats", ls_api_stats, LS_ROUTE_STATS, 0, READ},
+    {GET, "/api/v1/stats/history", ls_api_stats_history, LS_ROUTE_OTHER, 0, READ},
+    {GET, "/api/v1/events", ls_api_events, LS_ROUTE_EVENTS, 0, READ},
+    {GET, "/api/v1/events/stream", ls_api_events_stream, LS_ROUTE_EVENTS_STREAM, 0, READ},
+    {GET, "/api/v1/events/recent", ls_api_events_recent, LS_ROUTE_OTHER, 0, READ},
+    {POST, "/api/v1/activity", ls_api_bulk_activity, LS_ROUTE_BULK_ACTIVITY, 0, INGEST},
+    {GET, "/api/v1/devices", ls_api_device_list, LS_ROUTE_DEVICES, 0, READ},
+    {GET, "/api/v1/devices/{id}", ls_api_device_get, LS_ROUTE_DEVICE, 0, READ},
+    /* A ping (Cumulocity's PUT {}) is a device's report: ingest will do (devices.c). */
+    {PUT, "/api/v1/devices/{id}", ls_api_device_put, LS_ROUTE_DEVICE, 0, ADMIN | LS_ACCESS_PING},
+    {DELETE, "/api/v1/devices/{id}", ls_api_device_delete, LS_ROUTE_DEVICE, 0, ADMIN},
+    {POST, "/api/v1/devices/{id}/activity", ls_api_device_activity, LS_ROUTE_DEVICE_ACTIVITY, 0,
+     INGEST},
+    {POST, "/api/v1/devices/{id}/connect", ls_api_device_connect, LS_ROUTE_DEVICE_CONNECT, 0,
+     INGEST},
     {POST, "/api/v1/devices/{id}/disconnect", ls_api_device_disconnect, LS_ROUTE_DEVICE_DISCONNECT,
-     0},
-    {GET, "/api/v1/device-types", ls_api_type_list, LS_ROUTE_OTHER, 0},
-    {GET, "/api/v1/device-types/{type}", ls_api_type_get, LS_ROUTE_OTHER, 0},
-    {PUT, "/api/v1/device-types/{type}", ls_api_type_put, LS_ROUTE_OTHER, 0},
-    {DELETE, "/api/v1/device-types/{type}", ls_api_type_delete, LS_ROUTE_OTHER, 0},
-    {GET, "/api/v1/alarms", ls_api_alarm_list, LS_ROUTE_OTHER, 0},
-    {GET, "/api/v1/alarms/{alarm}", ls_api_alarm_get, LS_ROUTE_OTHER, 0},
-    {PUT, "/api/v1/alarms/{alarm}", ls_api_alarm_put, LS_ROUTE_OTHER, 0},
+     0, INGEST},
+    {GET, "/api/v1/device-types", ls_api_type_list, LS_ROUTE_OTHER, 0, READ},
+    {GET, "/api/v1/device-types/{type}", ls_api_type_get, LS_ROUTE_OTHER, 0, READ},
+    {PUT, "/api/v1/device-types/{type}", ls_api_type_put, LS_ROUTE_OTHER, 0, ADMIN},
+    {DELETE, "/api/v1/device-types/{type}", ls_api_type_delete, LS_ROUTE_OTHER, 0, ADMIN},
+    {GET, "/api/v1/alarms", ls_api_alarm_list, LS_ROUTE_OTHER, 0, READ},
+    {GET, "/api/v1/alarms/{alarm}", ls_api_alarm_get, LS_ROUTE_OTHER, 0, READ},
+    {PUT, "/api/v1/alarms/{alarm}", ls_api_alarm_put, LS_ROUTE_OTHER, 0, ADMIN},
 };
 const size_t ls_routes_count = sizeof(ls_routes) / sizeof(ls_routes[0]);
 
@@ -254,14 +265,7 @@ static unsigned method_bit(const char *method)
 
 static void allow_text(unsigned methods, char *buf, size_t len)
 {
-    size_t at = 0;
-    buf[0] = '\0';
-    for (unsigned i = 0; i < NMETHODS; i++) {
-        if (!(methods & (1u << i))) continue;
-        int w = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", method_names[i]);
-        if (w < 0 || (size_t)w >= len - at) return;
-        at += (size_t)w;
-    }
+    ls_str_join_bits(buf, len, methods, method_names, NMETHODS, ", ");
 }
 
 ls_route ls_routes_metric(const char *path)
@@ -270,6 +274,28 @@ ls_route ls_routes_metric(const char *path)
     const char *raw;
     size_t n, i = find(path, &kind, &raw, &n);
     return i < ls_routes_count ? ls_routes[i].metric : LS_ROUTE_OTHER;
+}
+
+unsigned ls_routes_access(const char *path, const char *method)
+{
+    const param_kind *kind;
+    const char *raw;
+    const ls_route_def *hit;
+    size_t n, i = find(path, &kind, &raw, &n);
+    if (i == ls_routes_count) return LS_ACCESS_ANY;
+    methods_of(i, method_bit(method), &hit);
+    return hit ? hit->access : LS_ACCESS_ANY;
+}
+
+void ls_routes_print_markdown(FILE *f)
+{
+    fprintf(f, "| method | path | credential |\n| --- | --- | --- |\n");
+    for (size_t i = 0; i < ls_routes_count; i++) {
+        char methods[64], access[96];
+        allow_text(ls_routes[i].methods, methods, sizeof(methods));
+        ls_access_format(ls_routes[i].access, access, sizeof(access));
+        fprintf(f, "| %s | `%s` | %s |\n", methods, ls_routes[i].pattern, access);
+    }
 }
 
 int ls_routes_allow(const char *path, char *buf, size_t len)

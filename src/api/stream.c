@@ -49,6 +49,13 @@
  * keep-alive comment, which also detects a closed client.  All are
  * resumed before MHD is stopped (MHD requires it).
  *
+ * Credentials (auth.h): a stream outlives the check of its request, so it
+ * keeps the credential it was let in with and looks again whenever the
+ * tokens change (the pump makes the daemon look at the token file every
+ * second, and resumes the streams when they changed): a stream whose token
+ * was revoked, or that came without one when one is now required, ends
+ * before it sends anything more.
+ *
  * Limits: http.max_streams streams at once (503 beyond).
  */
 #include "api/stream.h"
@@ -96,13 +103,18 @@ typedef struct ls_stream {
     const char *drop;   /* why the stream is being dropped */
     uint64_t best_lag;  /* smallest backlog seen: the allowance's base */
     int64_t over_since; /* mono ms the backlog went over its bound, 0 = not over */
+    /* MHD thread only: the credential it came with, checked again when the
+     * tokens' generation moves from auth_gen. */
+    ls_auth_result cred;
+    uint64_t auth_gen;
 } ls_stream;
 
 struct ls_streams {
     struct ls_daemon *d;
     const ls_config *cfg;
-    ls_metrics *metrics; /* streams_open, _dropped, _refused */
-    int wfd;             /* the pump's outbox watch */
+    ls_metrics *metrics;  /* streams_open, _dropped, _refused */
+    struct ls_auth *auth; /* NULL: no credentials to keep checking */
+    int wfd;              /* the pump's outbox watch */
     pthread_mutex_t mu;
     int stopping;
     int open;
@@ -168,6 +180,15 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
     int64_t now = mono_ms();
     (void)pos;
 
+    uint64_t gen = ls_auth_poll(h->auth, now);
+    if (gen != s->auth_gen) {
+        s->auth_gen = gen;
+        if (!ls_auth_holds(h->auth, &s->cred, LS_SCOPE_READ)) {
+            ls_info(MOD, "stream from %s ended: its credential%s%s%s is no longer valid", s->peer,
+                    s->cred.who[0] ? " (token \"" : "", s->cred.who, s->cred.who[0] ? "\")" : "");
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+    }
     for (int round = 0;; round++) {
         if (s->off < s->out.len) {
             size_t n = s->out.len - s->off;
@@ -261,10 +282,12 @@ static void *pump_main(void *arg)
     struct ls_streams *h = arg;
     struct ls_daemon *d = h->d;
     uint64_t seen = ls_outbox_committed(d);
+    uint64_t auth_seen = ls_auth_poll(h->auth, mono_ms());
 
     for (;;) {
         uint64_t c = ls_outbox_wait(d, h->wfd, seen, PUMP_TICK_MS);
         int64_t now = mono_ms();
+        uint64_t auth_gen = ls_auth_poll(h->auth, now);
         int n = 0;
         pthread_mutex_lock(&h->mu);
         if (h->stopping) {
@@ -287,7 +310,8 @@ static void *pump_main(void *arg)
                 continue;
             }
             int64_t quiet = now - atomic_load_explicit(&s->last_write, memory_order_relaxed);
-            if (s->suspended && (cur < c || quiet >= h->cfg->http_stream_keepalive)) {
+            if (s->suspended &&
+                (cur < c || quiet >= h->cfg->http_stream_keepalive || auth_gen != auth_seen)) {
                 s->suspended = 0;
                 h->resume[n++] = s->conn;
             }
@@ -296,6 +320,7 @@ static void *pump_main(void *arg)
         for (int i = 0; i < n; i++)
             MHD_resume_connection(h->resume[i]);
         seen = c;
+        auth_seen = auth_gen;
     }
     return NULL;
 }
@@ -349,6 +374,7 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
     if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
     s->hub = h;
     s->conn = r->conn;
+    s->cred = r->auth; /* auth_gen 0: checked again at the first callback */
     s->f = f;
     atomic_init(&s->cursor, after);
     s->id_sent = after;
@@ -414,13 +440,14 @@ enum MHD_Result ls_api_events_stream(ls_req *r)
 /* ---- start and stop --------------------------------------------------- */
 
 int ls_streams_start(struct ls_streams **out, struct ls_daemon *d, const ls_config *cfg,
-                     ls_metrics *m)
+                     ls_metrics *m, struct ls_auth *auth)
 {
     struct ls_streams *h = calloc(1, sizeof(*h));
     if (!h) return -ENOMEM;
     h->d = d;
     h->cfg = cfg;
     h->metrics = m;
+    h->auth = auth;
     h->max = (int)cfg->http_max_streams;
     h->slots = calloc((size_t)h->max, sizeof(*h->slots));
     h->resume = calloc((size_t)h->max, sizeof(*h->resume));

@@ -17,32 +17,10 @@
 
 #include "api/api.h"
 #include "core/device_in.h"
+#include "core/format.h"
 #include "core/service.h"
 
 #define LIST_MAX_BYTES ((size_t)64 << 20)
-
-static void type_json(ls_buf *b, const ls_type_info *t)
-{
-    const ls_type_config *c = &t->cfg;
-    ls_buf_append(b, "{\"type\":", 8);
-    ls_buf_json_str(b, t->name, strlen(t->name));
-    ls_buf_printf(b, ",\"configured\":%s,\"inactivityTimeout\":", t->configured ? "true" : "false");
-    if (c->timeout_ms)
-        ls_buf_i64(b, c->timeout_ms);
-    else
-        ls_buf_append(b, "null", 4);
-    ls_buf_append(b, ",\"responseInterval\":", 20);
-    if (c->has_ri)
-        ls_buf_i64(b, c->response_interval);
-    else
-        ls_buf_append(b, "null", 4);
-    ls_buf_printf(b, ",\"monitored\":%s,\"alarmSeverity\":\"%s\",\"devices\":%llu,\"active\":%llu}",
-                  c->monitored < 0 ? "null"
-                  : c->monitored   ? "true"
-                                   : "false",
-                  ls_severity_name(c->severity), (unsigned long long)t->devices,
-                  (unsigned long long)t->active);
-}
 
 static enum MHD_Result respond_buf(ls_req *r, unsigned status, ls_buf *b)
 {
@@ -60,7 +38,7 @@ static void list_visit(void *ud, const ls_type_info *t)
 {
     list_state *ls = ud;
     if (ls->n++) ls_buf_putc(ls->b, ',');
-    type_json(ls->b, t);
+    ls_format_type(ls->b, t);
 }
 
 enum MHD_Result ls_api_type_list(ls_req *r)
@@ -147,20 +125,23 @@ enum MHD_Result ls_api_type_put(ls_req *r)
 
     ls_type_info t;
     ls_service_result res;
-    uint64_t gen = ls_service_type_put(r->d, name, len, &p, &t, &res);
+    ls_actor by;
+    uint64_t gen = ls_service_type_put(r->d, name, len, &p, ls_api_actor(r, &by), &t, &res);
     if (res.rc == LS_EFULL)
         return ls_api_error(r, 507, "type_limit", "65535 type names exist already");
     if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device type");
     ls_buf b;
     ls_buf_init(&b, 4096);
-    type_json(&b, &t);
+    ls_format_type(&b, &t);
     return ls_api_respond_committed(r, gen, res.created ? 201 : 200, &b);
 }
 
 enum MHD_Result ls_api_type_delete(ls_req *r)
 {
     ls_service_result res;
-    uint64_t gen = ls_service_type_delete(r->d, r->param.s, r->param.len, &res);
+    ls_actor by;
+    uint64_t gen =
+        ls_service_type_delete(r->d, r->param.s, r->param.len, ls_api_actor(r, &by), &res);
     if (res.rc < 0) return ls_api_error(r, 404, "not_found", "device type has no settings");
     return ls_api_respond_committed(r, gen, 204, NULL);
 }
@@ -172,6 +153,6 @@ enum MHD_Result ls_api_type_get(ls_req *r)
         return ls_api_error(r, 404, "not_found", "no such device type");
     ls_buf b;
     ls_buf_init(&b, 4096);
-    type_json(&b, &t);
+    ls_format_type(&b, &t);
     return respond_buf(r, 200, &b);
 }

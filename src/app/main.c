@@ -2,6 +2,7 @@
  * main.c - command line: lastseen [-c FILE] [--set section.key=value]...
  *          [--check-config] [--version] [--help]
  *          lastseen export|import ... (export.c, import.c)
+ *          lastseen token create|list|revoke ... (token.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,9 @@
 #include "conf/config.h"
 #include "app/root.h"
 #include "app/export.h"
+#include "app/token.h"
+#include "api/http.h"
+#include "api/routes.h"
 #include "base/log.h"
 
 extern char **environ;
@@ -20,6 +24,7 @@ static void usage(FILE *f)
                "                [--version] [--help]\n"
                "       lastseen export [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
                "       lastseen import FILE|- [--data-dir DIR] [-c FILE] [--set KEY=VALUE]...\n"
+               "       lastseen token create NAME --scope S | list | revoke NAME [--data-dir DIR]\n"
                "\n"
                "Tracks the last activity of every device and raises INACTIVITY_EVENT the\n"
                "moment a device's inactivity timeout elapses.  HTTP API: docs/api.md.\n"
@@ -34,6 +39,8 @@ static void usage(FILE *f)
                "                      while a daemon runs); see lastseen export --help\n"
                "  import FILE         load devices from such JSON lines (- = stdin) into the\n"
                "                      store, all or nothing, while no daemon runs on it\n"
+               "  token               API credentials: create (printed once), list, revoke;\n"
+               "                      see lastseen token --help and docs/security.md\n"
                "\n"
                "Every key can also be set with LASTSEEN_SECTION_KEY in the environment.\n"
                "Precedence: --set > environment > file > default.\n\n");
@@ -48,6 +55,7 @@ int main(int argc, char **argv)
 
     if (argc > 1 && !strcmp(argv[1], "export")) return ls_export_main(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "import")) return ls_import_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "token")) return ls_token_main(argc - 1, argv + 1);
 
     /* First pass: options that do not need a configuration. */
     for (int i = 1; i < argc; i++) {
@@ -57,6 +65,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--config-markdown")) {
             ls_config_print_markdown(stdout); /* the table of docs/configuration.md */
+            return 0;
+        } else if (!strcmp(a, "--routes-markdown")) {
+            ls_routes_print_markdown(stdout); /* the route table of docs/api.md */
             return 0;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
@@ -102,7 +113,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (ls_config_validate(&cfg, err, sizeof(err)) < 0) {
+    if (ls_config_validate(&cfg, err, sizeof(err)) < 0 ||
+        ls_http_check(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "lastseen: %s\n", err);
         return 2;
     }

@@ -117,3 +117,16 @@ int ls_buf_json_str(ls_buf *b, const char *s, size_t len)
     b->p[b->len] = '\0';
     return 0;
 }
+
+void ls_str_join_bits(char *out, size_t len, unsigned bits, const char *const *names, size_t n,
+                      const char *sep)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!(bits & (1u << i))) continue;
+        int w = snprintf(out + at, len - at, "%s%s", at ? sep : "", names[i]);
+        if (w < 0 || (size_t)w >= len - at) return;
+        at += (size_t)w;
+    }
+}

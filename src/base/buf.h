@@ -24,4 +24,10 @@ int ls_buf_i64(ls_buf *b, int64_t v);
 /* Appends s as a JSON string literal, quotes included. */
 int ls_buf_json_str(ls_buf *b, const char *s, size_t len);
 
+/* Writes into out (len bytes, NUL-terminated, cut short if need be) the
+ * names[i] whose bit (1u << i) is set in bits, i < n, separated by sep:
+ * the text of a set of flags ("GET, PUT", "read,admin"). */
+void ls_str_join_bits(char *out, size_t len, unsigned bits, const char *const *names, size_t n,
+                      const char *sep);
+
 #endif

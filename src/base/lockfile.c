@@ -25,8 +25,7 @@
 
 #define MOD "lock"
 
-/* mkdir -p; 0 or -errno. */
-static int make_dirs(const char *path)
+int ls_lockfile_mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
     size_t n = strlen(path);
@@ -67,7 +66,7 @@ int ls_lockfile_acquire(const char *data_dir, const char *refusal, int *fd_out)
         ls_error(MOD, "%s: path too long", data_dir);
         return -ENAMETOOLONG;
     }
-    if ((rc = make_dirs(data_dir)) < 0) {
+    if ((rc = ls_lockfile_mkdirs(data_dir)) < 0) {
         ls_error(MOD, "cannot create the data directory %s: %s", data_dir, ls_strerror(rc));
         return rc;
     }

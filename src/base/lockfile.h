@@ -25,6 +25,10 @@
  */
 int ls_lockfile_acquire(const char *data_dir, const char *refusal, int *fd_out);
 
+/* mkdir -p with mode 0755, as for the lock (also what `lastseen token`
+ * creates a missing data directory with).  0 or -errno. */
+int ls_lockfile_mkdirs(const char *path);
+
 /* Clears the pid and drops the lock; fd < 0 is a no-op. */
 void ls_lockfile_release(int fd);
 

@@ -12,6 +12,10 @@
  */
 int ls_net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
 
+/* 1 if the address is a loopback one (127.0.0.0/8, ::1, ::ffff:127.x.y.z), else 0;
+ * 0.0.0.0 and :: (every interface) are not. */
+int ls_net_is_loopback(const struct sockaddr_storage *ss);
+
 /* "host" part of a host:port string, for log lines ("[::1]" stays bracketed). */
 void ls_net_host_part(const char *s, char *out, size_t n);
 

@@ -58,6 +58,7 @@
 
 #include <ini.h>
 
+#include "engine/engine.h"
 #include "mqtt/topic.h"
 
 typedef enum cfg_type {
@@ -128,6 +129,9 @@ static const char *const policy_words[] = {"grace", "strict", NULL};
 static const char *const strategy_words[] = {"ALL", "FIRST", "LAST", "FIRST_AND_LAST", NULL};
 static const char *const mqtt_protocol_words[] = {"3.1.1", "5", NULL};
 static const char *const udp_auth_words[] = {"off", "hmac", NULL}; /* LS_UDP_AUTH_* */
+/* In LS_HTTP_AUTH_* and LS_AUDIT_* order (config.h). */
+static const char *const auth_words[] = {"on", "off", NULL};
+static const char *const audit_words[] = {"auto", "on", "off", NULL};
 _Static_assert(LS_LOG_DEBUG == 0 && LS_LOG_INFO == 1 && LS_LOG_WARN == 2 && LS_LOG_ERROR == 3,
                "log_words[] must list the LS_LOG_* levels in order");
 
@@ -174,6 +178,18 @@ static const cfg_key cfg_table[] = {
     {.section = "http", .key = "reporting_period", .type = CFG_DURATION, FIELD_I64(http_reporting_period),
      .def = "3000ms", .min = 1, .max = MS_HOUR,
      .doc = "length of a device's reporting period for http.reporting_strategy"},
+    {.section = "http", .key = "auth", .type = CFG_ENUM, FIELD_INT(http_auth),
+     .def = "on", .words = auth_words,
+     .doc = "on: once an API token exists (lastseen token create), every API route needs a credential, and an http.listen that is not loopback needs one to start; off: no credential is ever asked (a network you trust; see docs/security.md)"},
+    {.section = "http", .key = "auth_healthz", .type = CFG_BOOL, FIELD_INT(http_auth_healthz),
+     .def = "false",
+     .doc = "/healthz needs a credential (any scope) when credentials are required (false: open, for load balancers)"},
+    {.section = "http", .key = "auth_metrics", .type = CFG_BOOL, FIELD_INT(http_auth_metrics),
+     .def = "true",
+     .doc = "/metrics needs a credential with scope read when credentials are required (Prometheus: authorization with a bearer token; false: open)"},
+    {.section = "audit", .key = "events", .type = CFG_ENUM, FIELD_INT(audit_events),
+     .def = "auto", .words = audit_words,
+     .doc = "AUDIT events for admin changes (device and type configuration, deletes, alarm status): auto = when made with a credential, on = always, off = never"},
     {.section = "store", .key = "data_dir", .type = CFG_STRING, FIELD_STR(data_dir),
      .def = "./data", .check = nonempty_check, .allowed = "a non-empty path",
      .doc = "directory where lastseen keeps its files"},
@@ -796,9 +812,20 @@ static int url_check(const char *s, size_t n, const char **why)
 }
 
 /* Event type names in ls_event_type order (engine.h). */
-static const char *const event_words[] = {"ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT",
-                                          "DISCONNECT_EVENT", NULL};
-#define EVENTS_ALL INT64_C(0xf)
+/* Every event type, by its name (engine.h): device, alarm, source and AUDIT events. */
+#define EVENTS_ALL ((INT64_C(1) << LS_EV__COUNT) - 1)
+
+/* The names joined by sep into buf. */
+static void event_names(char *buf, size_t len, const char *sep)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < LS_EV__COUNT; t++) {
+        int w = snprintf(buf + at, len - at, "%s%s", t ? sep : "", ls_event_name((ls_event_type)t));
+        if (w < 0 || (size_t)w >= len - at) return;
+        at += (size_t)w;
+    }
+}
 
 int ls_parse_event_types(const char *s, int64_t *mask)
 {
@@ -815,8 +842,8 @@ int ls_parse_event_types(const char *s, int64_t *mask)
         span sp = {w, (size_t)(p - w)};
         int64_t bit = 0;
         if (span_ieq(sp, "all")) bit = EVENTS_ALL;
-        for (size_t i = 0; event_words[i] && !bit; i++)
-            if (span_ieq(sp, event_words[i])) bit = INT64_C(1) << i;
+        for (int t = 0; t < LS_EV__COUNT && !bit; t++)
+            if (span_ieq(sp, ls_event_name((ls_event_type)t))) bit = INT64_C(1) << t;
         if (!bit) return -EINVAL;
         m |= bit;
     }
@@ -901,18 +928,19 @@ static void row_allowed(const cfg_key *row, char *buf, size_t len)
     case CFG_ENUM:
         words_join(row, buf, len, ", ");
         break;
-    case CFG_EVENTS:
-        snprintf(buf, len,
-                 "all, or event types separated by commas: ACTIVITY_EVENT, "
-                 "INACTIVITY_EVENT, CONNECT_EVENT, DISCONNECT_EVENT");
+    case CFG_EVENTS: {
+        char names[200];
+        event_names(names, sizeof names, ", ");
+        snprintf(buf, len, "all, or event types separated by commas: %s", names);
         break;
+    }
     }
 }
 
 /* What a row accepts, phrased for an error message ("expected ..."). */
 static void row_expect(const cfg_key *row, char *buf, size_t len)
 {
-    char lo[32], hi[32], words[128];
+    char lo[32], hi[32], words[200];
 
     fmt_value(row, lo, sizeof lo, row->min);
     fmt_value(row, hi, sizeof hi, row->max);
@@ -943,9 +971,8 @@ static void row_expect(const cfg_key *row, char *buf, size_t len)
         snprintf(buf, len, "expected one of %s", words);
         break;
     case CFG_EVENTS:
-        snprintf(buf, len,
-                 "expected all, or one or more of ACTIVITY_EVENT, INACTIVITY_EVENT, "
-                 "CONNECT_EVENT, DISCONNECT_EVENT separated by commas");
+        event_names(words, sizeof words, ", ");
+        snprintf(buf, len, "expected all, or one or more of %s separated by commas", words);
         break;
     }
 }

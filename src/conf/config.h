@@ -47,6 +47,10 @@ typedef struct ls_config {
     char http_tls_key[1024];                      /* PEM private key of http_tls_cert */
     int http_reporting_strategy;                  /* ls_report_strategy */
     int64_t http_reporting_period;                /* ms */
+    int http_auth;                                /* LS_HTTP_AUTH_* */
+    int http_auth_healthz;                        /* bool: /healthz needs a credential */
+    int http_auth_metrics;                        /* bool: /metrics needs one (scope read) */
+    int audit_events;                             /* LS_AUDIT_* */
     char data_dir[4096];                          /* store.data_dir */
     int64_t store_flush_interval;                 /* ms */
     int64_t store_max_size;                       /* bytes, 0 = no cap */
@@ -105,6 +109,8 @@ typedef struct ls_config {
 
 enum { LS_MQTT_V311 = 0, LS_MQTT_V5 };
 enum { LS_UDP_AUTH_OFF = 0, LS_UDP_AUTH_HMAC };
+enum { LS_HTTP_AUTH_ON = 0, LS_HTTP_AUTH_OFF };
+enum { LS_AUDIT_AUTO = 0, LS_AUDIT_ON, LS_AUDIT_OFF };
 
 /* The [mqtt] connection options of c, borrowing c's strings. */
 void ls_config_mqtt_opts(const ls_config *c, ls_mqtt_opts *o);

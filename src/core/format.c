@@ -135,6 +135,67 @@ int ls_format_alarm(ls_buf *b, const ls_alarm *a)
     return b->overflow ? -1 : 0;
 }
 
+int ls_format_type(ls_buf *b, const ls_type_info *t)
+{
+    const ls_type_config *c = &t->cfg;
+    LIT(b, "{\"type\":");
+    ls_buf_json_str(b, t->name, strlen(t->name));
+    ls_buf_printf(b, ",\"configured\":%s,\"inactivityTimeout\":", t->configured ? "true" : "false");
+    if (c->timeout_ms)
+        ls_buf_i64(b, c->timeout_ms);
+    else
+        LIT(b, "null");
+    LIT(b, ",\"responseInterval\":");
+    if (c->has_ri)
+        ls_buf_i64(b, c->response_interval);
+    else
+        LIT(b, "null");
+    ls_buf_printf(b, ",\"monitored\":%s,\"alarmSeverity\":\"%s\",\"devices\":%llu,\"active\":%llu}",
+                  c->monitored < 0 ? "null"
+                  : c->monitored   ? "true"
+                                   : "false",
+                  ls_severity_name(c->severity), (unsigned long long)t->devices,
+                  (unsigned long long)t->active);
+    return b->overflow ? -1 : 0;
+}
+
+/* A JSON object given as text, or null. */
+static void object_or_null(ls_buf *b, const char *json, size_t len)
+{
+    if (json)
+        ls_buf_append(b, json, len);
+    else
+        LIT(b, "null");
+}
+
+int ls_format_audit(ls_buf *b, uint64_t seq, const ls_audit *a, ls_event_spans *spans)
+{
+    ls_event_spans sp = {0};
+    size_t start = b->len;
+    ls_buf_printf(b, "{\"seq\":%llu,\"type\":\"%s\",\"device\":", (unsigned long long)seq,
+                  ls_event_name(LS_EV_AUDIT));
+    sp.device_off = b->len - start;
+    ls_buf_json_str(b, a->subject, a->subject_len);
+    sp.device_len = b->len - start - sp.device_off;
+    ls_buf_printf(b, ",\"ts\":%lld,\"detectedAt\":%lld,\"audit\":{\"who\":", (long long)a->ts,
+                  (long long)a->ts);
+    if (a->who)
+        ls_buf_json_str(b, a->who, strlen(a->who));
+    else
+        LIT(b, "null");
+    LIT(b, ",\"action\":");
+    ls_buf_json_str(b, a->action, strlen(a->action));
+    LIT(b, ",\"target\":");
+    ls_buf_json_str(b, a->target, a->target_len);
+    LIT(b, ",\"before\":");
+    object_or_null(b, a->before, a->before_len);
+    LIT(b, ",\"after\":");
+    object_or_null(b, a->after, a->after_len);
+    LIT(b, "}}");
+    if (spans) *spans = sp;
+    return b->overflow ? -1 : 0;
+}
+
 int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
                     const ls_event *ev, ls_event_spans *spans)
 {

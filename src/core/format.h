@@ -29,6 +29,11 @@ int ls_format_device(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, con
 /* {"id":"7","type":"c8y_UnavailabilityAlarm","text":..,"status":..,..,"count":..} */
 int ls_format_alarm(ls_buf *b, const ls_alarm *a);
 
+/* A device type as GET /api/v1/device-types/{type} shows it:
+ * {"type":..,"configured":..,"inactivityTimeout":..,"responseInterval":..,
+ *  "monitored":..,"alarmSeverity":..,"devices":..,"active":..}. */
+int ls_format_type(ls_buf *b, const ls_type_info *t);
+
 /* Where ls_format_event() put what readers of the outbox select and route
  * by, as offsets from the start of the line it wrote. */
 typedef struct ls_event_spans {
@@ -42,6 +47,30 @@ typedef struct ls_event_spans {
  * `spans` (may be NULL) gets where the device and the state are. */
 int ls_format_event(ls_buf *b, const ls_engine *e, const ls_alarms *alarms, uint64_t seq,
                     const ls_event *ev, ls_event_spans *spans);
+
+/*
+ * An admin change, for its AUDIT event: who made it (the credential's
+ * name; NULL when none was needed), what (the action and what it names)
+ * and the thing changed before and after, as the API shows it (JSON
+ * objects; NULL: it did not exist).  `subject` is the event's "device":
+ * the device changed, an alarm's source, or the device type's name.
+ */
+typedef struct ls_audit {
+    const char *who;
+    const char *action; /* "device.put", "device.delete", "deviceType.put", ... */
+    const char *subject;
+    size_t subject_len;
+    const char *target; /* the device id, type name or alarm id the action names */
+    size_t target_len;
+    const char *before, *after; /* JSON objects, or NULL */
+    size_t before_len, after_len;
+    int64_t ts; /* wall ms of the change */
+} ls_audit;
+
+/* {"seq":..,"type":"AUDIT","device":subject,"ts":..,"detectedAt":..,
+ *  "audit":{"who":..,"action":..,"target":..,"before":..,"after":..}};
+ * spans as for ls_format_event() (no state). */
+int ls_format_audit(ls_buf *b, uint64_t seq, const ls_audit *a, ls_event_spans *spans);
 
 /* Wall ms as ISO-8601 UTC with milliseconds ("2024-05-21T10:00:00.123Z"). */
 void ls_format_iso8601(char *out, size_t len, int64_t ms);

@@ -116,6 +116,26 @@ static void put_record_cb(void *ud, const ls_device *dev)
         atomic_fetch_add_explicit(&rc->d->persist_errors, 1, memory_order_relaxed);
 }
 
+/* Puts the event line just written into d->line (seq, type, its device
+ * id, where the line's spans are) into the pending batch.  Under the lock.
+ * 0, or < 0 (counted and logged by the caller). */
+static int queue_line(ls_daemon *d, uint64_t seq, ls_event_type type, const char *id, size_t id_len,
+                      const ls_event_spans *sp)
+{
+    /* The id the line holds, unless escaping changed it (then the store
+     * keeps the id beside the line). */
+    if (sp->device_len == id_len + 2) id = d->line.p + sp->device_off + 1;
+    ls_store_event se = {.seq = seq,
+                         .type = (int)type,
+                         .line = d->line.p,
+                         .line_len = d->line.len,
+                         .device = id,
+                         .device_len = id_len,
+                         .state_off = sp->state_off,
+                         .state_len = sp->state_len};
+    return ls_store_batch_put_event(d->pending, &se);
+}
+
 void ls_persist_event(ls_daemon *d, const ls_event *ev)
 {
     LS_ASSERT_LOCKED(&d->lock);
@@ -128,23 +148,12 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
     ls_event_spans sp;
     int rc = ls_format_event(&d->line, e, d->alarms, seq, ev, &sp);
     if (rc == 0) {
-        /* The id the line holds, unless escaping changed it (then the
-         * store keeps the id beside the line). */
         const char *id = ev->alarm    ? ev->alarm->source
                          : ev->dev    ? ls_device_id(ev->dev, idb)
                          : ev->source ? ev->source
                                       : "";
         size_t id_len = ev->alarm ? ev->alarm->source_len : ev->dev ? ev->dev->id_len : strlen(id);
-        if (sp.device_len == id_len + 2) id = d->line.p + sp.device_off + 1;
-        ls_store_event se = {.seq = seq,
-                             .type = (int)ev->type,
-                             .line = d->line.p,
-                             .line_len = d->line.len,
-                             .device = id,
-                             .device_len = id_len,
-                             .state_off = sp.state_off,
-                             .state_len = sp.state_len};
-        rc = ls_store_batch_put_event(d->pending, &se);
+        rc = queue_line(d, seq, ev->type, id, id_len, &sp);
     }
     if (rc < 0) {
         atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
@@ -165,6 +174,23 @@ void ls_persist_event(ls_daemon *d, const ls_event *ev)
             atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
             ls_engine_urge(ls_daemon_engine(d, rec.id, rec.id_len), rec.id, rec.id_len);
         }
+    }
+    d->want_commit = 1;
+}
+
+void ls_persist_audit(ls_daemon *d, const ls_audit *a)
+{
+    LS_ASSERT_LOCKED(&d->lock);
+    uint64_t seq = ++d->seq;
+    ls_buf_reset(&d->line);
+    d->events_by_type[LS_EV_AUDIT]++;
+    ls_event_spans sp;
+    int rc = ls_format_audit(&d->line, seq, a, &sp);
+    if (rc == 0) rc = queue_line(d, seq, LS_EV_AUDIT, a->subject, a->subject_len, &sp);
+    if (rc < 0) {
+        atomic_fetch_add_explicit(&d->persist_errors, 1, memory_order_relaxed);
+        ls_error("persist", "event seq %llu (AUDIT %s %.*s) could not be queued",
+                 (unsigned long long)seq, a->action, (int)a->target_len, a->target);
     }
     d->want_commit = 1;
 }

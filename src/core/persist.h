@@ -6,6 +6,7 @@
 #define LS_PERSIST_H
 
 #include "core/daemon.h"
+#include "core/format.h"
 
 /* Opens the store under data_dir/store.  The engine must exist. */
 int ls_persist_open(ls_daemon *d);
@@ -24,6 +25,9 @@ void ls_persist_close(ls_daemon *d);
 /* Under the global lock: queue an event (assigns its seq) / a deletion. */
 void ls_persist_event(ls_daemon *d, const ls_event *ev);
 void ls_persist_delete(ls_daemon *d, const char *id, size_t len);
+/* Under the global lock: queue an AUDIT event (core/format.h), in the same
+ * commit as the change it describes when queued under the same lock hold. */
+void ls_persist_audit(ls_daemon *d, const ls_audit *a);
 /* Under the global lock: queue a type's settings (NULL: the type has none). */
 void ls_persist_type(ls_daemon *d, const char *name, size_t len, const ls_type_config *c);
 

@@ -31,6 +31,33 @@
 #include "core/persist.h"
 #include "core/shards.h"
 
+/* ---- audit -------------------------------------------------------------- */
+
+#define AUDIT_JSON_MAX ((size_t)64 << 10) /* a device, type or alarm is well under */
+
+/*
+ * Queues the AUDIT event of a change made by `by` (under the lock of the
+ * change): `before` is what the API showed of the thing before (empty: it
+ * did not exist), after[0..after_len) what it shows now (after NULL: gone).
+ */
+static void audit(ls_daemon *d, const ls_actor *by, const char *action, const char *subject,
+                  size_t subject_len, const char *target, size_t target_len, const ls_buf *before,
+                  const char *after, size_t after_len)
+{
+    ls_audit a = {.who = by->who,
+                  .action = action,
+                  .subject = subject,
+                  .subject_len = subject_len,
+                  .target = target,
+                  .target_len = target_len,
+                  .before = before->len ? before->p : NULL,
+                  .before_len = before->len,
+                  .after = after,
+                  .after_len = after_len,
+                  .ts = ls_clock_now().wall};
+    ls_persist_audit(d, &a);
+}
+
 /* ---- devices ------------------------------------------------------------ */
 
 int ls_service_device_get(ls_daemon *d, const char *id, size_t len, ls_buf *out)
@@ -50,34 +77,56 @@ uint64_t ls_service_device_put(ls_daemon *d, const ls_device_put_req *req, ls_bu
     ls_held h;
     ls_engine *e = ls_daemon_lock_id(d, &h, req->id, req->len);
     ls_now now = ls_clock_now();
-    if (req->ping && ls_engine_find(e, req->id, req->len)) {
+    const ls_device *dev = ls_engine_find(e, req->id, req->len);
+    ls_buf before;
+    ls_buf_init(&before, AUDIT_JSON_MAX);
+    int audited = 0;
+    if (req->ping && dev) {
         res->rc = ls_engine_activity(e, req->id, req->len, 0, now);
         if (res->rc == 0) ls_engine_urge(e, req->id, req->len); /* acknowledged once durable */
+    } else if (req->ping_only) {
+        res->rc = LS_ENOTFOUND; /* creating a device is configuring it */
     } else {
+        audited = req->by != NULL;
+        if (audited && dev) ls_format_device(&before, e, d->alarms, dev);
         res->rc = ls_engine_put(e, req->id, req->len, &req->cfg, now, &res->created);
     }
     if (res->rc < 0) {
         ls_daemon_unlock(d, &h);
+        ls_buf_free(&before);
         return 0;
     }
     /* The answer shows the device as committed. */
+    size_t at = out->len;
     ls_format_device(out, e, d->alarms, ls_engine_find(e, req->id, req->len));
+    if (audited)
+        audit(d, req->by, "device.put", req->id, req->len, req->id, req->len, &before, out->p + at,
+              out->len - at);
+    ls_buf_free(&before);
     return ls_daemon_unlock_to_commit(d, &h);
 }
 
-uint64_t ls_service_device_delete(ls_daemon *d, const char *id, size_t len, ls_service_result *res)
+uint64_t ls_service_device_delete(ls_daemon *d, const char *id, size_t len, const ls_actor *by,
+                                  ls_service_result *res)
 {
     *res = (ls_service_result){0};
     ls_held h;
     ls_engine *e = ls_daemon_lock_id(d, &h, id, len);
+    ls_buf before;
+    ls_buf_init(&before, AUDIT_JSON_MAX);
+    const ls_device *dev = by ? ls_engine_find(e, id, len) : NULL;
+    if (dev) ls_format_device(&before, e, d->alarms, dev);
     res->rc = ls_engine_delete(e, id, len);
     if (res->rc < 0) {
         ls_daemon_unlock(d, &h);
+        ls_buf_free(&before);
         return 0;
     }
     ls_persist_delete(d, id, len);
     ls_alarming_deleted(d, id, len, ls_clock_now().wall);
     ls_reporter_forget(ls_shards_of(d->shards, id, len)->reporter, id, len);
+    if (by) audit(d, by, "device.delete", id, len, id, len, &before, NULL, 0);
+    ls_buf_free(&before);
     return ls_daemon_unlock_to_commit(d, &h);
 }
 
@@ -223,8 +272,17 @@ void ls_service_types(ls_daemon *d, ls_type_visit_cb cb, void *ud)
     ls_daemon_unlock(d, &h);
 }
 
+/* The type `name` as GET shows it into b, if the name is known.  Under the lock. */
+static void type_json(ls_daemon *d, const char *name, size_t len, ls_buf *b)
+{
+    ls_type_info t;
+    if (ls_shards_type_get(d->shards, name, len, &t) < 0) return;
+    t.name = name;
+    ls_format_type(b, &t);
+}
+
 uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const ls_type_patch *p,
-                             ls_type_info *out, ls_service_result *res)
+                             const ls_actor *by, ls_type_info *out, ls_service_result *res)
 {
     *res = (ls_service_result){0};
     ls_held h;
@@ -232,6 +290,10 @@ uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const l
     ls_type_info cur;
     ls_type_config c = {.monitored = -1, .severity = LS_SEV_MAJOR};
     if (ls_shards_type_get(d->shards, name, len, &cur) == 0 && cur.configured) c = cur.cfg;
+    ls_buf before, after;
+    ls_buf_init(&before, AUDIT_JSON_MAX);
+    ls_buf_init(&after, AUDIT_JSON_MAX);
+    if (by) type_json(d, name, len, &before);
     if (p->set_timeout) c.timeout_ms = p->v.timeout_ms;
     if (p->set_ri) {
         c.has_ri = p->v.has_ri;
@@ -240,27 +302,49 @@ uint64_t ls_service_type_put(ls_daemon *d, const char *name, size_t len, const l
     if (p->set_monitored) c.monitored = p->v.monitored;
     if (p->set_severity) c.severity = p->v.severity;
     res->rc = ls_shards_type_put(d->shards, name, len, &c, ls_clock_now(), &res->created);
+    if (res->rc == 0) {
+        ls_persist_type(d, name, len, &c);
+        ls_shards_type_get(d->shards, name, len, out);
+        out->name = name;
+        if (by) {
+            type_json(d, name, len, &after);
+            audit(d, by, "deviceType.put", name, len, name, len, &before, after.p, after.len);
+        }
+    }
+    ls_buf_free(&before);
+    ls_buf_free(&after);
     if (res->rc < 0) {
         ls_daemon_unlock(d, &h);
         return 0;
     }
-    ls_persist_type(d, name, len, &c);
-    ls_shards_type_get(d->shards, name, len, out);
-    out->name = name;
     return ls_daemon_unlock_to_commit(d, &h);
 }
 
-uint64_t ls_service_type_delete(ls_daemon *d, const char *name, size_t len, ls_service_result *res)
+uint64_t ls_service_type_delete(ls_daemon *d, const char *name, size_t len, const ls_actor *by,
+                                ls_service_result *res)
 {
     *res = (ls_service_result){0};
     ls_held h;
     ls_daemon_lock(d, &h);
+    ls_buf before, after;
+    ls_buf_init(&before, AUDIT_JSON_MAX);
+    ls_buf_init(&after, AUDIT_JSON_MAX);
+    if (by) type_json(d, name, len, &before);
     res->rc = ls_shards_type_delete(d->shards, name, len, ls_clock_now());
+    if (res->rc == 0) {
+        ls_persist_type(d, name, len, NULL);
+        if (by) {
+            type_json(d, name, len, &after); /* still known while devices have it */
+            audit(d, by, "deviceType.delete", name, len, name, len, &before,
+                  after.len ? after.p : NULL, after.len);
+        }
+    }
+    ls_buf_free(&before);
+    ls_buf_free(&after);
     if (res->rc < 0) {
         ls_daemon_unlock(d, &h);
         return 0;
     }
-    ls_persist_type(d, name, len, NULL);
     return ls_daemon_unlock_to_commit(d, &h);
 }
 
@@ -290,13 +374,27 @@ int ls_service_alarm_get(ls_daemon *d, uint64_t id, ls_alarm_copy *out)
 }
 
 uint64_t ls_service_alarm_set_status(ls_daemon *d, uint64_t id, ls_alarm_status st,
-                                     ls_alarm_copy *out, ls_service_result *res)
+                                     const ls_actor *by, ls_alarm_copy *out, ls_service_result *res)
 {
     *res = (ls_service_result){0};
     ls_held h;
     ls_daemon_lock(d, &h);
+    ls_buf before, after;
+    ls_buf_init(&before, AUDIT_JSON_MAX);
+    ls_buf_init(&after, AUDIT_JSON_MAX);
+    const ls_alarm *a = by ? ls_alarms_get(d->alarms, id) : NULL;
+    if (a) ls_format_alarm(&before, a);
     int rc = ls_alarms_set_status(d->alarms, id, st, ls_clock_now().wall);
     if (rc >= 0) alarm_copy(d, id, out);
+    if (rc == 0 && by) { /* changed */
+        char num[24];
+        int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)id);
+        ls_format_alarm(&after, &out->a);
+        audit(d, by, "alarm.status", out->a.source, out->a.source_len, num, (size_t)n, &before,
+              after.p, after.len);
+    }
+    ls_buf_free(&before);
+    ls_buf_free(&after);
     if (rc == 0) return ls_daemon_unlock_to_commit(d, &h); /* changed: on disk before the answer */
     ls_daemon_unlock(d, &h);
     res->rc = rc < 0 ? rc : 0; /* 1: it had that status already */

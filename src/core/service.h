@@ -62,6 +62,19 @@ struct ls_daemon;
 
 #define LS_SERVICE_LIST_SCAN 200000 /* slots (alarms) a list looks at per lock hold */
 
+/*
+ * Audit.  The admin operations (a device put that is not a ping of an
+ * existing device, a device delete, a type put or delete, an alarm status)
+ * take `by`, who asks.  Given, an AUDIT event (core/format.h, ls_audit)
+ * with the thing changed before and after, as the API shows it, is queued
+ * under the locks of the change, so that it is in the same commit: no
+ * change is on disk without its record, and the acknowledgement waits for
+ * both.  NULL: no AUDIT event.
+ */
+typedef struct ls_actor {
+    const char *who; /* the credential's name; NULL: none was needed */
+} ls_actor;
+
 /* What a call that changes something reports besides its generation. */
 typedef struct ls_service_result {
     int rc;            /* 0, or an LS_E* code: nothing changed */
@@ -76,7 +89,9 @@ typedef struct ls_device_put_req {
     const char *id; /* valid (ls_id_check()) */
     size_t len;
     ls_device_config cfg;
-    int ping; /* no field but the id: an activity at now if the device exists */
+    int ping;           /* no field but the id: an activity at now if the device exists */
+    int ping_only;      /* the caller may only ping: an unknown device is LS_ENOTFOUND */
+    const ls_actor *by; /* see Audit above */
 } ls_device_put_req;
 
 /*
@@ -98,7 +113,7 @@ uint64_t ls_service_device_put(struct ls_daemon *d, const ls_device_put_req *req
  * Deletes a device: its record, its open alarm (cleared) and what the HTTP
  * reporter holds of it.  Errors: LS_ENOTFOUND.
  */
-uint64_t ls_service_device_delete(struct ls_daemon *d, const char *id, size_t len,
+uint64_t ls_service_device_delete(struct ls_daemon *d, const char *id, size_t len, const ls_actor *by,
                                   ls_service_result *res);
 
 /*
@@ -162,12 +177,12 @@ void ls_service_types(struct ls_daemon *d, void (*cb)(void *ud, const ls_type_in
  * type after it (as ls_service_type_get()), res->created whether the name
  * is new.  Errors: LS_EFULL (65535 names exist), LS_ENOMEM.
  */
-uint64_t ls_service_type_put(struct ls_daemon *d, const char *name, size_t len,
-                             const ls_type_patch *p, ls_type_info *out, ls_service_result *res);
+uint64_t ls_service_type_put(struct ls_daemon *d, const char *name, size_t len, const ls_type_patch *p,
+                             const ls_actor *by, ls_type_info *out, ls_service_result *res);
 
 /* Drops the type's settings (its devices keep the name).  Errors:
  * LS_ENOTFOUND when it has none. */
-uint64_t ls_service_type_delete(struct ls_daemon *d, const char *name, size_t len,
+uint64_t ls_service_type_delete(struct ls_daemon *d, const char *name, size_t len, const ls_actor *by,
                                 ls_service_result *res);
 
 /* ---- alarms ------------------------------------------------------------- */
@@ -188,7 +203,8 @@ int ls_service_alarm_get(struct ls_daemon *d, uint64_t id, ls_alarm_copy *out);
  * LS_EINVAL for an alarm that is CLEARED already (that is final).
  */
 uint64_t ls_service_alarm_set_status(struct ls_daemon *d, uint64_t id, ls_alarm_status st,
-                                     ls_alarm_copy *out, ls_service_result *res);
+                                     const ls_actor *by, ls_alarm_copy *out,
+                                     ls_service_result *res);
 
 /* Visits up to `limit` alarms with id > after that match f, in id order
  * (ls_alarms_list()); returns the cursor of the next page, 0 = none. */

@@ -59,6 +59,9 @@ typedef enum ls_event_type {
     /* Input source health: they carry the source's name, not a device. */
     LS_EV_SOURCE_DOWN, /* an input source stopped being heard */
     LS_EV_SOURCE_UP,   /* it is heard live again */
+    /* An admin change through the API (who, what, before and after): raised
+     * by the core beside the change (core/persist.h), never by the engine. */
+    LS_EV_AUDIT,
     LS_EV__COUNT
 } ls_event_type;
 

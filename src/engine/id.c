@@ -69,7 +69,7 @@ const char *ls_event_name(ls_event_type t)
         [LS_EV_CONNECT] = "CONNECT_EVENT",       [LS_EV_DISCONNECT] = "DISCONNECT_EVENT",
         [LS_EV_ALARM_RAISED] = "ALARM_RAISED",   [LS_EV_ALARM_UPDATED] = "ALARM_UPDATED",
         [LS_EV_ALARM_CLEARED] = "ALARM_CLEARED", [LS_EV_SOURCE_DOWN] = "SOURCE_DOWN",
-        [LS_EV_SOURCE_UP] = "SOURCE_UP",
+        [LS_EV_SOURCE_UP] = "SOURCE_UP",         [LS_EV_AUDIT] = "AUDIT",
     };
     return (unsigned)t < LS_EV__COUNT ? names[t] : "UNKNOWN";
 }

@@ -62,7 +62,8 @@ DEVICE_FIELDS = {
 DEVICE_EVENT_TYPES = ("ACTIVITY_EVENT", "INACTIVITY_EVENT", "CONNECT_EVENT", "DISCONNECT_EVENT")
 ALARM_EVENT_TYPES = ("ALARM_RAISED", "ALARM_UPDATED", "ALARM_CLEARED")
 SOURCE_EVENT_TYPES = ("SOURCE_DOWN", "SOURCE_UP")
-EVENT_TYPES = DEVICE_EVENT_TYPES + ALARM_EVENT_TYPES + SOURCE_EVENT_TYPES
+AUDIT_EVENT_TYPES = ("AUDIT",)
+EVENT_TYPES = DEVICE_EVENT_TYPES + ALARM_EVENT_TYPES + SOURCE_EVENT_TYPES + AUDIT_EVENT_TYPES
 TIMEOUT_SOURCES = ("device", "c8y_RequiredAvailability", "type", "default")
 
 
@@ -409,7 +410,7 @@ class Daemon:
     """One running lastseen process."""
 
     def __init__(self, workdir, data_dir, sets=(), args=(), env=None, listen=True, tag="d",
-                 ssl_context=None):
+                 ssl_context=None, ready_headers=None):
         self.ssl_context = ssl_context  # the daemon speaks HTTPS: how to reach it
         self.workdir = str(workdir)
         self.data_dir = str(data_dir)
@@ -431,6 +432,7 @@ class Daemon:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
                                      stderr=self._err, env=full_env, cwd=self.workdir)
         self.stopped = False
+        self.ready_headers = ready_headers  # sent with the /healthz polls (http.auth_healthz)
         self.host = None
         self.port = None
         self._clients = []
@@ -465,7 +467,7 @@ class Daemon:
         while True:
             try:
                 c = Client(self.host, self.port, timeout=1.0, ssl_context=self.ssl_context)
-                r = c.get("/healthz")
+                r = c.get("/healthz", headers=self.ready_headers)
                 c.close()
                 if r.status == 200:
                     return
@@ -547,12 +549,14 @@ class DaemonFactory:
         self.tmp_path = tmp_path
         self.daemons = []
 
-    def __call__(self, sets=(), data_dir=None, args=(), env=None, listen=True, ssl_context=None):
+    def __call__(self, sets=(), data_dir=None, args=(), env=None, listen=True, ssl_context=None,
+                 ready_headers=None):
         if data_dir is None:
             data_dir = self.tmp_path / ("data%d" % len(self.daemons))
             data_dir.mkdir(exist_ok=True)
         d = Daemon(self.tmp_path, data_dir, sets=sets, args=args, env=env, listen=listen,
-                   tag="d%d" % len(self.daemons), ssl_context=ssl_context)
+                   tag="d%d" % len(self.daemons), ssl_context=ssl_context,
+                   ready_headers=ready_headers)
         self.daemons.append(d)
         return d
 
@@ -606,6 +610,24 @@ def _test_deadline(request):
 def _binary_present():
     if not (os.path.isfile(LASTSEEN_BIN) and os.access(LASTSEEN_BIN, os.X_OK)):
         pytest.fail("lastseen binary not found or not executable: %s (set LASTSEEN_BIN)" % LASTSEEN_BIN)
+
+
+def token_cmd(data_dir, *args):
+    """Runs `lastseen token ARGS --data-dir DATA_DIR`; returns the CompletedProcess."""
+    return subprocess.run([LASTSEEN_BIN, "token"] + list(args) + ["--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=10)
+
+
+def make_token(data_dir, name, scopes):
+    """Creates an API token with `lastseen token create`; returns its text
+    (the last line of its output)."""
+    p = token_cmd(data_dir, "create", name, "--scope", scopes)
+    assert p.returncode == 0, p
+    return p.stdout.strip().splitlines()[-1]
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
 
 
 @pytest.fixture

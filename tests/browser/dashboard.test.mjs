@@ -7,14 +7,17 @@
  * hostile id is shown as text, and saves screenshots (build/dashboard.png,
  * build/dashboard-device.png; SCREENSHOT_DIR changes where).  Live updates
  * come over the daemon's event stream; with the stream blocked, the page
- * falls back to polling and still follows the fleet.
+ * falls back to polling and still follows the fleet.  With an API token in
+ * the daemon's data directory, the page asks for one, refuses a wrong one,
+ * then works with it (counts, live events over the stream) and keeps it for
+ * the tab's session: a reload does not ask again, a new session does.
  *
  * Environment: LASTSEEN_BIN (default ../../build/lastseen), CHROMIUM
  * (default /usr/bin/chromium).  Every wait is bounded.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -29,25 +32,41 @@ const LIVE_MS = 3000; // "within a couple of seconds", with room for a loaded ma
 
 let daemon, base, browser, workdir;
 
-function startDaemon() {
-  workdir = mkdtempSync(join(tmpdir(), 'lastseen-browser-'));
-  const args = ['--set', 'http.listen=127.0.0.1:0', '--set', `store.data_dir=${join(workdir, 'data')}`];
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LASTSEEN_')));
-  const proc = spawn(BIN, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
+const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LASTSEEN_')));
+
+/* Starts lastseen on dataDir; resolves {proc, base} once it listens. */
+function spawnDaemon(dataDir) {
+  const args = ['--set', 'http.listen=127.0.0.1:0', '--set', `store.data_dir=${dataDir}`];
+  const proc = spawn(BIN, args, { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '', url = null;
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error('no "listening on" within 10 s:\n' + stderr)), 10000);
     proc.stderr.on('data', (chunk) => {
       stderr += chunk;
       const m = /listening on ([0-9.]+):(\d+)/.exec(stderr);
-      if (m && !base) {
+      if (m && !url) {
         clearTimeout(timer);
-        base = `http://${m[1]}:${m[2]}`;
-        ok(proc);
+        url = `http://${m[1]}:${m[2]}`;
+        ok({ proc, base: url });
       }
     });
     proc.on('exit', (code) => fail(new Error(`lastseen exited ${code}:\n${stderr}`)));
   });
+}
+
+async function stopDaemon(proc) {
+  if (!proc || proc.exitCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (proc.exitCode === null) proc.kill('SIGKILL');
+}
+
+async function startDaemon() {
+  workdir = mkdtempSync(join(tmpdir(), 'lastseen-browser-'));
+  const d = await spawnDaemon(join(workdir, 'data'));
+  base = d.base;
+  return d.proc;
 }
 
 async function http(method, path, body) {
@@ -86,12 +105,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (daemon && daemon.exitCode === null) {
-    const exited = new Promise((r) => daemon.once('exit', r));
-    daemon.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (daemon.exitCode === null) daemon.kill('SIGKILL');
-  }
+  await stopDaemon(daemon);
   if (workdir) rmSync(workdir, { recursive: true, force: true });
 });
 
@@ -269,6 +283,93 @@ test('assets: content types, ETag revalidation, HEAD, unknown asset', async () =
   const missing = await fetch(base + '/ui/missing.js');
   assert.equal(missing.status, 404);
   assert.equal((await missing.json()).error, 'not_found');
+});
+
+test('with API tokens: the page asks for one, once a session, and works with it', async () => {
+  const dataDir = join(workdir, 'auth-data');
+  const token = (name, scope) => {
+    const p = spawnSync(BIN, ['token', 'create', name, '--scope', scope, '--data-dir', dataDir],
+                        { env: cleanEnv(), encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    return p.stdout.trim().split('\n').pop();
+  };
+  const viewer = token('viewer', 'read');
+  const gateway = token('gateway', 'ingest');
+  const ops = token('ops', 'read,ingest,admin');
+  const d = await spawnDaemon(dataDir);
+  const call = async (method, path, tok, body) => {
+    const r = await fetch(d.base + path, {
+      method, body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { Authorization: 'Bearer ' + tok },
+    });
+    return r.status;
+  };
+  const context = await browser.newContext({ viewport: { width: 1360, height: 1000 } });
+  try {
+    assert.equal(await call('PUT', dev('guarded'), ops, { inactivityTimeout: 2000 }), 201);
+    assert.equal(await call('POST', dev('guarded') + '/activity', ops), 202);
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+    page.on('console', (m) => {
+      // Refused requests (401, 403) are expected here until the token is given.
+      if (m.type() === 'error' && !/\b40[13]\b|events\/stream/.test(m.text() + (m.location().url || '')))
+        problems.push('console error: ' + m.text());
+    });
+    await page.goto(d.base + '/');
+    await waitFor('the token prompt', async () => !(await page.locator('#auth').isHidden()), 5000);
+    assert.equal(await page.locator('#conn').getAttribute('data-mode'), 'locked');
+    assert.match(await text(page, '#auth-msg'), /asks for an API token/);
+    assert.equal(await text(page, '#c-devices'), '–');
+
+    // A wrong token, then one without the read scope: asked again, with why.
+    await page.fill('#auth-token', 'lst_wrong');
+    await page.click('#auth-use');
+    await waitFor('refused', async () => /refused/.test(await text(page, '#auth-msg')) &&
+      !(await page.locator('#auth').isHidden()), 5000);
+    await page.fill('#auth-token', gateway);
+    await page.click('#auth-use');
+    await waitFor('lacks read', async () => /lacks the read scope/.test(await text(page, '#auth-msg')) &&
+      !(await page.locator('#auth').isHidden()), 5000);
+
+    // The right one: counts, and live events over the stream.
+    await page.fill('#auth-token', viewer);
+    await page.click('#auth-use');
+    await waitFor('the counts', async () => (await text(page, '#c-devices')) === '1', 5000);
+    assert.equal(await page.locator('#auth').isHidden(), true);
+    await waitFor('live mode', async () => (await page.locator('#conn').getAttribute('data-mode')) === 'sse', 5000);
+    await waitFor('guarded goes inactive, live', async () =>
+      (await page.locator('#feed li', { has: page.locator('a[href="#/device/guarded"]') })
+        .filter({ hasText: 'inactive' }).count()) === 1, 2000 + LIVE_MS);
+    // The admin change is in the feed as an AUDIT event, by its token's name.
+    assert.equal(await call('PUT', dev('guarded'), ops, { inactivityTimeout: 60000 }), 200);
+    await waitFor('the audit event', async () =>
+      (await page.locator('#feed li').filter({ hasText: 'device.put by ops' }).count()) >= 1, LIVE_MS);
+
+    // Kept for the session: a reload asks nothing.
+    await page.reload();
+    await waitFor('counts after reload', async () => (await text(page, '#c-devices')) === '1', 5000);
+    assert.equal(await page.locator('#auth').isHidden(), true);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('lastseen.token')), viewer);
+
+    // The token revoked while the page runs: it asks for another.
+    const p = spawnSync(BIN, ['token', 'revoke', 'viewer', '--data-dir', dataDir], { env: cleanEnv() });
+    assert.equal(p.status, 0);
+    await waitFor('asked after revocation', async () => !(await page.locator('#auth').isHidden()) &&
+      /refused/.test(await text(page, '#auth-msg')), 5000);
+    assert.deepEqual(problems, []);
+    await page.close();
+
+    // Another session (a new browser context) is asked again.
+    const other = await browser.newContext();
+    const page2 = await other.newPage();
+    await page2.goto(d.base + '/');
+    await waitFor('asked again', async () => !(await page2.locator('#auth').isHidden()), 5000);
+    await other.close();
+  } finally {
+    await context.close();
+    await stopDaemon(d.proc);
+  }
 });
 
 mkdirSync(SHOTS, { recursive: true });

@@ -10,7 +10,9 @@
  * (udp.auth = hmac: against a fixed key table, and the lines the fuzzer
  * finds signed again with a key of it), the UDP key file parser, MQTT topic
  * patterns (parse, then match the input against a fixed pattern and
- * against itself) and Sparkplug B messages (topic and protobuf payload).
+ * against itself), Sparkplug B messages (topic and protobuf payload), the
+ * Authorization header (parsed, then checked against a fixed set of
+ * tokens: bearer and Basic) and the token file and scope lists.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -22,6 +24,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/auth.h"
+#include "api/tokens.h"
 #include "conf/config.h"
 #include "app/export.h"
 #include "engine/engine.h"
@@ -213,6 +217,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (memchr(topic, '\0', (size_t)k)) break;
         const char *pl = nl ? nl + 1 : p + n;
         ls_sparkplug_message(sp, topic, (size_t)k, pl, (size_t)(p + n - pl), 0, sp_cb, NULL);
+        break;
+    }
+    case 12: {
+        /* An Authorization header: what it names lies inside it (or the
+         * Basic buffer), and no guess gets a token of a fixed set. */
+        static ls_tokens set;
+        static char text[LS_TOKEN_TEXT_LEN + 1];
+        if (!set.n && ls_tokens_add(&set, "ops", LS_SCOPES_ALL, 1, text) < 0) break;
+        ls_auth_cred c;
+        int rc = ls_auth_parse(s, &c);
+        if (rc == 0 && c.kind == LS_CRED_BEARER &&
+            (c.token < s || c.token + c.token_len > s + n ||
+             ls_tokens_check(&set, c.token, c.token_len)))
+            abort();
+        if (rc == 0 && c.kind == LS_CRED_BASIC &&
+            (c.name < c.buf || c.token + c.token_len > c.buf + sizeof(c.buf) ||
+             ls_tokens_check_named(&set, c.name, c.name_len, c.token, c.token_len)))
+            abort();
+        if (rc == 0 && c.kind != LS_CRED_BEARER && c.kind != LS_CRED_BASIC &&
+            c.kind != LS_CRED_NONE)
+            abort();
+        break;
+    }
+    case 13: {
+        /* A token file and a scope list. */
+        ls_tokens t = {0};
+        char why[256];
+        unsigned scopes;
+        if (ls_tokens_parse(&t, p, n, why, sizeof(why)) == 0) {
+            for (size_t i = 0; i < t.n; i++)
+                if (ls_token_name_check(t.v[i].name, strlen(t.v[i].name)) ||
+                    !(t.v[i].scopes & LS_SCOPES_ALL) || (t.v[i].scopes & ~LS_SCOPES_ALL))
+                    abort();
+        } else if (t.n || !why[0]) {
+            abort();
+        }
+        ls_tokens_free(&t);
+        if (ls_scopes_parse(s, &scopes) == 0 && (!scopes || (scopes & ~LS_SCOPES_ALL))) abort();
         break;
     }
     }

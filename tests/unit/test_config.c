@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+
 #include "conf/config.h"
 
 #define MS_DAY (INT64_C(86400000))
@@ -41,6 +43,10 @@ static const char *const all_keys[][2] = {
     {"http.tls_key", "LASTSEEN_HTTP_TLS_KEY"},
     {"http.reporting_strategy", "LASTSEEN_HTTP_REPORTING_STRATEGY"},
     {"http.reporting_period", "LASTSEEN_HTTP_REPORTING_PERIOD"},
+    {"http.auth", "LASTSEEN_HTTP_AUTH"},
+    {"http.auth_healthz", "LASTSEEN_HTTP_AUTH_HEALTHZ"},
+    {"http.auth_metrics", "LASTSEEN_HTTP_AUTH_METRICS"},
+    {"audit.events", "LASTSEEN_AUDIT_EVENTS"},
     {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
     {"store.flush_interval", "LASTSEEN_STORE_FLUSH_INTERVAL"},
     {"store.max_size", "LASTSEEN_STORE_MAX_SIZE"},
@@ -861,7 +867,9 @@ static void test_event_types(void **state)
     (void)state;
 
     assert_int_equal(ls_parse_event_types("all", &m), 0);
-    assert_int_equal(m, 0xf);
+    assert_int_equal(m, (INT64_C(1) << LS_EV__COUNT) - 1); /* alarm, source and AUDIT too */
+    assert_int_equal(ls_parse_event_types("AUDIT, alarm_raised", &m), 0);
+    assert_int_equal(m, (INT64_C(1) << LS_EV_AUDIT) | (INT64_C(1) << LS_EV_ALARM_RAISED));
     assert_int_equal(ls_parse_event_types("INACTIVITY_EVENT", &m), 0);
     assert_int_equal(m, 2);
     assert_int_equal(ls_parse_event_types(" activity_event,DISCONNECT_EVENT  connect_event,", &m),
@@ -899,7 +907,7 @@ static void test_webhook_set(void **state)
     assert_int_equal(c.webhooks[0].batch, 1);       /* default */
     assert_int_equal(c.webhooks[0].timeout, 10000); /* default */
     assert_string_equal(c.webhooks[1].name, "archive");
-    assert_int_equal(c.webhooks[1].events, 0xf); /* default: all */
+    assert_int_equal(c.webhooks[1].events, (INT64_C(1) << LS_EV__COUNT) - 1); /* default: all */
     assert_string_equal(c.webhooks[1].secret, "");
     assert_int_equal(c.webhooks[1].batch, 500);
     assert_int_equal(c.webhooks[1].timeout, 250);

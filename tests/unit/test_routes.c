@@ -153,12 +153,52 @@ static void test_table(void **state)
         if (!covered[m]) fail_msg("no route is counted as %s", ls_route_name((ls_route)m));
 }
 
+/* The credential each request needs: its row's, any for no row or method. */
+static void test_access(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *path;
+        unsigned access;
+    } cases[] = {
+        {"GET", "/", LS_ACCESS_PUBLIC},
+        {"HEAD", "/ui/app.js", LS_ACCESS_PUBLIC},
+        {"GET", "/healthz", LS_ACCESS_ANY | LS_ACCESS_HEALTHZ},
+        {"GET", "/metrics", LS_SCOPE_READ | LS_ACCESS_METRICS},
+        {"GET", "/api/v1/devices/x", LS_SCOPE_READ},
+        {"PUT", "/api/v1/devices/x", LS_SCOPE_ADMIN | LS_ACCESS_PING},
+        {"DELETE", "/api/v1/devices/x", LS_SCOPE_ADMIN},
+        {"POST", "/api/v1/devices/x/activity", LS_SCOPE_INGEST},
+        {"POST", "/api/v1/activity", LS_SCOPE_INGEST},
+        {"GET", "/api/v1/events/stream", LS_SCOPE_READ},
+        {"PUT", "/api/v1/alarms/7", LS_SCOPE_ADMIN},
+        {"POST", "/api/v1/devices/x", LS_ACCESS_ANY}, /* no such method: 405 to any */
+        {"PATCH", "/api/v1/stats", LS_ACCESS_ANY},
+        {"GET", "/nope", LS_ACCESS_ANY}, /* no such route: 404 to any */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (ls_routes_access(cases[i].path, cases[i].method) != cases[i].access)
+            fail_msg("%s %s: access %#x, want %#x", cases[i].method, cases[i].path,
+                     ls_routes_access(cases[i].path, cases[i].method), cases[i].access);
+    /* Every row that changes state needs ingest or admin; no GET needs either. */
+    for (size_t i = 0; i < ls_routes_count; i++) {
+        unsigned a = ls_routes[i].access & LS_SCOPES_ALL;
+        if (ls_routes[i].methods & ~(unsigned)(LS_M_GET | LS_M_HEAD)) {
+            if (!(a & (LS_SCOPE_INGEST | LS_SCOPE_ADMIN)) || (a & LS_SCOPE_READ))
+                fail_msg("%s: changes state, access %#x", ls_routes[i].pattern, a);
+        } else if (a & (LS_SCOPE_INGEST | LS_SCOPE_ADMIN) && a != LS_SCOPES_ALL) {
+            fail_msg("%s: a read needing %#x", ls_routes[i].pattern, a);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metric_templates),
         cmocka_unit_test(test_allow),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_access),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
