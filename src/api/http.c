@@ -432,8 +432,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         if (r->too_big || r->auth.status) {
             r->discarded += *upload_size;
-            if (r->discarded >
-                (r->auth.status ? 0 : DISCARD_MAX) + (uint64_t)h->cfg->http_max_body)
+            if (r->discarded > (r->auth.status ? 0 : DISCARD_MAX) + (uint64_t)h->cfg->http_max_body)
                 return MHD_NO;
         }
         *upload_size = 0;

@@ -113,8 +113,8 @@ uint64_t ls_service_device_put(struct ls_daemon *d, const ls_device_put_req *req
  * Deletes a device: its record, its open alarm (cleared) and what the HTTP
  * reporter holds of it.  Errors: LS_ENOTFOUND.
  */
-uint64_t ls_service_device_delete(struct ls_daemon *d, const char *id, size_t len, const ls_actor *by,
-                                  ls_service_result *res);
+uint64_t ls_service_device_delete(struct ls_daemon *d, const char *id, size_t len,
+                                  const ls_actor *by, ls_service_result *res);
 
 /*
  * One activity of the device at `ts` (0 = now) through the HTTP input's
@@ -177,13 +177,14 @@ void ls_service_types(struct ls_daemon *d, void (*cb)(void *ud, const ls_type_in
  * type after it (as ls_service_type_get()), res->created whether the name
  * is new.  Errors: LS_EFULL (65535 names exist), LS_ENOMEM.
  */
-uint64_t ls_service_type_put(struct ls_daemon *d, const char *name, size_t len, const ls_type_patch *p,
-                             const ls_actor *by, ls_type_info *out, ls_service_result *res);
+uint64_t ls_service_type_put(struct ls_daemon *d, const char *name, size_t len,
+                             const ls_type_patch *p, const ls_actor *by, ls_type_info *out,
+                             ls_service_result *res);
 
 /* Drops the type's settings (its devices keep the name).  Errors:
  * LS_ENOTFOUND when it has none. */
-uint64_t ls_service_type_delete(struct ls_daemon *d, const char *name, size_t len, const ls_actor *by,
-                                ls_service_result *res);
+uint64_t ls_service_type_delete(struct ls_daemon *d, const char *name, size_t len,
+                                const ls_actor *by, ls_service_result *res);
 
 /* ---- alarms ------------------------------------------------------------- */
 
