@@ -10,12 +10,14 @@ ARGS       ?=
 
 # Debian 12 packages needed to build, test and run.  libmosquitto, mosquitto:
 # lastseen-sim's MQTT mode and its test; chromium, nodejs: the dashboard's
-# browser test (tests/browser, playwright-core from npm).
+# browser test (tests/browser, playwright-core from npm); libnats-dev: cluster
+# mode's NATS client, nats-server: its tests and scripts/cluster.sh (its
+# package also enables a systemd unit on port 4222, which nothing here uses).
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libinih-dev \
            libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
            python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \
-           openssl python3-paho-mqtt chromium nodejs
+           openssl python3-paho-mqtt chromium nodejs libnats-dev nats-server
 
 # The browser test: npm ci from the checked-in lock file, then node's test runner.
 NPM_CI    = cd tests/browser && npm ci --no-audit --no-fund --loglevel=error

@@ -42,6 +42,10 @@
 int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
 {
     int rc;
+    if (cfg->cluster_nats[0]) {
+        ls_error("cluster", "cluster.nats is set, but this build has no cluster mode yet");
+        return -ENOTSUP;
+    }
     if ((rc = ls_core_open(d, cfg)) < 0) return rc;
     if ((rc = ls_http_start(&d->http, d)) < 0) return rc;
     if ((rc = ls_eventlog_sink_start(&d->eventlog, d, &d->cfg)) < 0) return rc;
