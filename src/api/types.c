@@ -128,6 +128,7 @@ static const char *parse_patch(json_t *j, const char *name, size_t len, ls_type_
 
 enum MHD_Result ls_api_type_put(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_cluster_refuse(r, "a device type's settings");
     const char *name = r->param.s;
     size_t len = r->param.len;
     json_error_t err;
@@ -159,6 +160,7 @@ enum MHD_Result ls_api_type_put(ls_req *r)
 
 enum MHD_Result ls_api_type_delete(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_cluster_refuse(r, "a device type's settings");
     ls_service_result res;
     uint64_t gen = ls_service_type_delete(r->d, r->param.s, r->param.len, &res);
     if (res.rc < 0) return ls_api_error(r, 404, "not_found", "device type has no settings");
