@@ -1,17 +1,30 @@
 /*
- * consume.c - one ordered consumer of LS_IN per owned partition, applied
- * into this node's shards.
+ * consume.c - one consumer of LS_IN per owned partition, applied into this
+ * node's shards, in stream order.
  *
  * A consumer of partition p reads ls.in.<p>.> from the first message
  * stored at or after a start time (a takeover rebuilds the partition
  * from the input stream alone: node.c picks the time), in stream order,
- * headers only (the payload is the device's, never read).  cnats's
- * ordered consumer recreates itself after a gap or missed heartbeats,
- * from the next sequence, so nothing is skipped.  Each message becomes
- * one item of the one producer this file keeps (core/ingest.h), applied
- * at the message's own time: its `Ls` header's ts, else the stream's
- * timestamp, never this node's clock, so that every node derives the
- * same times from the same stream.
+ * headers only (the payload is the device's, never read).  Each message
+ * becomes one item of the one producer this file keeps (core/ingest.h),
+ * applied at the message's own time: its `Ls` header's ts, else the
+ * stream's timestamp, never this node's clock, so that every node
+ * derives the same times from the same stream.
+ *
+ * Ordered, by hand.  The consumer is an ephemeral push consumer (R1, in
+ * memory, no acks, flow control, idle heartbeats) and this file keeps the
+ * order promise itself: each message must carry the next consumer
+ * sequence, and the partition remembers the stream sequence of the last
+ * message it applied.  A gap, missed heartbeats or any other error cnats
+ * reports about the subscription (its server died, it fell behind) marks
+ * the partition for a restart, which the node thread makes: a new
+ * consumer from the next stream sequence (or from the start time if
+ * nothing was applied yet); the old one's late messages are told apart by
+ * a generation number.  cnats's own ordered consumers are not used: in
+ * cnats 3.4.1 one started by time cannot be recreated (the recreation
+ * keeps OptStartTime beside DeliverByStartSequence, which the server
+ * refuses, again and again), and one that has delivered nothing restarts
+ * from the stream's first message.
  *
  * Sources.  Items are tagged with the gated source "cluster" (node.c
  * takes it down while the stream cannot be heard), or, while their
@@ -28,9 +41,9 @@
  * `mu` guards the partitions' states and the producer; it is held while
  * a message is applied, which may wait for a free batch (backpressure: the
  * servers then hold the backlog, flow control on).  Subscriptions are
- * destroyed on the node thread only (ls_consumers_check()), so that thread
- * may ask the servers about one without holding `mu`; a stopped
- * partition's late messages are told apart by a generation number.
+ * created and destroyed on the node thread only (ls_consumers_start(),
+ * ls_consumers_check()), so that thread may ask the servers about one
+ * without holding `mu`.
  *
  * The seam for checkpoints: each partition keeps the stream sequence of
  * its last message handed to the shards (applied_seq); with the
@@ -60,13 +73,17 @@ typedef struct sub_ctx {
 } sub_ctx;
 
 typedef struct part {
-    uint64_t gen; /* bumped by every start and stop */
+    uint64_t gen; /* bumped by every start, restart and stop */
     int active;   /* started, not stopped */
+    int restart;  /* its consumer must be made again (a gap, an error) */
     natsSubscription *sub;
     int catching_up;
+    int64_t from_ms;    /* wall ms it started from, while nothing is applied */
     int64_t live_ns;    /* wall ns: a message stored at or after it is live */
     int64_t checked_at; /* mono ms: the servers last asked whether anything is pending */
+    uint64_t dseq;      /* the consumer sequence of the last message taken */
     uint64_t applied_seq, applied;
+    uint64_t restarts;
 } part;
 
 struct ls_consumers {
@@ -81,6 +98,8 @@ struct ls_consumers {
     _Atomic uint64_t rejected[LS_CONSUME__REJECTS];
     _Atomic int64_t last_stall;
     _Atomic int warned_partition;
+    _Atomic uint64_t restarts;
+    _Atomic int aborted; /* ls_consumers_abort() */
 };
 
 static const char *const reject_names[LS_CONSUME__REJECTS] = {"subject", "token", "partition",
@@ -102,53 +121,67 @@ static void caught_up(ls_consumers *c, part *pt)
     c->catching_up--;
 }
 
-/* Under mu: one message of partition p; returns 1 when p caught up with it. */
-static int apply(ls_consumers *c, unsigned p, part *pt, natsSubscription *sub, natsMsg *msg)
+/* Why the message cannot be applied (a ls_consume_reject), or -1 when it
+ * can: its device into id/len, what it says into *it. */
+static int parse(ls_consumers *c, unsigned p, natsMsg *msg, char *id, size_t *len, ls_msg_item *it)
 {
-    const char *subj = natsMsg_GetSubject(msg);
+    const char *subj = natsMsg_GetSubject(msg), *tok, *hv = NULL;
     unsigned mp;
-    const char *tok;
-    size_t tn, len;
-    char id[LS_ID_BUF];
+    size_t tn;
     if (!subj || ls_msg_parse_subject(subj, strlen(subj), c->o.partitions, &mp, &tok, &tn) < 0 ||
-        mp != p) {
-        reject(c, LS_CONSUME_BAD_SUBJECT);
-        return 0;
-    }
-    if (ls_token_decode(tok, tn, id, &len) < 0) {
-        reject(c, LS_CONSUME_BAD_TOKEN);
-        return 0;
-    }
+        mp != p)
+        return LS_CONSUME_BAD_SUBJECT;
+    if (ls_token_decode(tok, tn, id, len) < 0) return LS_CONSUME_BAD_TOKEN;
     if (ls_token_partition(tok, tn, c->o.partitions) != p) {
-        reject(c, LS_CONSUME_BAD_PARTITION);
         if (!atomic_exchange_explicit(&c->warned_partition, 1, memory_order_relaxed))
             ls_error("cluster",
                      "%s is in partition %u, but with cluster.partitions = %u its device belongs "
                      "to partition %u: the servers' dev.* mapping must use the same partition "
                      "count (refused; counted)",
                      subj, p, c->o.partitions, ls_token_partition(tok, tn, c->o.partitions));
-        return 0;
+        return LS_CONSUME_BAD_PARTITION;
     }
-    const char *hv = NULL;
     if (natsMsgHeader_Get(msg, LS_MSG_HEADER, &hv) != NATS_OK) hv = NULL;
-    ls_msg_item it;
-    if (ls_msg_parse_header(hv, hv ? strlen(hv) : 0, &it) < 0) {
-        reject(c, LS_CONSUME_BAD_HEADER);
-        return 0;
-    }
+    if (ls_msg_parse_header(hv, hv ? strlen(hv) : 0, it) < 0) return LS_CONSUME_BAD_HEADER;
+    return -1;
+}
+
+/*
+ * Under mu: one message of partition p's current consumer.  Returns 1
+ * when p caught up with it, 0, or -1 when the partition must restart its
+ * consumer (a gap in the consumer's sequence).
+ */
+static int apply(ls_consumers *c, unsigned p, part *pt, natsSubscription *sub, natsMsg *msg)
+{
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
-        reject(c, LS_CONSUME_BAD_SUBJECT);
+        reject(c, LS_CONSUME_BAD_SUBJECT); /* not a JetStream message: cannot happen */
         return 0;
     }
-    unsigned src = pt->catching_up ? c->o.src_replay : c->o.src_live;
-    if (it.kind)
-        ls_ingest_producer_op(c->prod, it.kind, id, len, src);
-    else
-        ls_ingest_producer_add(c->prod, id, len, it.ts ? it.ts : meta->Timestamp / 1000000, src);
-    pt->applied_seq = meta->Sequence.Stream;
-    pt->applied++;
-    atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);
+    if (meta->Sequence.Consumer != pt->dseq + 1) { /* a gap: start again after the last */
+        pt->restart = 1;
+        pt->gen++; /* what this consumer still delivers is dropped */
+        jsMsgMetaData_Destroy(meta);
+        return -1;
+    }
+    pt->dseq = meta->Sequence.Consumer;
+    char id[LS_ID_BUF];
+    size_t len = 0;
+    ls_msg_item it;
+    int why = parse(c, p, msg, id, &len, &it);
+    if (why >= 0) {
+        reject(c, (ls_consume_reject)why);
+    } else {
+        unsigned src = pt->catching_up ? c->o.src_replay : c->o.src_live;
+        if (it.kind)
+            ls_ingest_producer_op(c->prod, it.kind, id, len, src);
+        else
+            ls_ingest_producer_add(c->prod, id, len, it.ts ? it.ts : meta->Timestamp / 1000000,
+                                   src);
+        pt->applied++;
+        atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);
+    }
+    pt->applied_seq = meta->Sequence.Stream; /* taken, applied or refused */
     int caught = 0;
     if (pt->catching_up && (meta->NumPending == 0 || meta->Timestamp >= pt->live_ns)) {
         caught_up(c, pt);
@@ -166,13 +199,13 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     sub_ctx *x = closure;
     ls_consumers *c = x->c;
     (void)nc;
-    int caught = 0;
+    int r = 0;
     pthread_mutex_lock(&c->mu);
     part *pt = &c->part[x->p];
-    if (pt->active && pt->gen == x->gen) caught = apply(c, x->p, pt, sub, msg);
+    if (pt->active && pt->gen == x->gen) r = apply(c, x->p, pt, sub, msg);
     pthread_mutex_unlock(&c->mu);
     natsMsg_Destroy(msg);
-    if (caught && c->o.caught_up) c->o.caught_up(c->o.ud);
+    if (r && c->o.caught_up) c->o.caught_up(c->o.ud); /* caught up, or a restart to make */
 }
 
 /* A shard worker applied a batch of ours. */
@@ -218,25 +251,34 @@ static int nothing_pending(ls_consumers *c, natsSubscription *sub)
     return none;
 }
 
-int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms)
+/*
+ * The node thread: makes partition p's consumer, from the stream sequence
+ * after its last applied message, else from its start time; installs it
+ * unless p was stopped or restarted meanwhile.  A failure leaves p marked
+ * for a restart (ls_consumers_check() tries again).
+ */
+static int subscribe(ls_consumers *c, unsigned p)
 {
+    if (atomic_load_explicit(&c->aborted, memory_order_acquire)) return -ESHUTDOWN;
     sub_ctx *x = malloc(sizeof(*x));
-    if (!x) return -ENOMEM;
     pthread_mutex_lock(&c->mu);
     part *pt = &c->part[p];
-    if (pt->active) {
+    if (!pt->active || !x) {
+        if (pt->active) pt->restart = 1;
         pthread_mutex_unlock(&c->mu);
         free(x);
-        return 0;
+        return x ? 0 : -ENOMEM;
+    }
+    if (pt->sub) { /* a restart: the old one goes */
+        if (c->ndoomed < DOOMED_MAX) c->doomed[c->ndoomed++] = pt->sub;
+        pt->sub = NULL;
     }
     pt->gen++;
-    pt->active = 1;
-    pt->catching_up = 1;
-    c->catching_up++;
-    c->consuming++;
-    pt->live_ns = ls_clock_now().wall * 1000000;
-    pt->checked_at = ls_clock_now().mono;
-    pt->applied = 0;
+    pt->restart = 0;
+    pt->dseq = 0;
+    uint64_t from_seq = pt->applied_seq ? pt->applied_seq + 1 : 0;
+    int64_t from_ms = pt->from_ms;
+    int fresh = pt->catching_up && !pt->applied_seq;
     *x = (sub_ctx){.c = c, .p = p, .gen = pt->gen};
     pthread_mutex_unlock(&c->mu);
 
@@ -248,16 +290,26 @@ int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms)
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = LS_NATS_STREAM_IN;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverByStartTime;
-    so.Config.OptStartTime = from_wall_ms * 1000000;
+    so.Config.AckPolicy = js_AckNone;
+    so.Config.FlowControl = true;
     so.Config.Heartbeat = c->o.heartbeat_ms * 1000000;
     so.Config.HeadersOnly = true;
+    so.Config.MemoryStorage = true;
+    so.Config.Replicas = 1;
+    so.Config.InactiveThreshold = (int64_t)5000 * 1000000;
+    if (from_seq) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = from_seq;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverByStartTime;
+        so.Config.OptStartTime = from_ms * 1000000;
+    }
     natsSubscription *sub = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_Subscribe(&sub, ls_nats_js(c->o.nats), subj, on_msg, x, &jo, &so, &jerr);
     if (s == NATS_OK) s = natsSubscription_SetOnCompleteCB(sub, ctx_free, x);
-    int empty = s == NATS_OK && nothing_pending(c, sub);
+    int empty = s == NATS_OK && fresh && !atomic_load_explicit(&c->aborted, memory_order_acquire) &&
+                nothing_pending(c, sub);
 
     pthread_mutex_lock(&c->mu);
     int current = pt->gen == x->gen && pt->active;
@@ -265,14 +317,13 @@ int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms)
         pt->sub = sub;
         sub = NULL;
         if (empty && pt->catching_up) caught_up(c, pt);
-    } else if (current) { /* not created: undo */
-        pt->active = 0;
-        if (pt->catching_up) caught_up(c, pt);
-        c->consuming--;
+    } else if (current) {
+        pt->restart = 1;
     }
     pthread_mutex_unlock(&c->mu);
     if (s != NATS_OK) {
-        ls_warn("cluster", "partition %u: cannot start its consumer: %s", p, ls_nats_error(s));
+        ls_warn("cluster", "partition %u: cannot make its consumer (tried again): %s", p,
+                ls_nats_error(s));
         natsSubscription_Destroy(sub);
         if (!sub) free(x);
         return s == NATS_TIMEOUT ? -ETIMEDOUT : -EIO;
@@ -280,6 +331,27 @@ int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms)
     natsSubscription_Destroy(sub); /* stopped meanwhile: NULL otherwise */
     if (empty && c->o.caught_up) c->o.caught_up(c->o.ud);
     return 0;
+}
+
+int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    part *pt = &c->part[p];
+    if (pt->active) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    pt->active = 1;
+    pt->catching_up = 1;
+    c->catching_up++;
+    c->consuming++;
+    pt->from_ms = from_wall_ms;
+    pt->live_ns = ls_clock_now().wall * 1000000;
+    pt->checked_at = ls_clock_now().mono;
+    pt->applied = 0;
+    pt->applied_seq = 0;
+    pthread_mutex_unlock(&c->mu);
+    return subscribe(c, p);
 }
 
 void ls_consumers_stop(ls_consumers *c, unsigned p)
@@ -309,6 +381,16 @@ void ls_consumers_check(ls_consumers *c)
     unsigned nd, nask = 0, which[64];
     uint64_t gens[64];
     int64_t now = ls_clock_now().mono;
+    for (unsigned p = 0; p < c->o.partitions; p++) { /* restarts first */
+        pthread_mutex_lock(&c->mu);
+        int due = c->part[p].active && c->part[p].restart;
+        if (due) c->part[p].restarts++;
+        pthread_mutex_unlock(&c->mu);
+        if (due) {
+            atomic_fetch_add_explicit(&c->restarts, 1, memory_order_relaxed);
+            subscribe(c, p);
+        }
+    }
     pthread_mutex_lock(&c->mu);
     nd = c->ndoomed;
     memcpy(doomed, c->doomed, nd * sizeof(doomed[0]));
@@ -328,6 +410,7 @@ void ls_consumers_check(ls_consumers *c)
         natsSubscription_Destroy(doomed[i]);
     int any = 0;
     for (unsigned i = 0; i < nask; i++) {
+        if (atomic_load_explicit(&c->aborted, memory_order_acquire)) break;
         if (!nothing_pending(c, ask[i])) continue; /* this thread alone destroys: ask[i] lives */
         pthread_mutex_lock(&c->mu);
         part *pt = &c->part[which[i]];
@@ -345,7 +428,10 @@ void ls_consumers_stalled(ls_consumers *c, natsSubscription *sub)
     int ours = 0;
     pthread_mutex_lock(&c->mu);
     for (unsigned p = 0; p < c->o.partitions && !ours; p++)
-        ours = c->part[p].sub == sub;
+        if (c->part[p].sub == sub) {
+            ours = 1;
+            c->part[p].restart = 1;
+        }
     pthread_mutex_unlock(&c->mu);
     if (ours) atomic_store_explicit(&c->last_stall, ls_clock_now().mono, memory_order_relaxed);
 }
@@ -365,6 +451,7 @@ void ls_consumers_stats_get(ls_consumers *c, ls_consumers_stats *out)
     for (int i = 0; i < LS_CONSUME__REJECTS; i++)
         out->rejected[i] = atomic_load_explicit(&c->rejected[i], memory_order_relaxed);
     out->last_stall_mono = atomic_load_explicit(&c->last_stall, memory_order_relaxed);
+    out->restarts = atomic_load_explicit(&c->restarts, memory_order_relaxed);
     pthread_mutex_lock(&c->mu);
     out->consuming = c->consuming;
     out->catching_up = c->catching_up;
@@ -378,8 +465,14 @@ void ls_consumers_partition(ls_consumers *c, unsigned p, ls_consume_part *out)
     *out = (ls_consume_part){.consuming = pt->active && pt->sub,
                              .catching_up = pt->catching_up,
                              .applied_seq = pt->applied_seq,
-                             .applied = pt->applied};
+                             .applied = pt->applied,
+                             .restarts = pt->restarts};
     pthread_mutex_unlock(&c->mu);
+}
+
+void ls_consumers_abort(ls_consumers *c)
+{
+    if (c) atomic_store_explicit(&c->aborted, 1, memory_order_release);
 }
 
 void ls_consumers_close(ls_consumers *c)

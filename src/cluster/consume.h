@@ -44,6 +44,7 @@ typedef struct ls_consume_part {
     int catching_up;      /* still reading what was stored before it started */
     uint64_t applied_seq; /* the stream sequence of its last message handed to the shards */
     uint64_t applied;     /* messages applied since it started */
+    uint64_t restarts;    /* consumers made again after a gap or an error */
 } ls_consume_part;
 
 typedef struct ls_consumers_stats {
@@ -51,6 +52,7 @@ typedef struct ls_consumers_stats {
     uint64_t rejected[LS_CONSUME__REJECTS];
     unsigned consuming, catching_up;
     int64_t last_stall_mono; /* when a consumer last missed its heartbeats (0: never) */
+    uint64_t restarts;       /* consumers made again */
 } ls_consumers_stats;
 
 /* Opens the producer; no consumer yet.  0 or -ENOMEM. */
@@ -60,8 +62,9 @@ int ls_consumers_open(ls_consumers **out, const ls_consumers_opts *o);
  * Starts partition p's consumer from the first message stored at or
  * after from_wall_ms; it catches up (its items tagged src_replay) until a
  * message stored after the start arrives or none is pending.  0, or a
- * negative errno when the server did not create it (the caller retries).
- * The node thread.
+ * negative errno when the server did not make the consumer: it is tried
+ * again by ls_consumers_check(), as after a gap or an error.  The node
+ * thread.
  */
 int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms);
 
@@ -72,11 +75,14 @@ int ls_consumers_start(ls_consumers *c, unsigned p, int64_t from_wall_ms);
  */
 void ls_consumers_stop(ls_consumers *c, unsigned p);
 
-/* Asks the servers whether the partitions still catching up have anything
- * left to read, at most every second each; the node thread. */
+/* The node thread, every turn: makes the consumers to be made again,
+ * destroys stopped ones, and asks the servers whether the partitions
+ * still catching up have anything left to read (at most every second). */
 void ls_consumers_check(ls_consumers *c);
 
-/* A consumer missed its heartbeats (the connection's async error). */
+/* cnats reported an error about sub (missed heartbeats, fell behind):
+ * if it is a partition's consumer, it is made again (and the stall is
+ * noted). */
 void ls_consumers_stalled(ls_consumers *c, natsSubscription *sub);
 
 /* Partitions catching up now. */
@@ -85,6 +91,10 @@ unsigned ls_consumers_catching_up(ls_consumers *c);
 void ls_consumers_stats_get(ls_consumers *c, ls_consumers_stats *out);
 void ls_consumers_partition(ls_consumers *c, unsigned p, ls_consume_part *out);
 const char *ls_consume_reject_name(ls_consume_reject r);
+
+/* From any thread: consumers are no longer made (the node is stopping),
+ * so that the node thread's turn ends without waiting on more servers. */
+void ls_consumers_abort(ls_consumers *c);
 
 /* Stops every consumer and closes the producer (before the shards stop). */
 void ls_consumers_close(ls_consumers *c);

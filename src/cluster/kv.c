@@ -127,6 +127,13 @@ ls_lease_outcome ls_kv_delete(const ls_kv_key *k, uint64_t last)
     return publish(k, NULL, 0, "DEL", &po, NULL);
 }
 
+ls_lease_outcome ls_kv_delete_any(const ls_kv_key *k)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    return publish(k, NULL, 0, "DEL", &po, NULL);
+}
+
 ls_lease_outcome ls_kv_put(const ls_kv_key *k, const char *v, size_t n)
 {
     jsPubOptions po;

@@ -33,6 +33,9 @@ ls_lease_outcome ls_kv_update(const ls_kv_key *k, const char *v, size_t n, uint6
 /* Deletes the key if it is at revision `last` (a delete marker). */
 ls_lease_outcome ls_kv_delete(const ls_kv_key *k, uint64_t last);
 
+/* Deletes the key whatever it holds (a delete marker). */
+ls_lease_outcome ls_kv_delete_any(const ls_kv_key *k);
+
 /* Writes v whatever the key holds. */
 ls_lease_outcome ls_kv_put(const ls_kv_key *k, const char *v, size_t n);
 

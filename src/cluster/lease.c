@@ -362,21 +362,33 @@ static int wait_turn(ls_leases *l, int64_t ms)
     return stop;
 }
 
-/* Stopping: every held lease handed over, the member key deleted. */
+/*
+ * Stopping: every held lease handed over, the member key deleted, so that
+ * the others take the partitions at once rather than a TTL later.  A stop
+ * must be quick whatever the servers do: without a connection nothing is
+ * deleted (the keys expire), each delete waits LEAVE_WAIT_MS at most, and
+ * after one without an answer the rest are left to expire.
+ */
+#define LEAVE_WAIT_MS 500
 static void leave(ls_leases *l)
 {
+    int net = ls_nats_connected(l->o.nats);
     for (unsigned p = 0; p < l->o.partitions; p++) {
         ls_lease *ls = &l->lease[p];
         if (ls->state != LS_LEASE_HELD) continue;
         lost(l, p, "stopping");
         char key[16];
         snprintf(key, sizeof(key), "p%u", p);
-        ls_kv_key k = {.js = l->js, .bucket = LS_NATS_BUCKET_LEASE, .key = key, .wait_ms = l->wait};
-        if (ls_kv_delete(&k, ls->rev) == LS_LEASE_UNKNOWN) l->wait = 100; /* the rest expire */
+        ls_kv_key k = {
+            .js = l->js, .bucket = LS_NATS_BUCKET_LEASE, .key = key, .wait_ms = LEAVE_WAIT_MS};
+        if (net && ls_kv_delete(&k, ls->rev) == LS_LEASE_UNKNOWN) net = 0;
         count(&l->n_released);
         ls_lease_freed(&l->t, ls, 0);
     }
-    if (l->members_kv) kvStore_Delete(l->members_kv, l->node);
+    if (!net) return;
+    ls_kv_key m = {
+        .js = l->js, .bucket = LS_NATS_BUCKET_MEMBERS, .key = l->node, .wait_ms = LEAVE_WAIT_MS};
+    ls_kv_delete_any(&m);
 }
 
 static void *lease_main(void *arg)

@@ -99,6 +99,7 @@ struct ls_cluster {
     _Atomic int provisioned, live_up, replay_up;
     int64_t provision_at, probe_at, probe_ok_at;
     int64_t lease_ttl;
+    int64_t async_logged_at; /* NATS's async error thread */
 };
 
 /* ---- the node thread ------------------------------------------------------------ */
@@ -116,14 +117,23 @@ static void wake_cb(void *ud)
     wake(ud);
 }
 
+/* A consumer that missed its heartbeats, could not be recreated after
+ * that, or fell behind (slow consumer: cnats dropped messages and the
+ * ordered consumer starts again after the gap) is a stall: its partition
+ * cannot be heard meanwhile. */
 static void async_error_cb(void *ud, natsSubscription *sub, natsStatus s)
 {
     ls_cluster *c = ud;
-    if (s == NATS_MISSED_HEARTBEAT && sub && c->cons) {
+    int64_t now = ls_clock_now().mono;
+    if (now - c->async_logged_at >= 5000) { /* at most one line every 5 s */
+        c->async_logged_at = now;
+        ls_warn("cluster", "NATS: %s",
+                s == NATS_SLOW_CONSUMER ? "a subscription fell behind and lost messages"
+                                        : ls_nats_error(s));
+    }
+    if (sub && c->cons) {
         ls_consumers_stalled(c->cons, sub);
         wake(c);
-    } else if (s == NATS_SLOW_CONSUMER) {
-        ls_warn("cluster", "NATS: a subscription fell behind and lost messages (slow consumer)");
     }
 }
 
@@ -229,12 +239,7 @@ static void start_consumers(ls_cluster *c)
         pthread_mutex_unlock(&c->mu);
         if (!want) continue;
         set_source(c, &c->replay_up, c->src_replay, 0); /* before any replayed item */
-        int64_t from = ls_clock_now().wall - c->lookback_ms;
-        if (ls_consumers_start(c->cons, p, from) < 0) {
-            pthread_mutex_lock(&c->mu);
-            if (c->owned[p]) c->want[p] = 1; /* next turn */
-            pthread_mutex_unlock(&c->mu);
-        }
+        ls_consumers_start(c->cons, p, ls_clock_now().wall - c->lookback_ms); /* retried by check */
     }
 }
 
@@ -346,9 +351,10 @@ static void stats_json(void *ud, ls_buf *b, uint64_t committed)
         ls_consumers_partition(c->cons, p, &cp);
         ls_buf_printf(b,
                       "%s{\"partition\":%u,\"revision\":%" PRIu64 ",\"consuming\":%s,"
-                      "\"catchingUp\":%s,\"appliedSeq\":%" PRIu64 ",\"applied\":%" PRIu64 "}",
+                      "\"catchingUp\":%s,\"appliedSeq\":%" PRIu64 ",\"applied\":%" PRIu64
+                      ",\"restarts\":%" PRIu64 "}",
                       first ? "" : ",", p, rev, cp.consuming ? "true" : "false",
-                      cp.catching_up ? "true" : "false", cp.applied_seq, cp.applied);
+                      cp.catching_up ? "true" : "false", cp.applied_seq, cp.applied, cp.restarts);
         first = 0;
     }
     ls_buf_printf(b,
@@ -361,9 +367,10 @@ static void stats_json(void *ud, ls_buf *b, uint64_t committed)
                   ",\"published\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"duplicates\":%" PRIu64
                   ",\"publishTimeouts\":%" PRIu64 ",\"publishFailures\":%" PRIu64
                   ",\"publishInFlight\":%" PRIu64 ",\"applied\":%" PRIu64
-                  ",\"devicesDropped\":%" PRIu64 ",\"rejected\":{",
+                  ",\"consumerRestarts\":%" PRIu64 ",\"devicesDropped\":%" PRIu64 ",\"rejected\":{",
                   ps.published, ps.stored, ps.duplicates, ps.timeouts, ps.failed, ps.inflight,
-                  cs.applied, atomic_load_explicit(&c->dropped_devices, memory_order_relaxed));
+                  cs.applied, cs.restarts,
+                  atomic_load_explicit(&c->dropped_devices, memory_order_relaxed));
     for (int i = 0; i < LS_CONSUME__REJECTS; i++)
         ls_buf_printf(b, "%s\"%s\":%" PRIu64, i ? "," : "",
                       ls_consume_reject_name((ls_consume_reject)i), cs.rejected[i]);
@@ -419,6 +426,9 @@ static void stats_prom(void *ud, ls_buf *b, uint64_t committed)
     ls_prom_family(b, "lastseen_cluster_applied_total", "counter",
                    "input stream messages this node applied to its shards");
     ls_prom_u64(b, "lastseen_cluster_applied_total", NULL, cs.applied);
+    ls_prom_family(b, "lastseen_cluster_consumer_restarts_total", "counter",
+                   "partition consumers made again after a gap, missed heartbeats or an error");
+    ls_prom_u64(b, "lastseen_cluster_consumer_restarts_total", NULL, cs.restarts);
     ls_prom_family(b, "lastseen_cluster_rejected_total", "counter",
                    "input stream messages this node refused, by reason");
     for (int i = 0; i < LS_CONSUME__REJECTS; i++) {
@@ -587,6 +597,7 @@ void ls_cluster_quiesce(ls_cluster *c)
 void ls_cluster_stop(ls_cluster *c)
 {
     if (!c) return;
+    ls_consumers_abort(c->cons); /* the node thread stops making consumers */
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
     pthread_cond_signal(&c->cv);
@@ -600,5 +611,5 @@ void ls_cluster_stop(ls_cluster *c)
     c->leases = NULL;
     ls_ingest_forward_set(c->inputs, NULL);
     free_cluster(c);
-    nats_CloseAndWait(2000);
+    nats_CloseAndWait(1000);
 }
