@@ -48,6 +48,7 @@
 #include "base/log.h"
 #include "cluster/kv.h"
 #include "cluster/lease_sm.h"
+#include "cluster/turn.h"
 
 #define LEASE_TICK_MS 250
 #define SETTLE_MS 2000
@@ -70,10 +71,8 @@ struct ls_leases {
     ls_lease *lease; /* partitions of them */
     pthread_t thread;
     int running;
-    pthread_mutex_t mu; /* guards stopping and the view below */
-    pthread_cond_t cv;
-    int stopping;
-    /* The view (under mu): live members and held partitions, for stats. */
+    ls_turn turn; /* its mu also guards the view below */
+    /* The view (under turn.mu): live members and held partitions, for stats. */
     member members[LS_LEASE_MEMBERS_MAX];
     unsigned nmembers;
     uint8_t *held;
@@ -98,13 +97,13 @@ static void count(_Atomic uint64_t *c)
 static void member_put(ls_leases *l, const char *name, size_t len, int64_t put_wall)
 {
     if (len > LS_LEASE_NODE_MAX) return;
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->turn.mu);
     unsigned i;
     for (i = 0; i < l->nmembers; i++)
         if (strlen(l->members[i].name) == len && memcmp(l->members[i].name, name, len) == 0) break;
     if (i == l->nmembers) {
         if (l->nmembers == LS_LEASE_MEMBERS_MAX) {
-            pthread_mutex_unlock(&l->mu);
+            pthread_mutex_unlock(&l->turn.mu);
             ls_warn("cluster", "more than %d members: %.*s is ignored", LS_LEASE_MEMBERS_MAX,
                     (int)len, name);
             return;
@@ -115,7 +114,7 @@ static void member_put(ls_leases *l, const char *name, size_t len, int64_t put_w
         ls_info("cluster", "member %.*s is here", (int)len, name);
     }
     l->members[i].put_wall = put_wall;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->turn.mu);
 }
 
 static void member_gone(ls_leases *l, unsigned i, const char *why)
@@ -126,13 +125,13 @@ static void member_gone(ls_leases *l, unsigned i, const char *why)
 
 static void member_del(ls_leases *l, const char *name, size_t len)
 {
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->turn.mu);
     for (unsigned i = 0; i < l->nmembers; i++)
         if (strlen(l->members[i].name) == len && memcmp(l->members[i].name, name, len) == 0) {
             member_gone(l, i, "its key was deleted");
             break;
         }
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->turn.mu);
 }
 
 /* Warns about a member whose partitions differ from ours (its value's "partitions"). */
@@ -174,7 +173,7 @@ static void members_refresh(ls_leases *l, int64_t now_wall)
         }
         kvEntry_Destroy(e);
     }
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->turn.mu);
     for (unsigned i = 0; i < l->nmembers;) {
         if (strcmp(l->members[i].name, l->node) != 0 &&
             now_wall - l->members[i].put_wall >= l->t.ttl)
@@ -182,7 +181,7 @@ static void members_refresh(ls_leases *l, int64_t now_wall)
         else
             i++;
     }
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->turn.mu);
 }
 
 static void member_value(ls_leases *l, char *buf, size_t len)
@@ -218,14 +217,14 @@ static size_t live_names(ls_leases *l, const char **names, char (*buf)[LS_LEASE_
 {
     size_t n = 0;
     int self = 0;
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->turn.mu);
     for (unsigned i = 0; i < l->nmembers; i++) {
         memcpy(buf[n], l->members[i].name, sizeof(buf[n]));
         if (strcmp(buf[n], l->node) == 0) self = 1;
         names[n] = buf[n];
         n++;
     }
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->turn.mu);
     if (!self && n < LS_LEASE_MEMBERS_MAX) {
         snprintf(buf[n], sizeof(buf[n]), "%s", l->node);
         names[n] = buf[n];
@@ -236,10 +235,10 @@ static size_t live_names(ls_leases *l, const char **names, char (*buf)[LS_LEASE_
 
 static void set_held(ls_leases *l, unsigned p, int held)
 {
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->turn.mu);
     if (l->held[p] != held) l->owned += held ? 1 : (unsigned)-1;
     l->held[p] = (uint8_t)held;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->turn.mu);
 }
 
 static void acquired(ls_leases *l, unsigned p)
@@ -344,24 +343,6 @@ static void turn(ls_leases *l)
     }
 }
 
-static int wait_turn(ls_leases *l, int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&l->mu);
-    while (!l->stopping && pthread_cond_timedwait(&l->cv, &l->mu, &ts) == 0)
-        ;
-    int stop = l->stopping;
-    pthread_mutex_unlock(&l->mu);
-    return stop;
-}
-
 /*
  * Stopping: every held lease handed over, the member key deleted, so that
  * the others take the partitions at once rather than a TTL later.  A stop
@@ -397,7 +378,7 @@ static void *lease_main(void *arg)
     int64_t tick = l->t.renew / 4 < LEASE_TICK_MS ? l->t.renew / 4 : LEASE_TICK_MS;
     do
         turn(l);
-    while (!wait_turn(l, tick));
+    while (!ls_turn_wait(&l->turn, tick));
     leave(l);
     kvWatcher_Destroy(l->watcher);
     kvStore_Destroy(l->members_kv);
@@ -433,12 +414,7 @@ int ls_leases_start(ls_leases **out, const ls_leases_opts *o, const ls_lease_cbs
              (uint64_t)(r * 0x9e3779b97f4a7c15ull));
     int k = snprintf(l->value, sizeof(l->value), "%s %s", l->node, l->instance);
     l->value_len = k > 0 ? (size_t)k : 0;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ls_turn_init(&l->turn);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = l->wait;
@@ -446,8 +422,7 @@ int ls_leases_start(ls_leases **out, const ls_leases_opts *o, const ls_lease_cbs
     int rc = s == NATS_OK ? pthread_create(&l->thread, NULL, lease_main, l) : ENOMEM;
     if (rc) {
         jsCtx_Destroy(l->js);
-        pthread_cond_destroy(&l->cv);
-        pthread_mutex_destroy(&l->mu);
+        ls_turn_destroy(&l->turn);
         free(l->lease);
         free(l->held);
         free(l);
@@ -463,14 +438,10 @@ void ls_leases_stop(ls_leases *l)
 {
     if (!l) return;
     if (l->running) {
-        pthread_mutex_lock(&l->mu);
-        l->stopping = 1;
-        pthread_cond_signal(&l->cv);
-        pthread_mutex_unlock(&l->mu);
+        ls_turn_stop(&l->turn);
         pthread_join(l->thread, NULL);
     }
-    pthread_cond_destroy(&l->cv);
-    pthread_mutex_destroy(&l->mu);
+    ls_turn_destroy(&l->turn);
     free(l->lease);
     free(l->held);
     free(l);
@@ -485,7 +456,7 @@ void ls_leases_stats_get(ls_leases *l, ls_leases_stats *out)
     out->dropped = atomic_load_explicit(&l->n_dropped, memory_order_relaxed);
     out->released = atomic_load_explicit(&l->n_released, memory_order_relaxed);
     out->unknown = atomic_load_explicit(&l->n_unknown, memory_order_relaxed);
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->turn.mu);
     out->owned = l->owned;
     int self = 0;
     for (unsigned i = 0; i < l->nmembers; i++) {
@@ -496,5 +467,5 @@ void ls_leases_stats_get(ls_leases *l, ls_leases_stats *out)
         snprintf(out->members[out->nmembers++], sizeof(out->members[0]), "%s", l->node);
     for (unsigned p = 0; p < l->o.partitions && p < sizeof(out->held); p++)
         out->held[p] = l->held[p];
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->turn.mu);
 }

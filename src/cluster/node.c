@@ -37,8 +37,8 @@
  * While the node stops, lost() keeps the devices (the process is about to
  * exit, the sources are down, and the next start drops them anyway).
  *
- * Locks: `mu` guards the partitions' wanted/owned/revision and `stopping`;
- * never held across a call into another part.
+ * Locks: `turn.mu` guards the partitions' wanted/owned/revision (and the
+ * turn's flags); never held across a call into another part.
  */
 #include "cluster/node.h"
 
@@ -60,6 +60,7 @@
 #include "cluster/nats.h"
 #include "cluster/publish.h"
 #include "cluster/token.h"
+#include "cluster/turn.h"
 #include "conf/config.h"
 #include "core/ingest.h"
 #include "core/partition.h"
@@ -88,11 +89,9 @@ struct ls_cluster {
     unsigned src_live, src_replay;
     pthread_t thread;
     int running;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stopping, woken;
-    uint8_t *want, *owned; /* under mu */
-    uint64_t *rev;         /* under mu */
+    ls_turn turn;          /* its mu guards the three below */
+    uint8_t *want, *owned; /* under turn.mu */
+    uint64_t *rev;         /* under turn.mu */
     _Atomic int leaving;
     _Atomic uint64_t dropped_devices;
     /* The node thread's; read by the stats writer as atomics. */
@@ -106,10 +105,7 @@ struct ls_cluster {
 
 static void wake(ls_cluster *c)
 {
-    pthread_mutex_lock(&c->mu);
-    c->woken = 1;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    ls_turn_wake(&c->turn);
 }
 
 static void wake_cb(void *ud)
@@ -152,22 +148,21 @@ static int match_partition(void *ud, const char *id, size_t len)
 static void acquired_cb(void *ud, unsigned p, uint64_t rev)
 {
     ls_cluster *c = ud;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->turn.mu);
     c->owned[p] = 1;
     c->want[p] = 1;
     c->rev[p] = rev;
-    c->woken = 1;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->turn.mu);
+    wake(c);
 }
 
 static void lost_cb(void *ud, unsigned p)
 {
     ls_cluster *c = ud;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->turn.mu);
     c->owned[p] = 0;
     c->want[p] = 0;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->turn.mu);
     ls_consumers_stop(c->cons, p);
     if (!atomic_load_explicit(&c->leaving, memory_order_acquire)) {
         part_match m = {.p = p, .partitions = c->partitions};
@@ -221,9 +216,9 @@ static void provision(ls_cluster *c, int64_t now)
     ls_leases *leases = NULL;
     int rc = ls_leases_start(&leases, &lo, &cb);
     if (rc < 0) ls_error("cluster", "cannot start the lease thread: %s", strerror(-rc));
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->turn.mu);
     c->leases = leases;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->turn.mu);
     atomic_store_explicit(&c->provisioned, 1, memory_order_relaxed);
     ls_info("cluster", "node %s: streams and buckets ready (lease_ttl %lld ms)", c->node,
             (long long)ttl);
@@ -233,10 +228,10 @@ static void provision(ls_cluster *c, int64_t now)
 static void start_consumers(ls_cluster *c)
 {
     for (unsigned p = 0; p < c->partitions; p++) {
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->turn.mu);
         int want = c->want[p];
         c->want[p] = 0;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->turn.mu);
         if (!want) continue;
         set_source(c, &c->replay_up, c->src_replay, 0); /* before any replayed item */
         ls_consumers_start(c->cons, p, ls_clock_now().wall - c->lookback_ms); /* retried by check */
@@ -270,24 +265,6 @@ static void set_sources(ls_cluster *c, int64_t now)
     set_source(c, &c->replay_up, c->src_replay, cs.catching_up == 0);
 }
 
-static int wait_turn(ls_cluster *c)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += TICK_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&c->mu);
-    while (!c->stopping && !c->woken && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
-        ;
-    c->woken = 0;
-    int stop = c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    return stop;
-}
-
 static void *node_main(void *arg)
 {
     ls_cluster *c = arg;
@@ -298,34 +275,37 @@ static void *node_main(void *arg)
         ls_consumers_check(c->cons);
         probe(c, now);
         set_sources(c, ls_clock_now().mono);
-    } while (!wait_turn(c));
+    } while (!ls_turn_wait(&c->turn, TICK_MS));
     nats_ReleaseThreadMemory();
     return NULL;
 }
 
 /* ---- figures ------------------------------------------------------------------ */
 
-/* The lease thread's figures (zero before it starts); free() it. */
-static ls_leases_stats *leases_stats(ls_cluster *c)
-{
-    ls_leases_stats *ls = calloc(1, sizeof(*ls));
-    if (!ls) return NULL;
-    pthread_mutex_lock(&c->mu);
-    ls_leases *l = c->leases;
-    pthread_mutex_unlock(&c->mu);
-    if (l) ls_leases_stats_get(l, ls);
-    return ls;
-}
-
-static void stats_json(void *ud, ls_buf *b, uint64_t committed)
-{
-    ls_cluster *c = ud;
-    (void)committed;
+/* The parts' figures for one stats request; f.ls (zero before the lease
+ * thread starts; NULL without memory) is to be freed. */
+typedef struct figures {
     ls_publisher_stats ps;
     ls_consumers_stats cs;
-    ls_leases_stats *ls = leases_stats(c);
-    ls_publisher_stats_get(c->pub, &ps);
-    ls_consumers_stats_get(c->cons, &cs);
+    ls_leases_stats *ls;
+} figures;
+
+static void figures_take(ls_cluster *c, figures *f)
+{
+    ls_publisher_stats_get(c->pub, &f->ps);
+    ls_consumers_stats_get(c->cons, &f->cs);
+    f->ls = calloc(1, sizeof(*f->ls));
+    pthread_mutex_lock(&c->turn.mu);
+    ls_leases *l = c->leases;
+    pthread_mutex_unlock(&c->turn.mu);
+    if (l && f->ls) ls_leases_stats_get(l, f->ls);
+}
+
+static void write_json(ls_cluster *c, const figures *f, ls_buf *b)
+{
+    const ls_publisher_stats ps = f->ps;
+    const ls_consumers_stats cs = f->cs;
+    const ls_leases_stats *ls = f->ls;
     ls_buf_printf(b, "{\"node\":");
     ls_buf_json_str(b, c->node, strlen(c->node));
     ls_buf_printf(b,
@@ -342,10 +322,10 @@ static void stats_json(void *ud, ls_buf *b, uint64_t committed)
     ls_buf_printf(b, "],\"owned\":[");
     int first = 1;
     for (unsigned p = 0; p < c->partitions; p++) {
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->turn.mu);
         int owned = c->owned[p];
         uint64_t rev = c->rev[p];
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->turn.mu);
         if (!owned) continue;
         ls_consume_part cp;
         ls_consumers_partition(c->cons, p, &cp);
@@ -375,18 +355,13 @@ static void stats_json(void *ud, ls_buf *b, uint64_t committed)
         ls_buf_printf(b, "%s\"%s\":%" PRIu64, i ? "," : "",
                       ls_consume_reject_name((ls_consume_reject)i), cs.rejected[i]);
     ls_buf_printf(b, "}}");
-    free(ls);
 }
 
-static void stats_prom(void *ud, ls_buf *b, uint64_t committed)
+static void write_prom(ls_cluster *c, const figures *f, ls_buf *b)
 {
-    ls_cluster *c = ud;
-    (void)committed;
-    ls_publisher_stats ps;
-    ls_consumers_stats cs;
-    ls_leases_stats *ls = leases_stats(c);
-    ls_publisher_stats_get(c->pub, &ps);
-    ls_consumers_stats_get(c->cons, &cs);
+    const ls_publisher_stats ps = f->ps;
+    const ls_consumers_stats cs = f->cs;
+    const ls_leases_stats *ls = f->ls;
     ls_prom_family(b, "lastseen_cluster_connected", "gauge", "1 while connected to NATS");
     ls_prom_u64(b, "lastseen_cluster_connected", NULL, (uint64_t)ls_nats_connected(c->nats));
     ls_prom_family(b, "lastseen_cluster_stream_heard", "gauge",
@@ -435,7 +410,24 @@ static void stats_prom(void *ud, ls_buf *b, uint64_t committed)
         const char *lab[] = {"reason", ls_consume_reject_name((ls_consume_reject)i), NULL};
         ls_prom_u64(b, "lastseen_cluster_rejected_total", lab, cs.rejected[i]);
     }
-    free(ls);
+}
+
+static void stats_json(void *ud, ls_buf *b, uint64_t committed)
+{
+    figures f;
+    (void)committed;
+    figures_take(ud, &f);
+    write_json(ud, &f, b);
+    free(f.ls);
+}
+
+static void stats_prom(void *ud, ls_buf *b, uint64_t committed)
+{
+    figures f;
+    (void)committed;
+    figures_take(ud, &f);
+    write_prom(ud, &f, b);
+    free(f.ls);
 }
 
 /* ---- life cycle ------------------------------------------------------------------- */
@@ -473,10 +465,7 @@ static void free_cluster(ls_cluster *c)
     ls_publisher_close(c->pub);
     ls_nats_close(c->nats);
     ls_ingest_close(c->local);
-    if (c->running) {
-        pthread_cond_destroy(&c->cv);
-        pthread_mutex_destroy(&c->mu);
-    }
+    if (c->running) ls_turn_destroy(&c->turn);
     free(c->want);
     free(c->owned);
     free(c->rev);
@@ -566,18 +555,12 @@ int ls_cluster_start(ls_cluster **out, struct ls_daemon *d, ls_ingest *inputs, l
     ls_ingest_forwarder fw = {.forward = ls_publisher_forward, .fud = c->pub};
     ls_ingest_forward_set(inputs, &fw);
 
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ls_turn_init(&c->turn);
     c->running = 1;
     if ((rc = pthread_create(&c->thread, NULL, node_main, c)) != 0) {
         ls_ingest_forward_set(inputs, NULL);
         c->running = 0;
-        pthread_cond_destroy(&c->cv);
-        pthread_mutex_destroy(&c->mu);
+        ls_turn_destroy(&c->turn);
         free_cluster(c);
         return -rc;
     }
@@ -598,10 +581,7 @@ void ls_cluster_stop(ls_cluster *c)
 {
     if (!c) return;
     ls_consumers_abort(c->cons); /* the node thread stops making consumers */
-    pthread_mutex_lock(&c->mu);
-    c->stopping = 1;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    ls_turn_stop(&c->turn);
     pthread_join(c->thread, NULL);
     /* Nothing this node still holds may fire once its leases are gone. */
     set_source(c, &c->live_up, c->src_live, 0);
