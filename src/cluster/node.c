@@ -99,6 +99,7 @@ struct ls_cluster {
     int64_t provision_at, probe_at, probe_ok_at;
     int64_t lease_ttl;
     int64_t async_logged_at; /* NATS's async error thread */
+    _Atomic int cons_ready;  /* cons is set: NATS's threads may use it */
 };
 
 /* ---- the node thread ------------------------------------------------------------ */
@@ -127,7 +128,7 @@ static void async_error_cb(void *ud, natsSubscription *sub, natsStatus s)
                 s == NATS_SLOW_CONSUMER ? "a subscription fell behind and lost messages"
                                         : ls_nats_error(s));
     }
-    if (sub && c->cons) {
+    if (sub && atomic_load_explicit(&c->cons_ready, memory_order_acquire)) {
         ls_consumers_stalled(c->cons, sub);
         wake(c);
     }
@@ -550,6 +551,7 @@ int ls_cluster_start(ls_cluster **out, struct ls_daemon *d, ls_ingest *inputs, l
         free_cluster(c);
         return rc;
     }
+    atomic_store_explicit(&c->cons_ready, 1, memory_order_release);
     ls_stats_port sp = {.key = "cluster", .json = stats_json, .prom = stats_prom, .ud = c};
     ls_ingest_stats_register(local, &sp);
     ls_ingest_forwarder fw = {.forward = ls_publisher_forward, .fud = c->pub};
