@@ -30,9 +30,11 @@
 #include "cluster/nats.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 
@@ -43,6 +45,7 @@ struct ls_nats {
     natsOptions *opts;
     jsCtx *js;
     ls_nats_opts o;
+    _Atomic int closed; /* the closed callback ran: no callback comes after it */
 };
 
 const char *ls_nats_error(natsStatus s)
@@ -56,6 +59,14 @@ static void changed_cb(natsConnection *nc, void *closure)
     ls_nats *n = closure;
     (void)nc;
     if (n->o.changed) n->o.changed(n->o.ud);
+}
+
+/* The connection's last callback: n may be freed once it has returned. */
+static void closed_cb(natsConnection *nc, void *closure)
+{
+    ls_nats *n = closure;
+    changed_cb(nc, closure);
+    atomic_store_explicit(&n->closed, 1, memory_order_release);
 }
 
 static void error_cb(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -123,7 +134,7 @@ int ls_nats_open(ls_nats **out, const ls_nats_opts *o)
     if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(n->opts, true);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(n->opts, changed_cb, n);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(n->opts, changed_cb, n);
-    if (s == NATS_OK) s = natsOptions_SetClosedCB(n->opts, changed_cb, n);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(n->opts, closed_cb, n);
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(n->opts, error_cb, n);
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(n->opts, true, changed_cb, n);
     if (s == NATS_OK) {
@@ -146,16 +157,34 @@ int ls_nats_open(ls_nats **out, const ls_nats_opts *o)
     return 0;
 }
 
+/*
+ * cnats calls the connection's callbacks on a thread of its own, in order,
+ * the closed callback last, possibly after natsConnection_Close() and
+ * _Destroy() returned: n (their closure) is freed only once that last one
+ * ran (CLOSE_WAIT_MS at most; past it n is left allocated rather than
+ * freed under a callback).
+ */
+#define CLOSE_WAIT_MS 2000
 void ls_nats_close(ls_nats *n)
 {
     if (!n) return;
     jsCtx_Destroy(n->js);
+    int done = 1;
     if (n->nc) {
         natsConnection_Close(n->nc);
+        const struct timespec step = {0, 1000000};
+        for (int ms = 0; ms < CLOSE_WAIT_MS; ms++) {
+            if (atomic_load_explicit(&n->closed, memory_order_acquire)) break;
+            nanosleep(&step, NULL);
+        }
+        done = atomic_load_explicit(&n->closed, memory_order_acquire);
         natsConnection_Destroy(n->nc);
     }
     natsOptions_Destroy(n->opts);
-    free(n);
+    if (done)
+        free(n);
+    else
+        ls_warn("cluster", "the NATS connection did not report closed in %d ms", CLOSE_WAIT_MS);
 }
 
 int ls_nats_connected(ls_nats *n)

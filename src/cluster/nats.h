@@ -44,7 +44,9 @@ typedef struct ls_nats_opts {
  */
 int ls_nats_open(ls_nats **out, const ls_nats_opts *o);
 
-/* Closes the connection (every subscription must be destroyed) and frees. */
+/* Closes the connection (every subscription must be destroyed) and frees,
+ * once cnats has made its last callback (the closed one): the callbacks'
+ * ud must live until this returns. */
 void ls_nats_close(ls_nats *n);
 
 /* 1 while connected. */

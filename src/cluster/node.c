@@ -466,7 +466,7 @@ static void free_cluster(ls_cluster *c)
     ls_publisher_close(c->pub);
     ls_nats_close(c->nats);
     ls_ingest_close(c->local);
-    if (c->running) ls_turn_destroy(&c->turn);
+    ls_turn_destroy(&c->turn);
     free(c->want);
     free(c->owned);
     free(c->rev);
@@ -493,6 +493,7 @@ int ls_cluster_start(ls_cluster **out, struct ls_daemon *d, ls_ingest *inputs, l
     if (cfg->transport_session_inactivity_timeout > look)
         look = cfg->transport_session_inactivity_timeout;
     c->lookback_ms = look < cfg->cluster_input_retention ? look : cfg->cluster_input_retention;
+    ls_turn_init(&c->turn); /* before anything calls back */
     c->want = calloc(c->partitions, 1);
     c->owned = calloc(c->partitions, 1);
     c->rev = calloc(c->partitions, sizeof(*c->rev));
@@ -557,12 +558,10 @@ int ls_cluster_start(ls_cluster **out, struct ls_daemon *d, ls_ingest *inputs, l
     ls_ingest_forwarder fw = {.forward = ls_publisher_forward, .fud = c->pub};
     ls_ingest_forward_set(inputs, &fw);
 
-    ls_turn_init(&c->turn);
     c->running = 1;
     if ((rc = pthread_create(&c->thread, NULL, node_main, c)) != 0) {
         ls_ingest_forward_set(inputs, NULL);
         c->running = 0;
-        ls_turn_destroy(&c->turn);
         free_cluster(c);
         return -rc;
     }
