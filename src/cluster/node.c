@@ -456,7 +456,8 @@ static int node_name(const ls_config *cfg, char *out, size_t len)
                  name);
         return -EINVAL;
     }
-    snprintf(out, len, "%s", name);
+    if (n >= len) return -EINVAL;
+    memcpy(out, name, n + 1);
     return 0;
 }
 
