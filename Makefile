@@ -85,14 +85,14 @@ test-asan: deps
 
 # ThreadSanitizer: every unit test, and the black-box files whose daemons run
 # the threads that share state (shard workers, committer, MQTT in and out,
-# webhooks, event streams).  Any report stops the process with exit code 66
+# webhooks, event streams, cluster mode's lease, node and NATS threads).  Any report stops the process with exit code 66
 # (halt_on_error), which fails ctest and the conftest teardown.  The
 # suppressions cover third-party libraries only (tests/tsan.supp).
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 TSAN_BLACKBOX = tests/blackbox/test_shards.py tests/blackbox/test_durability.py tests/blackbox/test_mqtt.py \
                 tests/blackbox/test_mqtt_order.py tests/blackbox/test_webhooks.py \
                 tests/blackbox/test_events_api.py tests/blackbox/test_outbox.py tests/blackbox/test_ack.py \
-                tests/blackbox/test_stats.py tests/blackbox/test_udp.py
+                tests/blackbox/test_stats.py tests/blackbox/test_udp.py tests/blackbox/test_cluster.py
 
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_TSAN=ON >/dev/null
