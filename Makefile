@@ -10,12 +10,14 @@ ARGS       ?=
 
 # Debian 12 packages needed to build, test and run.  libmosquitto, mosquitto:
 # lastseen-sim's MQTT mode and its test; chromium, nodejs: the dashboard's
-# browser test (tests/browser, playwright-core from npm).
+# browser test (tests/browser, playwright-core from npm); libnats-dev: cluster
+# mode's NATS client, nats-server: its tests and scripts/cluster.sh (its
+# package also enables a systemd unit on port 4222, which nothing here uses).
 DEB_PKGS = build-essential cmake pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libinih-dev \
            libxxhash-dev libcmocka-dev liblmdb-dev libcurl4-openssl-dev libssl-dev \
            python3 python3-pytest curl faketime \
            libmosquitto-dev mosquitto mosquitto-clients libprotobuf-c-dev protobuf-c-compiler \
-           openssl python3-paho-mqtt chromium nodejs
+           openssl python3-paho-mqtt chromium nodejs libnats-dev nats-server
 
 # The browser test: npm ci from the checked-in lock file, then node's test runner.
 NPM_CI    = cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
@@ -85,7 +87,7 @@ test-asan: deps
 # the threads that share state (shard workers, committer, MQTT in and out,
 # webhooks, event streams, the HTTP connection guard, TLS certificates swapped
 # under MHD's threads, UDP keys swapped under the UDP thread, the API tokens
-# reloaded under requests and streams).  Any report stops the process with exit code 66
+# reloaded under requests and streams, cluster mode's lease, node and NATS threads).  Any report stops the process with exit code 66
 # (halt_on_error), which fails ctest and the conftest teardown.  The
 # suppressions cover third-party libraries only (tests/tsan.supp).
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
@@ -93,7 +95,8 @@ TSAN_BLACKBOX = tests/blackbox/test_shards.py tests/blackbox/test_durability.py 
                 tests/blackbox/test_mqtt_order.py tests/blackbox/test_webhooks.py \
                 tests/blackbox/test_events_api.py tests/blackbox/test_outbox.py tests/blackbox/test_ack.py \
                 tests/blackbox/test_stats.py tests/blackbox/test_udp.py tests/blackbox/test_udp_auth.py \
-                tests/blackbox/test_tls.py tests/blackbox/test_limits.py tests/blackbox/test_auth.py
+                tests/blackbox/test_tls.py tests/blackbox/test_limits.py tests/blackbox/test_auth.py \
+                tests/blackbox/test_cluster.py
 
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLS_TSAN=ON >/dev/null

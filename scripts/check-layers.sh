@@ -11,6 +11,7 @@
 #   in      base engine conf core mqtt in              (adapters: core's ports)
 #   out     base engine conf core mqtt out
 #   api     base engine conf core api
+#   cluster base engine conf core cluster              (core's ports only)
 #   app     everything                                 (nothing includes app/)
 # Adapters see only the core's ports: a file in src/in/ may include from
 # core/ only ingest.h (the port inputs feed the shards through), stats.h
@@ -19,7 +20,8 @@
 # format.h; a file in src/api/ only service.h (the operations routes call),
 # outbox.h (event reads), stats.h, prom.h, and the value headers
 # metrics.h (the counters it adds to), format.h and device_in.h (the JSON
-# of devices and alarms); never daemon.h or shards.h.
+# of devices and alarms); a file in src/cluster/ only ingest.h, outbox.h,
+# stats.h, prom.h and partition.h; never daemon.h or shards.h.
 # Run from anywhere; exit 0 when clean, 1 with one line per violation.
 cd "$(dirname "$0")/.." || exit 2
 
@@ -34,7 +36,8 @@ allowed() {
     in) echo "base engine conf core mqtt in" ;;
     out) echo "base engine conf core mqtt out" ;;
     api) echo "base engine conf core api" ;;
-    app) echo "base engine store mqtt conf core in out api app" ;;
+    cluster) echo "base engine conf core cluster" ;;
+    app) echo "base engine store mqtt conf core in out api cluster app" ;;
     *) echo "" ;;
     esac
 }
@@ -87,6 +90,7 @@ check_ports() {
 check_ports src/in "an input" "ingest.h stats.h prom.h"
 check_ports src/out "a sink" "outbox.h stats.h prom.h format.h"
 check_ports src/api "the API" "service.h outbox.h stats.h prom.h metrics.h format.h device_in.h"
+check_ports src/cluster "the cluster layer" "ingest.h outbox.h stats.h prom.h partition.h"
 
 # The engine is pure: the clock is read by the runtime and passed down.
 if grep -n 'ls_clock_\|clock_gettime\|gettimeofday\|time(NULL)' src/engine/*.c src/engine/*.h; then

@@ -79,6 +79,17 @@ enum MHD_Result ls_api_respond(ls_req *r, unsigned status, const ls_buf *json);
  * `json` (frees it); NULL = no body.  Every mutating route answers this way.
  */
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json);
+/*
+ * For a reply that waits on something else than a commit (cluster mode:
+ * the input stream's acknowledgement, forward.c): ls_api_suspend()
+ * suspends r and returns MHD_YES for the handler to return; whoever
+ * settles the request calls ls_api_resume() exactly once, from any
+ * thread, with its answer (json taken over; NULL = no body), and always
+ * before HTTP stops.
+ */
+enum MHD_Result ls_api_suspend(ls_req *r);
+void ls_api_resume(ls_req *r, unsigned status, ls_buf *json);
+
 /* The same with another Content-Type (body required). */
 enum MHD_Result ls_api_respond_type(ls_req *r, unsigned status, const ls_buf *body,
                                     const char *ctype);
@@ -173,6 +184,26 @@ enum MHD_Result ls_api_type_delete(ls_req *r); /* DELETE /api/v1/device-types/{t
 enum MHD_Result ls_api_alarm_list(ls_req *r);  /* GET /api/v1/alarms */
 enum MHD_Result ls_api_alarm_get(ls_req *r);   /* GET /api/v1/alarms/{alarm} */
 enum MHD_Result ls_api_alarm_put(ls_req *r);   /* PUT /api/v1/alarms/{alarm} */
+
+/*
+ * Cluster mode (forward.c): the routes that feed devices forward their
+ * items to the cluster's input stream and answer once it stored them.
+ * ls_api_forwarding(): is this node in cluster mode?  ls_api_forward_one():
+ * forwards one item of the path's device and answers 202 {"accepted":1}
+ * (or 503).  For more items: ls_api_fwd_begin() suspends the request
+ * (NULL: out of memory, nothing suspended), ls_api_fwd_items() forwards
+ * (any number of times), ls_api_fwd_end() gives the answer for when every
+ * item is stored (reply taken over) and returns what the handler returns.
+ * ls_api_cluster_refuse(): 501 for a route cluster mode has no answer for yet.
+ */
+struct ls_ingest_item;
+typedef struct ls_api_fwd ls_api_fwd;
+int ls_api_forwarding(ls_req *r);
+enum MHD_Result ls_api_forward_one(ls_req *r, unsigned kind, int64_t ts);
+ls_api_fwd *ls_api_fwd_begin(ls_req *r);
+void ls_api_fwd_items(ls_api_fwd *f, const struct ls_ingest_item *items, size_t n);
+enum MHD_Result ls_api_fwd_end(ls_api_fwd *f, unsigned status, ls_buf *reply);
+enum MHD_Result ls_api_cluster_refuse(ls_req *r, const char *what);
 
 /* The dashboard (assets.c: "/" and "/ui/{file*}"; ui.c: what its page asks for). */
 enum MHD_Result ls_api_asset(ls_req *r);

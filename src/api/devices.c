@@ -18,6 +18,7 @@
  * holds a shard's worker back for long.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,11 @@ enum MHD_Result ls_api_device_put(ls_req *r)
         json_decref(j);
         return ls_api_forbidden(r, LS_SCOPE_ADMIN, "configuring a device needs the admin scope");
     }
+    if (ls_api_forwarding(r)) { /* cluster mode: a ping is an activity; settings are not yet */
+        json_decref(j);
+        return fields ? ls_api_cluster_refuse(r, "a device's settings")
+                      : ls_api_forward_one(r, 0, 0);
+    }
     ls_actor by;
     ls_device_put_req req = {.id = id,
                              .len = len,
@@ -145,6 +151,7 @@ enum MHD_Result ls_api_device_put(ls_req *r)
 
 enum MHD_Result ls_api_device_delete(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_cluster_refuse(r, "deleting a device");
     ls_service_result res;
     ls_actor by;
     uint64_t gen =
@@ -165,6 +172,7 @@ enum MHD_Result ls_api_device_activity(ls_req *r)
         json_decref(j);
         if (ts < 0) return ls_api_error(r, 422, "invalid", "%s", why);
     }
+    if (ls_api_forwarding(r)) return ls_api_forward_one(r, 0, ts);
     ls_service_result res;
     uint64_t gen = ls_service_device_activity(r->d, r->param.s, r->param.len, ts, &res);
     if (res.rc < 0) return ls_api_engine_error(r, res.rc, "device");
@@ -187,6 +195,7 @@ static enum MHD_Result session_reply(ls_req *r, uint64_t gen, const ls_service_r
 
 enum MHD_Result ls_api_device_connect(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_forward_one(r, LS_INGEST_ONLINE, 0);
     ls_service_result res;
     uint64_t gen = ls_service_device_connect(r->d, r->param.s, r->param.len, &res);
     return session_reply(r, gen, &res);
@@ -194,6 +203,7 @@ enum MHD_Result ls_api_device_connect(ls_req *r)
 
 enum MHD_Result ls_api_device_disconnect(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_forward_one(r, LS_INGEST_OFFLINE, 0);
     ls_service_result res;
     uint64_t gen = ls_service_device_disconnect(r->d, r->param.s, r->param.len, &res);
     return session_reply(r, gen, &res);
@@ -242,8 +252,9 @@ typedef struct bulk_state {
     ls_req *r;
     uint64_t accepted, nrejected;
     bulk_reject_rec rejected[BULK_REJECTED_MAX];
-    size_t n;     /* items pending */
-    uint64_t gen; /* commit the answer waits for, 0 = none */
+    size_t n;        /* items pending */
+    uint64_t gen;    /* commit the answer waits for, 0 = none */
+    ls_api_fwd *fwd; /* cluster mode: the items go to the input stream (forward.c) */
     ls_activity items[BULK_LOCK_ITEMS];
     size_t index[BULK_LOCK_ITEMS];
     json_t *keep[BULK_LOCK_ITEMS];
@@ -257,9 +268,27 @@ static void bulk_reject(bulk_state *s, size_t index, const char *why, ls_reject_
     s->nrejected++;
 }
 
+/* Cluster mode: the batch goes to the input stream; the answer waits for it. */
+static void bulk_forward(bulk_state *s)
+{
+    ls_ingest_item items[BULK_LOCK_ITEMS];
+    for (size_t i = 0; i < s->n; i++)
+        items[i] =
+            (ls_ingest_item){.id = s->items[i].id, .len = s->items[i].len, .ts = s->items[i].ts};
+    ls_api_fwd_items(s->fwd, items, s->n);
+    s->accepted += s->n;
+    for (size_t i = 0; i < s->n; i++)
+        json_decref(s->keep[i]);
+    s->n = 0;
+}
+
 static void bulk_flush(bulk_state *s)
 {
     if (!s->n) return;
+    if (s->fwd) {
+        bulk_forward(s);
+        return;
+    }
     uint64_t gen = ls_service_activities(s->r->d, s->items, s->n, s->rcs);
     if (gen > s->gen) s->gen = gen; /* transitions: durable first */
     for (size_t i = 0; i < s->n; i++) {
@@ -301,6 +330,11 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
     bulk_state *s = calloc(1, sizeof(*s));
     if (!s) return ls_api_error(r, 503, "unavailable", "out of memory");
     s->r = r;
+    /* Cluster mode: suspended from here; every answer goes through fwd. */
+    if (ls_api_forwarding(r) && !(s->fwd = ls_api_fwd_begin(r))) {
+        free(s);
+        return ls_api_error(r, 503, "unavailable", "out of memory");
+    }
     const char *p = r->body.p ? r->body.p : "";
     size_t n = r->body.len, i = 0;
     while (i < n && strchr(" \t\r\n", p[i]))
@@ -309,6 +343,19 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
     if (i < n && p[i] == '[') {
         json_error_t err;
         json_t *arr = ls_api_json_parse(p, n, 0, &err);
+        if (!arr && s->fwd) { /* suspended already: the answer goes through fwd */
+            ls_buf b;
+            ls_buf_init(&b, 1024);
+            ls_buf_printf(&b, "{\"error\":\"bad_request\",\"detail\":");
+            char detail[512];
+            snprintf(detail, sizeof(detail), "malformed JSON at line %d column %d: %s", err.line,
+                     err.column, err.text);
+            ls_buf_json_str(&b, detail, strlen(detail));
+            ls_buf_putc(&b, '}');
+            enum MHD_Result ok = ls_api_fwd_end(s->fwd, 400, &b);
+            free(s);
+            return ok;
+        }
         if (!arr) {
             free(s);
             return ls_api_error(r, 400, "bad_request", "malformed JSON at line %d column %d: %s",
@@ -344,7 +391,8 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
         }
     }
     bulk_flush(s);
-    ls_metrics_activities(r->metrics, r->http_source, s->accepted);
+    if (!s->fwd) /* forwarded ones count once stored (forward.c) */
+        ls_metrics_activities(r->metrics, r->http_source, s->accepted);
 
     size_t kept = s->nrejected < BULK_REJECTED_MAX ? (size_t)s->nrejected : BULK_REJECTED_MAX;
     qsort(s->rejected, kept, sizeof(s->rejected[0]), cmp_reject);
@@ -359,7 +407,9 @@ enum MHD_Result ls_api_bulk_activity(ls_req *r)
     }
     ls_buf_append(&b, "]}", 2);
     uint64_t gen = s->gen;
+    ls_api_fwd *fwd = s->fwd;
     free(s);
+    if (fwd) return ls_api_fwd_end(fwd, 202, &b);
     if (gen) return ls_api_respond_committed(r, gen, 202, &b);
     return respond_buf(r, 202, &b);
 }

@@ -24,6 +24,12 @@
  * connection whose generation is now on disk.  So one thread keeps serving
  * while hundreds of requests share one commit, however slow the disk.
  *
+ * In cluster mode the routes that feed devices wait for the cluster's
+ * input stream instead of a commit (forward.c): such a request is
+ * suspended the same way (ls_api_suspend()) and resumed with its answer
+ * by whoever settles it (ls_api_resume(), any thread).  The composition
+ * root settles them all before HTTP stops; ext_waiting counts them.
+ *
  * Suspend/resume is enabled for the event streams (stream.c) too, which
  * must never block this thread either: they sleep suspended between events.
  *
@@ -97,6 +103,7 @@ struct ls_http {
     _Atomic uint64_t replies_due; /* waiters resumed whose request has not completed */
     struct ls_guard *guard;       /* connection limits (guard.c) */
     struct ls_tls *tls;           /* HTTPS (tls.c), NULL without */
+    _Atomic uint64_t ext_waiting; /* suspended by ls_api_suspend(), not resumed yet */
 };
 
 /* Queues `body` (NULL: none) of type ctype with status and the headers in
@@ -172,6 +179,37 @@ enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned statu
     MHD_suspend_connection(r->conn);
     pthread_mutex_unlock(&h->wait_lock);
     return MHD_YES;
+}
+
+enum MHD_Result ls_api_suspend(ls_req *r)
+{
+    struct ls_http *h = r->http;
+    pthread_mutex_lock(&h->wait_lock);
+    r->waiting = 1;
+    r->reply_ready = 0;
+    atomic_fetch_add_explicit(&h->ext_waiting, 1, memory_order_relaxed);
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&h->wait_lock);
+    return MHD_YES;
+}
+
+void ls_api_resume(ls_req *r, unsigned status, ls_buf *json)
+{
+    struct ls_http *h = r->http;
+    pthread_mutex_lock(&h->wait_lock);
+    r->reply_status = status;
+    r->reply_empty = !json;
+    ls_buf_free(&r->reply);
+    if (json) {
+        r->reply = *json;
+        *json = (ls_buf){0};
+    }
+    r->reply_ready = 1;
+    r->resumed = 1;
+    atomic_fetch_add_explicit(&h->replies_due, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&h->ext_waiting, 1, memory_order_release);
+    MHD_resume_connection(r->conn);
+    pthread_mutex_unlock(&h->wait_lock);
 }
 
 /* The committer's hook: resumes every request whose commit is on disk. */
@@ -578,10 +616,14 @@ static void drain(struct ls_http *h)
     const struct timespec step = {0, 2 * 1000 * 1000};
     for (int ms = 0; ms < STOP_DRAIN_MS; ms += 2) {
         if (!atomic_load_explicit(&h->replies_due, memory_order_acquire) &&
+            !atomic_load_explicit(&h->ext_waiting, memory_order_acquire) &&
             !ls_metrics_get(&h->metrics->streams_open))
             return;
         nanosleep(&step, NULL);
     }
+    if (atomic_load_explicit(&h->ext_waiting, memory_order_acquire))
+        ls_error("http", "stopping with %llu requests still waiting for the cluster's stream",
+                 (unsigned long long)atomic_load_explicit(&h->ext_waiting, memory_order_acquire));
     ls_warn("http", "stopping with %llu replies and %llu event streams not sent in %d ms",
             (unsigned long long)atomic_load_explicit(&h->replies_due, memory_order_acquire),
             (unsigned long long)ls_metrics_get(&h->metrics->streams_open), STOP_DRAIN_MS);

@@ -106,6 +106,7 @@ static const char *parse_patch(json_t *j, const char *name, size_t len, ls_type_
 
 enum MHD_Result ls_api_type_put(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_cluster_refuse(r, "a device type's settings");
     const char *name = r->param.s;
     size_t len = r->param.len;
     json_error_t err;
@@ -138,6 +139,7 @@ enum MHD_Result ls_api_type_put(ls_req *r)
 
 enum MHD_Result ls_api_type_delete(ls_req *r)
 {
+    if (ls_api_forwarding(r)) return ls_api_cluster_refuse(r, "a device type's settings");
     ls_service_result res;
     ls_actor by;
     uint64_t gen =

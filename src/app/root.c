@@ -9,10 +9,15 @@
  * events file's sink opens before ls_core_start() (the file's last seq
  * must be known before any event gets one); the inputs come once the
  * shards run, each given the ingest port (core/ingest.h) and the
- * configuration, never the daemon; the other sinks last.  Stop: the MQTT
- * input first (what it read is applied before the final commit), then the
- * requests that wait for a commit get it, HTTP stops, the other inputs, the
- * port closes, the shards drain, the webhook and MQTT sinks stop (their
+ * configuration, never the daemon; in cluster mode (cluster.nats) the
+ * cluster node starts just before them and makes that port forward to
+ * the cluster's input stream, its own consumers applying the stream
+ * through a second port; the other sinks last.  Stop: the MQTT
+ * input first (what it read is applied before the final commit), then what
+ * the inputs forwarded to the cluster is settled, the requests that wait
+ * for a commit get it, HTTP stops, the other inputs, the cluster node
+ * hands its partitions over, the port closes, the shards drain, the
+ * webhook and MQTT sinks stop (their
  * last acknowledgements are saved), the committer makes the final commit
  * and the events file gets it inline (its cursor is not saved, but the
  * file's own last seq says as much next time), the events file closes and
@@ -31,6 +36,7 @@
 #include "api/http.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "cluster/node.h"
 #include "core/ingest.h"
 #include "core/shards.h"
 #include "in/mqtt.h"
@@ -47,6 +53,11 @@ int ls_daemon_start(ls_daemon *d, const ls_config *cfg)
     if ((rc = ls_eventlog_sink_start(&d->eventlog, d, &d->cfg)) < 0) return rc;
     if ((rc = ls_core_start(d)) < 0) return rc;
     if ((rc = ls_ingest_open(&d->ingest, d)) < 0) return rc;
+    if (cfg->cluster_nats[0]) { /* the inputs' items go to the cluster's stream from here on */
+        ls_ingest *local;
+        if ((rc = ls_ingest_open(&local, d)) < 0) return rc;
+        if ((rc = ls_cluster_start(&d->cluster, d, d->ingest, local, &d->cfg)) < 0) return rc;
+    }
     if (cfg->udp_listen[0] && (rc = ls_udp_start(&d->udp, d->ingest, &d->cfg)) < 0) return rc;
     if (cfg->mqtt_host[0] && (rc = ls_mqtt_start(&d->mqtt, d->ingest, &d->cfg)) < 0) return rc;
     if ((rc = ls_webhooks_start(&d->webhooks, d, &d->cfg)) < 0) return rc;
@@ -115,13 +126,16 @@ int ls_daemon_run(ls_daemon *d)
 
 void ls_daemon_stop(ls_daemon *d)
 {
-    ls_mqtt_stop(d->mqtt);     /* first: what it read is applied before the final commit */
-    ls_core_commit_waiting(d); /* requests waiting for a commit get their real answer */
+    ls_mqtt_stop(d->mqtt);          /* first: what it read is applied before the final commit */
+    ls_cluster_quiesce(d->cluster); /* what inputs forwarded is stored or failed, answered */
+    ls_core_commit_waiting(d);      /* requests waiting for a commit get their real answer */
     ls_http_stop(d->http);
     ls_mqtt_free(d->mqtt); /* HTTP threads read its counters until here */
     d->mqtt = NULL;
     ls_udp_stop(d->udp);
     d->udp = NULL;
+    ls_cluster_stop(d->cluster); /* hands its partitions over; its consumers are gone */
+    d->cluster = NULL;
     ls_ingest_close(d->ingest); /* every input is gone */
     d->ingest = NULL;
     ls_core_stop_ingest(d);

@@ -122,6 +122,8 @@ static int listen_check(const char *s, size_t n, const char **why);
 static int optional_listen_check(const char *s, size_t n, const char **why);
 static int nonempty_check(const char *s, size_t n, const char **why);
 static int url_check(const char *s, size_t n, const char **why);
+static int nats_urls_check(const char *s, size_t n, const char **why);
+static int node_name_check(const char *s, size_t n, const char **why);
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const policy_words[] = {"grace", "strict", NULL};
@@ -350,6 +352,23 @@ static const cfg_key cfg_table[] = {
     {.section = "mqtt", .key = "sync_timeout", .type = CFG_DURATION, FIELD_I64(mqtt_sync_timeout),
      .def = "30s", .min = 1, .max = MS_HOUR,
      .doc = "longest wait for that marker before the source counts as up anyway"},
+    {.section = "cluster", .key = "nats", .type = CFG_STRING, FIELD_STR(cluster_nats),
+     .def = "", .check = nats_urls_check,
+     .allowed = "empty (single node), or comma-separated nats://host:port URLs",
+     .doc = "NATS servers of the cluster (docs/cluster.md); empty = a single node, no cluster"},
+    {.section = "cluster", .key = "node", .type = CFG_STRING, FIELD_STR(cluster_node),
+     .def = "", .check = node_name_check,
+     .allowed = "empty (the host name), or 1..64 letters, digits, _ or -",
+     .doc = "this node's name in the cluster, unique among its nodes; empty = the host name up to its first dot"},
+    {.section = "cluster", .key = "partitions", .type = CFG_INT, FIELD_I64(cluster_partitions),
+     .def = "64", .min = 1, .max = 1024,
+     .doc = "partitions of the devices (fixed when the cluster is created; the NATS servers' dev.* mapping must use the same number)"},
+    {.section = "cluster", .key = "lease_ttl", .type = CFG_DURATION, FIELD_I64(cluster_lease_ttl),
+     .def = "20s", .min = 3 * MS_SECOND, .max = MS_HOUR,
+     .doc = "life of a partition's lease: renewed every quarter of it, given up after 0.8 of it without a renewal the servers confirmed"},
+    {.section = "cluster", .key = "input_retention", .type = CFG_DURATION, FIELD_I64(cluster_input_retention),
+     .def = "24h", .min = MS_MINUTE, .max = 3650 * MS_DAY,
+     .doc = "how long the input stream LS_IN keeps device messages (set when the stream is created)"},
 };
 
 /* The keys of one [webhook.NAME] section; .section is only for messages. */
@@ -783,6 +802,52 @@ static int nonempty_check(const char *s, size_t n, const char **why)
         *why = "must not be empty";
         return -EINVAL;
     }
+    return 0;
+}
+
+/*
+ * cluster.nats: empty, or nats://host:port items separated by commas
+ * (blanks around them allowed); host as in http.listen, IPv6 in brackets.
+ */
+static int nats_urls_check(const char *s, size_t n, const char **why)
+{
+    const char *end = s + n, *p = s;
+
+    if (n == 0) return 0;
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *a = p, *b = comma ? comma : end;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b == a) {
+            *why = "an empty item in the list";
+            return -EINVAL;
+        }
+        if ((size_t)(b - a) < 7 || strncasecmp(a, "nats://", 7) != 0) {
+            *why = "each server must be written nats://host:port";
+            return -EINVAL;
+        }
+        if (listen_check(a + 7, (size_t)(b - a - 7), why) < 0) return -EINVAL;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+/* cluster.node: empty, or 1..64 of [A-Za-z0-9_-] (one NATS token, a KV key). */
+static int node_name_check(const char *s, size_t n, const char **why)
+{
+    if (n > 64) {
+        *why = "at most 64 characters";
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') {
+            *why = "only letters, digits, _ and - (one NATS subject token)";
+            return -EINVAL;
+        }
     return 0;
 }
 

@@ -105,6 +105,13 @@ typedef struct ls_config {
     int64_t mqtt_reconnect_max; /* ms */
     char mqtt_sync_topic[520];
     int64_t mqtt_sync_timeout; /* ms */
+
+    /* [cluster]: off while nats is empty (src/cluster/, docs/cluster.md). */
+    char cluster_nats[1024];         /* comma-separated nats:// URLs */
+    char cluster_node[65];           /* "" = the host name */
+    int64_t cluster_partitions;      /* 1..1024 */
+    int64_t cluster_lease_ttl;       /* ms */
+    int64_t cluster_input_retention; /* ms */
 } ls_config;
 
 enum { LS_MQTT_V311 = 0, LS_MQTT_V5 };

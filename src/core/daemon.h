@@ -94,6 +94,7 @@ typedef struct ls_daemon {
     struct ls_mqtt *mqtt;                  /* MQTT input (src/in/mqtt.c), NULL when off */
     struct ls_mqtt_pub *mqtt_pub;          /* MQTT event publisher (src/out/mqtt_pub.c) */
     struct ls_ingest *ingest;              /* the inputs' port (ingest.h), made by app/root.c */
+    struct ls_cluster *cluster;            /* cluster mode (src/cluster/), NULL when off */
 
     /* Durability (persist.c).  Fields below `lock` are guarded by it, except
      * where noted. */

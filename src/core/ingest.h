@@ -75,8 +75,21 @@
  * another node needs a barrier (every item of the partition applied: a
  * producer per partition and ls_ingest_producer_sync() or _applied()) and
  * a way to take the partition's devices out of the shards and put them in;
- * the latter will be functions of this port taking a partition, not a
- * reach into the shards.
+ * taking them out is core/partition.h's, putting them in is a producer's.
+ *
+ * Forwarding (cluster mode, docs/cluster.md).  In a cluster an input's
+ * items belong to the node that owns each device, through the cluster's
+ * input stream.  The composition root then sets a forwarder on the port
+ * it gives the inputs (ls_ingest_forward_set(), before they start): their
+ * producers hand every item to it instead of the shards, and the HTTP API
+ * forwards its activities and sessions with ls_ingest_forward().  The
+ * inputs do not change.  A forwarding producer reports each item through
+ * `done` once the stream stored it (result.applied) or could not
+ * (result.unstored), on a thread of the forwarder's; _applied() and
+ * _sync() count those reports, and source transitions still apply to
+ * this node's shards only.  The cluster's own consumer, which applies
+ * the stream into the shards, uses a port without a forwarder.  Without
+ * one nothing here costs more than a test of a pointer per item.
  */
 #ifndef LS_INGEST_H
 #define LS_INGEST_H
@@ -102,6 +115,7 @@ typedef struct ls_ingest_result {
     size_t invalid;     /* refused: any other error (a bad timestamp) */
     size_t connects;    /* online ops that opened a session */
     size_t disconnects; /* offline ops that closed one */
+    size_t unstored;    /* forwarding: items the cluster's stream could not store */
 } ls_ingest_result;
 
 /* Called by a worker after applying a batch of the producer: see above. */
@@ -129,7 +143,7 @@ void ls_ingest_close(ls_ingest *in);
  * ls_ingest_producer_open() makes one whose batches are reported to
  * done(ud, ...) (done may be NULL).  0 or -ENOMEM.
  */
-typedef struct ls_shard_producer ls_ingest_producer;
+typedef struct ls_ingest_producer ls_ingest_producer;
 int ls_ingest_producer_open(ls_ingest *in, ls_ingest_producer **out, ls_ingest_done_cb done,
                             void *ud);
 
@@ -218,5 +232,41 @@ void ls_ingest_rejected(const ls_ingest_counters *c, ls_reject_reason why, uint6
 /* Registers the input's own figures for /api/v1/stats and /metrics
  * (core/stats.h: the port is copied).  0, or -ENOSPC. */
 int ls_ingest_stats_register(ls_ingest *in, const struct ls_stats_port *sp);
+
+/* ---- forwarding (cluster mode) ------------------------------------------------ */
+
+/* One item as a forwarder takes it. */
+typedef struct ls_ingest_item {
+    unsigned kind;  /* 0 = an activity, else ls_ingest_op_kind | LS_INGEST_RETAINED */
+    const char *id; /* valid (ls_id_check()), len bytes */
+    size_t len;
+    int64_t ts; /* an activity's time, wall ms; 0 = when the stream stores it */
+} ls_ingest_item;
+
+/* The items of one forward are all stored (rc 0), or one could not be
+ * (rc < 0: -ETIMEDOUT, -ENOTCONN, -ESHUTDOWN, -EIO).  Called once, on
+ * any thread, holding no lock of the caller's. */
+typedef void (*ls_ingest_stored_cb)(void *ud, int rc);
+
+typedef struct ls_ingest_forwarder {
+    /* Takes n items (copied before it returns) and calls stored(ud, rc)
+     * once they are settled, possibly before it returns; or returns < 0
+     * having taken none, and never calls it.  stored may be NULL: nobody
+     * waits (the forwarder counts).  Any thread. */
+    int (*forward)(void *fud, const ls_ingest_item *items, size_t n, ls_ingest_stored_cb stored,
+                   void *ud);
+    void *fud;
+} ls_ingest_forwarder;
+
+/* Sets the port's forwarder (copied; NULL clears it) before the inputs
+ * start and their producers open. */
+void ls_ingest_forward_set(ls_ingest *in, const ls_ingest_forwarder *f);
+
+/* 1 when the port forwards (cluster mode).  Any thread. */
+int ls_ingest_forwarding(const ls_ingest *in);
+
+/* Forwards items as the forwarder's `forward` does; -ENOTSUP without one. */
+int ls_ingest_forward(ls_ingest *in, const ls_ingest_item *items, size_t n,
+                      ls_ingest_stored_cb stored, void *ud);
 
 #endif

@@ -20,6 +20,7 @@
  * the daemon (readiness, the commit generation and hook, the counters),
  * so that the daemon stays an opaque handle to api/.
  */
+#include <errno.h>
 #include "core/service.h"
 
 #include <string.h>
@@ -448,4 +449,15 @@ ls_metrics *ls_service_metrics(ls_daemon *d, int *http_source)
 {
     *http_source = d->http_source;
     return &d->metrics;
+}
+
+int ls_service_forwarding(ls_daemon *d)
+{
+    return d->ingest && ls_ingest_forwarding(d->ingest);
+}
+
+int ls_service_forward(ls_daemon *d, const ls_ingest_item *items, size_t n,
+                       ls_ingest_stored_cb stored, void *ud)
+{
+    return d->ingest ? ls_ingest_forward(d->ingest, items, n, stored, ud) : -ENOTSUP;
 }

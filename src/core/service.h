@@ -54,6 +54,7 @@
 
 #include "base/buf.h"
 #include "core/history.h"
+#include "core/ingest.h"
 #include "core/metrics.h"
 #include "engine/alarms.h"
 #include "engine/engine.h"
@@ -238,5 +239,11 @@ void ls_service_on_commit(struct ls_daemon *d, void (*hook)(void *ud, uint64_t g
  * requests, streams, activities and rejections, and in *http_source the
  * index of its input in them.  Atomics: any thread. */
 ls_metrics *ls_service_metrics(struct ls_daemon *d, int *http_source);
+
+/* Cluster mode (docs/cluster.md): 1 when the inputs' port forwards to the
+ * cluster's input stream, and ls_ingest_forward() on that port. */
+int ls_service_forwarding(struct ls_daemon *d);
+int ls_service_forward(struct ls_daemon *d, const ls_ingest_item *items, size_t n,
+                       ls_ingest_stored_cb stored, void *ud);
 
 #endif

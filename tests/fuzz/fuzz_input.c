@@ -12,7 +12,9 @@
  * patterns (parse, then match the input against a fixed pattern and
  * against itself), Sparkplug B messages (topic and protobuf payload), the
  * Authorization header (parsed, then checked against a fixed set of
- * tokens: bearer and Basic) and the token file and scope lists.
+ * tokens: bearer and Basic), the token file and scope lists, and cluster
+ * mode's input messages: a device token read back into its id (and
+ * encoded again), the subject ls.in.<p>.<token> and the `Ls` header.
  *
  *   make fuzz            # builds build-fuzz/fuzz_input with clang
  *   build-fuzz/fuzz_input -max_total_time=60
@@ -35,6 +37,8 @@
 #include "in/udp_auth.h"
 #include "core/device_in.h"
 #include "core/format.h"
+#include "cluster/msg.h"
+#include "cluster/token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s) return 0;
     memcpy(s, p, n);
     s[n] = '\0';
-    switch (data[0] % 14) {
+    switch (data[0] % 17) {
     case 0: {
         const char *why = ls_id_check(p, n);
         /* A valid id never holds a control byte. */
@@ -255,6 +259,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         ls_tokens_free(&t);
         if (ls_scopes_parse(s, &scopes) == 0 && (!scopes || (scopes & ~LS_SCOPES_ALL))) abort();
+        break;
+    }
+    case 14: {
+        /* A token read back is a valid id whose token is the input itself. */
+        char id[LS_ID_BUF], tok[LS_TOKEN_BUF];
+        size_t len;
+        if (ls_token_decode(p, n, id, &len) == 0) {
+            if (ls_id_check(id, len)) abort();
+            size_t tn = ls_token_encode(id, len, tok);
+            if (tn != n || memcmp(tok, p, n) != 0) abort();
+        }
+        break;
+    }
+    case 15: {
+        unsigned part;
+        const char *tok;
+        size_t tn;
+        if (ls_msg_parse_subject(p, n, 64, &part, &tok, &tn) == 0 &&
+            (part >= 64 || tok < p || tok + tn > p + n || tn == 0 || memchr(tok, '.', tn)))
+            abort();
+        break;
+    }
+    case 16: {
+        /* A header read back is written as a value that reads the same. */
+        ls_msg_item it, again;
+        char h[LS_MSG_HEADER_BUF];
+        if (ls_msg_parse_header(p, n, &it) == 0) {
+            size_t hn = ls_msg_header(h, it.kind, it.ts);
+            if (it.ts < 0 || (!hn && (it.kind || it.ts))) abort();
+            if (hn && (ls_msg_parse_header(h, hn, &again) < 0 || again.kind != it.kind ||
+                       again.ts != it.ts))
+                abort();
+        }
         break;
     }
     }

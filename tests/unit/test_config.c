@@ -97,6 +97,11 @@ static const char *const all_keys[][2] = {
     {"alarms.enabled", "LASTSEEN_ALARMS_ENABLED"},
     {"alarms.retention", "LASTSEEN_ALARMS_RETENTION"},
     {"log.level", "LASTSEEN_LOG_LEVEL"},
+    {"cluster.nats", "LASTSEEN_CLUSTER_NATS"},
+    {"cluster.node", "LASTSEEN_CLUSTER_NODE"},
+    {"cluster.partitions", "LASTSEEN_CLUSTER_PARTITIONS"},
+    {"cluster.lease_ttl", "LASTSEEN_CLUSTER_LEASE_TTL"},
+    {"cluster.input_retention", "LASTSEEN_CLUSTER_INPUT_RETENTION"},
 };
 #define NKEYS (sizeof all_keys / sizeof all_keys[0])
 
@@ -206,6 +211,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.transport_session_inactivity_timeout, 600000);
     assert_int_equal(c.alarms_retention, 7 * MS_DAY);
     assert_int_equal(c.alarms_enabled, 1);
+    assert_string_equal(c.cluster_nats, ""); /* a single node */
+    assert_string_equal(c.cluster_node, ""); /* the host name */
+    assert_int_equal(c.cluster_partitions, 64);
+    assert_int_equal(c.cluster_lease_ttl, 20000);
+    assert_int_equal(c.cluster_input_retention, MS_DAY);
 }
 
 /* ---- parsers ---------------------------------------------------------- */
@@ -489,6 +499,47 @@ static void test_string_keys(void **state)
     long_dir[15 + 4095] = 'd';
     long_dir[15 + 4096] = '\0';
     set_bad(long_dir, "too long");
+}
+
+/* The [cluster] keys: server lists, node names, bounds. */
+static void test_cluster_keys(void **state)
+{
+    ls_config c;
+    (void)state;
+
+    ls_config_defaults(&c);
+    set_ok(&c, "cluster.nats=nats://127.0.0.1:4222");
+    assert_string_equal(c.cluster_nats, "nats://127.0.0.1:4222");
+    set_ok(&c, "cluster.nats=nats://10.0.0.1:4222, NATS://[::1]:4223 ,nats://nats-2.local:4224");
+    set_ok(&c, "cluster.nats=");
+    assert_string_equal(c.cluster_nats, "");
+    set_bad("cluster.nats=127.0.0.1:4222", "nats://host:port");
+    set_bad("cluster.nats=tls://127.0.0.1:4222", "nats://host:port");
+    set_bad("cluster.nats=nats://127.0.0.1", "missing :port");
+    set_bad("cluster.nats=nats://127.0.0.1:4222,,nats://127.0.0.1:4223", "empty item");
+    set_bad("cluster.nats=nats://127.0.0.1:4222,", "empty item");
+    set_bad("cluster.nats=nats://:4222", "empty host");
+
+    set_ok(&c, "cluster.node=node-1_a");
+    assert_string_equal(c.cluster_node, "node-1_a");
+    set_bad("cluster.node=node.1", "one NATS subject token");
+    set_bad("cluster.node=a b", "one NATS subject token");
+    set_bad("cluster.node=n*", "one NATS subject token");
+    set_bad("cluster.node=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "at most 64");
+
+    set_ok(&c, "cluster.partitions=1");
+    set_ok(&c, "cluster.partitions=1024");
+    assert_int_equal(c.cluster_partitions, 1024);
+    set_bad("cluster.partitions=0", "between 1 and 1024");
+    set_bad("cluster.partitions=1025", "between 1 and 1024");
+
+    set_ok(&c, "cluster.lease_ttl=3s");
+    assert_int_equal(c.cluster_lease_ttl, 3000);
+    set_bad("cluster.lease_ttl=2999ms", "cluster.lease_ttl");
+    set_ok(&c, "cluster.input_retention=7d");
+    assert_int_equal(c.cluster_input_retention, 7 * MS_DAY);
+    set_bad("cluster.input_retention=10s", "cluster.input_retention");
 }
 
 static void test_set_errors(void **state)
@@ -1063,35 +1114,21 @@ static void test_webhook_help(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_parse_duration),
-        cmocka_unit_test(test_parse_size),
-        cmocka_unit_test(test_parse_bool),
-        cmocka_unit_test(test_int_keys),
-        cmocka_unit_test(test_duration_size_keys),
-        cmocka_unit_test(test_bool_enum_keys),
-        cmocka_unit_test(test_string_keys),
-        cmocka_unit_test(test_set_errors),
-        cmocka_unit_test(test_set_key),
-        cmocka_unit_test(test_file_good),
-        cmocka_unit_test(test_file_empty),
-        cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_file_long_line),
-        cmocka_unit_test(test_file_long_line_fits),
-        cmocka_unit_test(test_file_missing),
-        cmocka_unit_test(test_env),
-        cmocka_unit_test(test_env_errors),
-        cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_help),
-        cmocka_unit_test(test_markdown),
-        cmocka_unit_test(test_docs_agree),
-        cmocka_unit_test(test_example_file),
-        cmocka_unit_test(test_event_types),
-        cmocka_unit_test(test_webhook_set),
-        cmocka_unit_test(test_webhook_errors),
-        cmocka_unit_test(test_webhook_file),
-        cmocka_unit_test(test_webhook_env),
-        cmocka_unit_test(test_webhook_help),
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_size),     cmocka_unit_test(test_parse_bool),
+        cmocka_unit_test(test_int_keys),       cmocka_unit_test(test_duration_size_keys),
+        cmocka_unit_test(test_bool_enum_keys), cmocka_unit_test(test_string_keys),
+        cmocka_unit_test(test_cluster_keys),   cmocka_unit_test(test_set_errors),
+        cmocka_unit_test(test_set_key),        cmocka_unit_test(test_file_good),
+        cmocka_unit_test(test_file_empty),     cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_file_long_line), cmocka_unit_test(test_file_long_line_fits),
+        cmocka_unit_test(test_file_missing),   cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_errors),     cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_help),           cmocka_unit_test(test_markdown),
+        cmocka_unit_test(test_docs_agree),     cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_event_types),    cmocka_unit_test(test_webhook_set),
+        cmocka_unit_test(test_webhook_errors), cmocka_unit_test(test_webhook_file),
+        cmocka_unit_test(test_webhook_env),    cmocka_unit_test(test_webhook_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

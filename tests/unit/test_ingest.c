@@ -9,7 +9,12 @@
  * from two; the done callback's counts; no drop when every batch is in use
  * (backpressure); the applied watermark; sources held while down and a
  * full timeout after up; that stopping the shards applies what is
- * queued; and the critical sections the shards' holders are in.  Engine state is read from
+ * queued; and the critical sections the shards' holders are in.  Cluster
+ * mode's parts of the port: a forwarding port hands every item to its
+ * forwarder and none to the shards, reports each through `done` when the
+ * forwarder settles it (from another thread too) and syncs on those
+ * reports; ls_partition_drop() (core/partition.h) removes exactly the
+ * devices its predicate picks, without an event.  Engine state is read from
  * snapshots of devices taken under the device's lock (ls_daemon_lock_id()), as the API reads it.
  */
 #define _XOPEN_SOURCE 700
@@ -31,6 +36,7 @@
 #include "base/log.h"
 #include "core/daemon.h"
 #include "core/ingest.h"
+#include "core/partition.h"
 #include "core/shards.h"
 #include "testutil.h"
 
@@ -556,6 +562,160 @@ static void test_sections(void **state)
     core_close(c);
 }
 
+/* ---- forwarding (cluster mode) ---------------------------------------------------- */
+
+#define FWD_MAX 64
+
+/* A forwarder that records what it gets and settles it at once (rc) or,
+ * with `later`, from a thread of its own. */
+typedef struct fake_fwd {
+    ls_ingest_item items[FWD_MAX];
+    char ids[FWD_MAX][LS_ID_BUF];
+    size_t n;
+    int rc, later, refuse;
+    ls_ingest_stored_cb cb[FWD_MAX];
+    void *ud[FWD_MAX];
+} fake_fwd;
+
+static int fake_forward(void *fud, const ls_ingest_item *items, size_t n,
+                        ls_ingest_stored_cb stored, void *ud)
+{
+    fake_fwd *f = fud;
+    if (f->refuse) return -ESHUTDOWN;
+    for (size_t i = 0; i < n && f->n < FWD_MAX; i++) {
+        f->items[f->n] = items[i];
+        memcpy(f->ids[f->n], items[i].id, items[i].len);
+        f->ids[f->n][items[i].len] = '\0';
+        f->items[f->n].id = f->ids[f->n];
+        f->cb[f->n] = stored;
+        f->ud[f->n] = ud;
+        f->n++;
+    }
+    if (!f->later && stored) stored(ud, f->rc);
+    return 0;
+}
+
+static void *settle_main(void *arg)
+{
+    fake_fwd *f = arg;
+    sleep_ms(50);
+    for (size_t i = 0; i < f->n; i++)
+        if (f->cb[i]) f->cb[i](f->ud[i], 0);
+    return NULL;
+}
+
+static void test_forwarding(void **state)
+{
+    (void)state;
+    core *c = core_open(2, 60000);
+    fake_fwd *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(ls_ingest_forwarding(c->in), 0);
+    assert_int_equal(ls_ingest_forward(c->in, NULL, 0, NULL, NULL), -ENOTSUP);
+    ls_ingest_forwarder fw = {.forward = fake_forward, .fud = f};
+    ls_ingest_forward_set(c->in, &fw);
+    assert_int_equal(ls_ingest_forwarding(c->in), 1);
+
+    /* Settled at once: one `done` report per item; nothing reaches the shards. */
+    counts n = {0};
+    ls_ingest_producer *p;
+    assert_int_equal(ls_ingest_producer_open(c->in, &p, done_cb, &n), 0);
+    assert_int_equal(ls_ingest_producer_add(p, "fw-a", 4, 1234, 0), 1);
+    assert_int_equal(ls_ingest_producer_op(p, LS_INGEST_ONLINE | LS_INGEST_RETAINED, "fw-b", 4, 0),
+                     2);
+    ls_ingest_producer_flush(p);
+    assert_int_equal(ls_ingest_producer_applied(p), 2);
+    assert_int_equal(f->n, 2);
+    assert_string_equal(f->items[0].id, "fw-a");
+    assert_int_equal(f->items[0].kind, 0);
+    assert_int_equal(f->items[0].ts, 1234);
+    assert_int_equal(f->items[1].kind, LS_INGEST_ONLINE | LS_INGEST_RETAINED);
+    assert_int_equal(get(&n.applied), 2);
+    assert_int_equal(get(&n.batches), 2);
+    assert_false(snapshot(c, "fw-a").found);
+
+    /* A failure is reported as unstored, not applied. */
+    f->rc = -ETIMEDOUT;
+    ls_ingest_producer_add(p, "fw-c", 4, 0, 0);
+    assert_int_equal(get(&n.applied), 2);
+    assert_int_equal(get(&n.batches), 3);
+    f->refuse = 1; /* a forwarder that takes nothing: reported as unstored too */
+    ls_ingest_producer_add(p, "fw-d", 4, 0, 0);
+    assert_int_equal(get(&n.batches), 4);
+    assert_int_equal(ls_ingest_producer_applied(p), 4);
+    ls_ingest_producer_close(p);
+
+    /* Settled later, from another thread: applied trails, sync waits for it. */
+    f->n = 0;
+    f->rc = 0;
+    f->refuse = 0;
+    f->later = 1;
+    counts m = {0};
+    assert_int_equal(ls_ingest_producer_open(c->in, &p, done_cb, &m), 0);
+    for (int i = 0; i < 10; i++)
+        ls_ingest_producer_add(p, "fw-e", 4, 0, 0);
+    assert_int_equal(ls_ingest_producer_applied(p), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, settle_main, f), 0);
+    ls_ingest_producer_sync(p);
+    assert_int_equal(get(&m.applied), 10);
+    assert_int_equal(ls_ingest_producer_applied(p), 10);
+    pthread_join(t, NULL);
+    ls_ingest_producer_close(p);
+
+    /* The HTTP API's way in; cleared, items go to the shards again. */
+    f->later = 0;
+    f->n = 0;
+    ls_ingest_item it[2] = {{.id = "fw-f", .len = 4},
+                            {.kind = LS_INGEST_OFFLINE, .id = "fw-g", .len = 4}};
+    assert_int_equal(ls_ingest_forward(c->in, it, 2, NULL, NULL), 0);
+    assert_int_equal(f->n, 2);
+    ls_ingest_forward_set(c->in, NULL);
+    assert_int_equal(ls_ingest_forwarding(c->in), 0);
+    assert_int_equal(ls_ingest_producer_open(c->in, &p, NULL, NULL), 0);
+    ls_ingest_producer_add(p, "fw-h", 4, 0, 0);
+    ls_ingest_producer_sync(p);
+    ls_ingest_producer_close(p);
+    assert_true(snapshot(c, "fw-h").found);
+    free(f);
+    core_close(c);
+}
+
+/* ---- partition drop --------------------------------------------------------------- */
+
+static int odd_match(void *ud, const char *id, size_t len)
+{
+    (void)ud;
+    return len > 0 && (id[len - 1] - '0') % 2 == 1;
+}
+
+static void test_partition_drop(void **state)
+{
+    (void)state;
+    core *c = core_open(3, 300); /* devices go inactive 300 ms after their last activity */
+    ls_ingest_producer *p;
+    assert_int_equal(ls_ingest_producer_open(c->in, &p, NULL, NULL), 0);
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        int len = snprintf(id, sizeof(id), "pd-%d", i);
+        ls_ingest_producer_add(p, id, (size_t)len, 0, 0);
+    }
+    ls_ingest_producer_sync(p);
+    uint64_t before = events_of(c, LS_EV_INACTIVITY);
+    assert_int_equal(ls_partition_drop(c->d, odd_match, NULL), 500);
+    assert_int_equal(ls_partition_drop(c->d, odd_match, NULL), 0);
+    assert_true(snapshot(c, "pd-2").found);
+    assert_false(snapshot(c, "pd-3").found);
+    assert_int_equal(atomic_load(&c->d->devices), 500);
+    /* The dropped ones raise nothing; the kept ones go inactive as usual. */
+    sleep_ms(600);
+    assert_int_equal(events_of(c, LS_EV_INACTIVITY) - before, 500);
+    assert_int_equal(ls_partition_drop(c->d, NULL, NULL), 500);
+    assert_false(snapshot(c, "pd-2").found);
+    ls_ingest_producer_close(p);
+    core_close(c);
+}
+
 int main(void)
 {
     ls_log_set_level(LS_LOG_WARN);
@@ -564,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),       cmocka_unit_test(test_applied_watermark),
         cmocka_unit_test(test_source_down_up),     cmocka_unit_test(test_counters),
         cmocka_unit_test(test_stop_drains),        cmocka_unit_test(test_sections),
+        cmocka_unit_test(test_forwarding),         cmocka_unit_test(test_partition_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
