@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LASTSEEN_BIN, Client, wait_until
+from conftest import LASTSEEN_BIN, Client, bearer, make_token, wait_until
 
 PROBE_ADDR = "127.0.0.2"
 HALF_REQUEST = b"GET /api/v1/stats HTTP/1.1\r\nHost: lastseen\r\nX-Slow: "
@@ -60,12 +60,15 @@ def _open_half_requests(host, port, n):
     return socks
 
 
-def _probe(host, port, path):
-    """One request on a fresh connection from PROBE_ADDR; (status, seconds)."""
+def _probe(host, port, path, token=None):
+    """One request on a fresh connection from PROBE_ADDR, with a bearer
+    token if given; (status, seconds)."""
+    auth = b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
     t0 = time.monotonic()
     s = socket.create_connection((host, port), timeout=5, source_address=(PROBE_ADDR, 0))
     try:
-        s.sendall(b"GET %s HTTP/1.1\r\nHost: lastseen\r\nConnection: close\r\n\r\n" % path.encode())
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: lastseen\r\n%sConnection: close\r\n\r\n" %
+                  (path.encode(), auth))
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = s.recv(65536)
@@ -78,11 +81,11 @@ def _probe(host, port, path):
     return (int(m.group(1)) if m else None), time.monotonic() - t0
 
 
-def _guard_stats(d):
+def _guard_stats(d, token=None):
     """The "httpConnections" figures, asked from PROBE_ADDR."""
     conn = http.client.HTTPConnection(d.host, d.port, timeout=5, source_address=(PROBE_ADDR, 0))
     try:
-        conn.request("GET", "/api/v1/stats")
+        conn.request("GET", "/api/v1/stats", headers=bearer(token) if token else {})
         return json.loads(conn.getresponse().read())["httpConnections"]
     finally:
         conn.close()
@@ -104,33 +107,41 @@ def _closed_by_server(s, timeout):
 
 
 @pytest.mark.bb_timeout(120)
-def test_slowloris_from_one_address_leaves_others_served(start_daemon):
+def test_slowloris_from_one_address_leaves_others_served(start_daemon, tmp_path):
     # The slowloris seen before these limits: 2,045 idle half-requests from
     # one client made /healthz time out for everyone.  Here: 3,000.
     attackers = 3000
     if _raise_nofile(attackers + 200) < attackers + 200:
         pytest.skip("the test's open-file limit is below %d" % (attackers + 200))
-    d = start_daemon(sets=["http.header_timeout=60s"])
+    # Credentials on: the probe's GET is an authenticated one.
+    data = tmp_path / "data"
+    data.mkdir()
+    admin = make_token(data, "ops", "read,admin")
+    d = start_daemon(sets=["http.header_timeout=60s"], data_dir=str(data))
     c = d.client()
-    c.put("/api/v1/devices/probe-1", json_body={"inactivityTimeout": 600000})
+    r = c.put("/api/v1/devices/probe-1", json_body={"inactivityTimeout": 600000},
+              headers=bearer(admin))
+    assert r.status in (200, 201), r.status
     socks = _open_half_requests(d.host, d.port, attackers)
     try:
         st = wait_until(lambda: (lambda h: h if h["closedAtCaps"] >= attackers - h["maxPerIp"] else None)(
-            _guard_stats(d)), 10 * SLOW)
-        assert st, _guard_stats(d)
+            _guard_stats(d, admin)), 10 * SLOW)
+        assert st, _guard_stats(d, admin)
         assert st["open"] <= st["maxPerIp"] + 2, st
-        # Another address is still served at once: /healthz, and a GET of a
-        # device (no API tokens on this daemon: a plain GET).
+        # Another address is still served at once: /healthz, and an
+        # authenticated GET of a device (and the same GET without the token
+        # is refused, so the credential was checked).
         times = []
         for _ in range(10):
-            for path in ("/healthz", "/api/v1/devices/probe-1"):
-                status, secs = _probe(d.host, d.port, path)
+            for path, token in (("/healthz", None), ("/api/v1/devices/probe-1", admin)):
+                status, secs = _probe(d.host, d.port, path, token)
                 assert status == 200, (path, status)
                 times.append(secs)
+        assert _probe(d.host, d.port, "/api/v1/devices/probe-1")[0] == 401
         assert max(times) < 0.1 * SLOW, "probe times %r" % times
         assert "closed" in d.stderr_text() and "http.max_connections_per_ip (256)" in d.stderr_text()
         # The half-requests held on: those within the cap are still open.
-        assert _guard_stats(d)["headerTimeouts"] == 0
+        assert _guard_stats(d, admin)["headerTimeouts"] == 0
     finally:
         for s in socks:
             s.close()
