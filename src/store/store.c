@@ -858,7 +858,9 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
             mdb_txn_abort(txn);
         }
         if (rc == 0) break;
-        if (rc == EIO) return -probe_cause(s);
+        /* A system error (errno > 0, LMDB's own are negative): the
+         * committer logs it, paced; EIO's cause is looked for. */
+        if (rc > 0) return rc == EIO ? -probe_cause(s) : -rc;
         if (rc != MDB_MAP_FULL) {
             if (rc == MDB_TXN_FULL)
                 ls_error(MOD, "%s: batch of %zu ops dirties too many pages for one transaction",
