@@ -114,11 +114,11 @@ int bench_stats_take(int argc, char **argv)
         int len = snprintf(name, sizeof(name), "type-%llu", (unsigned long long)i);
         ls_shards_type_put(d->shards, name, (size_t)len, &tc, ls_clock_now(), NULL);
     }
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
     double t0 = bench_secs();
     if (load_devices(d, devices) < 0) goto out;
     ls_daemon_lock(d, &h);
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
     double loaded = bench_secs() - t0;
 
     for (uint64_t r = 0; r < runs; r++) {

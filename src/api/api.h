@@ -55,6 +55,7 @@ typedef struct ls_req {
     /* A reply held until the commit of generation wait_gen (suspended). */
     struct ls_http *http;
     uint64_t wait_gen;
+    int64_t wait_since; /* mono ns: store.commit_wait counts from here */
     int waiting, reply_ready, reply_empty;
     int resumed; /* resumed with its reply: counted in the server's replies_due */
     unsigned reply_status;

@@ -80,7 +80,6 @@
 #include "api/routes.h"
 #include "api/tls.h"
 #include "api/stream.h"
-#include "core/service.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -147,6 +146,21 @@ static void reply_unknown(ls_req *r)
     r->reply_status = 503;
 }
 
+/* Sets a waiter's reply to 503 storage_unavailable: its commit did not
+ * come within store.commit_wait because store writes fail (rc). */
+static void reply_storage(ls_req *r, int rc)
+{
+    ls_buf_free(&r->reply);
+    ls_buf_init(&r->reply, 256);
+    r->reply_empty = 0;
+    ls_buf_printf(&r->reply,
+                  "{\"error\":\"storage_unavailable\",\"detail\":\"store writes fail (%s); the "
+                  "change is held in memory and committed when the store accepts writes again, "
+                  "unless lastseen stops first\"}",
+                  ls_strerror(rc));
+    r->reply_status = 503;
+}
+
 enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned status, ls_buf *json)
 {
     struct ls_http *h = r->http;
@@ -166,6 +180,7 @@ enum MHD_Result ls_api_respond_committed(ls_req *r, uint64_t gen, unsigned statu
         return ok;
     }
     r->wait_gen = gen;
+    r->wait_since = ls_clock_mono_ns();
     r->waiting = 1;
     r->reply_ready = 0;
     r->reply_status = status;
@@ -212,18 +227,23 @@ void ls_api_resume(ls_req *r, unsigned status, ls_buf *json)
     pthread_mutex_unlock(&h->wait_lock);
 }
 
-/* The committer's hook: resumes every request whose commit is on disk. */
+/* The committer's hook: resumes every request whose commit is on disk,
+ * and, while store writes fail (the committer calls it after each failed
+ * attempt), those that have waited store.commit_wait, with 503. */
 static void commit_cb(void *ud, uint64_t gen)
 {
     struct ls_http *h = ud;
+    int store_rc = ls_service_store_error(h->d, NULL, NULL);
+    int64_t now = ls_clock_mono_ns(), wait = h->cfg->store_commit_wait * 1000000;
     pthread_mutex_lock(&h->wait_lock);
     ls_req **pp = &h->waiters;
     while (!h->stopping && *pp) {
         ls_req *r = *pp;
-        if (r->wait_gen > gen) {
+        if (r->wait_gen > gen && (store_rc == 0 || now - r->wait_since < wait)) {
             pp = &r->wnext;
             continue;
         }
+        if (r->wait_gen > gen) reply_storage(r, store_rc);
         *pp = r->wnext;
         r->reply_ready = 1;
         r->resumed = 1;

@@ -143,6 +143,12 @@ static void store(ls_buf *b, const ls_stats_snapshot *s)
     ls_buf_putc(b, '\n');
     counter(b, "lastseen_store_errors_total",
             "Changes or events that could not be queued for the store.", s->persist_errors);
+    gauge(
+        b, "lastseen_store_failing",
+        "1 while store writes fail (disk full, quota, I/O error: the log and /healthz say which).",
+        s->store_error != 0);
+    counter(b, "lastseen_store_failed_commits_total",
+            "Store writes that failed (each retry counts).", s->store_failures);
 }
 
 enum MHD_Result ls_api_metrics(ls_req *r)

@@ -146,14 +146,27 @@ static enum MHD_Result healthz(ls_req *r)
 {
     uint64_t loaded;
     int ready = ls_service_ready(r->d, &loaded);
+    int64_t since;
+    uint64_t failures;
+    int store_rc = ls_service_store_error(r->d, &since, &failures);
     ls_buf b;
-    ls_buf_init(&b, 128);
-    if (ready)
-        ls_buf_printf(&b, "{\"status\":\"ok\"}");
-    else
+    ls_buf_init(&b, 256);
+    unsigned status = 200;
+    if (!ready) {
         ls_buf_printf(&b, "{\"status\":\"starting\",\"devicesLoaded\":%llu}",
                       (unsigned long long)loaded);
-    enum MHD_Result ok = ls_api_respond(r, ready ? 200 : 503, &b);
+        status = 503;
+    } else if (store_rc < 0) {
+        /* Not ready for changes: a load balancer takes it out (docs/api.md). */
+        ls_buf_printf(&b,
+                      "{\"status\":\"degraded\",\"reason\":\"storage: %s\",\"since\":%lld,"
+                      "\"failedCommits\":%llu}",
+                      ls_strerror(store_rc), (long long)since, (unsigned long long)failures);
+        status = 503;
+    } else {
+        ls_buf_printf(&b, "{\"status\":\"ok\"}");
+    }
+    enum MHD_Result ok = ls_api_respond(r, status, &b);
     ls_buf_free(&b);
     return ok;
 }

@@ -41,11 +41,13 @@ static void render_store(ls_buf *b, const ls_stats_snapshot *s)
                   "\"flushedRecords\":%llu,\"flushSuperseded\":%llu,\"flushSlices\":%llu,"
                   "\"lastFlush\":{\"records\":%llu,\"ms\":%llu},"
                   "\"largestFlush\":{\"records\":%llu,\"ms\":%llu},"
-                  "\"committerLockMaxUs\":%llu}",
+                  "\"committerLockMaxUs\":%llu,\"failing\":%s,\"error\":\"%s\","
+                  "\"failedCommits\":%llu}",
                   (ull)s->commits, (ull)(s->commit_ns / 1000000), (ull)fs->passes, (ull)fs->records,
                   (ull)fs->superseded, (ull)fs->slices, (ull)fs->last_staged,
                   (ull)(fs->last_ns / 1000000), (ull)fs->max_staged, (ull)(fs->max_ns / 1000000),
-                  (ull)(s->lock_hold_max_ns / 1000));
+                  (ull)(s->lock_hold_max_ns / 1000), s->store_error ? "true" : "false",
+                  s->store_error ? ls_strerror(s->store_error) : "", (ull)s->store_failures);
 }
 
 enum MHD_Result ls_api_stats(ls_req *r)

@@ -128,6 +128,10 @@ int main(int argc, char **argv)
     int rc = ls_daemon_start(&d, &cfg);
     if (rc == 0) rc = ls_daemon_run(&d);
     ls_daemon_stop(&d);
+    if (rc == 0 && ls_core_unsaved(&d)) {
+        ls_error("daemon", "stopped with changes not saved (see above)");
+        return 1;
+    }
     if (rc < 0) {
         ls_error("daemon", "stopped on error");
         return 1;

@@ -53,6 +53,8 @@ typedef struct ls_config {
     int audit_events;                             /* LS_AUDIT_* */
     char data_dir[4096];                          /* store.data_dir */
     int64_t store_flush_interval;                 /* ms */
+    int64_t store_commit_wait;                    /* ms */
+    int64_t store_shutdown_wait;                  /* ms */
     int64_t store_max_size;                       /* bytes, 0 = no cap */
     int store_sync;                               /* bool */
     int64_t engine_shards;                        /* 0 = one per online core */

@@ -223,13 +223,25 @@ int64_t ls_core_tick(ls_daemon *d)
     return next;
 }
 
+/* The stop begins: the final commit has store.shutdown_wait from now. */
 void ls_core_commit_waiting(ls_daemon *d)
 {
-    if (d->committer_running) {
-        ls_held h;
-        ls_daemon_lock(d, &h);
-        ls_daemon_commit_unlock(d, &h);
-    }
+    if (!d->committer_running) return;
+    int64_t dl = ls_clock_mono_ns() + d->cfg.store_shutdown_wait * 1000000;
+    atomic_store_explicit(&d->stop_deadline, dl, memory_order_relaxed);
+    ls_held h;
+    ls_daemon_lock(d, &h);
+    int rc = ls_daemon_commit_unlock(d, &h, dl);
+    if (rc < 0)
+        ls_error("daemon",
+                 "stopping: what requests wait for is not committed after store.shutdown_wait "
+                 "(%s)",
+                 ls_strerror(rc));
+}
+
+int ls_core_unsaved(const ls_daemon *d)
+{
+    return atomic_load_explicit(&d->unsaved, memory_order_relaxed);
 }
 
 void ls_core_stop_ingest(ls_daemon *d)

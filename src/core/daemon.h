@@ -118,9 +118,18 @@ typedef struct ls_daemon {
      * (LS_ASSERT_THREAD). */
     ls_thread_owner committer_thread;
     _Atomic uint64_t commits, commit_ns, persist_errors; /* counters, any thread (relaxed) */
-    ls_flush *flush;            /* committer thread: flush passes (flush.c); the pass's
-                                 * tag is written and read (ls_flush_tag()) under `lock` */
-    ls_flush_stats flush_stats; /* the last pass's figures, under `lock` */
+    /* Store faults (persist.c, "Failure"), written by the committer, read by
+     * any thread (relaxed): the code of the last failed write while writes
+     * fail (a -errno such as -ENOSPC, or LS_STORE_EFULL), 0 once one
+     * succeeds; since when (wall ms); failed writes since start. */
+    _Atomic int store_error;
+    _Atomic int64_t store_failing_since;
+    _Atomic uint64_t store_failures;
+    _Atomic int64_t stop_deadline; /* mono ns the final commit is given up at (0: running) */
+    _Atomic int unsaved;           /* stopping: something could not be saved (exit 1) */
+    ls_flush *flush;               /* committer thread: flush passes (flush.c); the pass's
+                                    * tag is written and read (ls_flush_tag()) under `lock` */
+    ls_flush_stats flush_stats;    /* the last pass's figures, under `lock` */
 
     /* The outbox's sinks and watches (outbox.c), under `lock`. */
     ls_sink sinks[LS_SINKS_MAX];
@@ -183,6 +192,9 @@ int ls_core_start(ls_daemon *d);
 void ls_core_ready(ls_daemon *d);
 int64_t ls_core_tick(ls_daemon *d);
 void ls_core_commit_waiting(ls_daemon *d);
+/* After ls_core_close(): 1 if the final commit could not save everything
+ * (the store failed past store.shutdown_wait). */
+int ls_core_unsaved(const ls_daemon *d);
 void ls_core_stop_ingest(ls_daemon *d);
 void ls_core_stop_committer(ls_daemon *d);
 void ls_core_close(ls_daemon *d);
@@ -221,10 +233,12 @@ void ls_daemon_unlock(ls_daemon *d, ls_held *h);
 /* The engine owning a device (any thread; use it under the right lock). */
 ls_engine *ls_daemon_engine(ls_daemon *d, const char *id, size_t len);
 
-/* Leaves the critical section `h` once everything changed in it is
- * committed to the store and its events delivered: for changes the API
- * acknowledges. */
-void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h);
+/* Leaves the critical section `h` and waits until everything changed in it
+ * is committed to the store and its events delivered, or until the mono
+ * ns deadline_ns.  Returns 0 once committed; the store's error (a -errno,
+ * LS_STORE_EFULL) or -ETIMEDOUT at the deadline; -ECANCELED if the
+ * committer stopped without committing it. */
+int ls_daemon_commit_unlock(ls_daemon *d, ls_held *h, int64_t deadline_ns);
 
 /* Leaves the critical section `h` at once, asking for a commit of
  * everything changed in it; returns the generation that commit will have.

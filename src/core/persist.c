@@ -51,9 +51,22 @@
  * One commit prunes at most PRUNE_MAX events, so a first prune after a
  * long outage is spread over several commits.
  *
- * Failure.  A write that fails (disk full, store.max_size) is retried every
- * second with the same batch plus whatever accumulated; nothing is dropped
- * and waiters keep waiting, so the API stalls rather than lies.
+ * Failure.  A write that fails (disk full, a quota, an I/O error,
+ * store.max_size) is retried every RETRY_MS with the same batch; what
+ * accumulates meanwhile stays in memory and goes into the next commit once
+ * the write succeeds, so nothing acknowledged is lost and nothing is
+ * acknowledged that is not on disk.  The fault is said out loud: the cause
+ * (the errno the store found: store.c keeps ENOSPC and EDQUOT that LMDB
+ * reports as EIO) is logged at once, then at most every FAULT_LOG_MS with
+ * the count of failed writes, and once more when writes succeed again; it
+ * is kept in the daemon (store_error, store_failing_since, store_failures:
+ * atomics) for /healthz, /metrics and /api/v1/stats.  While it lasts, every
+ * failed attempt calls the commit hook, so that the HTTP server answers the
+ * requests that waited store.commit_wait with 503 storage_unavailable
+ * (api/http.c) instead of holding them.  Stopping: ls_core_commit_waiting()
+ * and the committer give the final commit until store.shutdown_wait after
+ * the stop began; then the committer gives up, logs what was not saved
+ * (events and device records) and sets `unsaved`, and the daemon exits 1.
  */
 #include "core/persist.h"
 
@@ -78,9 +91,11 @@
 #define RETENTION_CHECK_MS 10000
 #define MARK_EVERY_MS 60000
 #define PRUNE_MAX 100000
-#define DRAIN_CHUNK 1024  /* devices copied from the engine per lock hold (under 1 ms) */
-#define DRAIN_ROUNDS 32   /* chunks of urgent devices an event commit takes one by one */
-#define LOCK_GAP_NS 50000 /* the committer stays off the lock between two chunks */
+#define DRAIN_CHUNK 1024   /* devices copied from the engine per lock hold (under 1 ms) */
+#define DRAIN_ROUNDS 32    /* chunks of urgent devices an event commit takes one by one */
+#define LOCK_GAP_NS 50000  /* the committer stays off the lock between two chunks */
+#define RETRY_MS 1000      /* a failed store write is tried again after this */
+#define FAULT_LOG_MS 60000 /* a lasting store fault is logged again after this */
 
 /* What the store keeps of a device (points into dev, e and idb). */
 static ls_device_state record_of(const ls_engine *e, const ls_device *dev, char idb[LS_ID_BUF])
@@ -227,12 +242,25 @@ static uint64_t ask_commit(ls_daemon *d, ls_held *h)
     return gen;
 }
 
-void ls_daemon_commit_unlock(ls_daemon *d, ls_held *h)
+int ls_daemon_commit_unlock(ls_daemon *d, ls_held *h, int64_t deadline_ns)
 {
     uint64_t gen = ask_commit(d, h);
-    while (d->committed_gen < gen && !d->committer_gone)
-        ls_cond_wait(&d->commit_cv, &d->lock);
+    while (d->committed_gen < gen && !d->committer_gone) {
+        if (ls_clock_mono_ns() >= deadline_ns) {
+            int rc = atomic_load_explicit(&d->store_error, memory_order_relaxed);
+            ls_mutex_unlock(&d->lock);
+            return rc < 0 ? rc : -ETIMEDOUT;
+        }
+        struct timespec ts;
+        int64_t wake = ls_clock_mono_ns() + 100000000; /* rechecks the deadline */
+        if (wake > deadline_ns) wake = deadline_ns;
+        ts.tv_sec = wake / 1000000000;
+        ts.tv_nsec = wake % 1000000000;
+        ls_cond_timedwait(&d->commit_cv, &d->lock, &ts);
+    }
+    int rc = d->committed_gen >= gen ? 0 : -ECANCELED;
     ls_mutex_unlock(&d->lock);
+    return rc;
 }
 
 uint64_t ls_daemon_unlock_to_commit(ls_daemon *d, ls_held *h)
@@ -290,7 +318,90 @@ typedef struct committer {
     int64_t hold_t0;      /* when the committer took the engine lock */
     int staging;          /* a flush pass is copying devices from the engines */
     unsigned flush_shard; /* the shard the pass is copying from */
+    int64_t fault_logged; /* mono ns of the last log line of a lasting store fault */
+    uint64_t fault_count; /* failed writes since the fault began */
+    int gave_up;          /* stopping, the final commit failed past store.shutdown_wait */
 } committer;
+
+/* A store write failed with rc: keeps the cause for /healthz and the
+ * metrics, and logs it now if it is new or changed, else at most every
+ * FAULT_LOG_MS. */
+static void store_failed(committer *c, int rc, const char *what)
+{
+    ls_daemon *d = c->d;
+    int64_t now = ls_clock_mono_ns();
+    int prev = atomic_load_explicit(&d->store_error, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->store_failures, 1, memory_order_relaxed);
+    c->fault_count++;
+    if (prev == 0)
+        atomic_store_explicit(&d->store_failing_since, ls_clock_now().wall, memory_order_relaxed);
+    atomic_store_explicit(&d->store_error, rc, memory_order_relaxed);
+    if (prev == 0 || prev != rc) {
+        ls_error("persist",
+                 "store write (%s) failed: %s; what is not written is kept in memory and retried "
+                 "every %d ms; requests waiting for a commit get 503 after store.commit_wait",
+                 what, ls_strerror(rc), RETRY_MS);
+        c->fault_logged = now;
+    } else if (now - c->fault_logged >= (int64_t)FAULT_LOG_MS * 1000000) {
+        ls_error("persist", "store writes still failing: %s (%llu failed writes since it began)",
+                 ls_strerror(rc), (unsigned long long)c->fault_count);
+        c->fault_logged = now;
+    }
+}
+
+/* A store write succeeded: ends a fault, saying so. */
+static void store_ok(committer *c)
+{
+    ls_daemon *d = c->d;
+    if (atomic_load_explicit(&d->store_error, memory_order_relaxed) == 0) return;
+    int64_t since = atomic_load_explicit(&d->store_failing_since, memory_order_relaxed);
+    ls_info("persist",
+            "store writes succeed again after %.1f s and %llu failed writes; what was held in "
+            "memory is committed",
+            (double)(ls_clock_now().wall - since) / 1e3, (unsigned long long)c->fault_count);
+    atomic_store_explicit(&d->store_error, 0, memory_order_relaxed);
+    c->fault_count = 0;
+}
+
+/* Stopping, and store.shutdown_wait has passed since the stop began. */
+static int past_stop_deadline(ls_daemon *d)
+{
+    if (!atomic_load_explicit(&d->stopping, memory_order_relaxed)) return 0;
+    int64_t dl = atomic_load_explicit(&d->stop_deadline, memory_order_relaxed);
+    return dl && ls_clock_mono_ns() >= dl;
+}
+
+/* Calls the commit hook with what is committed, without the lock: the HTTP
+ * server answers the requests that waited too long while writes fail. */
+static void poke_waiters(ls_daemon *d)
+{
+    ls_mutex_lock(&d->lock);
+    void (*hook)(void *, uint64_t) = d->on_commit;
+    void *ud = d->on_commit_ud;
+    uint64_t gen = atomic_load_explicit(&d->committed_gen, memory_order_relaxed);
+    ls_mutex_unlock(&d->lock);
+    if (hook) hook(ud, gen);
+}
+
+/* Sleeps RETRY_MS, or less if the stop deadline comes first. */
+static void retry_pause(ls_daemon *d)
+{
+    int64_t ns = (int64_t)RETRY_MS * 1000000;
+    int64_t dl = atomic_load_explicit(&d->stop_deadline, memory_order_relaxed);
+    if (dl) {
+        int64_t left = dl - ls_clock_mono_ns();
+        if (left < ns) ns = left > 10000000 ? left : 10000000;
+    }
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    nanosleep(&ts, NULL);
+}
+
+/* ls_store_batch_each_device callback: counts device records. */
+static void count_cb(void *ud, const char *id, size_t len, uint64_t tag)
+{
+    (void)id, (void)len, (void)tag;
+    (*(uint64_t *)ud)++;
+}
 
 /* Takes every shard and the global lock (ls_daemon_lock()). */
 static void hold_begin(committer *c)
@@ -403,10 +514,12 @@ static void commit_events(committer *c)
     if (ls_store_batch_ops(batch) > 0) {
         int64_t t0 = ls_clock_mono_ns();
         while ((rc = ls_store_write(d->store, batch)) < 0) {
-            ls_error("persist", "store write failed: %s; retrying in 1 s", ls_strerror(rc));
-            if (d->stopping) break;
-            sleep(1);
+            store_failed(c, rc, "events and device records");
+            if (past_stop_deadline(d)) break;
+            poke_waiters(d);
+            retry_pause(d);
         }
+        if (rc == 0) store_ok(c);
         uint64_t took = (uint64_t)(ls_clock_mono_ns() - t0);
         atomic_fetch_add_explicit(&d->commits, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&d->commit_ns, took, memory_order_relaxed);
@@ -415,14 +528,33 @@ static void commit_events(committer *c)
     /* The inline sinks (the events file) get the events before anyone else. */
     if (rc == 0) c->deliver_due = ls_outbox__deliver(d, upto, batch, c->batched + 1);
 
+    uint64_t urgent = 0;
+    if (rc < 0) {
+        ls_shards_lock_all(d->shards); /* lock order: shards before the global lock */
+        for (unsigned i = 0; i < d->shards->n; i++)
+            urgent += ls_engine_urgent_left(d->shards->shard[i].engine);
+        ls_shards_unlock_all(d->shards);
+    }
     ls_mutex_lock(&d->lock);
     if (rc < 0) {
-        /* Stopping with a failed batch: nothing more can be done. */
-        ls_error("persist", "%zu store operations not written", ls_store_batch_ops(batch));
+        /* Stopping, store.shutdown_wait over, the batch still not written:
+         * nothing more can be done.  The requests waiting on it are not
+         * told it is committed (committed_gen stays). */
+        uint64_t devices = urgent, unsaved = d->seq - c->batched;
+        ls_store_batch_each_device(batch, count_cb, &devices);
+        ls_store_batch_each_device(d->pending, count_cb, &devices);
+        ls_error("persist",
+                 "stopping after store.shutdown_wait with the store failing (%s): %llu events "
+                 "and %llu device records not saved (%zu store operations)",
+                 ls_strerror(rc), (unsigned long long)unsaved, (unsigned long long)devices,
+                 ls_store_batch_ops(batch) + ls_store_batch_ops(d->pending));
+        atomic_store_explicit(&d->unsaved, 1, memory_order_relaxed);
+        c->gave_up = 1;
+    } else {
+        atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
     }
     ls_store_batch_clear(batch);
     d->spare = batch;
-    atomic_store_explicit(&d->committed_gen, gen, memory_order_release);
     pthread_cond_broadcast(&d->commit_cv);
     if (rc == 0) {
         c->batched = upto;
@@ -467,16 +599,17 @@ static int flush_step(committer *c, int begin)
     }
     int done = 0, rc = ls_flush_write(d->flush, d->store, &done);
     if (rc < 0) {
-        ls_error("persist", "store write of a flush slice failed: %s; retrying in 1 s",
-                 ls_strerror(rc));
-        if (d->stopping) {
+        store_failed(c, rc, "flush of lastActivityTime");
+        if (past_stop_deadline(d) || c->gave_up) {
             ls_error("persist",
                      "stopping: lastActivityTime of the devices left in the flush not written");
+            atomic_store_explicit(&d->unsaved, 1, memory_order_relaxed);
             return 0;
         }
-        sleep(1);
+        retry_pause(d);
         return 1;
     }
+    store_ok(c);
     if (!done) return 1;
     ls_flush_stats fs;
     ls_flush_get_stats(d->flush, &fs);
@@ -542,7 +675,7 @@ static void *committer_main(void *arg)
             next_pass = now + interval;
         }
         if (pass) pass = flush_step(&c, begin);
-        if (stopping && !pass && !want && !dirty) break;
+        if (stopping && (c.gave_up || (!pass && !want && !dirty))) break;
     }
     ls_mutex_lock(&d->lock);
     d->committer_gone = 1;
@@ -588,8 +721,8 @@ int ls_persist_open(ls_daemon *d)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d->work_cv, &ca);
+    pthread_cond_init(&d->commit_cv, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_cond_init(&d->commit_cv, NULL);
     d->cvs_ready = 1;
     return 0;
 }
@@ -648,6 +781,9 @@ void ls_persist_stop(ls_daemon *d)
 {
     if (!d->committer_running) return;
     ls_mutex_lock(&d->lock);
+    int64_t dl = ls_clock_mono_ns() + d->cfg.store_shutdown_wait * 1000000;
+    int64_t none = 0; /* the stop may have begun earlier (ls_core_commit_waiting()) */
+    atomic_compare_exchange_strong(&d->stop_deadline, &none, dl);
     d->stopping = 1;
     d->want_commit = 1;
     pthread_cond_signal(&d->work_cv);

@@ -432,6 +432,13 @@ int ls_service_ready(ls_daemon *d, uint64_t *loaded)
     return atomic_load_explicit(&d->ready, memory_order_acquire);
 }
 
+int ls_service_store_error(ls_daemon *d, int64_t *since, uint64_t *failures)
+{
+    if (since) *since = atomic_load_explicit(&d->store_failing_since, memory_order_relaxed);
+    if (failures) *failures = atomic_load_explicit(&d->store_failures, memory_order_relaxed);
+    return atomic_load_explicit(&d->store_error, memory_order_relaxed);
+}
+
 uint64_t ls_service_committed_gen(ls_daemon *d)
 {
     return atomic_load_explicit(&d->committed_gen, memory_order_acquire);

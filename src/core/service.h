@@ -227,6 +227,12 @@ size_t ls_service_history(struct ls_daemon *d, ls_history_sample *out, size_t ma
  * else 0; *loaded gets the devices restored so far.  Any thread. */
 int ls_service_ready(struct ls_daemon *d, uint64_t *loaded);
 
+/* The store's health: 0 while writes succeed, else the code of the last
+ * failed write (a -errno such as -ENOSPC, or LS_STORE_EFULL), with in
+ * *since the wall ms the failures began and in *failures the failed writes
+ * since start (either may be NULL).  Any thread. */
+int ls_service_store_error(struct ls_daemon *d, int64_t *since, uint64_t *failures);
+
 /* The last commit generation on disk, whose events are delivered to the
  * inline sinks (acquire).  Any thread. */
 uint64_t ls_service_committed_gen(struct ls_daemon *d);

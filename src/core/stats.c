@@ -211,6 +211,8 @@ void ls_stats_take(ls_daemon *d, ls_stats_snapshot *out)
     out->commits = atomic_load_explicit(&d->commits, memory_order_relaxed);
     out->commit_ns = atomic_load_explicit(&d->commit_ns, memory_order_relaxed);
     out->persist_errors = atomic_load_explicit(&d->persist_errors, memory_order_relaxed);
+    out->store_error = atomic_load_explicit(&d->store_error, memory_order_relaxed);
+    out->store_failures = atomic_load_explicit(&d->store_failures, memory_order_relaxed);
     merge_types(out, d->shards->seed);
     ls_shards_get_stats(d->shards, &out->ingest);
     copy_metrics(out, &d->metrics);

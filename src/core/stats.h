@@ -93,8 +93,10 @@ typedef struct ls_stats_snapshot {
     uint64_t pruned_events; /* by events.retention since start */
     uint64_t sinks_behind;  /* sinks holding events past events.retention */
     uint64_t commits, commit_ns, persist_errors;
-    unsigned shards;        /* engine.shards */
-    ls_shards_stats ingest; /* the shards' queues */
+    int store_error;         /* 0, or the code of the last failed store write while failing */
+    uint64_t store_failures; /* failed store writes since start */
+    unsigned shards;         /* engine.shards */
+    ls_shards_stats ingest;  /* the shards' queues */
     /* core/metrics.h: inputs, HTTP requests, streams, histograms. */
     int nsources;
     char source_names[LS_SOURCES_MAX][LS_SOURCE_NAME_MAX];

@@ -800,6 +800,40 @@ static int grow(ls_store *s)
     return 0;
 }
 
+/*
+ * The real cause of an EIO from a write.  LMDB turns a short write into EIO
+ * (mdb_page_flush(): "short write, filesystem full?"), and a short write is
+ * what a full filesystem or an exhausted quota gives, so the errno that
+ * says which is lost.  Writing PROBE_BYTES to a scratch file beside the
+ * store asks the filesystem again: its errno (ENOSPC, EDQUOT, EIO...) is
+ * the cause; if the probe succeeds, EIO stands.  The probe is removed at
+ * once.  Not logged here: the committer logs write failures, paced.
+ */
+#define PROBE_BYTES 65536
+static int probe_cause(const ls_store *s)
+{
+    char path[4200];
+    static const char zero[4096];
+    snprintf(path, sizeof(path), "%s/.write-probe", s->dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return errno == EACCES || errno == EROFS ? errno : EIO;
+    int cause = EIO;
+    for (size_t done = 0; done < PROBE_BYTES;) {
+        ssize_t n = write(fd, zero, sizeof(zero));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            cause = errno;
+            break;
+        }
+        if (n == 0) break;
+        done += (size_t)n;
+    }
+    if (cause == EIO && fsync(fd) < 0) cause = errno;
+    close(fd);
+    unlink(path);
+    return cause;
+}
+
 int ls_store_write(ls_store *s, const ls_store_batch *b)
 {
     int rc;
@@ -824,6 +858,9 @@ int ls_store_write(ls_store *s, const ls_store_batch *b)
             mdb_txn_abort(txn);
         }
         if (rc == 0) break;
+        /* A system error (errno > 0, LMDB's own are negative): the
+         * committer logs it, paced; EIO's cause is looked for. */
+        if (rc > 0) return rc == EIO ? -probe_cause(s) : -rc;
         if (rc != MDB_MAP_FULL) {
             if (rc == MDB_TXN_FULL)
                 ls_error(MOD, "%s: batch of %zu ops dirties too many pages for one transaction",

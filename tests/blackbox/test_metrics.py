@@ -40,6 +40,8 @@ FAMILIES = {
     "lastseen_committer_lock_hold_seconds": "histogram",
     "lastseen_committer_lock_hold_max_seconds": "gauge",
     "lastseen_store_errors_total": "counter",
+    "lastseen_store_failing": "gauge",
+    "lastseen_store_failed_commits_total": "counter",
     "lastseen_event_log_write_errors_total": "counter",
     "lastseen_http_requests_total": "counter",
     "lastseen_http_connections": "gauge",

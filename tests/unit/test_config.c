@@ -49,6 +49,8 @@ static const char *const all_keys[][2] = {
     {"audit.events", "LASTSEEN_AUDIT_EVENTS"},
     {"store.data_dir", "LASTSEEN_STORE_DATA_DIR"},
     {"store.flush_interval", "LASTSEEN_STORE_FLUSH_INTERVAL"},
+    {"store.commit_wait", "LASTSEEN_STORE_COMMIT_WAIT"},
+    {"store.shutdown_wait", "LASTSEEN_STORE_SHUTDOWN_WAIT"},
     {"store.max_size", "LASTSEEN_STORE_MAX_SIZE"},
     {"store.sync", "LASTSEEN_STORE_SYNC"},
     {"engine.shards", "LASTSEEN_ENGINE_SHARDS"},

@@ -118,7 +118,7 @@ static void apply(ls_daemon *d, const char *id, int what)
              : what == CONNECT ? ls_engine_connect(e, id, len, now)
                                : ls_engine_disconnect(e, id, len, now);
     assert_int_equal(rc, 0);
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
 }
 
 static void sleep_ms(int ms)

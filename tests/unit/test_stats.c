@@ -70,7 +70,7 @@ static void commit_all(ls_daemon *d)
 {
     ls_held h;
     ls_daemon_lock(d, &h);
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
 }
 
 static void sleep_ms(long ms)
@@ -102,11 +102,11 @@ static void test_one_consistent_snapshot(void **state)
     ls_held h;
     ls_engine *e = ls_daemon_lock_id(d, &h, "s-1", 3);
     assert_int_equal(ls_engine_connect(e, "s-1", 3, ls_clock_now()), 0);
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
     ls_device_config dc = {.set_timeout = 1, .timeout_ms = 1};
     e = ls_daemon_lock_id(d, &h, "s-0", 3);
     assert_int_equal(ls_engine_put(e, "s-0", 3, &dc, ls_clock_now(), NULL), 0);
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
     for (int i = 0; i < 500; i++) {
         ls_stats_take(d, s);
         uint64_t inactive = s->engine.inactive;
@@ -121,7 +121,7 @@ static void test_one_consistent_snapshot(void **state)
     int src = ls_shards_source_add(d->shards, "test", 0);
     assert_true(src > 0);
     ls_shards_source_down(d->shards, (unsigned)src, ls_clock_now());
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
     commit_all(d);
 
     ls_stats_take(d, s);
@@ -216,7 +216,7 @@ static void test_many_types(void **state)
         assert_int_equal(
             ls_shards_type_put(d->shards, name, (size_t)len, &tc, ls_clock_now(), NULL), 0);
     }
-    ls_daemon_commit_unlock(d, &h);
+    ls_daemon_commit_unlock(d, &h, INT64_MAX);
     /* DEVS devices of t-000, spread over both shards, and one of a type
      * only its own shard knows. */
     int in_shard[2] = {0, 0};
@@ -226,7 +226,7 @@ static void test_many_types(void **state)
         ls_device_config dc = {.type = i < DEVS ? "t-000" : "solo", .type_len = i < DEVS ? 5 : 4};
         ls_engine *e = ls_daemon_lock_id(d, &h, id, (size_t)len);
         assert_int_equal(ls_engine_put(e, id, (size_t)len, &dc, ls_clock_now(), NULL), 0);
-        ls_daemon_commit_unlock(d, &h);
+        ls_daemon_commit_unlock(d, &h, INT64_MAX);
         if (i < DEVS) in_shard[ls_shards_index(d->shards, id, (size_t)len)]++;
     }
     assert_true(in_shard[0] > 0 && in_shard[1] > 0); /* the sum is over both shards */
