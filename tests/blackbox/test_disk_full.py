@@ -79,16 +79,23 @@ def put_until_503(c, prefix):
     pytest.fail("the store never failed on a full filesystem")
 
 
-@pytest.mark.bb_timeout(120)
-def test_disk_full_is_reported_and_recovered(start_daemon, small_fs):
+def start_with_devices(start_daemon, small_fs, n):
+    """A daemon on the small filesystem with n devices acknowledged before
+    the fault; (daemon, client, their ids, its settings, its data dir)."""
     data = small_fs / "data"
     data.mkdir()
     sets = ["store.commit_wait=%ds" % COMMIT_WAIT_S, "store.shutdown_wait=%ds" % SHUTDOWN_WAIT_S]
     d = start_daemon(sets=sets, data_dir=data)
     c = d.client(timeout=COMMIT_WAIT_S + 10)
-    acked = ["before-%d" % i for i in range(50)]
+    acked = ["before-%d" % i for i in range(n)]
     for dev in acked:
         assert c.put(dev_path(dev), json_body={"inactivityTimeout": 600000}).status in (200, 201)
+    return d, c, acked, sets, data
+
+
+@pytest.mark.bb_timeout(120)
+def test_disk_full_is_reported_and_recovered(start_daemon, small_fs):
+    d, c, acked, sets, data = start_with_devices(start_daemon, small_fs, 50)
 
     filler = fill(small_fs)
     r, took, held = put_until_503(c, "during")
@@ -138,14 +145,7 @@ def test_disk_full_is_reported_and_recovered(start_daemon, small_fs):
 
 @pytest.mark.bb_timeout(120)
 def test_sigterm_during_disk_full_exits_nonzero_within_bound(start_daemon, small_fs):
-    data = small_fs / "data"
-    data.mkdir()
-    sets = ["store.commit_wait=%ds" % COMMIT_WAIT_S, "store.shutdown_wait=%ds" % SHUTDOWN_WAIT_S]
-    d = start_daemon(sets=sets, data_dir=data)
-    c = d.client(timeout=COMMIT_WAIT_S + 10)
-    acked = ["before-%d" % i for i in range(20)]
-    for dev in acked:
-        assert c.put(dev_path(dev), json_body={"inactivityTimeout": 600000}).status in (200, 201)
+    d, c, acked, sets, data = start_with_devices(start_daemon, small_fs, 20)
     filler = fill(small_fs)
     put_until_503(c, "during")
     assert c.get("/healthz").status == 503
